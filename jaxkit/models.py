@@ -1,0 +1,295 @@
+"""Small reference Flax models and a resumable classification training loop.
+
+* :class:`MLP` -- ``Dense -> ReLU -> ... -> Dense`` (the networks of LipBaB,
+  fairness and calibration experiments).
+* :class:`VGG` -- VGG-style CNN from a config list (ints are 3x3 conv widths,
+  ``"M"`` a 2x2 max-pool), optional BatchNorm, global average pooling and a
+  dense head. ``VGG(cfg=DIGITS_CFG)`` is the digits CNN.
+* :class:`TrainState`, :func:`train_step`, :func:`eval_step`, :func:`evaluate`
+  and :func:`train` -- an optax training loop with a tqdm progress bar and
+  orbax checkpoint/resume: a killed run resumes after its last finished epoch
+  and ends with the same parameters as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import struct
+
+from jaxkit import data as _data
+
+__all__ = [
+    "MLP",
+    "VGG",
+    "DIGITS_CFG",
+    "TrainState",
+    "create_train_state",
+    "cross_entropy",
+    "train_step",
+    "eval_step",
+    "evaluate",
+    "train",
+]
+
+PyTree = Any
+
+#: The digits CNN: 8x8 -> 4x4 -> 2x2, 16/32 channels (~15k parameters).
+DIGITS_CFG: tuple = (16, 16, "M", 32, 32, "M")
+
+
+class MLP(nn.Module):
+    """Fully connected ReLU network: ``features[-1]`` outputs, no activation on the last layer.
+
+    Inputs of any shape ``[N, ...]`` are flattened. Layers are named
+    ``Dense_0 ... Dense_{L-1}``.
+    """
+
+    features: Sequence[int]
+    activation: Callable[[jax.Array], jax.Array] = nn.relu
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        del train  # uniform signature with the models that use it
+        if not self.features:
+            raise ValueError("MLP: `features` is empty; expected at least one layer width.")
+        x = x.reshape((x.shape[0], -1))
+        for i, width in enumerate(self.features):
+            x = nn.Dense(int(width), name=f"Dense_{i}")(x)
+            if i < len(self.features) - 1:
+                x = self.activation(x)
+        return x
+
+
+class VGG(nn.Module):
+    """VGG-style CNN on NHWC inputs.
+
+    ``cfg``: ints are 3x3 ``SAME`` conv widths (each followed by BatchNorm if
+    ``batch_norm`` -- then the conv has no bias -- and ReLU), ``"M"`` a 2x2
+    max-pool. Then global average pooling, ``hidden`` dense ReLU layers and a
+    dense classifier. Layer names are Flax's defaults (``Conv_0``,
+    ``BatchNorm_0``, ``Dense_0`` ...).
+    """
+
+    cfg: Sequence[int | str] = DIGITS_CFG
+    num_classes: int = 10
+    batch_norm: bool = True
+    hidden: Sequence[int] = ()
+    bn_momentum: float = 0.9
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        if x.ndim != 4:
+            raise ValueError(f"VGG expects NHWC inputs of rank 4, got shape {x.shape}.")
+        for v in self.cfg:
+            if v == "M":
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                continue
+            x = nn.Conv(int(v), (3, 3), padding="SAME", use_bias=not self.batch_norm)(x)
+            if self.batch_norm:
+                x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x)
+            x = nn.relu(x)
+        x = x.mean(axis=(1, 2))
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(int(width))(x))
+        return nn.Dense(self.num_classes)(x)
+
+
+class TrainState(struct.PyTreeNode):
+    """Everything a training step changes, as one pytree.
+
+    ``batch_stats`` is ``{}`` for models without BatchNorm. ``apply_fn`` and
+    ``tx`` are static (part of the tree structure, not leaves).
+    """
+
+    step: jax.Array
+    params: PyTree
+    batch_stats: PyTree
+    opt_state: optax.OptState
+    apply_fn: Callable = struct.field(pytree_node=False)
+    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+
+    @property
+    def variables(self) -> dict:
+        v = {"params": self.params}
+        if self.batch_stats:
+            v["batch_stats"] = self.batch_stats
+        return v
+
+    def apply(self, x: jax.Array, train: bool = False) -> jax.Array:
+        """Logits in inference mode (running BatchNorm statistics)."""
+        return self.apply_fn(self.variables, x, train=train)
+
+
+def create_train_state(
+    key: jax.Array, model: nn.Module, sample_input: jax.Array | np.ndarray, tx: optax.GradientTransformation
+) -> TrainState:
+    """Initialise ``model`` on ``sample_input`` (a batch; only its shape matters) and ``tx``."""
+    variables = model.init(key, jnp.asarray(sample_input), train=False)
+    params = variables["params"]
+    return TrainState(
+        step=jnp.zeros((), jnp.int32),
+        params=params,
+        batch_stats=variables.get("batch_stats", {}),
+        opt_state=tx.init(params),
+        apply_fn=model.apply,
+        tx=tx,
+    )
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per-example softmax cross-entropy with integer labels (nats)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+@jax.jit
+def train_step(state: TrainState, x: jax.Array, y: jax.Array) -> tuple[TrainState, dict]:
+    """One optimiser step on mean cross-entropy; returns the new state and batch metrics."""
+    has_bn = bool(state.batch_stats)
+
+    def loss_fn(params):
+        variables = {"params": params}
+        if has_bn:
+            variables["batch_stats"] = state.batch_stats
+            logits, upd = state.apply_fn(variables, x, train=True, mutable=["batch_stats"])
+            new_stats = upd["batch_stats"]
+        else:
+            logits = state.apply_fn(variables, x, train=True)
+            new_stats = state.batch_stats
+        return cross_entropy(logits, y).mean(), (logits, new_stats)
+
+    (loss, (logits, new_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = state.tx.update(grads, state.opt_state, state.params)
+    new_state = state.replace(
+        step=state.step + 1,
+        params=optax.apply_updates(state.params, updates),
+        batch_stats=new_stats,
+        opt_state=opt_state,
+    )
+    metrics = {"loss": loss, "accuracy": jnp.mean(jnp.argmax(logits, -1) == y)}
+    return new_state, metrics
+
+
+@jax.jit
+def eval_step(state: TrainState, x: jax.Array, y: jax.Array, weight: jax.Array) -> dict:
+    """Weighted sums of loss and correct predictions (``weight`` 0 marks padding rows)."""
+    logits = state.apply(x, train=False)
+    return {
+        "loss": jnp.sum(weight * cross_entropy(logits, y)),
+        "correct": jnp.sum(weight * (jnp.argmax(logits, -1) == y)),
+        "count": jnp.sum(weight),
+    }
+
+
+def evaluate(state: TrainState, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> dict[str, float]:
+    """Mean loss and accuracy over ``(x, y)``. The last batch is padded so ``eval_step`` compiles once."""
+    n = len(y)
+    if n == 0:
+        raise ValueError("evaluate: `x` and `y` are empty.")
+    bs = min(int(batch_size), n)
+    totals = {"loss": 0.0, "correct": 0.0, "count": 0.0}
+    for (xb, yb) in _data.batches(None, x, y, batch_size=bs):
+        w = np.ones(len(yb), np.float32)
+        if len(yb) < bs:
+            pad = bs - len(yb)
+            xb = np.concatenate([xb, np.zeros((pad, *xb.shape[1:]), xb.dtype)])
+            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+            w = np.concatenate([w, np.zeros(pad, np.float32)])
+        out = eval_step(state, xb, yb, w)
+        for k in totals:
+            totals[k] += float(out[k])
+    return {"loss": totals["loss"] / totals["count"], "accuracy": totals["correct"] / totals["count"]}
+
+
+def _state_leaves(state: TrainState) -> dict:
+    return {"step": state.step, "params": state.params, "batch_stats": state.batch_stats, "opt_state": state.opt_state}
+
+
+def train(
+    state: TrainState,
+    dataset: _data.Dataset,
+    *,
+    key: jax.Array,
+    epochs: int,
+    batch_size: int = 64,
+    checkpoint_dir: str | None = None,
+    progress: bool = True,
+    callback: Callable[[int, TrainState, dict], None] | None = None,
+) -> tuple[TrainState, list[dict]]:
+    """Train for ``epochs`` epochs; returns the final state and one record per epoch.
+
+    Each epoch shuffles with ``jax.random.fold_in(key, epoch)`` and drops the last
+    incomplete batch (so the step compiles once), then evaluates on the train
+    and test splits. With ``checkpoint_dir`` the state and history are saved
+    after every epoch; calling ``train`` again with the same directory restores
+    the newest checkpoint and continues with the next epoch, so an interrupted
+    run ends exactly where an uninterrupted one would. ``callback(epoch, state,
+    record)`` runs after each epoch's checkpoint (raise in it to stop early).
+
+    Records hold ``epoch`` (1-based), ``train_loss``, ``train_accuracy``,
+    ``test_loss``, ``test_accuracy``, ``seconds`` (epoch wall time).
+    """
+    from tqdm.auto import tqdm  # noqa: PLC0415
+
+    if int(epochs) < 0:
+        raise ValueError(f"`epochs` must be >= 0, got {epochs}.")
+    n_train = len(dataset.train)
+    if not 1 <= int(batch_size) <= n_train:
+        raise ValueError(f"`batch_size` must lie in [1, {n_train}] (the training set size), got {batch_size}.")
+    history: list[dict] = []
+    start = 0
+    ckpt = None
+    if checkpoint_dir is not None:
+        from jaxkit.checkpoint import Checkpointer  # noqa: PLC0415
+
+        ckpt = Checkpointer(checkpoint_dir)
+        if ckpt.latest_step() is not None:
+            leaves, meta = ckpt.restore(_state_leaves(state))
+            expected = {"batch_size": int(batch_size), "n_train": n_train}
+            for k, v in expected.items():
+                if meta.get(k) != v:
+                    raise ValueError(
+                        f"checkpoint in {checkpoint_dir} was made with {k}={meta.get(k)}, this run has "
+                        f"{k}={v}; use a new `checkpoint_dir` or the same settings."
+                    )
+            state = state.replace(**jax.tree.map(jnp.asarray, leaves))
+            history = list(meta["history"])
+            start = int(meta["epoch"])
+
+    bar = tqdm(range(start, int(epochs)), initial=start, total=int(epochs), desc="train", unit="epoch",
+               disable=not progress, leave=False)
+    try:
+        for epoch in bar:
+            t0 = time.perf_counter()
+            for xb, yb in _data.batches(jax.random.fold_in(key, epoch), dataset.train.x, dataset.train.y,
+                                        batch_size=int(batch_size), drop_remainder=True):
+                state, _ = train_step(state, xb, yb)
+            tr = evaluate(state, dataset.train.x, dataset.train.y)
+            te = evaluate(state, dataset.test.x, dataset.test.y)
+            record = {
+                "epoch": epoch + 1,
+                "train_loss": tr["loss"],
+                "train_accuracy": tr["accuracy"],
+                "test_loss": te["loss"],
+                "test_accuracy": te["accuracy"],
+                "seconds": time.perf_counter() - t0,
+            }
+            history.append(record)
+            bar.set_postfix(loss=f"{tr['loss']:.3f}", test_acc=f"{te['accuracy']:.3f}")
+            if ckpt is not None:
+                ckpt.save(epoch + 1, _state_leaves(state),
+                          {"epoch": epoch + 1, "history": history, "batch_size": int(batch_size), "n_train": n_train})
+            if callback is not None:
+                callback(epoch + 1, state, record)
+    finally:
+        bar.close()
+        if ckpt is not None:
+            ckpt.close()
+    return state, history

@@ -1,0 +1,292 @@
+"""Path-addressed views of Flax parameter pytrees.
+
+Masks, gates, interval bounds and populations all address parameters by *path*:
+the ``/``-joined keys from the root of the tree to a leaf, e.g.
+``"params/Conv_0/kernel"``. This module turns pytrees into such paths and back,
+and selects leaves by glob patterns over them.
+
+Pattern language (see :func:`match`):
+
+* ``*`` matches within one path segment, ``**`` across segments, ``?`` one
+  character, ``[...]`` a character class (all as in shell globs, but ``*`` never
+  crosses a ``/``).
+* A pattern without a leading ``/`` may match any trailing run of whole
+  segments: ``"Conv_*/kernel"`` selects ``params/Conv_0/kernel`` and
+  ``params/Block_1/Conv_2/kernel``. A leading ``/`` anchors it at the root.
+* Several patterns (a list/tuple) select the union; a compiled ``re.Pattern``
+  is matched with ``fullmatch`` against the whole path; a callable
+  ``predicate(path, leaf) -> bool`` is used as is.
+
+Accepted trees: any pytree of arrays, including Flax Linen variable dicts
+(``{"params": ..., "batch_stats": ...}``) and Flax NNX ``State`` objects from
+``nnx.split`` (their ``.value`` wrappers do not appear in paths). Use
+:func:`params_of` to get the plain ``params`` collection from either.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Union
+
+import jax
+import numpy as np
+
+PyTree = Any
+Pattern = Union[str, "re.Pattern[str]", Callable[[str, Any], bool], Iterable[str]]
+
+SEP = "/"
+
+__all__ = [
+    "SEP",
+    "params_of",
+    "path_str",
+    "flatten",
+    "unflatten",
+    "paths",
+    "match",
+    "select",
+    "bool_mask",
+    "map_selected",
+    "count_params",
+    "validate",
+]
+
+
+def _key_name(key: Any) -> str | None:
+    """One path entry as a string; ``None`` for entries that are not part of a name."""
+    if isinstance(key, jax.tree_util.DictKey):
+        return str(key.key)
+    if isinstance(key, jax.tree_util.SequenceKey):
+        return str(key.idx)
+    if isinstance(key, jax.tree_util.GetAttrKey):
+        return key.name
+    if isinstance(key, jax.tree_util.FlattenedIndexKey):
+        return str(key.key)
+    return str(key)
+
+
+def path_str(keypath: tuple) -> str:
+    """The ``/``-joined name of a key path from ``jax.tree_util.tree_flatten_with_path``.
+
+    A trailing ``.value`` attribute (how Flax NNX ``Variable`` wrappers flatten) is
+    dropped so that NNX state and Linen dicts give the same names.
+    """
+    keys = list(keypath)
+    if keys and isinstance(keys[-1], jax.tree_util.GetAttrKey) and keys[-1].name == "value":
+        keys = keys[:-1]
+    return SEP.join(_key_name(k) for k in keys)
+
+
+def _is_arraylike(x: Any) -> bool:
+    return isinstance(x, (jax.Array, np.ndarray, np.generic, int, float, complex, bool)) or (
+        hasattr(x, "shape") and hasattr(x, "dtype")
+    )
+
+
+def validate(tree: PyTree, name: str = "tree") -> list[tuple[str, Any]]:
+    """Flatten ``tree`` to ``[(path, leaf)]``, raising ``ValueError`` if it is not a pytree of arrays.
+
+    ``name`` is the argument name used in error messages.
+    """
+    if tree is None:
+        raise ValueError(f"`{name}` is None; expected a pytree of arrays (e.g. Flax params).")
+    try:
+        from flax import nnx  # noqa: PLC0415  (optional fast path; flax is a dependency)
+
+        if isinstance(tree, nnx.Module):
+            raise ValueError(
+                f"`{name}` is an nnx.Module; pass its state: `graphdef, state = nnx.split(module)`."
+            )
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(tree, "apply") and hasattr(tree, "init") and not isinstance(tree, Mapping):
+        raise ValueError(
+            f"`{name}` is a Flax module ({type(tree).__name__}); pass its params, "
+            "e.g. `module.init(key, x)['params']`."
+        )
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    if not flat:
+        raise ValueError(f"`{name}` has no leaves; expected a non-empty pytree of arrays.")
+    out = []
+    for keypath, leaf in flat:
+        path = path_str(keypath)
+        if not _is_arraylike(leaf):
+            raise ValueError(
+                f"`{name}` leaf {path!r} is a {type(leaf).__name__}, not an array; "
+                "expected a pytree whose leaves are arrays."
+            )
+        out.append((path, leaf))
+    return out
+
+
+def params_of(variables: PyTree) -> PyTree:
+    """The plain ``params`` pytree from Linen variables, NNX state or bare params.
+
+    * ``{"params": p, ...}`` (Linen ``init`` output) -> ``p``
+    * ``nnx.State`` -> its pure-dict form, filtered to ``nnx.Param`` when possible
+    * anything else -> returned unchanged (already a params tree)
+    """
+    try:
+        from flax import nnx  # noqa: PLC0415
+
+        if isinstance(variables, nnx.State):
+            try:
+                variables = variables.filter(nnx.Param)
+            except Exception:  # noqa: BLE001  (a state that holds no Param filters to an error)
+                pass
+            to_pure = getattr(nnx, "to_pure_dict", None)
+            return to_pure(variables) if to_pure is not None else variables.to_pure_dict()
+    except ImportError:  # pragma: no cover
+        pass
+    if isinstance(variables, Mapping) and "params" in variables:
+        return variables["params"]
+    return variables
+
+
+def flatten(tree: PyTree, name: str = "tree") -> dict[str, Any]:
+    """``{path: leaf}`` in tree-flatten order."""
+    return dict(validate(tree, name))
+
+
+def unflatten(flat: Mapping[str, Any]) -> dict:
+    """Nested dicts from ``{path: leaf}``; the inverse of :func:`flatten` for dict trees."""
+    if not isinstance(flat, Mapping):
+        raise ValueError(f"`flat` must be a mapping from '/'-joined paths to leaves, got {type(flat).__name__}.")
+    root: dict = {}
+    for path, leaf in flat.items():
+        if not isinstance(path, str) or not path:
+            raise ValueError(f"`flat` has an invalid path {path!r}; expected a non-empty string.")
+        node = root
+        *parents, last = path.split(SEP)
+        for part in parents:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ValueError(f"`flat` path {path!r} goes through leaf {part!r}.")
+            node = child
+        if last in node:
+            raise ValueError(f"`flat` path {path!r} collides with another path.")
+        node[last] = leaf
+    return root
+
+
+def paths(tree: PyTree) -> list[str]:
+    """All leaf paths of ``tree``."""
+    return [p for p, _ in validate(tree)]
+
+
+@functools.lru_cache(maxsize=512)
+def _glob_regex(pattern: str) -> re.Pattern[str]:
+    anchored = pattern.startswith(SEP)
+    body = pattern.lstrip(SEP)
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if body.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            j = body.find("]", i + 1)
+            if j < 0:
+                raise ValueError(f"pattern {pattern!r} has an unclosed '['.")
+            cls = body[i + 1 : j].replace("\\", "\\\\")
+            out.append("[" + ("^" + cls[1:] if cls.startswith("!") else cls) + "]")
+            i = j + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    prefix = "" if anchored else "(?:.*/)?"
+    return re.compile(prefix + "".join(out))
+
+
+def _predicate(pattern: Pattern) -> Callable[[str, Any], bool]:
+    if isinstance(pattern, str):
+        if not pattern.strip(SEP):
+            raise ValueError(f"pattern {pattern!r} is empty.")
+        rx = _glob_regex(pattern)
+        return lambda path, leaf: rx.fullmatch(path) is not None
+    if isinstance(pattern, re.Pattern):
+        return lambda path, leaf: pattern.fullmatch(path) is not None
+    if callable(pattern):
+        return lambda path, leaf: bool(pattern(path, leaf))
+    if isinstance(pattern, Iterable):
+        preds = [_predicate(p) for p in pattern]
+        if not preds:
+            raise ValueError("pattern list is empty; expected at least one pattern.")
+        return lambda path, leaf: any(p(path, leaf) for p in preds)
+    raise ValueError(
+        f"pattern must be a glob string, a list of them, a compiled regex or a callable; got {type(pattern).__name__}."
+    )
+
+
+def match(pattern: Pattern, path: str, leaf: Any = None) -> bool:
+    """Whether ``path`` is selected by ``pattern`` (see the module docstring)."""
+    return _predicate(pattern)(path, leaf)
+
+
+def _no_match_error(pattern: Pattern, flat: list[tuple[str, Any]], name: str) -> ValueError:
+    shown = ", ".join(p for p, _ in flat[:12]) + (", ..." if len(flat) > 12 else "")
+    return ValueError(f"pattern {pattern!r} matched no leaf of `{name}`; its paths are: {shown}")
+
+
+def select(tree: PyTree, pattern: Pattern, *, name: str = "tree", allow_empty: bool = False) -> dict[str, Any]:
+    """``{path: leaf}`` for the leaves of ``tree`` selected by ``pattern``.
+
+    Raises ``ValueError`` naming the pattern (and listing the available paths) if
+    nothing matches, unless ``allow_empty``.
+    """
+    flat = validate(tree, name)
+    pred = _predicate(pattern)
+    out = {p: leaf for p, leaf in flat if pred(p, leaf)}
+    if not out and not allow_empty:
+        raise _no_match_error(pattern, flat, name)
+    return out
+
+
+def bool_mask(tree: PyTree, pattern: Pattern, *, name: str = "tree", allow_empty: bool = False) -> PyTree:
+    """A tree of Python bools with ``tree``'s structure: ``True`` where ``pattern`` selects.
+
+    This is the static leaf-selection mask that ``optax.masked`` expects.
+    """
+    chosen = select(tree, pattern, name=name, allow_empty=allow_empty)
+    return jax.tree_util.tree_map_with_path(lambda kp, _: path_str(kp) in chosen, tree)
+
+
+def map_selected(
+    fn: Callable[..., Any],
+    tree: PyTree,
+    pattern: Pattern,
+    *rest: PyTree,
+    with_path: bool = False,
+    name: str = "tree",
+    allow_empty: bool = False,
+) -> PyTree:
+    """Apply ``fn`` to the leaves selected by ``pattern``; other leaves pass through.
+
+    ``rest`` are trees with the same structure as ``tree`` whose corresponding
+    leaves are passed as extra arguments (like ``jax.tree.map``). With
+    ``with_path=True`` ``fn`` receives the path string first. Jittable when used
+    inside a jitted function (selection is on static paths).
+    """
+    chosen = select(tree, pattern, name=name, allow_empty=allow_empty)
+
+    def go(kp, leaf, *others):
+        path = path_str(kp)
+        if path not in chosen:
+            return leaf
+        return fn(path, leaf, *others) if with_path else fn(leaf, *others)
+
+    return jax.tree_util.tree_map_with_path(go, tree, *rest)
+
+
+def count_params(tree: PyTree, pattern: Pattern | None = None, *, name: str = "tree") -> int:
+    """Number of scalar entries in ``tree`` (or in the leaves ``pattern`` selects)."""
+    leaves = select(tree, pattern, name=name) if pattern is not None else dict(validate(tree, name))
+    return int(sum(int(np.prod(np.shape(x))) for x in leaves.values()))

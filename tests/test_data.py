@@ -1,0 +1,96 @@
+import jax
+import numpy as np
+import pytest
+from sklearn import datasets as skd
+
+from jaxkit import data
+
+
+def test_digits_shapes_dtypes_range_and_split(digits):
+    assert digits.train.x.shape == (1437, 8, 8, 1) and digits.test.x.shape == (360, 8, 8, 1)
+    assert digits.train.x.dtype == np.float32 and digits.train.y.dtype == np.int32
+    assert digits.num_classes == 10 and digits.input_shape == (8, 8, 1)
+    assert 0.0 <= digits.train.x.min() and digits.train.x.max() <= 1.0
+    # Every original image appears exactly once across the two splits (reference: sklearn's raw data).
+    raw = skd.load_digits()
+    ours = np.concatenate([digits.train.x, digits.test.x]).reshape(len(raw.target), -1) * 16
+    ours_sorted = ours[np.lexsort(ours.T)]
+    raw_sorted = raw.data[np.lexsort(raw.data.T)]
+    np.testing.assert_allclose(ours_sorted, raw_sorted, atol=1e-5)
+    # Stratified: class proportions of the test split within one sample of the whole set's.
+    counts = np.bincount(digits.test.y, minlength=10)
+    np.testing.assert_allclose(counts, np.bincount(raw.target) * 0.2, atol=1.0)
+
+
+def test_loaders_are_deterministic_and_seed_dependent():
+    a, b, c = data.load_digits(seed=3), data.load_digits(seed=3), data.load_digits(seed=4)
+    np.testing.assert_array_equal(a.train.x, b.train.x)
+    assert not np.array_equal(a.train.y, c.train.y)
+    flat = data.load_digits(images=False)
+    assert flat.train.x.shape == (1437, 64)
+
+
+def test_tabular_loaders_and_standardisation_uses_train_statistics():
+    iris = data.load_iris()
+    assert iris.train.x.shape == (120, 4) and iris.num_classes == 3
+    bc = data.load_breast_cancer()
+    assert bc.train.x.shape[1] == 30 and bc.num_classes == 2
+    np.testing.assert_allclose(bc.train.x.mean(0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(bc.train.x.std(0), 1.0, atol=1e-4)
+    assert np.abs(bc.test.x.mean(0)).max() > 1e-3  # test split is not re-centred on itself
+
+
+def test_make_classification_matches_sklearn_and_is_deterministic():
+    d = data.make_classification(200, 10, 3, seed=7)
+    d2 = data.make_classification(200, 10, 3, seed=7)
+    np.testing.assert_array_equal(d.train.x, d2.train.x)
+    x, y = skd.make_classification(n_samples=200, n_features=10, n_classes=3, n_informative=3,
+                                   n_redundant=2, random_state=7)
+    assert sorted(map(tuple, np.round(np.concatenate([d.train.x, d.test.x]), 4))) == sorted(
+        map(tuple, np.round(x.astype(np.float32), 4)))
+    assert d.num_classes == 3 and d.train.x.dtype == np.float32
+
+
+def test_batches_cover_every_row_once_and_are_reproducible():
+    x = np.arange(23)[:, None].astype(np.float32)
+    y = np.arange(23)
+    key = jax.random.key(0)
+    got = list(data.batches(key, x, y, batch_size=5))
+    assert [len(b[1]) for b in got] == [5, 5, 5, 5, 3] == [5] * (data.num_batches(23, 5) - 1) + [3]
+    seen = np.concatenate([b[1] for b in got])
+    assert sorted(seen) == list(range(23)) and not np.array_equal(seen, y)
+    np.testing.assert_array_equal(seen, np.concatenate([b[1] for b in data.batches(key, x, y, batch_size=5)]))
+    for xb, yb in got:
+        np.testing.assert_array_equal(xb[:, 0], yb)  # rows stay aligned
+    assert len(list(data.batches(None, x, y, batch_size=5, drop_remainder=True))) == 4
+    np.testing.assert_array_equal(next(data.batches(None, x, batch_size=4))[0][:, 0], [0, 1, 2, 3])
+
+
+def test_bad_inputs_raise_clear_errors():
+    with pytest.raises(ValueError, match="`test_size` must lie in"):
+        data.load_digits(test_size=1.5)
+    with pytest.raises(ValueError, match="`n_classes` must be >= 2"):
+        data.make_classification(100, 5, 1)
+    with pytest.raises(ValueError, match="array 1 has 3 rows"):
+        next(data.batches(None, np.zeros(4), np.zeros(3), batch_size=2))
+    with pytest.raises(ValueError, match="`batch_size` must be >= 1"):
+        next(data.batches(None, np.zeros(4), batch_size=0))
+    with pytest.raises(ValueError, match="x has 2 rows but y has 3"):
+        data.Split(np.zeros((2, 1)), np.zeros(3))
+
+
+def test_load_tfds_reads_local_data_without_network():
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=12):
+        ds = data.load_tfds("mnist", max_examples=10)
+    assert ds.train.x.shape == (10, 28, 28, 1) and ds.test.x.shape == (10, 28, 28, 1)
+    assert ds.train.x.dtype == np.float32 and ds.train.x.max() <= 1.0
+    assert ds.train.y.dtype == np.int32 and ds.num_classes == 10
+
+
+def test_load_tfds_missing_data_says_how_to_prepare_it(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    with pytest.raises(FileNotFoundError, match="tfds build mnist --file_format=array_record"):
+        data.load_tfds("mnist", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="`splits` must name"):
+        data.load_tfds("mnist", splits=("train",))

@@ -1,0 +1,45 @@
+"""End-to-end runs of the demo and the notebooks (marked slow; CI runs them too)."""
+
+import glob
+import importlib.util
+import os
+import sys
+
+import pytest
+
+from conftest import REPO
+
+
+def _load_experiment(name):
+    path = os.path.join(REPO, "experiments", f"{name}.py")
+    sys.path.insert(0, os.path.dirname(path))
+    spec = importlib.util.spec_from_file_location(f"exp_{name}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.slow
+def test_train_digits_demo_reaches_95_percent(tmp_path, capsys):
+    exp = _load_experiment("train_digits")
+    out = exp.main(["--seeds", "0", "--out", str(tmp_path), "--no-progress"])
+    assert min(out["final_test_accuracy"]) >= 0.95
+    text = capsys.readouterr().out
+    assert '"seeds": [\n    0\n  ]' in text and "final test accuracy" in text
+    assert os.path.exists(tmp_path / "learning_curves.png") and os.path.exists(tmp_path / "history.json")
+
+
+NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
+def test_notebook_runs_top_to_bottom(path):
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
+                                     resources={"metadata": {"path": os.path.dirname(path)}})
+    client.execute()
+    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
+    assert not errors

@@ -1,0 +1,127 @@
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from jaxkit import data, models
+from jaxkit.checkpoint import Checkpointer
+
+
+def test_mlp_matches_float64_numpy_forward():
+    model = models.MLP((7, 5, 3))
+    x = np.random.default_rng(0).normal(size=(6, 2, 2)).astype(np.float32)
+    params = model.init(jax.random.key(1), x)["params"]
+    assert list(params) == ["Dense_0", "Dense_1", "Dense_2"]
+    h = x.reshape(6, -1).astype(np.float64)
+    for i in range(3):
+        h = h @ np.asarray(params[f"Dense_{i}"]["kernel"], np.float64) + np.asarray(params[f"Dense_{i}"]["bias"])
+        if i < 2:
+            h = np.maximum(h, 0)
+    np.testing.assert_allclose(model.apply({"params": params}, x), h, rtol=1e-5, atol=1e-5)
+
+
+def test_vgg_shapes_names_and_bad_input():
+    model = models.VGG(cfg=(4, "M", 8, "M"), num_classes=5)
+    v = model.init(jax.random.key(0), jnp.ones((2, 8, 8, 1)))
+    assert model.apply(v, jnp.ones((3, 8, 8, 1))).shape == (3, 5)
+    assert "bias" not in v["params"]["Conv_0"]  # BN follows, so the conv has no bias
+    assert set(v["batch_stats"]) == {"BatchNorm_0", "BatchNorm_1"}
+    with pytest.raises(ValueError, match="NHWC inputs of rank 4"):
+        model.apply(v, jnp.ones((3, 64)))
+    with pytest.raises(ValueError, match="`features` is empty"):
+        models.MLP(()).init(jax.random.key(0), jnp.ones((1, 3)))
+
+
+@pytest.fixture(scope="module")
+def small_state(digits):
+    return models.create_train_state(jax.random.key(0), models.VGG(cfg=(8, "M", 8)), digits.train.x[:1],
+                                     optax.sgd(0.1, momentum=0.9))
+
+
+def test_train_step_lowers_the_loss_and_updates_batch_stats(small_state, digits):
+    x, y = digits.train.x[:64], digits.train.y[:64]
+    state, first = models.train_step(small_state, x, y)
+    for _ in range(60):
+        state, m = models.train_step(state, x, y)
+    assert float(m["loss"]) < 0.5 * float(first["loss"])
+    assert int(state.step) == 61
+    assert not np.allclose(state.batch_stats["BatchNorm_0"]["mean"], small_state.batch_stats["BatchNorm_0"]["mean"])
+
+
+def test_train_step_traces_once():
+    step = jax.jit(chex.assert_max_traces(models.train_step.__wrapped__, n=1))
+    state = models.create_train_state(jax.random.key(0), models.MLP((4, 2)), np.ones((1, 3), np.float32),
+                                      optax.adam(1e-2))
+    x, y = np.ones((5, 3), np.float32), np.zeros(5, np.int32)
+    for _ in range(3):
+        state, _ = step(state, x, y)
+
+
+def test_evaluate_matches_a_direct_computation(small_state, digits):
+    x, y = digits.test.x, digits.test.y
+    out = models.evaluate(small_state, x, y, batch_size=100)  # 360 rows: last batch padded
+    logits = np.asarray(small_state.apply(x), np.float64)
+    logp = logits - logits.max(1, keepdims=True)
+    logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
+    np.testing.assert_allclose(out["loss"], -logp[np.arange(len(y)), y].mean(), rtol=1e-5)
+    assert out["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == y))
+
+
+def test_checkpointer_round_trip_keeps_structure_and_dtypes(tmp_path, small_state):
+    tree = {"step": small_state.step, "params": small_state.params, "opt_state": small_state.opt_state}
+    with Checkpointer(tmp_path / "c", max_to_keep=2) as ck:
+        assert ck.latest_step() is None
+        for s in (1, 2, 3):
+            ck.save(s, tree, {"note": s})
+        assert ck.all_steps() == [2, 3]
+        back, meta = ck.restore(tree)
+    assert meta == {"note": 3}
+    assert jax.tree.structure(back) == jax.tree.structure(tree)
+    chex.assert_trees_all_equal(back, jax.tree.map(np.asarray, tree))
+    assert back["step"].dtype == np.int32
+    with pytest.raises(ValueError, match="`max_to_keep`"):
+        Checkpointer(tmp_path / "d", max_to_keep=0)
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_interrupted_training_resumes_at_the_right_epoch_with_the_same_result(tmp_path):
+    ds = data.load_digits(seed=1)
+    ds = data.Dataset("digits_small", data.Split(ds.train.x[:300], ds.train.y[:300]), ds.test, 10)
+
+    def fresh():
+        return models.create_train_state(jax.random.key(0), models.VGG(cfg=(4, "M", 8)), ds.train.x[:1],
+                                         optax.sgd(0.05, momentum=0.9))
+
+    kw = dict(key=jax.random.key(5), epochs=4, batch_size=32, progress=False)
+    ref, ref_hist = models.train(fresh(), ds, **kw)
+
+    epochs_run = []
+
+    def crash_after_two(epoch, state, record):
+        epochs_run.append(epoch)
+        if epoch == 2:
+            raise _Stop
+
+    with pytest.raises(_Stop):
+        models.train(fresh(), ds, checkpoint_dir=str(tmp_path), callback=crash_after_two, **kw)
+    resumed, hist = models.train(fresh(), ds, checkpoint_dir=str(tmp_path),
+                                 callback=lambda e, s, r: epochs_run.append(e), **kw)
+    assert epochs_run == [1, 2, 3, 4]  # epochs 1-2 were not redone
+    assert [r["epoch"] for r in hist] == [1, 2, 3, 4]
+    assert int(resumed.step) == int(ref.step) == 4 * (300 // 32)
+    chex.assert_trees_all_close(resumed.params, ref.params, rtol=1e-6, atol=1e-7)
+    assert hist[-1]["test_accuracy"] == pytest.approx(ref_hist[-1]["test_accuracy"])
+    with pytest.raises(ValueError, match="made with batch_size=32"):
+        models.train(fresh(), ds, checkpoint_dir=str(tmp_path), **{**kw, "batch_size": 16})
+
+
+def test_train_rejects_bad_arguments(small_state, digits):
+    with pytest.raises(ValueError, match=r"`batch_size` must lie in \[1, 1437\]"):
+        models.train(small_state, digits, key=jax.random.key(0), epochs=1, batch_size=5000)
+    with pytest.raises(ValueError, match="`epochs` must be >= 0"):
+        models.train(small_state, digits, key=jax.random.key(0), epochs=-1)
