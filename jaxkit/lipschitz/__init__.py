@@ -1,0 +1,148 @@
+"""Exact Lipschitz constants of ReLU MLPs by branch-and-bound (LipBaB).
+
+Bhowmick, D'Souza, Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU
+Networks", ICANN 2021. For ``f(x) = W_L relu(... relu(W_1 x + b_1) ...) + b_L``
+and a box ``X``, the local Lipschitz constant for a p-norm is
+
+    L_p(f, X) = sup over differentiable x in X of ||J_f(x)||_p   (induced norm),
+
+``J_f(x) = W_L Λ_{L-1}(x) W_{L-1} ... Λ_1(x) W_1``. The search splits the input
+box by neuron sign until every sub-region has a fixed activation pattern;
+interval Jacobians bound the unsplit ones. See :mod:`.search` for the loop,
+:mod:`.bounds` for the vmapped node bounds, :mod:`.lp` for feasibility.
+
+Example::
+
+    params = MLP((5, 5, 3)).init(key, x)["params"]
+    res = lipschitz_constant(params, (np.zeros(4), np.ones(4)), p=2)
+    res.lower, res.upper, res.exact, res.nodes, res.seconds
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from jaxkit.lipschitz.bounds import Net, jacobian, np_op_norm
+from jaxkit.lipschitz.search import Result, search
+
+__all__ = ["lipschitz_constant", "Result", "naive_upper_bound", "jacobian_norm", "to_net"]
+
+
+def _norm_p(p) -> float:
+    if isinstance(p, str) and p.lower() in ("inf", "infinity"):
+        return np.inf
+    try:
+        pf = float(p)
+    except (TypeError, ValueError):
+        pf = None
+    if pf not in (1.0, 2.0, np.inf):
+        raise ValueError(f"`p` must be 1, 2 or inf, got {p!r}.")
+    return pf
+
+
+def to_net(params: Any) -> Net:
+    """Float64 ``Net`` (``W = kernel.T``) from Flax ``nn.Dense``-MLP params (see ``interval.mlp_layers``)."""
+    from jaxkit.interval import mlp_layers  # noqa: PLC0415
+
+    layers = mlp_layers(params)
+    ws = tuple(np.asarray(k, np.float64).T for k, _ in layers)
+    bs = tuple(np.asarray(b, np.float64) for _, b in layers)
+    for i, (w, b) in enumerate(zip(ws, bs)):
+        if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
+            raise ValueError(f"`params` layer {i} has non-finite weights.")
+    return Net(ws, bs)
+
+
+def _check_box(box, n0):
+    if box is None:
+        raise ValueError("`box` is required in mode='local': pass (lo, hi) arrays of the input size.")
+    lo, hi = (box.lo, box.hi) if hasattr(box, "lo") else box
+    lo, hi = np.broadcast_to(np.asarray(lo, np.float64), (n0,)).copy(), np.broadcast_to(
+        np.asarray(hi, np.float64), (n0,)).copy()
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+        raise ValueError("`box` bounds must be finite.")
+    if np.any(lo > hi):
+        i = int(np.argmax(lo > hi))
+        raise ValueError(f"`box` is inverted: lo[{i}] = {lo[i]} > hi[{i}] = {hi[i]}.")
+    if np.any(lo == hi):
+        i = int(np.argmax(lo == hi))
+        raise ValueError(f"`box` is empty (has no interior): lo[{i}] == hi[{i}] == {lo[i]}.")
+    return lo, hi
+
+
+def lipschitz_constant(
+    params: Any,
+    box: Any = None,
+    *,
+    p: float | str = 2,
+    k: float = 1.0,
+    mode: str = "local",
+    batch: int = 64,
+    max_nodes: int | None = None,
+    time_limit: float | None = None,
+    progress: bool = False,
+    tol: float = 1e-9,
+) -> Result:
+    """Exact (k = 1) or k-approximate Lipschitz constant of a ReLU MLP.
+
+    Args:
+      params: Flax ``nn.Dense`` MLP params (``Dense_0 ... Dense_{L-1}``; Linen
+        variables and NNX state accepted) or a list of ``(kernel, bias)``.
+      box: ``(lo, hi)`` input bounds (arrays or scalars) or an
+        :class:`jaxkit.interval.Interval`; required for ``mode="local"``, must be
+        ``None`` for ``mode="global"`` (Lipschitz constant over all of R^n).
+      p: 1, 2 or ``inf`` (operator norm of the Jacobian).
+      k: stop when ``upper <= k * lower`` (k >= 1; 1 means exact).
+      batch: nodes expanded per iteration; all their children are bounded in one
+        vmapped call (``batch=1`` is the paper's sequential search).
+      max_nodes / time_limit: budgets (sub-problems / seconds); on expiry the
+        result still holds valid bounds, with ``exact=False, status="budget"``.
+      progress: show a tqdm bar with the current bounds.
+      tol: feasibility tolerance, relative to the box (see :mod:`.lp`).
+
+    Returns:
+      :class:`Result` with ``lower``, ``upper``, ``exact``, ``status``, ``nodes``,
+      ``lp_calls``, ``seconds``, ``first_estimate`` and ``history``.
+    """
+    p = _norm_p(p)
+    if not np.isfinite(k) or float(k) < 1.0:
+        raise ValueError(f"`k` must be a finite number >= 1, got {k}.")
+    if int(batch) < 1:
+        raise ValueError(f"`batch` must be >= 1, got {batch}.")
+    if mode not in ("local", "global"):
+        raise ValueError(f"`mode` must be 'local' or 'global', got {mode!r}.")
+    net = to_net(params)
+    n0 = net.sizes[0]
+    if mode == "local":
+        lo, hi = _check_box(box, n0)
+    else:
+        if box is not None:
+            raise ValueError("`box` must be None in mode='global' (the global constant has no input box).")
+        lo = hi = None
+    for name, v in (("max_nodes", max_nodes), ("time_limit", time_limit)):
+        if v is not None and v <= 0:
+            raise ValueError(f"`{name}` must be positive or None, got {v}.")
+    return search(net, lo, hi, p=p, k=float(k), batch=int(batch), max_nodes=max_nodes, time_limit=time_limit,
+                  progress=progress, tol=float(tol), mode=mode)
+
+
+def naive_upper_bound(params: Any, p: float | str = 2) -> float:
+    """Product of the layers' operator norms, ``prod_l ||W_l||_p``: a global upper bound."""
+    p = _norm_p(p)
+    net = to_net(params)
+    return float(np.prod([np_op_norm(w, p) for w in net.weights]))
+
+
+def jacobian_norm(params: Any, x: np.ndarray, p: float | str = 2) -> float:
+    """``||J_f(x)||_p`` at a point (float64); a lower bound on the local constant of any box holding ``x``."""
+    p = _norm_p(p)
+    net = to_net(params)
+    h = np.asarray(x, np.float64)
+    pattern = []
+    for w, b in zip(net.weights[:-1], net.biases[:-1]):
+        z = w @ h + b
+        pattern.append((z > 0).astype(np.float64))
+        h = np.maximum(z, 0)
+    return np_op_norm(jacobian(net, np.concatenate(pattern) if pattern else np.zeros(0)), p)

@@ -1,0 +1,223 @@
+import itertools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+
+from jaxkit import lipschitz as lb
+from jaxkit import models
+from jaxkit.lipschitz import bounds
+
+from conftest import REPO
+
+GOLDEN_DIR = os.path.join(os.path.dirname(REPO), "shared", "data", "lipbab")
+GOLDEN = {  # name: (box upper end, exact constants for p = 1, 2, inf) from shared/data/lipbab/README.md
+    "iris_4-5-5-3": (1.0, (5.958048912394726, 6.771454513402937, 12.605085581416922)),
+    "sd_10-15-10-3": (0.1, (10.41286850374477, 9.530716922306004, 16.274810805318676)),
+    "sd_10-20-15-10-3": (0.1, (48.04897158493324, 40.05651016370293, 72.28569774866806)),
+    "sd_10-30-30-30-3": (0.1, (19.369311332018757, 19.462799793264388, 39.11036425646691)),
+}
+
+
+def golden_params(name):
+    d = np.load(os.path.join(GOLDEN_DIR, f"{name}.npz"))
+    return {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]} for i in range(len(d.files) // 2)}
+
+
+def random_params(sizes, seed, scale=1.0):
+    rng = np.random.default_rng(seed)
+    return {f"Dense_{i}": {"kernel": scale * rng.normal(size=(a, b)) / np.sqrt(a), "bias": 0.3 * rng.normal(size=b)}
+            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+
+
+def jac_norms_on_points(params, pts, p):
+    """Vectorised float64 Jacobian norms at points (reference; independent of jaxkit.lipschitz)."""
+    ks = [np.asarray(params[f"Dense_{i}"]["kernel"], np.float64) for i in range(len(params))]
+    bs = [np.asarray(params[f"Dense_{i}"]["bias"], np.float64) for i in range(len(params))]
+    h, jac = pts, np.broadcast_to(np.eye(pts.shape[1]), (len(pts), pts.shape[1], pts.shape[1]))
+    for i, (k, b) in enumerate(zip(ks, bs)):
+        z = h @ k + b
+        jac = jac @ k  # [N, n0, width]: row-vector convention, J^T
+        if i < len(ks) - 1:
+            act = (z > 0).astype(np.float64)
+            jac, h = jac * act[:, None, :], np.maximum(z, 0)
+    jt = np.swapaxes(jac, 1, 2)  # [N, out, n0]
+    if p == 1:
+        return np.abs(jt).sum(1).max(1)
+    if p == np.inf:
+        return np.abs(jt).sum(2).max(1)
+    return np.linalg.norm(jt, 2, axis=(1, 2))
+
+
+def enumerate_exact(params, lo, hi, p):
+    """Reference: max ||J||_p over every activation pattern whose region has interior (scipy LP)."""
+    ks = [np.asarray(params[f"Dense_{i}"]["kernel"], np.float64).T for i in range(len(params))]
+    bs = [np.asarray(params[f"Dense_{i}"]["bias"], np.float64) for i in range(len(params))]
+    hidden = [k.shape[0] for k in ks[:-1]]
+    n0 = ks[0].shape[1]
+    best = 0.0
+    for pat in itertools.product([0, 1], repeat=sum(hidden)):
+        pat = np.array(pat, np.float64)
+        m, c, rows, rhs, off = np.eye(n0), np.zeros(n0), [], [], 0
+        for layer, n in enumerate(hidden):
+            zm, zc = ks[layer] @ m, ks[layer] @ c + bs[layer]
+            s = pat[off : off + n]
+            sign = np.where(s > 0, -1.0, 1.0)  # active: -z < 0 ; inactive: z < 0
+            rows.append(sign[:, None] * zm)
+            rhs.append(-sign * zc)
+            m, c = s[:, None] * zm, s * zc
+            off += n
+        a = np.vstack(rows)
+        norms = np.linalg.norm(a, axis=1)
+        if lo is None:
+            a_ub, b_ub, bnds = np.hstack([a, norms[:, None]]), np.concatenate(rhs), [(None, None)] * n0 + [(0, 1)]
+        else:
+            eye = np.eye(n0)
+            a_ub = np.vstack([np.hstack([a, norms[:, None]]), np.hstack([-eye, np.ones((n0, 1))]),
+                              np.hstack([eye, np.ones((n0, 1))])])
+            b_ub = np.concatenate([np.concatenate(rhs), -lo, hi])
+            bnds = [(None, None)] * n0 + [(0, None)]
+        res = linprog(np.r_[np.zeros(n0), -1.0], A_ub=a_ub, b_ub=b_ub, bounds=bnds, method="highs")
+        if res.status != 0 or res.x[-1] <= 1e-9:
+            continue
+        jac = ks[-1] @ m
+        best = max(best, bounds.np_op_norm(jac, p))
+    return best
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_exact_constants_of_the_paper_networks(name):
+    hi, gold = GOLDEN[name]
+    params = golden_params(name)
+    n0 = params["Dense_0"]["kernel"].shape[0]
+    for p, g in zip((1, 2, np.inf), gold):
+        r = lb.lipschitz_constant(params, (np.zeros(n0), np.full(n0, hi)), p=p, batch=32)
+        assert r.exact and r.status == "exact"
+        assert r.lower == r.upper
+        assert r.upper == pytest.approx(g, rel=1e-6), (name, p)
+        assert r.first_estimate >= r.upper
+
+
+@pytest.mark.parametrize("p", [1, 2, np.inf])
+def test_pattern_enumeration_gives_the_same_constant(p):
+    for seed in range(3):
+        params = random_params((3, 4, 4, 2), seed, scale=1.5)
+        lo, hi = -np.ones(3), np.ones(3)
+        ref = enumerate_exact(params, lo, hi, p)
+        r = lb.lipschitz_constant(params, (lo, hi), p=p, batch=4)
+        assert r.exact
+        assert r.upper == pytest.approx(ref, rel=1e-9)
+
+
+def test_global_mode_matches_enumeration_and_dominates_local():
+    params = random_params((2, 5, 3, 2), 7, scale=1.5)
+    for p in (1, 2, np.inf):
+        ref = enumerate_exact(params, None, None, p)
+        g = lb.lipschitz_constant(params, None, p=p, mode="global", batch=8)
+        assert g.exact and g.upper == pytest.approx(ref, rel=1e-9)
+        loc = lb.lipschitz_constant(params, (-np.ones(2), np.ones(2)), p=p)
+        assert loc.upper <= g.upper * (1 + 1e-12)
+
+
+@pytest.mark.parametrize("n0", [1, 2])
+def test_dense_grid_lower_bound_is_reached_never_exceeded(n0):
+    params = random_params((n0, 12, 8, 3), 11, scale=1.3)
+    lo, hi = -np.ones(n0), np.ones(n0)
+    for p in (1, 2, np.inf):
+        r = lb.lipschitz_constant(params, (lo, hi), p=p)
+        assert r.exact
+        prev = 0.0
+        for res in ((20_000,) if n0 == 1 else (60, 900)):
+            axes = [np.linspace(lo[i], hi[i], res) for i in range(n0)]
+            pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, n0)
+            grid = jac_norms_on_points(params, pts, p).max()
+            assert grid <= r.upper * (1 + 1e-12)  # never below a grid lower bound
+            assert grid >= prev
+            prev = grid
+        assert prev == pytest.approx(r.upper, rel=1e-6)  # refined grid reaches it
+
+
+def test_naive_layer_norm_product_is_an_upper_bound():
+    params = golden_params("sd_10-15-10-3")
+    for p, g in zip((1, 2, np.inf), GOLDEN["sd_10-15-10-3"][1]):
+        assert lb.naive_upper_bound(params, p) >= g
+    small = random_params((2, 5, 3, 2), 7, scale=1.5)
+    assert lb.naive_upper_bound(small, 2) >= lb.lipschitz_constant(small, None, mode="global").upper
+
+
+def test_batched_and_one_node_at_a_time_agree():
+    params = golden_params("sd_10-20-15-10-3")
+    box = (np.zeros(10), np.full(10, 0.1))
+    one = lb.lipschitz_constant(params, box, p=2, batch=1)
+    many = lb.lipschitz_constant(params, box, p=2, batch=16)
+    assert one.exact and many.exact
+    assert one.upper == pytest.approx(many.upper, rel=1e-12)
+    assert len(one.history) > len(many.history)  # fewer, larger steps
+
+
+def test_node_evaluator_compiles_once_per_search(monkeypatch):
+    calls = []
+    orig = bounds._evaluate_one
+
+    def counting(*args, **kw):
+        calls.append(1)
+        return orig(*args, **kw)
+
+    monkeypatch.setattr(bounds, "_evaluate_one", counting)
+    bounds.evaluate.clear_cache()
+    params = random_params((3, 6, 5, 2), 3)
+    r = lb.lipschitz_constant(params, (-np.ones(3), np.ones(3)), p=2, batch=3)
+    assert r.nodes > 6  # several batched calls ...
+    assert len(calls) == 1  # ... one trace
+    bounds.evaluate.clear_cache()
+
+
+def test_budget_returns_valid_bounds_and_says_not_exact():
+    params = golden_params("sd_10-30-30-30-3")
+    box = (np.zeros(10), np.full(10, 0.1))
+    gold = GOLDEN["sd_10-30-30-30-3"][1][1]
+    r = lb.lipschitz_constant(params, box, p=2, max_nodes=40, batch=8)
+    assert not r.exact and r.status == "budget"
+    assert r.lower <= gold <= r.upper
+    a = lb.lipschitz_constant(params, box, p=2, k=2.0, batch=8)
+    assert a.status in ("approx", "exact") and a.upper <= 2 * a.lower and a.lower <= gold <= a.upper
+
+
+def test_accepts_flax_linen_variables_and_jacobian_norm_is_a_lower_bound():
+    model = models.MLP((5, 4, 2))
+    variables = model.init(jax.random.key(0), jnp.ones((1, 3)))
+    r = lb.lipschitz_constant(variables, (-np.ones(3), np.ones(3)), p=2)
+    x = np.array([0.1, -0.2, 0.3])
+    j = np.asarray(jax.jacobian(lambda v: model.apply(variables, v[None])[0])(jnp.asarray(x, jnp.float32)))
+    assert lb.jacobian_norm(variables, x, 2) == pytest.approx(np.linalg.norm(j, 2), rel=1e-5)
+    assert lb.jacobian_norm(variables, x, 2) <= r.upper * (1 + 1e-6)
+
+
+def test_bad_inputs_raise_clear_errors():
+    params = random_params((3, 4, 2), 0)
+    box = (np.zeros(3), np.ones(3))
+    with pytest.raises(ValueError, match="`p` must be 1, 2 or inf"):
+        lb.lipschitz_constant(params, box, p=3)
+    with pytest.raises(ValueError, match="`k` must be a finite number >= 1"):
+        lb.lipschitz_constant(params, box, k=0.5)
+    with pytest.raises(ValueError, match="inverted"):
+        lb.lipschitz_constant(params, (np.ones(3), np.zeros(3)))
+    with pytest.raises(ValueError, match="empty"):
+        lb.lipschitz_constant(params, (np.zeros(3), np.zeros(3)))
+    with pytest.raises(ValueError, match="`box` is required"):
+        lb.lipschitz_constant(params)
+    with pytest.raises(ValueError, match="must be None in mode='global'"):
+        lb.lipschitz_constant(params, box, mode="global")
+    with pytest.raises(ValueError, match="not an MLP"):
+        lb.lipschitz_constant({"Conv_0": {"kernel": np.ones((3, 3, 1, 4))}}, box)
+    with pytest.raises(ValueError, match="kernel expects"):
+        lb.lipschitz_constant([(np.ones((3, 4)), np.ones(4)), (np.ones((5, 2)), np.ones(2))], box)
+    with pytest.raises(ValueError, match="`batch` must be >= 1"):
+        lb.lipschitz_constant(params, box, batch=0)
+    with pytest.raises(ValueError, match="`mode`"):
+        lb.lipschitz_constant(params, box, mode="semi")
+    with pytest.raises(ValueError, match="non-finite"):
+        lb.lipschitz_constant({"Dense_0": {"kernel": np.full((3, 2), np.nan), "bias": np.zeros(2)}}, box)
