@@ -29,6 +29,18 @@ def test_train_digits_demo_reaches_95_percent(tmp_path, capsys):
     assert os.path.exists(tmp_path / "learning_curves.png") and os.path.exists(tmp_path / "history.json")
 
 
+@pytest.mark.slow
+def test_lipbab_table1_reproduces_the_golden_constants(tmp_path):
+    exp = _load_experiment("lipbab_table1")
+    rows = exp.main(["--sources", "golden", "--nets", "iris_4-5-5-3,sd_10-30-30-30-3", "--out", str(tmp_path),
+                     "--no-progress"])
+    assert len(rows) == 6
+    for r in rows:
+        assert r["is_exact"] and abs(r["exact"] - r["golden"]) <= 1e-9 * r["golden"]
+        assert r["first"] >= r["k2"] >= r["exact"] and r["k1.5"] <= 1.5 * r["lower"] + 1e-9
+    assert os.path.exists(tmp_path / "convergence.png")
+
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
 
 

@@ -1,0 +1,59 @@
+"""LipBaB: batched node evaluation vs one node at a time, exact p = 2 on the (10,30,30,30,3) net.
+
+Same process, same network (the paper's own, from shared/data/lipbab), compile
+excluded (one warm-up search per batch size), best of ``--repeat`` runs. The
+baseline is ``batch=1`` (the paper's sequential best-first search, with the same
+LP solver); jaxkit is the best of the batch sizes tried. Also prints absolute
+times next to the paper's (Colab, sequential Python + GLPK: 79 s for p = 2) and
+the paper's program on a 2-core machine (about 43 s).
+
+    python benchmarks/lipbab.py [--batches 8 32 128] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+from common import best_time, report
+from jaxkit import lipschitz
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+GOLDEN = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data", "lipbab", "sd_10-30-30-30-3.npz")
+EXACT = {1: 19.369311332018757, 2: 19.462799793264388, np.inf: 39.11036425646691}
+PAPER_S = {1: 56, 2: 79, np.inf: 60}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--batches", type=int, nargs="+", default=[8, 32, 128])
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--golden", default=GOLDEN)
+    args = ap.parse_args(argv)
+    d = np.load(args.golden)
+    params = {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]} for i in range(len(d.files) // 2)}
+    box = (np.zeros(10), np.full(10, 0.1))
+
+    def run(b, p=2):
+        return lambda: lipschitz.lipschitz_constant(params, box, p=p, batch=b)
+
+    times = {}
+    for b in [1] + args.batches:
+        run(b)()  # compile
+        times[b], r = best_time(run(b), args.repeat)
+        assert r.exact and abs(r.upper - EXACT[2]) <= 1e-9 * EXACT[2], (b, r)
+        print(f"batch={b:4d}: L2 = {r.upper:.12f} exact={r.exact} nodes={r.nodes} lp_calls={r.lp_calls} "
+              f"{times[b]:.3f} s", flush=True)
+    best_b = min(args.batches, key=times.get)
+    report(f"lipbab exact p=2 (10,30,30,30,3), batch={best_b} vs batch=1", times[1], times[best_b])
+    for p in (1, 2, np.inf):
+        run(best_b, p)()  # compile for this p
+        t, r = best_time(run(best_b, p), args.repeat)
+        assert r.exact and abs(r.upper - EXACT[p]) <= 1e-9 * EXACT[p], (p, r)
+        report(f"lipbab exact p={'inf' if p == np.inf else p} vs paper (Colab, GLPK, {PAPER_S[p]} s)", PAPER_S[p], t)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""LipBaB Table 1 and Fig. 1: first estimate, 2- / 1.5-approximations and exact Lipschitz constants.
+
+Bhowmick, D'Souza, Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU
+Networks" (ICANN 2021). Two sets of networks:
+
+* ``golden``: the paper's own four networks (``shared/data/lipbab``), whose exact
+  constants are known: the table shows our values next to them.
+* ``trained``: the same architectures trained here with jaxkit (Iris from
+  scikit-learn's bundled data; synthetic 10-feature, 3-class data from
+  ``make_classification``), one per ``--seeds`` entry.
+
+Boxes as in the paper: [0, 1]^4 for Iris, [0, 0.1]^10 for the synthetic nets.
+
+    python experiments/lipbab_table1.py                      # ~2 min on 2 CPU cores (golden: ~10 s)
+    python experiments/lipbab_table1.py --sources golden --batch 1   # the paper's sequential search
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+
+import jax
+import numpy as np
+import optax
+
+import common
+from jaxkit import data, lipschitz, models
+
+ARCHS = {"iris_4-5-5-3": ((5, 5, 3), 1.0), "sd_10-15-10-3": ((15, 10, 3), 0.1),
+         "sd_10-20-15-10-3": ((20, 15, 10, 3), 0.1), "sd_10-30-30-30-3": ((30, 30, 30, 3), 0.1)}
+GOLDEN = {"iris_4-5-5-3": (5.958048912394726, 6.771454513402937, 12.605085581416922),
+          "sd_10-15-10-3": (10.41286850374477, 9.530716922306004, 16.274810805318676),
+          "sd_10-20-15-10-3": (48.04897158493324, 40.05651016370293, 72.28569774866806),
+          "sd_10-30-30-30-3": (19.369311332018757, 19.462799793264388, 39.11036425646691)}
+PAPER_EXACT_SECONDS = {"iris_4-5-5-3": (0.11, 0.09, 0.06), "sd_10-15-10-3": (0.25, 0.25, 0.25),
+                       "sd_10-20-15-10-3": (3, 3, 3), "sd_10-30-30-30-3": (56, 79, 60)}
+PS = (1, 2, np.inf)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sources", default="golden,trained", help="comma list of golden, trained")
+    p.add_argument("--nets", default=",".join(ARCHS), help="comma list of network names")
+    p.add_argument("--golden-dir", default=None, help="default: ../shared/data/lipbab beside the repo")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds for 'trained'")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--batch", type=int, default=32, help="LipBaB nodes expanded per vmapped step")
+    p.add_argument("--time-limit", type=float, default=600.0, help="seconds per search")
+    p.add_argument("--out", default="results/lipbab_table1")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def golden_params(name, directory):
+    d = np.load(os.path.join(directory, f"{name}.npz"))
+    return {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]} for i in range(len(d.files) // 2)}
+
+
+def train_net(name, seed, epochs):
+    widths, _ = ARCHS[name]
+    ds = data.load_iris(seed=seed) if name.startswith("iris") else data.make_classification(
+        1000, 10, 3, seed=seed)
+    state = models.create_train_state(jax.random.key(seed), models.MLP(widths), ds.train.x[:1], optax.adam(1e-2))
+    state, hist = models.train(state, ds, key=jax.random.key(seed + 1), epochs=epochs,
+                               batch_size=min(32, len(ds.train)), progress=False)
+    return jax.tree.map(np.asarray, state.params), hist[-1]["test_accuracy"]
+
+
+def run_net(params, box, args, label):
+    rows, curves = [], {}
+    for p in PS:
+        approx = {}
+        for k in (2.0, 1.5, 1.0):
+            r = lipschitz.lipschitz_constant(params, box, p=p, k=k, batch=args.batch, time_limit=args.time_limit,
+                                             progress=not args.no_progress)
+            approx[k] = r
+        rows.append((p, approx))
+        curves[p] = approx[1.0].history
+        print(f"  {label} p={p}: exact={approx[1.0].exact} L={approx[1.0].upper:.6f} "
+              f"nodes={approx[1.0].nodes} lps={approx[1.0].lp_calls} {approx[1.0].seconds:.2f}s", flush=True)
+    return rows, curves
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    gdir = args.golden_dir or os.path.join(os.path.dirname(repo), "shared", "data", "lipbab")
+    common.print_config(args, {"golden_dir": gdir, "boxes": {n: f"[0, {b}]^n" for n, (_, b) in ARCHS.items()}})
+    sources = [s.strip() for s in args.sources.split(",") if s.strip()]
+    nets = [n.strip() for n in args.nets.split(",") if n.strip()]
+    jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/jaxkit/jax_cache"))
+    table, results, fig_curves = [], [], {}
+    t_all = time.perf_counter()
+    for source in sources:
+        for name in nets:
+            widths, b = ARCHS[name]
+            seeds = [None] if source == "golden" else args.seeds
+            for seed in seeds:
+                if source == "golden":
+                    if not os.path.exists(os.path.join(gdir, f"{name}.npz")):
+                        print(f"skipping golden {name}: {gdir} not found")
+                        continue
+                    params, acc, label = golden_params(name, gdir), None, f"golden {name}"
+                else:
+                    params, acc = train_net(name, seed, args.epochs)
+                    label = f"trained {name} seed {seed}"
+                n0 = params["Dense_0"]["kernel"].shape[0]
+                box = (np.zeros(n0), np.full(n0, b))
+                rows, curves = run_net(params, box, args, label)
+                fig_curves[label] = curves
+                for p, ap in rows:
+                    ex = ap[1.0]
+                    ref = GOLDEN[name][PS.index(p)] if source == "golden" else None
+                    table.append([
+                        label if p == 1 else "", "inf" if p == np.inf else p,
+                        f"{ex.first_estimate:.3f}",
+                        f"{ap[2.0].upper:.3f} ({ap[2.0].seconds:.2f}s)",
+                        f"{ap[1.5].upper:.3f} ({ap[1.5].seconds:.2f}s)",
+                        f"{ex.upper:.6f}" + ("" if ex.exact else " (budget)"),
+                        f"{ex.seconds:.2f}", ex.nodes,
+                        "-" if ref is None else f"{ref:.6f} ({abs(ex.upper - ref) / ref:.0e})",
+                        "-" if source != "golden" else PAPER_EXACT_SECONDS[name][PS.index(p)],
+                    ])
+                    results.append({"net": label, "p": str(p), "first": ex.first_estimate, "k2": ap[2.0].upper,
+                                    "k1.5": ap[1.5].upper, "exact": ex.upper, "lower": ex.lower,
+                                    "is_exact": ex.exact, "seconds": ex.seconds, "nodes": ex.nodes,
+                                    "lp_calls": ex.lp_calls, "golden": ref, "test_accuracy": acc})
+    print(common.format_table(
+        ["network", "p", "first estimate", "2-approx (time)", "1.5-approx (time)", "exact", "time s", "nodes",
+         "paper exact (rel. diff)", "paper time s"], table,
+        title=f"\nLipBaB Table 1 (batch={args.batch}; paper: sequential Python + GLPK on Colab)"))
+    print(f"\ntotal time {time.perf_counter() - t_all:.1f} s")
+    out = common.output_dir(args.out)
+    with open(os.path.join(out, "table1.json"), "w") as f:
+        json.dump(results, f, indent=1)
+    plt = common.pyplot()
+    if plt is not None and fig_curves:
+        label = next((k for k in fig_curves if "10-30-30-30" in k), next(iter(fig_curves)))
+        fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+        for ax, p in zip(axes, PS):
+            h = np.array(fig_curves[label][p])
+            ax.plot(h[:, 0], h[:, 3], label="upper bound")
+            ax.plot(h[:, 0], h[:, 2], label="lower bound")
+            ax.set_xlabel("nodes bounded")
+            ax.set_title(f"p = {'inf' if p == np.inf else p}")
+            ax.grid(alpha=0.3)
+            ax.set_yscale("log")
+        axes[0].set_ylabel("Lipschitz constant bound")
+        axes[0].legend()
+        fig.suptitle(f"LipBaB convergence, {label} (cf. paper Fig. 1)")
+        fig.tight_layout()
+        fig.savefig(os.path.join(out, "convergence.png"), dpi=120)
+        print(f"saved {os.path.join(out, 'convergence.png')}")
+    return results
+
+
+if __name__ == "__main__":
+    main()
