@@ -21,7 +21,8 @@ from common import best_time, report
 from jaxkit import lipschitz
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-GOLDEN = os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared", "data", "lipbab", "sd_10-30-30-30-3.npz")
+SHARED = os.environ.get("JAXKIT_SHARED_DIR", os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared"))
+GOLDEN = os.path.join(SHARED, "data", "lipbab", "sd_10-30-30-30-3.npz")
 EXACT = {1: 19.369311332018757, 2: 19.462799793264388, np.inf: 39.11036425646691}
 PAPER_S = {1: 56, 2: 79, np.inf: 60}
 

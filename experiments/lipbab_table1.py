@@ -44,7 +44,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sources", default="golden,trained", help="comma list of golden, trained")
     p.add_argument("--nets", default=",".join(ARCHS), help="comma list of network names")
-    p.add_argument("--golden-dir", default=None, help="default: ../shared/data/lipbab beside the repo")
+    p.add_argument("--golden-dir", default=None, help="default: $JAXKIT_SHARED_DIR/data/lipbab, else ../shared/data/lipbab")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds for 'trained'")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch", type=int, default=32, help="LipBaB nodes expanded per vmapped step")
@@ -87,7 +87,8 @@ def run_net(params, box, args, label):
 def main(argv=None):
     args = parse_args(argv)
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    gdir = args.golden_dir or os.path.join(os.path.dirname(repo), "shared", "data", "lipbab")
+    shared = os.environ.get("JAXKIT_SHARED_DIR", os.path.join(os.path.dirname(repo), "shared"))
+    gdir = args.golden_dir or os.path.join(shared, "data", "lipbab")
     common.print_config(args, {"golden_dir": gdir, "boxes": {n: f"[0, {b}]^n" for n, (_, b) in ARCHS.items()}})
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]

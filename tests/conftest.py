@@ -11,6 +11,16 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Golden reference data lives in ../shared beside the checkout (as in CI); JAXKIT_SHARED_DIR overrides.
+SHARED = os.environ.get("JAXKIT_SHARED_DIR", os.path.join(os.path.dirname(REPO), "shared"))
+
+
+def golden_file(*parts):
+    """Path of a file under shared/data; skips the test (saying why) when the data is not there."""
+    path = os.path.join(SHARED, "data", *parts)
+    if not os.path.exists(path):
+        pytest.skip(f"golden data {path} not found (set JAXKIT_SHARED_DIR to the shared/ folder)")
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, golden_file
 
 
 def _load_experiment(name):
@@ -31,8 +31,9 @@ def test_train_digits_demo_reaches_95_percent(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_lipbab_table1_reproduces_the_golden_constants(tmp_path):
+    gdir = os.path.dirname(golden_file("lipbab", "iris_4-5-5-3.npz"))
     exp = _load_experiment("lipbab_table1")
-    rows = exp.main(["--sources", "golden", "--nets", "iris_4-5-5-3,sd_10-30-30-30-3", "--out", str(tmp_path),
+    rows = exp.main(["--sources", "golden", "--golden-dir", gdir, "--nets", "iris_4-5-5-3,sd_10-30-30-30-3", "--out", str(tmp_path),
                      "--no-progress"])
     assert len(rows) == 6
     for r in rows:

@@ -1,5 +1,4 @@
 import itertools
-import os
 
 import jax
 import jax.numpy as jnp
@@ -11,9 +10,8 @@ from jaxkit import lipschitz as lb
 from jaxkit import models
 from jaxkit.lipschitz import bounds
 
-from conftest import REPO
+from conftest import golden_file
 
-GOLDEN_DIR = os.path.join(os.path.dirname(REPO), "shared", "data", "lipbab")
 GOLDEN = {  # name: (box upper end, exact constants for p = 1, 2, inf) from shared/data/lipbab/README.md
     "iris_4-5-5-3": (1.0, (5.958048912394726, 6.771454513402937, 12.605085581416922)),
     "sd_10-15-10-3": (0.1, (10.41286850374477, 9.530716922306004, 16.274810805318676)),
@@ -23,7 +21,7 @@ GOLDEN = {  # name: (box upper end, exact constants for p = 1, 2, inf) from shar
 
 
 def golden_params(name):
-    d = np.load(os.path.join(GOLDEN_DIR, f"{name}.npz"))
+    d = np.load(golden_file("lipbab", f"{name}.npz"))
     return {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]} for i in range(len(d.files) // 2)}
 
 
