@@ -19,9 +19,9 @@ For each node :func:`evaluate` does, in one jitted call for the whole batch:
    bound is ``||U||_p`` (valid by elementwise dominance: ``||J||_p <= || |J| ||_p
    <= ||U||_p``). With no ``*`` left, ``[J]`` is a point and the node's value is
    the exact ``||J||_p`` (p = 2: largest singular value of ``J`` itself).
-3. The affine pre-activation ``z = a.x + c`` of every neuron whose preceding
-   layers are fully decided (exact in ``x``): what branching and the feasibility
-   filter need.
+3. The affine pre-activation ``z = a.x + c`` of every neuron (exact in ``x`` up to
+   and including the first layer holding a ``*``): what branching and the
+   feasibility filter need.
 
 Operator norms: p = 1 max column sum, p = inf max row sum, p = 2 spectral norm.
 """
@@ -65,11 +65,8 @@ class NodeEval(NamedTuple):
     pattern: jax.Array  # [H] int8, refined
     upper: jax.Array  # [] bound on ||J||_p over the node (exact value if exact)
     exact: jax.Array  # [] bool, no undecided neuron left
-    z_coef: jax.Array  # [H, n0] affine pre-activation coefficients (valid where z_valid)
+    z_coef: jax.Array  # [H, n0] affine pre-activation coefficients (exact up to the first layer with a *)
     z_const: jax.Array  # [H]
-    z_valid: jax.Array  # [H] bool
-    z_lo: jax.Array  # [H] concretised pre-activation bounds over the box
-    z_hi: jax.Array  # [H]
 
 
 def op_norm(m: jax.Array, p: float) -> jax.Array:
@@ -110,8 +107,7 @@ def _evaluate_one(weights, biases, box_lo, box_hi, pattern, *, p: float) -> Node
     vhi = jnp.concatenate([box_hi, jnp.zeros(H, dtype)])
     expr = jnp.concatenate([jnp.eye(n0, dtype=dtype), jnp.zeros((n0, H), dtype)], axis=1)  # [n0, nv]
     const = jnp.zeros(n0, dtype)
-    decided_so_far = jnp.array(True)
-    pats, zc, zk, zv, zlo, zhi = [], [], [], [], [], []
+    pats, zc, zk = [], [], []
     off = 0
     for layer, n in enumerate(hidden):
         w, b = weights[layer], biases[layer]
@@ -128,10 +124,6 @@ def _evaluate_one(weights, biases, box_lo, box_hi, pattern, *, p: float) -> Node
         pats.append(s)
         zk.append(ze[:, :n0])
         zc.append(zcst)
-        zv.append(jnp.broadcast_to(decided_so_far, (n,)))
-        zlo.append(lo)
-        zhi.append(hi)
-        decided_so_far = decided_so_far & jnp.all(s >= 0)
         off += n
     pat = jnp.concatenate(pats)
 
@@ -153,8 +145,7 @@ def _evaluate_one(weights, biases, box_lo, box_hi, pattern, *, p: float) -> Node
     value_exact = op_norm((jlo + jhi) / 2, p)
     bound = op_norm(u, p) * (1 + 64 * float(jnp.finfo(dtype).eps))
     upper = jnp.where(exact, value_exact, bound)
-    return NodeEval(pat, upper, exact, jnp.concatenate(zk), jnp.concatenate(zc), jnp.concatenate(zv),
-                    jnp.concatenate(zlo), jnp.concatenate(zhi))
+    return NodeEval(pat, upper, exact, jnp.concatenate(zk), jnp.concatenate(zc))
 
 
 @functools.partial(jax.jit, static_argnames=("p",))

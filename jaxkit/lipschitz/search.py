@@ -46,7 +46,6 @@ class _Node:
     exact: bool = False
     z_coef: np.ndarray | None = None
     z_const: np.ndarray | None = None
-    depth: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,13 +141,12 @@ class _Search:
                     pat = pattern.copy()
                     pat[j] = side
                     wits = [w for w in node.witnesses if ar @ w - cr < 0]
-                    kids.append(_Node(pat, np.vstack([node.a, ar[None]]), np.append(node.c, cr), wits,
-                                      depth=node.depth + 1))
+                    kids.append(_Node(pat, np.vstack([node.a, ar[None]]), np.append(node.c, cr), wits))
                 return kids
             if not neg and not pos:
                 return []  # the node's own region is empty (only possible without a witness)
             pattern[j] = 1 if pos else 0
-        return [_Node(pattern, node.a, node.c, node.witnesses, depth=node.depth)]
+        return [_Node(pattern, node.a, node.c, node.witnesses)]
 
 
 def search(net: _b.Net, box_lo, box_hi, *, p: float, k: float, batch: int, max_nodes: int | None,
