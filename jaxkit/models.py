@@ -5,6 +5,8 @@
 * :class:`VGG` -- VGG-style CNN from a config list (ints are 3x3 conv widths,
   ``"M"`` a 2x2 max-pool), optional BatchNorm, global average pooling and a
   dense head. ``VGG(cfg=DIGITS_CFG)`` is the digits CNN.
+* :class:`ResNet` / :func:`resnet56` -- CIFAR-style ResNets with option-A
+  (parameter-free) or option-B (projection) shortcuts.
 * :class:`TrainState`, :func:`train_step`, :func:`eval_step`, :func:`evaluate`
   and :func:`train` -- an optax training loop with a tqdm progress bar and
   orbax checkpoint/resume: a killed run resumes after its last finished epoch
@@ -14,6 +16,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -30,6 +33,9 @@ __all__ = [
     "MLP",
     "VGG",
     "DIGITS_CFG",
+    "BasicBlock",
+    "ResNet",
+    "resnet56",
     "TrainState",
     "create_train_state",
     "cross_entropy",
@@ -100,6 +106,87 @@ class VGG(nn.Module):
         for width in self.hidden:
             x = nn.relu(nn.Dense(int(width))(x))
         return nn.Dense(self.num_classes)(x)
+
+
+class BasicBlock(nn.Module):
+    """``conv3x3(stride) - BN - ReLU - conv3x3 - BN``, plus shortcut, then ReLU (He et al. 2016).
+
+    ``shortcut="A"``: identity, or -- when the shape changes -- stride-2
+    subsampling and zero channels padded equally on both sides (CIFAR ResNets;
+    no parameters). ``"B"``: a 1x1 conv + BN projection when the shape changes.
+    """
+
+    features: int
+    strides: int = 1
+    shortcut: str = "A"
+    bn_momentum: float = 0.9
+    inner_features: int | None = None  # width of the first conv (pruned models); default ``features``
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        bn = partial(nn.BatchNorm, use_running_average=not train, momentum=self.bn_momentum)
+        s = (self.strides, self.strides)
+        inner = self.features if self.inner_features is None else int(self.inner_features)
+        y = nn.Conv(inner, (3, 3), s, padding=((1, 1), (1, 1)), use_bias=False)(x)
+        y = nn.relu(bn()(y))
+        y = nn.Conv(self.features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False)(y)
+        y = bn()(y)
+        if self.strides != 1 or x.shape[-1] != self.features:
+            if self.shortcut == "A":
+                x = x[:, :: self.strides, :: self.strides, :]
+                extra = self.features - x.shape[-1]
+                x = jnp.pad(x, ((0, 0), (0, 0), (0, 0), (extra // 2, extra - extra // 2)))
+            elif self.shortcut == "B":
+                x = bn()(nn.Conv(self.features, (1, 1), s, use_bias=False)(x))
+            else:
+                raise ValueError(f"BasicBlock: `shortcut` must be 'A' or 'B', got {self.shortcut!r}.")
+        return nn.relu(y + x)
+
+
+class ResNet(nn.Module):
+    """CIFAR-style ResNet on NHWC inputs (He et al. 2016, Sec. 4.2).
+
+    ``conv3x3(widths[0]) - BN - ReLU``, then ``len(stage_sizes)`` stages of
+    :class:`BasicBlock` (the first block of every stage after the first has
+    stride 2), global average pooling and a dense classifier. ResNet-``6n+2``
+    is ``stage_sizes=(n, n, n)``: :func:`resnet56` is ``n = 9``. ``inner_widths``
+    (one per block, optional) sets each block's first-conv width, as left by
+    pruning the blocks' inner channels.
+    """
+
+    stage_sizes: Sequence[int] = (9, 9, 9)
+    widths: Sequence[int] = (16, 32, 64)
+    num_classes: int = 10
+    shortcut: str = "A"
+    bn_momentum: float = 0.9
+    inner_widths: Sequence[int] | None = None
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        if x.ndim != 4:
+            raise ValueError(f"ResNet expects NHWC inputs of rank 4, got shape {x.shape}.")
+        if len(self.stage_sizes) != len(self.widths):
+            raise ValueError(f"ResNet: `stage_sizes` {tuple(self.stage_sizes)} and `widths` {tuple(self.widths)} "
+                             "must have the same length.")
+        x = nn.Conv(int(self.widths[0]), (3, 3), padding=((1, 1), (1, 1)), use_bias=False)(x)
+        x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x))
+        inner = list(self.inner_widths) if self.inner_widths is not None else None
+        if inner is not None and len(inner) != sum(self.stage_sizes):
+            raise ValueError(f"ResNet: `inner_widths` needs one width per block ({sum(self.stage_sizes)}), "
+                             f"got {len(inner)}.")
+        k = 0
+        for i, (n, w) in enumerate(zip(self.stage_sizes, self.widths)):
+            for j in range(int(n)):
+                x = BasicBlock(int(w), 2 if (i > 0 and j == 0) else 1, self.shortcut, self.bn_momentum,
+                               inner[k] if inner is not None else None)(x, train)
+                k += 1
+        x = x.mean(axis=(1, 2))
+        return nn.Dense(self.num_classes)(x)
+
+
+def resnet56(num_classes: int = 10, widths: Sequence[int] = (16, 32, 64), shortcut: str = "A") -> ResNet:
+    """ResNet-56 for 32x32 inputs: 853,018 parameters and 125.49M MACs with the default widths."""
+    return ResNet((9, 9, 9), tuple(widths), num_classes, shortcut)
 
 
 class TrainState(struct.PyTreeNode):

@@ -1,0 +1,52 @@
+"""Structured pruning over Flax params: dependency graph, costs, criteria, masks, removal.
+
+Typical use::
+
+    graph = prune.build_graph(model, variables, x[:1])
+    stats = prune.collect_stats(model.apply, variables, batches, graph)
+    scores = prune.scores("l1", graph, variables, stats)
+    masks = prune.channel_masks(scores, ratio=0.5)
+    elem = prune.expand(graph, masks, variables["params"])
+    params = prune.apply_masks(variables["params"], elem)
+    tx = optax.chain(optax.sgd(0.01, 0.9), prune.masked_updates(elem))
+    small = prune.remove(graph, masks, variables)        # narrower, same outputs
+    prune.count(graph, masks).macs                       # cost without building it
+"""
+
+from jaxkit.prune.cost import Cost, count
+from jaxkit.prune.graph import Graph, Group, Layer, Member, build_graph
+from jaxkit.prune.masks import (
+    MaskedUpdatesState,
+    apply_masks,
+    channel_masks,
+    expand,
+    kept_counts,
+    magnitude_masks,
+    masked_updates,
+    remove,
+    sparsity,
+)
+
+__all__ = [
+    "Graph", "Group", "Layer", "Member", "build_graph",
+    "Cost", "count",
+    "channel_masks", "expand", "apply_masks", "magnitude_masks", "masked_updates", "MaskedUpdatesState",
+    "remove", "kept_counts", "sparsity",
+]
+
+from jaxkit.prune.criteria import (  # noqa: E402
+    CRITERIA,
+    Stats,
+    all_scores,
+    bn_layer,
+    collect_stats,
+    geometric_median,
+    minmax,
+    scores,
+)
+
+__all__ += ["CRITERIA", "Stats", "collect_stats", "all_scores", "scores", "minmax", "geometric_median", "bn_layer"]
+
+from jaxkit.prune.blend import blend, correlation_matrix, kmeans, rankdata, spearman  # noqa: E402
+
+__all__ += ["rankdata", "spearman", "correlation_matrix", "kmeans", "blend"]

@@ -1,0 +1,118 @@
+"""Building blocks of "Blending Pruning Criteria for CNNs" (He et al., ICANN 2021).
+
+* :func:`rankdata` / :func:`spearman` / :func:`correlation_matrix` -- Spearman
+  rank correlation between criteria, ranks with ties averaged exactly as
+  ``scipy.stats.rankdata(method="average")`` (the paper's Eq. 1 prints value
+  differences where rank differences belong: we use ranks);
+* :func:`kmeans` -- jitted Lloyd's k-means (k-means++ seeding from an explicit
+  key) to cluster criteria per layer on their rows of the correlation matrix;
+* :func:`blend` -- ``sum_i w_i * s_{c_i}`` of selected (normalised) criteria.
+
+The evolutionary search over selections and weights lives in the evolution
+module.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+__all__ = ["rankdata", "spearman", "correlation_matrix", "kmeans", "blend"]
+
+
+def rankdata(x: jax.Array) -> jax.Array:
+    """1-based ranks along the last axis, ties get their average rank (scipy's ``"average"``)."""
+    x = jnp.asarray(x)
+    less = jnp.sum(x[..., None, :] < x[..., :, None], axis=-1)
+    equal = jnp.sum(x[..., None, :] == x[..., :, None], axis=-1)
+    return less + (equal + 1) / 2.0
+
+
+def _pearson(a, b):
+    a = a - a.mean(-1, keepdims=True)
+    b = b - b.mean(-1, keepdims=True)
+    den = jnp.sqrt(jnp.sum(a * a, -1) * jnp.sum(b * b, -1))
+    return jnp.where(den > 0, jnp.sum(a * b, -1) / jnp.where(den > 0, den, 1.0), jnp.nan)
+
+
+@jax.jit
+def spearman(a: jax.Array, b: jax.Array) -> jax.Array:
+    """Spearman's rho along the last axis (NaN if either input is constant, as scipy)."""
+    return _pearson(rankdata(a), rankdata(b))
+
+
+@jax.jit
+def _corr(s):
+    r = rankdata(s)
+    return jax.vmap(lambda a: jax.vmap(lambda b: _pearson(a, b))(r))(r)
+
+
+def correlation_matrix(scores: Mapping[str, jax.Array] | jax.Array) -> jax.Array:
+    """``[K, K]`` Spearman matrix between K criteria's scores of one layer.
+
+    ``scores``: ``{criterion: scores[C]}`` (rows in the mapping's order) or a
+    ``[K, C]`` array.
+    """
+    s = jnp.stack([jnp.asarray(v) for v in scores.values()]) if isinstance(scores, Mapping) else jnp.asarray(scores)
+    if s.ndim != 2 or s.shape[1] < 2:
+        raise ValueError(f"`scores` must be K criteria x C >= 2 channels, got shape {s.shape}.")
+    return _corr(s)
+
+
+def kmeans(key: jax.Array, x: jax.Array, k: int, iters: int = 50) -> tuple[jax.Array, jax.Array]:
+    """Lloyd's k-means on the rows of ``x`` with k-means++ seeding; returns ``(labels[N], centers[k, D])``.
+
+    Jitted; ``key`` drives the seeding. NaN entries (constant criteria) are
+    treated as 0 correlation.
+    """
+    x = jnp.nan_to_num(jnp.asarray(x, jnp.float32))
+    if x.ndim != 2:
+        raise ValueError(f"`x` must be [N, D], got shape {x.shape}.")
+    if not 1 <= int(k) <= x.shape[0]:
+        raise ValueError(f"`k` must be in [1, {x.shape[0]}] (number of rows), got {k}.")
+    return _kmeans(key, x, int(k), int(iters))
+
+
+@functools.partial(jax.jit, static_argnames=("k", "iters"))
+def _kmeans(key, x, k, iters):
+    n = x.shape[0]
+
+    def d2(c):
+        return jnp.sum((x[:, None, :] - c[None, :, :]) ** 2, -1)
+
+    def seed(carry, i):
+        centers, key = carry
+        key, sub = jax.random.split(key)
+        dist = jnp.min(jnp.where(jnp.arange(k)[None, :] < i, d2(centers), jnp.inf), axis=1)
+        p = jnp.where(i == 0, jnp.ones(n), dist)
+        p = jnp.where(jnp.sum(p) > 0, p, jnp.ones(n))
+        j = jax.random.choice(sub, n, p=p / jnp.sum(p))
+        return (centers.at[i].set(x[j]), key), None
+
+    (centers, _), _ = jax.lax.scan(seed, (jnp.zeros((k, x.shape[1]), x.dtype), key), jnp.arange(k))
+
+    def lloyd(centers, _):
+        labels = jnp.argmin(d2(centers), axis=1)
+        onehot = jax.nn.one_hot(labels, k, dtype=x.dtype)
+        cnt = onehot.sum(0)
+        new = (onehot.T @ x) / jnp.maximum(cnt, 1)[:, None]
+        return jnp.where(cnt[:, None] > 0, new, centers), None
+
+    centers, _ = jax.lax.scan(lloyd, centers, None, length=iters)
+    return jnp.argmin(d2(centers), axis=1), centers
+
+
+def blend(scores: Mapping[str, Mapping[str, jax.Array]], selected: Sequence[str],
+          weights: Sequence[float] | jax.Array) -> dict[str, jax.Array]:
+    """``{group: sum_i weights[i] * scores[selected[i]][group]}`` (criteria normalised beforehand)."""
+    sel = list(selected)
+    w = jnp.asarray(weights, jnp.float32)
+    if w.shape != (len(sel),):
+        raise ValueError(f"`weights` must have one entry per selected criterion ({len(sel)}), got shape {w.shape}.")
+    missing = [c for c in sel if c not in scores]
+    if missing:
+        raise ValueError(f"Selected criteria {missing} are not in `scores` (have {sorted(scores)}).")
+    groups = list(scores[sel[0]])
+    return {g: sum(w[i] * jnp.asarray(scores[c][g]) for i, c in enumerate(sel)) for g in groups}

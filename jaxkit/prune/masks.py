@@ -1,0 +1,288 @@
+"""Channel masks, element masks, masked optimizer updates and physical removal.
+
+Two mask levels:
+
+* **channel masks** -- ``{group name: bool[C]}`` (True = keep), one per prunable
+  group of a :class:`~jaxkit.prune.graph.Graph`; made from criterion scores by
+  :func:`channel_masks` (layer-wise or global ranking);
+* **element masks** -- a pytree with the structure of params (or of the whole
+  variables dict) holding bool arrays of the leaves' shapes; made from channel
+  masks by :func:`expand` or directly by :func:`magnitude_masks` (unstructured).
+
+:func:`apply_masks` zeroes params, :func:`masked_updates` is an optax
+transform that zeroes the masked entries of every update so pruned weights stay
+exactly zero through training, and :func:`remove` slices pruned channels out of
+every coupled leaf so a narrower model gives the outputs of the masked one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxkit import tree as _tree
+from jaxkit.prune.graph import Graph
+
+__all__ = [
+    "channel_masks",
+    "expand",
+    "apply_masks",
+    "magnitude_masks",
+    "masked_updates",
+    "MaskedUpdatesState",
+    "remove",
+    "kept_counts",
+    "sparsity",
+]
+
+PyTree = Any
+ROLES = ("out", "in", "elem")
+
+
+def _check_ratio(ratio, what="ratio"):
+    r = np.asarray(ratio, np.float64)
+    if not np.all((r >= 0) & (r < 1)):
+        raise ValueError(f"`{what}` must lie in [0, 1) (fraction of channels to remove), got {ratio}.")
+
+
+def channel_masks(
+    scores: Mapping[str, Any],
+    ratio: float | Mapping[str, float] | None = None,
+    *,
+    n_keep: int | Mapping[str, int] | None = None,
+    scope: str = "layer",
+    min_keep: int = 1,
+) -> dict[str, jax.Array]:
+    """Keep the highest-scoring channels of each group.
+
+    Args:
+      scores: ``{group name: float[C]}`` (larger = more important).
+      ratio: fraction of channels to **remove**, in ``[0, 1)``: one number or one
+        per group (layer-wise only).
+      n_keep: alternatively, channels to keep per group (int or mapping).
+      scope: ``"layer"`` ranks within each group; ``"global"`` ranks all channels
+        of all groups together (scores must be comparable, e.g. Pruned-YOLO's
+        ``|gamma| * sum|w|``) and removes ``ratio`` of the total.
+      min_keep: never leave a group with fewer channels (global scope).
+
+    Ties are broken by channel index (earlier channels kept), so masks are
+    deterministic.
+    """
+    if not scores:
+        raise ValueError("`scores` is empty; expected {group name: per-channel scores}.")
+    if (ratio is None) == (n_keep is None):
+        raise ValueError("Pass exactly one of `ratio` (fraction to remove) or `n_keep`.")
+    if scope not in ("layer", "global"):
+        raise ValueError(f"`scope` must be 'layer' or 'global', got {scope!r}.")
+    s = {k: np.asarray(v, np.float64).reshape(-1) for k, v in scores.items()}
+    for k, v in s.items():
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"`scores[{k!r}]` has non-finite values.")
+    if scope == "global":
+        if ratio is None or isinstance(ratio, Mapping):
+            raise ValueError("scope='global' takes a single `ratio`.")
+        _check_ratio(ratio)
+        names = list(s)
+        allv = np.concatenate([s[k] for k in names])
+        n_remove = int(np.floor(ratio * allv.size))
+        order = np.lexsort((-np.arange(allv.size), allv))  # ascending score, later index first on ties
+        removed = np.zeros(allv.size, bool)
+        left = {k: len(s[k]) for k in names}
+        owner = np.repeat(np.arange(len(names)), [len(s[k]) for k in names])
+        count = 0
+        for i in order:
+            if count >= n_remove:
+                break
+            k = names[owner[i]]
+            if left[k] > min_keep:
+                removed[i], left[k], count = True, left[k] - 1, count + 1
+        out, start = {}, 0
+        for k in names:
+            out[k] = jnp.asarray(~removed[start : start + len(s[k])])
+            start += len(s[k])
+        return out
+    out = {}
+    for k, v in s.items():
+        if n_keep is not None:
+            keep = n_keep[k] if isinstance(n_keep, Mapping) else n_keep
+            if not 1 <= int(keep) <= len(v):
+                raise ValueError(f"`n_keep` for {k!r} must be in [1, {len(v)}], got {keep}.")
+        else:
+            r = ratio[k] if isinstance(ratio, Mapping) else ratio
+            _check_ratio(r, f"ratio[{k!r}]" if isinstance(ratio, Mapping) else "ratio")
+            keep = max(1, len(v) - int(np.floor(r * len(v))))
+        order = np.lexsort((np.arange(len(v)), -v))  # descending score, earlier index first
+        m = np.zeros(len(v), bool)
+        m[order[: int(keep)]] = True
+        out[k] = jnp.asarray(m)
+    return out
+
+
+def _resolve(graph: Graph, tree: PyTree, name: str) -> tuple[list[tuple[str, Any]], str]:
+    """Leaves of ``tree`` and the prefix that maps their paths to graph paths."""
+    flat = _tree.validate(tree, name)
+    paths = [p for p, _ in flat]
+    for prefix in ("", "params/"):
+        if any(prefix + p in graph.shapes for p in paths):
+            return flat, prefix
+    raise ValueError(f"`{name}` does not match the graph: none of its paths (e.g. {paths[0]!r}) is a graph "
+                     "variable. Build the graph from the same model's variables.")
+
+
+def _group_masks(graph: Graph, masks: Mapping[str, Any]) -> dict[int, np.ndarray]:
+    out = {}
+    for name, m in masks.items():
+        g = graph.group(name)
+        if not g.prunable:
+            raise ValueError(f"Group {g.name!r} cannot be pruned: {g.reason}.")
+        m = np.asarray(m).reshape(-1)
+        if m.shape != (g.size,):
+            raise ValueError(f"Mask for {g.name!r} must have shape ({g.size},), got {np.shape(masks[name])}.")
+        out[g.id] = m.astype(bool)
+    return out
+
+
+def expand(graph: Graph, masks: Mapping[str, Any], tree: PyTree, *, roles: Sequence[str] = ROLES) -> PyTree:
+    """Element masks (bool, shaped like ``tree``'s leaves) from channel masks.
+
+    ``roles`` picks which coupled leaves are masked: ``"out"`` (producer
+    kernels), ``"in"`` (consumer kernels' input rows), ``"elem"`` (biases and
+    BatchNorm scale/bias/statistics). All three (default) make the masked model
+    compute exactly what the removed one does.
+    """
+    bad = set(roles) - set(ROLES)
+    if bad:
+        raise ValueError(f"`roles` must be a subset of {ROLES}, got {sorted(bad)}.")
+    gm = _group_masks(graph, masks)
+    flat, prefix = _resolve(graph, tree, "tree")
+
+    def leaf_mask(path, x):
+        m = np.ones(np.shape(x), bool)
+        for g, mem in graph.groups_of(prefix + path):
+            if g.id not in gm or mem.role not in roles:
+                continue
+            ch = np.tile(gm[g.id], mem.repeat)
+            shape = [1] * m.ndim
+            shape[mem.axis] = -1
+            m = m & ch.reshape(shape)
+        return jnp.asarray(m)
+
+    return jax.tree_util.tree_map_with_path(lambda kp, x: leaf_mask(_tree.path_str(kp), x), tree)
+
+
+def apply_masks(tree: PyTree, masks: PyTree) -> PyTree:
+    """``tree * masks`` leaf-wise (masked entries become exactly 0). Jittable.
+
+    ``masks`` must have ``tree``'s structure, leaves bool or 0/1 and
+    broadcastable to the leaf shapes (:func:`expand` and
+    :func:`magnitude_masks` build such trees).
+    """
+    ts, ms = jax.tree.structure(tree), jax.tree.structure(masks)
+    if ts != ms:
+        raise ValueError(f"`masks` structure does not match the params: {ms} vs {ts}.")
+    for (kp, x), m in zip(jax.tree_util.tree_leaves_with_path(tree), jax.tree.leaves(masks)):
+        if np.shape(m) != np.shape(x):
+            try:
+                np.broadcast_shapes(np.shape(m), np.shape(x))
+            except ValueError:
+                raise ValueError(f"Mask for {_tree.path_str(kp)!r} has shape {np.shape(m)}, "
+                                 f"leaf has {np.shape(x)}.") from None
+    return jax.tree.map(lambda x, m: jnp.where(m, x, jnp.zeros((), x.dtype)), tree, masks)
+
+
+def magnitude_masks(tree: PyTree, sparsity: float, *, pattern: _tree.Pattern = "**/kernel",
+                    scope: str = "layer") -> PyTree:
+    """Unstructured magnitude masks: drop the ``sparsity`` fraction of smallest ``|w|``.
+
+    Leaves not selected by ``pattern`` get all-True masks. ``scope="global"``
+    uses one threshold over all selected leaves.
+    """
+    _check_ratio(sparsity, "sparsity")
+    if scope not in ("layer", "global"):
+        raise ValueError(f"`scope` must be 'layer' or 'global', got {scope!r}.")
+    sel = _tree.select(tree, pattern, name="tree")
+
+    def thresh(values):
+        v = np.sort(np.abs(np.asarray(values, np.float64)).ravel())
+        k = int(np.floor(sparsity * v.size))
+        return -np.inf if k == 0 else v[k - 1]
+
+    if scope == "global":
+        t = thresh(np.concatenate([np.ravel(x) for x in sel.values()]))
+        ts = dict.fromkeys(sel, t)
+    else:
+        ts = {p: thresh(x) for p, x in sel.items()}
+
+    def leaf(kp, x):
+        p = _tree.path_str(kp)
+        if p not in ts:
+            return jnp.ones(np.shape(x), bool)
+        return jnp.asarray(np.abs(np.asarray(x)) > ts[p])
+
+    return jax.tree_util.tree_map_with_path(leaf, tree)
+
+
+class MaskedUpdatesState(NamedTuple):
+    count: jax.Array  # int32 steps seen (so runs resume with the state)
+
+
+def masked_updates(masks: PyTree) -> optax.GradientTransformation:
+    """Optax transform: zero every update entry whose mask is False.
+
+    Put it **last** in an ``optax.chain`` (after weight decay and momentum) so
+    pruned weights that start at zero stay exactly zero. Pass masks from
+    :func:`expand` with all roles to freeze BatchNorm entries too, or with
+    ``roles=("out", "in")`` to leave BN trainable. (Not ``optax.masked``, which
+    selects whole leaves.)
+    """
+
+    def init(params):
+        del params
+        return MaskedUpdatesState(count=jnp.zeros((), jnp.int32))
+
+    def update(updates, state, params=None):
+        del params
+        updates = jax.tree.map(lambda u, m: jnp.where(m, u, jnp.zeros((), u.dtype)), updates, masks)
+        return updates, MaskedUpdatesState(count=optax.safe_int32_increment(state.count))
+
+    return optax.GradientTransformation(init, update)
+
+
+def remove(graph: Graph, masks: Mapping[str, Any], tree: PyTree) -> PyTree:
+    """Physically remove masked channels: slice every coupled leaf (all roles).
+
+    ``tree`` is the variables dict or params the graph was built from; the
+    result has the same structure with narrower leaves. Build the narrower model
+    from :func:`kept_counts` (e.g. ``VGG(cfg=...)`` or ``ResNet(inner_widths=...)``);
+    its outputs equal the fully masked model's.
+    """
+    gm = _group_masks(graph, masks)
+    _, prefix = _resolve(graph, tree, "tree")
+
+    def leaf(kp, x):
+        x = np.asarray(x)
+        for g, mem in graph.groups_of(prefix + _tree.path_str(kp)):
+            if g.id in gm:
+                keep = np.flatnonzero(np.tile(gm[g.id], mem.repeat))
+                x = np.take(x, keep, axis=mem.axis)
+        return jnp.asarray(x)
+
+    return jax.tree_util.tree_map_with_path(leaf, tree)
+
+
+def kept_counts(graph: Graph, masks: Mapping[str, Any]) -> dict[str, int]:
+    """``{group name: channels kept}`` (unmasked prunable groups keep all)."""
+    gm = _group_masks(graph, masks)
+    return {g.name: int(gm[g.id].sum()) if g.id in gm else g.size for g in graph.groups if g.prunable}
+
+
+def sparsity(masks: PyTree) -> float:
+    """Fraction of masked-out entries over all leaves."""
+    leaves = [np.asarray(m) for m in jax.tree.leaves(masks)]
+    total = sum(m.size for m in leaves)
+    return float(sum((~m.astype(bool)).sum() for m in leaves) / max(total, 1))
