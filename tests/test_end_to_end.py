@@ -42,6 +42,21 @@ def test_lipbab_table1_reproduces_the_golden_constants(tmp_path):
     assert os.path.exists(tmp_path / "convergence.png")
 
 
+@pytest.mark.slow
+def test_prune_digits_table(tmp_path, capsys):
+    exp = _load_experiment("prune_digits")
+    out = exp.main(["--seeds", "0", "--epochs", "8", "--finetune-epochs", "2", "--out", str(tmp_path)])
+    assert out["unpruned"][0] >= 0.95
+    tuned = {c: r["finetuned"][0] for c, r in out["rows"].items()}
+    assert min(tuned.values()) >= 0.7, tuned  # 50 % of filters gone; 2 epochs of fine-tuning recover most ...
+    assert sorted(tuned.values())[len(tuned) // 2] >= 0.9, tuned  # ... and the typical criterion nearly all
+    assert out["params"][1] < 0.35 * out["params"][0] and out["macs"][1] < 0.35 * out["macs"][0]
+    assert abs(out["spearman"][2, 3]) > 0.9  # FPGM and Fermat rank alike (the blending paper's observation)
+    text = capsys.readouterr().out
+    assert "fine-tuned acc %" in text and "taylor_bn_beta" in text and '"seeds": [' in text
+    assert os.path.exists(tmp_path / "spearman.png") and os.path.exists(tmp_path / "table.json")
+
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
 
 

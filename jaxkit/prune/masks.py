@@ -229,6 +229,7 @@ def magnitude_masks(tree: PyTree, sparsity: float, *, pattern: _tree.Pattern = "
 
 class MaskedUpdatesState(NamedTuple):
     count: jax.Array  # int32 steps seen (so runs resume with the state)
+    masks: PyTree  # element masks; swap with optax.tree_utils.tree_set(state, masks=...) without recompiling
 
 
 def masked_updates(masks: PyTree) -> optax.GradientTransformation:
@@ -238,17 +239,21 @@ def masked_updates(masks: PyTree) -> optax.GradientTransformation:
     pruned weights that start at zero stay exactly zero. Pass masks from
     :func:`expand` with all roles to freeze BatchNorm entries too, or with
     ``roles=("out", "in")`` to leave BN trainable. (Not ``optax.masked``, which
-    selects whole leaves.)
+    selects whole leaves.) The masks live in the state, so one jitted train
+    step serves any number of masks: ``optax.tree_utils.tree_set(opt_state,
+    masks=new)`` swaps them.
     """
+    masks = jax.tree.map(jnp.asarray, masks)
 
     def init(params):
-        del params
-        return MaskedUpdatesState(count=jnp.zeros((), jnp.int32))
+        if jax.tree.structure(params) != jax.tree.structure(masks):
+            raise ValueError("masked_updates: `masks` must have the structure of the params.")
+        return MaskedUpdatesState(count=jnp.zeros((), jnp.int32), masks=masks)
 
     def update(updates, state, params=None):
         del params
-        updates = jax.tree.map(lambda u, m: jnp.where(m, u, jnp.zeros((), u.dtype)), updates, masks)
-        return updates, MaskedUpdatesState(count=optax.safe_int32_increment(state.count))
+        updates = jax.tree.map(lambda u, m: jnp.where(m, u, jnp.zeros((), u.dtype)), updates, state.masks)
+        return updates, MaskedUpdatesState(count=optax.safe_int32_increment(state.count), masks=state.masks)
 
     return optax.GradientTransformation(init, update)
 
