@@ -70,3 +70,20 @@ def pyplot():
         print("matplotlib is not installed: skipping plots (pip install 'jaxkit[plot]').")
         return None
     return plt
+
+
+def load_dataset(name: str, data_dir: str | None = None):
+    """``"digits"`` (scikit-learn's bundled 8x8 digits) or ``"tfds:NAME"`` (prepared offline in ``data_dir``)."""
+    from jaxkit import data  # noqa: PLC0415
+
+    if name == "digits":
+        return data.load_digits(seed=0)
+    if name.startswith("tfds:"):
+        return data.load_tfds(name[5:], data_dir=data_dir)
+    raise SystemExit(f"--dataset must be 'digits' or 'tfds:NAME', got {name!r}")
+
+
+def parse_cfg(text: str) -> tuple:
+    """VGG config from ``"16,16,M,32,32,M"``."""
+    return tuple("M" if c.strip().upper() == "M" else int(c) for c in text.split(","))
+

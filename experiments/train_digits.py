@@ -25,7 +25,7 @@ import numpy as np
 import optax
 
 import common
-from jaxkit import data, models
+from jaxkit import models
 
 
 def parse_args(argv=None):
@@ -44,18 +44,10 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def load(args):
-    if args.dataset == "digits":
-        return data.load_digits(seed=0)
-    if args.dataset.startswith("tfds:"):
-        return data.load_tfds(args.dataset[5:], data_dir=args.data_dir)
-    raise SystemExit(f"--dataset must be 'digits' or 'tfds:NAME', got {args.dataset!r}")
-
-
 def main(argv=None):
     args = parse_args(argv)
-    cfg = tuple("M" if c.strip().upper() == "M" else int(c) for c in args.cfg.split(","))
-    ds = load(args)
+    cfg = common.parse_cfg(args.cfg)
+    ds = common.load_dataset(args.dataset, args.data_dir)
     common.print_config(args, {"data": repr(ds), "vgg_cfg": cfg})
     model = models.VGG(cfg=cfg, num_classes=ds.num_classes, batch_norm=not args.no_batch_norm)
 
