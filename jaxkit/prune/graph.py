@@ -327,14 +327,14 @@ def _absorb(b: _Builder, space: int, info: _Info) -> int:
 
 
 def _elementwise(b: _Builder, eqn, ins: list[_Info]) -> _Info:
+    if eqn.primitive.name in ("convert_element_type", "copy", "copy_p", "reduce_precision") and ins:
+        x = ins[0]  # identity up to dtype: a cast kernel is still the variable leaf
+        return _Info(x.space, x.repeat, x.refs, x.leaf)
     n = _last(eqn.outvars[0].aval)
     active = [
         x for v, x in zip(eqn.invars, ins)
         if n is not None and n > 1 and _last(v.aval) == n and (x.space is not None or x.refs)
     ]
-    if eqn.primitive.name in ("convert_element_type", "copy", "copy_p", "reduce_precision") and ins:
-        x = ins[0]
-        return _Info(x.space, x.repeat, x.refs, x.leaf)
     if not active:
         return _Info()
     if all(x.space is None for x in active):  # arithmetic among variables only (BN's scale * rsqrt(var))
@@ -419,7 +419,6 @@ def _linear(b: _Builder, eqn, ins: list[_Info]) -> _Info:
             out = b.new(out_n)
             b.add(out, Member(rhs.leaf, out_axis, "out"))
             if lhs.space is not None:
-                _absorb(b, lhs.space, _Info(refs=lhs.refs))
                 b.add(lhs.space, Member(rhs.leaf, in_axis, "in"))
             in_group = lhs.space
         elif groups == c_in and kshape[in_axis] == 1 and out_n == c_in and lhs.space is not None:
@@ -444,7 +443,6 @@ def _linear(b: _Builder, eqn, ins: list[_Info]) -> _Info:
     out = b.new(out_n)
     b.add(out, Member(rhs.leaf, 1, "out"))
     if lhs.space is not None:
-        _absorb(b, lhs.space, _Info(refs=lhs.refs))
         b.add(lhs.space, Member(rhs.leaf, 0, "in", lhs.repeat))
     spatial = int(np.prod(ov.aval.shape[1:-1])) if len(ov.aval.shape) > 2 else 1
     b.layers.append(dict(kernel=rhs.leaf, kind="dense", in_space=lhs.space, out_space=out,
@@ -499,6 +497,7 @@ def build_graph(apply_fn: Callable[..., Any] | Any, variables: PyTree, *args, **
         if not isinstance(v, jcore.Literal) and env.get(v) is not None:
             b.freeze(env[v].space, "model output")
 
+    shapes = {p: tuple(np.shape(x)) for p, x in flat}
     roots = sorted({b.find(i) for i in range(len(b.parent))})
     groups, index = [], {}
     for r in roots:
@@ -508,7 +507,7 @@ def build_graph(apply_fn: Callable[..., Any] | Any, variables: PyTree, *args, **
             continue
         name = _layer_of(outs[0].path) if outs else f"space_{r}"
         reason = b.frozen[r] or ("" if outs else "no producing layer")
-        shapes_ok = all(dict(flat)[m.path].shape[m.axis] == b.size[r] * m.repeat for m in members)
+        shapes_ok = all(shapes[m.path][m.axis] == b.size[r] * m.repeat for m in members)
         if not shapes_ok:
             reason = reason or "member shapes disagree"
         bad = sorted({m.path for m in members} & b.frozen_leaves)
@@ -522,5 +521,4 @@ def build_graph(apply_fn: Callable[..., Any] | Any, variables: PyTree, *args, **
         go = index.get(b.find(d["out_space"]))
         layers.append(Layer(d["kernel"], d["kind"], gi, go, d["in_size"], d["out_size"], d["in_repeat"],
                             d["groups"], d["spatial"], d["window"]))
-    shapes = {p: tuple(np.shape(x)) for p, x in flat}
     return Graph(tuple(groups), tuple(layers), shapes)
