@@ -87,3 +87,44 @@ def parse_cfg(text: str) -> tuple:
     """VGG config from ``"16,16,M,32,32,M"``."""
     return tuple("M" if c.strip().upper() == "M" else int(c) for c in text.split(","))
 
+
+
+def pretrain_vgg(ds, cfg, seed: int, *, epochs: int, batch_size: int, lr: float, batch_norm: bool = True):
+    """Train ``VGG(cfg)`` with Adam (cosine decay) from ``jax.random.key(seed)``; returns ``(model, state)``.
+
+    The unpruned starting point shared by the pruning experiments.
+    """
+    import jax  # noqa: PLC0415
+    import optax  # noqa: PLC0415
+
+    from jaxkit import models  # noqa: PLC0415
+
+    model = models.VGG(cfg=tuple(cfg), num_classes=ds.num_classes, batch_norm=batch_norm)
+    k_init, k_train = jax.random.split(jax.random.key(seed))
+    steps = max(epochs * (len(ds.train) // batch_size), 1)
+    state = models.create_train_state(k_init, model, ds.train.x[:1], optax.adam(optax.cosine_decay_schedule(lr, steps)))
+    state, _ = models.train(state, ds, key=k_train, epochs=epochs, batch_size=batch_size, progress=False)
+    return model, state
+
+
+def narrow_cfg(cfg, kept: dict) -> tuple:
+    """The VGG config after pruning: conv ``i`` keeps ``kept["params/Conv_i"]`` channels."""
+    out, i = [], 0
+    for v in cfg:
+        if v == "M":
+            out.append(v)
+        else:
+            out.append(int(kept.get(f"params/Conv_{i}", v)))
+            i += 1
+    return tuple(out)
+
+
+def small_state(model, variables, sample, tx):
+    """A TrainState for ``model`` holding ``variables`` (e.g. a pruned, narrower params tree)."""
+    import jax  # noqa: PLC0415
+
+    from jaxkit import models  # noqa: PLC0415
+
+    state = models.create_train_state(jax.random.key(0), model, sample, tx)
+    return state.replace(params=variables["params"], batch_stats=variables.get("batch_stats", {}),
+                         opt_state=tx.init(variables["params"]))

@@ -22,7 +22,6 @@ import os
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -53,17 +52,13 @@ def main(argv=None):
     cfg = common.parse_cfg(args.cfg)
     ds = common.load_dataset(args.dataset, args.data_dir)
     common.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "criteria": prune.CRITERIA})
-    model = models.VGG(cfg=cfg, num_classes=ds.num_classes)
     ft_tx = None
     rows = {c: {"pruned": [], "finetuned": []} for c in prune.CRITERIA}
     base_acc, spearman = [], None
     t_all = time.perf_counter()
     for seed in args.seeds:
-        k_init, k_train, k_ft = jax.random.split(jax.random.key(seed), 3)
-        steps = args.epochs * (len(ds.train) // args.batch_size)
-        state = models.create_train_state(k_init, model, ds.train.x[:1],
-                                          optax.adam(optax.cosine_decay_schedule(args.lr, max(steps, 1))))
-        state, _ = models.train(state, ds, key=k_train, epochs=args.epochs, batch_size=args.batch_size, progress=False)
+        model, state = common.pretrain_vgg(ds, cfg, seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+        k_ft = jax.random.fold_in(jax.random.key(seed), 1)
         base = models.evaluate(state, ds.test.x, ds.test.y)["accuracy"]
         base_acc.append(base)
         variables = state.variables

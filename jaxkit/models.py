@@ -309,6 +309,7 @@ def train(
     checkpoint_dir: str | None = None,
     progress: bool = True,
     callback: Callable[[int, TrainState, dict], None] | None = None,
+    before_epoch: Callable[[int, TrainState], TrainState] | None = None,
 ) -> tuple[TrainState, list[dict]]:
     """Train for ``epochs`` epochs; returns the final state and one record per epoch.
 
@@ -319,6 +320,9 @@ def train(
     the newest checkpoint and continues with the next epoch, so an interrupted
     run ends exactly where an uninterrupted one would. ``callback(epoch, state,
     record)`` runs after each epoch's checkpoint (raise in it to stop early).
+    ``before_epoch(epoch, state) -> state`` (0-based ``epoch``) may transform
+    the state before each epoch's steps (e.g. Pruned-YOLO's soft mask); keep
+    it a deterministic function so a resumed run stays identical.
 
     Records hold ``epoch`` (1-based), ``train_loss``, ``train_accuracy``,
     ``test_loss``, ``test_accuracy``, ``seconds`` (epoch wall time).
@@ -355,6 +359,8 @@ def train(
     try:
         for epoch in bar:
             t0 = time.perf_counter()
+            if before_epoch is not None:
+                state = before_epoch(epoch, state)
             for xb, yb in _data.batches(jax.random.fold_in(key, epoch), dataset.train.x, dataset.train.y,
                                         batch_size=int(batch_size), drop_remainder=True):
                 state, _ = train_step(state, xb, yb)

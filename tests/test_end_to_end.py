@@ -57,6 +57,43 @@ def test_prune_digits_table(tmp_path, capsys):
     assert os.path.exists(tmp_path / "spearman.png") and os.path.exists(tmp_path / "table.json")
 
 
+@pytest.mark.slow
+def test_bfrifp_digits(tmp_path, capsys):
+    exp = _load_experiment("bfrifp_digits")
+    out = exp.main(["--seeds", "0", "--pretrain-epochs", "8", "--epochs", "7", "--out", str(tmp_path)])
+    assert out["unpruned"][0] >= 0.95
+    for method, r in out["results"].items():
+        assert r["before"][0] < 0.5  # half the filters cut without training: near chance
+        assert r["after"][0] >= 0.9, (method, r)  # reorganised and removed: recovered
+    assert out["params"][1] < 0.3 * out["params"][0]
+    text = capsys.readouterr().out
+    assert "bfrifp+rfpn" in text and "drop vs unpruned %" in text
+    assert os.path.exists(tmp_path / "decay.png") and os.path.exists(tmp_path / "results.json")
+
+
+@pytest.mark.slow
+def test_pruned_yolo_digits(tmp_path, capsys):
+    exp = _load_experiment("pruned_yolo_digits")
+    out = exp.main(["--seeds", "0", "--pretrain-epochs", "8", "--iterations", "2", "--sparsity-epochs", "2",
+                    "--finetune-epochs", "2", "--out", str(tmp_path)])
+    sparse, plain = out["results"]["pruned-yolo"][0], out["results"]["no-sparsity"][0]
+    assert sparse[-1]["gamma_small_fraction"] > 0.2 and plain[-1]["gamma_small_fraction"] == 0.0  # L1 + soft mask
+    assert sparse[1]["params"] < sparse[0]["params"] < 16_794  # each iteration prunes further
+    assert sparse[-1]["acc_finetuned"] >= 0.85
+    assert "fine-tuned acc %" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_cupnet_experiment(tmp_path, capsys):
+    exp = _load_experiment("cupnet")
+    out = exp.main(["--seeds", "0", "--samples", "300", "--epochs", "40", "--depths", "1", "--alphas", "8",
+                    "--trees", "20", "--out", str(tmp_path)])
+    row = out["rows"][0]
+    assert row["n_ref"] >= row["n_cup"] and row["refnet_width"] > 0
+    assert row["cupnet"][0] > 0.5 and out["forest"][0] > 0.5  # both learn the deformation
+    assert "RefNet R²" in capsys.readouterr().out
+
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
 
 

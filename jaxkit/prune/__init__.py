@@ -50,3 +50,8 @@ __all__ += ["CRITERIA", "Stats", "collect_stats", "all_scores", "scores", "minma
 from jaxkit.prune.blend import blend, correlation_matrix, kmeans, rankdata, spearman  # noqa: E402
 
 __all__ += ["rankdata", "spearman", "correlation_matrix", "kmeans", "blend"]
+
+from jaxkit.prune import bfrifp, cupnet, pruned_yolo  # noqa: E402  (method transforms, by paper)
+from jaxkit.prune.pruned_yolo import global_masks  # noqa: E402
+
+__all__ += ["bfrifp", "pruned_yolo", "cupnet", "global_masks"]

@@ -1,0 +1,209 @@
+"""BFRIFP: filter pruning by gradual functional reorganisation.
+
+"BFRIFP: Brain Functional Reorganization Inspired Filter Pruning" (Qiu et al.,
+ICANN 2021). A prune set is fixed at the start (:func:`index_masks` -- the
+last ``alpha`` fraction of each layer's filters -- or :func:`random_masks`);
+training then continues with
+
+* a **pruned-channel output multiplier**: kept channels pass unchanged,
+  pruned channel ``c`` of layer ``l`` is multiplied by ``D(l, e)`` (e.g.
+  :func:`jaxkit.schedules.bfrifp_decay`,
+  ``D = exp(min(-lambda_e * e + lambda_l * (n - l) / n, 0))``), so the network
+  loses the pruned filters gradually, deep layers first;
+* optionally **Random Firing of Pruned Neurons** (RFPN): once ``D < 0.01``
+  the pruned outputs are replaced by ``N(0, 1) * 0.01`` noise;
+* **gradient masks** (the paper's Eq. 3) that freeze the pruned filters
+  (:func:`freeze_masks` + :func:`jaxkit.prune.masked_updates`).
+
+After training the prune set is removed physically
+(:func:`jaxkit.prune.remove`); with ``D`` long below 1e-40 the removed model
+computes what the reorganised one did.
+
+The multiplier acts after the group's BatchNorm layers (every BN whose scale
+is coupled to the group, so both branches of a residual sum are scaled); for a
+group without BatchNorm it multiplies the **input** of each consuming layer,
+as in the paper. It is applied with :func:`flax.linen.intercept_methods`, so
+any Linen model works unchanged: :func:`reorganize` wraps ``model.apply``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxkit import schedules as _schedules
+from jaxkit.prune.graph import Graph
+from jaxkit.prune.masks import _check_ratio, _group_masks, expand
+
+__all__ = ["index_masks", "random_masks", "layer_order", "reorganize", "freeze_masks"]
+
+PyTree = Any
+
+
+def _groups(graph: Graph, groups):
+    if groups is None:
+        return [g for g in graph.prunable if any(m.role == "out" for m in g.members)]
+    return [graph.group(n) for n in groups]
+
+
+def _n_prune(ratio: float, size: int) -> int:
+    return min(int(np.floor(ratio * size)), size - 1)
+
+
+def index_masks(graph: Graph, ratio: float | Mapping[str, float], *, groups=None) -> dict[str, jax.Array]:
+    """Prune set by index: the **last** ``floor(ratio * C)`` channels of each group (True = keep).
+
+    Args:
+      graph: from :func:`jaxkit.prune.build_graph`.
+      ratio: fraction to prune, in ``[0, 1)``; one number or ``{group: ratio}``
+        (groups absent from the mapping are not pruned).
+      groups: group names to prune (default: every prunable group).
+    """
+    out = {}
+    for g in _groups(graph, groups):
+        r = ratio.get(g.name, 0.0) if isinstance(ratio, Mapping) else ratio
+        _check_ratio(r, f"ratio[{g.name!r}]" if isinstance(ratio, Mapping) else "ratio")
+        m = np.ones(g.size, bool)
+        n = _n_prune(float(r), g.size)
+        if n:
+            m[-n:] = False
+        out[g.name] = jnp.asarray(m)
+    return out
+
+
+def random_masks(key: jax.Array, graph: Graph, ratio: float | Mapping[str, float], *,
+                 groups=None) -> dict[str, jax.Array]:
+    """Prune set drawn uniformly at random: ``floor(ratio * C)`` channels per group."""
+    out = {}
+    for i, g in enumerate(_groups(graph, groups)):
+        r = ratio.get(g.name, 0.0) if isinstance(ratio, Mapping) else ratio
+        _check_ratio(r, f"ratio[{g.name!r}]" if isinstance(ratio, Mapping) else "ratio")
+        perm = np.asarray(jax.random.permutation(jax.random.fold_in(key, i), g.size))
+        m = np.ones(g.size, bool)
+        m[perm[: _n_prune(float(r), g.size)]] = False
+        out[g.name] = jnp.asarray(m)
+    return out
+
+
+def layer_order(graph: Graph, names) -> dict[str, int]:
+    """``{group: l}`` with ``l = 1..n`` in forward (trace) order of the groups' first producer."""
+    pos = {}
+    for i, layer in enumerate(graph.layers):
+        if layer.out_group is not None and layer.out_group not in pos:
+            pos[layer.out_group] = i
+    gs = [graph.group(n) for n in names]
+    ranked = sorted(gs, key=lambda g: pos.get(g.id, len(graph.layers)))
+    return {g.name: i + 1 for i, g in enumerate(ranked)}
+
+
+def _module_path(leaf_path: str) -> str:
+    parts = leaf_path.split("/")
+    return "/".join(parts[1:-1])  # drop the collection and the leaf name
+
+
+def reorganize(apply_fn: Callable | nn.Module, graph: Graph, masks: Mapping[str, Any], *,
+               schedule: Callable | None = None, layers: Mapping[str, int] | None = None,
+               rfpn: bool = False, rfpn_threshold: float = 0.01, noise_std: float = 0.01) -> Callable:
+    """Wrap ``apply_fn`` so pruned channels are scaled by ``D(l, epoch)`` (and fire noise with RFPN).
+
+    Args:
+      apply_fn: a Flax Linen module or its ``apply``.
+      graph: the model's graph.
+      masks: ``{group: bool[C]}`` prune sets (True = keep), e.g. :func:`index_masks`.
+      schedule: ``D(epoch, layer) -> factor``; default
+        ``bfrifp_decay(n_layers=len(masks))`` (lambda_e = 2, lambda_l = 5).
+      layers: ``{group: l}`` layer indices for the schedule; default
+        :func:`layer_order` (1..n in forward order).
+      rfpn: Random Firing of Pruned Neurons: where ``D < rfpn_threshold`` the
+        pruned outputs become ``noise_std * N(0, 1)`` (fresh per call, from the
+        ``key`` passed to the wrapped function).
+
+    Returns:
+      ``apply(variables, *args, epoch, key=None, **kwargs)`` -- ``model.apply``
+      with the multipliers; ``epoch`` may be fractional and traced (jit it
+      freely). ``key`` is required when ``rfpn`` is on.
+    """
+    apply = apply_fn.apply if isinstance(apply_fn, nn.Module) else apply_fn
+    gm = _group_masks(graph, masks)
+    names = [graph.group(n).name for n in masks]
+    if not names:
+        raise ValueError("`masks` is empty: nothing to reorganise.")
+    layers = dict(layers) if layers is not None else layer_order(graph, names)
+    missing = [n for n in names if n not in layers]
+    if missing:
+        raise ValueError(f"`layers` lacks an index for {missing}.")
+    schedule = schedule or _schedules.bfrifp_decay(len(names))
+    if not rfpn_threshold > 0 or not noise_std >= 0:
+        raise ValueError(f"`rfpn_threshold` must be > 0 and `noise_std` >= 0, got {rfpn_threshold}, {noise_std}.")
+
+    # module path -> list of (slot, pruned mask, tiled repeat, "output" | "input")
+    hooks: dict[str, list] = {}
+    for slot, name in enumerate(names):
+        g = graph.group(name)
+        pruned = ~gm[g.id]
+        bns = sorted({_module_path(m.path) for m in g.members if m.role == "elem" and m.path.endswith("/scale")})
+        if bns:
+            for b in bns:
+                hooks.setdefault(b, []).append((slot, pruned, "output"))
+        else:
+            for m in g.members:
+                if m.role == "in":
+                    hooks.setdefault(_module_path(m.path), []).append((slot, np.tile(pruned, m.repeat), "input"))
+    layer_idx = jnp.asarray([layers[n] for n in names], jnp.float32)
+    module_ids = {p: i for i, p in enumerate(sorted(hooks))}
+
+    def wrapped(variables, *args, epoch, key=None, **kwargs):
+        if rfpn and key is None:
+            raise ValueError("reorganize(rfpn=True): pass `key=` (a jax.random key) to the wrapped apply.")
+        d = jax.vmap(lambda l: jnp.asarray(schedule(epoch, l), jnp.float32))(layer_idx)
+
+        def modify(x, slot, pruned, mpath, call):
+            pruned = jnp.asarray(pruned)
+            factor = jnp.where(pruned, d[slot], 1.0).astype(x.dtype)
+            y = x * factor
+            if rfpn:
+                k = jax.random.fold_in(jax.random.fold_in(key, module_ids[mpath]), call)
+                noise = (noise_std * jax.random.normal(k, x.shape)).astype(x.dtype)
+                y = jnp.where(pruned & (d[slot] < rfpn_threshold), noise, y)
+            return y
+
+        calls = {}
+
+        def interceptor(next_fun, a, kw, context):
+            if context.method_name != "__call__":
+                return next_fun(*a, **kw)
+            mpath = "/".join(context.module.path)
+            if mpath not in hooks:
+                return next_fun(*a, **kw)
+            call = calls[mpath] = calls.get(mpath, -1) + 1
+            a = list(a)
+            for slot, pruned, where in hooks[mpath]:
+                if where == "input":
+                    a[0] = modify(a[0], slot, pruned, mpath, 2 * call + 1)
+            out = next_fun(*a, **kw)
+            for slot, pruned, where in hooks[mpath]:
+                if where == "output":
+                    out = modify(out, slot, pruned, mpath, 2 * call)
+            return out
+
+        with nn.intercept_methods(interceptor):
+            return apply(variables, *args, **kwargs)
+
+    wrapped.factors = lambda epoch: {n: float(schedule(epoch, layers[n])) for n in names}
+    wrapped.layers = layers
+    return wrapped
+
+
+def freeze_masks(graph: Graph, masks: Mapping[str, Any], params: PyTree) -> PyTree:
+    """Element masks that freeze the pruned **filters** (BFRIFP's gradient mask, Eq. 3).
+
+    The pruned filters' kernels, biases and BatchNorm entries get ``False``;
+    the next layers' input rows stay trainable (they still see the decaying
+    outputs). Use with :func:`jaxkit.prune.masked_updates`, last in the chain.
+    """
+    return expand(graph, masks, params, roles=("out", "elem"))
