@@ -26,7 +26,6 @@ Paper (CIFAR-10): VGG-16 92.41 % / 92.78 % with RFPN at -66.5 % FLOPs (unpruned
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -44,12 +43,7 @@ METHODS = ("index", "bfrifp", "bfrifp+rfpn")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--cfg", default="16,16,M,32,32,M")
-    p.add_argument("--pretrain-epochs", type=int, default=15)
-    p.add_argument("--pretrain-lr", type=float, default=3e-3, help="Adam lr of the unpruned network")
+    p = common.pretrain_parser(__doc__)
     p.add_argument("--epochs", type=int, default=20, help="training epochs after choosing the prune set (paper 100)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD lr, ÷10 at 30/60/90 %% of --epochs")
     p.add_argument("--weight-decay", type=float, default=5e-4)

@@ -128,3 +128,16 @@ def small_state(model, variables, sample, tx):
     state = models.create_train_state(jax.random.key(0), model, sample, tx)
     return state.replace(params=variables["params"], batch_stats=variables.get("batch_stats", {}),
                          opt_state=tx.init(variables["params"]))
+
+
+def pretrain_parser(doc: str):
+    """An argparse parser with the flags shared by the pruning experiments (data, VGG config, pre-training)."""
+    import argparse  # noqa: PLC0415
+
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--cfg", default="16,16,M,32,32,M", help="VGG config: conv widths and M for max-pool")
+    p.add_argument("--pretrain-epochs", type=int, default=15)
+    p.add_argument("--pretrain-lr", type=float, default=3e-3, help="Adam lr of the unpruned network (cosine)")
+    return p

@@ -26,7 +26,6 @@ Paper (COCO val): Pruned-YOLOv5l-I 17M params / 72 BFLOPs / 46.5 AP vs YOLOv5l 4
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import time
@@ -44,12 +43,7 @@ METHODS = ("pruned-yolo", "no-sparsity")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
-    p.add_argument("--data-dir", default=None)
-    p.add_argument("--cfg", default="16,16,M,32,32,M")
-    p.add_argument("--pretrain-epochs", type=int, default=15)
-    p.add_argument("--pretrain-lr", type=float, default=3e-3)
+    p = common.pretrain_parser(__doc__)
     p.add_argument("--iterations", type=int, default=3, help="prune iterations (paper: 4 x 50 %%, 3 x 25 %%)")
     p.add_argument("--rate", type=float, default=0.3, help="fraction of remaining channels removed per iteration")
     p.add_argument("--min-keep", type=int, default=4,
