@@ -1,0 +1,417 @@
+"""Anomaly scores for hyperspectral images and the detection metrics used to compare them.
+
+Scores are "higher = more anomalous". Pixels are ``[N, B]`` arrays (or cubes
+``[H, W, B]``, scored per pixel).
+
+* :func:`rx_fit` / :func:`rx_scores` / :func:`global_rx` -- Reed-Xiaoli:
+  Mahalanobis distance ``(x - mu)^T S^-1 (x - mu)`` to the background's mean and
+  covariance;
+* :func:`local_rx` -- dual-window RX: mean and covariance from the ring between
+  a guard window and an outer window around each pixel (box sums, all pixels at once);
+* :func:`gmm_scores` -- negative log-likelihood under a Gaussian mixture
+  fitted to the background (scikit-learn ``GaussianMixture``);
+* :func:`discriminator_scores` -- ``-D(x)`` of a WGAN critic;
+* :func:`recreation_cost` -- ``R(x) = min_z mean((x - G(z))^2) + w mean(z^2)``,
+  all pixels and all restarts minimised together by momentum SGD in one jitted
+  loop, streamed over the image in chunks;
+* :func:`anogan_scores` -- AnoGAN's ``(1 - lam) R(x) + lam ||f(x) - f(G(z*))||_1``
+  (an extension beyond the thesis);
+* metrics -- :func:`roc_curve`, :func:`auc` (rank-based, ties count 1/2),
+  :func:`log_auc` (area under TPR vs log10 FPR over ``[l, 1]``, normalised),
+  :func:`lg_far`, :func:`log_auc_chance`, :func:`partial_auc`,
+  :func:`evaluate_targets` (per-target table); :func:`plot_semilog_roc`,
+  :func:`plot_heatmap`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = [
+    "as_pixels", "rx_fit", "rx_scores", "global_rx", "local_rx", "gmm_scores", "discriminator_scores",
+    "recreation_cost", "anogan_scores", "roc_curve", "auc", "log_auc", "lg_far", "log_auc_chance", "partial_auc",
+    "evaluate_targets", "plot_semilog_roc", "plot_heatmap",
+]
+
+PyTree = Any
+
+
+def as_pixels(x, name: str = "cube", bands: int | None = None) -> np.ndarray:
+    """``[H, W, B]`` or ``[N, B]`` -> float64 ``[N, B]``, rejecting NaN / inf and a wrong band count."""
+    a = np.asarray(x, np.float64)
+    if a.ndim not in (2, 3):
+        raise ValueError(f"`{name}` must be [H, W, B] or [N, B], got shape {a.shape}.")
+    a = a.reshape(-1, a.shape[-1])
+    if bands is not None and a.shape[1] != bands:
+        raise ValueError(f"`{name}` has {a.shape[1]} bands, expected {bands}.")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"`{name}` contains NaN or inf.")
+    return a
+
+
+# ----------------------------------------------------------------------------- RX
+
+
+def rx_fit(background, *, reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Background mean and inverse covariance (float64). ``reg`` adds ``reg * trace / B`` to the diagonal."""
+    x = as_pixels(background, "background")
+    if len(x) <= x.shape[1]:
+        raise ValueError(f"`background` needs more pixels than bands ({x.shape[1]}), got {len(x)}.")
+    mu = x.mean(0)
+    cov = np.cov(x, rowvar=False)
+    cov = cov + reg * np.trace(cov) / len(cov) * np.eye(len(cov))
+    return mu, np.linalg.inv(cov)
+
+
+def rx_scores(x, mu: np.ndarray, cov_inv: np.ndarray) -> np.ndarray:
+    """Mahalanobis distances ``(x - mu)^T S^-1 (x - mu)`` of pixels (cube -> ``[H, W]``)."""
+    shape = np.shape(x)[:-1]
+    d = as_pixels(x, "x", len(mu)) - mu
+    return np.einsum("nb,bc,nc->n", d, cov_inv, d).reshape(shape)
+
+
+def global_rx(cube, background_mask=None, *, reg: float = 1e-6) -> np.ndarray:
+    """Global RX over a cube ``[H, W, B]``: background = ``background_mask`` pixels (default: all)."""
+    c = np.asarray(cube)
+    if c.ndim != 3:
+        raise ValueError(f"`cube` must be [H, W, B], got shape {c.shape}.")
+    bg = as_pixels(c)
+    if background_mask is not None:
+        m = np.asarray(background_mask, bool)
+        if m.shape != c.shape[:2]:
+            raise ValueError(f"`background_mask` must have shape {c.shape[:2]}, got {m.shape}.")
+        bg = bg[m.ravel()]
+    return rx_scores(c, *rx_fit(bg, reg=reg))
+
+
+def _box(a: np.ndarray, r: int) -> np.ndarray:
+    """Sum of ``a`` [H, W, ...] over the (2r+1)^2 window around each pixel, clipped at the borders."""
+    h, w = a.shape[:2]
+    c = np.zeros((h + 1, w + 1) + a.shape[2:], a.dtype)
+    c[1:, 1:] = a.cumsum(0).cumsum(1)
+    i0, i1 = np.clip(np.arange(h) - r, 0, h), np.clip(np.arange(h) + r + 1, 0, h)
+    j0, j1 = np.clip(np.arange(w) - r, 0, w), np.clip(np.arange(w) + r + 1, 0, w)
+    return c[i1][:, j1] - c[i0][:, j1] - c[i1][:, j0] + c[i0][:, j0]
+
+
+def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3) -> np.ndarray:
+    """Dual-window RX: each pixel against the ring between an ``inner`` (guard) and ``outer`` window.
+
+    Windows are odd side lengths; near borders the ring is clipped to the
+    image. ``reg`` adds ``reg * trace / B`` to each local covariance (rings have
+    few pixels). Computed with box sums of ``x`` and ``x x^T`` in float64.
+    """
+    c = np.asarray(cube, np.float64)
+    if c.ndim != 3:
+        raise ValueError(f"`cube` must be [H, W, B], got shape {c.shape}.")
+    as_pixels(c)
+    for name, v in (("inner", inner), ("outer", outer)):
+        if int(v) < 1 or int(v) % 2 == 0:
+            raise ValueError(f"`{name}` must be an odd window size >= 1, got {v}.")
+    if not outer > inner:
+        raise ValueError(f"`outer` ({outer}) must be larger than `inner` ({inner}).")
+    if outer > min(c.shape[:2]):
+        raise ValueError(f"`outer` window {outer} is larger than the image {c.shape[:2]}.")
+    ones = np.ones(c.shape[:2] + (1,))
+    xx = c[..., :, None] * c[..., None, :]
+    ro, ri = outer // 2, inner // 2
+    n = _box(ones, ro) - _box(ones, ri)
+    s1 = _box(c, ro) - _box(c, ri)
+    s2 = _box(xx, ro) - _box(xx, ri)
+    mu = s1 / n
+    cov = s2 / n[..., None] - mu[..., :, None] * mu[..., None, :]
+    b = c.shape[-1]
+    cov = cov + reg * (np.trace(cov, axis1=-2, axis2=-1) / b)[..., None, None] * np.eye(b) + 1e-12 * np.eye(b)
+    d = c - mu
+    sol = np.linalg.solve(cov, d[..., None])[..., 0]
+    return np.sum(d * sol, -1)
+
+
+# ----------------------------------------------------------------------------- GMM
+
+
+def gmm_scores(x, background, *, n_components: int = 5, seed: int = 0, max_fit: int | None = 50_000,
+               **kwargs) -> np.ndarray:
+    """Negative log-likelihood under a ``GaussianMixture`` fitted to ``background`` (cube -> ``[H, W]``).
+
+    ``max_fit`` subsamples the background (seeded) to bound the fit time;
+    other keyword arguments go to scikit-learn.
+    """
+    from sklearn.mixture import GaussianMixture  # noqa: PLC0415
+
+    shape = np.shape(x)[:-1]
+    bg = as_pixels(background, "background")
+    px = as_pixels(x, "x", bg.shape[1])
+    if max_fit is not None and len(bg) > max_fit:
+        bg = bg[np.random.default_rng(seed).choice(len(bg), max_fit, replace=False)]
+    kwargs.setdefault("covariance_type", "full")
+    kwargs.setdefault("reg_covar", 1e-6 * float(np.mean(np.var(bg, 0))) + 1e-9)
+    gm = GaussianMixture(n_components=int(n_components), random_state=int(seed), **kwargs).fit(bg)
+    return -gm.score_samples(px).reshape(shape)
+
+
+# ----------------------------------------------------------------------------- GAN scores
+
+
+def _chunks(n: int, chunk: int):
+    for s in range(0, n, chunk):
+        yield s, min(s + chunk, n)
+
+
+def _padded(x: np.ndarray, chunk: int):
+    """Yield ``(start, stop, batch)`` with every batch padded to ``chunk`` rows (one compilation)."""
+    for s, e in _chunks(len(x), chunk):
+        b = x[s:e]
+        if len(b) < chunk:
+            b = np.concatenate([b, np.repeat(b[-1:], chunk - len(b), 0)])
+        yield s, e, b
+
+
+def discriminator_scores(critic_apply: Callable, params: PyTree, x, *, chunk: int = 65_536) -> np.ndarray:
+    """``-D(x)`` for samples ``x [N, ...]``, streamed in chunks."""
+    x = np.asarray(x, np.float32)
+    f = jax.jit(lambda p, b: -critic_apply(p, b).reshape(b.shape[0]))
+    out = np.empty(len(x), np.float64)
+    for s, e, b in _padded(x, min(chunk, len(x))):
+        out[s:e] = np.asarray(f(params, b))[: e - s]
+    return out
+
+
+@partial(jax.jit, static_argnames=("generator_apply", "runs", "iterations", "noise_dim"))
+def _recreate(key, generator_apply, g_params, x, *, runs, iterations, noise_dim, lr, momentum, w):
+    n = x.shape[0]
+    z0 = jax.random.normal(key, (n * runs, noise_dim), jnp.float32)
+    target = jnp.repeat(x, runs, axis=0)
+    axes = tuple(range(1, x.ndim))
+
+    def cost(z):
+        return jnp.mean((target - generator_apply(g_params, z)) ** 2, axis=axes) + w * jnp.mean(z**2, -1)
+
+    grad = jax.grad(lambda z: jnp.sum(cost(z)))  # each (pixel, start) depends on its own z only
+
+    def body(_, carry):
+        z, v = carry
+        v = momentum * v - lr * grad(z)
+        return z + v, v
+
+    z, _ = jax.lax.fori_loop(0, iterations, body, (z0, jnp.zeros_like(z0)))
+    c = cost(z).reshape(n, runs)
+    best = jnp.argmin(c, axis=1)
+    return jnp.min(c, axis=1), z.reshape(n, runs, noise_dim)[jnp.arange(n), best]
+
+
+def recreation_cost(key: jax.Array, generator_apply: Callable, g_params: PyTree, x, *, noise_dim: int,
+                    runs: int = 4, iterations: int = 50, lr: float = 0.1, momentum: float = 0.9,
+                    noise_weight: float = 100.0, chunk: int = 4096, return_z: bool = False,
+                    progress: bool = False):
+    """Recreation cost ``R(x) = min_z mean((x - G(z))^2) + w mean(z^2)``, ``w = 10^-noise_weight``.
+
+    ``z`` starts ``N(0, I)`` (``runs`` starts per pixel) and follows momentum
+    SGD (``lr``, ``momentum``) for ``iterations`` steps; each pixel keeps its
+    lowest final cost over the starts. The thesis's defaults: 4 x 50
+    (``thorough``: 16 x 100), ``noise_weight = 100`` -- i.e. ``w = 0``.
+
+    All pixels of a chunk and all their starts are one batch of ``chunk * runs``
+    independent problems inside one jitted ``fori_loop`` (the generator is
+    batched, so this is ``vmap`` over pixels and starts); chunks stream over
+    ``x`` so memory stays bounded, and every chunk is padded to the same size so
+    the loop compiles once. The chunk's key is ``fold_in(key, chunk index)``.
+
+    Returns ``[N]`` costs (and the best ``z`` ``[N, noise_dim]`` with ``return_z``).
+    """
+    for name, v in (("runs", runs), ("iterations", iterations), ("chunk", chunk), ("noise_dim", noise_dim)):
+        if int(v) < 1:
+            raise ValueError(f"`{name}` must be >= 1, got {v}.")
+    x = np.asarray(x, np.float32)
+    if not np.all(np.isfinite(x)):
+        raise ValueError("`x` contains NaN or inf.")
+    w = 0.0 if noise_weight >= 100 else 10.0 ** (-float(noise_weight))
+    chunk = min(int(chunk), len(x))
+    costs = np.empty(len(x), np.float64)
+    zs = np.empty((len(x), int(noise_dim)), np.float32)
+    it = list(_padded(x, chunk))
+    if progress:
+        from tqdm.auto import tqdm  # noqa: PLC0415
+
+        it = tqdm(it, desc="recreation cost", unit="chunk", leave=False)
+    for i, (s, e, b) in enumerate(it):
+        c, z = _recreate(jax.random.fold_in(key, i), generator_apply, g_params, jnp.asarray(b), runs=int(runs),
+                         iterations=int(iterations), noise_dim=int(noise_dim), lr=float(lr),
+                         momentum=float(momentum), w=w)
+        costs[s:e] = np.asarray(c)[: e - s]
+        zs[s:e] = np.asarray(z)[: e - s]
+    return (costs, zs) if return_z else costs
+
+
+def anogan_scores(key: jax.Array, generator_apply: Callable, g_params: PyTree, critic_features: Callable,
+                  d_params: PyTree, x, *, noise_dim: int, lam: float = 0.1, **kwargs) -> np.ndarray:
+    """AnoGAN's ``A(x) = (1 - lam) R(x) + lam * mean|f(x) - f(G(z*))|`` (Schlegl et al., 2017).
+
+    ``f = critic_features(d_params, x)`` (e.g. ``critic.apply(v, x, method=Critic.features)``);
+    ``z*`` is the recreation-cost minimiser. An extension: the thesis used R and -D only.
+    """
+    if not 0 <= lam <= 1:
+        raise ValueError(f"`lam` must lie in [0, 1], got {lam}.")
+    r, z = recreation_cost(key, generator_apply, g_params, x, noise_dim=noise_dim, return_z=True, **kwargs)
+    feat = jax.jit(lambda p, gp, a, zz: jnp.mean(jnp.abs(critic_features(p, a) - critic_features(
+        p, generator_apply(gp, zz))).reshape(a.shape[0], -1), -1))
+    x = np.asarray(x, np.float32)
+    f = np.concatenate([np.asarray(feat(d_params, g_params, x[s:e], z[s:e])) for s, e in _chunks(len(x), 4096)])
+    return (1 - lam) * r + lam * f
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def _scores_labels(scores, labels):
+    s = np.asarray(scores, np.float64).ravel()
+    y = np.asarray(labels).ravel()
+    if s.shape != y.shape:
+        raise ValueError(f"`scores` and `labels` must have the same size, got {s.size} and {y.size}.")
+    if not np.all(np.isfinite(s)):
+        raise ValueError("`scores` contains NaN or inf.")
+    y = y.astype(bool)
+    if y.all() or not y.any():
+        raise ValueError("`labels` must contain both positives (True) and negatives (False).")
+    return s, y
+
+
+def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(fpr, tpr, thresholds)`` at every distinct score (descending), starting at ``(0, 0, +inf)``."""
+    s, y = _scores_labels(scores, labels)
+    order = np.argsort(-s, kind="mergesort")
+    s, y = s[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each run of equal scores
+    tp = np.cumsum(y)[last]
+    fp = np.cumsum(~y)[last]
+    return (np.r_[0, fp / (~y).sum()], np.r_[0, tp / y.sum()], np.r_[np.inf, s[last]])
+
+
+def auc(scores, labels) -> float:
+    """Area under the ROC curve: P(score of a positive > a negative), ties counting 1/2 (Mann-Whitney)."""
+    from scipy.stats import rankdata  # noqa: PLC0415
+
+    s, y = _scores_labels(scores, labels)
+    r = rankdata(s)  # average ranks for ties
+    n1, n0 = int(y.sum()), int((~y).sum())
+    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+
+
+def _floor(n_neg: int, l: float | None) -> float:
+    return 0.5 / n_neg if l is None else float(l)
+
+
+def log_auc(scores, labels, *, l: float | None = None) -> float:
+    """Normalised area under TPR vs log10(FPR) over ``[l, 1]``: ``int TPR d(log10 FPR) / |log10 l|``.
+
+    ``l = 0.5 / N_neg`` by default; thresholds with zero false positives are
+    placed at FPR = ``l`` (so a perfect detector scores 1). Trapezoids in
+    log10(FPR) between consecutive ROC points.
+    """
+    s, y = _scores_labels(scores, labels)
+    fpr, tpr, _ = roc_curve(s, y)
+    lo = _floor(int((~y).sum()), l)
+    if not 0 < lo < 1:
+        raise ValueError(f"`l` must lie in (0, 1), got {lo}.")
+    fpr = np.maximum(fpr, lo)
+    keep = fpr >= lo
+    lx = np.log10(fpr[keep])
+    t = tpr[keep]
+    # at FPR = l only the highest TPR reached with no false positives counts (vertical segment)
+    return float(np.sum(np.diff(lx) * (t[1:] + t[:-1]) / 2) / abs(np.log10(lo)))
+
+
+def log_auc_chance(n_neg: int, *, l: float | None = None) -> float:
+    """``log_auc`` of a random detector (TPR = FPR): ``(1 - l) / (ln 10 * |log10 l|)`` (~0.07 for 10^6 negatives)."""
+    lo = _floor(int(n_neg), l)
+    return float((1 - lo) / (np.log(10) * abs(np.log10(lo))))
+
+
+def lg_far(scores, labels, *, l: float | None = None) -> float:
+    """log10 of the false-alarm rate at the threshold that first detects a positive (FPR 0 -> ``l``)."""
+    s, y = _scores_labels(scores, labels)
+    fpr, tpr, _ = roc_curve(s, y)
+    first = int(np.argmax(tpr > 0))
+    return float(np.log10(max(fpr[first], _floor(int((~y).sum()), l))))
+
+
+def partial_auc(scores, labels, max_fpr: float) -> float:
+    """Area under the ROC curve for FPR in ``[0, max_fpr]``, divided by ``max_fpr`` (so 1 is perfect).
+
+    (Not McClish-standardised as scikit-learn's ``roc_auc_score(max_fpr=...)``.)
+    """
+    if not 0 < max_fpr <= 1:
+        raise ValueError(f"`max_fpr` must lie in (0, 1], got {max_fpr}.")
+    fpr, tpr, _ = roc_curve(scores, labels)
+    stop = np.searchsorted(fpr, max_fpr, side="right")
+    x, t = fpr[:stop], tpr[:stop]
+    if x[-1] < max_fpr:
+        t_end = np.interp(max_fpr, fpr, tpr)
+        x, t = np.r_[x, max_fpr], np.r_[t, t_end]
+    return float(np.sum(np.diff(x) * (t[1:] + t[:-1]) / 2) / max_fpr)
+
+
+def evaluate_targets(scores, inner, outer, *, names: Sequence[str] | None = None) -> list[dict]:
+    """Per-target and overall AUC / logAUC / lgFAR, the thesis's protocol.
+
+    Args:
+      scores: ``[H, W]`` anomaly scores.
+      inner, outer: bool ``[T, H, W]`` target masks (inner = target pixels,
+        outer = target plus its mixed border).
+
+    Negatives are all pixels outside every outer mask; positives are inner-mask
+    pixels (outer-only pixels are dropped). Row ``"all"`` pools every target's
+    inner pixels; each target row uses all negatives vs that target's inner
+    pixels. Each row also reports ``chance`` (logAUC of a random detector).
+    """
+    s = np.asarray(scores, np.float64)
+    i_m, o_m = np.asarray(inner, bool), np.asarray(outer, bool)
+    if s.ndim != 2:
+        raise ValueError(f"`scores` must be [H, W], got shape {s.shape}.")
+    for name, m in (("inner", i_m), ("outer", o_m)):
+        if m.ndim != 3 or m.shape[1:] != s.shape:
+            raise ValueError(f"`{name}` must be [T, {s.shape[0]}, {s.shape[1]}], got {m.shape}.")
+    if i_m.shape != o_m.shape:
+        raise ValueError(f"`inner` and `outer` must have the same shape, got {i_m.shape} and {o_m.shape}.")
+    names = list(names) if names is not None else [f"T{i + 1}" for i in range(len(i_m))]
+    neg = ~o_m.any(0)
+    rows = []
+    for name, pos in [("all", i_m.any(0))] + list(zip(names, i_m)):
+        if not pos.any():
+            continue
+        sc = np.r_[s[pos], s[neg]]
+        lab = np.r_[np.ones(pos.sum(), bool), np.zeros(neg.sum(), bool)]
+        rows.append({"target": name, "pixels": int(pos.sum()), "auc": auc(sc, lab), "log_auc": log_auc(sc, lab),
+                     "lg_far": lg_far(sc, lab), "chance": log_auc_chance(int(neg.sum()))})
+    return rows
+
+
+def plot_semilog_roc(ax, curves: dict[str, tuple[np.ndarray, np.ndarray]], *, n_neg: int | None = None):
+    """Semi-log ROC (TPR vs log10 FPR) for ``{label: (scores, labels)}``; zero FPR drawn at ``l``."""
+    for label, (sc, lab) in curves.items():
+        fpr, tpr, _ = roc_curve(sc, lab)
+        lo = _floor(int((~np.asarray(lab, bool)).sum()) if n_neg is None else n_neg, None)
+        ax.plot(np.maximum(fpr, lo), tpr, label=f"{label} (AUC {auc(sc, lab):.3f}, logAUC {log_auc(sc, lab):.3f})",
+                drawstyle="steps-post")
+    ax.set_xscale("log")
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.legend(fontsize=7)
+    return ax
+
+
+def plot_heatmap(ax, scores, *, title: str = ""):
+    """``log10`` of (shifted-positive) scores as an image."""
+    s = np.asarray(scores, np.float64)
+    s = s - s.min() + 1e-12 * (np.ptp(s) + 1)
+    im = ax.imshow(np.log10(s), cmap="inferno")
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im

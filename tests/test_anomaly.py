@@ -1,0 +1,276 @@
+"""Anomaly scores, detection metrics and hyperspectral scenes (jaxkit.anomaly, jaxkit.data)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.metrics import roc_curve as sk_roc_curve
+
+from jaxkit import anomaly, data, gan
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return data.make_hyperspectral_scene(64, 64, seed=1)
+
+
+@pytest.fixture(scope="module")
+def big_scene():
+    return data.make_hyperspectral_scene()
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_auc_equals_sklearn_including_ties():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        y = rng.uniform(size=300) < 0.2
+        s = np.round(rng.normal(size=300) + y, 1)  # many ties
+        assert anomaly.auc(s, y) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert anomaly.auc([1, 1, 1, 1], [1, 0, 1, 0]) == 0.5
+
+
+def test_roc_curve_matches_sklearn_points():
+    rng = np.random.default_rng(1)
+    y = rng.uniform(size=200) < 0.3
+    s = np.round(rng.normal(size=200) + y, 1)
+    fpr, tpr, thr = anomaly.roc_curve(s, y)
+    f2, t2, _ = sk_roc_curve(y, s, drop_intermediate=False)
+    np.testing.assert_allclose(fpr, f2)
+    np.testing.assert_allclose(tpr, t2)
+    assert thr[0] == np.inf and np.all(np.diff(thr[1:]) < 0)
+
+
+def test_log_auc_and_lg_far_hand_integrated():
+    # 4 negatives -> l = 0.5 / 4 = 0.125; scores: P(5) N(4) P(3) N(2) N(1) N(0)
+    s = [5, 4, 3, 2, 1, 0]
+    y = [1, 0, 1, 0, 0, 0]
+    # ROC: (0,0) (0,.5) (.25,.5) (.25,1) (.5,1) (.75,1) (1,1); FPR 0 -> l
+    l = 0.125
+    lx = np.log10
+    area = 0.5 * (lx(0.25) - lx(l)) + 1.0 * (lx(1) - lx(0.25))  # the vertical segments add nothing
+    assert anomaly.log_auc(s, y) == pytest.approx(area / abs(lx(l)))
+    assert anomaly.lg_far(s, y) == pytest.approx(lx(l))  # first positive detected with zero false alarms
+    # first detection only after a false alarm
+    assert anomaly.lg_far([5, 4, 3], [0, 1, 0]) == pytest.approx(lx(0.5))
+    # perfect detector -> 1, inverted -> 0
+    assert anomaly.log_auc([2, 1, 0], [1, 0, 0]) == pytest.approx(1.0)
+    assert anomaly.log_auc([0, 1, 2], [1, 0, 0]) == pytest.approx(0.0)
+    # explicit l, trapezoid in log FPR: P N N (l = 0.1): (0.1,1) -> (0.5,1) -> (1,1)
+    assert anomaly.log_auc([3, 2, 1], [1, 0, 0], l=0.1) == pytest.approx(1.0)
+
+
+def test_log_auc_chance_level():
+    assert anomaly.log_auc_chance(10**6) == pytest.approx(0.069, abs=0.001)  # the thesis's ~0.07
+    rng = np.random.default_rng(0)
+    y = np.r_[np.ones(2000, bool), np.zeros(20000, bool)]
+    vals = [anomaly.log_auc(rng.uniform(size=y.size), y) for _ in range(5)]
+    assert np.mean(vals) == pytest.approx(anomaly.log_auc_chance(20000), abs=0.01)
+
+
+def test_partial_auc_against_direct_integration():
+    rng = np.random.default_rng(2)
+    y = rng.uniform(size=500) < 0.3
+    s = rng.normal(size=500) + 1.5 * y
+    fpr, tpr, _ = sk_roc_curve(y, s)
+    grid = np.linspace(0, 0.1, 20001)
+    ref = np.trapezoid(np.interp(grid, fpr, tpr), grid) / 0.1
+    assert anomaly.partial_auc(s, y, 0.1) == pytest.approx(ref, abs=1e-4)
+    assert anomaly.partial_auc(s, y, 1.0) == pytest.approx(anomaly.auc(s, y), abs=1e-9)
+
+
+def test_metric_bad_input():
+    with pytest.raises(ValueError, match="both"):
+        anomaly.auc([1, 2], [1, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        anomaly.auc([np.nan, 2], [1, 0])
+    with pytest.raises(ValueError, match="same size"):
+        anomaly.log_auc([1, 2, 3], [1, 0])
+    with pytest.raises(ValueError, match="max_fpr"):
+        anomaly.partial_auc([1, 2], [1, 0], 0)
+
+
+# ----------------------------------------------------------------------------- RX / GMM
+
+
+def test_rx_equals_float64_mahalanobis(scene):
+    c = scene.cube.astype(np.float64)
+    bg = c[scene.background]
+    mu = bg.mean(0)
+    cov = np.cov(bg, rowvar=False)
+    d = c.reshape(-1, c.shape[-1]) - mu
+    ref = np.sum(d * np.linalg.solve(cov, d.T).T, 1).reshape(c.shape[:2])
+    got = anomaly.global_rx(scene.cube, scene.background, reg=0.0)
+    np.testing.assert_allclose(got, ref, rtol=1e-8)
+    with pytest.raises(ValueError, match="background_mask"):
+        anomaly.global_rx(scene.cube, scene.background[:3])
+    with pytest.raises(ValueError, match="bands"):
+        anomaly.rx_scores(c[..., :5], mu, np.linalg.inv(cov))
+
+
+def test_local_rx_against_brute_force():
+    rng = np.random.default_rng(3)
+    cube = rng.gamma(3.0, size=(12, 11, 3))
+    got = anomaly.local_rx(cube, 3, 7, reg=0.01)
+    for i, j in [(0, 0), (5, 5), (11, 3), (6, 10)]:
+        ys, xs = np.mgrid[max(i - 3, 0):min(i + 4, 12), max(j - 3, 0):min(j + 4, 11)]
+        ring = (np.abs(ys - i) > 1) | (np.abs(xs - j) > 1)
+        px = cube[ys[ring], xs[ring]]
+        mu = px.mean(0)
+        cov = np.cov(px, rowvar=False, bias=True)
+        cov += 0.01 * np.trace(cov) / 3 * np.eye(3)
+        d = cube[i, j] - mu
+        assert got[i, j] == pytest.approx(d @ np.linalg.solve(cov, d), rel=1e-6)
+    with pytest.raises(ValueError, match="larger than the image"):
+        anomaly.local_rx(cube, 3, 13)
+    with pytest.raises(ValueError, match="odd"):
+        anomaly.local_rx(cube, 2, 7)
+
+
+def test_synthetic_scene_target_difficulty(big_scene):
+    s = big_scene
+    names = list(s.target_names)
+    rx = {r["target"]: r["auc"] for r in anomaly.evaluate_targets(
+        anomaly.global_rx(s.cube, s.background), s.inner, s.outer, names=names)}
+    gmm = {r["target"]: r["auc"] for r in anomaly.evaluate_targets(
+        anomaly.gmm_scores(s.cube, s.cube[s.background], n_components=6), s.inner, s.outer, names=names)}
+    assert rx["bright panel"] >= 0.9 and rx["camouflage panel"] >= 0.9
+    assert gmm["in-ellipsoid"] > rx["in-ellipsoid"] + 0.3  # multimodal model sees what global RX cannot
+    assert rx["in-ellipsoid"] < 0.7
+    assert rx["low-contrast"] < 0.75 and gmm["low-contrast"] < 0.75  # hard for every method
+
+
+# ----------------------------------------------------------------------------- GAN scores
+
+
+def _tiny_generator():
+    g = gan.Generator(dim=2, noise_dim=3)
+    p = g.init(jax.random.key(0), jnp.zeros((1, 3)))["params"]
+    return (lambda params, z: g.apply({"params": params}, z)), p
+
+
+def test_recreation_cost_finds_the_generating_z_and_streams_in_chunks():
+    ga, p = _tiny_generator()
+    z_true = jax.random.normal(jax.random.key(1), (10, 3)) * 0.5
+    x = np.asarray(ga(p, z_true))
+    noise = np.asarray(jax.random.uniform(jax.random.key(2), x.shape, minval=-0.5, maxval=0.5))
+    far = np.clip(x + noise, -1, 1)
+    c = anomaly.recreation_cost(jax.random.key(0), ga, p, np.r_[x, far], noise_dim=3, runs=4, iterations=300,
+                                lr=0.5, chunk=7)
+    assert c[:10].max() < 0.1 * c[10:].min()  # samples of G are recreated, off-manifold pixels are not
+    # the cost equals the objective at the returned z
+    c2, z = anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, runs=2, iterations=5, chunk=4,
+                                    return_z=True, noise_weight=1)
+    direct = np.mean((x - np.asarray(ga(p, z))) ** 2, axis=(1, 2, 3)) + 0.1 * np.mean(np.asarray(z) ** 2, -1)
+    np.testing.assert_allclose(c2, direct, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="runs"):
+        anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, runs=0)
+
+
+def test_more_restarts_never_worse():
+    ga, p = _tiny_generator()
+    x = np.asarray(jax.random.uniform(jax.random.key(3), (16, 20, 1, 1), minval=-1, maxval=1))
+    one = anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, runs=1, iterations=20)
+    # same key: the first start of the 4-run problem is not the 1-run start, so compare against a superset
+    many = np.minimum(one, anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, runs=4, iterations=20))
+    assert np.all(many <= one)
+
+
+def test_discriminator_and_anogan_scores():
+    critic = gan.Critic(dim=2)
+    x = np.asarray(jax.random.uniform(jax.random.key(3), (9, 20, 1, 1), minval=-1, maxval=1))
+    pc = critic.init(jax.random.key(0), jnp.asarray(x[:1]))["params"]
+    ca = lambda p, a: critic.apply({"params": p}, a)  # noqa: E731
+    d = anomaly.discriminator_scores(ca, pc, x, chunk=4)
+    np.testing.assert_allclose(d, -np.asarray(ca(pc, x)), rtol=1e-5, atol=1e-6)
+    ga, pg = _tiny_generator()
+    feats = lambda p, a: critic.apply({"params": p}, a, method=critic.features)  # noqa: E731
+    a0 = anomaly.anogan_scores(jax.random.key(0), ga, pg, feats, pc, x, noise_dim=3, lam=0.0, iterations=5)
+    r = anomaly.recreation_cost(jax.random.key(0), ga, pg, x, noise_dim=3, iterations=5)
+    np.testing.assert_allclose(a0, r, rtol=1e-6)
+    with pytest.raises(ValueError, match="lam"):
+        anomaly.anogan_scores(jax.random.key(0), ga, pg, feats, pc, x, noise_dim=3, lam=2.0)
+
+
+# ----------------------------------------------------------------------------- scenes
+
+
+def test_scene_is_deterministic_and_masks_consistent(scene):
+    again = data.make_hyperspectral_scene(64, 64, seed=1)
+    np.testing.assert_array_equal(scene.cube, again.cube)
+    assert scene.cube.shape == (64, 64, 20) and scene.inner.shape == (14, 64, 64)
+    assert scene.cube.min() >= 0 and scene.cube.max() < 256 and np.all(scene.cube == np.floor(scene.cube))
+    assert np.all(scene.outer[scene.inner])  # inner is inside outer
+    assert np.all(scene.inner.sum((1, 2)) >= 1)
+    assert np.any(scene.outer & ~scene.inner)  # sub-pixel placement leaves mixed border pixels
+    assert np.allclose(scene.abundances.sum(-1), 1, atol=1e-5)
+
+
+def test_scale_windows_and_split(scene):
+    x = data.scale_cube(scene.cube)
+    assert x.min() >= -1 and x.max() < 1
+    np.testing.assert_allclose(x, scene.cube.astype(np.float64) * 2 / 255.99 - 1, atol=1e-6)
+    w = data.pixel_windows(x, 3, np.array([0, 64 * 5 + 7]))
+    assert w.shape == (2, 20, 3, 3)
+    np.testing.assert_array_equal(w[1, :, 1, 1], x[5, 7])
+    np.testing.assert_array_equal(w[1, :, 0, 2], x[4, 8])
+    np.testing.assert_array_equal(w[0, :, 0, 0], x[1, 1])  # reflect padding at the corner
+    sp = data.window_split(scene, 1)
+    bg = np.flatnonzero(scene.background.ravel())
+    assert sorted(np.r_[sp["train"], sp["val"]]) == sorted(bg)
+    assert len(sp["val"]) == round(0.2 * len(bg))
+    np.testing.assert_array_equal(np.sort(sp["anomaly"]), np.flatnonzero(scene.inner.any(0).ravel()))
+    sp3 = data.window_split(scene, 3)
+    assert len(sp3["train"]) + len(sp3["val"]) < len(bg)  # windows touching a target are no longer background
+
+
+def test_scene_bad_input(scene):
+    bad = scene.cube.copy()
+    bad[0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        data.check_cube(bad)
+    with pytest.raises(ValueError, match="negative"):
+        data.check_cube(scene.cube - 300)
+    with pytest.raises(ValueError, match="bands"):
+        data.check_cube(scene.cube, bands=19)
+    with pytest.raises(ValueError, match="larger than the image"):
+        data.pixel_windows(scene.cube, 65)
+    with pytest.raises(ValueError, match="masks"):
+        data.HyperspectralScene(cube=scene.cube, inner=scene.inner[:, :3], outer=scene.outer)
+    with pytest.raises(ValueError, match="scores"):
+        anomaly.evaluate_targets(np.zeros(5), scene.inner, scene.outer)
+
+
+@pytest.mark.parametrize("interleave", ["bsq", "bil", "bip"])
+def test_load_envi(tmp_path, interleave):
+    rng = np.random.default_rng(0)
+    cube = rng.integers(0, 1000, size=(5, 7, 4)).astype(np.uint16)
+    order = {"bsq": (2, 0, 1), "bil": (0, 2, 1), "bip": (0, 1, 2)}[interleave]
+    cube.transpose(order).astype(">u2").tofile(tmp_path / "scene.img")
+    (tmp_path / "scene.hdr").write_text(
+        "ENVI\nsamples = 7\nlines = 5\nbands = 4\nheader offset = 0\ndata type = 12\n"
+        f"interleave = {interleave}\nbyte order = 1\nwavelength = {{0.4, 0.5, 0.6, 0.7}}\n")
+    s = data.load_scene(str(tmp_path / "scene.hdr"))
+    np.testing.assert_array_equal(s.cube, cube)
+    assert s.inner.shape == (0, 5, 7)
+
+
+def test_load_npz_and_mat(tmp_path, scene):
+    from scipy.io import savemat
+
+    np.savez(tmp_path / "s.npz", cube=scene.cube, inner=scene.inner, outer=scene.outer)
+    s = data.load_scene(str(tmp_path / "s.npz"))
+    np.testing.assert_array_equal(s.cube, scene.cube)
+    np.testing.assert_array_equal(s.outer, scene.outer)
+    savemat(tmp_path / "s.mat", {"img": scene.cube, "inner": scene.inner.astype(np.uint8)})
+    s = data.load_scene(str(tmp_path / "s.mat"), cube_key="img")
+    np.testing.assert_array_equal(s.inner, scene.inner)
+    np.testing.assert_array_equal(s.outer, scene.inner)  # outer defaults to inner
+    np.save(tmp_path / "c.npy", scene.cube)
+    assert data.load_scene(str(tmp_path / "c.npy"), inner=scene.inner).inner.shape == scene.inner.shape
+    with pytest.raises(ValueError, match="cube_key"):
+        data.load_scene(str(tmp_path / "s.mat"))
+    with pytest.raises(ValueError, match="unsupported"):
+        data.load_scene(str(tmp_path / "s.xyz"))
