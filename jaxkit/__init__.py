@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("tree", "data", "models", "checkpoint", "schedules", "interval", "lipschitz", "prune")
+_SUBMODULES = ("tree", "data", "models", "checkpoint", "schedules", "interval", "lipschitz", "prune", "gan", "anomaly")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 
