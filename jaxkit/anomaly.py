@@ -174,13 +174,21 @@ def _padded(x: np.ndarray, chunk: int):
 
 
 def discriminator_scores(critic_apply: Callable, params: PyTree, x, *, chunk: int = 65_536) -> np.ndarray:
-    """``-D(x)`` for samples ``x [N, ...]``, streamed in chunks."""
+    """``-D(x)`` for samples ``x [N, ...]``, streamed in chunks.
+
+    ``critic_apply`` is a static argument of the jitted scorer: pass the same
+    function object across calls to reuse the compilation.
+    """
     x = np.asarray(x, np.float32)
-    f = jax.jit(lambda p, b: -critic_apply(p, b).reshape(b.shape[0]))
     out = np.empty(len(x), np.float64)
     for s, e, b in _padded(x, min(chunk, len(x))):
-        out[s:e] = np.asarray(f(params, b))[: e - s]
+        out[s:e] = np.asarray(_neg_critic(critic_apply, params, b))[: e - s]
     return out
+
+
+@partial(jax.jit, static_argnames=("critic_apply",))
+def _neg_critic(critic_apply, params, b):
+    return -critic_apply(params, b).reshape(b.shape[0])
 
 
 @partial(jax.jit, static_argnames=("generator_apply", "runs", "iterations", "noise_dim"))
@@ -222,6 +230,9 @@ def recreation_cost(key: jax.Array, generator_apply: Callable, g_params: PyTree,
     batched, so this is ``vmap`` over pixels and starts); chunks stream over
     ``x`` so memory stays bounded, and every chunk is padded to the same size so
     the loop compiles once. The chunk's key is ``fold_in(key, chunk index)``.
+
+    ``generator_apply`` is a static argument of the jitted loop: pass the same
+    function object across calls to reuse the compilation.
 
     Returns ``[N]`` costs (and the best ``z`` ``[N, noise_dim]`` with ``return_z``).
     """
@@ -319,11 +330,9 @@ def log_auc(scores, labels, *, l: float | None = None) -> float:
     lo = _floor(int((~y).sum()), l)
     if not 0 < lo < 1:
         raise ValueError(f"`l` must lie in (0, 1), got {lo}.")
-    fpr = np.maximum(fpr, lo)
-    keep = fpr >= lo
-    lx = np.log10(fpr[keep])
-    t = tpr[keep]
-    # at FPR = l only the highest TPR reached with no false positives counts (vertical segment)
+    lx = np.log10(np.maximum(fpr, lo))  # zero false positives count as FPR = l
+    t = tpr
+    # consecutive points at FPR = l form a vertical segment: zero width, no area
     return float(np.sum(np.diff(lx) * (t[1:] + t[:-1]) / 2) / abs(np.log10(lo)))
 
 

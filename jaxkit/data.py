@@ -536,7 +536,8 @@ def make_hyperspectral_scene(height: int = 128, width: int = 128, *, bands: int 
     names = TARGET_NAMES
     spectra = {
         "bright panel": np.full_like(wl, 0.85),
-        "camouflage panel": 0.04 + 0.06 * np.exp(-0.5 * ((wl - 0.55) / 0.03) ** 2) + 0.06 * (wl > 0.7),
+        # green paint: vegetation-like in the visible, but a slow rise through the NIR instead of a red edge
+        "camouflage panel": 0.04 + 0.06 * np.exp(-0.5 * ((wl - 0.55) / 0.03) ** 2) + 0.2 * np.clip((wl - 0.6) / 0.38, 0, 1),
         "low-contrast": em[1] * 1.06,
         "panel in shadow": np.full_like(wl, 0.7),
         "red panel": 0.05 + 0.5 / (1 + np.exp(-(wl - 0.6) / 0.02)),

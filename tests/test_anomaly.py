@@ -274,3 +274,18 @@ def test_load_npz_and_mat(tmp_path, scene):
         data.load_scene(str(tmp_path / "s.mat"))
     with pytest.raises(ValueError, match="unsupported"):
         data.load_scene(str(tmp_path / "s.xyz"))
+
+
+def test_recreation_cost_compiles_once_across_chunks_and_calls():
+    ga, p = _tiny_generator()
+    traces = []
+
+    def counted(params, z):
+        traces.append(1)  # runs only while tracing
+        return ga(params, z)
+
+    x = np.asarray(jax.random.uniform(jax.random.key(5), (10, 20, 1, 1), minval=-1, maxval=1))
+    anomaly.recreation_cost(jax.random.key(0), counted, p, x, noise_dim=3, iterations=3, chunk=4)  # 3 chunks
+    n = len(traces)
+    anomaly.recreation_cost(jax.random.key(1), counted, p, x[::-1], noise_dim=3, iterations=3, chunk=4)
+    assert n > 0 and len(traces) == n
