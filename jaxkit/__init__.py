@@ -10,7 +10,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("tree", "data", "models", "checkpoint", "schedules", "interval", "lipschitz", "prune", "gan", "anomaly")
+_SUBMODULES = ("tree", "data", "models", "checkpoint", "schedules", "interval", "lipschitz", "prune", "gates", "gan",
+               "anomaly")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 

@@ -38,6 +38,7 @@ import numpy as np
 
 from jaxkit import schedules as _schedules
 from jaxkit.prune.graph import Graph
+from jaxkit.prune.hooks import channel_hooks, intercept
 from jaxkit.prune.masks import _check_ratio, _group_masks, expand
 
 __all__ = ["index_masks", "random_masks", "layer_order", "reorganize", "freeze_masks"]
@@ -101,11 +102,6 @@ def layer_order(graph: Graph, names) -> dict[str, int]:
     return {g.name: i + 1 for i, g in enumerate(ranked)}
 
 
-def _module_path(leaf_path: str) -> str:
-    parts = leaf_path.split("/")
-    return "/".join(parts[1:-1])  # drop the collection and the leaf name
-
-
 def reorganize(apply_fn: Callable | nn.Module, graph: Graph, masks: Mapping[str, Any], *,
                schedule: Callable | None = None, layers: Mapping[str, int] | None = None,
                rfpn: bool = False, rfpn_threshold: float = 0.01, noise_std: float = 0.01) -> Callable:
@@ -141,19 +137,8 @@ def reorganize(apply_fn: Callable | nn.Module, graph: Graph, masks: Mapping[str,
     if not rfpn_threshold > 0 or not noise_std >= 0:
         raise ValueError(f"`rfpn_threshold` must be > 0 and `noise_std` >= 0, got {rfpn_threshold}, {noise_std}.")
 
-    # module path -> list of (slot, pruned mask, tiled repeat, "output" | "input")
-    hooks: dict[str, list] = {}
-    for slot, name in enumerate(names):
-        g = graph.group(name)
-        pruned = ~gm[g.id]
-        bns = sorted({_module_path(m.path) for m in g.members if m.role == "elem" and m.path.endswith("/scale")})
-        if bns:
-            for b in bns:
-                hooks.setdefault(b, []).append((slot, pruned, "output"))
-        else:
-            for m in g.members:
-                if m.role == "in":
-                    hooks.setdefault(_module_path(m.path), []).append((slot, np.tile(pruned, m.repeat), "input"))
+    hooks = channel_hooks(graph, names)
+    pruned = [~gm[graph.group(n).id] for n in names]
     layer_idx = jnp.asarray([layers[n] for n in names], jnp.float32)
     module_ids = {p: i for i, p in enumerate(sorted(hooks))}
 
@@ -162,36 +147,16 @@ def reorganize(apply_fn: Callable | nn.Module, graph: Graph, masks: Mapping[str,
             raise ValueError("reorganize(rfpn=True): pass `key=` (a jax.random key) to the wrapped apply.")
         d = jax.vmap(lambda l: jnp.asarray(schedule(epoch, l), jnp.float32))(layer_idx)
 
-        def modify(x, slot, pruned, mpath, call):
-            pruned = jnp.asarray(pruned)
-            factor = jnp.where(pruned, d[slot], 1.0).astype(x.dtype)
-            y = x * factor
+        def modify(x, hook, mpath, call):
+            p = jnp.asarray(np.tile(pruned[hook.slot], hook.repeat))
+            y = x * jnp.where(p, d[hook.slot], 1.0).astype(x.dtype)
             if rfpn:
                 k = jax.random.fold_in(jax.random.fold_in(key, module_ids[mpath]), call)
                 noise = (noise_std * jax.random.normal(k, x.shape)).astype(x.dtype)
-                y = jnp.where(pruned & (d[slot] < rfpn_threshold), noise, y)
+                y = jnp.where(p & (d[hook.slot] < rfpn_threshold), noise, y)
             return y
 
-        calls = {}
-
-        def interceptor(next_fun, a, kw, context):
-            if context.method_name != "__call__":
-                return next_fun(*a, **kw)
-            mpath = "/".join(context.module.path)
-            if mpath not in hooks:
-                return next_fun(*a, **kw)
-            call = calls[mpath] = calls.get(mpath, -1) + 1
-            a = list(a)
-            for slot, pruned, where in hooks[mpath]:
-                if where == "input":
-                    a[0] = modify(a[0], slot, pruned, mpath, 2 * call + 1)
-            out = next_fun(*a, **kw)
-            for slot, pruned, where in hooks[mpath]:
-                if where == "output":
-                    out = modify(out, slot, pruned, mpath, 2 * call)
-            return out
-
-        with nn.intercept_methods(interceptor):
+        with intercept(hooks, modify):
             return apply(variables, *args, **kwargs)
 
     wrapped.factors = lambda epoch: {n: float(schedule(epoch, layers[n])) for n in names}
