@@ -141,3 +141,17 @@ def pretrain_parser(doc: str):
     p.add_argument("--pretrain-epochs", type=int, default=15)
     p.add_argument("--pretrain-lr", type=float, default=3e-3, help="Adam lr of the unpruned network (cosine)")
     return p
+
+
+def narrow_resnet(model, graph, masks):
+    """The ``models.ResNet`` whose widths match ``prune.remove(graph, masks, ...)`` of ``model``."""
+    from jaxkit import models, prune  # noqa: PLC0415
+
+    kept = prune.kept_counts(graph, masks)
+    n_blocks = sum(model.stage_sizes)
+    inner = tuple(kept[f"params/BasicBlock_{i}/Conv_0"] for i in range(n_blocks))
+    ends = list(np.cumsum(model.stage_sizes) - 1)
+    widths = tuple(kept.get(graph.group(f"params/BasicBlock_{i}/Conv_1").name, w)
+                   for i, w in zip(ends, model.widths))
+    return models.ResNet(model.stage_sizes, widths, model.num_classes, model.shortcut, model.bn_momentum,
+                         inner_widths=inner)

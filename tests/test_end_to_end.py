@@ -146,6 +146,18 @@ def test_hyperspectral_gan_detects_the_bright_and_camouflage_targets(tmp_path):
     assert all(r["log_auc"] < 0.25 for rows in out["tables"].values() for r in rows if r["target"] == "low-contrast")
 
 
+@pytest.mark.slow
+def test_gator_digits(tmp_path, capsys):
+    exp = _load_experiment("gator_digits")
+    out = exp.main(["--seeds", "0", "--kinds", "flops", "--alphas", "4", "--pretrain-epochs", "6",
+                    "--gated-epochs", "3", "--finetune-epochs", "2", "--out", str(tmp_path)])
+    r = out["rows"]["flops:4.0"]
+    assert out["unpruned"][0] >= 0.9
+    assert r["macs"][0] <= r["l1_macs"][0] * 1.05 + 1  # the L1 baseline is matched to Gator's MACs
+    assert r["acc"][0] >= 0.8 and r["l1_acc"][0] >= 0.5
+    assert "blocks removed" in capsys.readouterr().out and os.path.exists(tmp_path / "tradeoff.png")
+
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
 
 
