@@ -73,30 +73,16 @@ def latency(model, variables, x, repeat=20):
 
 def gated_phase(args, model, graph, variables, theta, cm, alpha, ds, key):
     apply = gates.gated(model, graph)
-    labels = {"model": "model", "gates": "gates"}
-    tx = optax.multi_transform({"model": optax.adam(args.model_lr), "gates": optax.sgd(args.gate_lr, 0.9)}, labels)
+    tx = gates.split_optimizer(optax.adam(args.model_lr), optax.sgd(args.gate_lr, 0.9))
     params = {"model": variables["params"], "gates": theta}
     opt = tx.init(params)
-
-    @jax.jit
-    def step(params, opt, stats, xb, yb, k):
-        def loss_fn(p):
-            g = gates.sample_gates(p["gates"], k, xb.shape[0])
-            logits, upd = apply({"params": p["model"], "batch_stats": stats}, xb, gates=g, train=True,
-                                mutable=["batch_stats"])
-            return models.cross_entropy(logits, yb).mean() + gates.cost_loss(cm, g, alpha), upd["batch_stats"]
-
-        (_, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-        upd, opt = tx.update(grads, opt, params)
-        params = optax.apply_updates(params, upd)
-        return {**params, "gates": gates.kill(params["gates"])}, opt, stats
-
+    step = gates.make_train_step(apply, cm, tx)
     stats = variables["batch_stats"]
     for e in range(args.gated_epochs):
         for i, (xb, yb) in enumerate(jdata.batches(jax.random.fold_in(key, e), ds.train.x, ds.train.y,
                                                    batch_size=args.batch_size, drop_remainder=True)):
             k = jax.random.fold_in(jax.random.fold_in(key, 99), e * 1000 + i)
-            params, opt, stats = step(params, opt, stats, xb, yb, k)
+            params, opt, stats, _ = step(params, opt, stats, xb, yb, k, alpha)
     return {"params": params["model"], "batch_stats": stats}, params["gates"]
 
 

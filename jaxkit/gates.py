@@ -45,7 +45,7 @@ from jaxkit.prune.graph import Graph
 from jaxkit.prune.hooks import channel_hooks, intercept
 
 __all__ = ["THETA0", "edges", "init_gates", "sample_gates", "deterministic_gates", "kill", "gated", "CostModel",
-           "cost_model", "cost_loss", "latency_factors", "fold", "open_fraction"]
+           "cost_model", "cost_loss", "split_optimizer", "make_train_step", "latency_factors", "fold", "open_fraction"]
 
 PyTree = Any
 THETA0 = math.log(199.0)  # sigmoid(THETA0) = 0.995
@@ -195,6 +195,55 @@ def cost_loss(model: CostModel, gates: Mapping[str, jax.Array], alpha: float | j
     if missing:
         raise ValueError(f"`gates` lacks the edges {sorted(missing)} of the cost model.")
     return alpha * model(gates)
+
+
+def split_optimizer(model_tx, gate_tx):
+    """``optax.multi_transform`` for params ``{"model": ..., "gates": ...}``.
+
+    The paper trains gates with SGD + momentum like the weights; with Adam
+    every gate would move at about its learning rate per step whatever the
+    gradient's size. ``optax.set_to_zero()`` as ``gate_tx`` freezes the gates.
+    """
+    import optax  # noqa: PLC0415
+
+    return optax.multi_transform({"model": model_tx, "gates": gate_tx}, {"model": "model", "gates": "gates"})
+
+
+def make_train_step(apply: Callable, cost: CostModel, tx, *, task_loss: Callable | None = None) -> Callable:
+    """A jitted gated training step for params ``{"model": variables["params"], "gates": theta}``.
+
+    ``step(params, opt_state, batch_stats, x, y, key, alpha) -> (params, opt_state, batch_stats, metrics)``:
+    samples per-sample gates, minimises ``task_loss(logits, y) + alpha * cost``
+    (``alpha`` may be traced, e.g. from a schedule), applies ``tx`` (e.g.
+    :func:`split_optimizer`), then :func:`kill`. ``apply`` comes from
+    :func:`gated`; ``batch_stats`` is ``{}`` for models without BatchNorm.
+    ``task_loss`` defaults to mean softmax cross-entropy with integer labels.
+    Metrics: ``loss``, ``task_loss``, ``cost``.
+    """
+    import optax  # noqa: PLC0415
+
+    task_loss = task_loss or (lambda logits, y: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())
+
+    @jax.jit
+    def step(params, opt_state, batch_stats, x, y, key, alpha):
+        def loss_fn(p):
+            g = sample_gates(p["gates"], key, x.shape[0])
+            variables = {"params": p["model"]}
+            if batch_stats:
+                variables["batch_stats"] = batch_stats
+                logits, upd = apply(variables, x, gates=g, train=True, mutable=["batch_stats"])
+                new_stats = upd["batch_stats"]
+            else:
+                logits, new_stats = apply(variables, x, gates=g, train=True), batch_stats
+            t, c = task_loss(logits, y), cost(g)
+            return t + alpha * c, (new_stats, {"task_loss": t, "cost": c})
+
+        (loss, (new_stats, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        return {**params, "gates": kill(params["gates"])}, opt_state, new_stats, {"loss": loss, **m}
+
+    return step
 
 
 def cost_model(graph: Graph, kind: str = "flops", *, names: Sequence[str] | None = None,

@@ -169,30 +169,16 @@ def test_cost_falls_while_accuracy_holds_on_digits():
     cm = gates.cost_model(g, "flops")
     apply = gates.gated(model, g)
     params = {"model": v["params"], "gates": gates.init_gates(g)}  # theta_0 = ln 199
-    labels = {"model": "model", "gates": "gates"}
 
     def run(alpha, params, stats, epochs, gate_lr):
         # gates follow SGD with momentum, as in the paper (Adam would move every gate at ~lr per step)
-        tx = optax.multi_transform({"model": optax.adam(3e-3), "gates": optax.sgd(gate_lr, 0.9) if gate_lr else
-                                    optax.set_to_zero()}, labels)
+        tx = gates.split_optimizer(optax.adam(3e-3), optax.sgd(gate_lr, 0.9) if gate_lr else optax.set_to_zero())
         opt = tx.init(params)
-
-        @jax.jit
-        def step(params, opt, stats, xb, yb, key):
-            def loss_fn(p):
-                gts = gates.sample_gates(p["gates"], key, xb.shape[0])
-                logits, upd = apply({"params": p["model"], "batch_stats": stats}, xb, gates=gts, train=True,
-                                    mutable=["batch_stats"])
-                return models.cross_entropy(logits, yb).mean() + gates.cost_loss(cm, gts, alpha), upd["batch_stats"]
-            (_, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
-            upd, opt = tx.update(grads, opt, params)
-            params = optax.apply_updates(params, upd)
-            return {**params, "gates": gates.kill(params["gates"])}, opt, stats
-
+        step = gates.make_train_step(apply, cm, tx)
         for e in range(epochs):
             for i, (xb, yb) in enumerate(data.batches(jax.random.key(e), ds.train.x, ds.train.y, batch_size=64,
                                                       drop_remainder=True)):
-                params, opt, stats = step(params, opt, stats, xb, yb, jax.random.key(1000 * e + i))
+                params, opt, stats, _ = step(params, opt, stats, xb, yb, jax.random.key(1000 * e + i), alpha)
         return params, stats
 
     def accuracy(params, stats):
