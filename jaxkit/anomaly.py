@@ -100,12 +100,14 @@ def _box(a: np.ndarray, r: int) -> np.ndarray:
     return c[i1][:, j1] - c[i0][:, j1] - c[i1][:, j0] + c[i0][:, j0]
 
 
-def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3) -> np.ndarray:
+def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3, rows: int = 64) -> np.ndarray:
     """Dual-window RX: each pixel against the ring between an ``inner`` (guard) and ``outer`` window.
 
     Windows are odd side lengths; near borders the ring is clipped to the
     image. ``reg`` adds ``reg * trace / B`` to each local covariance (rings have
-    few pixels). Computed with box sums of ``x`` and ``x x^T`` in float64.
+    few pixels). Computed with box sums of ``x`` and ``x x^T`` in float64,
+    ``rows`` image rows at a time (plus a halo of ``outer // 2``), so memory
+    stays bounded on large scenes (~``rows * W * B^2 * 8`` bytes per array).
     """
     c = np.asarray(cube, np.float64)
     if c.ndim != 3:
@@ -118,6 +120,19 @@ def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3) -> np.n
         raise ValueError(f"`outer` ({outer}) must be larger than `inner` ({inner}).")
     if outer > min(c.shape[:2]):
         raise ValueError(f"`outer` window {outer} is larger than the image {c.shape[:2]}.")
+    if int(rows) < 1:
+        raise ValueError(f"`rows` must be >= 1, got {rows}.")
+    ro = outer // 2
+    h = c.shape[0]
+    out = np.empty(c.shape[:2])
+    for r0 in range(0, h, int(rows)):
+        r1 = min(h, r0 + int(rows))
+        a, b = max(0, r0 - ro), min(h, r1 + ro)  # the halo makes the strip's windows the image's windows
+        out[r0:r1] = _local_rx_strip(c[a:b], inner, outer, reg)[r0 - a:r1 - a]
+    return out
+
+
+def _local_rx_strip(c: np.ndarray, inner: int, outer: int, reg: float) -> np.ndarray:
     ones = np.ones(c.shape[:2] + (1,))
     xx = c[..., :, None] * c[..., None, :]
     ro, ri = outer // 2, inner // 2

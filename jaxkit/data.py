@@ -466,7 +466,7 @@ def _endmembers(wl: np.ndarray) -> np.ndarray:
     return np.stack([veg, soil, grass, asphalt, water])
 
 
-def _render(rng, h, w, cy, cx, size, shape, ss=4):
+def _render(h, w, cy, cx, size, shape, ss=4):
     """Fill fraction of a target (square or disc of ``size`` px centred at ``(cy, cx)``) with ss x ss supersampling."""
     y = (np.arange(h * ss) + 0.5) / ss
     x = (np.arange(w * ss) + 0.5) / ss
@@ -559,13 +559,13 @@ def make_hyperspectral_scene(height: int = 128, width: int = 128, *, bands: int 
     shadow = np.zeros((h, w))
     for k in range(6):  # cast shadows: soft blobs
         cy, cx = rng.uniform(0, 0.7 * h), rng.uniform(0, w)
-        shadow = np.maximum(shadow, _render(rng, h, w, cy, cx, rng.uniform(6, 12), "disc", 2))
+        shadow = np.maximum(shadow, _render(h, w, cy, cx, rng.uniform(6, 12), "disc", 2))
     fills = []
     for t, ((r, c), size) in enumerate(zip(cells, sizes)):
         cy = (r + 0.5) * 0.7 * h / 4 + rng.uniform(-0.25, 0.25) * 0.7 * h / 4 * 0.5
         cx = (c + 0.5) * w / 4 + rng.uniform(-0.25, 0.25) * w / 4 * 0.5
         cy, cx = cy + rng.uniform(0, 1), cx + rng.uniform(0, 1)  # sub-pixel placement
-        fill = _render(rng, h, w, cy, cx, size, "disc" if (t % 3 == 2 and size >= 3) else "square")
+        fill = _render(h, w, cy, cx, size, "disc" if (t % 3 == 2 and size >= 3) else "square")
         yy, xx = np.ogrid[:h, :w]
         near = (yy - cy) ** 2 + (xx - cx) ** 2 <= (size + 6) ** 2
         if names[t] == "low-contrast":  # on soil

@@ -123,6 +123,7 @@ def test_local_rx_against_brute_force():
         cov += 0.01 * np.trace(cov) / 3 * np.eye(3)
         d = cube[i, j] - mu
         assert got[i, j] == pytest.approx(d @ np.linalg.solve(cov, d), rel=1e-6)
+    np.testing.assert_allclose(anomaly.local_rx(cube, 3, 7, reg=0.01, rows=2), got, rtol=1e-10)  # strips + halo
     with pytest.raises(ValueError, match="larger than the image"):
         anomaly.local_rx(cube, 3, 13)
     with pytest.raises(ValueError, match="odd"):
