@@ -285,11 +285,18 @@ def anogan_scores(key: jax.Array, generator_apply: Callable, g_params: PyTree, c
     if not 0 <= lam <= 1:
         raise ValueError(f"`lam` must lie in [0, 1], got {lam}.")
     r, z = recreation_cost(key, generator_apply, g_params, x, noise_dim=noise_dim, return_z=True, **kwargs)
-    feat = jax.jit(lambda p, gp, a, zz: jnp.mean(jnp.abs(critic_features(p, a) - critic_features(
-        p, generator_apply(gp, zz))).reshape(a.shape[0], -1), -1))
     x = np.asarray(x, np.float32)
-    f = np.concatenate([np.asarray(feat(d_params, g_params, x[s:e], z[s:e])) for s, e in _chunks(len(x), 4096)])
+    chunk = min(4096, len(x))
+    f = np.empty(len(x), np.float64)
+    for (s, e, xb), (_, _, zb) in zip(_padded(x, chunk), _padded(z, chunk)):  # equal-size chunks: one compile
+        f[s:e] = np.asarray(_feature_distance(critic_features, generator_apply, d_params, g_params, xb, zb))[: e - s]
     return (1 - lam) * r + lam * f
+
+
+@partial(jax.jit, static_argnames=("critic_features", "generator_apply"))
+def _feature_distance(critic_features, generator_apply, d_params, g_params, x, z):
+    diff = critic_features(d_params, x) - critic_features(d_params, generator_apply(g_params, z))
+    return jnp.mean(jnp.abs(diff).reshape(x.shape[0], -1), -1)
 
 
 # ----------------------------------------------------------------------------- metrics
