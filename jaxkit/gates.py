@@ -26,6 +26,14 @@ David, Netanyahu, ICANN 2021).
   :func:`latency_factors`). A conv between two gated edges is counted through
   both of them (2x its weights); one between a gated and an ungated space once.
 * :func:`fold` turns gates into channel masks for :func:`jaxkit.prune.remove`.
+* :func:`alpha_path` runs the paper's iterative loop: gated phases with
+  increasing ``alpha``, each starting from the previous *gated* weights, each
+  folded and handed to a finishing step (removal + fine-tune).
+
+Our extensions, off by default: a gate temperature (``temperature`` of
+:func:`sample_gates` and of the training step; the paper fixes 1) and
+``alpha``/temperature schedules (:func:`jaxkit.schedules.ramp`,
+:func:`jaxkit.schedules.temperature`), both traced so a schedule never retraces.
 """
 
 from __future__ import annotations
@@ -45,7 +53,8 @@ from jaxkit.prune.graph import Graph
 from jaxkit.prune.hooks import channel_hooks, intercept
 
 __all__ = ["THETA0", "edges", "init_gates", "sample_gates", "deterministic_gates", "kill", "gated", "CostModel",
-           "cost_model", "cost_loss", "split_optimizer", "make_train_step", "latency_factors", "fold", "open_fraction"]
+           "cost_model", "cost_loss", "split_optimizer", "make_train_step", "latency_factors", "fold", "open_fraction",
+           "alpha_path"]
 
 PyTree = Any
 THETA0 = math.log(199.0)  # sigmoid(THETA0) = 0.995
@@ -212,9 +221,11 @@ def split_optimizer(model_tx, gate_tx):
 def make_train_step(apply: Callable, cost: CostModel, tx, *, task_loss: Callable | None = None) -> Callable:
     """A jitted gated training step for params ``{"model": variables["params"], "gates": theta}``.
 
-    ``step(params, opt_state, batch_stats, x, y, key, alpha) -> (params, opt_state, batch_stats, metrics)``:
-    samples per-sample gates, minimises ``task_loss(logits, y) + alpha * cost``
-    (``alpha`` may be traced, e.g. from a schedule), applies ``tx`` (e.g.
+    ``step(params, opt_state, batch_stats, x, y, key, alpha, temperature=1.0)
+    -> (params, opt_state, batch_stats, metrics)``:
+    samples per-sample gates (at ``temperature``, 1 in the paper), minimises
+    ``task_loss(logits, y) + alpha * cost`` (``alpha`` and ``temperature`` are
+    traced, so values from a schedule never retrace), applies ``tx`` (e.g.
     :func:`split_optimizer`), then :func:`kill`. ``apply`` comes from
     :func:`gated`; ``batch_stats`` is ``{}`` for models without BatchNorm.
     ``task_loss`` defaults to mean softmax cross-entropy with integer labels.
@@ -225,9 +236,9 @@ def make_train_step(apply: Callable, cost: CostModel, tx, *, task_loss: Callable
     task_loss = task_loss or (lambda logits, y: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())
 
     @jax.jit
-    def step(params, opt_state, batch_stats, x, y, key, alpha):
+    def step(params, opt_state, batch_stats, x, y, key, alpha, temperature=1.0):
         def loss_fn(p):
-            g = sample_gates(p["gates"], key, x.shape[0])
+            g = sample_gates(p["gates"], key, x.shape[0], temperature=temperature)
             variables = {"params": p["model"]}
             if batch_stats:
                 variables["batch_stats"] = batch_stats
@@ -341,3 +352,31 @@ def fold(gate_params: Mapping[str, jax.Array], *, min_keep: int = 1) -> dict[str
             m[np.argsort(-t, kind="stable")[:min_keep]] = True
         out[n] = jnp.asarray(m)
     return out
+
+
+def alpha_path(alphas: Sequence[float], gated_phase: Callable[[Any, float], tuple[Any, Mapping[str, jax.Array]]],
+               state: Any, finish: Callable[[Any, dict[str, jax.Array], float], Any] | None = None, *,
+               min_keep: int = 1):
+    """The paper's iterative pruning: a generator over increasing ``alphas``.
+
+    For each ``alpha``: ``state, theta = gated_phase(state, alpha)`` (the gated
+    phase, started from the previous phase's *gated* state, never from a
+    fine-tuned one), ``masks = fold(theta, min_keep=min_keep)``, then
+    ``result = finish(state, masks, alpha)`` (typically
+    :func:`jaxkit.prune.remove` + fine-tune; ``None`` skips it). Yields
+    ``(alpha, masks, state, result)``; ``state`` is whatever the caller needs
+    (weights, gates, optimizer state), passed through untouched.
+
+    The paper's sequence is ``(0.25, 0.5, 1, 2, 4, 16, 20)``.
+    """
+    alphas = [float(a) for a in alphas]
+    if not alphas:
+        raise ValueError("`alphas` must be a non-empty sequence.")
+    if any(not (np.isfinite(a) and a >= 0) for a in alphas):
+        raise ValueError(f"`alphas` must be finite and >= 0, got {alphas}.")
+    if any(b < a for a, b in zip(alphas, alphas[1:])):
+        raise ValueError(f"`alphas` must be non-decreasing (the iterative loop prunes more each time), got {alphas}.")
+    for alpha in alphas:
+        state, theta = gated_phase(state, alpha)
+        masks = fold(theta, min_keep=min_keep)
+        yield alpha, masks, state, (finish(state, masks, alpha) if finish is not None else None)

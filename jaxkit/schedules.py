@@ -7,7 +7,9 @@
 * :func:`gmp_sparsity` -- gradual magnitude pruning's cubic sparsity ramp
   (Zhu & Gupta 2017);
 * :func:`temperature` -- exponential / linear / cosine annealing for gate
-  temperatures.
+  temperatures;
+* :func:`ramp` -- a delayed linear ramp of a loss weight, e.g. Gator's cost
+  weight ``alpha`` (our extension: the paper holds ``alpha`` fixed per phase).
 
 Step convention: ``step`` (or ``epoch``) 0 is the value used *before the first
 update*, as in optax. Every function accepts Python numbers or traced arrays.
@@ -20,7 +22,7 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["bfrifp_decay", "warmup_cosine_sparsity", "gmp_sparsity", "temperature"]
+__all__ = ["bfrifp_decay", "warmup_cosine_sparsity", "gmp_sparsity", "temperature", "ramp"]
 
 
 def _pos(name, v, strict=True):
@@ -120,5 +122,30 @@ def temperature(init: float, final: float, total_steps: int, kind: str = "expone
         if kind == "linear":
             return init + (final - init) * f
         return final + (init - final) * 0.5 * (1 + jnp.cos(jnp.pi * f))
+
+    return schedule
+
+
+def ramp(final: float, ramp_steps: int, *, initial: float = 0.0, delay: int = 0) -> Callable:
+    """``initial`` for ``delay`` steps, then linear to ``final`` over ``ramp_steps`` (held after).
+
+    For loss weights switched on gradually, e.g. the ``alpha`` of
+    :func:`jaxkit.gates.make_train_step` (the Gator paper uses a constant
+    ``alpha`` per gated phase: ``ramp_steps = 0`` gives that).
+    """
+    if not (np.isfinite(final) and final >= 0):
+        raise ValueError(f"`final` must be a finite number >= 0, got {final}.")
+    if not (np.isfinite(initial) and initial >= 0):
+        raise ValueError(f"`initial` must be a finite number >= 0, got {initial}.")
+    if int(ramp_steps) < 0 or int(delay) < 0:
+        raise ValueError(f"`ramp_steps` and `delay` must be >= 0, got {ramp_steps} and {delay}.")
+    t0, width = float(delay), float(max(int(ramp_steps), 1))
+
+    def schedule(step):
+        t = jnp.asarray(step, jnp.float32)
+        if int(ramp_steps) == 0:
+            return jnp.where(t >= t0, final, initial).astype(jnp.float32)
+        frac = jnp.clip((t - t0) / width, 0.0, 1.0)
+        return initial + (final - initial) * frac
 
     return schedule

@@ -149,13 +149,29 @@ def test_hyperspectral_gan_detects_the_bright_and_camouflage_targets(tmp_path):
 @pytest.mark.slow
 def test_gator_digits(tmp_path, capsys):
     exp = _load_experiment("gator_digits")
-    out = exp.main(["--seeds", "0", "--kinds", "flops", "--alphas", "4", "--pretrain-epochs", "6",
-                    "--gated-epochs", "3", "--finetune-epochs", "2", "--out", str(tmp_path)])
+    out = exp.main(["--seeds", "0", "--kinds", "flops", "--alphas", "2", "4", "--pretrain-epochs", "6",
+                    "--gated-epochs", "3", "--finetune-epochs", "2", "--alpha-ramp", "10", "--temperature", "2", "1",
+                    "--out", str(tmp_path)])
     r = out["rows"]["flops:4.0"]
+    assert r["macs"][0] <= out["rows"]["flops:2.0"]["macs"][0]  # the iterative loop only prunes more
     assert out["unpruned"][0] >= 0.9
     assert r["macs"][0] <= r["l1_macs"][0] * 1.05 + 1  # the L1 baseline is matched to Gator's MACs
     assert r["acc"][0] >= 0.8 and r["l1_acc"][0] >= 0.5
     assert "blocks removed" in capsys.readouterr().out and os.path.exists(tmp_path / "tradeoff.png")
+
+
+def test_gator_recipe_flag_sets_the_papers_cifar_recipe():
+    exp = _load_experiment("gator_digits")
+    a = exp.parse_args(["--recipe", "cifar-resnet56", "--seeds", "3"])
+    assert (a.dataset, a.stages, a.widths, a.optimizer, a.schedule) == ("tfds:cifar10", "9,9,9", "16,32,64", "sgd", "paper")
+    assert (a.pretrain_epochs, a.gated_epochs, a.finetune_epochs, a.batch_size) == (240, 90, 30, 128)
+    assert (a.lr, a.model_lr, a.finetune_lr, a.weight_decay, a.seeds) == (0.1, 0.01, 1e-3, 1e-4, [3])
+    assert exp.parse_args(["--recipe", "cifar-resnet56", "--gated-epochs", "2"]).gated_epochs == 2  # flags win
+    d = exp.parse_args([])
+    assert (d.dataset, d.optimizer, d.finetune_lr, d.temperature, d.alpha_ramp) == ("digits", "adam", d.model_lr, None, 0)
+    # the paper's x0.1 points: 120/180 of 240 epochs, 60 of 90 gated epochs
+    assert [int(f * 240) for f in exp.PAPER_DECAY["pretrain"]] == [120, 180]
+    assert [round(f * 90) for f in exp.PAPER_DECAY["gated"]] == [60]
 
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))

@@ -209,3 +209,48 @@ def test_gated_step_compiles_once(small):
     th = gates.init_gates(g)
     for i in range(3):
         f(v, jax.tree.map(lambda t: t - i, th), jax.random.key(i))
+
+
+def test_alpha_path_threads_the_gated_state_and_folds():
+    calls = []
+
+    def phase(state, alpha):  # each phase lowers theta by alpha; state counts the phases
+        calls.append((state["n"], alpha))
+        theta = {"e": state["theta"]["e"] - alpha}
+        return {"n": state["n"] + 1, "theta": theta}, theta
+
+    def finish(state, masks, alpha):  # a fine-tune must never feed the next phase
+        state["theta"] = None
+        return int(np.sum(np.asarray(masks["e"])))
+
+    st = {"n": 0, "theta": {"e": jnp.asarray([0.5, 1.5, 3.5, 6.0])}}
+    out = list(gates.alpha_path([1.0, 2.0, 2.0], phase, st, lambda s, m, a: finish(dict(s), m, a)))
+    assert calls == [(0, 1.0), (1, 2.0), (2, 2.0)]
+    assert [r for *_, r in out] == [3, 2, 1]  # theta after phases: [-.5,.5,2.5,5], [-2.5,-1.5,.5,3], [.., -1.5, 1]
+    assert [a for a, *_ in out] == [1.0, 2.0, 2.0] and out[-1][2]["n"] == 3
+    # all closed -> fold keeps min_keep channels
+    (_, masks, _, _), = gates.alpha_path([10.0], phase, st, min_keep=1)
+    assert list(np.asarray(masks["e"])) == [False, False, False, True]
+    for bad, match in (([], "non-empty"), ([-1.0], ">= 0"), ([2.0, 1.0], "non-decreasing")):
+        with pytest.raises(ValueError, match=match):
+            list(gates.alpha_path(bad, phase, st))
+
+
+def test_train_step_temperature_is_traced(small):
+    model, v, g = small
+    apply = gates.gated(model, g)
+    cm = gates.cost_model(g, "flops")
+    tx = gates.split_optimizer(optax.sgd(0.0), optax.sgd(1.0))
+    step = gates.make_train_step(apply, cm, tx)
+    params = {"model": v["params"], "gates": gates.init_gates(g, init=3.0)}
+    opt = tx.init(params)
+    x, y = jnp.ones((4, 8, 8, 1)), jnp.zeros((4,), jnp.int32)
+    key = jax.random.key(0)
+    for tau in (1.0, 4.0):  # same compiled step; the cost's gate gradient is the one at temperature tau
+        p0, *_ = step(params, opt, v.get("batch_stats", {}), x, y, key, 0.0, tau)
+        p1, *_ = step(params, opt, v.get("batch_stats", {}), x, y, key, 1.0, tau)
+        ref = jax.grad(lambda t: cm(gates.sample_gates(t, key, 4, temperature=tau)))(params["gates"])
+        for n in ref:
+            np.testing.assert_allclose(np.asarray(p0["gates"][n] - p1["gates"][n]), np.asarray(ref[n]),
+                                       rtol=1e-3, atol=1e-6)
+    assert step._cache_size() == 1

@@ -47,7 +47,17 @@ def test_gmp_and_temperature():
     assert float(jax.jit(schedules.temperature(4.0, 1.0, 10, "cosine"))(jnp.int32(5))) == pytest.approx(2.5)
 
 
+def test_ramp():
+    r = schedules.ramp(4.0, 10, delay=5)
+    assert [float(r(t)) for t in (0, 5, 10, 15, 100)] == pytest.approx([0.0, 0.0, 2.0, 4.0, 4.0])
+    assert float(jax.jit(r)(jnp.int32(7))) == pytest.approx(0.8)
+    step = schedules.ramp(2.0, 0, initial=0.5, delay=3)  # a step: constant alpha after a delay
+    assert [float(step(t)) for t in (0, 2, 3, 9)] == pytest.approx([0.5, 0.5, 2.0, 2.0])
+
+
 @pytest.mark.parametrize("call, match", [
+    (lambda: schedules.ramp(-1.0, 10), "final"),
+    (lambda: schedules.ramp(1.0, -1), "ramp_steps"),
     (lambda: schedules.bfrifp_decay(0), "n_layers"),
     (lambda: schedules.bfrifp_decay(5, lambda_e=0), "lambda_e"),
     (lambda: schedules.warmup_cosine_sparsity(1.0, 10, 10), "warmup_steps < total_steps"),
