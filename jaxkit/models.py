@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from jax import lax
 
 from jaxkit import data as _data
 
@@ -386,3 +387,56 @@ def train(
         if ckpt is not None:
             ckpt.close()
     return state, history
+
+
+def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
+                feature_group_count=1, precision=None, preferred_element_type=None):
+    """``lax.conv_general_dilated`` as patches @ kernel (NHWC inputs, HWIO kernels, no feature groups).
+
+    Same numbers as the XLA convolution; other layouts and grouped
+    convolutions fall back to it. Why: under ``vmap`` with a kernel per member
+    (a population of networks) JAX lowers a convolution to a grouped one, which
+    XLA:CPU runs far slower than the batched matrix product this becomes.
+    """
+    nd = lhs.ndim - 2
+    spatial = "HWD"[:nd]
+    layout = ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
+    nhwc = (lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+            == lax.conv_dimension_numbers(lhs.shape, rhs.shape, layout))
+    if feature_group_count != 1 or not nhwc:
+        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
+                                        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
+                                        feature_group_count=feature_group_count, precision=precision,
+                                        preferred_element_type=preferred_element_type)
+    patches = lax.conv_general_dilated_patches(
+        lhs, rhs.shape[:nd], window_strides, padding, lhs_dilation=lhs_dilation, rhs_dilation=rhs_dilation,
+        dimension_numbers=("N" + spatial + "C", "OI" + spatial, "N" + spatial + "C"), precision=precision,
+        preferred_element_type=preferred_element_type)
+    # patch features are ordered (C_in, *window): move the kernel's input axis first to match
+    k = jnp.moveaxis(rhs, nd, 0).reshape(-1, rhs.shape[-1])
+    return jnp.einsum("...k,ko->...o", patches, k, precision=precision)
+
+
+def with_im2col(apply_fn: Callable) -> Callable:
+    """Wrap ``model.apply`` so every ``nn.Conv`` computes with :func:`im2col_conv` (same outputs).
+
+    For populations of conv nets under ``vmap`` on CPU (see
+    :func:`im2col_conv`); modules that set their own convolution function are
+    left alone.
+    """
+    def interceptor(next_fun, args, kwargs, context):
+        m = context.module
+        if (context.method_name == "__call__" and type(m) is nn.Conv and m.conv_general_dilated is None
+                and m.conv_general_dilated_cls is None):
+            object.__setattr__(m, "conv_general_dilated", im2col_conv)  # frozen module: restored below
+            try:
+                return next_fun(*args, **kwargs)
+            finally:
+                object.__setattr__(m, "conv_general_dilated", None)
+        return next_fun(*args, **kwargs)
+
+    def apply(*args, **kwargs):
+        with nn.intercept_methods(interceptor):
+            return apply_fn(*args, **kwargs)
+
+    return apply

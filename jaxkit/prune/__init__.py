@@ -48,6 +48,7 @@ from jaxkit.prune.criteria import (  # noqa: E402
 __all__ += ["CRITERIA", "Stats", "collect_stats", "all_scores", "scores", "minmax", "geometric_median", "bn_layer"]
 
 from jaxkit.prune.blend import blend, correlation_matrix, kmeans, rankdata, spearman  # noqa: E402
+from jaxkit.prune import blend_search  # noqa: E402
 
 __all__ += ["rankdata", "spearman", "correlation_matrix", "kmeans", "blend"]
 

@@ -134,16 +134,15 @@ def _resolve(graph: Graph, tree: PyTree, name: str) -> tuple[list[tuple[str, Any
                      "variable. Build the graph from the same model's variables.")
 
 
-def _group_masks(graph: Graph, masks: Mapping[str, Any]) -> dict[int, np.ndarray]:
+def _group_masks(graph: Graph, masks: Mapping[str, Any], traced: bool = False) -> dict[int, Any]:
     out = {}
     for name, m in masks.items():
         g = graph.group(name)
         if not g.prunable:
             raise ValueError(f"Group {g.name!r} cannot be pruned: {g.reason}.")
-        m = np.asarray(m).reshape(-1)
-        if m.shape != (g.size,):
+        if int(np.prod(np.shape(m))) != g.size:
             raise ValueError(f"Mask for {g.name!r} must have shape ({g.size},), got {np.shape(masks[name])}.")
-        out[g.id] = m.astype(bool)
+        out[g.id] = (jnp.asarray(m) if traced else np.asarray(m)).reshape(-1).astype(bool)
     return out
 
 
@@ -154,19 +153,24 @@ def expand(graph: Graph, masks: Mapping[str, Any], tree: PyTree, *, roles: Seque
     kernels), ``"in"`` (consumer kernels' input rows), ``"elem"`` (biases and
     BatchNorm scale/bias/statistics). All three (default) make the masked model
     compute exactly what the removed one does.
+
+    Traceable: channel masks may be traced arrays (e.g. computed from a gene
+    inside ``jit``/``vmap``); the result then holds traced element masks.
     """
     bad = set(roles) - set(ROLES)
     if bad:
         raise ValueError(f"`roles` must be a subset of {ROLES}, got {sorted(bad)}.")
-    gm = _group_masks(graph, masks)
+    traced = any(isinstance(m, jax.Array) for m in masks.values())  # tracers are jax.Arrays: use jnp
+    xp = jnp if traced else np
+    gm = _group_masks(graph, masks, traced)
     flat, prefix = _resolve(graph, tree, "tree")
 
     def leaf_mask(path, x):
-        m = np.ones(np.shape(x), bool)
+        m = xp.ones(np.shape(x), bool)
         for g, mem in graph.groups_of(prefix + path):
             if g.id not in gm or mem.role not in roles:
                 continue
-            ch = np.tile(gm[g.id], mem.repeat)
+            ch = xp.tile(gm[g.id], mem.repeat)
             shape = [1] * m.ndim
             shape[mem.axis] = -1
             m = m & ch.reshape(shape)

@@ -1,0 +1,41 @@
+"""Evolutionary search: pure operators, ``init / ask / tell`` strategies, vmapped and sharded fitness.
+
+* :mod:`~jaxkit.evolution.operators` -- crossover (uniform / row-block, DE
+  binomial), mutation (Gaussian, uniform, categorical within allowed sets,
+  drop), fresh-gene replacement, tournament / truncation / elitist selection;
+  pure functions over populations (pytrees with a leading member axis).
+* :class:`GA` (generational, (mu + lambda) elitist) and :class:`DE`
+  (DE/rand/1/bin) with evosax's ``init / ask / tell`` and separate ``params``;
+  minimisation unless ``maximize=True``.
+* :func:`evaluate` -- ``vmap`` of a fitness function over the population, the
+  population sharded over all devices when there are several (same numbers as
+  one device).
+* :func:`run` (all generations in one ``lax.scan``) and :func:`optimize`
+  (host loop: sharded evaluation, progress bar, orbax checkpoint and resume).
+
+Peers: evosax (composable, single-objective), DEAP (complete, pure Python).
+"""
+
+from jaxkit.evolution import operators
+from jaxkit.evolution.evaluate import evaluate, pad_population
+from jaxkit.evolution.loop import optimize, run
+from jaxkit.evolution.operators import (
+    binomial_crossover,
+    categorical_mutation,
+    de_mutation,
+    drop,
+    elitist_merge,
+    gaussian_mutation,
+    ranking_key,
+    replace_fraction,
+    tournament_selection,
+    truncation_selection,
+    uniform_crossover,
+    uniform_mutation,
+)
+from jaxkit.evolution.strategies import DE, GA, DEParams, EvoState, GAParams
+
+__all__ = ["operators", "evaluate", "pad_population", "run", "optimize", "GA", "GAParams", "DE", "DEParams", "EvoState",
+           "uniform_crossover", "binomial_crossover", "de_mutation", "gaussian_mutation", "uniform_mutation",
+           "categorical_mutation", "drop", "replace_fraction", "ranking_key", "tournament_selection",
+           "truncation_selection", "elitist_merge"]

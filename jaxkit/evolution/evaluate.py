@@ -1,0 +1,115 @@
+"""Population fitness: ``vmap`` on one device, the population sharded over several.
+
+:func:`evaluate` maps ``fitness_fn(gene, *args) -> scalar`` over a population
+(a pytree with a leading member axis) in one jitted call. With more than one
+device (GPUs, TPU cores, or CPU devices forced with
+``XLA_FLAGS=--xla_force_host_platform_device_count=N``) the population is
+padded to a multiple of the device count, laid out along a one-axis
+``jax.sharding.Mesh`` and each device evaluates its slice; the extra ``args``
+(data, pre-trained weights) are replicated. One device takes the plain path
+and gives the same numbers. Under ``jax.distributed`` the mesh spans every
+process's devices; each process passes the same population (same key) and gets
+the full fitness vector back.
+
+The fitness may itself train a network (a fine-tune loop in ``lax.scan``):
+it is vmapped like any other function.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jaxkit.evolution import operators as ops
+
+__all__ = ["evaluate", "pad_population"]
+
+PyTree = Any
+
+
+def pad_population(population: PyTree, multiple: int) -> tuple[PyTree, int]:
+    """Pad the member axis to a multiple of ``multiple`` by repeating the last member; returns ``(padded, n)``."""
+    n = ops.popsize(population)
+    pad = (-n) % int(multiple)
+    if pad == 0:
+        return population, n
+    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), population), n
+
+
+@functools.lru_cache(maxsize=64)
+def _vmapped(fitness_fn, n_args, in_shardings=None, out_shardings=None):
+    f = jax.vmap(fitness_fn, in_axes=(0,) + (None,) * n_args)
+    if in_shardings is None:
+        return jax.jit(f)
+    return jax.jit(f, in_shardings=in_shardings, out_shardings=out_shardings)
+
+
+def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: Any,
+             devices: Sequence[jax.Device] | None = None, warn_nan: bool = True) -> jax.Array:
+    """``[N]`` fitness of every member: ``vmap(fitness_fn)(population, *args)``, sharded over ``devices``.
+
+    Args:
+      fitness_fn: ``(gene, *args) -> scalar``; jitted and vmapped here (cached
+        per function, so pass the same function object every generation).
+      population: pytree with a leading member axis ``N``.
+      *args: shared inputs, broadcast to every member (replicated on devices).
+      devices: default ``jax.devices()`` (all, every process); one device
+        gives the unsharded path.
+      warn_nan: warn (with the count and indices) when some fitness is NaN;
+        strategies rank NaN last.
+
+    Raises ``ValueError`` if ``fitness_fn`` does not return one scalar per member.
+    """
+    n = ops.popsize(population)
+    one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), population)
+    try:
+        out = jax.eval_shape(fitness_fn, one, *args)
+    except Exception as e:  # noqa: BLE001 -- re-raised with context below
+        raise ValueError(f"`fitness_fn` failed on one member (shapes {jax.tree.map(lambda s: s.shape, one)}): "
+                         f"{type(e).__name__}: {e}") from e
+    if not (hasattr(out, "shape") and out.shape == ()):
+        got = jax.tree.map(lambda s: s.shape, out)
+        raise ValueError(f"`fitness_fn` must return one scalar per member, got {got}.")
+    devices = list(devices) if devices is not None else jax.devices()
+    if len(devices) <= 1:
+        fit = _vmapped(fitness_fn, len(args))(population, *args)
+    else:
+        mesh = Mesh(np.asarray(devices), ("pop",))
+        member = NamedSharding(mesh, PartitionSpec("pop"))
+        repl = NamedSharding(mesh, PartitionSpec())
+        padded, _ = pad_population(population, len(devices))
+        padded = jax.tree.map(lambda x: _global(x, member), padded)
+        args = tuple(jax.tree.map(lambda x: _global(x, repl), a) for a in args)
+        f = _vmapped(fitness_fn, len(args), (member,) + (repl,) * len(args), member)
+        fit = f(padded, *args)
+        fit = _gather(fit)[:n]
+    if warn_nan:
+        bad = np.flatnonzero(np.isnan(np.asarray(fit)))
+        if bad.size:
+            warnings.warn(f"evaluate: {bad.size} of {n} fitness values are NaN (members {bad[:10].tolist()}"
+                          f"{'...' if bad.size > 10 else ''}); strategies rank them last.", RuntimeWarning,
+                          stacklevel=2)
+    return fit
+
+
+def _global(x, sharding: NamedSharding) -> jax.Array:
+    """A global array from a value every process holds in full (multi-process safe)."""
+    if jax.process_count() == 1:
+        return jax.device_put(x, sharding)
+    x = np.asarray(x)  # pragma: no cover -- needs several processes
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def _gather(x: jax.Array) -> jax.Array:
+    if jax.process_count() > 1:  # pragma: no cover -- needs several processes
+        from jax.experimental import multihost_utils  # noqa: PLC0415
+
+        return jnp.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return jax.device_put(x, jax.devices()[0]) if len(x.sharding.device_set) > 1 else x
