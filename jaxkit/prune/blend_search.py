@@ -47,7 +47,8 @@ from jaxkit.prune.graph import Graph
 from jaxkit.prune.masks import apply_masks, expand
 
 __all__ = ["BlendConfig", "BlendProblem", "problem", "sample_gene", "blended_scores", "gene_masks", "strategy",
-           "finetune_fitness", "single_criterion_gene"]
+           "masked_finetune", "finetune_fitness",
+           "single_criterion_gene"]
 
 PyTree = Any
 
@@ -220,23 +221,20 @@ def strategy(prob: BlendProblem, config: BlendConfig = BlendConfig()) -> tuple[e
                                   fresh_fraction=config.drop_ratio)
 
 
-def finetune_fitness(model, graph: Graph, prob: BlendProblem, *, epochs: int = 1, batch_size: int = 64,
-                     learning_rate: float = 1e-3, momentum: float = 0.9, weight_decay: float = 1e-4,
-                     optimizer: str = "sgd", im2col: bool = True):
-    """``fitness(gene, variables, data, key) -> validation accuracy`` after a short masked fine-tune.
+def masked_finetune(model, graph: Graph, prob: BlendProblem, *, epochs: int = 1, batch_size: int = 64,
+                    learning_rate: float = 1e-3, momentum: float = 0.9, weight_decay: float = 1e-4,
+                    optimizer: str = "sgd", im2col: bool = True):
+    """``tune(gene, variables, (x_train, y_train), key) -> variables``: prune by the gene, fine-tune, keep pruned at 0.
 
     The gene's masks zero the pruned filters, their BatchNorm entries and the
     consumers' input rows (:func:`jaxkit.prune.expand`, so the masked net
-    computes what the removed one would) and the fine-tune keeps them zero;
-    ``epochs`` passes over ``data = (x_train, y_train, x_val, y_val)`` in a
-    ``lax.scan`` (``epochs = 0``: accuracy right after pruning). ``key`` fixes
-    the batch order, shared by all genes so fitness differences come from the
-    genes. The paper fine-tunes 3 epochs on a held-out 10 % (CIFAR-100) with
-    SGD; ``optimizer="adam"`` is offered for tiny runs. Pass it to
-    :func:`jaxkit.evolution.evaluate` with ``variables, data, key`` as args.
-    ``im2col``: compute convolutions as patches @ kernel
-    (:func:`jaxkit.models.with_im2col`, same numbers), much faster than the
-    grouped convolution ``vmap`` otherwise produces on CPU.
+    computes what the removed one would); ``epochs`` passes of SGD with
+    momentum and weight decay (the paper's optimizer; ``optimizer="adam"`` for
+    tiny runs) in one ``lax.scan``, masked updates keep them zero. ``key``
+    fixes the batch order (drop-last batches of ``batch_size``). Traceable and
+    vmappable over genes. ``im2col``: convolutions as shifted slices @ kernel
+    (:func:`jaxkit.models.with_im2col`, same numbers), faster than the grouped
+    convolution ``vmap`` otherwise produces on CPU.
     """
     if int(epochs) < 0:
         raise ValueError(f"`epochs` must be >= 0, got {epochs}.")
@@ -247,39 +245,57 @@ def finetune_fitness(model, graph: Graph, prob: BlendProblem, *, epochs: int = 1
     epochs, bs = int(epochs), int(batch_size)
     apply = with_im2col(model.apply) if im2col else model.apply
 
-    def fitness(gene, variables, data, key):
-        x_tr, y_tr, x_val, y_val = data
+    def tune(gene, variables, data, key):
+        x_tr, y_tr = data
         elem = expand(graph, gene_masks(prob, gene), variables)
         v = apply_masks(variables, elem)
+        if not epochs:
+            return v
         params, stats = v["params"], v.get("batch_stats", {})
-        pmask = elem["params"]
-        if epochs:
-            n = (x_tr.shape[0] // bs) * bs
-            perms = jnp.stack([jax.random.permutation(jax.random.fold_in(key, e), x_tr.shape[0])[:n]
-                               for e in range(epochs)]).reshape(-1, bs)
+        n = (x_tr.shape[0] // bs) * bs
+        if n == 0:
+            raise ValueError(f"`batch_size` ({bs}) exceeds the {x_tr.shape[0]} training examples.")
+        perms = jnp.stack([jax.random.permutation(jax.random.fold_in(key, e), x_tr.shape[0])[:n]
+                           for e in range(epochs)]).reshape(-1, bs)
 
-            def step(carry, idx):
-                params, stats, opt = carry
+        def step(carry, idx):
+            params, stats, opt = carry
 
-                def loss(p):
-                    variables = {"params": p, **({"batch_stats": stats} if stats else {})}
-                    if stats:
-                        logits, upd = apply(variables, x_tr[idx], train=True, mutable=["batch_stats"])
-                        new = upd["batch_stats"]
-                    else:
-                        logits, new = apply(variables, x_tr[idx], train=True), stats
-                    return optax.softmax_cross_entropy_with_integer_labels(logits, y_tr[idx]).mean(), new
+            def loss(p):
+                if stats:
+                    logits, upd = apply({"params": p, "batch_stats": stats}, x_tr[idx], train=True,
+                                        mutable=["batch_stats"])
+                    new = upd["batch_stats"]
+                else:
+                    logits, new = apply({"params": p}, x_tr[idx], train=True), stats
+                return optax.softmax_cross_entropy_with_integer_labels(logits, y_tr[idx]).mean(), new
 
-                grads, new_stats = jax.grad(loss, has_aux=True)(params)
-                upd, opt = tx.update(grads, opt, params)
-                upd = jax.tree.map(lambda u, m: jnp.where(m, u, 0.0), upd, pmask)
-                new_stats = jax.tree.map(lambda s, m: jnp.where(m, s, 0.0), new_stats, elem["batch_stats"]) \
-                    if stats else new_stats
-                return (optax.apply_updates(params, upd), new_stats, opt), None
+            grads, new_stats = jax.grad(loss, has_aux=True)(params)
+            upd, opt = tx.update(grads, opt, params)
+            upd = jax.tree.map(lambda u, m: jnp.where(m, u, 0.0), upd, elem["params"])
+            return (optax.apply_updates(params, upd), new_stats, opt), None
 
-            (params, stats, _), _ = jax.lax.scan(step, (params, stats, tx.init(params)), perms)
-        variables = {"params": params, **({"batch_stats": stats} if stats else {})}
-        logits = apply(variables, x_val, train=False)
-        return jnp.mean(jnp.argmax(logits, -1) == y_val)
+        (params, stats, _), _ = jax.lax.scan(step, (params, stats, tx.init(params)), perms)
+        return {"params": params, **({"batch_stats": stats} if stats else {})}
+
+    return tune
+
+
+def finetune_fitness(model, graph: Graph, prob: BlendProblem, *, im2col: bool = True, **tune_kw):
+    """``fitness(gene, variables, data, key) -> validation accuracy`` after :func:`masked_finetune`.
+
+    ``data = (x_train, y_train, x_val, y_val)``; ``tune_kw`` go to
+    :func:`masked_finetune` (``epochs = 0``: accuracy right after pruning).
+    The paper fine-tunes 3 epochs on a held-out 10 % (CIFAR-100), 1 epoch on
+    50 images per class (ImageNet). Pass it to :func:`jaxkit.evolution.evaluate`
+    with ``variables, data, key`` as the shared args.
+    """
+    tune = masked_finetune(model, graph, prob, im2col=im2col, **tune_kw)
+    apply = with_im2col(model.apply) if im2col else model.apply
+
+    def fitness(gene, variables, data, key):
+        x_tr, y_tr, x_val, y_val = data
+        v = tune(gene, variables, (x_tr, y_tr), key)
+        return jnp.mean(jnp.argmax(apply(v, x_val, train=False), -1) == y_val)
 
     return fitness
