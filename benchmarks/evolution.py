@@ -1,0 +1,138 @@
+"""Population fitness: 16 pruned networks fine-tuned under ``vmap`` vs a Python loop over genes.
+
+The fitness is the blending EA's (``jaxkit.prune.blend_search.finetune_fitness``):
+prune the digits VGG by a gene, fine-tune ``--epochs`` epochs (SGD, in a
+``lax.scan``), return validation accuracy. Lines printed:
+
+* vmapped population (convolutions as im2col, the default) vs a loop over
+  genes calling a jitted per-gene fitness (the whole fine-tune in one call, no
+  Python per step) -- once with XLA's convolution (what ``nn.Conv`` gives),
+  once with the same im2col convolution (the strictest baseline);
+* vmapped population vs a loop over genes with a per-step Python training loop
+  (a jitted train step per batch, as one-off scripts do);
+* population sharded over 2 forced host CPU devices vs 1 device (a
+  subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``).
+
+    python benchmarks/evolution.py            # ~3 min on 2 CPU cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from common import best_time, report
+from jaxkit import data as jdata
+from jaxkit import evolution, models, prune
+from jaxkit.prune import blend_search as bs
+
+
+def setup(popsize, epochs):
+    ds = jdata.load_digits(seed=0)
+    model = models.VGG(cfg=(16, 16, "M", 32, 32, "M"), num_classes=10)
+    state = models.create_train_state(jax.random.key(0), model, ds.train.x[:1], optax.adam(3e-3))
+    state, _ = models.train(state, ds, key=jax.random.key(1), epochs=3, batch_size=64, progress=False)
+    v = state.variables
+    graph = prune.build_graph(model, v, ds.train.x[:1])
+    scores = prune.all_scores(graph, v)  # weight criteria: enough for timing
+    prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=3)
+    pop = jax.vmap(lambda k: bs.sample_gene(prob, k))(jax.random.split(jax.random.key(1), popsize))
+    n_val = len(ds.train) // 10
+    data = tuple(jnp.asarray(a) for a in (ds.train.x[n_val:], ds.train.y[n_val:], ds.train.x[:n_val],
+                                          ds.train.y[:n_val]))
+    return ds, model, v, graph, prob, pop, data
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--popsize", type=int, default=16)
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--devices-child", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    ds, model, v, graph, prob, pop, data = setup(args.popsize, args.epochs)
+    key = jax.random.key(3)
+    kw = dict(epochs=args.epochs, batch_size=64, learning_rate=0.05)
+    fit = bs.finetune_fitness(model, graph, prob, **kw)
+    if args.devices_child:
+        n = len(jax.devices())
+        evolution.evaluate(fit, pop, v, data, key, devices=jax.devices()[:1]).block_until_ready()
+        evolution.evaluate(fit, pop, v, data, key).block_until_ready()
+        t1, f1 = best_time(lambda: evolution.evaluate(fit, pop, v, data, key, devices=jax.devices()[:1])
+                           .block_until_ready(), args.repeat)
+        t2, f2 = best_time(lambda: evolution.evaluate(fit, pop, v, data, key).block_until_ready(), args.repeat)
+        assert np.allclose(np.asarray(f1), np.asarray(f2), atol=1.5 / len(data[3])), (f1, f2)
+        report(f"population of {args.popsize} sharded over {n} forced host devices vs 1 device", t1, t2)
+        return
+
+    print(f"population {args.popsize}, {args.epochs} fine-tune epoch(s) of {len(data[0])} digits per gene, "
+          f"devices {jax.devices()}", flush=True)
+    evolution.evaluate(fit, pop, v, data, key).block_until_ready()
+    t_vmap, f_vmap = best_time(lambda: evolution.evaluate(fit, pop, v, data, key).block_until_ready(), args.repeat)
+
+    genes = [jax.tree.map(lambda x, i=i: x[i], pop) for i in range(args.popsize)]
+    loops = {}
+    for name, im2col in (("xla conv", False), ("im2col", True)):
+        one = jax.jit(bs.finetune_fitness(model, graph, prob, im2col=im2col, **kw))
+        one(genes[0], v, data, key).block_until_ready()
+        loops[name] = best_time(lambda one=one: [float(one(g, v, data, key)) for g in genes], args.repeat)
+    for name, (t_loop, f_loop) in loops.items():
+        assert np.allclose(f_loop, np.asarray(f_vmap), atol=1.5 / len(data[3]))
+        report(f"vmapped fitness of {args.popsize} fine-tuned nets vs loop over genes (jitted per-gene fitness, "
+               f"{name})", t_loop, t_vmap)
+
+    # one-off-script baseline: per gene, mask + Python loop of jitted train steps + evaluation
+    x_tr, y_tr, x_val, y_val = data
+    tx = optax.chain(optax.add_decayed_weights(1e-4), optax.sgd(0.05, 0.9))
+
+    @jax.jit
+    def train_step(params, stats, opt, elem, xb, yb):  # nn.Conv as is: XLA's convolution
+        def loss(p):
+            logits, upd = model.apply({"params": p, "batch_stats": stats}, xb, train=True, mutable=["batch_stats"])
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), upd["batch_stats"]
+        g, stats = jax.grad(loss, has_aux=True)(params)
+        u, opt = tx.update(g, opt, params)
+        u = jax.tree.map(lambda a, m: jnp.where(m, a, 0.0), u, elem)
+        return optax.apply_updates(params, u), stats, opt
+
+    @jax.jit
+    def acc(params, stats):
+        logits = model.apply({"params": params, "batch_stats": stats}, x_val, train=False)
+        return jnp.mean(jnp.argmax(logits, -1) == y_val)
+
+    def script_loop():
+        out = []
+        for g in genes:
+            masks = jax.tree.map(np.asarray, bs.gene_masks(prob, g))
+            elem = prune.expand(graph, masks, v)
+            w = prune.apply_masks(v, elem)
+            params, stats, opt = w["params"], w["batch_stats"], tx.init(w["params"])
+            n = (len(x_tr) // 64) * 64
+            for e in range(args.epochs):
+                perm = jax.random.permutation(jax.random.fold_in(key, e), len(x_tr))[:n].reshape(-1, 64)
+                for idx in perm:
+                    params, stats, opt = train_step(params, stats, opt, elem["params"], x_tr[idx], y_tr[idx])
+            out.append(float(acc(params, stats)))
+        return out
+
+    script_loop()
+    t_script, f_script = best_time(script_loop, args.repeat)
+    report(f"vmapped fitness of {args.popsize} fine-tuned nets vs per-step Python training loop over genes",
+           t_script, t_vmap)
+
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--devices-child", "--popsize",
+                        str(args.popsize), "--epochs", str(args.epochs), "--repeat", str(args.repeat)],
+                       env=env, capture_output=True, text=True)
+    print(r.stdout.strip().splitlines()[-1] if r.returncode == 0 else f"2-device run failed:\n{r.stderr[-2000:]}")
+
+
+if __name__ == "__main__":
+    main()
