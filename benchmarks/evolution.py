@@ -5,9 +5,11 @@ prune the digits VGG by a gene, fine-tune ``--epochs`` epochs (SGD, in a
 ``lax.scan``), return validation accuracy. Lines printed:
 
 * vmapped population (convolutions as im2col, the default) vs a loop over
-  genes calling a jitted per-gene fitness (the whole fine-tune in one call, no
-  Python per step) -- once with XLA's convolution (what ``nn.Conv`` gives),
-  once with the same im2col convolution (the strictest baseline);
+  genes calling a jitted per-gene fitness (the whole fine-tune in one
+  ``lax.scan``, no Python per step) -- once with XLA's convolution (what
+  ``nn.Conv`` gives; XLA:CPU runs convolutions inside a rolled scan several
+  times slower, so this baseline is unfairly slow), once with the same im2col
+  convolution (the strictest baseline);
 * vmapped population vs a loop over genes with a per-step Python training loop
   (a jitted train step per batch, as one-off scripts do);
 * population sharded over 2 forced host CPU devices vs 1 device (a
@@ -79,7 +81,7 @@ def main(argv=None):
 
     genes = [jax.tree.map(lambda x, i=i: x[i], pop) for i in range(args.popsize)]
     loops = {}
-    for name, im2col in (("xla conv", False), ("im2col", True)):
+    for name, im2col in (("XLA conv in a rolled lax.scan, the slow path", False), ("same im2col conv", True)):
         one = jax.jit(bs.finetune_fitness(model, graph, prob, im2col=im2col, **kw))
         one(genes[0], v, data, key).block_until_ready()
         loops[name] = best_time(lambda one=one: [float(one(g, v, data, key)) for g in genes], args.repeat)

@@ -160,6 +160,24 @@ def test_gator_digits(tmp_path, capsys):
     assert "blocks removed" in capsys.readouterr().out and os.path.exists(tmp_path / "tradeoff.png")
 
 
+@pytest.mark.slow
+def test_blend_prune_digits_blended_within_tolerance_of_best_single(tmp_path, capsys):
+    exp = _load_experiment("blend_prune_digits")
+    out = exp.main(["--seeds", "0", "1", "--popsize", "6", "--generations", "3", "--fitness-epochs", "1",
+                    "--pretrain-epochs", "8", "--finetune-epochs", "3", "--no-progress",
+                    "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path)])
+    rows = out["rows"]
+    blended = sum(rows["blended (EA)"]["finetuned"]) / 2
+    best_single = max(sum(r["finetuned"]) / 2 for c, r in rows.items() if c != "blended (EA)")
+    # stated tolerance: over 2 seeds the searched blend is within 3 points of the best of 12 criteria
+    # (picked after the fact on test accuracy, which favours the baseline)
+    assert blended >= best_single - 0.03, (blended, best_single)
+    assert min(out["unpruned"]) >= 0.9 and len(out["history"]) == 2 and len(out["history"][0]) == 3
+    text = capsys.readouterr().out
+    assert "blended (EA)" in text and "fine-tuned acc %" in text and os.path.exists(tmp_path / "blend_search.png")
+    assert os.path.isdir(tmp_path / "ckpt" / "seed0")
+
+
 def test_gator_recipe_flag_sets_the_papers_cifar_recipe():
     exp = _load_experiment("gator_digits")
     a = exp.parse_args(["--recipe", "cifar-resnet56", "--seeds", "3"])

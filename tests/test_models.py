@@ -141,3 +141,26 @@ def test_before_epoch_hook_transforms_the_state_before_each_epoch(small_state, d
     # the zeroed restart shows in the result: far smaller weights than the uninterrupted run
     norm = lambda p: float(sum(jnp.sum(x ** 2) for x in jax.tree.leaves(p)))  # noqa: E731
     assert norm(state.params) < 0.5 * norm(plain.params)
+
+
+@pytest.mark.parametrize("kw", [
+    dict(padding="SAME", strides=(1, 1)), dict(padding="VALID", strides=(2, 2)), dict(padding=((2, 0), (1, 1)),
+                                                                                     strides=(1, 2)),
+    dict(padding="SAME", strides=(1, 1), kernel_dilation=(2, 2)), dict(padding="SAME", feature_group_count=2),
+])
+def test_im2col_conv_equals_xla_conv_also_under_vmap(kw):
+    import flax.linen as nn
+
+    conv = nn.Conv(6, (3, 3), **kw)
+    x = jax.random.normal(jax.random.key(0), (2, 9, 7, 4))
+    v = conv.init(jax.random.key(1), x)
+    ref = conv.apply(v, x)
+    got = models.with_im2col(conv.apply)(v, x)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5)
+    # a population of kernels under vmap (the case im2col exists for), gradients included
+    vs = jax.tree.map(lambda a: jnp.stack([a, 2 * a, -a]), v)
+    loss = lambda f: lambda v: jnp.sum(f(v, x) ** 2)  # noqa: E731
+    g_ref = jax.vmap(jax.grad(loss(conv.apply)))(vs)
+    g_got = jax.vmap(jax.grad(loss(models.with_im2col(conv.apply))))(vs)
+    for a, b in zip(jax.tree.leaves(g_got), jax.tree.leaves(g_ref)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
