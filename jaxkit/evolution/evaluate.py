@@ -43,6 +43,9 @@ def pad_population(population: PyTree, multiple: int) -> tuple[PyTree, int]:
     return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), population), n
 
 
+_CHECKED: set = set()  # fitness signatures whose output shape was already checked
+
+
 @functools.lru_cache(maxsize=64)
 def _vmapped(fitness_fn, n_args, in_shardings=None, out_shardings=None, batch_size=None):
     if batch_size is None:
@@ -79,14 +82,20 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
     """
     n = ops.popsize(population)
     one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), population)
-    try:
-        out = jax.eval_shape(fitness_fn, one, *args)
-    except Exception as e:  # noqa: BLE001 -- re-raised with context below
-        raise ValueError(f"`fitness_fn` failed on one member (shapes {jax.tree.map(lambda s: s.shape, one)}): "
-                         f"{type(e).__name__}: {e}") from e
-    if not (hasattr(out, "shape") and out.shape == ()):
-        got = jax.tree.map(lambda s: s.shape, out)
-        raise ValueError(f"`fitness_fn` must return one scalar per member, got {got}.")
+    sig = (fitness_fn, jax.tree.structure((one, args)),
+           tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in jax.tree.leaves((one, args))))
+    if sig not in _CHECKED:  # trace the fitness once per signature, not every generation
+        try:
+            out = jax.eval_shape(fitness_fn, one, *args)
+        except Exception as e:  # noqa: BLE001 -- re-raised with context below
+            raise ValueError(f"`fitness_fn` failed on one member (shapes {jax.tree.map(lambda s: s.shape, one)}): "
+                             f"{type(e).__name__}: {e}") from e
+        if not (hasattr(out, "shape") and out.shape == ()):
+            got = jax.tree.map(lambda s: s.shape, out)
+            raise ValueError(f"`fitness_fn` must return one scalar per member, got {got}.")
+        if len(_CHECKED) > 256:
+            _CHECKED.clear()
+        _CHECKED.add(sig)
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be >= 1 or None, got {batch_size}.")
     batch_size = None if batch_size is None else int(batch_size)
