@@ -33,3 +33,16 @@ def digits():
     from jaxkit import data
 
     return data.load_digits(seed=0)
+
+
+def run_forced_devices(n: int, code: str) -> str:
+    """Run ``code`` in a fresh Python with ``n`` forced host CPU devices; assert it exits 0 and prints ``ok``."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import textwrap  # noqa: PLC0415
+
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
+    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0 and "ok" in r.stdout.lower(), r.stdout + r.stderr
+    return r.stdout

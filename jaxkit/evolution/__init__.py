@@ -10,15 +10,36 @@
 * :func:`evaluate` -- ``vmap`` of a fitness function over the population, the
   population sharded over all devices when there are several (same numbers as
   one device).
+* :mod:`~jaxkit.evolution.moo` -- multi-objective: :func:`non_dominated_sort`,
+  :func:`crowding_distance`, :func:`hypervolume`, :func:`pure_diversity`,
+  :func:`spacing`, SBX / polynomial mutation and :class:`NSGA2`.
 * :func:`run` (all generations in one ``lax.scan``) and :func:`optimize`
   (host loop: sharded evaluation, progress bar, orbax checkpoint and resume).
 
-Peers: evosax (composable, single-objective), DEAP (complete, pure Python).
+Peers: evosax (composable, single-objective), DEAP (complete, pure Python),
+pymoo (multi-objective, NumPy; our reference in the tests and benchmarks).
 """
 
 from jaxkit.evolution import operators
 from jaxkit.evolution.evaluate import evaluate, pad_population
+from jaxkit.evolution import moo
 from jaxkit.evolution.loop import optimize, run
+from jaxkit.evolution.moo import (
+    NSGA2,
+    MOState,
+    NSGA2Params,
+    crowding_distance,
+    dominates,
+    hypervolume,
+    non_dominated_sort,
+    pareto_front,
+    polynomial_mutation,
+    pure_diversity,
+    rank_and_crowding,
+    sbx_crossover,
+    spacing,
+    survival_order,
+)
 from jaxkit.evolution.operators import (
     binomial_crossover,
     categorical_mutation,
@@ -38,4 +59,6 @@ from jaxkit.evolution.strategies import DE, GA, DEParams, EvoState, GAParams
 __all__ = ["operators", "evaluate", "pad_population", "run", "optimize", "GA", "GAParams", "DE", "DEParams", "EvoState",
            "uniform_crossover", "binomial_crossover", "de_mutation", "gaussian_mutation", "uniform_mutation",
            "categorical_mutation", "drop", "replace_fraction", "ranking_key", "tournament_selection",
-           "truncation_selection", "elitist_merge"]
+           "truncation_selection", "elitist_merge", "moo", "NSGA2", "NSGA2Params", "MOState", "dominates",
+           "non_dominated_sort", "crowding_distance", "rank_and_crowding", "survival_order", "hypervolume",
+           "pure_diversity", "spacing", "sbx_crossover", "polynomial_mutation", "pareto_front"]

@@ -61,10 +61,11 @@ def _vmapped(fitness_fn, n_args, in_shardings=None, out_shardings=None, batch_si
 def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: Any,
              devices: Sequence[jax.Device] | None = None, batch_size: int | None = None,
              warn_nan: bool = True) -> jax.Array:
-    """``[N]`` fitness of every member: ``vmap(fitness_fn)(population, *args)``, sharded over ``devices``.
+    """``[N]`` fitness (``[N, M]`` objectives) of every member: ``vmap(fitness_fn)(population, *args)``, sharded.
 
     Args:
-      fitness_fn: ``(gene, *args) -> scalar``; jitted and vmapped here (cached
+      fitness_fn: ``(gene, *args) -> scalar`` (or ``[M]`` objectives for
+        multi-objective strategies); jitted and vmapped here (cached
         per function, so pass the same function object every generation).
       population: pytree with a leading member axis ``N``.
       *args: shared inputs, broadcast to every member (replicated on devices).
@@ -78,7 +79,7 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
       warn_nan: warn (with the count and indices) when some fitness is NaN;
         strategies rank NaN last.
 
-    Raises ``ValueError`` if ``fitness_fn`` does not return one scalar per member.
+    Raises ``ValueError`` if ``fitness_fn`` does not return one scalar or vector per member.
     """
     n = ops.popsize(population)
     one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), population)
@@ -90,9 +91,10 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
         except Exception as e:  # noqa: BLE001 -- re-raised with context below
             raise ValueError(f"`fitness_fn` failed on one member (shapes {jax.tree.map(lambda s: s.shape, one)}): "
                              f"{type(e).__name__}: {e}") from e
-        if not (hasattr(out, "shape") and out.shape == ()):
+        if not (hasattr(out, "shape") and len(out.shape) <= 1):
             got = jax.tree.map(lambda s: s.shape, out)
-            raise ValueError(f"`fitness_fn` must return one scalar per member, got {got}.")
+            raise ValueError(f"`fitness_fn` must return one scalar (or one vector of objectives) per member, "
+                             f"got {got}.")
         if len(_CHECKED) > 256:
             _CHECKED.clear()
         _CHECKED.add(sig)
@@ -113,7 +115,8 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
         fit = f(padded, *args)
         fit = _gather(fit)[:n]
     if warn_nan:
-        bad = np.flatnonzero(np.isnan(np.asarray(fit)))
+        nan = np.isnan(np.asarray(fit))
+        bad = np.flatnonzero(nan.reshape(n, -1).any(axis=1))
         if bad.size:
             warnings.warn(f"evaluate: {bad.size} of {n} fitness values are NaN (members {bad[:10].tolist()}"
                           f"{'...' if bad.size > 10 else ''}); strategies rank them last.", RuntimeWarning,

@@ -19,7 +19,11 @@ __all__ = ["run", "optimize"]
 
 def run(strategy, fitness_fn: Callable[[Any], jax.Array], key: jax.Array, generations: int,
         params: Any = None) -> tuple[EvoState, jax.Array]:
-    """All generations in one jitted ``lax.scan`` (single device): ``(final state, best fitness per generation)``.
+    """All generations in one jitted ``lax.scan`` (single device): ``(final state, trace)``.
+
+    The trace is the best fitness per generation, or what ``strategy.trace(state)``
+    returns when the strategy defines it (:class:`~jaxkit.evolution.NSGA2`: the
+    population's objectives, ``[generations, N, M]``).
 
     For fitness functions cheap enough that per-generation dispatch would
     dominate (benchmark functions, small models). Generation ``g`` uses
@@ -38,7 +42,7 @@ def _run(strategy, fitness_fn, generations, key, state, params):
     def body(state, g):
         pop, state = strategy.ask(jax.random.fold_in(key, g), state, params)
         state = strategy.tell(pop, jax.vmap(fitness_fn)(pop), state, params)
-        return state, state.best_fitness
+        return state, strategy.trace(state) if hasattr(strategy, "trace") else state.best_fitness
 
     return jax.lax.scan(body, state, jnp.arange(generations))
 
@@ -60,7 +64,9 @@ def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, gen
       callback: ``callback(g, state, population, fitness)`` after each generation.
 
     Returns ``(state, history)``; ``history[g]`` has ``best`` (best ever),
-    ``gen_best``, ``mean`` (NaN-aware) and ``fitness`` (this generation's list).
+    ``gen_best``, ``mean`` (NaN-aware) and ``fitness`` (this generation's
+    list), or for strategies with a ``summary`` method
+    (:class:`~jaxkit.evolution.NSGA2`) what it returns.
     """
     if int(generations) < 1:
         raise ValueError(f"`generations` must be >= 1, got {generations}.")
@@ -85,13 +91,19 @@ def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, gen
         pop, state = strategy.ask(jax.random.fold_in(key, g), state, params)
         fit = evaluate(fitness_fn, pop, *args, devices=devices)
         state = strategy.tell(pop, fit, state, params)
-        f = np.asarray(fit, np.float64)
-        ok = f[~np.isnan(f)]
-        history.append({"generation": g, "best": float(state.best_fitness),
-                        "gen_best": float((ok.max() if strategy.maximize else ok.min()) if ok.size else math.nan),
-                        "mean": float(ok.mean()) if ok.size else math.nan,
-                        "fitness": [None if math.isnan(v) else float(v) for v in f]})
-        bar.set_postfix(best=f"{history[-1]['best']:.4g}")
+        if hasattr(strategy, "summary"):
+            rec = {"generation": g, **strategy.summary(state, fit)}
+            postfix = rec.pop("postfix", {})
+        else:
+            f = np.asarray(fit, np.float64)
+            ok = f[~np.isnan(f)]
+            rec = {"generation": g, "best": float(state.best_fitness),
+                   "gen_best": float((ok.max() if strategy.maximize else ok.min()) if ok.size else math.nan),
+                   "mean": float(ok.mean()) if ok.size else math.nan,
+                   "fitness": [None if math.isnan(v) else float(v) for v in f]}
+            postfix = {"best": f"{rec['best']:.4g}"}
+        history.append(rec)
+        bar.set_postfix(**postfix)
         if callback is not None:
             callback(g, state, pop, fit)
         if ckpt is not None:
