@@ -163,7 +163,7 @@ def test_nan_fitness_is_ranked_last_and_reported():
     (lambda: evo.GA(4, _uniform).init(jax.random.key(0), evo.GAParams(crossover_rate=1.5)), "crossover_rate"),
     (lambda: evo.uniform_crossover(jax.random.key(0), _pop(), _pop(), -0.1), "rate"),
     (lambda: evo.drop(jax.random.key(0), _pop(), 2.0), "rate"),
-    (lambda: evo.evaluate(lambda g: g["P"], _pop()), "one scalar (or one vector of objectives) per member"),
+    (lambda: evo.evaluate(lambda g: g["P"], _pop()), r"one scalar \(or one vector of objectives\) per member"),
     (lambda: evo.evaluate(lambda g: g["missing"], _pop()), "failed on one member"),
     (lambda: evo.GA(4, _uniform).tell(jnp.zeros((4, 10)), jnp.zeros((4, 2)), evo.GA(4, _uniform).init(
         jax.random.key(0))), "shape \\(4,\\)"),
