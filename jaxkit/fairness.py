@@ -1,0 +1,222 @@
+"""Fairness measures: benefit-based inequality indices (Speicher et al. 2018) and group metrics.
+
+Everything is jittable; groups are integer codes ``0 .. num_groups - 1``
+(``num_groups`` is static: pass it under ``jit``, it is inferred from concrete
+codes otherwise). Several sensitive attributes are crossed into one code with
+:func:`cross_groups`. Groups with no members are ignored by every measure.
+
+Inequality of benefits (Speicher et al., KDD 2018), as used by the
+multi-objective fairness paper (Zhang et al., ICANN 2021):
+
+* :func:`benefits` ``b_i = yhat_i - y_i + 1`` (predicted label by default, so
+  ``b in {0, 1, 2}``: 0 for a false negative, 2 for a false positive);
+* :func:`generalized_entropy_index` ``GE_a(b) = 1/(n a (a-1)) sum_i ((b_i/mu)^a - 1)``;
+* :func:`ge_decomposition` -- ``GE_a(b) = within + between`` exactly:
+  ``between = 1/(n a (a-1)) sum_g n_g ((mu_g/mu)^a - 1)`` (the paper's group
+  unfairness f_G) and ``within = sum_g (n_g/n) (mu_g/mu)^a GE_a(b^g)`` (its
+  individual unfairness f_I), computed as
+  ``sum_g sum_{i in g} (b_i^a - mu_g^a) / (n a (a-1) mu^a)``, which stays
+  finite for a group whose benefits are all 0;
+* :func:`fairness_objectives` -- the paper's three minimised objectives
+  ``[MSE of the predicted probability, f_I, f_G]`` for one model.
+
+Group metrics with fairlearn's definitions (its ``worst_case`` aggregation:
+largest minus smallest over groups): :func:`demographic_parity_difference`,
+:func:`demographic_parity_ratio`, :func:`equalized_odds_difference`,
+:func:`equal_opportunity_difference`, and :func:`group_rates` (per-group
+count, selection rate, accuracy, TPR, FPR).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["cross_groups", "benefits", "generalized_entropy_index", "ge_decomposition", "individual_unfairness",
+           "group_unfairness", "fairness_objectives", "group_rates", "demographic_parity_difference",
+           "demographic_parity_ratio", "equalized_odds_difference", "equal_opportunity_difference"]
+
+
+def _concrete(x) -> bool:
+    return not isinstance(x, jax.core.Tracer)
+
+
+def _vec(name, x, n=None, dtype=None):
+    a = jnp.asarray(x) if dtype is None else jnp.asarray(x, dtype)
+    if a.ndim != 1:
+        raise ValueError(f"`{name}` must be a vector (one value per example), got shape {a.shape}.")
+    if n is not None and a.shape[0] != n:
+        raise ValueError(f"`{name}` has {a.shape[0]} entries but `y_true` has {n}; they must match.")
+    return a
+
+
+def _groups(groups, n, num_groups):
+    g = _vec("groups", groups, n)
+    if not jnp.issubdtype(g.dtype, jnp.integer):
+        if _concrete(g) and not np.all(np.mod(np.asarray(g), 1) == 0):
+            raise ValueError("`groups` must be integer codes 0 .. num_groups - 1.")
+        g = g.astype(jnp.int32)
+    if num_groups is None:
+        if not _concrete(g):
+            raise ValueError("`num_groups` must be given (a static int) when `groups` is traced.")
+        num_groups = int(np.max(np.asarray(g))) + 1 if g.size else 1
+    num_groups = int(num_groups)
+    if _concrete(g):
+        ga = np.asarray(g)
+        if ga.size and (ga.min() < 0 or ga.max() >= num_groups):
+            raise ValueError(f"`groups` codes must lie in [0, {num_groups}), got range [{ga.min()}, {ga.max()}].")
+        if np.unique(ga).size < 2:
+            warnings.warn("`groups` holds one group only: between-group measures are 0 and group differences "
+                          "are 0.", RuntimeWarning, stacklevel=3)
+    return g, num_groups
+
+
+def _alpha(alpha):
+    a = float(alpha)
+    if a in (0.0, 1.0):
+        raise ValueError(f"`alpha` must not be 0 or 1 (the generalised entropy index is a limit there: "
+                         f"use the mean log deviation / Theil index), got {alpha}.")
+    return a
+
+
+def cross_groups(*codes, sizes=None) -> tuple[jax.Array, int]:
+    """One code per combination of several sensitive attributes: ``(codes, num_groups)``.
+
+    ``sizes`` gives each attribute's number of categories (inferred from
+    concrete codes when omitted); the combined code is mixed-radix, first
+    attribute most significant.
+    """
+    if not codes:
+        raise ValueError("`cross_groups` needs at least one attribute.")
+    arrs = [jnp.asarray(c, jnp.int32) for c in codes]
+    n = arrs[0].shape
+    for i, a in enumerate(arrs):
+        if a.shape != n or a.ndim != 1:
+            raise ValueError(f"attribute {i} has shape {a.shape}, expected {n} (one code per example).")
+    if sizes is None:
+        sizes = [int(np.max(np.asarray(a))) + 1 for a in arrs]
+    if len(sizes) != len(arrs):
+        raise ValueError(f"`sizes` must give one size per attribute ({len(arrs)}), got {sizes}.")
+    out = jnp.zeros(n, jnp.int32)
+    for a, s in zip(arrs, sizes):
+        out = out * int(s) + a
+    return out, int(np.prod(sizes))
+
+
+def benefits(y_true, y_pred) -> jax.Array:
+    """``b = y_pred - y_true + 1``: with 0/1 predictions 0 = false negative, 1 = correct, 2 = false positive.
+
+    Pass predicted labels (the paper's reading) or scores in [0, 1] (the
+    paper's printed formula ``theta x_i``) as ``y_pred``.
+    """
+    y = _vec("y_true", y_true, dtype=jnp.float32)
+    p = _vec("y_pred", y_pred, y.shape[0], jnp.float32)
+    return p - y + 1.0
+
+
+def generalized_entropy_index(b, alpha: float = 2.0) -> jax.Array:
+    """``GE_alpha(b) = 1/(n alpha (alpha - 1)) sum_i ((b_i / mu)^alpha - 1)``; 0 when every benefit is 0."""
+    a = _alpha(alpha)
+    b = _vec("b", b, dtype=jnp.float32)
+    mu = jnp.mean(b)
+    safe = jnp.where(mu > 0, mu, 1.0)
+    ge = jnp.mean((b / safe) ** a - 1.0) / (a * (a - 1.0))
+    return jnp.where(mu > 0, ge, 0.0)
+
+
+def ge_decomposition(b, groups, num_groups: int | None = None, alpha: float = 2.0) -> tuple[jax.Array, jax.Array]:
+    """``(within, between)`` parts of ``GE_alpha(b)`` over the groups; ``within + between == GE_alpha(b)``."""
+    a = _alpha(alpha)
+    b = _vec("b", b, dtype=jnp.float32)
+    g, k = _groups(groups, b.shape[0], num_groups)
+    n = b.shape[0]
+    n_g = jax.ops.segment_sum(jnp.ones_like(b), g, num_segments=k)
+    mu_g = jax.ops.segment_sum(b, g, num_segments=k) / jnp.maximum(n_g, 1.0)
+    mu = jnp.mean(b)
+    ok = mu > 0
+    mu_s = jnp.where(ok, mu, 1.0)
+    den = n * a * (a - 1.0)
+    between = jnp.sum(jnp.where(n_g > 0, n_g * ((mu_g / mu_s) ** a - 1.0), 0.0)) / den
+    within = (jnp.sum((b / mu_s) ** a) - jnp.sum(n_g * (mu_g / mu_s) ** a)) / den
+    return jnp.where(ok, within, 0.0), jnp.where(ok, between, 0.0)
+
+
+def individual_unfairness(y_true, y_pred, groups, num_groups: int | None = None, alpha: float = 2.0) -> jax.Array:
+    """f_I: the within-group part of the generalised entropy of the benefits."""
+    return ge_decomposition(benefits(y_true, y_pred), groups, num_groups, alpha)[0]
+
+
+def group_unfairness(y_true, y_pred, groups, num_groups: int | None = None, alpha: float = 2.0) -> jax.Array:
+    """f_G: the between-group part of the generalised entropy of the benefits."""
+    return ge_decomposition(benefits(y_true, y_pred), groups, num_groups, alpha)[1]
+
+
+def fairness_objectives(y_true, prob, groups, num_groups: int | None = None, *, alpha: float = 2.0,
+                        threshold: float = 0.5, benefit: str = "label") -> jax.Array:
+    """The paper's minimised objectives ``[error, f_I, f_G]`` for one model.
+
+    ``error`` is the mean squared error of the predicted probability of the
+    positive class against the 0/1 label (our reading of the paper's "MSE");
+    benefits use the predicted label ``prob > threshold`` (``benefit="label"``,
+    default) or the probability itself (``benefit="score"``).
+    """
+    if benefit not in ("label", "score"):
+        raise ValueError(f"`benefit` must be 'label' or 'score', got {benefit!r}.")
+    y = _vec("y_true", y_true, dtype=jnp.float32)
+    p = _vec("prob", prob, y.shape[0], jnp.float32)
+    yhat = (p > threshold).astype(jnp.float32) if benefit == "label" else p
+    within, between = ge_decomposition(yhat - y + 1.0, groups, num_groups, alpha)
+    return jnp.stack([jnp.mean((p - y) ** 2), within, between])
+
+
+# ----------------------------------------------------------------------------- group metrics
+
+
+def group_rates(y_true, y_pred, groups, num_groups: int | None = None) -> dict[str, jax.Array]:
+    """Per group: ``count``, ``selection_rate``, ``accuracy``, ``tpr``, ``fpr`` (NaN where undefined), each ``[G]``."""
+    y = _vec("y_true", y_true, dtype=jnp.float32)
+    p = _vec("y_pred", y_pred, y.shape[0], jnp.float32)
+    g, k = _groups(groups, y.shape[0], num_groups)
+
+    def seg(x):
+        return jax.ops.segment_sum(x, g, num_segments=k)
+
+    def ratio(a, b):
+        return jnp.where(b > 0, a / jnp.where(b > 0, b, 1.0), jnp.nan)
+
+    count = seg(jnp.ones_like(y))
+    pos, neg = seg(y), seg(1.0 - y)
+    return {"count": count, "selection_rate": ratio(seg(p), count), "accuracy": ratio(seg((p == y) * 1.0), count),
+            "tpr": ratio(seg(p * y), pos), "fpr": ratio(seg(p * (1.0 - y)), neg)}
+
+
+def _spread(x):  # largest minus smallest over the groups where x is defined
+    ok = ~jnp.isnan(x)
+    return jnp.max(jnp.where(ok, x, -jnp.inf)) - jnp.min(jnp.where(ok, x, jnp.inf))
+
+
+def demographic_parity_difference(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
+    """Largest minus smallest selection rate over groups (fairlearn's definition)."""
+    return _spread(group_rates(y_true, y_pred, groups, num_groups)["selection_rate"])
+
+
+def demographic_parity_ratio(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
+    """Smallest over largest selection rate over groups (0 when no group is ever selected)."""
+    s = group_rates(y_true, y_pred, groups, num_groups)["selection_rate"]
+    ok = ~jnp.isnan(s)
+    lo, hi = jnp.min(jnp.where(ok, s, jnp.inf)), jnp.max(jnp.where(ok, s, -jnp.inf))
+    return jnp.where(hi > 0, lo / jnp.where(hi > 0, hi, 1.0), 0.0)
+
+
+def equalized_odds_difference(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
+    """The larger of the TPR spread and the FPR spread over groups (fairlearn's ``worst_case``)."""
+    r = group_rates(y_true, y_pred, groups, num_groups)
+    return jnp.maximum(_spread(r["tpr"]), _spread(r["fpr"]))
+
+
+def equal_opportunity_difference(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
+    """Spread of the true-positive rate over groups (groups without positives are ignored)."""
+    return _spread(group_rates(y_true, y_pred, groups, num_groups)["tpr"])

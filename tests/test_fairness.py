@@ -1,0 +1,125 @@
+"""Fairness measures against float64 NumPy and fairlearn."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxkit import fairness as fair
+
+fl = pytest.importorskip("fairlearn.metrics")
+
+RNG = np.random.default_rng(0)
+
+
+def _ge_np(b, a):
+    b = np.asarray(b, np.float64)
+    mu = b.mean()
+    return np.mean((b / mu) ** a - 1) / (a * (a - 1))
+
+
+def _decomp_np(b, g, a):
+    """Speicher et al.'s definition with each group's own size and mean, the naive way (float64)."""
+    b, n, mu = np.asarray(b, np.float64), len(b), np.mean(b)
+    within = sum((np.sum(g == k) / n) * (b[g == k].mean() / mu) ** a * _ge_np(b[g == k], a)
+                 for k in np.unique(g) if b[g == k].mean() > 0)
+    between = sum(np.sum(g == k) * ((b[g == k].mean() / mu) ** a - 1) for k in np.unique(g)) / (n * a * (a - 1))
+    return within, between
+
+
+@pytest.mark.parametrize("alpha", [2.0, 0.5, 3.0])
+def test_ge_and_decomposition_equal_float64_numpy(alpha):
+    y = RNG.integers(0, 2, 500)
+    yhat = RNG.integers(0, 2, 500)
+    g = RNG.integers(0, 4, 500)
+    b = fair.benefits(y, yhat)
+    assert set(np.unique(np.asarray(b)).tolist()) <= {0.0, 1.0, 2.0}
+    ge = float(fair.generalized_entropy_index(b, alpha))
+    assert ge == pytest.approx(_ge_np(b, alpha), rel=1e-5)
+    within, between = map(float, fair.ge_decomposition(b, g, 4, alpha))
+    w_np, b_np = _decomp_np(np.asarray(b), g, alpha)
+    assert within == pytest.approx(w_np, rel=1e-4) and between == pytest.approx(b_np, rel=1e-4, abs=1e-7)
+    assert within + between == pytest.approx(ge, rel=1e-5)  # GE = f_I + f_G
+
+
+def test_group_with_zero_benefits_stays_finite():
+    # group 1 has only false negatives (b = 0): the naive within-group index is 0/0
+    y = np.array([1, 1, 1, 0, 1, 0, 1, 0])
+    yhat = np.array([0, 0, 0, 0, 1, 1, 1, 0])
+    g = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    b = fair.benefits(y, yhat)
+    w, bt = map(float, fair.ge_decomposition(b, g, 2))
+    assert np.isfinite([w, bt]).all()
+    assert w + bt == pytest.approx(float(fair.generalized_entropy_index(b)), rel=1e-6)
+    # hand-worked: b = [0,0,0,1,1,2,1,1], mu = 6/8; group 0: mu_0 = 6/5, group 1: mu_1 = 0
+    mu, den = 0.75, 8 * 2 * 1
+    between = (5 * ((1.2 / mu) ** 2 - 1) + 3 * (0 - 1)) / den
+    assert bt == pytest.approx(between, rel=1e-6)
+    assert float(fair.generalized_entropy_index(jnp.zeros(5))) == 0.0
+
+
+def test_crossed_groups_and_objectives_jit():
+    a = RNG.integers(0, 2, 300)
+    r = RNG.integers(0, 3, 300)
+    codes, k = fair.cross_groups(a, r, sizes=[2, 3])
+    assert k == 6 and np.array_equal(np.asarray(codes), a * 3 + r)
+    y = RNG.integers(0, 2, 300).astype(np.float32)
+    p = RNG.random(300).astype(np.float32)
+    f = jax.jit(lambda y, p, g: fair.fairness_objectives(y, p, g, 6))(y, p, codes)
+    assert float(f[0]) == pytest.approx(np.mean((p - y) ** 2), rel=1e-5)
+    b = (p > 0.5) - y + 1.0
+    w, bt = _decomp_np(b, np.asarray(codes), 2.0)
+    np.testing.assert_allclose(np.asarray(f[1:]), [w, bt], rtol=1e-4, atol=1e-7)
+    fs = fair.fairness_objectives(y, p, codes, 6, benefit="score")
+    assert float(fs[1] + fs[2]) == pytest.approx(_ge_np(p - y + 1, 2.0), rel=1e-4)
+
+
+def test_group_metrics_equal_fairlearn():
+    for seed in range(3):
+        rng = np.random.default_rng(seed)
+        y = rng.integers(0, 2, 400)
+        yhat = (rng.random(400) < 0.3 + 0.2 * (y == 1)).astype(int)
+        g = rng.integers(0, 3 + seed, 400)
+        k = 3 + seed
+        for ours, theirs in [(fair.demographic_parity_difference, fl.demographic_parity_difference),
+                             (fair.demographic_parity_ratio, fl.demographic_parity_ratio),
+                             (fair.equalized_odds_difference, fl.equalized_odds_difference),
+                             (fair.equal_opportunity_difference, fl.equal_opportunity_difference)]:
+            assert float(ours(y, yhat, g, k)) == pytest.approx(theirs(y, yhat, sensitive_features=g), abs=1e-6)
+        mf = fl.MetricFrame(metrics={"selection_rate": fl.selection_rate, "tpr": fl.true_positive_rate,
+                                     "fpr": fl.false_positive_rate, "count": fl.count},
+                            y_true=y, y_pred=yhat, sensitive_features=g)
+        rates = fair.group_rates(y, yhat, g, k)
+        for name in ("selection_rate", "tpr", "fpr", "count"):
+            np.testing.assert_allclose(np.asarray(rates[name]), mf.by_group[name].to_numpy(float), rtol=1e-6)
+        acc = np.array([np.mean(y[g == i] == yhat[g == i]) for i in range(k)])
+        np.testing.assert_allclose(np.asarray(rates["accuracy"]), acc, rtol=1e-6)
+
+
+def test_empty_groups_are_ignored():
+    y = np.array([0, 1, 1, 0])
+    yhat = np.array([0, 1, 0, 0])
+    g = np.array([0, 0, 2, 2])  # group 1 has no members
+    assert float(fair.demographic_parity_difference(y, yhat, g, 3)) == pytest.approx(0.5)
+    assert np.isnan(float(fair.group_rates(y, yhat, g, 3)["selection_rate"][1]))
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: fair.generalized_entropy_index(jnp.ones(3), alpha=1), "alpha"),
+    (lambda: fair.generalized_entropy_index(jnp.ones(3), alpha=0), "alpha"),
+    (lambda: fair.benefits(jnp.ones(3), jnp.ones(4)), "y_pred.*4.*3"),
+    (lambda: fair.ge_decomposition(jnp.ones(3), jnp.zeros(4, int)), "groups"),
+    (lambda: fair.ge_decomposition(jnp.ones(3), jnp.array([0, 1, 5]), 2), "codes"),
+    (lambda: fair.demographic_parity_difference(jnp.ones(3), jnp.ones(3), jnp.ones((3, 1), int)), "groups"),
+    (lambda: fair.fairness_objectives(jnp.ones(3), jnp.ones(3), jnp.zeros(3, int), 1, benefit="raw"), "benefit"),
+    (lambda: jax.jit(lambda g: fair.group_rates(jnp.ones(3), jnp.ones(3), g))(jnp.zeros(3, int)), "num_groups"),
+])
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_single_group_warns():
+    with pytest.warns(RuntimeWarning, match="one group"):
+        w, b = fair.ge_decomposition(jnp.array([0.0, 1.0, 2.0]), jnp.zeros(3, int))
+    assert float(b) == 0.0
