@@ -20,6 +20,12 @@ multi-objective fairness paper (Zhang et al., ICANN 2021):
 * :func:`fairness_objectives` -- the paper's three minimised objectives
   ``[MSE of the predicted probability, f_I, f_G]`` for one model.
 
+The paper's learner (one-hidden-layer networks, Glorot initialisation, Adam
+partial training kept Lamarckian-style): :func:`init_mlp`,
+:func:`partial_train`, :func:`predict_proba`, :func:`model_objectives` and
+:func:`moea_fitness`, the fitness for :func:`jaxkit.evolution.step` with
+:class:`jaxkit.evolution.NSGA2` (``experiments/fair_moea.py``).
+
 Group metrics with fairlearn's definitions (its ``worst_case`` aggregation:
 largest minus smallest over groups): :func:`demographic_parity_difference`,
 :func:`demographic_parity_ratio`, :func:`equalized_odds_difference`,
@@ -29,7 +35,9 @@ count, selection rate, accuracy, TPR, FPR).
 
 from __future__ import annotations
 
+import functools
 import warnings
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -37,7 +45,8 @@ import numpy as np
 
 __all__ = ["cross_groups", "benefits", "generalized_entropy_index", "ge_decomposition", "individual_unfairness",
            "group_unfairness", "fairness_objectives", "group_rates", "demographic_parity_difference",
-           "demographic_parity_ratio", "equalized_odds_difference", "equal_opportunity_difference"]
+           "demographic_parity_ratio", "equalized_odds_difference", "equal_opportunity_difference", "OBJECTIVES",
+           "VARIANTS", "init_mlp", "predict_proba", "partial_train", "model_objectives", "member_key", "moea_fitness"]
 
 
 def _concrete(x) -> bool:
@@ -220,3 +229,105 @@ def equalized_odds_difference(y_true, y_pred, groups, num_groups: int | None = N
 def equal_opportunity_difference(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
     """Spread of the true-positive rate over groups (groups without positives are ignored)."""
     return _spread(group_rates(y_true, y_pred, groups, num_groups)["tpr"])
+
+
+# ----------------------------------------------------------------------------- multi-objective fair learning
+
+OBJECTIVES = ("error", "individual", "group")
+VARIANTS = {"E": ("error",), "EI": ("error", "individual"), "EG": ("error", "group"),
+            "EIG": ("error", "individual", "group")}
+
+
+def init_mlp(key: jax.Array, num_features: int, hidden: int = 64) -> dict:
+    """Parameters of a one-hidden-layer :class:`jaxkit.models.MLP` ``(hidden, 1)``, Glorot-uniform kernels, zero biases."""
+    import flax.linen as nn  # noqa: PLC0415
+
+    from jaxkit import models  # noqa: PLC0415
+
+    shapes = jax.eval_shape(lambda: models.MLP((int(hidden), 1)).init(jax.random.key(0),
+                                                                       jnp.zeros((1, int(num_features)))))["params"]
+    k0, k1 = jax.random.split(key)
+    glorot = nn.initializers.glorot_uniform()
+    return {"Dense_0": {"kernel": glorot(k0, shapes["Dense_0"]["kernel"].shape), "bias": jnp.zeros((int(hidden),))},
+            "Dense_1": {"kernel": glorot(k1, shapes["Dense_1"]["kernel"].shape), "bias": jnp.zeros((1,))}}
+
+
+def predict_proba(params: dict, x) -> jax.Array:
+    """Probability of the favourable class, ``[N]``, from :func:`init_mlp`-shaped parameters."""
+    from jaxkit import models  # noqa: PLC0415
+
+    hidden = params["Dense_0"]["kernel"].shape[1]
+    return jax.nn.sigmoid(models.MLP((hidden, 1)).apply({"params": params}, x)[:, 0])
+
+
+def partial_train(params: dict, key: jax.Array, x, y, *, steps: int = 10, batch_size: int = 64,
+                  learning_rate: float = 0.01) -> dict:
+    """``steps`` Adam steps on the binary cross-entropy, minibatches drawn uniformly (fresh optimiser state).
+
+    The paper's local search: every new model is trained a little before it
+    is evaluated and keeps the trained weights. It gives no step count or batch
+    size: both are parameters (our defaults: 10 steps of 64).
+    """
+    import optax  # noqa: PLC0415
+
+    tx = optax.adam(learning_rate)
+    y = jnp.asarray(y, jnp.float32)
+
+    def loss(p, xb, yb):
+        from jaxkit import models  # noqa: PLC0415
+
+        hidden = p["Dense_0"]["kernel"].shape[1]
+        logit = models.MLP((hidden, 1)).apply({"params": p}, xb)[:, 0]
+        return jnp.mean(optax.sigmoid_binary_cross_entropy(logit, yb))
+
+    def body(carry, k):
+        p, s = carry
+        idx = jax.random.randint(k, (int(batch_size),), 0, x.shape[0])
+        g = jax.grad(loss)(p, x[idx], y[idx])
+        u, s = tx.update(g, s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    (params, _), _ = jax.lax.scan(body, (params, tx.init(params)), jax.random.split(key, int(steps)))
+    return params
+
+
+def model_objectives(params: dict, x, y, groups, num_groups: int, *, alpha: float = 2.0,
+                     benefit: str = "label") -> jax.Array:
+    """``[error, f_I, f_G]`` of one network on a split (see :func:`fairness_objectives`)."""
+    return fairness_objectives(y, predict_proba(params, x), groups, num_groups, alpha=alpha, benefit=benefit)
+
+
+def member_key(key: jax.Array, params: dict) -> jax.Array:
+    """A key for one member's minibatches, derived from ``key`` and the member's weights (differs across a vmapped population)."""
+    bits = jax.lax.bitcast_convert_type(jnp.sum(params["Dense_0"]["kernel"]).astype(jnp.float32), jnp.uint32)
+    return jax.random.fold_in(key, bits)
+
+
+def moea_fitness(objectives: Sequence[str] = OBJECTIVES, *, num_groups: int, steps: int = 10, batch_size: int = 64,
+                 learning_rate: float = 0.01, alpha: float = 2.0, benefit: str = "label"):
+    """The paper's Lamarckian fitness for :func:`jaxkit.evolution.step` with ``has_aux=True``.
+
+    Returns ``fitness(params, key, (x_tr, y_tr), (x_val, y_val, g_val)) ->
+    (objectives, trained params)``: :func:`partial_train` on the training
+    split (minibatches from ``key`` and the member's own weights), then the
+    chosen subset of ``("error", "individual", "group")`` on validation.
+    Build it once per configuration (the compiled program is cached per
+    function object).
+    """
+    bad = [o for o in objectives if o not in OBJECTIVES]
+    if bad or not objectives:
+        raise ValueError(f"`objectives` must be a non-empty subset of {OBJECTIVES}, got {tuple(objectives)}.")
+    _alpha(alpha)
+    if benefit not in ("label", "score"):
+        raise ValueError(f"`benefit` must be 'label' or 'score', got {benefit!r}.")
+    cols = tuple(OBJECTIVES.index(o) for o in objectives)
+    return functools.partial(_moea_fitness, cols=cols, steps=int(steps), batch_size=int(batch_size),
+                             learning_rate=float(learning_rate), alpha=float(alpha), benefit=benefit,
+                             num_groups=int(num_groups))
+
+
+def _moea_fitness(params, key, train, val, *, cols, steps, batch_size, learning_rate, alpha, benefit, num_groups):
+    trained = partial_train(params, member_key(key, params), train[0], train[1], steps=steps, batch_size=batch_size,
+                            learning_rate=learning_rate)
+    objs = model_objectives(trained, val[0], val[1], val[2], num_groups, alpha=alpha, benefit=benefit)
+    return objs[jnp.asarray(cols)], trained

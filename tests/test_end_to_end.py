@@ -5,6 +5,7 @@ import importlib.util
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO, golden_file
@@ -190,6 +191,39 @@ def test_gator_recipe_flag_sets_the_papers_cifar_recipe():
     # the paper's x0.1 points: 120/180 of 240 epochs, 60 of 90 gated epochs
     assert [int(f * 240) for f in exp.PAPER_DECAY["pretrain"]] == [120, 180]
     assert [round(f * 90) for f in exp.PAPER_DECAY["gated"]] == [60]
+
+
+def test_fair_moea_resumes_exactly(tmp_path):
+    exp = _load_experiment("fair_moea")
+    args = exp.parse_args(["--samples", "400", "--popsize", "6", "--generations", "4", "--checkpoint-every", "1",
+                           "--no-progress"])
+    d = exp.load(args)
+    args.sensitive = list(d.sensitive)
+    splits = d.split(seed=0)
+    k = d.groups()[1]
+    straight = exp.run_one(args, "EIG", 0, splits, k, str(tmp_path / "a"))
+    args.generations = 2  # "interrupted" after two generations ...
+    exp.run_one(args, "EIG", 0, splits, k, str(tmp_path / "b"))
+    args.generations = 4  # ... and resumed from its checkpoint
+    resumed = exp.run_one(args, "EIG", 0, splits, k, str(tmp_path / "b"))
+    assert len(resumed["test"]) == 4
+    np.testing.assert_allclose(resumed["test"], straight["test"], rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_fair_moea_experiment_tables(tmp_path, capsys):
+    exp = _load_experiment("fair_moea")
+    argv = ["--samples", "600", "--popsize", "8", "--generations", "4", "--trials", "2", "--no-progress",
+            "--out", str(tmp_path)]
+    res = exp.main(argv)
+    text = capsys.readouterr().out
+    for table in ("Table 1", "Table 2", "Table 3", '"seeds"'):
+        assert table in text
+    assert set(res["variants"]) == {"E", "EI", "EG", "EIG"}
+    assert all(len(v["hv_curve_test"]) == 4 and len(v["hv"]) == 2 for v in res["variants"].values())
+    assert os.path.exists(tmp_path / "hv_curves.png") and os.path.exists(tmp_path / "pareto_front_3d.png")
+    exp.main(argv)  # a second call reuses the finished runs
+    assert "generations in" not in capsys.readouterr().out
 
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))

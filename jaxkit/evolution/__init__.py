@@ -13,8 +13,10 @@
 * :mod:`~jaxkit.evolution.moo` -- multi-objective: :func:`non_dominated_sort`,
   :func:`crowding_distance`, :func:`hypervolume`, :func:`pure_diversity`,
   :func:`spacing`, SBX / polynomial mutation and :class:`NSGA2`.
-* :func:`run` (all generations in one ``lax.scan``) and :func:`optimize`
-  (host loop: sharded evaluation, progress bar, orbax checkpoint and resume).
+* :func:`run` (all generations in one ``lax.scan``), :func:`step` (one
+  generation as one sharded program, optionally Lamarckian) and
+  :func:`optimize` (host loop: sharded evaluation, progress bar, orbax
+  checkpoint and resume).
 
 Peers: evosax (composable, single-objective), DEAP (complete, pure Python),
 pymoo (multi-objective, NumPy; our reference in the tests and benchmarks).
@@ -23,7 +25,7 @@ pymoo (multi-objective, NumPy; our reference in the tests and benchmarks).
 from jaxkit.evolution import operators
 from jaxkit.evolution.evaluate import evaluate, pad_population
 from jaxkit.evolution import moo
-from jaxkit.evolution.loop import optimize, run
+from jaxkit.evolution.loop import optimize, run, step
 from jaxkit.evolution.moo import (
     NSGA2,
     MOState,
@@ -56,7 +58,7 @@ from jaxkit.evolution.operators import (
 )
 from jaxkit.evolution.strategies import DE, GA, DEParams, EvoState, GAParams
 
-__all__ = ["operators", "evaluate", "pad_population", "run", "optimize", "GA", "GAParams", "DE", "DEParams", "EvoState",
+__all__ = ["operators", "evaluate", "pad_population", "run", "optimize", "step", "GA", "GAParams", "DE", "DEParams", "EvoState",
            "uniform_crossover", "binomial_crossover", "de_mutation", "gaussian_mutation", "uniform_mutation",
            "categorical_mutation", "drop", "replace_fraction", "ranking_key", "tournament_selection",
            "truncation_selection", "elitist_merge", "moo", "NSGA2", "NSGA2Params", "MOState", "dominates",

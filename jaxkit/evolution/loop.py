@@ -10,11 +10,12 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jaxkit.evolution.evaluate import evaluate
 from jaxkit.evolution.strategies import EvoState
 
-__all__ = ["run", "optimize"]
+__all__ = ["run", "optimize", "step"]
 
 
 def run(strategy, fitness_fn: Callable[[Any], jax.Array], key: jax.Array, generations: int,
@@ -45,6 +46,45 @@ def _run(strategy, fitness_fn, generations, key, state, params):
         return state, strategy.trace(state) if hasattr(strategy, "trace") else state.best_fitness
 
     return jax.lax.scan(body, state, jnp.arange(generations))
+
+
+def step(strategy, fitness_fn: Callable[..., Any], key: jax.Array, state: Any, *args: Any, params: Any = None,
+         has_aux: bool = False, devices=None) -> tuple[Any, jax.Array]:
+    """One generation -- ask, vmapped fitness, tell -- as one compiled program: ``(state, fitness)``.
+
+    With ``has_aux=True`` the fitness returns ``(fitness, gene)`` and the
+    returned genes replace the offspring before ``tell``: Lamarckian local
+    search (e.g. a few optimiser steps on each new network, whose trained
+    weights are kept). With several ``devices`` the offspring are padded to a
+    multiple of their number and sharded along a one-axis mesh inside the
+    program (``args`` replicated); the numbers match one device. The program
+    is compiled once per (strategy, fitness, argument shapes).
+    """
+    params = strategy.default_params if params is None else params
+    devices = tuple(devices) if devices is not None else tuple(jax.devices())
+    mesh = Mesh(np.asarray(devices), ("pop",)) if len(devices) > 1 else None
+    if mesh is not None:
+        repl = NamedSharding(mesh, PartitionSpec())
+        args = tuple(jax.tree.map(lambda x: jax.device_put(x, repl), a) for a in args)
+    return _step(strategy, fitness_fn, bool(has_aux), mesh, key, state, params, *args)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _step(strategy, fitness_fn, has_aux, mesh, key, state, params, *args):
+    pop, state = strategy.ask(key, state, params)
+    n = jax.tree.leaves(pop)[0].shape[0]
+    work = pop
+    if mesh is not None:
+        pad = (-n) % mesh.size
+        work = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), pop) if pad else pop
+        member = NamedSharding(mesh, PartitionSpec("pop"))
+        work = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, member), work)
+    out = jax.vmap(lambda g: fitness_fn(g, *args))(work)
+    fit, new = out if has_aux else (out, pop)
+    fit = fit[:n]
+    if has_aux:
+        new = jax.tree.map(lambda x: x[:n], new)
+    return strategy.tell(new, fit, state, params), fit
 
 
 def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, generations: int, *args: Any,
