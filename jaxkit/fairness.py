@@ -298,9 +298,14 @@ def model_objectives(params: dict, x, y, groups, num_groups: int, *, alpha: floa
 
 
 def member_key(key: jax.Array, params: dict) -> jax.Array:
-    """A key for one member's minibatches, derived from ``key`` and the member's weights (differs across a vmapped population)."""
-    bits = jax.lax.bitcast_convert_type(jnp.sum(params["Dense_0"]["kernel"]).astype(jnp.float32), jnp.uint32)
-    return jax.random.fold_in(key, bits)
+    """A key for one member's minibatches from ``key`` and two of the member's weights (exact bits, no reduction).
+
+    Members of a vmapped population differ in their weights, so they draw
+    different minibatches; the same member gets the same key vmapped or not.
+    """
+    w = params["Dense_0"]["kernel"]
+    bits = jax.lax.bitcast_convert_type(jnp.stack([w[0, 0], w[-1, -1]]).astype(jnp.float32), jnp.uint32)
+    return jax.random.fold_in(jax.random.fold_in(key, bits[0]), bits[1])
 
 
 def moea_fitness(objectives: Sequence[str] = OBJECTIVES, *, num_groups: int, steps: int = 10, batch_size: int = 64,

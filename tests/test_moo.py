@@ -136,7 +136,7 @@ def _zdt_nsga(popsize=40, dim=10):
                      mutate=lambda k, p, r: evo.polynomial_mutation(k, p, lo=0.0, hi=1.0, individual_rate=0.9))
 
 
-ZDT1_HV_OPT = 1.1 * 1.1 - 1 / 3 - 0.1  # ref (1.1, 1.1): box minus the area above the front f2 = 1 - sqrt(f1)
+ZDT1_HV_OPT = 1.1 * 1.1 - 1 / 3  # ref (1.1, 1.1): the box minus the area under the front f2 = 1 - sqrt(f1)
 
 
 def test_nsga2_zdt1_converges():
@@ -146,7 +146,7 @@ def test_nsga2_zdt1_converges():
     gap = (objs[..., 1] - (1 - np.sqrt(objs[..., 0]))).mean(-1)  # mean vertical distance to the true front
     assert gap[1] < gap[0] and gap[10] < gap[1] and gap[-1] < 0.01, gap[[0, 1, 10, -1]]
     hv = float(moo.hypervolume(objs[-1], jnp.array([1.1, 1.1])))
-    assert ZDT1_HV_OPT - hv < 0.02 * ZDT1_HV_OPT, (hv, ZDT1_HV_OPT)  # within 2 % of the true front's HV
+    assert 0 <= ZDT1_HV_OPT - hv < 0.02 * ZDT1_HV_OPT, (hv, ZDT1_HV_OPT)  # within 2 % of the true front's HV
     assert np.isfinite(np.asarray(state.objectives)).all() and int(state.rank.max()) >= 0
     # same key, same run
     state2, _ = evo.run(nsga, _zdt1, jax.random.key(0), 120)
@@ -202,6 +202,16 @@ for g in range(3):
     b = evo.evaluate(fit, pop, devices=jax.devices()[:1])
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-6)
     st = nsga.tell(pop, a, st)
+# one-program generations with Lamarckian genes: sharded (7 members padded to 8) == one device
+def lam(g, shift):
+    g2 = g - shift * g
+    return jnp.stack([jnp.sum(g2 ** 2), jnp.sum((g2 - 1) ** 2)]), g2
+s1 = s2 = nsga.init(jax.random.key(5))
+for g in range(3):
+    s1, f1 = evo.step(nsga, lam, jax.random.key(g), s1, 0.1, has_aux=True)
+    s2, f2 = evo.step(nsga, lam, jax.random.key(g), s2, 0.1, has_aux=True, devices=jax.devices()[:1])
+    np.testing.assert_allclose(np.asarray(f1), np.asarray(f2), rtol=1e-6)
+np.testing.assert_allclose(np.asarray(s1.population), np.asarray(s2.population), rtol=1e-6)
 print("ok")
 """)
 
