@@ -260,6 +260,7 @@ def predict_proba(params: dict, x) -> jax.Array:
     return jax.nn.sigmoid(models.MLP((hidden, 1)).apply({"params": params}, x)[:, 0])
 
 
+@functools.partial(jax.jit, static_argnames=("steps", "batch_size", "learning_rate"))
 def partial_train(params: dict, key: jax.Array, x, y, *, steps: int = 10, batch_size: int = 64,
                   learning_rate: float = 0.01) -> dict:
     """``steps`` Adam steps on the binary cross-entropy, minibatches drawn uniformly (fresh optimiser state).
@@ -271,7 +272,7 @@ def partial_train(params: dict, key: jax.Array, x, y, *, steps: int = 10, batch_
     import optax  # noqa: PLC0415
 
     tx = optax.adam(learning_rate)
-    y = jnp.asarray(y, jnp.float32)
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
 
     def loss(p, xb, yb):
         from jaxkit import models  # noqa: PLC0415
