@@ -41,6 +41,7 @@ import numpy as np
 from flax import struct
 
 from jaxkit.evolution import operators as ops
+from jaxkit.evolution.strategies import initial_first, vary
 
 __all__ = ["dominates", "non_dominated_sort", "crowding_distance", "rank_and_crowding", "survival_order", "hypervolume",
            "pure_diversity", "spacing", "sbx_crossover", "polynomial_mutation", "MOState", "NSGA2Params", "NSGA2",
@@ -506,17 +507,8 @@ class NSGA2:
         position = jnp.zeros((self.popsize,), jnp.int32).at[order].set(jnp.arange(self.popsize, dtype=jnp.int32))
         idx = ops.tournament_selection(k_sel, position.astype(jnp.float32), 2 * pairs, 2)
         par = jax.tree.map(lambda x: x[idx], state.population)
-        a = jax.tree.map(lambda x: x[:pairs], par)
-        b = jax.tree.map(lambda x: x[pairs:], par)
-        if self.crossover is not None:
-            a, b = self.crossover(k_x, a, b, params.crossover_rate)
-        kids = jax.tree.map(lambda u, v: jnp.concatenate([u, v])[:m], a, b)
-        if self.mutate is not None:
-            kids = self.mutate(k_mut, kids, params.mutation_rate)
-        if m == self.popsize:  # generation 0 evaluates the initial population
-            first = state.generation == 0
-            kids = jax.tree.map(lambda p, k: jnp.where(first, p, k), state.population, kids)
-        return kids
+        kids = vary(k_x, k_mut, par, m, self.crossover, self.mutate, params.crossover_rate, params.mutation_rate)
+        return initial_first(state, kids, m, self.popsize)
 
     def ask(self, key: jax.Array, state: MOState, params: NSGA2Params | None = None) -> tuple[PyTree, MOState]:
         """Offspring to evaluate (the initial population at generation 0 when lambda == mu)."""

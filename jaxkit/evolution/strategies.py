@@ -65,6 +65,25 @@ def _check_fitness(fitness, n):
     return f.astype(jnp.float32)
 
 
+def vary(k_cross, k_mut, parents, m, crossover, mutate, crossover_rate, mutation_rate):
+    """``m`` children: parents paired first half with second half, crossed and mutated (either may be ``None``)."""
+    pairs = (m + 1) // 2
+    a = jax.tree.map(lambda x: x[:pairs], parents)
+    b = jax.tree.map(lambda x: x[pairs:], parents)
+    if crossover is not None:
+        a, b = crossover(k_cross, a, b, crossover_rate)
+    kids = jax.tree.map(lambda u, v: jnp.concatenate([u, v])[:m], a, b)
+    return kids if mutate is None else mutate(k_mut, kids, mutation_rate)
+
+
+def initial_first(state, kids, m, popsize):
+    """At generation 0 (and ``m == popsize``) hand out the initial population itself, so it gets evaluated."""
+    if m != popsize:
+        return kids
+    first = state.generation == 0
+    return jax.tree.map(lambda p, k: jnp.where(first, p, k), state.population, kids)
+
+
 class _Base:
     popsize: int
     sample: Callable
@@ -157,17 +176,10 @@ class GA(_Base):
         else:
             idx = jax.random.randint(k_sel, (2 * pairs,), 0, self.popsize)
         par = jax.tree.map(lambda x: x[idx], state.population)
-        a = jax.tree.map(lambda x: x[:pairs], par)
-        b = jax.tree.map(lambda x: x[pairs:], par)
-        ca, cb = self.crossover(k_x, a, b, params.crossover_rate)
-        kids = jax.tree.map(lambda u, v: jnp.concatenate([u, v])[:m], ca, cb)
-        kids = self.mutate(k_mut, kids, params.mutation_rate)
+        kids = vary(k_x, k_mut, par, m, self.crossover, self.mutate, params.crossover_rate, params.mutation_rate)
         fresh = jax.vmap(self.sample)(jax.random.split(k_fresh, m))
         kids = ops.replace_fraction(k_rep, kids, fresh, params.fresh_fraction)
-        if m == self.popsize:  # generation 0 evaluates the initial population
-            first = state.generation == 0
-            kids = jax.tree.map(lambda p, k: jnp.where(first, p, k), state.population, kids)
-        return kids
+        return initial_first(state, kids, m, self.popsize)
 
     def ask(self, key: jax.Array, state: EvoState, params: GAParams | None = None) -> tuple[PyTree, EvoState]:
         """Offspring to evaluate (the initial population at generation 0 when ``num_offspring == popsize``)."""
