@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,7 @@ def _run(strategy, fitness_fn, generations, key, state, params):
 
 
 def step(strategy, fitness_fn: Callable[..., Any], key: jax.Array, state: Any, *args: Any, params: Any = None,
-         has_aux: bool = False, devices=None) -> tuple[Any, jax.Array]:
+         has_aux: bool = False, devices=None, warn_nan: bool = True) -> tuple[Any, jax.Array]:
     """One generation -- ask, vmapped fitness, tell -- as one compiled program: ``(state, fitness)``.
 
     With ``has_aux=True`` the fitness returns ``(fitness, gene)`` and the
@@ -58,7 +59,8 @@ def step(strategy, fitness_fn: Callable[..., Any], key: jax.Array, state: Any, *
     weights are kept). With several ``devices`` the offspring are padded to a
     multiple of their number and sharded along a one-axis mesh inside the
     program (``args`` replicated); the numbers match one device. The program
-    is compiled once per (strategy, fitness, argument shapes).
+    is compiled once per (strategy, fitness, argument shapes). ``warn_nan``
+    warns when members got NaN fitness (strategies rank them last).
     """
     params = strategy.default_params if params is None else params
     devices = tuple(devices) if devices is not None else tuple(jax.devices())
@@ -66,7 +68,14 @@ def step(strategy, fitness_fn: Callable[..., Any], key: jax.Array, state: Any, *
     if mesh is not None:
         repl = NamedSharding(mesh, PartitionSpec())
         args = tuple(jax.tree.map(lambda x: jax.device_put(x, repl), a) for a in args)
-    return _step(strategy, fitness_fn, bool(has_aux), mesh, key, state, params, *args)
+    state, fit = _step(strategy, fitness_fn, bool(has_aux), mesh, key, state, params, *args)
+    if warn_nan:
+        f = np.asarray(fit)
+        bad = np.flatnonzero(np.isnan(f.reshape(f.shape[0], -1)).any(axis=1))
+        if bad.size:
+            warnings.warn(f"step: {bad.size} of {f.shape[0]} members have NaN fitness (members {bad[:10].tolist()}"
+                          f"); they rank last.", RuntimeWarning, stacklevel=2)
+    return state, fit
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
