@@ -310,13 +310,17 @@ def member_key(key: jax.Array, params: dict) -> jax.Array:
 
 
 def moea_fitness(objectives: Sequence[str] = OBJECTIVES, *, num_groups: int, steps: int = 10, batch_size: int = 64,
-                 learning_rate: float = 0.01, alpha: float = 2.0, benefit: str = "label"):
+                 learning_rate: float = 0.01, alpha: float = 2.0, benefit: str = "label",
+                 shared_batches: bool = True):
     """The paper's Lamarckian fitness for :func:`jaxkit.evolution.step` with ``has_aux=True``.
 
     Returns ``fitness(params, key, (x_tr, y_tr), (x_val, y_val, g_val)) ->
     (objectives, trained params)``: :func:`partial_train` on the training
-    split (minibatches from ``key`` and the member's own weights), then the
-    chosen subset of ``("error", "individual", "group")`` on validation.
+    split, then the chosen subset of ``("error", "individual", "group")`` on
+    validation. ``shared_batches`` (our choice; the paper is silent): every
+    member of a generation sees the same minibatches drawn from ``key`` --
+    one data gather feeds the whole vmapped population, about 1.4x faster on
+    CPU; ``False`` draws each member its own (:func:`member_key`).
     Build it once per configuration (the compiled program is cached per
     function object).
     """
@@ -329,11 +333,13 @@ def moea_fitness(objectives: Sequence[str] = OBJECTIVES, *, num_groups: int, ste
     cols = tuple(OBJECTIVES.index(o) for o in objectives)
     return functools.partial(_moea_fitness, cols=cols, steps=int(steps), batch_size=int(batch_size),
                              learning_rate=float(learning_rate), alpha=float(alpha), benefit=benefit,
-                             num_groups=int(num_groups))
+                             num_groups=int(num_groups), shared=bool(shared_batches))
 
 
-def _moea_fitness(params, key, train, val, *, cols, steps, batch_size, learning_rate, alpha, benefit, num_groups):
-    trained = partial_train(params, member_key(key, params), train[0], train[1], steps=steps, batch_size=batch_size,
+def _moea_fitness(params, key, train, val, *, cols, steps, batch_size, learning_rate, alpha, benefit, num_groups,
+                  shared):
+    k = key if shared else member_key(key, params)
+    trained = partial_train(params, k, train[0], train[1], steps=steps, batch_size=batch_size,
                             learning_rate=learning_rate)
     objs = model_objectives(trained, val[0], val[1], val[2], num_groups, alpha=alpha, benefit=benefit)
     return objs[jnp.asarray(cols)], trained

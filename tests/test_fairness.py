@@ -123,3 +123,25 @@ def test_single_group_warns():
     with pytest.warns(RuntimeWarning, match="one group"):
         w, b = fair.ge_decomposition(jnp.array([0.0, 1.0, 2.0]), jnp.zeros(3, int))
     assert float(b) == 0.0
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_moea_fitness_vmapped_equals_per_member(shared):
+    x = jnp.asarray(RNG.standard_normal((120, 5)), jnp.float32)
+    y = (x[:, 0] > 0).astype(jnp.int32)  # learnable
+    g = jnp.asarray(RNG.integers(0, 3, 120))
+    pop = jax.vmap(lambda k: fair.init_mlp(k, 5, 8))(jax.random.split(jax.random.key(0), 3))
+    fit = fair.moea_fitness(("error", "group"), num_groups=3, steps=20, batch_size=16, shared_batches=shared)
+    key = jax.random.key(1)
+    objs, trained = jax.jit(jax.vmap(lambda p: fit(p, key, (x, y), (x, y, g))))(pop)
+    assert objs.shape == (3, 2)
+    for i in range(3):
+        o, t = jax.jit(fit)(jax.tree.map(lambda a: a[i], pop), key, (x, y), (x, y, g))
+        np.testing.assert_allclose(np.asarray(o), np.asarray(objs[i]), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(t["Dense_0"]["kernel"]), np.asarray(trained["Dense_0"]["kernel"][i]),
+                                   rtol=1e-5, atol=1e-6)
+    # training lowers the training loss: the local search does something
+    before = jax.vmap(lambda p: fair.model_objectives(p, x, y, g, 3)[0])(pop)
+    assert bool(jnp.all(objs[:, 0] < before)), (objs[:, 0], before)
+    with pytest.raises(ValueError, match="objectives"):
+        fair.moea_fitness(("error", "fairness"), num_groups=3)
