@@ -1,0 +1,157 @@
+"""Calibration estimators against closed forms, NumPy loops and scipy."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxkit import calibration as cal
+
+RNG = np.random.default_rng(0)
+
+
+def _binary(n, power, seed=0):
+    """Scores s ~ U(0, 1) as a two-class problem whose class-1 events are Bernoulli(s^power)."""
+    rng = np.random.default_rng(seed)
+    s = rng.random(n).astype(np.float32)
+    y = (rng.random(n) < s**power).astype(np.int32)
+    return np.stack([1 - s, s], 1), y
+
+
+def _ece_loop(s, y, b):
+    """Guo et al.'s ECE, a plain loop: bins (j/B, (j+1)/B], the first also holding 0."""
+    total = 0.0
+    for j in range(b):
+        lo, hi = j / b, (j + 1) / b
+        m = (s > lo) & (s <= hi) if j else (s <= hi)
+        if m.any():
+            total += m.sum() / len(s) * abs(y[m].mean() - s[m].mean())
+    return total
+
+
+@pytest.mark.parametrize("binning, mapping", [("uniform", "hard"), ("adaptive", "hard"), ("uniform", "convex"),
+                                              ("adaptive", "convex")])
+def test_known_ece_one_sixth_and_zero(binning, mapping):
+    p, y = _binary(100_000, 2)
+    assert float(cal.ece(p, y, "class", cls=1, binning=binning, mapping=mapping)) == pytest.approx(1 / 6, abs=0.01)
+    p, y = _binary(100_000, 1)
+    # perfectly calibrated: with sqrt(N) bins the estimate shrinks only like N^(-1/4) -> about 0.01 here
+    assert float(cal.ece(p, y, "class", cls=1, binning=binning, mapping=mapping)) < 0.02
+
+
+def test_kde_ece_one_sixth_and_zero():
+    p, y = _binary(100_000, 2)
+    assert float(cal.ece_kde(p, y, "class", cls=1)) == pytest.approx(1 / 6, abs=0.005)
+    assert float(cal.ece_kde_triweight(p, y, "class", cls=1)) == pytest.approx(1 / 6, abs=0.005)
+    p, y = _binary(100_000, 1)
+    assert float(cal.ece_kde(p, y, "class", cls=1)) < 0.01
+
+
+def test_hard_uniform_ece_equals_numpy_loop_and_settings():
+    logits = RNG.standard_normal((700, 4)) * 2
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    y = RNG.integers(0, 4, 700)
+    conf, pred = p.max(1), p.argmax(1)
+    for b in (5, 15, None):
+        bb = b or int(round(np.sqrt(700)))
+        assert float(cal.ece(p, y, n_bins=b)) == pytest.approx(_ece_loop(conf, (pred == y) * 1.0, bb), abs=1e-5)
+    cw = np.mean([_ece_loop(p[:, c], (y == c) * 1.0, 15) for c in range(4)])
+    assert float(cal.ece(p, y, "classwise", n_bins=15)) == pytest.approx(cw, abs=1e-5)
+    onehot = np.eye(4)[y]
+    assert float(cal.ece(p, y, "output", n_bins=15)) == pytest.approx(_ece_loop(p.ravel(), onehot.ravel(), 15),
+                                                                      abs=1e-5)
+    gaps = []
+    for j in range(15):
+        m = (conf > j / 15) & (conf <= (j + 1) / 15)
+        if m.any():
+            gaps.append(abs((pred == y)[m].mean() - conf[m].mean()))
+    assert float(cal.mce(p, y, n_bins=15)) == pytest.approx(max(gaps), abs=1e-5)
+
+
+def test_netcal_if_installed():
+    netcal = pytest.importorskip("netcal.metrics")
+    p, y = _binary(5000, 2)
+    assert float(cal.ece(p, y, n_bins=10)) == pytest.approx(netcal.ECE(10).measure(p, y), abs=1e-5)
+
+
+def test_bin_weights_adaptive_equal_counts_and_convex_rows():
+    s = jnp.asarray(RNG.random(1000), jnp.float32)
+    w = cal.bin_weights(s, 10, "adaptive", "hard")
+    assert np.asarray(w.sum(0)).tolist() == [100.0] * 10
+    for binning in ("uniform", "adaptive"):
+        wc = np.asarray(cal.bin_weights(s, 10, binning, "convex"))
+        np.testing.assert_allclose(wc.sum(1), 1.0, atol=1e-6)
+        assert (wc >= 0).all() and ((wc > 0).sum(1) <= 2).all()
+    # piecewise linear in s: weights of a bin along a fine grid have zero second differences except at centres
+    g = jnp.linspace(0, 1, 2001)
+    wg = np.asarray(cal.bin_weights(g, 4, "uniform", "convex"))
+    centres = np.array([0.125, 0.375, 0.625, 0.875])
+    second = np.abs(np.diff(wg, 2, axis=0)).max(1)
+    near = np.min(np.abs(np.asarray(g)[1:-1, None] - centres[None]), 1) < 1e-3
+    assert second[~near].max() < 1e-5
+    # a score at a centre goes wholly to that bin; half-way between two centres is split evenly
+    np.testing.assert_allclose(np.asarray(cal.bin_weights(jnp.array([0.375, 0.5]), 4, "uniform", "convex")),
+                               [[0, 1, 0, 0], [0, 0.5, 0.5, 0]], atol=1e-6)
+
+
+def test_kde_density_matches_scipy_away_from_borders():
+    from scipy.stats import gaussian_kde  # noqa: PLC0415
+
+    s = np.clip(RNG.beta(4, 4, 3000), 0, 1).astype(np.float32)
+    h = float(cal.silverman_bandwidth(s))
+    grid, f = cal.kde_density(s, bandwidth=h, grid_size=2049)
+    ref = gaussian_kde(s.astype(np.float64), bw_method=h / np.std(s, ddof=1))
+    inner = (np.asarray(grid) > 0.2) & (np.asarray(grid) < 0.8)
+    np.testing.assert_allclose(np.asarray(f)[inner], ref(np.asarray(grid)[inner]), rtol=2e-3)
+    assert float(jnp.trapezoid(f, grid)) == pytest.approx(1.0, abs=2e-3)  # reflection keeps the mass in [0, 1]
+
+
+def test_kde_ece_is_differentiable_and_jittable():
+    logits = jnp.asarray(RNG.standard_normal((300, 3)), jnp.float32)
+    y = jnp.asarray(RNG.integers(0, 3, 300))
+    f = jax.jit(lambda z: cal.ece_kde(jax.nn.softmax(z), y))
+    g = jax.grad(lambda z: cal.ece_kde(jax.nn.softmax(z * 3.0), y))(logits)
+    assert np.isfinite(float(f(logits))) and np.isfinite(np.asarray(g)).all() and float(jnp.abs(g).sum()) > 0
+
+
+def test_reliability_curve_bootstrap_and_diagram():
+    p, y = _binary(4000, 2)
+    grid, med, lo, hi = cal.reliability_curve(jax.random.key(0), p, y, "class", cls=1, num_bootstrap=50)
+    inner = (np.asarray(grid) > 0.2) & (np.asarray(grid) < 0.8)
+    np.testing.assert_allclose(np.asarray(med)[inner], np.asarray(grid)[inner] ** 2, atol=0.05)  # rel(s) = s^2
+    assert (np.asarray(lo)[inner] <= np.asarray(med)[inner]).all() and (np.asarray(med)[inner] <= np.asarray(hi)[inner]).all()
+    d = cal.reliability_diagram(p, y, "class", cls=1, n_bins=10)
+    assert float(d["count"].sum()) == 4000
+    np.testing.assert_allclose(np.asarray(d["accuracy"]), np.asarray(d["confidence"]) ** 2, atol=0.05)
+
+
+def test_temperature_scaling_lowers_nll():
+    x = RNG.standard_normal((2000, 5))
+    y = np.argmax(x + 0.8 * RNG.standard_normal((2000, 5)), 1)
+    logits = 4.0 * x  # overconfident
+    t = float(cal.fit_temperature(logits, y))
+
+    def nll(z):
+        z = z - z.max(1, keepdims=True)
+        return float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(y)), y]))
+
+    grid = np.exp(np.linspace(np.log(0.5), np.log(20), 400))
+    best = grid[np.argmin([nll(logits / g) for g in grid])]
+    assert t > 1 and t == pytest.approx(best, rel=0.02)
+    assert nll(logits / t) < nll(logits)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: cal.ece(np.full((4, 2), 0.6), np.zeros(4, int)), "sum to 1"),
+    (lambda: cal.ece(np.array([[1.2, -0.2]] * 4), np.zeros(4, int)), r"\[0, 1\]"),
+    (lambda: cal.ece(np.full((4, 2), 0.5), np.array([0, 1, 2, 0])), "labels"),
+    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), n_bins=10), "n_bins"),
+    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), "top"), "setting"),
+    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), binning="quantile"), "binning"),
+    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), mapping="soft"), "mapping"),
+    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(3, int)), "labels"),
+    (lambda: cal.ece_kde(np.full((4, 2), 0.5), np.zeros(4, int), kernel="box"), "kernel"),
+])
+def test_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
