@@ -226,6 +226,29 @@ def test_fair_moea_experiment_tables(tmp_path, capsys):
     assert "generations in" not in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_ece_estimators_experiment(tmp_path, capsys):
+    exp = _load_experiment("ece_estimators")
+    res = exp.main(["--classes", "3", "--dims", "2", "--models", "logistic", "naive_bayes", "--holdout", "20000",
+                    "--true-bins", "200", "--sizes", "30", "200", "--sets", "40", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "confidence ECE: median" in text and "classwise ECE: median" in text
+    err = res["p95_relative_error"]["confidence"]
+    for e in err:  # more samples, smaller error (stated: for every estimator, N = 200 beats N = 30)
+        assert np.median(err[e][200]) < np.median(err[e][30]), e
+    assert os.path.exists(tmp_path / "relative_error.png")
+
+
+@pytest.mark.slow
+def test_similarity_label_smoothing_experiment(tmp_path, capsys):
+    exp = _load_experiment("similarity_label_smoothing")
+    res = exp.main(["--seeds", "0", "--epochs", "15", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "autoencoder similarity LS" in text and "temperature fitted" in text
+    assert all(r[0]["accuracy"] > 0.9 for r in res.values())
+    assert os.path.exists(tmp_path / "reliability.png")
+
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
 
 
