@@ -72,6 +72,18 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, out: str, name: str, dpi: int = 120) -> str:
+    """Save ``fig`` as ``out/name`` (tight layout), close it, print and return the path."""
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    path = os.path.join(out, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    print(f"plot: {path}")
+    return path
+
+
 def load_dataset(name: str, data_dir: str | None = None):
     """``"digits"`` (scikit-learn's bundled 8x8 digits) or ``"tfds:NAME"`` (prepared offline in ``data_dir``)."""
     from jaxkit import data  # noqa: PLC0415

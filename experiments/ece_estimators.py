@@ -172,10 +172,7 @@ def main(argv=None):
             ax.set(xscale="log", title=f"{setting} ECE", xlabel="evaluation set size N",
                    ylabel="median 95th-pct relative error")
         axes[1].legend(fontsize=7)
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, "relative_error.png"), dpi=120)
-        plt.close(fig)
-        print(f"plot: {out}/relative_error.png")
+        common.save_figure(fig, out, "relative_error.png", dpi=120)
     return res
 
 

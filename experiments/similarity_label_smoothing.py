@@ -167,10 +167,7 @@ def main(argv=None):
             ax.plot([0, 1], [0, 1], "k--", lw=0.8)
             ax.set(title=m, xlabel="confidence", xlim=(0, 1), ylim=(0, 1))
         axes[0].set_ylabel("accuracy")
-        fig.tight_layout()
-        fig.savefig(os.path.join(out, "reliability.png"), dpi=110)
-        plt.close(fig)
-        print(f"plot: {out}/reliability.png")
+        common.save_figure(fig, out, "reliability.png", dpi=110)
     return results
 
 
