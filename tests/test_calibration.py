@@ -171,3 +171,16 @@ def test_bootstrap_quantiles_equal_numpy_nanquantile():
         np.testing.assert_allclose(np.asarray(got), w, rtol=1e-6, equal_nan=True)
     x = jnp.asarray(RNG.standard_normal((3, 64)), jnp.float32)
     np.testing.assert_array_equal(np.asarray(cal._bitonic_sort(x)), np.sort(np.asarray(x), axis=1))
+
+
+def test_estimators_jit_once_per_shape():
+    import chex  # noqa: PLC0415
+
+    f = jax.jit(chex.assert_max_traces(lambda p, y: jnp.stack([
+        cal.ece(p, y), cal.ece(p, y, "classwise", binning="adaptive", mapping="convex"), cal.mce(p, y, n_bins=5),
+        cal.ece_kde(p, y, grid_size=129), cal.ece(p, y, "output", n_bins=10)]), n=1))
+    for seed in range(3):
+        p, y = _binary(400, 2, seed)
+        out = np.asarray(f(jnp.asarray(p), jnp.asarray(y)))
+        assert np.isfinite(out).all()
+    assert out[0] == pytest.approx(float(cal.ece(p, y)), abs=1e-6)
