@@ -62,6 +62,8 @@ def parse_args(argv=None):
     p.add_argument("--true-bins", type=int, default=2000)
     p.add_argument("--sizes", type=int, nargs="+", default=[30, 60, 120, 250, 500])
     p.add_argument("--sets", type=int, default=200, help="evaluation sets per size")
+    p.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=list(ESTIMATORS), metavar="NAME",
+                   help="subset of: " + "; ".join(ESTIMATORS))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--full", action="store_true", help="the paper's grid (540 score distributions, 2e6 holdout)")
     p.add_argument("--out", default="experiments/results/ece_estimators")
@@ -113,17 +115,18 @@ def _estimator(name, setting):
     return _JITTED[name, setting]
 
 
-def estimate(probs, labels, setting):
-    """Every estimator on a batch of evaluation sets ``probs [S, N, C]`` (vmapped): name -> ``[S]``."""
-    return {name: np.asarray(_estimator(name, setting)(probs, labels)) for name in ESTIMATORS}
+def estimate(probs, labels, setting, names=tuple(ESTIMATORS)):
+    """The named estimators on a batch of evaluation sets ``probs [S, N, C]`` (vmapped): name -> ``[S]``."""
+    return {name: np.asarray(_estimator(name, setting)(probs, labels)) for name in names}
 
 
 def main(argv=None):
     args = parse_args(argv)
-    common.print_config(args, {"estimators": list(ESTIMATORS)})
+    common.print_config(args)
+    names = list(args.estimators)
     rng = np.random.default_rng(args.seed)
     settings = ("confidence", "classwise")
-    p95 = {s: {e: {n: [] for n in args.sizes} for e in ESTIMATORS} for s in settings}
+    p95 = {s: {e: {n: [] for n in args.sizes} for e in names} for s in settings}
     t0, count = time.time(), 0
     for c, d in itertools.product(args.classes, args.dims):
         for ds in range(args.datasets):
@@ -143,7 +146,7 @@ def main(argv=None):
                         continue  # relative error undefined for a calibrated distribution
                     for n in args.sizes:
                         idx = rng.integers(0, args.holdout, (args.sets, n))
-                        est = estimate(jnp.asarray(p_ho[idx]), jnp.asarray(y_ho[idx]), setting)
+                        est = estimate(jnp.asarray(p_ho[idx]), jnp.asarray(y_ho[idx]), setting, names)
                         for e, v in est.items():
                             p95[setting][e][n].append(float(np.percentile(np.abs(v - true) / true, 95)))
         print(f"C={c} d={d}: done ({count} score distributions, {time.time() - t0:.0f} s)", flush=True)
@@ -151,12 +154,12 @@ def main(argv=None):
     out = common.output_dir(args.out)
     for setting in settings:
         rows = [[e] + [f"{np.median(p95[setting][e][n]):.3f}" if p95[setting][e][n] else "-" for n in args.sizes]
-                for e in ESTIMATORS]
+                for e in names]
         print()
         print(common.format_table(["estimator"] + [f"N={n}" for n in args.sizes], rows,
                                   f"{setting} ECE: median over {count} score distributions of the 95th-percentile "
                                   f"relative error over {args.sets} evaluation sets"))
-        best = {n: min(ESTIMATORS, key=lambda e: np.median(p95[setting][e][n]) if p95[setting][e][n] else np.inf)
+        best = {n: min(names, key=lambda e: np.median(p95[setting][e][n]) if p95[setting][e][n] else np.inf)
                 for n in args.sizes}
         print("best per N: " + ", ".join(f"{n}: {b}" for n, b in best.items()))
     with open(os.path.join(out, "results.json"), "w") as fh:
@@ -165,7 +168,7 @@ def main(argv=None):
     if plt is not None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
         for ax, setting in zip(axes, settings):
-            for e in ESTIMATORS:
+            for e in names:
                 ax.plot(args.sizes, [np.median(p95[setting][e][n]) if p95[setting][e][n] else np.nan
                                      for n in args.sizes], marker="o", ms=3, label=e,
                         ls="--" if e.endswith(" 15") else "-")
