@@ -59,7 +59,7 @@ def _concrete(x) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def _check(probs, labels, n_bins=None):
+def _check(probs, labels):
     p = jnp.asarray(probs)
     if p.ndim != 2 or p.shape[1] < 2:
         raise ValueError(f"`probs` must be [N, C] class probabilities with C >= 2, got shape {p.shape}.")
@@ -81,8 +81,6 @@ def _check(probs, labels, n_bins=None):
         if ya.size and (ya.min() < 0 or ya.max() >= p.shape[1] or not np.all(np.mod(ya, 1) == 0)):
             raise ValueError(f"`labels` must be class indices in [0, {p.shape[1]}), got range "
                              f"[{ya.min()}, {ya.max()}].")
-    if n_bins is not None and int(n_bins) > p.shape[0]:
-        raise ValueError(f"`n_bins` ({n_bins}) must not exceed the number of samples ({p.shape[0]}).")
     return p, y.astype(jnp.int32)
 
 
@@ -112,6 +110,18 @@ def scores_and_events(probs, labels, setting: str = "confidence", cls: int | Non
     if setting == "output":
         return p.reshape(1, -1), onehot.reshape(1, -1)
     raise ValueError(f"`setting` must be one of {SETTINGS}, got {setting!r}.")
+
+
+def _check_bin_count(b, n):
+    if b > n:
+        raise ValueError(f"`n_bins` ({b}) must not exceed the number of samples ({n}).")
+
+
+def _check_names(binning, mapping):
+    if binning not in ("uniform", "adaptive"):
+        raise ValueError(f"`binning` must be 'uniform' or 'adaptive', got {binning!r}.")
+    if mapping not in ("hard", "convex"):
+        raise ValueError(f"`mapping` must be 'hard' or 'convex', got {mapping!r}.")
 
 
 def _edges(s, n_bins, binning):
@@ -172,8 +182,8 @@ def ece(probs, labels, setting: str = "confidence", *, binning: str = "uniform",
     """Binned expected calibration error (``B = round(sqrt(N))`` bins unless ``n_bins``); see the module docstring."""
     s, y = scores_and_events(probs, labels, setting, cls)
     b = _bins(n_bins, s.shape[1])
-    _check(probs, labels, b)
-    _ = _edges(s[0], b, binning), bin_weights(s[0, :1], 1, "uniform", mapping)  # validate names early
+    _check_bin_count(b, s.shape[1])
+    _check_names(binning, mapping)
     return _binned(s, y, b, binning, mapping, "ece")
 
 
@@ -182,8 +192,8 @@ def mce(probs, labels, setting: str = "confidence", *, binning: str = "uniform",
     """Maximum calibration error: the largest ``|mean(y - s)|`` over non-empty bins (mean over classes for classwise)."""
     s, y = scores_and_events(probs, labels, setting, cls)
     b = _bins(n_bins, s.shape[1])
-    _check(probs, labels, b)
-    _ = _edges(s[0], b, binning), bin_weights(s[0, :1], 1, "uniform", mapping)
+    _check_bin_count(b, s.shape[1])
+    _check_names(binning, mapping)
     return _binned(s, y, b, binning, mapping, "mce")
 
 
@@ -402,7 +412,7 @@ def reliability_diagram(probs, labels, setting: str = "confidence", *, n_bins: i
     if setting == "classwise":
         raise ValueError("`setting` 'classwise' has one diagram per class: call with setting='class', cls=c.")
     s, y = scores_and_events(probs, labels, setting, cls)
-    _check(probs, labels, n_bins if setting != "output" else None)
+    _check_bin_count(int(n_bins), s.shape[1])
     s, y = s[0], y[0]
     b = int(n_bins)
     idx = _sparse_bins(s, b, binning, "hard")[0][:, 0]
