@@ -110,7 +110,8 @@ _PROGRAMS: dict = {}
 
 def programs(args, variant, num_features, num_groups, test):
     """Strategy, fitness and test scorer of a variant, built once so every trial reuses the compiled programs."""
-    k = (variant, num_features, num_groups)
+    k = (variant, num_features, num_groups, args.popsize, args.hidden, args.lr, args.steps, args.batch_size,
+         args.sigma, args.crossover, args.alpha, args.benefit, id(test[0]))
     if k not in _PROGRAMS:
         objectives = fair.VARIANTS[variant]
         nsga = make_strategy(args, num_features, len(objectives))
