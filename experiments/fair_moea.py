@@ -108,17 +108,20 @@ def make_strategy(args, num_features, num_objectives):
 _PROGRAMS: dict = {}
 
 
-def programs(args, variant, num_features, num_groups, test):
+def programs(args, variant, num_features, num_groups):
     """Strategy, fitness and test scorer of a variant, built once so every trial reuses the compiled programs."""
     k = (variant, num_features, num_groups, args.popsize, args.hidden, args.lr, args.steps, args.batch_size,
-         args.sigma, args.crossover, args.alpha, args.benefit, id(test[0]))
+         args.sigma, args.crossover, args.alpha, args.benefit)
     if k not in _PROGRAMS:
         objectives = fair.VARIANTS[variant]
         nsga = make_strategy(args, num_features, len(objectives))
         fitness = fair.moea_fitness(objectives, num_groups=num_groups, steps=args.steps, batch_size=args.batch_size,
                                     learning_rate=args.lr, alpha=args.alpha, benefit=args.benefit)
-        test_objs = jax.jit(jax.vmap(lambda p: fair.model_objectives(p, *test, num_groups, alpha=args.alpha,
-                                                                     benefit=args.benefit)))
+
+        def score(p, x, y, g):
+            return fair.model_objectives(p, x, y, g, num_groups, alpha=args.alpha, benefit=args.benefit)
+
+        test_objs = jax.jit(jax.vmap(score, in_axes=(0, None, None, None)))
         _PROGRAMS[k] = (nsga, fitness, test_objs)
     return _PROGRAMS[k]
 
@@ -129,7 +132,7 @@ def run_one(args, variant, trial, splits, num_groups, ckdir):
     train = (jnp.asarray(tr.x), jnp.asarray(tr.y))
     val = (jnp.asarray(va.x), jnp.asarray(va.y), jnp.asarray(va.groups(*args.sensitive)[0]))
     test = (jnp.asarray(te.x), jnp.asarray(te.y), jnp.asarray(te.groups(*args.sensitive)[0]))
-    nsga, fitness, test_objs = programs(args, variant, tr.x.shape[1], num_groups, test)
+    nsga, fitness, test_objs = programs(args, variant, tr.x.shape[1], num_groups)
     key = jax.random.key(args.seed + trial)
     state = nsga.init(jax.random.fold_in(key, -1 % 2**31))
     hist = {"test": [], "val": []}
@@ -146,7 +149,7 @@ def run_one(args, variant, trial, splits, num_groups, ckdir):
     for g in bar:
         k_ask, k_train = jax.random.split(jax.random.fold_in(key, g))
         state, _ = evo.step(nsga, fitness, k_ask, state, k_train, train, val, has_aux=True)
-        hist["test"].append(np.asarray(test_objs(state.population)).tolist())
+        hist["test"].append(np.asarray(test_objs(state.population, *test)).tolist())
         hist["val"].append(np.asarray(state.objectives).tolist())
         bar.set_postfix(front=int(np.sum(np.asarray(state.rank) == 0)))
         if (g + 1) % args.checkpoint_every == 0 or g + 1 == args.generations:
