@@ -177,24 +177,24 @@ def _binned(s, y, n_bins, binning, mapping, reduce):
     return jnp.mean(jax.vmap(one)(s, y))
 
 
-def ece(probs, labels, setting: str = "confidence", *, binning: str = "uniform", mapping: str = "hard",
-        n_bins: int | None = None, cls: int | None = None) -> jax.Array:
-    """Binned expected calibration error (``B = round(sqrt(N))`` bins unless ``n_bins``); see the module docstring."""
+def _binned_estimate(probs, labels, setting, binning, mapping, n_bins, cls, reduce):
     s, y = scores_and_events(probs, labels, setting, cls)
     b = _bins(n_bins, s.shape[1])
     _check_bin_count(b, s.shape[1])
     _check_names(binning, mapping)
-    return _binned(s, y, b, binning, mapping, "ece")
+    return _binned(s, y, b, binning, mapping, reduce)
+
+
+def ece(probs, labels, setting: str = "confidence", *, binning: str = "uniform", mapping: str = "hard",
+        n_bins: int | None = None, cls: int | None = None) -> jax.Array:
+    """Binned expected calibration error (``B = round(sqrt(N))`` bins unless ``n_bins``); see the module docstring."""
+    return _binned_estimate(probs, labels, setting, binning, mapping, n_bins, cls, "ece")
 
 
 def mce(probs, labels, setting: str = "confidence", *, binning: str = "uniform", mapping: str = "hard",
         n_bins: int | None = None, cls: int | None = None) -> jax.Array:
     """Maximum calibration error: the largest ``|mean(y - s)|`` over non-empty bins (mean over classes for classwise)."""
-    s, y = scores_and_events(probs, labels, setting, cls)
-    b = _bins(n_bins, s.shape[1])
-    _check_bin_count(b, s.shape[1])
-    _check_names(binning, mapping)
-    return _binned(s, y, b, binning, mapping, "mce")
+    return _binned_estimate(probs, labels, setting, binning, mapping, n_bins, cls, "mce")
 
 
 # ----------------------------------------------------------------------------- kernel estimators
