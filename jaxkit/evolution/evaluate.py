@@ -115,13 +115,18 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
         fit = f(padded, *args)
         fit = _gather(fit)[:n]
     if warn_nan:
-        nan = np.isnan(np.asarray(fit))
-        bad = np.flatnonzero(nan.reshape(n, -1).any(axis=1))
-        if bad.size:
-            warnings.warn(f"evaluate: {bad.size} of {n} fitness values are NaN (members {bad[:10].tolist()}"
-                          f"{'...' if bad.size > 10 else ''}); strategies rank them last.", RuntimeWarning,
-                          stacklevel=2)
+        warn_nan_members(fit, "evaluate", stacklevel=3)
     return fit
+
+
+def warn_nan_members(fitness, where: str, stacklevel: int = 2) -> None:
+    """Warn with the count and indices of members whose fitness (any objective) is NaN."""
+    f = np.asarray(fitness)
+    bad = np.flatnonzero(np.isnan(f.reshape(f.shape[0], -1)).any(axis=1))
+    if bad.size:
+        warnings.warn(f"{where}: {bad.size} of {f.shape[0]} fitness values are NaN (members {bad[:10].tolist()}"
+                      f"{'...' if bad.size > 10 else ''}); strategies rank them last.", RuntimeWarning,
+                      stacklevel=stacklevel + 1)
 
 
 def _global(x, sharding: NamedSharding) -> jax.Array:

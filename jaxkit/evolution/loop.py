@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -13,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jaxkit.evolution.evaluate import evaluate
+from jaxkit.evolution.evaluate import evaluate, pad_population, warn_nan_members
 from jaxkit.evolution.strategies import EvoState
 
 __all__ = ["run", "optimize", "step"]
@@ -70,11 +69,7 @@ def step(strategy, fitness_fn: Callable[..., Any], key: jax.Array, state: Any, *
         args = tuple(jax.tree.map(lambda x: jax.device_put(x, repl), a) for a in args)
     state, fit = _step(strategy, fitness_fn, bool(has_aux), mesh, key, state, params, *args)
     if warn_nan:
-        f = np.asarray(fit)
-        bad = np.flatnonzero(np.isnan(f.reshape(f.shape[0], -1)).any(axis=1))
-        if bad.size:
-            warnings.warn(f"step: {bad.size} of {f.shape[0]} members have NaN fitness (members {bad[:10].tolist()}"
-                          f"); they rank last.", RuntimeWarning, stacklevel=2)
+        warn_nan_members(fit, "step", stacklevel=2)
     return state, fit
 
 
@@ -84,8 +79,7 @@ def _step(strategy, fitness_fn, has_aux, mesh, key, state, params, *args):
     n = jax.tree.leaves(pop)[0].shape[0]
     work = pop
     if mesh is not None:
-        pad = (-n) % mesh.size
-        work = jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), pop) if pad else pop
+        work, _ = pad_population(pop, mesh.size)
         member = NamedSharding(mesh, PartitionSpec("pop"))
         work = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, member), work)
     out = jax.vmap(lambda g: fitness_fn(g, *args))(work)
