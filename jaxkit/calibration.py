@@ -47,16 +47,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit._checks import is_concrete
+
 __all__ = ["SETTINGS", "scores_and_events", "bin_weights", "ece", "mce", "kde_density", "ece_kde",
            "ece_kde_triweight", "local_calibration_error", "reliability_curve", "reliability_diagram",
            "fit_temperature", "silverman_bandwidth"]
 
 SETTINGS = ("confidence", "class", "classwise", "output")
 _TOL = 1e-3
-
-
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 def _check(probs, labels):
@@ -69,14 +67,14 @@ def _check(probs, labels):
     if y.shape != (p.shape[0],):
         raise ValueError(f"`labels` must have shape ({p.shape[0]},) (one class index per row of probs), "
                          f"got {y.shape}.")
-    if _concrete(p):
+    if is_concrete(p):
         pa = np.asarray(p, np.float64)
         if pa.min() < -_TOL or pa.max() > 1 + _TOL or np.isnan(pa).any():
             raise ValueError(f"`probs` must lie in [0, 1], got range [{pa.min():.4g}, {pa.max():.4g}].")
         dev = np.abs(pa.sum(1) - 1).max()
         if dev > _TOL:
             raise ValueError(f"`probs` rows must sum to 1 (tolerance {_TOL}); the worst row is off by {dev:.3g}.")
-    if _concrete(y):
+    if is_concrete(y):
         ya = np.asarray(y)
         if ya.size and (ya.min() < 0 or ya.max() >= p.shape[1] or not np.all(np.mod(ya, 1) == 0)):
             raise ValueError(f"`labels` must be class indices in [0, {p.shape[1]}), got range "
@@ -455,6 +453,6 @@ def fit_temperature(logits, labels) -> jax.Array:
     y = jnp.asarray(labels)
     if y.shape != (z.shape[0],):
         raise ValueError(f"`labels` must have shape ({z.shape[0]},), got {y.shape}.")
-    if _concrete(y) and y.size and (np.asarray(y).min() < 0 or np.asarray(y).max() >= z.shape[1]):
+    if is_concrete(y) and y.size and (np.asarray(y).min() < 0 or np.asarray(y).max() >= z.shape[1]):
         raise ValueError(f"`labels` must be class indices in [0, {z.shape[1]}).")
     return _fit_temperature(z, y.astype(jnp.int32))

@@ -43,14 +43,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit._checks import is_concrete
+
 __all__ = ["cross_groups", "benefits", "generalized_entropy_index", "ge_decomposition", "individual_unfairness",
            "group_unfairness", "fairness_objectives", "group_rates", "demographic_parity_difference",
            "demographic_parity_ratio", "equalized_odds_difference", "equal_opportunity_difference", "OBJECTIVES",
            "VARIANTS", "init_mlp", "predict_proba", "partial_train", "model_objectives", "member_key", "moea_fitness"]
-
-
-def _concrete(x) -> bool:
-    return not isinstance(x, jax.core.Tracer)
 
 
 def _vec(name, x, n=None, dtype=None):
@@ -65,15 +63,15 @@ def _vec(name, x, n=None, dtype=None):
 def _groups(groups, n, num_groups):
     g = _vec("groups", groups, n)
     if not jnp.issubdtype(g.dtype, jnp.integer):
-        if _concrete(g) and not np.all(np.mod(np.asarray(g), 1) == 0):
+        if is_concrete(g) and not np.all(np.mod(np.asarray(g), 1) == 0):
             raise ValueError("`groups` must be integer codes 0 .. num_groups - 1.")
         g = g.astype(jnp.int32)
     if num_groups is None:
-        if not _concrete(g):
+        if not is_concrete(g):
             raise ValueError("`num_groups` must be given (a static int) when `groups` is traced.")
         num_groups = int(np.max(np.asarray(g))) + 1 if g.size else 1
     num_groups = int(num_groups)
-    if _concrete(g):
+    if is_concrete(g):
         ga = np.asarray(g)
         if ga.size and (ga.min() < 0 or ga.max() >= num_groups):
             raise ValueError(f"`groups` codes must lie in [0, {num_groups}), got range [{ga.min()}, {ga.max()}].")

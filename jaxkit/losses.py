@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit._checks import is_concrete
+
 __all__ = ["class_mean_pairwise_distance", "class_similarity_matrix", "similarity_smooth_labels",
            "uniform_smooth_labels"]
 
@@ -33,10 +35,10 @@ def _labels(labels, n, num_classes=None):
     if y.shape != (n,):
         raise ValueError(f"`labels` must have shape ({n},) (one class per example), got {y.shape}.")
     if num_classes is None:
-        if isinstance(y, jax.core.Tracer):
+        if not is_concrete(y):
             raise ValueError("`num_classes` must be given when `labels` is traced.")
         num_classes = int(np.max(np.asarray(y))) + 1
-    if not isinstance(y, jax.core.Tracer) and y.size:
+    if is_concrete(y) and y.size:
         ya = np.asarray(y)
         if ya.min() < 0 or ya.max() >= int(num_classes):
             raise ValueError(f"`labels` must lie in [0, {num_classes}), got range [{ya.min()}, {ya.max()}].")
