@@ -1,0 +1,127 @@
+"""Reliability of RL training (Chan et al., "Measuring the Reliability of Reinforcement Learning
+Algorithms", ICLR 2020): dispersion as the inter-quartile range, risk as the conditional value at risk.
+
+``curves`` are ``(runs, T)`` arrays of performance at ``T`` evaluation points
+(e.g. mean external reward per step in consecutive windows of training).
+
+* across runs -- :func:`dispersion_across_runs` (IQR over runs at each point)
+  and :func:`risk_across_runs` (CVaR over runs of the final performance);
+* across time, within a run, on the *detrended* curve (first differences) --
+  :func:`dispersion_across_time` (IQR in consecutive windows),
+  :func:`short_term_risk_across_time` (CVaR of the differences: the worst drops
+  from one point to the next) and :func:`long_term_risk_across_time` (CVaR of
+  the drawdown from the running peak, upper tail: the deepest declines).
+
+Quantiles interpolate linearly (``numpy.percentile``'s default);
+``CVaR_alpha`` is the mean of the values at or below the ``alpha``-quantile
+(``tail="lower"``) or at or above the ``1 - alpha``-quantile (``tail="upper"``),
+selected by rank (see :func:`cvar`).
+All functions are jittable.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+__all__ = ["iqr", "cvar", "detrend", "drawdown", "moving_average", "dispersion_across_runs", "risk_across_runs",
+           "dispersion_across_time", "short_term_risk_across_time", "long_term_risk_across_time"]
+
+
+def _alpha(alpha):
+    if not 0 < float(alpha) <= 1:
+        raise ValueError(f"`alpha` must be in (0, 1], got {alpha}.")
+
+
+def _curves(curves, min_len=2):
+    c = jnp.asarray(curves, jnp.float32)
+    if c.ndim != 2 or c.shape[1] < min_len:
+        raise ValueError(f"`curves` must be (runs, T) with T >= {min_len}, got shape {c.shape}.")
+    return c
+
+
+def iqr(x, axis=None):
+    """Inter-quartile range ``q75 - q25`` (linear interpolation)."""
+    x = jnp.asarray(x, jnp.float32)
+    return jnp.percentile(x, 75, axis=axis) - jnp.percentile(x, 25, axis=axis)
+
+
+def cvar(x, alpha: float = 0.05, axis=None, tail: str = "lower"):
+    """Conditional value at risk: the mean of the values at or beyond the ``alpha`` tail's quantile.
+
+    With ``n`` values and the linearly interpolated quantile, those are the
+    ``k = floor(alpha (n - 1)) + 1`` smallest (``tail="lower"``) or largest
+    (``"upper"``) values; ranks are used instead of comparing with the
+    quantile so float rounding cannot drop the boundary value.
+    """
+    _alpha(alpha)
+    if tail not in ("lower", "upper"):
+        raise ValueError(f"`tail` must be 'lower' or 'upper', got {tail!r}.")
+    x = jnp.asarray(x, jnp.float32)
+    if axis is None:
+        x, axis = x.ravel(), 0
+    x = jnp.moveaxis(x, axis, -1)
+    n = x.shape[-1]
+    k = int(np.floor(float(alpha) * (n - 1) + 1e-9)) + 1
+    s = jnp.sort(x, axis=-1)
+    tail_values = s[..., :k] if tail == "lower" else s[..., n - k:]
+    return jnp.mean(tail_values, axis=-1)
+
+
+def detrend(curves):
+    """First differences along time: ``c[:, t+1] - c[:, t]`` (Chan et al.'s detrending)."""
+    return jnp.diff(_curves(curves), axis=1)
+
+
+def drawdown(curves):
+    """Decline from the running peak, ``max_{s<=t} c[:, s] - c[:, t] >= 0``."""
+    c = _curves(curves, 1)
+    return jax.lax.cummax(c, axis=1) - c
+
+
+def moving_average(curves, window: int):
+    """Trailing moving average over ``window`` points (shorter at the start); a low-pass filter."""
+    c = _curves(curves, 1)
+    w = int(window)
+    if w < 1:
+        raise ValueError(f"`window` must be >= 1, got {window}.")
+    cs = jnp.cumsum(jnp.pad(c, ((0, 0), (1, 0))), axis=1)
+    t = jnp.arange(1, c.shape[1] + 1)
+    lo = jnp.maximum(t - w, 0)
+    return (cs[:, t] - cs[:, lo]) / (t - lo)
+
+
+def dispersion_across_runs(curves):
+    """IQR over runs at every evaluation point: shape ``(T,)``."""
+    return iqr(_curves(curves, 1), axis=0)
+
+
+def risk_across_runs(final, alpha: float = 0.05):
+    """CVaR (lower tail) over runs of the final performance ``final`` (shape ``(runs,)``)."""
+    f = jnp.asarray(final, jnp.float32)
+    if f.ndim != 1:
+        raise ValueError(f"`final` must be a vector (one value per run), got shape {f.shape}.")
+    return cvar(f, alpha)
+
+
+def dispersion_across_time(curves, window: int):
+    """IQR of the detrended curve in consecutive windows of ``window`` differences: ``(runs, T'//window)``."""
+    d = detrend(curves)
+    w = int(window)
+    if not 2 <= w <= d.shape[1]:
+        raise ValueError(f"`window` must be in [2, {d.shape[1]}] (number of differences), got {window}.")
+    n = d.shape[1] // w
+    blocks = d[:, : n * w].reshape(d.shape[0], n, w)
+    return iqr(blocks, axis=2)
+
+
+def short_term_risk_across_time(curves, alpha: float = 0.05):
+    """CVaR (lower tail) of each run's first differences: ``(runs,)``; more negative = riskier."""
+    return cvar(detrend(curves), alpha, axis=1)
+
+
+def long_term_risk_across_time(curves, alpha: float = 0.05):
+    """CVaR (upper tail) of each run's drawdown: ``(runs,)``; larger = deeper declines."""
+    return cvar(drawdown(curves), alpha, axis=1, tail="upper")
+
