@@ -250,6 +250,35 @@ def test_similarity_label_smoothing_experiment(tmp_path, capsys):
     assert os.path.exists(tmp_path / "reliability.png")
 
 
+@pytest.mark.slow
+def test_reward_gating_experiment_tables_and_exact_resume(tmp_path, capsys, monkeypatch):
+    exp = _load_experiment("reward_gating")
+    argv = ["--seeds", "2", "--steps", "400", "--chunk", "200", "--bins", "20", "--warmup", "50", "--buffer", "400",
+            "--hidden", "8,8", "--no-progress"]
+    ref = exp.main(argv + ["--out", str(tmp_path / "a")])
+    text = capsys.readouterr().out
+    assert "Table 2" in text and "Table 3" in text and "Reliability" in text and '"seeds": [' in text
+    assert set(ref["agents"]) == set(exp.rl.AGENTS) and len(ref["agents"]["gated"]["avg_return"]) == 2
+    assert os.path.exists(tmp_path / "a" / "learning_curves.png")
+    # stop after the first chunk, then start again: it resumes and ends where the uninterrupted run ended
+    real, calls = exp.accumulate, []
+
+    def stop_second(*a):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a)
+
+    monkeypatch.setattr(exp, "accumulate", stop_second)
+    with pytest.raises(KeyboardInterrupt):
+        exp.main(argv + ["--out", str(tmp_path / "b")])
+    monkeypatch.setattr(exp, "accumulate", real)
+    res = exp.main(argv + ["--out", str(tmp_path / "b")])
+    assert "resumed at step 200" in capsys.readouterr().out
+    for a in exp.rl.AGENTS:
+        np.testing.assert_allclose(res["agents"][a]["curves"], ref["agents"][a]["curves"], rtol=1e-5, atol=1e-7)
+
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
 
 
