@@ -1,0 +1,310 @@
+"""Weight/gradient centralisation in the Flax layout, LocalNorm, and dynamic batch norm.
+
+**Centralisation** (Fuhl & Kasneci, ICANN 2021). One statistic per *output
+filter* ``j``. Flax kernels keep the output axis **last** -- Conv
+``(kh, kw, in, out)``, Dense ``(in, out)`` -- so every statistic here runs
+over all axes but the last; 1-D leaves (biases, norm scales) are skipped:
+
+* WC  (:func:`center`)      ``W_j <- W_j - mean(W_j)``
+* WS  (:func:`standardize`) ``W_j <- (W_j - mean(W_j)) / std(W_j)``
+* WN  (:func:`unit_norm`)   ``W_j <- W_j / ||W_j||``
+* GC  (:func:`centralize_gradients`) ``dW_j <- dW_j - mean(dW_j)`` (an optax transform)
+
+``optax.centralize`` averages over all axes but the *first* (PyTorch's
+``(out, in, kh, kw)`` layout): on Flax kernels it centres the wrong slices.
+
+Two ways to apply WC/WS/WN: a **reparameterisation** (:func:`reparameterize`,
+:func:`Reparameterized`) -- the model always sees the transformed weights,
+gradients flow through the transform, the raw weights stay free -- and a
+**projection** (:func:`project_weights`) -- an optax transform that makes every
+update land on the constraint set (``new = T(params + update)``). Under plain
+SGD with GC, centred weights stay centred, so "project once, then GC" equals
+the WC reparameterisation's forward pass; under Adam (per-coordinate scaling) or
+weight decay it does not. The paper's WC is the forward reparameterisation
+(weights centred in the forward pass), which its numbers need; the projection
+is the cheap alternative for SGD.
+
+**LocalNorm** (Yin, Scholte & Bohté, ICANN 2021): :class:`LocalNorm` normalises
+``K`` groups of consecutive samples with their own statistics (no running
+averages) and per-group scale and shift; :func:`localnorm_predict` gives the
+paper's four test modes (voting by ``vmap`` over the group index);
+:func:`bn_to_localnorm` converts a trained BatchNorm model's variables.
+**Dynamic BN** (:func:`dynamic_bn_apply`): evaluate any Flax model with its
+BatchNorm layers using the current batch's statistics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxkit import tree as _tree
+
+__all__ = ["center", "standardize", "unit_norm", "WEIGHT_TRANSFORMS", "transform_weights", "centralize_gradients",
+           "project_weights", "reparameterize", "Reparameterized", "LocalNorm", "localnorm_predict", "majority_vote",
+           "bn_to_localnorm", "dynamic_bn_apply", "TEST_MODES"]
+
+PyTree = Any
+
+
+def _filter_axes(x):
+    return tuple(range(x.ndim - 1))
+
+
+def center(w):
+    """WC: subtract each output filter's mean (all axes but the last)."""
+    return w - jnp.mean(w, axis=_filter_axes(w), keepdims=True)
+
+
+def standardize(w, eps: float = 1e-5):
+    """WS: ``(w - mean) / sqrt(var + eps)`` per output filter."""
+    ax = _filter_axes(w)
+    c = w - jnp.mean(w, axis=ax, keepdims=True)
+    return c * jax.lax.rsqrt(jnp.mean(c * c, axis=ax, keepdims=True) + eps)
+
+
+def unit_norm(w, eps: float = 1e-12):
+    """WN: divide each output filter by its L2 norm."""
+    return w * jax.lax.rsqrt(jnp.sum(w * w, axis=_filter_axes(w), keepdims=True) + eps)
+
+
+WEIGHT_TRANSFORMS: dict[str, Callable] = {"center": center, "standardize": standardize, "normalize": unit_norm}
+
+
+def _kind(kind):
+    if kind not in WEIGHT_TRANSFORMS:
+        raise ValueError(f"`kind` must be one of {sorted(WEIGHT_TRANSFORMS)}, got {kind!r}.")
+    return WEIGHT_TRANSFORMS[kind]
+
+
+def _selector(mask):
+    """Leaves of rank >= 2 selected by ``mask`` (None: all of them)."""
+    if mask is None:
+        return lambda path, leaf: np.ndim(leaf) >= 2
+    pred = _tree._predicate(mask)
+    return lambda path, leaf: np.ndim(leaf) >= 2 and pred(path, leaf)
+
+
+def _map_filters(fn, tree: PyTree, mask, name: str, *rest) -> PyTree:
+    try:
+        return _tree.map_selected(fn, tree, _selector(mask), *rest, name=name)
+    except ValueError as e:
+        what = f"mask {mask!r}" if mask is not None else "the default mask (all leaves of rank >= 2)"
+        raise ValueError(f"`mask`: {what} selects no leaf of rank >= 2 (kernels) in `{name}`. {e}") from None
+
+
+def transform_weights(params: PyTree, kind: str = "center", mask=None) -> PyTree:
+    """Apply WC / WS / WN (``kind`` = ``"center"`` / ``"standardize"`` / ``"normalize"``) to the selected kernels.
+
+    ``mask``: a :mod:`jaxkit.tree` pattern (e.g. ``["Conv_*/kernel", "Dense_0/kernel"]``), default every leaf of
+    rank >= 2. Leaves of rank < 2 are never touched.
+    """
+    return _map_filters(_kind(kind), params, mask, "params")
+
+
+def centralize_gradients(mask=None) -> optax.GradientTransformation:
+    """GC as an optax transform: subtract each output filter's mean from the selected updates.
+
+    Put it first in an ``optax.chain`` (before momentum / Adam), as in the paper:
+    ``optax.chain(centralize_gradients(), optax.sgd(0.1, momentum=0.9))``.
+    Stateless (``optax.EmptyState``).
+    """
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        del params
+        return _map_filters(center, updates, mask, "updates"), state
+
+    return optax.GradientTransformation(init, update)
+
+
+def project_weights(kind: str = "center", mask=None) -> optax.GradientTransformation:
+    """An optax transform whose updates land the selected kernels on WC / WS / WN's constraint set.
+
+    ``update' = T(params + update) - params`` for the selected leaves (others
+    unchanged); put it **last** in the chain. Needs ``params``.
+    """
+    fn = _kind(kind)
+
+    def init(params):
+        del params
+        return optax.EmptyState()
+
+    def update(updates, state, params=None):
+        if params is None:
+            raise ValueError("project_weights needs `params` in `update(updates, state, params)`.")
+        new = _map_filters(lambda u, p: fn(p + u) - p, updates, mask, "updates", params)
+        return new, state
+
+    return optax.GradientTransformation(init, update)
+
+
+def reparameterize(apply_fn: Callable, kind: str = "center", mask=None) -> Callable:
+    """``apply_fn`` seeing WC / WS / WN-transformed kernels: ``f(variables, *args, **kw)``.
+
+    Works for any Flax ``apply``: the ``params`` collection (or a bare params
+    tree) is transformed on every call, so gradients w.r.t. the raw params flow
+    through the transform (the paper's forward-pass centralisation).
+    """
+    fn = _kind(kind)
+
+    def wrapped(variables, *args, **kwargs):
+        if isinstance(variables, dict) and "params" in variables:
+            variables = {**variables, "params": _map_filters(fn, variables["params"], mask, "params")}
+        else:
+            variables = _map_filters(fn, variables, mask, "params")
+        return apply_fn(variables, *args, **kwargs)
+
+    return wrapped
+
+
+def Reparameterized(module: nn.Module, kind: str = "center", mask=None) -> nn.Module:  # noqa: N802 (a module factory)
+    """A copy of ``module`` whose ``params`` are WC / WS / WN-transformed on read (``nn.map_variables``).
+
+    Params are created raw at ``init``; paths inside ``mask`` are relative to
+    ``module``. The result has the same variable structure as ``module``.
+    """
+    fn = _kind(kind)
+    fields = {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
+              if f.init and f.name not in ("parent", "name")}
+    cls = nn.map_variables(type(module), "params", trans_in_fn=lambda p: _map_filters(fn, p, mask, "params"),
+                           init=True)
+    return cls(**fields)
+
+
+# ---------------------------------------------------------------------------------------------- LocalNorm
+class LocalNorm(nn.Module):
+    """LocalNorm: batch norm per group of ``N / K`` consecutive samples, with per-group scale and shift.
+
+    ``x``: ``(N, ..., C)`` (channels last). With ``group=None`` the batch is
+    split into ``num_groups`` groups of consecutive samples (``N`` must be
+    divisible); each (group, channel) is normalised with the mean and biased
+    variance over (its samples, all spatial positions) from the *current*
+    activations -- no running averages -- then scaled and shifted by that
+    group's ``scale[k]``, ``bias[k]`` (params of shape ``(K, C)``). With an
+    integer ``group = g`` (may be traced, e.g. under ``vmap`` for voting) the
+    whole input is normalised as one group with group ``g``'s scale and shift.
+    """
+
+    num_groups: int
+    epsilon: float = 1e-5
+    use_scale: bool = True
+    use_bias: bool = True
+
+    @nn.compact
+    def __call__(self, x, group=None):
+        k, c = int(self.num_groups), x.shape[-1]
+        if k < 1:
+            raise ValueError(f"`num_groups` must be >= 1, got {self.num_groups}.")
+        scale = self.param("scale", nn.initializers.ones, (k, c)) if self.use_scale else jnp.ones((k, c))
+        bias = self.param("bias", nn.initializers.zeros, (k, c)) if self.use_bias else jnp.zeros((k, c))
+        if group is not None:
+            g = jnp.asarray(group, jnp.int32)
+            xs = x[None]
+            sc, bi = scale[g][None], bias[g][None]
+        else:
+            n = x.shape[0]
+            if n % k:
+                raise ValueError(f"LocalNorm: the batch size {n} must be divisible by `num_groups` = {k} "
+                                 f"(groups of consecutive samples); pad the batch or pass `group=`.")
+            xs = x.reshape((k, n // k) + x.shape[1:])
+            sc, bi = scale, bias
+        axes = tuple(range(1, xs.ndim - 1))
+        mean = jnp.mean(xs, axis=axes, keepdims=True)
+        var = jnp.mean(jnp.square(xs - mean), axis=axes, keepdims=True)
+        y = (xs - mean) * jax.lax.rsqrt(var + self.epsilon)
+        shape = (sc.shape[0],) + (1,) * (xs.ndim - 2) + (c,)
+        y = y * sc.reshape(shape) + bi.reshape(shape)
+        return y.reshape(x.shape)
+
+
+TEST_MODES = ("single", "single_vote", "groups", "batch_vote")
+
+
+def majority_vote(logits):
+    """Majority vote over the leading axis of ``(V, N, C)`` logits: the most frequent argmax per sample
+    (ties broken by the summed softmax probabilities). Returns ``(N,)`` class indices."""
+    logits = jnp.asarray(logits)
+    num_classes = logits.shape[-1]
+    votes = jax.nn.one_hot(jnp.argmax(logits, -1), num_classes).sum(0)
+    tiebreak = jax.nn.softmax(logits, -1).sum(0) / (logits.shape[0] + 1.0)  # < 1: only breaks ties
+    return jnp.argmax(votes + tiebreak, -1)
+
+
+def localnorm_predict(apply_fn: Callable, variables: PyTree, x, num_groups: int, mode: str = "single_vote",
+                      group: int = 0, **kwargs):
+    """Predicted classes ``(N,)`` of a LocalNorm model under one of the paper's test modes.
+
+    ``apply_fn(variables, x, group=...)`` must pass ``group`` on to its
+    LocalNorm layers (``None``: split into groups). Modes:
+
+    * ``"single"`` -- each image alone, normalised by its own statistics, with group ``group``'s affine;
+    * ``"single_vote"`` -- each image alone through every group, majority vote;
+    * ``"groups"`` -- the test batch split into ``num_groups`` groups like in training (``N`` divisible);
+    * ``"batch_vote"`` -- the whole batch as one group through every group's affine, majority vote.
+    """
+    if mode not in TEST_MODES:
+        raise ValueError(f"`mode` must be one of {TEST_MODES}, got {mode!r}.")
+    x = jnp.asarray(x)
+    k = int(num_groups)
+    if mode == "groups":
+        return jnp.argmax(apply_fn(variables, x, group=None, **kwargs), -1)
+    one = lambda xi, g: apply_fn(variables, xi[None], group=g, **kwargs)[0]  # noqa: E731
+    if mode == "single":
+        return jnp.argmax(jax.vmap(one, in_axes=(0, None))(x, group), -1)
+    groups = jnp.arange(k)
+    if mode == "single_vote":
+        logits = jax.vmap(lambda g: jax.vmap(one, in_axes=(0, None))(x, g))(groups)
+    else:
+        logits = jax.vmap(lambda g: apply_fn(variables, x, group=g, **kwargs))(groups)
+    return majority_vote(logits)
+
+
+def bn_to_localnorm(variables: PyTree, num_groups: int) -> dict:
+    """LocalNorm params from a trained BatchNorm model: every BN layer's ``scale`` / ``bias`` copied to all groups.
+
+    ``variables``: ``{"params": ..., "batch_stats": ...}``; a BN layer is a
+    params sub-dict whose path also appears in ``batch_stats``. Its ``(C,)``
+    scale and bias become ``(K, C)``; running statistics are dropped (LocalNorm
+    keeps none). The LocalNorm model must name its norm layers like the BN
+    model (e.g. ``name="norm0"``) so the paths agree. Returns ``{"params": ...}``.
+    """
+    if not (isinstance(variables, dict) and "params" in variables and "batch_stats" in variables):
+        raise ValueError("`variables` must hold 'params' and 'batch_stats' (a trained BatchNorm model).")
+    k = int(num_groups)
+    if k < 1:
+        raise ValueError(f"`num_groups` must be >= 1, got {num_groups}.")
+    bn_layers = {p.rsplit("/", 1)[0] for p in _tree.flatten(variables["batch_stats"], "batch_stats")}
+    if not bn_layers:
+        raise ValueError("`variables['batch_stats']` is empty: no BatchNorm layer to convert.")
+
+    def conv(kp, leaf):
+        path = _tree.path_str(kp)
+        parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
+        if parent in bn_layers and name in ("scale", "bias"):
+            return jnp.broadcast_to(leaf, (k,) + leaf.shape)
+        return leaf
+
+    return {"params": jax.tree_util.tree_map_with_path(conv, variables["params"])}
+
+
+def dynamic_bn_apply(apply_fn: Callable, variables: PyTree, x, *args, train_kwarg: str = "train", **kwargs):
+    """Evaluate a Flax model with BatchNorm using the *current batch's* statistics ("dynamic BN").
+
+    Calls ``apply_fn(variables, x, *args, train=True, mutable=["batch_stats"])``
+    and discards the updated running averages, so the stored model is not
+    changed. ``train_kwarg`` names the model's train flag; a model whose train
+    flag also enables dropout needs ``rngs=`` in ``kwargs``.
+    """
+    out, _ = apply_fn(variables, x, *args, mutable=["batch_stats"], **{train_kwarg: True}, **kwargs)
+    return out
