@@ -11,7 +11,7 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("tree", "data", "models", "checkpoint", "schedules", "interval", "lipschitz", "prune", "gates", "gan",
-               "anomaly", "evolution", "fairness", "calibration", "losses", "rl")
+               "anomaly", "evolution", "fairness", "calibration", "losses", "rl", "normalize", "robust")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 
