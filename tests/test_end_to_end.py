@@ -16,6 +16,7 @@ def _load_experiment(name):
     sys.path.insert(0, os.path.dirname(path))
     spec = importlib.util.spec_from_file_location(f"exp_{name}", path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses (Flax modules) defined in the script look their module up
     spec.loader.exec_module(mod)
     return mod
 
@@ -277,6 +278,44 @@ def test_reward_gating_experiment_tables_and_exact_resume(tmp_path, capsys, monk
     assert "resumed at step 200" in capsys.readouterr().out
     for a in exp.rl.AGENTS:
         np.testing.assert_allclose(res["agents"][a]["curves"], ref["agents"][a]["curves"], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_weight_gradient_centralization_experiment(tmp_path, capsys):
+    exp = _load_experiment("weight_gradient_centralization")
+    res = exp.main(["--variants", "baseline", "WC+GC", "--bn", "off", "--seeds", "0", "--epochs", "6",
+                    "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "Test accuracy, mean ± std over seeds [0]" in text and "WC+GC" in text
+    assert set(res) == {"baseline / BN off", "WC+GC / BN off"}
+    assert all(a[0] > 0.7 for a in res.values())  # both learn the digits in 6 epochs (81 % and 87 % here)
+    assert os.path.exists(tmp_path / "results.json")
+
+
+@pytest.mark.slow
+def test_jacobian_reg_uap_experiment(tmp_path, capsys):
+    exp = _load_experiment("jacobian_reg_uap")
+    res = exp.main(["--methods", "standard", "jacobian", "--seeds", "0", "--epochs", "4", "--eps", "0.2",
+                    "--targets", "2", "--uap-steps", "30", "--sim-samples", "60", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "Table 1 layout" in text and "UER % eps=0.2" in text and "median J-sim" in text
+    for m in ("standard", "jacobian"):
+        r = res[m][0]
+        assert r["error"] < 0.5 and 0 <= r["uer"][0.2] <= 1 and -1 <= r["similarity"] <= 1
+    assert os.path.exists(tmp_path / "jacobian_similarity.png")
+
+
+@pytest.mark.slow
+def test_localnorm_noise_experiment(tmp_path, capsys):
+    exp = _load_experiment("localnorm_noise")
+    acc = exp.main(["--seeds", "0", "--epochs", "4", "--sigmas", "0", "1.5", "--rates", "0.4", "--convert",
+                    "--finetune-epochs", "1", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "multiplicative noise" in text and "LocalNorm batch_vote" in text
+    assert {"BN", "dynamic BN", "LocalNorm single", "LocalNorm single_vote", "LocalNorm groups",
+            "LocalNorm batch_vote", "BN -> LocalNorm single_vote"} == set(acc)
+    assert acc["BN"]["gauss 0.0"][0] > acc["BN"]["gauss 1.5"][0]  # noise hurts
+    assert os.path.exists(tmp_path / "accuracy_vs_noise.png")
 
 
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))

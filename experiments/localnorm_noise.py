@@ -1,0 +1,175 @@
+"""LocalNorm vs BatchNorm under input noise (Yin, Scholte & Bohté, ICANN 2021).
+
+The same small CNN with BatchNorm or LocalNorm (``K`` groups of consecutive
+samples per training batch, per-group statistics and affine, no running
+averages), trained with the same optimizer, epochs and seeds, then tested on
+clean and noisy inputs: multiplicative Gaussian ``x (1 + xi)``, ``xi ~
+N(0, sigma^2)``, and multiplicative Bernoulli (pixels dropped with ``rate``).
+
+Methods: BN (running averages), dynamic BN (BN with the test batch's own
+statistics), LocalNorm's four test modes -- ``single`` (each image alone, group
+0's affine), ``single_vote`` (each image alone through all K groups, majority
+vote), ``groups`` (test batches split into K groups like in training) and
+``batch_vote`` (the test batch as one group through all K affines, vote) --
+and, with ``--convert``, a BN model converted to LocalNorm (``bn_to_localnorm``)
+and fine-tuned, tested with voting.
+
+Paper (CIFAR-10, VGG19, K = 8 groups of 16): clean BN 88.83 %, LocalNorm with
+voting 95.29 %; Gaussian noise sigma = 1: BN 29 %, LocalNorm voting 83 %.
+
+    python experiments/localnorm_noise.py                       # digits, a few minutes on CPU
+    python experiments/localnorm_noise.py --dataset tfds:cifar10 --widths 64,128,256 --epochs 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+from jaxkit import normalize as nz, robust  # noqa: E402
+
+
+class NormCNN(nn.Module):
+    """Conv -> (BatchNorm | LocalNorm) -> ReLU -> max-pool blocks, global average pool, dense classifier.
+
+    Norm layers are named ``norm0, norm1, ...`` in both variants so BN params convert to LocalNorm by path.
+    """
+
+    num_classes: int = 10
+    norm: str = "bn"
+    groups: int = 8
+    widths: tuple = (16, 32)
+
+    @nn.compact
+    def __call__(self, x, group=None, train=False):
+        for i, w in enumerate(self.widths):
+            x = nn.Conv(w, (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")(x)
+            if self.norm == "local":
+                x = nz.LocalNorm(self.groups, name=f"norm{i}")(x, group)
+            else:
+                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"norm{i}")(x)
+            x = nn.max_pool(nn.relu(x), (2, 2), (2, 2))
+        return nn.Dense(self.num_classes, name="head")(x.mean((1, 2)))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--widths", default="16,32", help="conv widths (each block halves the resolution)")
+    p.add_argument("--groups", type=int, default=8, help="LocalNorm groups K")
+    p.add_argument("--group-size", type=int, default=16, help="samples per group (batch = K * size)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (cosine decay)")
+    p.add_argument("--sigmas", type=float, nargs="+", default=[0.0, 0.5, 1.0, 1.5], help="Gaussian noise std")
+    p.add_argument("--rates", type=float, nargs="+", default=[0.2, 0.4], help="Bernoulli drop rates")
+    p.add_argument("--convert", action="store_true", help="also convert the BN model to LocalNorm and fine-tune")
+    p.add_argument("--finetune-epochs", type=int, default=5)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", default="experiments/results/localnorm_noise")
+    return p.parse_args(argv)
+
+
+def trainer(model, tx, ds, batch_size, bn):
+    def step(state, xb, yb, key):
+        v, o = state
+
+        def loss_fn(p):
+            if bn:
+                logits, upd = model.apply({**v, "params": p}, xb, train=True, mutable=["batch_stats"])
+            else:
+                logits, upd = model.apply({**v, "params": p}, xb), {}
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), upd
+
+        (loss, upd), g = jax.value_and_grad(loss_fn, has_aux=True)(v["params"])
+        u, o = tx.update(g, o, v["params"])
+        return ({**v, **upd, "params": optax.apply_updates(v["params"], u)}, o), loss
+
+    return common.make_epoch(step, ds.train.x, ds.train.y, batch_size=batch_size)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    ds = common.load_dataset(args.dataset, args.data_dir)
+    widths = tuple(int(w) for w in args.widths.split(","))
+    k, batch = args.groups, args.groups * args.group_size
+    common.print_config(args, {"data": repr(ds), "batch_size": batch, "seeds": args.seeds})
+    out = common.output_dir(args.out)
+    bn_net = NormCNN(ds.num_classes, "bn", k, widths)
+    ln_net = NormCNN(ds.num_classes, "local", k, widths)
+    steps = args.epochs * (len(ds.train) // batch)
+    tx = optax.adam(optax.cosine_decay_schedule(args.lr, max(steps, 1)))
+    tx_ft = optax.adam(args.lr / 10)
+    epoch_bn, epoch_ln = trainer(bn_net, tx, ds, batch, True), trainer(ln_net, tx, ds, batch, False)
+    epoch_ft = trainer(ln_net, tx_ft, ds, batch, False) if args.convert else None
+    n_test = (len(ds.test) // k) * k  # every test batch splits into K groups
+    xte, yte = jnp.asarray(ds.test.x[:n_test]), np.asarray(ds.test.y[:n_test])
+
+    def batched(fn, x):  # test batches of the training batch size (the last one smaller, still divisible by K)
+        return jnp.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+
+    bn_eval = jax.jit(lambda v, x: jnp.argmax(bn_net.apply(v, x), -1))
+    dyn_eval = jax.jit(lambda v, x: jnp.argmax(nz.dynamic_bn_apply(bn_net.apply, v, x), -1))
+    modes = {m: jax.jit(lambda v, x, m=m: nz.localnorm_predict(ln_net.apply, v, x, k, m)) for m in nz.TEST_MODES}
+
+    noises = [("gauss", s) for s in args.sigmas] + [("bernoulli", r) for r in args.rates]
+    acc: dict = {}
+    t0 = time.time()
+    for seed in args.seeds:
+        key = jax.random.key(seed)
+        x0 = jnp.asarray(ds.train.x[:1])
+        vb = bn_net.init(jax.random.fold_in(key, 0), x0)
+        vl = ln_net.init(jax.random.fold_in(key, 0), x0, group=0)
+        (vb, _), _ = common.fit_epochs(epoch_bn, (vb, tx.init(vb["params"])), jax.random.fold_in(key, 1),
+                                       epochs=args.epochs)
+        (vl, _), _ = common.fit_epochs(epoch_ln, (vl, tx.init(vl["params"])), jax.random.fold_in(key, 1),
+                                       epochs=args.epochs)
+        preds = {"BN": lambda x: bn_eval(vb, x), "dynamic BN": lambda x: dyn_eval(vb, x)}
+        preds.update({f"LocalNorm {m}": (lambda x, m=m: modes[m](vl, x)) for m in nz.TEST_MODES})
+        if args.convert:
+            vc = nz.bn_to_localnorm(vb, k)
+            (vc, _), _ = common.fit_epochs(epoch_ft, (vc, tx_ft.init(vc["params"])), jax.random.fold_in(key, 2),
+                                           epochs=args.finetune_epochs)
+            preds["BN -> LocalNorm single_vote"] = lambda x: modes["single_vote"](vc, x)
+        for j, (kind, level) in enumerate(noises):
+            nk = jax.random.fold_in(key, 1000 + j)
+            xn = (robust.multiplicative_gaussian_noise(nk, xte, level) if kind == "gauss"
+                  else robust.multiplicative_bernoulli_noise(nk, xte, level))
+            for name, fn in preds.items():
+                a = float(np.mean(np.asarray(batched(fn, xn)) == yte))
+                acc.setdefault(name, {}).setdefault(f"{kind} {level}", []).append(a)
+        print(f"seed {seed}: clean BN {acc['BN']['gauss 0.0'][-1]:.3f}, LocalNorm single_vote "
+              f"{acc['LocalNorm single_vote']['gauss 0.0'][-1]:.3f}  ({time.time() - t0:.0f} s)", flush=True)
+    cols = [f"{kind} {level}" for kind, level in noises]
+    rows = [[name] + [common.mean_std(acc[name][c], 100, 1) for c in cols] for name in acc]
+    print(common.format_table(["method"] + [c.replace("gauss", "sigma").replace("bernoulli", "drop") for c in cols],
+                              rows, f"\nTest accuracy % under multiplicative noise, mean ± std over seeds {args.seeds}"))
+    print("paper (CIFAR-10, VGG19): clean BN 88.83 %, LocalNorm voting 95.29 %; sigma = 1: BN 29 %, LocalNorm 83 %")
+    plt = common.pyplot()
+    if plt is not None:
+        fig, ax = plt.subplots(figsize=(6.5, 4))
+        for name in acc:
+            ax.plot(args.sigmas, [100 * np.mean(acc[name][f"gauss {s}"]) for s in args.sigmas], marker="o", label=name)
+        ax.set_xlabel("multiplicative Gaussian noise sigma")
+        ax.set_ylabel("test accuracy %")
+        ax.legend(fontsize=7)
+        common.save_figure(fig, out, "accuracy_vs_noise.png")
+    with open(os.path.join(out, "results.json"), "w") as fh:
+        json.dump({"config": vars(args), "accuracy": acc}, fh)
+    return acc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""Weight and gradient centralisation (Fuhl & Kasneci, ICANN 2021) on a small CNN, with and without BatchNorm.
+
+Variants (on every conv kernel and the penultimate dense kernel -- the
+paper's recipe -- unless ``--no-dense``): baseline, WC (weights centred in the
+forward pass: ``normalize.reparameterize``), GC (``centralize_gradients`` first
+in the optax chain), WC+GC, and the paper's comparisons WS (standardised) and
+WN (unit-norm filters). Same architecture, optimizer, epochs and seeds for all;
+test accuracy mean ± std over seeds, with and without BatchNorm.
+
+Paper (CIFAR-10): small CNN without BN 81.87 -> WC 85.01 -> WC+GC 85.75 ->
+WC+GC incl. the dense layer 87.07 %; WN 71.74, WS 73.00; ResNet-34 + BN
+91.00 -> 92.68 %.
+
+    python experiments/weight_gradient_centralization.py                  # digits, a few minutes on CPU
+    python experiments/weight_gradient_centralization.py --dataset tfds:cifar10 --cfg 64,64,M,128,128,M,256,256,M --epochs 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
+
+from jaxkit import models, normalize as nz  # noqa: E402
+
+VARIANTS = {"baseline": (None, False), "WC": ("center", False), "GC": (None, True), "WC+GC": ("center", True),
+            "WS": ("standardize", False), "WN": ("normalize", False)}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--cfg", default="16,M,32,M", help="VGG config (conv widths, M = max-pool)")
+    p.add_argument("--hidden", type=int, default=64, help="penultimate dense width")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--bn", nargs="+", default=["off", "on"], choices=["off", "on"], help="BatchNorm settings")
+    p.add_argument("--no-dense", action="store_true", help="centralise conv kernels only")
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="SGD with momentum 0.9, or Adam")
+    p.add_argument("--lr", type=float, default=0.05, help="peak learning rate (cosine decay)")
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--out", default="experiments/results/weight_gradient_centralization")
+    return p.parse_args(argv)
+
+
+def run(args, ds, variant, bn):
+    """Every seed of one (variant, BN) setting, sharing one compiled epoch; returns test accuracies per seed."""
+    kind, gc = VARIANTS[variant]
+    mask = ["Conv_*/kernel"] + ([] if args.no_dense else ["Dense_0/kernel"])
+    model = models.VGG(cfg=common.parse_cfg(args.cfg), num_classes=ds.num_classes, batch_norm=bn,
+                       hidden=(args.hidden,))
+    apply = nz.reparameterize(model.apply, kind, mask) if kind else model.apply
+    steps = args.epochs * (len(ds.train) // args.batch_size)
+    sched = optax.cosine_decay_schedule(args.lr, max(steps, 1))
+    opt = optax.sgd(sched, momentum=0.9) if args.optimizer == "sgd" else optax.adam(sched)
+    tx = optax.chain(nz.centralize_gradients(mask), opt) if gc else opt
+
+    def init(seed):
+        variables = model.init(jax.random.fold_in(jax.random.key(seed), 0), jnp.asarray(ds.train.x[:1]))
+        return variables, tx.init(variables["params"])
+
+
+    def step(state, xb, yb, key):
+        v, o = state
+
+        def loss_fn(p):
+            if bn:
+                logits, upd = apply({**v, "params": p}, xb, train=True, mutable=["batch_stats"])
+            else:
+                logits, upd = apply({**v, "params": p}, xb, train=True), {}
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), upd
+
+        (loss, upd), g = jax.value_and_grad(loss_fn, has_aux=True)(v["params"])
+        u, o = tx.update(g, o, v["params"])
+        return ({**v, **upd, "params": optax.apply_updates(v["params"], u)}, o), loss
+
+    epoch = common.make_epoch(step, ds.train.x, ds.train.y, batch_size=args.batch_size)
+    predict = jax.jit(lambda v: apply(v, jnp.asarray(ds.test.x), train=False))
+    accs = []
+    for seed in args.seeds:
+        state, _ = common.fit_epochs(epoch, init(seed), jax.random.fold_in(jax.random.key(seed), 1),
+                                     epochs=args.epochs)
+        accs.append(float(np.mean(np.asarray(predict(state[0])).argmax(-1) == ds.test.y)))
+    return accs
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    ds = common.load_dataset(args.dataset, args.data_dir)
+    common.print_config(args, {"data": repr(ds), "seeds": args.seeds})
+    out = common.output_dir(args.out)
+    res, t0 = {}, time.time()
+    for bn in args.bn:
+        for v in args.variants:
+            accs = run(args, ds, v, bn == "on")
+            res[f"{v} / BN {bn}"] = accs
+            print(f"{v:>8} BN {bn:>3}: {common.mean_std(accs, 100)} %  ({time.time() - t0:.0f} s)", flush=True)
+    rows = [[v] + [common.mean_std(res[f"{v} / BN {bn}"], 100) if f"{v} / BN {bn}" in res else "-"
+                   for bn in args.bn] for v in args.variants]
+    print(common.format_table(["variant"] + [f"test acc % (BN {bn})" for bn in args.bn], rows,
+                              f"\nTest accuracy, mean ± std over seeds {args.seeds}"))
+    print("paper (CIFAR-10, no BN): baseline 81.87, WC 85.01, WC+GC 85.75, incl. dense 87.07, WN 71.74, WS 73.00 %")
+    with open(os.path.join(out, "results.json"), "w") as fh:
+        json.dump({"config": vars(args), "accuracy": res}, fh)
+    return res
+
+
+if __name__ == "__main__":
+    main()
