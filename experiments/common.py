@@ -193,6 +193,31 @@ def make_epoch(step, x, y, *, batch_size: int, seeds: bool = False):
     return jax.jit(jax.vmap(epoch_one) if seeds else epoch_one)
 
 
+def classifier_step(apply, tx, batch_norm: bool):
+    """A cross-entropy training step for :func:`make_epoch` over ``state = (variables, opt_state)``.
+
+    ``apply(variables, x, train=True[, mutable=["batch_stats"]])`` gives logits; with ``batch_norm`` the updated
+    running statistics are kept."""
+    import jax  # noqa: PLC0415
+    import optax  # noqa: PLC0415
+
+    def step(state, xb, yb, key):
+        v, o = state
+
+        def loss_fn(p):
+            if batch_norm:
+                logits, upd = apply({**v, "params": p}, xb, train=True, mutable=["batch_stats"])
+            else:
+                logits, upd = apply({**v, "params": p}, xb, train=True), {}
+            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), upd
+
+        (loss, upd), g = jax.value_and_grad(loss_fn, has_aux=True)(v["params"])
+        u, o = tx.update(g, o, v["params"])
+        return ({**v, **upd, "params": optax.apply_updates(v["params"], u)}, o), loss
+
+    return step
+
+
 def fit_epochs(epoch, state, key, *, epochs: int, on_epoch=None):
     """Run ``epochs`` calls of a :func:`make_epoch` function (epoch ``e`` uses ``fold_in(key, e)``);
     ``on_epoch(e, state, mean_loss)`` after each. Returns ``(state, [mean loss per epoch])``."""

@@ -83,21 +83,13 @@ def parse_args(argv=None):
 
 
 def trainer(model, tx, ds, batch_size, bn):
-    def step(state, xb, yb, key):
-        v, o = state
-
-        def loss_fn(p):
-            if bn:
-                logits, upd = model.apply({**v, "params": p}, xb, train=True, mutable=["batch_stats"])
-            else:
-                logits, upd = model.apply({**v, "params": p}, xb), {}
-            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), upd
-
-        (loss, upd), g = jax.value_and_grad(loss_fn, has_aux=True)(v["params"])
-        u, o = tx.update(g, o, v["params"])
-        return ({**v, **upd, "params": optax.apply_updates(v["params"], u)}, o), loss
-
-    return common.make_epoch(step, ds.train.x, ds.train.y, batch_size=batch_size)
+    if bn:
+        apply = model.apply
+    else:  # LocalNorm has no train flag
+        def apply(v, x, train=True):
+            del train
+            return model.apply(v, x)
+    return common.make_epoch(common.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=batch_size)
 
 
 def main(argv=None):

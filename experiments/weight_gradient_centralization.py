@@ -72,21 +72,7 @@ def run(args, ds, variant, bn):
         return variables, tx.init(variables["params"])
 
 
-    def step(state, xb, yb, key):
-        v, o = state
-
-        def loss_fn(p):
-            if bn:
-                logits, upd = apply({**v, "params": p}, xb, train=True, mutable=["batch_stats"])
-            else:
-                logits, upd = apply({**v, "params": p}, xb, train=True), {}
-            return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), upd
-
-        (loss, upd), g = jax.value_and_grad(loss_fn, has_aux=True)(v["params"])
-        u, o = tx.update(g, o, v["params"])
-        return ({**v, **upd, "params": optax.apply_updates(v["params"], u)}, o), loss
-
-    epoch = common.make_epoch(step, ds.train.x, ds.train.y, batch_size=args.batch_size)
+    epoch = common.make_epoch(common.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=args.batch_size)
     predict = jax.jit(lambda v: apply(v, jnp.asarray(ds.test.x), train=False))
     accs = []
     for seed in args.seeds:
