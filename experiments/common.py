@@ -169,28 +169,32 @@ def narrow_resnet(model, graph, masks):
                          inner_widths=inner)
 
 
-def make_epoch(step, x, y, *, batch_size: int, seeds: bool = False):
-    """A jitted ``epoch(state, key) -> (state, losses)``: ``step(state, xb, yb, key) -> (state, loss)`` scanned over
-    one epoch's shuffled minibatches (the last partial batch dropped). Build it once per configuration and reuse it
-    for every seed (one compile). ``seeds=True`` vmaps over a leading seed axis of ``state`` and ``key`` -- fast for
-    dense nets, slow for convolutions on CPU (a vmapped conv becomes a grouped conv)."""
+def make_epoch(step, x, y, *, batch_size: int):
+    """``epoch(state, key) -> (state, losses)``: ``step(state, xb, yb, key) -> (state, loss)`` over one epoch's
+    shuffled minibatches (the last partial batch dropped), one jitted step per minibatch. Build it once per
+    configuration and reuse it for every seed (one compile).
+
+    The minibatches are *not* fused into one ``lax.scan``: on XLA:CPU a scanned training step with convolutions
+    ran ~20x slower than the same step called from Python (jax 0.10; see ARCHITECTURE.md). Seeds are not
+    vmapped either: a vmapped conv becomes a grouped conv, also slow on CPU.
+    """
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
     x, y = jnp.asarray(x), jnp.asarray(y)
     nb = len(x) // batch_size
+    one = jax.jit(step)
 
-    def epoch_one(state, k):
+    def epoch(state, k):
         k_perm, k_steps = jax.random.split(k)
         idx = jax.random.permutation(k_perm, len(x))[: nb * batch_size].reshape(nb, batch_size)
+        losses = []
+        for b in range(nb):
+            state, loss = one(state, x[idx[b]], y[idx[b]], jax.random.fold_in(k_steps, b))
+            losses.append(loss)
+        return state, jnp.stack(losses)
 
-        def body(s, inp):
-            i, kk = inp
-            return step(s, x[i], y[i], kk)
-
-        return jax.lax.scan(body, state, (idx, jax.random.split(k_steps, nb)))
-
-    return jax.jit(jax.vmap(epoch_one) if seeds else epoch_one)
+    return epoch
 
 
 def classifier_step(apply, tx, batch_norm: bool):
@@ -226,8 +230,7 @@ def fit_epochs(epoch, state, key, *, epochs: int, on_epoch=None):
 
     losses = []
     for e in range(epochs):
-        k = jax.vmap(jax.random.fold_in, in_axes=(0, None))(key, e) if jnp.ndim(key) else jax.random.fold_in(key, e)
-        state, ls = epoch(state, k)
+        state, ls = epoch(state, jax.random.fold_in(key, e))
         losses.append(float(jnp.mean(ls)))
         if on_epoch is not None:
             on_epoch(e, state, losses[-1])
