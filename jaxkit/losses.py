@@ -14,11 +14,26 @@ Label smoothing (Liu & JaJa, ICANN 2021, "Class-similarity based label smoothing
   (Szegedy et al.: ``(1 - alpha) e_k + alpha / C``) for comparison.
 
 Both targets plug into ``optax.softmax_cross_entropy(logits, targets)``.
+
+Distribution shift and class imbalance (a TU Delft dissertation on
+sensitivities of visual learning; "Deep Learning in the Wild"):
+
+* :func:`hir_loss` -- hypothesis-invariant representations: the sum over
+  same-class pairs ``i < j`` of ``KL(p_i || p_j)`` (or the symmetric sum), from
+  one ``O(B^2)`` pairwise-KL matrix; add ``alpha * hir`` to the cross-entropy;
+* :func:`mk_mmd` -- multi-kernel MMD (biased / unbiased MMD^2, or its root)
+  with equally weighted Gaussian kernels, bandwidths by the median heuristic;
+* :func:`class_balanced_weights`, :func:`focal_loss`,
+  :func:`class_balanced_focal_loss` -- Cui et al. (2019) effective-number
+  weights ``(1 - beta) / (1 - beta^n_y)`` times the sigmoid focal loss;
+* :class:`RunningMeanBalancer` -- multi-task ``sum_t L_t / m_t`` with ``m_t``
+  an exponential running mean of ``L_t`` (optax-style state, resumable).
 """
 
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,7 +42,9 @@ import numpy as np
 from jaxkit._checks import is_concrete
 
 __all__ = ["class_mean_pairwise_distance", "class_similarity_matrix", "similarity_smooth_labels",
-           "uniform_smooth_labels"]
+           "uniform_smooth_labels", "hir_loss", "pairwise_kl", "median_bandwidths", "mk_mmd",
+           "class_balanced_weights", "focal_loss", "class_balanced_focal_loss", "RunningMeanBalancer",
+           "BalancerState", "balanced_sum"]
 
 
 def _labels(labels, n, num_classes=None):
@@ -126,3 +143,190 @@ def uniform_smooth_labels(labels, num_classes: int, alpha: float = 0.1) -> jax.A
         raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
     y, c = _labels(labels, jnp.asarray(labels).shape[0] if jnp.ndim(labels) == 1 else -1, num_classes)
     return (1.0 - alpha) * jax.nn.one_hot(y, c) + alpha / c
+
+
+# ------------------------------------------------------------------------------------------ distribution shift
+def _logits_labels(logits, labels):
+    z = jnp.asarray(logits)
+    if z.ndim != 2:
+        raise ValueError(f"`logits` must be (batch, classes), got shape {z.shape}.")
+    if z.shape[0] < 2:
+        raise ValueError(f"need a batch of at least 2 samples (pairs), got {z.shape[0]}.")
+    y, _ = _labels(labels, z.shape[0], z.shape[1])
+    return z, y
+
+
+def pairwise_kl(logits):
+    """``K[i, j] = KL(p_i || p_j)`` for the softmax posteriors of ``logits`` ``(B, C)``: ``(B, B)``."""
+    logp = jax.nn.log_softmax(jnp.asarray(logits), axis=-1)
+    p = jnp.exp(logp)
+    return jnp.sum(p * logp, axis=-1)[:, None] - p @ logp.T
+
+
+def hir_loss(logits, labels, symmetric: bool = False, reduction: str = "sum"):
+    """Hypothesis-invariant-representation loss: ``sum_c sum_{i<j, y_i=y_j=c} KL(p_i || p_j)``.
+
+    ``symmetric=True`` adds ``KL(p_j || p_i)`` for each pair. ``reduction``:
+    ``"sum"`` (the thesis's: its scale grows with the number of same-class
+    pairs, so ``alpha`` must match the batch) or ``"mean"`` over those pairs.
+    Pool the batch over domains; use ``L = CE + alpha * hir_loss``.
+    """
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"`reduction` must be 'sum' or 'mean', got {reduction!r}.")
+    z, y = _logits_labels(logits, labels)
+    k = pairwise_kl(z)
+    if symmetric:
+        k = k + k.T
+    b = z.shape[0]
+    mask = (y[:, None] == y[None, :]) & (jnp.arange(b)[:, None] < jnp.arange(b)[None, :])
+    total = jnp.sum(jnp.where(mask, k, 0.0))
+    return total if reduction == "sum" else total / jnp.maximum(jnp.sum(mask), 1)
+
+
+def _sq_dists(a, b):
+    return jnp.maximum(jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2 * a @ b.T, 0.0)
+
+
+def median_bandwidths(xs, xt, factors=(0.25, 0.5, 1.0, 2.0, 4.0), max_samples: int = 1024):
+    """The median pairwise distance of the pooled samples times ``factors`` (our default for MK-MMD).
+
+    The median is taken over at most ``max_samples`` pooled points (evenly
+    strided, deterministic) so that large feature sets stay cheap; no
+    gradient flows through it.
+    """
+    x = jnp.concatenate([jnp.asarray(xs), jnp.asarray(xt)]).reshape(len(xs) + len(xt), -1)
+    x = jax.lax.stop_gradient(x)  # a heuristic, not part of the loss: no gradient (and no sqrt(0) NaN)
+    step = max(1, -(-x.shape[0] // int(max_samples)))
+    sub = x[::step]
+    iu = jnp.triu_indices(sub.shape[0], 1)
+    d = jnp.sqrt(_sq_dists(sub, sub)[iu])
+    return jnp.maximum(jnp.median(d), 1e-12) * jnp.asarray(factors, jnp.float32)
+
+
+def mk_mmd(xs, xt, bandwidths=None, unbiased: bool = True, squared: bool = True):
+    """Multi-kernel maximum mean discrepancy between source ``xs (n, ...)`` and target ``xt (m, ...)`` samples.
+
+    ``k(x, y) = mean_s exp(-||x - y||^2 / (2 sigma_s^2))`` over ``bandwidths``
+    (default :func:`median_bandwidths`: the median pairwise distance times
+    1/4, 1/2, 1, 2, 4 -- the thesis uses five kernels without giving them).
+    ``MMD^2 = E k(s, s') + E k(t, t') - 2 E k(s, t)``: ``unbiased=True`` drops
+    the ``i = j`` terms of the within-set averages (its mean is 0 when both
+    sets come from one distribution; it can be slightly negative). ``squared=False``
+    returns ``sqrt(max(MMD^2, 0))`` (the thesis writes the norm).
+    """
+    xs = jnp.asarray(xs, jnp.float32).reshape(len(xs), -1)
+    xt = jnp.asarray(xt, jnp.float32).reshape(len(xt), -1)
+    if xs.shape[1] != xt.shape[1]:
+        raise ValueError(f"`xs` and `xt` must have the same feature size, got {xs.shape[1]} and {xt.shape[1]}.")
+    n, m = xs.shape[0], xt.shape[0]
+    if min(n, m) < 2:
+        raise ValueError(f"need at least 2 source and 2 target samples, got {n} and {m}.")
+    bw = median_bandwidths(xs, xt) if bandwidths is None else jnp.asarray(bandwidths, jnp.float32).reshape(-1)
+    if bandwidths is not None and is_concrete(bw) and not np.all(np.asarray(bw) > 0):
+        raise ValueError(f"`bandwidths` must all be > 0, got {np.asarray(bw)}.")
+
+    coef = 1.0 / (2.0 * bw ** 2)
+
+    def k_of(d):  # mean over the kernels, as one fused element-wise sum (no (kernels, n, m) array)
+        return sum(jnp.exp(-d * coef[i]) for i in range(coef.shape[0])) / coef.shape[0]
+
+    def k_sum(a, b):
+        return jnp.sum(k_of(_sq_dists(a, b)))
+
+    if unbiased:  # k(x_i, x_i) = 1 for every kernel: the diagonal sums to n
+        ss = (k_sum(xs, xs) - n) / (n * (n - 1))
+        tt = (k_sum(xt, xt) - m) / (m * (m - 1))
+    else:
+        ss, tt = k_sum(xs, xs) / (n * n), k_sum(xt, xt) / (m * m)
+    mmd2 = ss + tt - 2 * k_sum(xs, xt) / (n * m)
+    return mmd2 if squared else jnp.sqrt(jnp.maximum(mmd2, 0.0))
+
+
+# ------------------------------------------------------------------------------------------ class imbalance
+def class_balanced_weights(counts, beta: float | None = None, normalize: bool = False):
+    """Effective-number weights ``(1 - beta) / (1 - beta^n_c)`` per class (Cui et al. 2019).
+
+    ``beta`` default ``(N - 1) / N`` with ``N = sum(counts)`` (the thesis's
+    choice); ``beta = 0`` gives 1 for every class. ``normalize=True`` rescales
+    the weights to sum to the number of classes (Cui et al.); the thesis does not.
+    """
+    c = np.asarray(counts, np.float64)
+    if c.ndim != 1 or c.size == 0:
+        raise ValueError(f"`counts` must be a non-empty vector of class sizes, got shape {c.shape}.")
+    if np.any(c <= 0) or not np.all(np.isfinite(c)):
+        raise ValueError(f"`counts` must all be positive (a class with no sample has no weight), got {c.tolist()}.")
+    n = c.sum()
+    b = (n - 1) / n if beta is None else float(beta)
+    if not 0 <= b < 1:
+        raise ValueError(f"`beta` must lie in [0, 1), got {beta}.")
+    w = (1 - b) / (1 - b ** c) if b > 0 else np.ones_like(c)
+    if normalize:
+        w = w * c.size / w.sum()
+    return jnp.asarray(w, jnp.float32)
+
+
+def focal_loss(logits, labels, gamma: float = 2.0):
+    """Per-sample sigmoid focal loss ``sum_c (1 - p^t_c)^gamma (-log p^t_c)``, ``p^t_c = sigma(z_c)`` for the
+    true class and ``1 - sigma(z_c)`` otherwise (Lin et al. 2017; ``gamma = 0``: summed binary cross-entropy)."""
+    z = jnp.asarray(logits)
+    if z.ndim != 2:
+        raise ValueError(f"`logits` must be (batch, classes), got shape {z.shape}.")
+    if not float(gamma) >= 0:
+        raise ValueError(f"`gamma` must be >= 0, got {gamma}.")
+    y, _ = _labels(labels, z.shape[0], z.shape[1])
+    onehot = jax.nn.one_hot(y, z.shape[1], dtype=z.dtype)
+    log_pt = jnp.where(onehot > 0, jax.nn.log_sigmoid(z), jax.nn.log_sigmoid(-z))
+    return jnp.sum((1 - jnp.exp(log_pt)) ** gamma * -log_pt, axis=-1)
+
+
+def class_balanced_focal_loss(logits, labels, counts, beta: float | None = None, gamma: float = 2.0,
+                              normalize: bool = False):
+    """Mean over the batch of ``class_balanced_weights(counts, beta)[y] * focal_loss(logits, y, gamma)``.
+
+    ``gamma`` is not given in the thesis: 2 (Lin et al.'s default) is our choice.
+    """
+    w = class_balanced_weights(counts, beta, normalize)
+    z = jnp.asarray(logits)
+    if z.ndim == 2 and w.shape[0] != z.shape[1]:
+        raise ValueError(f"`counts` has {w.shape[0]} classes but `logits` has {z.shape[1]}.")
+    y, _ = _labels(labels, z.shape[0], z.shape[1] if z.ndim == 2 else None)
+    return jnp.mean(w[y] * focal_loss(z, y, gamma))
+
+
+class BalancerState(NamedTuple):
+    """``mean``: running mean of each task's loss; ``count``: updates so far (int32)."""
+
+    mean: jax.Array
+    count: jax.Array
+
+
+class RunningMeanBalancer(NamedTuple):
+    """Multi-task loss balancing by running means: ``total = sum_t L_t / m_t`` (``m_t`` held fixed in gradients).
+
+    ``m_t <- decay * m_t + (1 - decay) * L_t`` after a first value ``m_t = L_t``
+    (exponential averaging and ``decay`` are our choice; the case study gives
+    neither). ``update`` returns the weights ``1 / m_t`` that already include
+    the current losses, so the first step weighs every task to 1. Optax-style:
+    ``state = init(num_tasks)``; ``weights, state = update(losses, state)``;
+    the state is a pytree (checkpoint it to resume).
+    """
+
+    decay: float = 0.99
+    eps: float = 1e-12
+
+    def init(self, num_tasks: int) -> BalancerState:
+        if not 0 <= float(self.decay) < 1:
+            raise ValueError(f"`decay` must lie in [0, 1), got {self.decay}.")
+        return BalancerState(jnp.zeros((int(num_tasks),), jnp.float32), jnp.zeros((), jnp.int32))
+
+    def update(self, losses, state: BalancerState):
+        l_now = jax.lax.stop_gradient(jnp.asarray(losses, jnp.float32))
+        if l_now.shape != state.mean.shape:
+            raise ValueError(f"`losses` must have shape {state.mean.shape} (one per task), got {l_now.shape}.")
+        mean = jnp.where(state.count == 0, l_now, self.decay * state.mean + (1 - self.decay) * l_now)
+        return 1.0 / jnp.maximum(mean, self.eps), BalancerState(mean, state.count + 1)
+
+
+def balanced_sum(losses, weights):
+    """``sum_t w_t L_t`` with the weights held constant (no gradient through them)."""
+    return jnp.sum(jax.lax.stop_gradient(weights) * jnp.asarray(losses))
