@@ -295,8 +295,8 @@ def test_weight_gradient_centralization_experiment(tmp_path, capsys):
 @pytest.mark.slow
 def test_jacobian_reg_uap_experiment(tmp_path, capsys):
     exp = _load_experiment("jacobian_reg_uap")
-    res = exp.main(["--methods", "standard", "jacobian", "--seeds", "0", "--epochs", "4", "--eps", "0.2",
-                    "--targets", "2", "--uap-steps", "30", "--sim-samples", "60", "--out", str(tmp_path)])
+    res = exp.main(["--methods", "standard", "jacobian", "--seeds", "0", "--epochs", "3", "--eps", "0.2",
+                    "--targets", "1", "--uap-steps", "20", "--sim-samples", "40", "--out", str(tmp_path)])
     text = capsys.readouterr().out
     assert "Table 1 layout" in text and "UER % eps=0.2" in text and "median J-sim" in text
     for m in ("standard", "jacobian"):
@@ -308,7 +308,7 @@ def test_jacobian_reg_uap_experiment(tmp_path, capsys):
 @pytest.mark.slow
 def test_localnorm_noise_experiment(tmp_path, capsys):
     exp = _load_experiment("localnorm_noise")
-    acc = exp.main(["--seeds", "0", "--epochs", "4", "--sigmas", "0", "1.5", "--rates", "0.4", "--convert",
+    acc = exp.main(["--seeds", "0", "--epochs", "3", "--sigmas", "0", "1.5", "--rates", "0.4", "--convert",
                     "--finetune-epochs", "1", "--out", str(tmp_path)])
     text = capsys.readouterr().out
     assert "multiplicative noise" in text and "LocalNorm batch_vote" in text
