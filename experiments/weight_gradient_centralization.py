@@ -5,7 +5,9 @@ paper's recipe -- unless ``--no-dense``): baseline, WC (weights centred in the
 forward pass: ``normalize.reparameterize``), GC (``centralize_gradients`` first
 in the optax chain), WC+GC, and the paper's comparisons WS (standardised) and
 WN (unit-norm filters). Same architecture, optimizer, epochs and seeds for all;
-test accuracy mean ± std over seeds, with and without BatchNorm.
+test accuracy mean ± std over seeds, with and without BatchNorm. WC's gradient
+is already centred, so WC+GC differs from WC only through what enters the update
+before GC: weight decay here (``--weight-decay``), or ``--straight-through``.
 
 Paper (CIFAR-10): small CNN without BN 81.87 -> WC 85.01 -> WC+GC 85.75 ->
 WC+GC incl. the dense layer 87.07 %; WN 71.74, WS 73.00; ResNet-34 + BN
@@ -48,6 +50,10 @@ def parse_args(argv=None):
     p.add_argument("--no-dense", action="store_true", help="centralise conv kernels only")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="SGD with momentum 0.9, or Adam")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate (cosine decay)")
+    p.add_argument("--weight-decay", type=float, default=5e-4,
+                   help="L2 decay added to the gradient before GC (as PyTorch SGD + GC implementations do)")
+    p.add_argument("--straight-through", action="store_true",
+                   help="WC/WS/WN forward, gradient passed to the raw weights unchanged")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -61,11 +67,13 @@ def run(args, ds, variant, bn):
     mask = ["Conv_*/kernel"] + ([] if args.no_dense else ["Dense_0/kernel"])
     model = models.VGG(cfg=common.parse_cfg(args.cfg), num_classes=ds.num_classes, batch_norm=bn,
                        hidden=(args.hidden,))
-    apply = nz.reparameterize(model.apply, kind, mask) if kind else model.apply
+    apply = nz.reparameterize(model.apply, kind, mask, args.straight_through) if kind else model.apply
     steps = args.epochs * (len(ds.train) // args.batch_size)
     sched = optax.cosine_decay_schedule(args.lr, max(steps, 1))
     opt = optax.sgd(sched, momentum=0.9) if args.optimizer == "sgd" else optax.adam(sched)
-    tx = optax.chain(nz.centralize_gradients(mask), opt) if gc else opt
+    # weight decay enters the gradient before GC; without it GC on top of the differentiable WC is a no-op
+    decay = [optax.add_decayed_weights(args.weight_decay)] if args.weight_decay else []
+    tx = optax.chain(*decay, *([nz.centralize_gradients(mask)] if gc else []), opt)
 
     def init(seed):
         variables = model.init(jax.random.fold_in(jax.random.key(seed), 0), jnp.asarray(ds.train.x[:1]))

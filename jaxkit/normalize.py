@@ -22,7 +22,9 @@ SGD with GC, centred weights stay centred, so "project once, then GC" equals
 the WC reparameterisation's forward pass; under Adam (per-coordinate scaling) or
 weight decay it does not. The paper's WC is the forward reparameterisation
 (weights centred in the forward pass), which its numbers need; the projection
-is the cheap alternative for SGD.
+is the cheap alternative for SGD. Differentiating through WC already centres
+the raw weights' gradient, so WC + GC equals WC unless an uncentred term (weight
+decay before GC) enters the update -- or with ``straight_through=True``.
 
 **LocalNorm** (Yin, Scholte & Bohté, ICANN 2021): :class:`LocalNorm` normalises
 ``K`` groups of consecutive samples with their own statistics (no running
@@ -149,14 +151,26 @@ def project_weights(kind: str = "center", mask=None) -> optax.GradientTransforma
     return optax.GradientTransformation(init, update)
 
 
-def reparameterize(apply_fn: Callable, kind: str = "center", mask=None) -> Callable:
+def _straight_through(fn):
+    return lambda w: w + jax.lax.stop_gradient(fn(w) - w)
+
+
+def reparameterize(apply_fn: Callable, kind: str = "center", mask=None, straight_through: bool = False) -> Callable:
     """``apply_fn`` seeing WC / WS / WN-transformed kernels: ``f(variables, *args, **kw)``.
 
     Works for any Flax ``apply``: the ``params`` collection (or a bare params
     tree) is transformed on every call, so gradients w.r.t. the raw params flow
-    through the transform (the paper's forward-pass centralisation).
+    through the transform (the paper's forward-pass centralisation). For WC
+    that gradient is already centred per filter, so GC on top of it changes
+    nothing unless something uncentred enters the update first (weight decay
+    added before ``centralize_gradients``, as in the SGD-with-weight-decay
+    implementations of GC). ``straight_through=True`` uses the transformed
+    weights forward but passes the gradient to the raw weights unchanged
+    (``w + stop_gradient(T(w) - w)``).
     """
     fn = _kind(kind)
+    if straight_through:
+        fn = _straight_through(fn)
 
     def wrapped(variables, *args, **kwargs):
         if isinstance(variables, dict) and "params" in variables:
@@ -168,13 +182,17 @@ def reparameterize(apply_fn: Callable, kind: str = "center", mask=None) -> Calla
     return wrapped
 
 
-def Reparameterized(module: nn.Module, kind: str = "center", mask=None) -> nn.Module:  # noqa: N802 (a module factory)
+def Reparameterized(module: nn.Module, kind: str = "center", mask=None,  # noqa: N802 (a module factory)
+                    straight_through: bool = False) -> nn.Module:
     """A copy of ``module`` whose ``params`` are WC / WS / WN-transformed on read (``nn.map_variables``).
 
     Params are created raw at ``init``; paths inside ``mask`` are relative to
     ``module``. The result has the same variable structure as ``module``.
+    ``straight_through`` as in :func:`reparameterize`.
     """
     fn = _kind(kind)
+    if straight_through:
+        fn = _straight_through(fn)
     fields = {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
               if f.init and f.name not in ("parent", "name")}
     cls = nn.map_variables(type(module), "params", trans_in_fn=lambda p: _map_filters(fn, p, mask, "params"),

@@ -240,3 +240,21 @@ def test_gc_and_wc_train_step_is_jittable_and_compiles_once(params):
     assert losses[-1] < losses[0]
     # the dense classifier (Dense_1) was not selected: its gradient was not centred
     assert _filter_means({"k": p["Dense_1"]["kernel"] - params["Dense_1"]["kernel"]})[0] > 1e-6
+
+
+def test_gc_on_top_of_differentiable_wc_is_a_no_op_but_not_with_straight_through(params):
+    x = jax.random.normal(jax.random.key(16), (4, 6, 6, 2))
+    mask = ["Conv_*/kernel", "Dense_0/kernel"]
+
+    def grads(st):
+        f = nz.reparameterize(Net().apply, "center", mask, straight_through=st)
+        return jax.grad(lambda p: jnp.sum(f({"params": p}, x) ** 2))(params)
+
+    g = grads(False)
+    gc, _ = nz.centralize_gradients(mask).update(g, optax.EmptyState())
+    for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(gc)):
+        np.testing.assert_allclose(a, b, atol=1e-5)  # already centred: GC changes nothing
+    gs = grads(True)
+    assert max(_filter_means({"k": gs["Conv_0"]["kernel"]})) > 1e-4  # straight-through: uncentred gradient
+    want = jax.grad(lambda p: jnp.sum(Net().apply({"params": p}, x) ** 2))(nz.transform_weights(params, "center", mask))
+    np.testing.assert_allclose(gs["Conv_0"]["kernel"], want["Conv_0"]["kernel"], rtol=1e-4, atol=1e-6)
