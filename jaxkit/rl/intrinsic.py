@@ -100,10 +100,10 @@ def agent_reward(kind, r_fm, r_mc, eps_fm: float = 1.0, eps_mc: float = 1.0):
         if kind not in AGENTS:
             raise ValueError(f"`kind` must be one of {AGENTS}, got {kind!r}.")
         kind = AGENTS.index(kind)
-    r_gate, _ = gate(r_fm, r_mc, eps_fm, eps_mc)
+    gate(r_fm, r_mc, eps_fm, eps_mc)  # checks eps and NaN rewards
     a = eps_fm * jnp.tanh(jnp.asarray(r_fm, jnp.float32))
     b = eps_mc * jnp.tanh(jnp.asarray(r_mc, jnp.float32))
-    options = jnp.stack([jnp.zeros_like(a), a, b, r_gate])
+    options = jnp.stack([jnp.zeros_like(a), a, b, jnp.maximum(a, b)])  # the gate's value, from the same terms
     return jnp.take(options, jnp.asarray(kind, jnp.int32), axis=0)
 
 

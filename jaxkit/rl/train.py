@@ -126,7 +126,7 @@ class Trainer:
         sig = im.rewards(state.motivation, state.obs, action, next_obs)
         fm_term = im.eps_fm * jnp.tanh(sig["r_fm"])
         mc_term = im.eps_mc * jnp.tanh(sig["r_mc"])
-        r_int = jnp.stack([0.0, fm_term, mc_term, sig["r_gate"]])[kind]
+        r_int = agent_reward(kind, sig["r_fm"], sig["r_mc"], im.eps_fm, im.eps_mc)
         buffer = replay.add(state.buffer, self._transition(state.obs, action, r_ext, next_obs, terminated))
 
         batch = replay.sample(k_a, buffer, self.batch_size)
