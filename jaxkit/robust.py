@@ -35,7 +35,10 @@ import optax
 
 __all__ = ["NORMS", "project", "input_jacobians", "jacobian_frobenius_penalty", "jacobian_cosine_similarity",
            "universal_perturbation", "universal_evasion_rate", "targeted_success_rate",
-           "multiplicative_gaussian_noise", "multiplicative_bernoulli_noise"]
+           "multiplicative_gaussian_noise", "multiplicative_bernoulli_noise",
+           "softrmax_distances", "softrmax_log_probs", "softrmax", "softrmax_cross_entropy",
+           "LOSSES", "ATTACKS", "project_batch", "fgsm", "pgd", "bim", "class_means", "average_sample_attack",
+           "prediction_margin", "magnitude_margin_ratio", "robust_accuracy"]
 
 NORMS = ("inf", "2")
 
@@ -204,3 +207,407 @@ def multiplicative_bernoulli_noise(key, x, rate: float):
         raise ValueError(f"`rate` must be in [0, 1], got {rate}.")
     x = jnp.asarray(x)
     return x * jax.random.bernoulli(key, 1.0 - rate, x.shape).astype(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# softRmax (Cao, Lengyel et al., CVPR 2022 / TU Delft thesis ch. 5): a conservative, distance-based output head.
+# --------------------------------------------------------------------------------------------------------------------
+
+def _check_logits(z, name="logits"):
+    z = jnp.asarray(z)
+    if z.ndim < 1 or z.shape[-1] < 2:
+        raise ValueError(f"`{name}` must have a last axis of >= 2 classes, got shape {z.shape}.")
+    if not jnp.issubdtype(z.dtype, jnp.floating):
+        raise ValueError(f"`{name}` must be floating point, got {z.dtype}.")
+    return z
+
+
+def softrmax_distances(z):
+    """``d_k = ||z - e_k||^2`` for every class ``k`` (``e_k`` one-hot), shape of ``z``.
+
+    ``||z||^2 - 2 z_k + 1`` in O(k), except for ``k = argmax z``, recomputed as
+    ``sum_{i != k} z_i^2 + (z_k - 1)^2``: the identity cancels catastrophically
+    in float32 near ``z = e_k`` (exactly where training drives ``z``), and only
+    the largest component can give a small ``d_k``, so the cost stays O(k).
+    """
+    z = _check_logits(z)
+    sq = z * z
+    total = jnp.sum(sq, axis=-1, keepdims=True)
+    d = total - 2.0 * z + 1.0
+    top = jax.nn.one_hot(jnp.argmax(z, axis=-1), z.shape[-1], dtype=bool)
+    others = jnp.sum(jnp.where(top, 0.0, sq), axis=-1, keepdims=True)
+    direct = others + (z - 1.0) ** 2
+    return jnp.where(top, direct, d)
+
+
+def softrmax_log_probs(z, floor: float = 1e-12):
+    """``log p_i``, ``p_i(z) = ||z - e_i||^-2 / sum_k ||z - e_k||^-2`` (softRmax).
+
+    Log domain: ``log p = -log d - logsumexp(-log d)`` with ``d`` from
+    :func:`softrmax_distances` floored at ``floor`` (so ``z = e_k`` exactly gives
+    a finite, near-one-hot posterior instead of ``inf / inf``). Far from the
+    centres every ``d_k ~ ||z||^2`` and ``p -> 1/k`` (conservative), where
+    softmax goes one-hot.
+    """
+    if not float(floor) > 0:
+        raise ValueError(f"`floor` must be > 0, got {floor}.")
+    neg = -jnp.log(jnp.maximum(softrmax_distances(z), floor))
+    return neg - jax.nn.logsumexp(neg, axis=-1, keepdims=True)
+
+
+def softrmax(z, floor: float = 1e-12):
+    """softRmax posteriors (rows sum to one); see :func:`softrmax_log_probs`."""
+    return jnp.exp(softrmax_log_probs(z, floor))
+
+
+def softrmax_cross_entropy(logits, labels, floor: float = 1e-12):
+    """``-log p_y`` under softRmax, per example: a drop-in for
+    ``optax.softmax_cross_entropy_with_integer_labels(logits, labels)``."""
+    logits = _check_logits(logits)
+    labels = jnp.asarray(labels)
+    if labels.shape != logits.shape[:-1] or not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"`labels` must be integers of shape {logits.shape[:-1]}, got {labels.dtype} {labels.shape}.")
+    lp = softrmax_log_probs(logits, floor)
+    return -jnp.take_along_axis(lp, labels[..., None], axis=-1)[..., 0]
+
+
+# --------------------------------------------------------------------------------------------------------------------
+# Adversarial attacks: FGSM, BIM / PGD (l-inf, l2, targeted, random start), average-sample, transfer.
+# --------------------------------------------------------------------------------------------------------------------
+
+LOSSES = {"softmax": optax.softmax_cross_entropy_with_integer_labels, "softrmax": softrmax_cross_entropy}
+ATTACKS = ("fgsm", "bim", "pgd", "average")
+
+
+def _loss_fn(loss):
+    if callable(loss):
+        return loss
+    if loss not in LOSSES:
+        raise ValueError(f"`loss` must be one of {tuple(LOSSES)} or a callable (logits, labels) -> per-example loss, "
+                         f"got {loss!r}.")
+    return LOSSES[loss]
+
+
+def _eps_nonneg(eps, name="eps"):
+    e = np.asarray(eps, dtype=np.float64)
+    if not (np.all(np.isfinite(e)) and np.all(e >= 0)):
+        raise ValueError(f"`{name}` must be finite and >= 0, got {eps}.")
+    return e
+
+
+def _clip_arg(clip):
+    if clip is None:
+        return None
+    lo, hi = (float(c) for c in clip)
+    if not lo < hi:
+        raise ValueError(f"`clip` must be (low, high) with low < high, got {clip}.")
+    return (lo, hi)
+
+
+def _batch_norms(g, norm):
+    axes = tuple(range(1, g.ndim))
+    if norm == "inf":
+        return jnp.max(jnp.abs(g), axis=axes, keepdims=True)
+    return jnp.sqrt(jnp.sum(g * g, axis=axes, keepdims=True))
+
+
+def _direction(g, norm):
+    """The steepest-ascent unit step for ``norm``: ``sign(g)`` (l-inf) or ``g / ||g||_2`` per example."""
+    if norm == "inf":
+        return jnp.sign(g)
+    return g / jnp.maximum(_batch_norms(g, "2"), 1e-12)
+
+
+def project_batch(delta, eps, norm: str = "inf"):
+    """Project each example's perturbation ``delta[i]`` onto its own ``eps``-ball (``eps`` scalar or per example)."""
+    delta = jnp.asarray(delta)
+    return _proj(delta, jnp.reshape(jnp.asarray(eps, delta.dtype), (-1,) + (1,) * (delta.ndim - 1)), _norm(norm))
+
+
+def _proj(delta, e, norm):  # e broadcastable to delta, one value per example
+    if norm == "inf":
+        return jnp.clip(delta, -e, e)
+    return delta * jnp.minimum(1.0, e / jnp.maximum(_batch_norms(delta, "2"), 1e-12))
+
+
+def _input_grad(apply_fn, params, x, labels, loss):
+    """Per-example ``grad_x loss(f(x_i), labels_i)`` (the batch sum, so examples do not mix) and the losses."""
+    def total(xx):
+        ls = loss(apply_fn(params, xx), labels)
+        return jnp.sum(ls), ls
+
+    g, ls = jax.grad(total, has_aux=True)(x)
+    return g, ls
+
+
+def _clip(x, clip):
+    return x if clip is None else jnp.clip(x, clip[0], clip[1])
+
+
+def _fgsm(apply_fn, params, x, y, eps, norm, targeted, loss, clip):
+    g, _ = _input_grad(apply_fn, params, x, y, loss)
+    s = -1.0 if targeted else 1.0
+    e = jnp.reshape(eps, (-1,) + (1,) * (x.ndim - 1))
+    return _clip(x + s * e * _direction(g, norm), clip)
+
+
+def _check_attack(x, y, eps):
+    x, y = _check_data(x, y)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"`x` must be floating point, got {x.dtype}.")
+    if not jnp.issubdtype(y.dtype, jnp.integer):
+        raise ValueError(f"`y` (labels, or target labels when targeted) must be integers, got {y.dtype}.")
+    e = _eps_nonneg(eps)
+    if e.ndim > 1 or (e.ndim == 1 and e.shape[0] != x.shape[0]):
+        raise ValueError(f"`eps` must be a scalar or one value per example ({x.shape[0]}), got shape {e.shape}.")
+    return x, y, jnp.asarray(e, x.dtype)
+
+
+def fgsm(apply_fn: Callable, params, x, y, eps, *, norm: str = "inf", targeted: bool = False, loss="softmax",
+         clip=None):
+    """Fast gradient sign method (Goodfellow et al. 2015).
+
+    ``x' = x + eps sign(grad_x J(x, y))``; ``targeted=True`` reads ``y`` as the
+    target labels and steps ``x' = x - eps sign(grad_x J(x, y_t))``. ``norm="2"``
+    gives the l2 fast gradient method (``g / ||g||_2`` per example). ``loss`` is
+    ``"softmax"``, ``"softrmax"`` or a callable ``(logits, labels) -> per-example
+    loss``. ``clip=(lo, hi)`` keeps the result in a valid input range (inputs
+    are in the model's own scale). ``eps`` is a scalar or one value per example.
+    """
+    x, y, e = _check_attack(x, y, eps)
+    return _fgsm_jit(apply_fn, params, x, y, e, _norm(norm), bool(targeted), _loss_fn(loss), _clip_arg(clip))
+
+
+_fgsm_jit = jax.jit(_fgsm, static_argnames=("apply_fn", "norm", "targeted", "loss", "clip"))
+
+
+def _pgd(key, apply_fn, params, x, y, eps, alpha, norm, steps, random_start, targeted, keep_best, loss, clip):
+    sign = -1.0 if targeted else 1.0
+    e = jnp.reshape(eps, (-1,) + (1,) * (x.ndim - 1))
+    a = jnp.reshape(alpha, (-1,) + (1,) * (x.ndim - 1))
+    if random_start:
+        if norm == "inf":
+            d0 = jax.random.uniform(key, x.shape, x.dtype, -1.0, 1.0) * e
+        else:  # uniform in the l2 ball: a Gaussian direction, radius eps * U^(1/n)
+            k1, k2 = jax.random.split(key)
+            v = jax.random.normal(k1, x.shape, x.dtype)
+            n = np.prod(x.shape[1:])
+            r = jax.random.uniform(k2, (x.shape[0],) + (1,) * (x.ndim - 1), x.dtype) ** (1.0 / n)
+            d0 = v / jnp.maximum(_batch_norms(v, "2"), 1e-12) * r * e
+        x0 = _clip(x + d0, clip)
+    else:
+        x0 = x
+
+    def objective(ls):  # larger is better for the attacker
+        return sign * ls
+
+    g0, l0 = _input_grad(apply_fn, params, x0, y, loss)
+
+    def body(_, carry):
+        xa, g, best_x, best_v = carry
+        xn = xa + sign * a * _direction(g, norm)
+        xn = _clip(x + _proj(xn - x, e, norm), clip)
+        gn, ln = _input_grad(apply_fn, params, xn, y, loss)
+        v = objective(ln)
+        better = (v > best_v).reshape((-1,) + (1,) * (x.ndim - 1))
+        return xn, gn, jnp.where(better, xn, best_x), jnp.maximum(v, best_v)
+
+    xa, _, best_x, _ = jax.lax.fori_loop(0, steps, body, (x0, g0, x0, objective(l0)))
+    return best_x if keep_best else xa
+
+
+_pgd_jit = jax.jit(_pgd, static_argnames=("apply_fn", "norm", "steps", "random_start", "targeted", "keep_best",
+                                          "loss", "clip"))
+
+
+def pgd(key, apply_fn: Callable, params, x, y, eps, *, norm: str = "inf", steps: int = 10, step_size=None,
+        random_start: bool = True, targeted: bool = False, keep_best: bool = True, loss="softmax", clip=None):
+    """Projected gradient descent attack (Madry et al. 2018): ``steps`` iterations of
+    ``x <- clip(x + P_eps(x + alpha d(grad) - x_0))`` with ``d = sign`` (l-inf) or
+    ``g / ||g||_2`` (l2), the gradient taken at the current iterate.
+
+    ``random_start`` draws the start uniformly in the ball (needs ``key``; ours
+    and Madry's extension of BIM); ``step_size`` defaults to ``2.5 eps / steps``.
+    ``keep_best`` returns, per example, the iterate with the highest loss
+    (lowest target loss when ``targeted``) among the start and all steps -- so
+    the attack never does worse than its start; ``False`` returns the last
+    iterate. One jitted ``lax.fori_loop``; other arguments as in :func:`fgsm`.
+    """
+    x, y, e = _check_attack(x, y, eps)
+    if int(steps) < 1:
+        raise ValueError(f"`steps` must be >= 1, got {steps}.")
+    alpha = 2.5 * e / int(steps) if step_size is None else jnp.asarray(_eps_nonneg(step_size, "step_size"), x.dtype)
+    if random_start and key is None:
+        raise ValueError("`key` is required with random_start=True (or pass random_start=False).")
+    key = jax.random.key(0) if key is None else key
+    return _pgd_jit(key, apply_fn, params, x, y, e, alpha, _norm(norm), int(steps), bool(random_start),
+                    bool(targeted), bool(keep_best), _loss_fn(loss), _clip_arg(clip))
+
+
+def bim(apply_fn: Callable, params, x, y, eps, *, steps: int = 10, norm: str = "inf", targeted: bool = False,
+        keep_best: bool = False, loss="softmax", clip=None):
+    """Basic iterative method (Kurakin et al. 2017): ``steps`` signed steps of ``alpha = eps / steps`` from ``x``,
+    the gradient taken at the current iterate, projected on the ``eps``-ball (the thesis prints the gradient at
+    ``x``; this is the standard BIM). :func:`pgd` without random start; returns the last iterate by default."""
+    x, y, e = _check_attack(x, y, eps)
+    if int(steps) < 1:
+        raise ValueError(f"`steps` must be >= 1, got {steps}.")
+    return _pgd_jit(None, apply_fn, params, x, y, e, e / int(steps), _norm(norm), int(steps), False, bool(targeted),
+                    bool(keep_best), _loss_fn(loss), _clip_arg(clip))
+
+
+def class_means(x, y, num_classes: int | None = None):
+    """``Avg_c``: the mean training input of each class, shape ``(num_classes,) + x.shape[1:]``."""
+    x, y = _check_data(x, y)
+    c = int(jnp.max(y)) + 1 if num_classes is None else int(num_classes)
+    counts = np.bincount(np.asarray(y), minlength=c)
+    if len(counts) > c or np.any(counts == 0):
+        raise ValueError(f"`y` must hold every class 0..{c - 1} at least once (counts {counts.tolist()}).")
+    sums = jax.ops.segment_sum(x, y, num_segments=c)
+    return sums / jnp.asarray(counts, x.dtype).reshape((c,) + (1,) * (x.ndim - 1))
+
+
+def _average(x, y, means, target, eps, clip):
+    e = jnp.reshape(eps, (-1,) + (1,) * (x.ndim - 1))
+    return _clip(x + e * jnp.sign(means[target] - means[y]), clip)
+
+
+def average_sample_attack(x, y, means, target, eps, clip=None):
+    """Average-sample attack (thesis ch. 5): ``x'_y = x_y + eps sign(Avg_t - Avg_y)``.
+
+    Semi-black-box: no gradients, but the class means ``means`` (from
+    :func:`class_means` on training data). ``target`` is one class or one per
+    example (examples already of class ``target`` move by ``sign(0) = 0``).
+    """
+    x, y, e = _check_attack(x, y, eps)
+    means = jnp.asarray(means, x.dtype)
+    if means.shape[1:] != x.shape[1:]:
+        raise ValueError(f"`means` must have shape (num_classes,) + {x.shape[1:]}, got {means.shape}.")
+    t = jnp.broadcast_to(jnp.asarray(target, jnp.int32), y.shape)
+    return _average(x, y, means, t, e, _clip_arg(clip))
+
+
+def prediction_margin(logits, y):
+    """``M_z = z_y - max_{i != y} z_i`` per example (negative when misclassified)."""
+    logits = _check_logits(logits)
+    y = jnp.asarray(y)
+    zy = jnp.take_along_axis(logits, y[..., None], -1)[..., 0]
+    other = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
+    return zy - jnp.max(other, axis=-1)
+
+
+def magnitude_margin_ratio(apply_fn: Callable, params, x, y, ord: str = "l1"):
+    """``R = m / M_z`` per example: the first-order FGSM view of robustness (thesis ch. 5).
+
+    ``m = ||grad_x z_y - grad_x z_j||_1 / n`` (``ord="l1"``, the thesis's
+    derivation; ``n`` the input size) or ``||...||_2`` (``ord="l2"``, the
+    author's code), ``j`` the runner-up class, ``M_z`` the
+    :func:`prediction_margin`. An l-inf step of ``eps`` lowers the margin by
+    about ``eps n m`` (l1 form), so a small ``R`` means a robust example.
+    """
+    if ord not in ("l1", "l2"):
+        raise ValueError(f"`ord` must be 'l1' or 'l2', got {ord!r}.")
+    x, y = _check_data(x, y)
+    return _mmr(apply_fn, params, x, y, ord)
+
+
+@jax.jit(static_argnames=("apply_fn", "ord"))
+def _mmr(apply_fn, params, x, y, ord):
+    z = apply_fn(params, x)
+    other = jnp.where(jax.nn.one_hot(y, z.shape[-1], dtype=bool), -jnp.inf, z)
+    j = jnp.argmax(other, axis=-1)
+
+    def gap(xx):
+        zz = apply_fn(params, xx)
+        return jnp.sum(jnp.take_along_axis(zz, y[:, None], 1) - jnp.take_along_axis(zz, j[:, None], 1))
+
+    g = jax.grad(gap)(x).reshape(x.shape[0], -1)
+    m = jnp.sum(jnp.abs(g), 1) / g.shape[1] if ord == "l1" else jnp.sqrt(jnp.sum(g * g, 1))
+    return m / prediction_margin(z, y)
+
+
+def _attack_fn(attack, norm, steps, targeted, loss, clip, random_start):
+    """``(key, apply, params, x, y, e, means, target) -> x_adv`` for one ``eps`` (traced)."""
+    if attack == "fgsm":
+        return lambda k, f, p, x, y, e, m, t: _fgsm(f, p, x, t if targeted else y, e, norm, targeted, loss, clip)
+    if attack in ("bim", "pgd"):
+        rs = random_start if attack == "pgd" else False
+
+        def run(k, f, p, x, y, e, m, t):
+            alpha = (e / steps) if attack == "bim" else 2.5 * e / steps
+            return _pgd(k, f, p, x, t if targeted else y, e, alpha, norm, steps, rs, targeted, attack == "pgd",
+                        loss, clip)
+
+        return run
+    return lambda k, f, p, x, y, e, m, t: _average(x, y, m, t, e, clip)
+
+
+@jax.jit(static_argnames=("apply_fn", "source_fn", "attack", "norm", "steps", "targeted", "loss", "clip",
+                          "random_start"))
+def _robust_hits(key, apply_fn, params, source_fn, source_params, x, y, eps, means, target, attack, norm, steps,
+                 targeted, loss, clip, random_start):
+    craft = _attack_fn(attack, norm, steps, targeted, loss, clip, random_start)
+
+    def one(e):
+        xa = craft(key, source_fn, source_params, x, y, e, means, target)
+        pred = jnp.argmax(apply_fn(params, xa), -1)
+        return jnp.sum(pred == y), jnp.sum(pred == target)
+
+    return jax.vmap(one)(eps)
+
+
+def robust_accuracy(apply_fn: Callable, params, x, y, eps, attack: str = "fgsm", *, key=None, steps: int = 10,
+                    norm: str = "inf", targeted: bool = False, target=None, loss="softmax", clip=None,
+                    random_start: bool = True, means=None, source=None, batch_size: int | None = None,
+                    return_success: bool = False):
+    """Accuracy under ``attack`` at every budget in ``eps`` -- one jitted call ``vmap``-ped over the budgets.
+
+    ``attack``: ``"fgsm"``, ``"bim"`` (``steps`` steps of ``eps/steps``),
+    ``"pgd"`` (random start, ``2.5 eps / steps``, best iterate) or
+    ``"average"`` (:func:`average_sample_attack`; needs ``means`` and
+    ``target``). ``eps = 0`` gives the clean accuracy. ``source=(apply_fn,
+    params)`` crafts the attack on another model and transfers it (the
+    substitute-model black-box attack); by default the attacked model crafts
+    it (white box). ``targeted`` (or ``attack="average"``) reads ``target`` as
+    the target class(es); ``return_success=True`` then also returns the share
+    of examples classified as the target. For FGSM the input gradient does not
+    depend on ``eps`` and is computed once for all budgets. ``batch_size``
+    splits the examples into chunks (one compile per chunk shape).
+    Returns a float64 numpy array, one accuracy per ``eps``.
+    """
+    if attack not in ATTACKS:
+        raise ValueError(f"`attack` must be one of {ATTACKS}, got {attack!r}.")
+    x, y = _check_data(x, y)
+    e = _eps_nonneg(eps)
+    if e.ndim != 1 or e.size == 0:
+        raise ValueError(f"`eps` must be a non-empty list of budgets, got {eps}.")
+    n = _norm(norm)
+    if attack in ("bim", "pgd") and int(steps) < 1:
+        raise ValueError(f"`steps` must be >= 1, got {steps}.")
+    if attack == "pgd" and random_start and key is None:
+        raise ValueError("`key` is required for attack='pgd' with random_start=True.")
+    if (targeted or attack == "average") and target is None:
+        raise ValueError("`target` (one class or one per example) is required for targeted and average attacks.")
+    if attack == "average":
+        if means is None:
+            raise ValueError("`means` (robust.class_means of the training data) is required for attack='average'.")
+        means = jnp.asarray(means, x.dtype)
+        if means.shape[1:] != x.shape[1:]:
+            raise ValueError(f"`means` must have shape (num_classes,) + {x.shape[1:]}, got {means.shape}.")
+    else:
+        means = jnp.zeros((1,) + x.shape[1:], x.dtype)
+    tgt = jnp.broadcast_to(jnp.asarray(-1 if target is None else target, jnp.int32), y.shape)
+    src_fn, src_params = (apply_fn, params) if source is None else source
+    key = jax.random.key(0) if key is None else key
+    bs = x.shape[0] if batch_size is None else int(batch_size)
+    hits, succ = np.zeros(e.size), np.zeros(e.size)
+    for i in range(0, x.shape[0], bs):
+        h, s = _robust_hits(jax.random.fold_in(key, i), apply_fn, params, src_fn, src_params, x[i:i + bs],
+                            y[i:i + bs], jnp.asarray(e, x.dtype), means, tgt[i:i + bs], attack, n, int(steps),
+                            bool(targeted), _loss_fn(loss), _clip_arg(clip), bool(random_start))
+        hits += np.asarray(h)
+        succ += np.asarray(s)
+    acc = hits / x.shape[0]
+    if return_success:
+        return acc, succ / x.shape[0]
+    return acc
