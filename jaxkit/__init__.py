@@ -11,7 +11,8 @@ import importlib
 __version__ = "0.1.0"
 
 _SUBMODULES = ("tree", "data", "models", "checkpoint", "schedules", "interval", "lipschitz", "prune", "gates", "gan",
-               "anomaly", "evolution", "fairness", "calibration", "losses", "rl", "normalize", "robust")
+               "anomaly", "evolution", "fairness", "calibration", "losses", "rl", "normalize", "robust",
+               "explain")
 
 __all__ = list(_SUBMODULES) + ["__version__"]
 

@@ -1,0 +1,288 @@
+"""Explanation maps of Flax classifiers: Grad-CAM, CAM, gradient saliency, guided backpropagation.
+
+**Reaching a feature map.** Grad-CAM needs ``A``, the last convolutional
+feature maps (after the nonlinearity, before pooling), and ``dy/dA``. For any
+Flax Linen model ``apply_fn(params, x)`` a layer is named by its module path
+(``"Conv_1"``, ``"features/Conv_3"``): :func:`features_and_logits` intercepts
+that module's output (``flax.linen.intercept_methods``) and adds a zero
+perturbation whose gradient is ``dy/dA``. A Conv's output is *before* a
+functional ``nn.relu``; to explain the post-ReLU map as the paper does, put the
+parameter-free :class:`Tap` after the activation (``x = Tap(name="features")(
+nn.relu(conv(x)))``) -- it adds no parameters, so trained params still fit.
+``layer=None`` takes the last :class:`Tap`, else the last ``nn.Conv``.
+:func:`layer_names` lists what can be named. Models split into a feature
+extractor and a head can use :func:`gradcam_from_features` instead.
+
+**Grad-CAM** (Selvaraju et al. 2017): ``alpha_k^c = mean_ij dy^c/dA^k_ij``
+(``y^c`` the pre-softmax score, top-1 class by default) and
+``map = ReLU(sum_k alpha_k^c A^k)``, divided by its maximum (an all-zero map
+stays zero). **CAM** (Zhou et al. 2016) for GAP -> linear heads:
+``ReLU(sum_k W[k, c] A^k)``. **Saliency** (Simonyan et al. 2014):
+``max_channel |dy^c/dx|``. **Guided backpropagation** (Springenberg et al.
+2015): ReLUs pass back only positive gradients through positive activations
+(:func:`guided_relu`, a custom VJP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+__all__ = ["Tap", "layer_names", "features_and_logits", "gradcam", "gradcam_from_features", "cam", "saliency",
+           "guided_relu", "guided_relus", "guided_backprop", "normalize_maps"]
+
+
+class Tap(nn.Module):
+    """Identity module that names a feature map for explanations (no parameters)."""
+
+    @nn.compact
+    def __call__(self, x):
+        return x
+
+
+def _path(module) -> str:
+    return "/".join(module.path)
+
+
+def layer_names(apply_fn: Callable, params, x) -> list[tuple[str, str, tuple]]:
+    """``(path, module type, output shape)`` of every module called by ``apply_fn(params, x)``, in call order
+    (the top-level module excluded; traced abstractly, nothing is computed)."""
+    if hasattr(apply_fn, "layer_names"):
+        return apply_fn.layer_names(params, x)
+    seen = []
+
+    def icpt(next_fun, args, kwargs, ctx):
+        out = next_fun(*args, **kwargs)
+        if ctx.method_name == "__call__" and ctx.module.path:
+            shape = tuple(out.shape) if hasattr(out, "shape") else ()
+            seen.append((_path(ctx.module), type(ctx.module).__name__, shape))
+        return out
+
+    def run(p, xx):
+        with nn.intercept_methods(icpt):
+            return apply_fn(p, xx)
+
+    jax.eval_shape(run, params, x)
+    return seen
+
+
+def _default_layer(names):
+    taps = [n for n, t, s in names if t == "Tap" and len(s) == 4]
+    convs = [n for n, t, s in names if t in ("Conv", "ConvLocal") and len(s) == 4]
+    if taps:
+        return taps[-1]
+    if convs:
+        return convs[-1]
+    raise ValueError("the model has no convolutional layer (nn.Conv or explain.Tap with a 4-D output) for "
+                     f"Grad-CAM/CAM; modules called: {[n for n, _, _ in names]}. Name one with `layer`.")
+
+
+def resolve_layer(apply_fn: Callable, params, x, layer: str | None) -> str:
+    """``layer`` checked against the modules ``apply_fn`` calls (``None``: the last Tap, else the last Conv)."""
+    names = layer_names(apply_fn, params, x)
+    if layer is None:
+        return _default_layer(names)
+    if layer not in [n for n, _, _ in names]:
+        raise ValueError(f"`layer` {layer!r} is not a module of this model; available: "
+                         f"{[n for n, _, _ in names]}.")
+    return layer
+
+
+def features_and_logits(apply_fn: Callable, params, x, layer: str, delta=None):
+    """``(logits, A)``: the model's output and the output ``A`` of module ``layer`` (plus ``delta`` when given,
+    so that ``grad`` w.r.t. ``delta`` at zero is ``dlogits/dA``). Wrappers that modify the model (see
+    :mod:`jaxkit.explain.manipulate`) provide their own ``tapped`` method, used here."""
+    if hasattr(apply_fn, "tapped"):
+        return apply_fn.tapped(params, x, layer, delta)
+    found = []
+
+    def icpt(next_fun, args, kwargs, ctx):
+        out = next_fun(*args, **kwargs)
+        if ctx.method_name == "__call__" and _path(ctx.module) == layer:
+            if found:
+                raise ValueError(f"`layer` {layer!r} is called more than once per forward pass; name a module "
+                                 "called once (e.g. add an explain.Tap).")
+            if delta is not None:
+                out = out + delta
+            found.append(out)
+        return out
+
+    with nn.intercept_methods(icpt):
+        logits = apply_fn(params, x)
+    if not found:
+        raise ValueError(f"`layer` {layer!r} was not called by the model.")
+    return logits, found[0]
+
+
+def normalize_maps(maps):
+    """Each map divided by its maximum; an all-zero (or non-positive) map stays zero -- no 0/0."""
+    mx = jnp.max(maps, axis=tuple(range(1, maps.ndim)), keepdims=True)
+    return jnp.where(mx > 0, maps / jnp.where(mx > 0, mx, 1.0), 0.0)
+
+
+def _selector(logits, target):
+    """One-hot rows picking the explained class: the top-1 class, or ``target`` (one class or one per example)."""
+    if target is None:
+        c = jnp.argmax(jax.lax.stop_gradient(logits), axis=-1)
+    else:
+        c = jnp.broadcast_to(jnp.asarray(target, jnp.int32), logits.shape[:1])
+    return jax.nn.one_hot(c, logits.shape[-1], dtype=logits.dtype)
+
+
+def _check_x(x):
+    x = jnp.asarray(x)
+    if x.ndim < 2 or not jnp.issubdtype(x.dtype, jnp.floating):
+        raise ValueError(f"`x` must be a floating-point batch (B, ...), got {x.dtype} {x.shape}.")
+    return x
+
+
+def _check_target(target, num_classes=None):
+    if target is None:
+        return None
+    t = jnp.asarray(target)
+    if not jnp.issubdtype(t.dtype, jnp.integer):
+        raise ValueError(f"`target` must be a class index or one index per example, got {t.dtype}.")
+    return t
+
+
+def _resize(maps, size):
+    if size is None:
+        return maps
+    return jax.image.resize(maps, maps.shape[:1] + tuple(size), "linear")
+
+
+def _grad_cam_core(A, g):
+    alpha = jnp.mean(g, axis=tuple(range(1, g.ndim - 1)))  # (B, K)
+    return jax.nn.relu(jnp.einsum("b...k,bk->b...", A, alpha))
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "layer", "normalize", "size"))
+def _gradcam(apply_fn, params, x, target, layer, normalize, size):
+    layer = resolve_layer(apply_fn, params, x, layer)
+    a_shape = jax.eval_shape(lambda: features_and_logits(apply_fn, params, x, layer)[1])
+
+    def score(delta):
+        logits, A = features_and_logits(apply_fn, params, x, layer, delta)
+        return jnp.sum(logits * _selector(logits, target)), A
+
+    g, A = jax.grad(score, has_aux=True)(jnp.zeros(a_shape.shape, a_shape.dtype))
+    maps = _grad_cam_core(A, g)
+    return _resize(normalize_maps(maps) if normalize else maps, size)
+
+
+def gradcam(apply_fn: Callable, params, x, target=None, *, layer: str | None = None, normalize: bool = True,
+            size: tuple[int, int] | None = None):
+    """Grad-CAM maps ``(B, h, w)`` of the feature map at ``layer`` for the top-1 class (or ``target``).
+
+    ``normalize`` divides each map by its maximum; ``size=(H, W)`` resizes
+    (bilinear) after normalising, e.g. to overlay on the input. Jitted; the
+    layer is resolved at trace time (an unknown name lists the available ones).
+    """
+    x = _check_x(x)
+    return _gradcam(apply_fn, params, x, _check_target(target), layer, bool(normalize),
+                    None if size is None else tuple(int(s) for s in size))
+
+
+def gradcam_from_features(head_fn: Callable, params, features, target=None, *, normalize: bool = True):
+    """Grad-CAM for a model split into features and a head: ``A = features`` ``(B, h, w, K)``, logits
+    ``head_fn(params, A)``."""
+    A = jnp.asarray(features)
+    if A.ndim != 4:
+        raise ValueError(f"`features` must be (B, h, w, K) feature maps, got shape {A.shape}.")
+
+    def score(a):
+        logits = head_fn(params, a)
+        return jnp.sum(logits * _selector(logits, target))
+
+    maps = _grad_cam_core(A, jax.grad(score)(A))
+    return normalize_maps(maps) if normalize else maps
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn", "layer", "normalize"))
+def _cam(apply_fn, params, x, kernel, target, layer, normalize):
+    layer = resolve_layer(apply_fn, params, x, layer)
+    logits, A = features_and_logits(apply_fn, params, x, layer)
+    w = _selector(logits, target) @ kernel.T  # (B, K): W[:, c] per example
+    maps = jax.nn.relu(jnp.einsum("b...k,bk->b...", A, w))
+    return normalize_maps(maps) if normalize else maps
+
+
+def cam(apply_fn: Callable, params, x, kernel, target=None, *, layer: str | None = None, normalize: bool = True):
+    """Class activation maps ``ReLU(sum_k W[k, c] A^k)`` for a global-average-pool -> linear head with
+    ``kernel`` ``W`` of shape ``(K, num_classes)`` (the Dense kernel after the pooling)."""
+    x = _check_x(x)
+    kernel = jnp.asarray(kernel)
+    if kernel.ndim != 2:
+        raise ValueError(f"`kernel` must be the (K, num_classes) Dense kernel of the head, got {kernel.shape}.")
+    return _cam(apply_fn, params, x, kernel, _check_target(target), layer, bool(normalize))
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn",))
+def _input_grad(apply_fn, params, x, target):
+    def score(xx):
+        logits = apply_fn(params, xx)
+        return jnp.sum(logits * _selector(logits, target))
+
+    return jax.grad(score)(x)
+
+
+def saliency(apply_fn: Callable, params, x, target=None):
+    """Gradient saliency ``max_channel |dy^c/dx|``: ``(B, H, W)`` for image batches ``(B, H, W, C)``, else
+    ``|dy^c/dx|`` in the input's shape."""
+    x = _check_x(x)
+    g = jnp.abs(_input_grad(apply_fn, params, x, _check_target(target)))
+    return jnp.max(g, axis=-1) if x.ndim == 4 else g
+
+
+@jax.custom_vjp
+def guided_relu(x):
+    """``max(x, 0)`` whose backward pass keeps only positive gradients at positive inputs (guided backprop)."""
+    return jnp.maximum(x, 0)
+
+
+def _guided_fwd(x):
+    return jnp.maximum(x, 0), x
+
+
+def _guided_bwd(x, g):
+    return (jnp.where((x > 0) & (g > 0), g, jnp.zeros_like(g)),)
+
+
+guided_relu.defvjp(_guided_fwd, _guided_bwd)
+
+
+@contextlib.contextmanager
+def guided_relus():
+    """Within the block, ``jax.nn.relu`` / ``flax.linen.relu`` are :func:`guided_relu` (models that call
+    ``nn.relu(x)`` at trace time pick it up; an already-compiled ``jax.jit`` of the model would not)."""
+    import flax.linen.activation as act  # noqa: PLC0415
+
+    saved = (jax.nn.relu, nn.relu, act.relu)
+    jax.nn.relu = nn.relu = act.relu = guided_relu
+    try:
+        yield
+    finally:
+        jax.nn.relu, nn.relu, act.relu = saved
+
+
+def guided_backprop(apply_fn: Callable, params, x, target=None):
+    """Guided-backpropagation gradient ``dy^c/dx`` (input shape) with every ReLU guided
+    (:func:`guided_relus`). Reduce with e.g. ``jnp.max(jnp.abs(g), -1)`` for a feature-response map."""
+    x = _check_x(x)
+    target = _check_target(target)
+    with guided_relus():
+        return _guided_grad(apply_fn, params, x, target)
+
+
+@functools.partial(jax.jit, static_argnames=("apply_fn",))
+def _guided_grad(apply_fn, params, x, target):
+    def score(xx):
+        logits = apply_fn(params, xx)
+        return jnp.sum(logits * _selector(logits, target))
+
+    return jax.grad(score)(x)
