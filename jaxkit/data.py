@@ -30,6 +30,7 @@ __all__ = [
     "Split",
     "Dataset",
     "load_digits",
+    "select_classes",
     "load_iris",
     "load_breast_cancer",
     "make_classification",
@@ -124,6 +125,25 @@ def _split(name, x, y, test_size, seed, standardize) -> Dataset:
         test=Split(x_te.astype(np.float32), y_te.astype(np.int32)),
         num_classes=int(np.max(y)) + 1,
     )
+
+
+def select_classes(ds: Dataset, classes: Sequence[int], name: str | None = None) -> Dataset:
+    """The examples of ``classes`` only, relabelled ``0..len(classes)-1`` in the given order (e.g. ``(3, 7)``
+    for the 3-vs-7 task)."""
+    classes = [int(c) for c in classes]
+    if len(set(classes)) != len(classes) or len(classes) < 2:
+        raise ValueError(f"`classes` must be >= 2 distinct labels, got {classes}.")
+    bad = [c for c in classes if not 0 <= c < ds.num_classes]
+    if bad:
+        raise ValueError(f"`classes` {bad} are not labels of {ds.name!r} (0..{ds.num_classes - 1}).")
+    lut = np.full(ds.num_classes, -1, np.int32)
+    lut[classes] = np.arange(len(classes), dtype=np.int32)
+
+    def sub(split: Split) -> Split:
+        keep = lut[split.y] >= 0
+        return Split(split.x[keep], lut[split.y[keep]])
+
+    return Dataset(name or f"{ds.name}[{','.join(map(str, classes))}]", sub(ds.train), sub(ds.test), len(classes))
 
 
 def load_digits(*, test_size: float = 0.2, seed: int = 0, images: bool = True) -> Dataset:

@@ -33,6 +33,7 @@ from jaxkit import data as _data
 __all__ = [
     "MLP",
     "VGG",
+    "SmallCNN",
     "DIGITS_CFG",
     "BasicBlock",
     "ResNet",
@@ -104,6 +105,34 @@ class VGG(nn.Module):
                 x = nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x)
             x = nn.relu(x)
         x = x.mean(axis=(1, 2))
+        for width in self.hidden:
+            x = nn.relu(nn.Dense(int(width))(x))
+        return nn.Dense(self.num_classes)(x)
+
+
+class SmallCNN(nn.Module):
+    """A small CNN for explanation and robustness work: ``widths`` 3x3 SAME conv + ReLU layers with a 2x2
+    max-pool between them (not after the last), the last ReLU output named ``"features"`` (an
+    :class:`jaxkit.explain.Tap`, no parameters) for Grad-CAM, flatten, ``hidden`` dense ReLU layers and a dense
+    classifier. With ``hidden=()`` the head is one dense layer (``Dense_0``), the setting in which Grad-CAM
+    manipulation by ``jaxkit.explain.manipulate`` is exact. Layer names: ``Conv_i``, ``Dense_j``."""
+
+    widths: Sequence[int] = (16, 32)
+    num_classes: int = 10
+    hidden: Sequence[int] = ()
+
+    @nn.compact
+    def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+        from jaxkit.explain import Tap  # noqa: PLC0415
+
+        if x.ndim != 4:
+            raise ValueError(f"SmallCNN expects NHWC inputs of rank 4, got shape {x.shape}.")
+        for i, w in enumerate(self.widths):
+            x = nn.relu(nn.Conv(int(w), (3, 3), padding="SAME")(x))
+            if i < len(self.widths) - 1:
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+        x = Tap(name="features")(x)
+        x = x.reshape(x.shape[0], -1)
         for width in self.hidden:
             x = nn.relu(nn.Dense(int(width))(x))
         return nn.Dense(self.num_classes)(x)
