@@ -192,6 +192,7 @@ def test_robust_accuracy_is_one_compiled_call_that_matches_a_loop(net):
             for e in eps]
     np.testing.assert_allclose(acc, loop)
     np.testing.assert_allclose(robust.robust_accuracy(apply, v, x, y, eps, "fgsm", batch_size=5), loop)
+    np.testing.assert_allclose(robust.robust_accuracy(apply, v, x, y, eps, "fgsm", vectorize=False), loop)
     bim = robust.robust_accuracy(apply, v, x, y, [0.1], "bim", steps=4)
     ref = np.mean(np.argmax(apply(v, robust.bim(apply, v, x, y, 0.1, steps=4)), -1) == np.asarray(y))
     np.testing.assert_allclose(bim, [ref])
