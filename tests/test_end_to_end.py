@@ -342,6 +342,45 @@ def test_imbalance_digits_experiment(tmp_path, capsys):
     assert os.path.exists(tmp_path / "confusion_matrices.png")
 
 
+@pytest.mark.slow
+def test_softrmax_robustness_experiment(tmp_path, capsys):
+    exp = _load_experiment("softrmax_robustness")
+    res = exp.main(["--tasks", "3v7", "--seeds", "0", "--epochs", "8", "--eps", "0.3", "--bim-steps", "3",
+                    "--bim-many", "6", "--curve-eps", "0", "2", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "Table 5.1 layout" in text and "subst. BIM 0.3" in text and "per target class" in text
+    sm, sr = res["3v7/softmax"][0], res["3v7/softrmax"][0]
+    assert sm["clean"] > 0.9 and sr["clean"] > 0.9
+    assert sr["fgsm"][0] > sm["fgsm"][0]  # the conservative head is harder to fool at eps 0.3
+    assert sr["posterior_curve"][-1] < sm["posterior_curve"][-1]  # and less confident far from the data
+    assert os.path.exists(tmp_path / "ratio_and_posterior.png")
+
+
+@pytest.mark.slow
+def test_gradcam_manipulation_experiment(tmp_path, capsys):
+    exp = _load_experiment("gradcam_manipulation")
+    res = exp.main(["--seeds", "0", "--epochs", "3", "--grid", "2", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "L1 to target" in text and "T4 + stickers" in text
+    r = res[0]
+    assert r["T1"]["l1"] < 1e-2 and r["T2"]["l1"] < 1e-2 and r["T3"]["l1"] < 1e-2
+    assert r["T3"]["dlogit_term"] == 0.0 and r["T4"]["l1"] < 1e-6 and r["T4"]["l1_stickers"] < 1e-2
+    assert abs(r["T2"]["acc"] - r["clean"]) < 0.01
+    assert os.path.exists(tmp_path / "gradcam_grid.png")
+
+
+@pytest.mark.slow
+def test_saliency_entropy_detection_experiment(tmp_path, capsys):
+    exp = _load_experiment("saliency_entropy_detection")
+    res = exp.main(["--seeds", "0", "--epochs", "3", "--eps", "0.2", "--pgd-steps", "3", "--grid", "2",
+                    "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert "AUC (fooled only)" in text and "pgd@0.2" in text
+    r = res[0]["fgsm@0.2"]
+    assert 0 <= r["auc"] <= 1 and r["fooled"] > 0.3 and r["fpr"] < 0.2
+    assert os.path.exists(tmp_path / "roc.png") and os.path.exists(tmp_path / "maps_grid.png")
+
+
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
 
 
