@@ -6,7 +6,13 @@ import jax
 import pytest
 
 # Compiled executables are reused across test processes and runs; keeps the suite's compile time down.
-jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/jaxkit/jax_cache"))
+# JAXKIT_JAX_CACHE_DIR overrides the location (an empty folder measures a cold CI run). The environment variables
+# carry the same settings into notebook kernels and forced-device subprocesses.
+CACHE_DIR = os.environ.get("JAXKIT_JAX_CACHE_DIR", os.path.expanduser("~/.cache/jaxkit/jax_cache"))
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", CACHE_DIR)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+jax.config.update("jax_compilation_cache_dir", CACHE_DIR)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

