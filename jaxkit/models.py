@@ -113,13 +113,15 @@ class VGG(nn.Module):
 class SmallCNN(nn.Module):
     """A small CNN for explanation and robustness work: ``widths`` 3x3 SAME conv + ReLU layers with a 2x2
     max-pool between them (not after the last), the last ReLU output named ``"features"`` (an
-    :class:`jaxkit.explain.Tap`, no parameters) for Grad-CAM, flatten, ``hidden`` dense ReLU layers and a dense
+    :class:`jaxkit.explain.Tap`, no parameters) for Grad-CAM, then ``head="flatten"`` (as VGG) or ``"gap"``
+    (global average pooling, as ResNet: Grad-CAM equals CAM), ``hidden`` dense ReLU layers and a dense
     classifier. With ``hidden=()`` the head is one dense layer (``Dense_0``), the setting in which Grad-CAM
     manipulation by ``jaxkit.explain.manipulate`` is exact. Layer names: ``Conv_i``, ``Dense_j``."""
 
     widths: Sequence[int] = (16, 32)
     num_classes: int = 10
     hidden: Sequence[int] = ()
+    head: str = "flatten"
 
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -132,7 +134,9 @@ class SmallCNN(nn.Module):
             if i < len(self.widths) - 1:
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
         x = Tap(name="features")(x)
-        x = x.reshape(x.shape[0], -1)
+        if self.head not in ("flatten", "gap"):
+            raise ValueError(f"SmallCNN: `head` must be 'flatten' or 'gap', got {self.head!r}.")
+        x = x.reshape(x.shape[0], -1) if self.head == "flatten" else jnp.mean(x, axis=(1, 2))
         for width in self.hidden:
             x = nn.relu(nn.Dense(int(width))(x))
         return nn.Dense(self.num_classes)(x)

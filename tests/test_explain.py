@@ -234,3 +234,21 @@ def test_t4_backdoor_only_fires_on_the_sticker(cnn):
     assert many.shape == x.shape and float(jnp.max(jnp.abs(many - x))) > 0
     with pytest.raises(ValueError, match="binary"):
         mp.inject_backdoor_explanation(CNN((6, 6)).apply, v, x, sticker * 0.5, conv="Conv_1", dense="Dense_0")
+
+
+def test_t1_and_t2_on_a_global_average_pooling_head():
+    from jaxkit import models
+
+    with jax.enable_x64(True):
+        x = jax.random.uniform(jax.random.key(0), (3, 8, 8, 1), jnp.float64)
+        m, wide = models.SmallCNN((4, 5), 3, head="gap"), models.SmallCNN((4, 6), 3, head="gap")
+        v = m.init(jax.random.key(1), x)
+        v1 = mp.inject_constant_explanation(v, "Conv_1", "Dense_0")  # N_Z = 1: the pooled channel is c_A
+        np.testing.assert_allclose(wide.apply(v1, x), m.apply(v, x), atol=1e-9, rtol=0)
+        assert _top1_l1(explain.gradcam(wide.apply, v1, x), 1.0) < 1e-3
+        target = jnp.zeros((4, 4), jnp.float64).at[1, 2].set(1.0)
+        f2, b2 = mp.inject_target_explanation(wide.apply, v, x, target, conv="Conv_1", dense="Dense_0")
+        np.testing.assert_allclose(f2(b2, x), m.apply(v, x), atol=1e-9, rtol=0)
+        assert _top1_l1(explain.gradcam(f2, b2, x), target) < 1e-3
+    with pytest.raises(ValueError, match="head"):
+        models.SmallCNN(head="max").init(jax.random.key(0), jnp.ones((1, 8, 8, 1)))
