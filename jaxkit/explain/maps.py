@@ -223,13 +223,16 @@ def cam(apply_fn: Callable, params, x, kernel, target=None, *, layer: str | None
     return _cam(apply_fn, params, x, kernel, _check_target(target, x.shape[0]), layer, bool(normalize))
 
 
-@functools.partial(jax.jit, static_argnames=("apply_fn",))
-def _input_grad(apply_fn, params, x, target):
+def _score_grad(apply_fn, params, x, target):
+    """``d y^c / dx`` with ``y^c`` the selected class's score, summed over the batch (examples do not mix)."""
     def score(xx):
         logits = apply_fn(params, xx)
         return jnp.sum(logits * _selector(logits, target))
 
     return jax.grad(score)(x)
+
+
+_input_grad = jax.jit(_score_grad, static_argnames=("apply_fn",))
 
 
 def saliency(apply_fn: Callable, params, x, target=None):
@@ -282,8 +285,5 @@ def guided_backprop(apply_fn: Callable, params, x, target=None):
 
 @functools.partial(jax.jit, static_argnames=("apply_fn",))
 def _guided_grad(apply_fn, params, x, target):
-    def score(xx):
-        logits = apply_fn(params, xx)
-        return jnp.sum(logits * _selector(logits, target))
-
-    return jax.grad(score)(x)
+    # a function of its own, so its trace cache (filled under guided_relus) is never shared with _input_grad's
+    return _score_grad(apply_fn, params, x, target)
