@@ -4,7 +4,8 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
-# pytest-xdist workers; JAX compile time dominates the suite, so two processes use both cores.
+# pytest-xdist workers; JAX compile time dominates the suite, so two processes use both cores. --dist loadgroup
+# keeps tests that share one compiled program (xdist_group) on one worker, so the persistent cache serves them.
 WORKERS ?= 2
 
 .PHONY: demo test test-fast bench clean
@@ -25,10 +26,10 @@ demo: $(VENV)/.installed-demo
 	$(BIN)/python experiments/train_digits.py
 
 test: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n $(WORKERS) tests
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup tests
 
 test-fast: $(VENV)/.installed-test
-	$(BIN)/python -m pytest -n $(WORKERS) -m "not slow" tests
+	$(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup -m "not slow" tests
 
 bench: $(VENV)/.installed-test
 	for f in benchmarks/*.py; do [ "$$(basename $$f)" = common.py ] || $(BIN)/python $$f || exit 1; done

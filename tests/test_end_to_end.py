@@ -96,11 +96,14 @@ def test_cupnet_experiment(tmp_path, capsys):
     assert "RefNet R²" in capsys.readouterr().out
 
 
-HS_SMALL = ["--size", "40", "--iterations", "40", "--checkpoint-every", "20", "--dim", "2", "--runs", "2",
+# --dim 8 / batch 64 as the other GAN runs (and the notebook): one compiled train step, shared through the
+# persistent compilation cache by the tests of the "gan" xdist group (one worker, one after another)
+HS_SMALL = ["--size", "40", "--iterations", "40", "--checkpoint-every", "20", "--dim", "8", "--runs", "2",
             "--min-iterations", "5", "--no-progress"]
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("gan")
 def test_hyperspectral_experiment_resumes_and_stops_on_nan(tmp_path, capsys, monkeypatch):
     from jaxkit.checkpoint import Checkpointer
 
@@ -134,6 +137,7 @@ def test_hyperspectral_experiment_resumes_and_stops_on_nan(tmp_path, capsys, mon
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("gan")
 def test_hyperspectral_gan_detects_the_bright_and_camouflage_targets(tmp_path):
     exp = _load_experiment("hyperspectral_wgan_gp")
     out = exp.main(["--size", "64", "--iterations", "500", "--checkpoint-every", "500", "--min-iterations", "30",
@@ -384,8 +388,13 @@ def test_saliency_entropy_detection_experiment(tmp_path, capsys):
 NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
 
 
+NOTEBOOK_PARAMS = [pytest.param(p, id=os.path.basename(p),
+                                marks=[pytest.mark.xdist_group("gan")] if "hyperspectral" in p else [])
+                   for p in NOTEBOOKS]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[os.path.basename(p) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOK_PARAMS)
 def test_notebook_runs_top_to_bottom(path):
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
