@@ -94,3 +94,18 @@ def test_load_tfds_missing_data_says_how_to_prepare_it(tmp_path):
         data.load_tfds("mnist", data_dir=tmp_path)
     with pytest.raises(ValueError, match="`splits` must name"):
         data.load_tfds("mnist", splits=("train",))
+
+
+def test_select_classes_relabels_in_the_given_order():
+    from jaxkit import data
+
+    ds = data.load_digits(seed=0)
+    sub = data.select_classes(ds, (7, 3))
+    assert sub.num_classes == 2 and sub.name == "digits[7,3]"
+    for split, full in ((sub.train, ds.train), (sub.test, ds.test)):
+        assert len(split) == int(np.sum((full.y == 3) | (full.y == 7)))
+        np.testing.assert_array_equal(split.x[split.y == 0], full.x[full.y == 7])  # 7 -> 0, order kept
+    with pytest.raises(ValueError, match="distinct"):
+        data.select_classes(ds, (3, 3))
+    with pytest.raises(ValueError, match="not labels"):
+        data.select_classes(ds, (3, 12))
