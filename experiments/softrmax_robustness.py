@@ -5,7 +5,9 @@ The same CNN (``models.SmallCNN``), optimiser, epochs and seeds, trained with th
 softmax cross-entropy or the softRmax NLL ``-log p_y``,
 ``p_i = ||z - e_i||^-2 / sum_k ||z - e_k||^-2``. Each model is attacked white-box
 with its own loss: FGSM and BIM (``--bim-steps`` steps of eps/T, plus a
-many-step BIM at the largest eps to rule out gradient obfuscation), the
+many-step BIM at the largest eps), FGSM/BIM on the Carlini-Wagner margin
+``max_{j!=y} z_j - z_y`` of the raw outputs (the decision of both heads is
+argmax z: a check for gradient masking by the softRmax NLL), the
 average-sample attack ``x + eps sign(Avg_t - Avg_y)`` (class means of the
 training split; every target class), and a substitute-model black-box attack
 (a softmax model trained from another seed, FGSM/BIM crafted on it and
@@ -101,6 +103,12 @@ def evaluate(args, ds, model, head, params, sub_params):
     r["fgsm"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "fgsm", loss=head, clip=clip).tolist()
     r["bim"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "bim", steps=args.bim_steps, loss=head,
                                       clip=clip).tolist()
+    # the margin max_{j!=y} z_j - z_y on the raw outputs: the decision is argmax z for both heads, so this white-box
+    # attack does not depend on the head's loss (a check for gradient masking by the softRmax NLL)
+    r["fgsm_margin"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "fgsm", loss="margin",
+                                              clip=clip).tolist()
+    r["bim_margin"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "bim", steps=args.bim_steps,
+                                             loss="margin", clip=clip).tolist()
     r["bim_many"] = float(robust.robust_accuracy(model.apply, params, x, y, [max(args.eps)], "bim",
                                                  steps=args.bim_many, loss=head, clip=clip)[0])
     means = robust.class_means(ds.train.x, ds.train.y, ds.num_classes)
@@ -146,7 +154,8 @@ def main(argv=None):
     emax = max(args.eps)
     for task in args.tasks:
         headers = (["head", "clean %"] + [f"FGSM {e}" for e in args.eps] + [f"BIM{args.bim_steps} {e}" for e in args.eps]
-                   + [f"BIM{args.bim_many} {emax}"] + [f"avg-sample {e}" for e in args.eps]
+                   + [f"BIM{args.bim_many} {emax}"] + [f"FGSM-margin {e}" for e in args.eps]
+                   + [f"BIM-margin {e}" for e in args.eps] + [f"avg-sample {e}" for e in args.eps]
                    + [f"subst. FGSM {e}" for e in args.eps] + [f"subst. BIM {e}" for e in args.eps]
                    + ["median R"])
         rows = []
@@ -156,6 +165,8 @@ def main(argv=None):
             rows.append([head, common.mean_std([r["clean"] for r in rs], 100)]
                         + [col("fgsm", i) for i in range(len(args.eps))] + [col("bim", i) for i in range(len(args.eps))]
                         + [common.mean_std([r["bim_many"] for r in rs], 100, 1)]
+                        + [col("fgsm_margin", i) for i in range(len(args.eps))]
+                        + [col("bim_margin", i) for i in range(len(args.eps))]
                         + [col("average_min", i) for i in range(len(args.eps))]
                         + [col("sub_fgsm", i) for i in range(len(args.eps))]
                         + [col("sub_bim", i) for i in range(len(args.eps))]

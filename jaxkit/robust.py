@@ -37,7 +37,7 @@ __all__ = ["NORMS", "project", "input_jacobians", "jacobian_frobenius_penalty", 
            "universal_perturbation", "universal_evasion_rate", "targeted_success_rate",
            "multiplicative_gaussian_noise", "multiplicative_bernoulli_noise",
            "softrmax_distances", "softrmax_log_probs", "softrmax", "softrmax_cross_entropy",
-           "LOSSES", "ATTACKS", "project_batch", "fgsm", "pgd", "bim", "class_means", "average_sample_attack",
+           "LOSSES", "ATTACKS", "margin_loss", "project_batch", "fgsm", "pgd", "bim", "class_means", "average_sample_attack",
            "prediction_margin", "magnitude_margin_ratio", "robust_accuracy"]
 
 NORMS = ("inf", "2")
@@ -275,7 +275,16 @@ def softrmax_cross_entropy(logits, labels, floor: float = 1e-12):
 # Adversarial attacks: FGSM, BIM / PGD (l-inf, l2, targeted, random start), average-sample, transfer.
 # --------------------------------------------------------------------------------------------------------------------
 
-LOSSES = {"softmax": optax.softmax_cross_entropy_with_integer_labels, "softrmax": softrmax_cross_entropy}
+def margin_loss(logits, labels):
+    """``max_{j != y} z_j - z_y`` per example (Carlini-Wagner's margin on the raw outputs; an attacker maximises
+    it). Independent of the head's loss: on a softRmax model (prediction ``argmax z``) it attacks the decision
+    directly and sidesteps gradient masking by the softRmax NLL."""
+    logits = _check_logits(logits)
+    return -prediction_margin(logits, labels)
+
+
+LOSSES = {"softmax": optax.softmax_cross_entropy_with_integer_labels, "softrmax": softrmax_cross_entropy,
+          "margin": margin_loss}
 ATTACKS = ("fgsm", "bim", "pgd", "average")
 UNROLL = 10
 
@@ -374,6 +383,7 @@ def fgsm(apply_fn: Callable, params, x, y, eps, *, norm: str = "inf", targeted: 
     ``"softmax"``, ``"softrmax"`` or a callable ``(logits, labels) -> per-example
     loss``. ``clip=(lo, hi)`` keeps the result in a valid input range (inputs
     are in the model's own scale). ``eps`` is a scalar or one value per example.
+    ``"margin"`` (:func:`margin_loss`) attacks the decision whatever the head.
     """
     x, y, e = _check_attack(x, y, eps)
     return _fgsm_jit(apply_fn, params, x, y, e, _norm(norm), bool(targeted), _loss_fn(loss), _clip_arg(clip))

@@ -158,6 +158,12 @@ def test_average_sample_attack_and_class_means():
         robust.class_means(x, y, 4)
 
 
+def test_margin_loss_is_the_negative_prediction_margin():
+    z = jnp.asarray([[1.0, 3.0, 2.0], [0.5, -1.0, 0.0]])
+    np.testing.assert_allclose(robust.margin_loss(z, jnp.asarray([1, 0])), [-1.0, -0.5])
+    assert robust.LOSSES["margin"] is robust.margin_loss
+
+
 def test_prediction_margin_and_magnitude_margin_ratio_on_a_linear_model():
     rng = np.random.default_rng(5)
     w, b = rng.normal(size=(4, 3)), rng.normal(size=3)

@@ -353,6 +353,7 @@ def test_softrmax_robustness_experiment(tmp_path, capsys):
                     "--bim-many", "6", "--curve-eps", "0", "2", "--out", str(tmp_path)])
     text = capsys.readouterr().out
     assert "Table 5.1 layout" in text and "subst. BIM 0.3" in text and "per target class" in text
+    assert "BIM-margin 0.3" in text
     sm, sr = res["3v7/softmax"][0], res["3v7/softrmax"][0]
     assert sm["clean"] > 0.9 and sr["clean"] > 0.9
     assert sr["fgsm"][0] > sm["fgsm"][0]  # the conservative head is harder to fool at eps 0.3
