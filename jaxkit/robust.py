@@ -537,40 +537,36 @@ def _mmr(apply_fn, params, x, y, ord):
     return m / prediction_margin(z, y)
 
 
-def _attack_fn(attack, norm, steps, targeted, loss, clip, random_start):
-    """``(key, apply, params, x, y, e, means, target) -> x_adv`` for one ``eps`` (traced)."""
-    if attack == "fgsm":
-        return lambda k, f, p, x, y, e, m, t: _fgsm(f, p, x, t if targeted else y, e, norm, targeted, loss, clip)
+def _attack_fn(key, source_fn, source_params, x, y, means, target, attack, norm, steps, targeted, loss, clip,
+               random_start):
+    """``craft(eps) -> x_adv`` for one (traced) budget; work that does not depend on ``eps`` is done once here."""
+    labels = target if targeted else y
+    if attack == "fgsm":  # the input gradient does not depend on eps: computed once, outside the eps batch
+        g, _ = _input_grad(source_fn, source_params, x, labels, loss)
+        d = (-1.0 if targeted else 1.0) * _direction(g, norm)
+        return lambda e: _clip(x + e * d, clip)
     if attack in ("bim", "pgd"):
         rs = random_start if attack == "pgd" else False
 
-        def run(k, f, p, x, y, e, m, t):
+        def run(e):
             alpha = (e / steps) if attack == "bim" else 2.5 * e / steps
-            return _pgd(k, f, p, x, t if targeted else y, e, alpha, norm, steps, rs, targeted, attack == "pgd",
-                        loss, clip)
+            return _pgd(key, source_fn, source_params, x, labels, e, alpha, norm, steps, rs, targeted,
+                        attack == "pgd", loss, clip)
 
         return run
-    return lambda k, f, p, x, y, e, m, t: _average(x, y, m, t, e, clip)
+    return lambda e: _average(x, y, means, target, e, clip)
 
 
 @jax.jit(static_argnames=("apply_fn", "source_fn", "attack", "norm", "steps", "targeted", "loss", "clip",
                           "random_start", "vectorize"))
 def _robust_hits(key, apply_fn, params, source_fn, source_params, x, y, eps, means, target, attack, norm, steps,
                  targeted, loss, clip, random_start, vectorize):
-    craft = _attack_fn(attack, norm, steps, targeted, loss, clip, random_start)
+    craft = _attack_fn(key, source_fn, source_params, x, y, means, target, attack, norm, steps, targeted, loss, clip,
+                       random_start)
 
     def one(e):
-        xa = craft(key, source_fn, source_params, x, y, e, means, target)
-        pred = jnp.argmax(apply_fn(params, xa), -1)
+        pred = jnp.argmax(apply_fn(params, craft(e)), -1)
         return jnp.sum(pred == y), jnp.sum(pred == target)
-
-    if attack == "fgsm":  # the input gradient does not depend on eps: compute it once, outside the eps batch
-        g, _ = _input_grad(source_fn, source_params, x, target if targeted else y, loss)
-        d = (-1.0 if targeted else 1.0) * _direction(g, norm)
-
-        def one(e):  # noqa: F811
-            pred = jnp.argmax(apply_fn(params, _clip(x + e * d, clip)), -1)
-            return jnp.sum(pred == y), jnp.sum(pred == target)
 
     return jax.vmap(one)(eps) if vectorize else jax.lax.map(one, eps)
 
