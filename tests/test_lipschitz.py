@@ -8,7 +8,8 @@ from scipy.optimize import linprog
 
 from jaxkit import lipschitz as lb
 from jaxkit import models
-from jaxkit.lipschitz import bounds
+from jaxkit.lipschitz import bounds, simplex
+from jaxkit.lipschitz import lp as lplib
 
 from conftest import golden_file
 
@@ -213,9 +214,98 @@ def test_bad_inputs_raise_clear_errors():
         lb.lipschitz_constant({"Conv_0": {"kernel": np.ones((3, 3, 1, 4))}}, box)
     with pytest.raises(ValueError, match="kernel expects"):
         lb.lipschitz_constant([(np.ones((3, 4)), np.ones(4)), (np.ones((5, 2)), np.ones(2))], box)
+    with pytest.raises(ValueError, match="`lp` must be 'batched' or 'highs'"):
+        lb.lipschitz_constant(params, box, lp="glpk")
+    with pytest.raises(ValueError, match="`lookahead` must be >= 0"):
+        lb.lipschitz_constant(params, box, lookahead=-1)
     with pytest.raises(ValueError, match="`batch` must be >= 1"):
         lb.lipschitz_constant(params, box, batch=0)
     with pytest.raises(ValueError, match="`mode`"):
         lb.lipschitz_constant(params, box, mode="semi")
     with pytest.raises(ValueError, match="non-finite"):
         lb.lipschitz_constant({"Dense_0": {"kernel": np.full((3, 2), np.nan), "bias": np.zeros(2)}}, box)
+
+
+def random_polytopes(seed, count, n=4, rows=6):
+    """Random half-space systems in the box [0, 1]^n: thick, empty and thin ones (rows through a common point)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        a = rng.normal(size=(rows, n))
+        centre = rng.uniform(0.2, 0.8, n)
+        c = a @ centre + rng.uniform(-0.3, 0.3, rows)  # some rows cut the centre off: feasible or empty
+        if i % 7 == 0:
+            c = a @ centre  # every row through one point: an empty open region (thin)
+        out.append((a, c))
+    return out
+
+
+def test_batched_feasibility_agrees_with_highs_and_every_answer_is_checked():
+    region = lplib.Region(np.zeros(4), np.ones(4), 4)
+    probs = random_polytopes(0, 120)
+    batched, highs = lplib.decide([(a, c, []) for a, c in probs], region)
+    assert highs <= 6  # the checked simplex settles nearly every question
+    n_feas = n_empty = 0
+    for (a, c), (ok, wit) in zip(probs, batched):
+        ref_ok, _, r = lplib.interior_point(a, c, region)  # HiGHS Chebyshev LP: the independent reference
+        if ok:
+            n_feas += 1
+            assert wit is not None and np.all(a @ wit < c) and np.all((wit > 0) & (wit < 1))
+            assert ref_ok or r <= 1e-9  # only a region thinner than tol may be kept where HiGHS drops it
+        else:
+            n_empty += 1
+            assert not ref_ok  # an empty answer is never wrong
+    assert n_feas > 20 and n_empty > 20
+
+
+def test_phase1_optimum_equals_scipy_on_the_same_auxiliary_lp():
+    rng = np.random.default_rng(1)
+    k, m, n, cap = 24, 8, 3, 0.5
+    g = rng.normal(size=(k, m, n))
+    g /= np.linalg.norm(g, axis=2, keepdims=True)
+    h = rng.uniform(-0.3, 0.8, size=(k, m))
+    valid = rng.uniform(size=(k, m)) < 0.8
+    with jax.enable_x64(True):
+        sol = jax.device_get(simplex.phase1(g, h, valid, cap=cap))
+    assert sol.done.all()
+    for i in range(k):
+        v = valid[i]
+        # min u  s.t.  g y - u <= h - cap,  0 <= y <= 1,  u >= 0   (variables y, u)
+        res = linprog(np.r_[np.zeros(n), 1.0], A_ub=np.hstack([g[i][v], -np.ones((v.sum(), 1))]), b_ub=h[i][v] - cap,
+                      bounds=[(0, 1)] * n + [(0, None)], method="highs")
+        assert sol.x0[i] == pytest.approx(res.fun - cap, abs=1e-9)
+        viol = g[i][v] @ sol.y[i] - h[i][v]
+        assert np.max(viol, initial=-cap) <= sol.x0[i] + 1e-9  # y* attains the violation it reports
+        assert np.all(sol.lam[i] >= 0) and np.all(sol.lam[i][~v] == 0)
+
+
+def test_farkas_certificate_hand_example_and_no_false_certificate():
+    region = lplib.Region(np.zeros(1), np.ones(1), 1)
+    a = np.array([[[1.0], [-1.0]]])  # x < 0.2 and x > 0.5: empty
+    c = np.array([[0.2, -0.5]])
+    assert lplib.certified_empty(a, c, np.array([[1.0, 1.0]]), region)[0]  # 0.2 - 0.5 < 0 summed: 0.3 > 0
+    assert not lplib.certified_empty(a, c, np.array([[1.0, 0.0]]), region)[0]
+    c_ok = np.array([[0.6, -0.5]])  # 0.5 < x < 0.6: no multipliers can certify it empty
+    rng = np.random.default_rng(0)
+    assert not lplib.certified_empty(np.repeat(a, 200, 0), np.repeat(c_ok, 200, 0), rng.exponential(size=(200, 2)),
+                                     region).any()
+
+
+def test_lp_solvers_agree_and_the_simplex_compiles_once():
+    params = golden_params("sd_10-15-10-3")
+    box = (np.zeros(10), np.full(10, 0.1))
+    gold = GOLDEN["sd_10-15-10-3"][1][1]
+    traces = []
+    orig = simplex._phase1_one
+    simplex.phase1.clear_cache()
+    try:
+        simplex._phase1_one = lambda *a, **k: traces.append(1) or orig(*a, **k)
+        fast = lb.lipschitz_constant(params, box, p=2, batch=8)
+    finally:
+        simplex._phase1_one = orig
+        simplex.phase1.clear_cache()
+    slow = lb.lipschitz_constant(params, box, p=2, batch=8, lp="highs")
+    assert fast.exact and slow.exact
+    assert fast.upper == pytest.approx(gold, rel=1e-9) and slow.upper == pytest.approx(gold, rel=1e-9)
+    assert fast.lp_calls > 0 and fast.highs_calls < fast.lp_calls and slow.highs_calls == slow.lp_calls
+    assert 0 < len(traces) <= 4  # one trace per (problems, rows) size bucket, not per step

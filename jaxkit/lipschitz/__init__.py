@@ -9,7 +9,8 @@ and a box ``X``, the local Lipschitz constant for a p-norm is
 ``J_f(x) = W_L Λ_{L-1}(x) W_{L-1} ... Λ_1(x) W_1``. The search splits the input
 box by neuron sign until every sub-region has a fixed activation pattern;
 interval Jacobians bound the unsplit ones. See :mod:`.search` for the loop,
-:mod:`.bounds` for the vmapped node bounds, :mod:`.lp` for feasibility.
+:mod:`.bounds` for the vmapped node bounds, :mod:`.lp` for feasibility (checked batched
+simplex of :mod:`.simplex`, HiGHS fallback).
 
 Example::
 
@@ -84,6 +85,8 @@ def lipschitz_constant(
     time_limit: float | None = None,
     progress: bool = False,
     tol: float = 1e-9,
+    lp: str = "batched",
+    lookahead: int = 3,
 ) -> Result:
     """Exact (k = 1) or k-approximate Lipschitz constant of a ReLU MLP.
 
@@ -101,10 +104,17 @@ def lipschitz_constant(
         result still holds valid bounds, with ``exact=False, status="budget"``.
       progress: show a tqdm bar with the current bounds.
       tol: feasibility tolerance, relative to the box (see :mod:`.lp`).
+      lp: ``"batched"`` (default): each step's feasibility LPs are solved together by a vmapped simplex
+        whose answers are checked (witness strictly inside, or a Farkas certificate) with HiGHS for the
+        rest; ``"highs"``: one HiGHS LP per question, the paper's way. Global mode always uses HiGHS.
+      lookahead: per node and step, how many further ``*`` neurons' LPs are asked speculatively in the
+        batched call (our choice; more means fewer rounds but some LPs that turn out unneeded); ignored
+        (0) when the LPs go to HiGHS one at a time.
 
     Returns:
       :class:`Result` with ``lower``, ``upper``, ``exact``, ``status``, ``nodes``,
-      ``lp_calls``, ``seconds``, ``first_estimate`` and ``history``.
+      ``lp_calls`` (feasibility LPs asked), ``highs_calls`` (of which solved by HiGHS), ``seconds``,
+      ``first_estimate`` and ``history``.
     """
     p = _norm_p(p)
     if not np.isfinite(k) or float(k) < 1.0:
@@ -121,11 +131,16 @@ def lipschitz_constant(
         if box is not None:
             raise ValueError("`box` must be None in mode='global' (the global constant has no input box).")
         lo = hi = None
+    if lp not in ("batched", "highs"):
+        raise ValueError(f"`lp` must be 'batched' or 'highs', got {lp!r}.")
+    if int(lookahead) < 0:
+        raise ValueError(f"`lookahead` must be >= 0, got {lookahead}.")
     for name, v in (("max_nodes", max_nodes), ("time_limit", time_limit)):
         if v is not None and v <= 0:
             raise ValueError(f"`{name}` must be positive or None, got {v}.")
     return search(net, lo, hi, p=p, k=float(k), batch=int(batch), max_nodes=max_nodes, time_limit=time_limit,
-                  progress=progress, tol=float(tol), mode=mode)
+                  progress=progress, tol=float(tol), mode=mode, lp=lp,
+                  lookahead=int(lookahead))
 
 
 def naive_upper_bound(params: Any, p: float | str = 2) -> float:

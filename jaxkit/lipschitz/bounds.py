@@ -100,12 +100,10 @@ def _evaluate_one(weights, biases, box_lo, box_hi, pattern, *, p: float) -> Node
     dtype = box_lo.dtype
     n0 = weights[0].shape[1]
     hidden = [w.shape[0] for w in weights[:-1]]
-    H = int(sum(hidden))
-    nv = n0 + H
-    # Variable bounds: inputs, then fresh variables (filled when created).
-    vlo = jnp.concatenate([box_lo, jnp.zeros(H, dtype)])
-    vhi = jnp.concatenate([box_hi, jnp.zeros(H, dtype)])
-    expr = jnp.concatenate([jnp.eye(n0, dtype=dtype), jnp.zeros((n0, H), dtype)], axis=1)  # [n0, nv]
+    # Variables: the inputs, then one fresh variable per undecided neuron of each layer so far; the
+    # expression matrices grow by one layer's columns at a time (no work on columns still zero).
+    vlo, vhi = box_lo, box_hi
+    expr = jnp.eye(n0, dtype=dtype)  # [n0, n0 + neurons of the layers before]
     const = jnp.zeros(n0, dtype)
     pats, zc, zk = [], [], []
     off = 0
@@ -116,11 +114,13 @@ def _evaluate_one(weights, biases, box_lo, box_hi, pattern, *, p: float) -> Node
         given = pattern[off : off + n]
         s = jnp.where(given >= 0, given, jnp.where(lo > delta, 1, jnp.where(hi < -delta, 0, -1))).astype(jnp.int8)
         # Next layer's expressions: active keeps z, inactive is 0, undecided becomes its fresh variable.
-        fresh = jnp.zeros((n, nv), dtype).at[jnp.arange(n), n0 + off + jnp.arange(n)].set(1.0)
-        expr = jnp.where((s == 1)[:, None], ze, jnp.where((s == -1)[:, None], fresh, 0.0))
+        keep = jnp.where((s == 1)[:, None], ze, 0.0)
+        fresh = jnp.diag((s == -1).astype(dtype))
+        expr = jnp.concatenate([keep, fresh], axis=1)
         const = jnp.where(s == 1, zcst, 0.0)
         ub = jnp.where(s == -1, jnp.maximum(hi + delta, 0.0), 0.0)
-        vhi = vhi.at[n0 + off : n0 + off + n].set(ub)
+        vlo = jnp.concatenate([vlo, jnp.zeros(n, dtype)])
+        vhi = jnp.concatenate([vhi, ub])
         pats.append(s)
         zk.append(ze[:, :n0])
         zc.append(zcst)

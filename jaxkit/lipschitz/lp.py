@@ -19,12 +19,33 @@ and ``r`` is capped at 1.
 If HiGHS does not return a clear answer the region is reported feasible without
 a witness: the search then keeps it for the upper bound (sound) but never uses
 it for the lower bound.
+
+**Batched path** (:func:`decide`, the default in local mode): all the
+feasibility questions of one search step go to the vmapped simplex of
+:mod:`.simplex` in one jitted call, and its answers are *checked*, never
+trusted:
+
+* *feasible* needs a witness: the phase-I point ``y*`` (every row holding with a
+  slack of at least ``tol`` in unit-row, box-relative units), blended toward a
+  known witness of the node so it is strictly inside the box, must pass
+  :func:`strictly_inside` in float64;
+* *empty* needs a Farkas certificate: the duals ``lam >= 0`` must give
+  ``min over the box of sum_k lam_k (a_k . x - c_k) > delta``, with ``delta`` an
+  a-priori bound on the float64 rounding of that evaluation, which proves that
+  no point of the box satisfies every row.
+
+Questions neither check settles (iteration cap, a margin below ``tol``, a
+certificate below ``delta``) fall back to the Chebyshev LP above, one HiGHS call
+each. A certified-empty region is empty, so the batched path never drops a
+region HiGHS would keep; a region it certifies non-empty may be thinner than
+``tol`` (it holds a checked interior point), which only keeps more nodes.
 """
 
 from __future__ import annotations
 
 import threading
 
+import jax
 import numpy as np
 from scipy.optimize import linprog
 
@@ -141,3 +162,115 @@ def interior_point(a: np.ndarray, c: np.ndarray, region: Region, tol: float = 1e
     x = region.to_x(sol[:n])
     a_full, c_full = np.asarray(a, np.float64).reshape(-1, n), np.asarray(c, np.float64)
     return True, (x if strictly_inside(a_full, c_full, x, region) else None), r
+
+
+def _gamma(n: int) -> float:
+    u = np.finfo(np.float64).eps / 2
+    return n * u / (1 - n * u)
+
+
+def _bucket(n: int, least: int = 8) -> int:
+    return max(least, 1 << (max(n, 1) - 1).bit_length())
+
+
+def certified_empty(a: np.ndarray, c: np.ndarray, lam: np.ndarray, region: Region) -> np.ndarray:
+    """Farkas check per problem: ``min over the box of lam . (a x - c) > delta`` (float64).
+
+    ``a [K, M, n], c [K, M], lam [K, M] >= 0`` (padding rows: ``lam = 0``). ``delta`` bounds the float64
+    rounding of the evaluation a priori (``2 gamma_{M+n+2}`` times the sum of magnitudes), so ``True``
+    proves that no point of the box satisfies every row ``a_k . x <= c_k``: the region is empty.
+    """
+    if not region.bounded:
+        return np.zeros(len(c), bool)
+    lo, hi = region.lo, region.lo + region.scale
+    v = np.einsum("km,kmn->kn", lam, a)
+    val = np.sum(np.minimum(v * lo, v * hi), axis=1) - np.sum(lam * c, axis=1)
+    xmax = np.maximum(np.abs(lo), np.abs(hi))
+    mag = np.sum(lam * (np.abs(a) @ xmax + np.abs(c)), axis=1) + np.abs(v) @ xmax
+    delta = 2 * _gamma(c.shape[1] + len(lo) + 2) * mag
+    return np.all(lam >= 0, axis=1) & np.any(lam > 0, axis=1) & (val > delta)
+
+
+def _inside_batch(a, c, valid, x, region) -> np.ndarray:
+    """:func:`strictly_inside` for ``x [K, n]`` against ``a [K, M, n] x < c`` on the ``valid`` rows."""
+    lo, hi = region.lo, region.lo + region.scale
+    slack = c - np.einsum("kmn,kn->km", a, x)
+    margin = 1e-12 * (np.einsum("kmn,kn->km", np.abs(a), np.abs(x)) + np.abs(c) + 1e-300)
+    rows_ok = np.all((slack > margin) | ~valid, axis=1)
+    return rows_ok & np.all(x > lo, axis=1) & np.all(x < hi, axis=1)
+
+
+def _blend_batch(a, c, valid, x, w):
+    """Points on the segments ``w -> x`` where every valid row has positive slack (``x`` has slack on all)."""
+    sx = c - np.einsum("kmn,kn->km", a, x)
+    sw = c - np.einsum("kmn,kn->km", a, w)
+    neg = valid & (sw <= 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        need = np.where(neg, -sw / (sx - sw), 0.0)
+    tmin = np.max(need, axis=1)
+    t = (1 + tmin) / 2
+    return w + t[:, None] * (x - w)
+
+
+def _blend_inside(a, c, x, witnesses, region):
+    """A point strictly inside ``{box, a x < c}`` on a segment from a witness (or the box centre) to ``x``."""
+    a3, c2, v = a[None], c[None], np.ones((1, len(c)), bool)
+    for w in list(witnesses)[::-1] + [region.lo + region.scale / 2]:
+        pt = _blend_batch(a3, c2, v, x[None], np.asarray(w)[None])
+        if np.all(np.isfinite(pt)) and _inside_batch(a3, c2, v, pt, region)[0]:
+            return pt[0]
+    return None
+
+
+def decide(problems: list, region: Region, tol: float = 1e-9, max_iter: int = 200):
+    """Batched feasibility of ``problems = [(a, c, witnesses), ...]`` (``{x in box : a x < c}``).
+
+    Returns ``(results, highs_calls)`` with ``results[i] = (feasible, witness_or_None)``: one vmapped
+    simplex call (:mod:`.simplex`), every answer checked in float64, HiGHS for the rest (see module doc).
+    """
+    from jaxkit.lipschitz import simplex  # noqa: PLC0415
+
+    n, kn = region.n, len(problems)
+    out: list = [None] * kn
+    if region.bounded and kn:
+        m, kb = _bucket(max(len(c) for _, c, _ in problems)), _bucket(kn)
+        a = np.zeros((kb, m, n))
+        c = np.zeros((kb, m))
+        valid = np.zeros((kb, m), bool)
+        w = np.tile(region.lo + region.scale / 2, (kb, 1))  # blend origin: the newest witness, else the centre
+        for i, (ai, ci, wits) in enumerate(problems):
+            a[i, : len(ci)], c[i, : len(ci)], valid[i, : len(ci)] = ai, ci, True
+            if wits:
+                w[i] = wits[-1]
+        ay, cy = a * region.scale, c - a @ region.lo
+        norms = np.linalg.norm(ay, axis=2)
+        live = valid & (norms > 0)
+        dead = np.any(valid & (norms == 0) & (cy <= 0), axis=1)  # a row 0 . x < c <= 0: empty
+        safe = np.where(live, norms, 1.0)
+        g, h = np.where(live[..., None], ay / safe[..., None], 0.0), np.where(live, cy / safe, 0.0)
+        with jax.enable_x64(True):
+            sol = jax.device_get(simplex.phase1(g, h, live, max_iter=max_iter))
+        x = region.lo + region.scale * sol.y
+        pts = _blend_batch(a, c, valid, x, w)
+        fine = np.all(np.isfinite(pts), axis=1)
+        inside = fine & _inside_batch(a, c, valid, np.where(fine[:, None], pts, w), region)
+        empty = certified_empty(a, c, np.where(live, sol.lam / safe, 0.0), region)
+        for i in range(kn):
+            if dead[i]:
+                out[i] = (False, None)
+            elif sol.done[i] and sol.x0[i] < -tol:
+                if inside[i]:
+                    out[i] = (True, pts[i])
+                else:
+                    wit = _blend_inside(problems[i][0], problems[i][1], x[i], problems[i][2], region)
+                    if wit is not None:
+                        out[i] = (True, wit)
+            elif sol.done[i] and sol.x0[i] > 0 and empty[i]:
+                out[i] = (False, None)
+    highs = 0
+    for i, (ai, ci, _) in enumerate(problems):
+        if out[i] is None:
+            ok, wit, _ = interior_point(ai, ci, region, tol)
+            out[i] = (ok, wit)
+            highs += 1
+    return out, highs

@@ -1,8 +1,9 @@
 """LipBaB best-first branch-and-bound (Bhowmick, D'Souza, Raghavan, ICANN 2021).
 
 Host loop, thin: each iteration pops the ``batch`` nodes with the largest upper
-bounds, expands them on the host (feasibility filter + branching, LPs only where
-no witness point already decides), and bounds **all children in one jitted,
+bounds, expands them (feasibility filter + branching, LPs only where no witness
+point already decides; the LPs of all popped nodes are solved together, see
+:func:`jaxkit.lipschitz.lp.decide`), and bounds **all children in one jitted,
 vmapped call** (:func:`jaxkit.lipschitz.bounds.evaluate`), padded to the static
 size ``2 * batch`` so it compiles once.
 
@@ -56,7 +57,8 @@ class Result:
     search closed the gap (``upper == lower``); ``status`` is ``"exact"``,
     ``"approx"`` (stopped at ``upper <= k * lower``) or ``"budget"`` (a node or
     time budget ran out first). ``first_estimate`` is the root node's bound,
-    ``nodes`` the number of sub-problems bounded, ``lp_calls`` the LPs solved,
+    ``nodes`` the number of sub-problems bounded, ``lp_calls`` the feasibility LPs
+    solved (``highs_calls`` of them by HiGHS, the rest by the checked batched simplex),
     ``history`` rows ``(nodes, seconds, lower, upper)`` for convergence plots.
     """
 
@@ -73,6 +75,7 @@ class Result:
     mode: str
     batch: int
     history: tuple = ()
+    highs_calls: int = 0
 
     @property
     def value(self) -> float:
@@ -81,13 +84,18 @@ class Result:
 
 
 class _Search:
-    def __init__(self, net: _b.Net, box_lo, box_hi, p: float, batch: int, tol: float):
+    def __init__(self, net: _b.Net, box_lo, box_hi, p: float, batch: int, tol: float, lp: str = "batched",
+                 lookahead: int = 3):
         self.net, self.p, self.batch = net, p, int(batch)
         self.n0, self.H = net.sizes[0], net.n_hidden
         self.layer_of = np.repeat(np.arange(len(net.hidden)), net.hidden)
         self.region = _lp.Region(box_lo, box_hi, self.n0)
         self.tol = tol
+        self.lp = lp
+        batched = lp == "batched" and box_lo is not None
+        self.lookahead = int(lookahead) if batched else 0  # speculation only pays when LPs are solved together
         self.lp_calls = 0
+        self.highs_calls = 0
         self.nodes = 0
         with jax.enable_x64(True):
             self.w = tuple(jnp.asarray(w, jnp.float64) for w in net.weights)
@@ -102,59 +110,117 @@ class _Search:
         for start in range(0, len(nodes), size):
             chunk = nodes[start : start + size]
             pats = np.full((size, self.H), -1, np.int8)
-            for i, nd in enumerate(chunk):
-                pats[i] = nd.pattern
+            pats[: len(chunk)] = [nd.pattern for nd in chunk]
             with jax.enable_x64(True):
-                out = _b.evaluate(self.w, self.bias, self.lo, self.hi, jnp.asarray(pats), p=self.p)
-                out = jax.device_get(out)
-            for i, nd in enumerate(chunk):
-                nd.pattern = out.pattern[i].astype(np.int8)
-                nd.upper = float(out.upper[i])
-                nd.exact = bool(out.exact[i])
-                nd.z_coef, nd.z_const = out.z_coef[i], out.z_const[i]
+                out = jax.device_get(_b.evaluate(self.w, self.bias, self.lo, self.hi, pats, p=self.p))
+            for nd, pat, up, ex, zk, zc in zip(chunk, out.pattern, out.upper.tolist(), out.exact.tolist(), out.z_coef,
+                                               out.z_const):
+                nd.pattern, nd.upper, nd.exact, nd.z_coef, nd.z_const = pat, up, ex, zk, zc
             self.nodes += len(chunk)
 
-    def _side_feasible(self, node: _Node, a_row, c_val, wits) -> bool:
-        """Is ``{node region} ∩ {a_row . x < c_val}`` non-empty? Witnesses first, then one LP."""
-        for w in wits:
-            if a_row @ w - c_val < -1e-12 * (np.abs(a_row) @ np.abs(w) + abs(c_val) + 1e-300):
-                return True
-        self.lp_calls += 1
-        ok, wit, _ = _lp.interior_point(np.vstack([node.a, a_row[None]]), np.append(node.c, c_val), self.region,
-                                        self.tol)
-        if ok and wit is not None:
-            node.witnesses = (node.witnesses + [wit])[-MAX_WITNESSES:]
-        return ok
+    def _solve(self, problems: list) -> list:
+        """Feasibility of ``[(a, c, witnesses), ...]``: one batched call, or one HiGHS LP each."""
+        self.lp_calls += len(problems)
+        if self.lp == "batched" and self.region.bounded:
+            out, highs = _lp.decide(problems, self.region, self.tol)
+            self.highs_calls += highs
+            return out
+        self.highs_calls += len(problems)
+        return [_lp.interior_point(a, c, self.region, self.tol)[:2] for a, c, _ in problems]
 
-    def expand(self, node: _Node) -> list[_Node]:
-        """Feasibility filter, then branch on the first neuron with both sides feasible."""
-        stars = np.flatnonzero(node.pattern < 0)
-        layer = self.layer_of[stars[0]]
-        pattern = node.pattern.copy()
-        for j in stars[self.layer_of[stars] == layer]:
-            a_j, c_j = node.z_coef[j], node.z_const[j]  # z_j = a_j . x + c_j
-            neg = self._side_feasible(node, a_j, -c_j, node.witnesses)  # z_j < 0
-            pos = self._side_feasible(node, -a_j, c_j, node.witnesses)  # z_j > 0
+    def expand_all(self, nodes: list[_Node]) -> list[_Node]:
+        """Feasibility filter, then branch on the first neuron with both sides feasible, for every node.
+
+        For each node, the ``*`` neurons of its first ``*`` layer are visited in index order; a side
+        ``z_j < 0`` / ``z_j > 0`` is feasible if a witness of the node lies on it, otherwise a feasibility
+        LP decides. The LPs of all nodes are gathered per round (with ``lookahead`` further neurons per
+        node asked speculatively: a side's LP depends on the node's rows only, never on the neurons
+        fixed before it) and solved together by :meth:`_solve`.
+        """
+        states = []
+        for nd in nodes:
+            stars = np.flatnonzero(nd.pattern < 0)
+            cands = stars[self.layer_of[stars] == self.layer_of[stars[0]]]
+            states.append({"node": nd, "cands": cands, "pos": 0, "pattern": nd.pattern.copy(), "kids": None,
+                           "by_wit": None})
+        while True:
+            asked = []
+            for st in states:
+                if st["kids"] is None:
+                    self._advance(st, asked)
+            if not asked:
+                return [kid for st in states for kid in st["kids"]]
+            rows = []
+            for st, j, side in asked:
+                ar, cr = _side_row(st["node"], j, side)
+                rows.append((np.vstack([st["node"].a, ar[None]]), np.append(st["node"].c, cr), st["node"].witnesses))
+            for (st, j, side), (ok, wit) in zip(asked, self._solve(rows)):
+                st["known"][(j, side)] = ok
+                if ok and wit is not None:
+                    st["node"].witnesses = (st["node"].witnesses + [wit])[-MAX_WITNESSES:]
+                    st["by_wit"] = None  # recomputed with the new witness
+
+    def _advance(self, st: dict, asked: list) -> None:
+        """Run one node's filter as far as the known answers go; queue the LPs it (and its lookahead) needs."""
+        node, cands = st["node"], st["cands"]
+        known = st.setdefault("known", {})
+        if st["by_wit"] is None:
+            st["by_wit"] = _witness_sides(node, cands)
+        by_wit = st["by_wit"]
+        while st["pos"] < len(cands):
+            j = int(cands[st["pos"]])
+            neg = known.get((j, 0), True if by_wit[0, st["pos"]] else None)
+            pos = known.get((j, 1), True if by_wit[1, st["pos"]] else None)
+            if neg is None or pos is None:
+                break
             if neg and pos:
                 kids = []
-                for side, (ar, cr) in ((0, (a_j, -c_j)), (1, (-a_j, c_j))):
-                    pat = pattern.copy()
+                for side in (0, 1):
+                    ar, cr = _side_row(node, j, side)
+                    pat = st["pattern"].copy()
                     pat[j] = side
                     wits = [w for w in node.witnesses if ar @ w - cr < 0]
                     kids.append(_Node(pat, np.vstack([node.a, ar[None]]), np.append(node.c, cr), wits))
-                return kids
+                st["kids"] = kids
+                return
             if not neg and not pos:
-                return []  # the node's own region is empty (only possible without a witness)
-            pattern[j] = 1 if pos else 0
-        return [_Node(pattern, node.a, node.c, node.witnesses)]
+                st["kids"] = []  # the node's own region is empty (only possible without a witness)
+                return
+            st["pattern"][j] = 1 if pos else 0
+            st["pos"] += 1
+        else:
+            st["kids"] = [_Node(st["pattern"], node.a, node.c, node.witnesses)]  # whole layer fixed: re-bound
+            return
+        for q in range(st["pos"], min(len(cands), st["pos"] + 1 + self.lookahead)):
+            for side in (0, 1):
+                if (int(cands[q]), side) not in known and not by_wit[side, q]:
+                    asked.append((st, int(cands[q]), side))
+
+
+def _side_row(node: _Node, j: int, side: int):
+    """Side 0 (``z_j < 0``) or 1 (``z_j > 0``) of neuron ``j`` as a row ``ar . x < cr`` (``z_j = a_j . x + c_j``)."""
+    a_j, c_j = node.z_coef[j], node.z_const[j]
+    return (a_j, -c_j) if side == 0 else (-a_j, c_j)
+
+
+def _witness_sides(node: _Node, cands: np.ndarray) -> np.ndarray:
+    """``[2, len(cands)]``: does some witness lie strictly on side 0 / 1 of each candidate (float64, relative margin)?"""
+    if not node.witnesses:
+        return np.zeros((2, len(cands)), bool)
+    w = np.asarray(node.witnesses)
+    a, c = node.z_coef[cands], node.z_const[cands]
+    z = w @ a.T + c
+    margin = 1e-12 * (np.abs(w) @ np.abs(a).T + np.abs(c) + 1e-300)
+    return np.stack([np.any(z < -margin, axis=0), np.any(z > margin, axis=0)])
 
 
 def search(net: _b.Net, box_lo, box_hi, *, p: float, k: float, batch: int, max_nodes: int | None,
-           time_limit: float | None, progress: bool, tol: float, mode: str) -> Result:
+           time_limit: float | None, progress: bool, tol: float, mode: str, lp: str = "batched",
+           lookahead: int = 3) -> Result:
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     t0 = time.perf_counter()
-    s = _Search(net, box_lo, box_hi, p, batch, tol)
+    s = _Search(net, box_lo, box_hi, p, batch, tol, lp, lookahead)
     center = (np.asarray(box_lo) + np.asarray(box_hi)) / 2 if box_lo is not None else np.zeros(s.n0)
     root = _Node(np.full(s.H, -1, np.int8), np.zeros((0, s.n0)), np.zeros(0), [center])
     s.bound([root])
@@ -182,7 +248,7 @@ def search(net: _b.Net, box_lo, box_hi, *, p: float, k: float, batch: int, max_n
                 status = "budget"
                 break
             popped = [heapq.heappop(heap)[2] for _ in range(min(s.batch, len(heap)))]
-            children = [kid for nd in popped for kid in s.expand(nd)]
+            children = s.expand_all(popped)
             s.bound(children)
             for kid in children:
                 if kid.exact:
@@ -209,5 +275,5 @@ def search(net: _b.Net, box_lo, box_hi, *, p: float, k: float, batch: int, max_n
         bar.close()
     gub = max(-heap[0][0], glb) if heap else glb
     return Result(lower=glb, upper=gub, exact=gub <= glb, status="exact" if gub <= glb else status,
-                  nodes=s.nodes, lp_calls=s.lp_calls, seconds=time.perf_counter() - t0, first_estimate=first,
-                  p=p, k=k, mode=mode, batch=batch, history=tuple(history))
+                  nodes=s.nodes, lp_calls=s.lp_calls, highs_calls=s.highs_calls, seconds=time.perf_counter() - t0,
+                  first_estimate=first, p=p, k=k, mode=mode, batch=batch, history=tuple(history))
