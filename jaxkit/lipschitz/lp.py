@@ -222,8 +222,18 @@ def _blend_inside(a, c, x, witnesses, region):
     return None
 
 
+def stack_rows(problem) -> tuple[np.ndarray, np.ndarray]:
+    """``(a, c)`` of a problem ``(a, c, witnesses[, (extra_row, extra_rhs)])``."""
+    a, c = problem[0], problem[1]
+    if len(problem) > 3 and problem[3] is not None:
+        ar, cr = problem[3]
+        a, c = np.vstack([a, np.asarray(ar)[None]]), np.append(c, cr)
+    return a, c
+
+
 def decide(problems: list, region: Region, tol: float = 1e-9, max_iter: int = 200):
-    """Batched feasibility of ``problems = [(a, c, witnesses), ...]`` (``{x in box : a x < c}``).
+    """Batched feasibility of ``problems = [(a, c, witnesses[, (ar, cr)]), ...]`` (``{x in box : a x < c}``,
+    with the optional extra row ``ar . x < cr``).
 
     Returns ``(results, highs_calls)`` with ``results[i] = (feasible, witness_or_None)``: one vmapped
     simplex call (:mod:`.simplex`), every answer checked in float64, HiGHS for the rest (see module doc).
@@ -233,15 +243,19 @@ def decide(problems: list, region: Region, tol: float = 1e-9, max_iter: int = 20
     n, kn = region.n, len(problems)
     out: list = [None] * kn
     if region.bounded and kn:
-        m, kb = _bucket(max(len(c) for _, c, _ in problems)), _bucket(kn)
+        extra = [len(q) > 3 and q[3] is not None for q in problems]
+        m, kb = _bucket(max(len(q[1]) + e for q, e in zip(problems, extra))), _bucket(kn)
         a = np.zeros((kb, m, n))
         c = np.zeros((kb, m))
         valid = np.zeros((kb, m), bool)
         w = np.tile(region.lo + region.scale / 2, (kb, 1))  # blend origin: the newest witness, else the centre
-        for i, (ai, ci, wits) in enumerate(problems):
-            a[i, : len(ci)], c[i, : len(ci)], valid[i, : len(ci)] = ai, ci, True
-            if wits:
-                w[i] = wits[-1]
+        for i, (q, e) in enumerate(zip(problems, extra)):
+            k = len(q[1])
+            a[i, :k], c[i, :k], valid[i, : k + e] = q[0], q[1], True
+            if e:
+                a[i, k], c[i, k] = q[3]
+            if q[2]:
+                w[i] = q[2][-1]
         ay, cy = a * region.scale, c - a @ region.lo
         norms = np.linalg.norm(ay, axis=2)
         live = valid & (norms > 0)
@@ -262,15 +276,15 @@ def decide(problems: list, region: Region, tol: float = 1e-9, max_iter: int = 20
                 if inside[i]:
                     out[i] = (True, pts[i])
                 else:
-                    wit = _blend_inside(problems[i][0], problems[i][1], x[i], problems[i][2], region)
+                    wit = _blend_inside(*stack_rows(problems[i]), x[i], problems[i][2], region)
                     if wit is not None:
                         out[i] = (True, wit)
             elif sol.done[i] and sol.x0[i] > 0 and empty[i]:
                 out[i] = (False, None)
     highs = 0
-    for i, (ai, ci, _) in enumerate(problems):
+    for i, q in enumerate(problems):
         if out[i] is None:
-            ok, wit, _ = interior_point(ai, ci, region, tol)
+            ok, wit, _ = interior_point(*stack_rows(q), region, tol)
             out[i] = (ok, wit)
             highs += 1
     return out, highs

@@ -119,14 +119,14 @@ class _Search:
             self.nodes += len(chunk)
 
     def _solve(self, problems: list) -> list:
-        """Feasibility of ``[(a, c, witnesses), ...]``: one batched call, or one HiGHS LP each."""
+        """Feasibility of ``[(a, c, witnesses, (ar, cr)), ...]``: one batched call, or one HiGHS LP each."""
         self.lp_calls += len(problems)
         if self.lp == "batched" and self.region.bounded:
             out, highs = _lp.decide(problems, self.region, self.tol)
             self.highs_calls += highs
             return out
         self.highs_calls += len(problems)
-        return [_lp.interior_point(a, c, self.region, self.tol)[:2] for a, c, _ in problems]
+        return [_lp.interior_point(*_lp.stack_rows(q), self.region, self.tol)[:2] for q in problems]
 
     def expand_all(self, nodes: list[_Node]) -> list[_Node]:
         """Feasibility filter, then branch on the first neuron with both sides feasible, for every node.
@@ -144,16 +144,15 @@ class _Search:
             states.append({"node": nd, "cands": cands, "pos": 0, "pattern": nd.pattern.copy(), "kids": None,
                            "by_wit": None})
         while True:
+            _witness_sides([st for st in states if st["kids"] is None and st["by_wit"] is None])
             asked = []
             for st in states:
                 if st["kids"] is None:
                     self._advance(st, asked)
             if not asked:
                 return [kid for st in states for kid in st["kids"]]
-            rows = []
-            for st, j, side in asked:
-                ar, cr = _side_row(st["node"], j, side)
-                rows.append((np.vstack([st["node"].a, ar[None]]), np.append(st["node"].c, cr), st["node"].witnesses))
+            rows = [(st["node"].a, st["node"].c, st["node"].witnesses, _side_row(st["node"], j, side))
+                    for st, j, side in asked]
             for (st, j, side), (ok, wit) in zip(asked, self._solve(rows)):
                 st["known"][(j, side)] = ok
                 if ok and wit is not None:
@@ -164,8 +163,6 @@ class _Search:
         """Run one node's filter as far as the known answers go; queue the LPs it (and its lookahead) needs."""
         node, cands = st["node"], st["cands"]
         known = st.setdefault("known", {})
-        if st["by_wit"] is None:
-            st["by_wit"] = _witness_sides(node, cands)
         by_wit = st["by_wit"]
         while st["pos"] < len(cands):
             j = int(cands[st["pos"]])
@@ -203,15 +200,31 @@ def _side_row(node: _Node, j: int, side: int):
     return (a_j, -c_j) if side == 0 else (-a_j, c_j)
 
 
-def _witness_sides(node: _Node, cands: np.ndarray) -> np.ndarray:
-    """``[2, len(cands)]``: does some witness lie strictly on side 0 / 1 of each candidate (float64, relative margin)?"""
-    if not node.witnesses:
-        return np.zeros((2, len(cands)), bool)
-    w = np.asarray(node.witnesses)
-    a, c = node.z_coef[cands], node.z_const[cands]
-    z = w @ a.T + c
-    margin = 1e-12 * (np.abs(w) @ np.abs(a).T + np.abs(c) + 1e-300)
-    return np.stack([np.any(z < -margin, axis=0), np.any(z > margin, axis=0)])
+def _witness_sides(states: list) -> None:
+    """Set each state's ``by_wit [2, len(cands)]``: does a witness lie strictly on side 0 / 1 of each candidate?
+
+    Float64 with a relative margin; all states in one vectorised pass (witnesses and candidates padded).
+    """
+    if not states:
+        return
+    nw = max(len(st["node"].witnesses) for st in states)
+    nc = max(len(st["cands"]) for st in states)
+    n0 = states[0]["node"].z_coef.shape[1]
+    w = np.zeros((len(states), max(nw, 1), n0))
+    has = np.zeros((len(states), max(nw, 1)), bool)
+    a = np.zeros((len(states), nc, n0))
+    c = np.zeros((len(states), nc))
+    for i, st in enumerate(states):
+        nd, k = st["node"], len(st["node"].witnesses)
+        if k:
+            w[i, :k], has[i, :k] = nd.witnesses, True
+        a[i, : len(st["cands"])], c[i, : len(st["cands"])] = nd.z_coef[st["cands"]], nd.z_const[st["cands"]]
+    z = np.einsum("swn,scn->swc", w, a) + c[:, None, :]
+    margin = 1e-12 * (np.einsum("swn,scn->swc", np.abs(w), np.abs(a)) + np.abs(c)[:, None, :] + 1e-300)
+    neg = np.any((z < -margin) & has[..., None], axis=1)
+    pos = np.any((z > margin) & has[..., None], axis=1)
+    for i, st in enumerate(states):
+        st["by_wit"] = np.stack([neg[i, : len(st["cands"])], pos[i, : len(st["cands"])]])
 
 
 def search(net: _b.Net, box_lo, box_hi, *, p: float, k: float, batch: int, max_nodes: int | None,
