@@ -170,7 +170,11 @@ def test_node_evaluator_compiles_once_per_search(monkeypatch):
     params = random_params((3, 6, 5, 2), 3)
     r = lb.lipschitz_constant(params, (-np.ones(3), np.ones(3)), p=2, batch=3)
     assert r.nodes > 6  # several batched calls ...
-    assert len(calls) == 1  # ... one trace
+    assert len(calls) == 1  # ... one trace (2 * batch = 6 is below the smallest size bucket, 8)
+    bounds.evaluate.clear_cache()
+    calls.clear()
+    r = lb.lipschitz_constant(params, (-np.ones(3), np.ones(3)), p=2, batch=16)
+    assert r.exact and 1 <= len(calls) <= 3  # chunks padded to 8, 16 or 32 nodes: one trace per bucket
     bounds.evaluate.clear_cache()
 
 

@@ -4,8 +4,9 @@ Host loop, thin: each iteration pops the ``batch`` nodes with the largest upper
 bounds, expands them (feasibility filter + branching, LPs only where no witness
 point already decides; the LPs of all popped nodes are solved together, see
 :func:`jaxkit.lipschitz.lp.decide`), and bounds **all children in one jitted,
-vmapped call** (:func:`jaxkit.lipschitz.bounds.evaluate`), padded to the static
-size ``2 * batch`` so it compiles once.
+vmapped call** (:func:`jaxkit.lipschitz.bounds.evaluate`), padded to a
+power-of-two size bucket (8 ... ``2 * batch``) so it compiles once per bucket and
+small rounds do not pay for a full batch of padding.
 
 * Global upper bound ``gub`` = max(top of the heap, ``glb``); global lower bound
   ``glb`` = best exact (no ``*``) node that has a certified interior witness.
@@ -105,11 +106,16 @@ class _Search:
             self.hi = jnp.asarray(box_hi if box_hi is not None else inf, jnp.float64)
 
     def bound(self, nodes: list[_Node]) -> None:
-        """Evaluate ``nodes`` in place, in chunks of the static size ``2 * batch``."""
+        """Evaluate ``nodes`` in place, in chunks of at most ``2 * batch``.
+
+        A chunk is padded to the next power of two (at least 8, at most ``2 * batch``), so the evaluator
+        compiles once per size bucket (at most ``log2(batch) - 1`` of them) and a round with few children
+        does not pay for a full batch of padding.
+        """
         size = 2 * self.batch
         for start in range(0, len(nodes), size):
             chunk = nodes[start : start + size]
-            pats = np.full((size, self.H), -1, np.int8)
+            pats = np.full((min(size, _lp._bucket(len(chunk))), self.H), -1, np.int8)
             pats[: len(chunk)] = [nd.pattern for nd in chunk]
             with jax.enable_x64(True):
                 out = jax.device_get(_b.evaluate(self.w, self.bias, self.lo, self.hi, pats, p=self.p))
