@@ -11,7 +11,7 @@ Networks" (ICANN 2021). Two sets of networks:
 
 Boxes as in the paper: [0, 1]^4 for Iris, [0, 0.1]^10 for the synthetic nets.
 
-    python experiments/lipbab_table1.py                      # ~2 min on 2 CPU cores (golden: ~10 s)
+    python experiments/lipbab_table1.py                      # ~45 s on 2 CPU cores (golden only: ~15 s)
     python experiments/lipbab_table1.py --sources golden --batch 1 --lp highs   # the paper's sequential search
 """
 
