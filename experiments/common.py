@@ -54,6 +54,20 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence], title: str | 
     return "\n".join(out)
 
 
+def compilation_cache() -> str:
+    """Persist XLA executables across runs (re-runs skip compilation), unless the process already chose a cache.
+
+    Location: ``$JAXKIT_JAX_CACHE_DIR``, else ``~/.cache/jaxkit/jax_cache``. A cache configured before (by the
+    test suite, or by ``JAX_COMPILATION_CACHE_DIR``) is left as it is.
+    """
+    import jax  # noqa: PLC0415
+
+    if not jax.config.jax_compilation_cache_dir:
+        jax.config.update("jax_compilation_cache_dir", os.environ.get(
+            "JAXKIT_JAX_CACHE_DIR", os.path.expanduser("~/.cache/jaxkit/jax_cache")))
+    return jax.config.jax_compilation_cache_dir
+
+
 def output_dir(path: str) -> str:
     os.makedirs(path, exist_ok=True)
     return path

@@ -100,7 +100,7 @@ def main(argv=None):
     common.print_config(args, {"golden_dir": gdir, "boxes": {n: f"[0, {b}]^n" for n, (_, b) in ARCHS.items()}})
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
-    jax.config.update("jax_compilation_cache_dir", os.path.expanduser("~/.cache/jaxkit/jax_cache"))
+    common.compilation_cache()
     table, results, fig_curves = [], [], {}
     t_all = time.perf_counter()
     for source in sources:

@@ -34,9 +34,18 @@ def test_train_digits_demo_reaches_95_percent(tmp_path, capsys):
 @pytest.mark.slow
 def test_lipbab_table1_reproduces_the_golden_constants(tmp_path):
     gdir = os.path.dirname(golden_file("lipbab", "iris_4-5-5-3.npz"))
-    exp = _load_experiment("lipbab_table1")
-    rows = exp.main(["--sources", "golden", "--golden-dir", gdir, "--nets", "iris_4-5-5-3,sd_10-30-30-30-3", "--out", str(tmp_path),
-                     "--no-progress"])
+    import jax  # noqa: PLC0415
+
+    cache = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path / "suite_cache"))  # as with JAXKIT_JAX_CACHE_DIR
+    try:
+        exp = _load_experiment("lipbab_table1")
+        rows = exp.main(["--sources", "golden", "--golden-dir", gdir, "--nets", "iris_4-5-5-3,sd_10-30-30-30-3",
+                         "--out", str(tmp_path), "--no-progress"])
+        kept = jax.config.jax_compilation_cache_dir
+    finally:
+        jax.config.update("jax_compilation_cache_dir", cache)
+    assert kept == str(tmp_path / "suite_cache")  # the script keeps the suite's (cold in CI) cache
     assert len(rows) == 6
     for r in rows:
         assert r["is_exact"] and abs(r["exact"] - r["golden"]) <= 1e-9 * r["golden"]
