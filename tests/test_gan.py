@@ -78,6 +78,31 @@ def test_thesis_network_shapes(window):
     assert critic.apply(pc, x, method=critic.features).shape == (3, 64 * window * window)
 
 
+@pytest.mark.parametrize("transpose", [False, True])
+def test_width2_taps_equal_flax_conv_layers(transpose):
+    """The WINDOW = 1 layers (two shifted matmuls) against Flax's own Conv / ConvTranspose: same params, outputs."""
+    from jaxkit.gan.thesis import _Taps2  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for t in (1, 2, 4, 5, 10, 20):
+        for stride in (1, 2):
+            for pad in ((0, 0), (0, 1), (1, 1)):
+                x = jnp.asarray(rng.normal(size=(3, t, 4)), jnp.float32)
+                layer = nn.ConvTranspose if transpose else nn.Conv
+                ref = layer(5, (2,), (stride,), padding=(pad,))
+                if t + sum(pad) < 2 and not transpose:
+                    continue  # no full window: Flax returns an empty axis
+                want_p = ref.init(jax.random.key(1), x)
+                got_p = _Taps2(5, stride, pad, transpose).init(jax.random.key(1), x)
+                chex.assert_trees_all_equal(got_p, want_p)  # same names, shapes, initialisers
+                got, want = _Taps2(5, stride, pad, transpose).apply(want_p, x), ref.apply(want_p, x)
+                assert got.shape == want.shape, (t, stride, pad, got.shape, want.shape)
+                np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+                checked += 1
+    assert checked >= 30
+
+
 def test_thesis_depth_schedule():
     """Depth 20 -> 10 -> 5 -> 4 -> 2 -> 1 in the critic, mirrored in the generator."""
     critic = gan.Critic(dim=1)
