@@ -5,8 +5,8 @@ bounds, expands them (feasibility filter + branching, LPs only where no witness
 point already decides; the LPs of all popped nodes are solved together, see
 :func:`jaxkit.lipschitz.lp.decide`), and bounds **all children in one jitted,
 vmapped call** (:func:`jaxkit.lipschitz.bounds.evaluate`), padded to a
-power-of-two size bucket (8 ... ``2 * batch``) so it compiles once per bucket and
-small rounds do not pay for a full batch of padding.
+size bucket (``2 * batch`` divided by a power of 4, at least 8) so it compiles
+once per bucket and small rounds do not pay for a full batch of padding.
 
 * Global upper bound ``gub`` = max(top of the heap, ``glb``); global lower bound
   ``glb`` = best exact (no ``*``) node that has a certified interior witness.
@@ -108,14 +108,18 @@ class _Search:
     def bound(self, nodes: list[_Node]) -> None:
         """Evaluate ``nodes`` in place, in chunks of at most ``2 * batch``.
 
-        A chunk is padded to the next power of two (at least 8, at most ``2 * batch``), so the evaluator
-        compiles once per size bucket (at most ``log2(batch) - 1`` of them) and a round with few children
-        does not pay for a full batch of padding.
+        A chunk is padded to the smallest of the sizes ``2 * batch``, ``2 * batch / 4``, ``2 * batch / 16``, ...
+        (at least 8) that holds it: a round with few children does not pay for a full batch of padding, and
+        the evaluator compiles once per size used (two or three per search; each compile costs about as
+        much as bounding a few thousand nodes, so finer buckets do not pay in short searches).
         """
         size = 2 * self.batch
         for start in range(0, len(nodes), size):
             chunk = nodes[start : start + size]
-            pats = np.full((min(size, _lp._bucket(len(chunk))), self.H), -1, np.int8)
+            rows = size
+            while rows // 4 >= max(8, len(chunk)):
+                rows //= 4
+            pats = np.full((rows, self.H), -1, np.int8)
             pats[: len(chunk)] = [nd.pattern for nd in chunk]
             with jax.enable_x64(True):
                 out = jax.device_get(_b.evaluate(self.w, self.bias, self.lo, self.hi, pats, p=self.p))
