@@ -189,7 +189,7 @@ def make_epoch(step, x, y, *, batch_size: int):
     configuration and reuse it for every seed (one compile).
 
     The minibatches are *not* fused into one ``lax.scan``: on XLA:CPU a scanned training step with convolutions
-    ran ~20x slower than the same step called from Python (jax 0.10; see ARCHITECTURE.md). Seeds are not
+    ran ~20x slower than the same step called from Python (jax 0.10; see docs/design-notes.md). Seeds are not
     vmapped either: a vmapped conv becomes a grouped conv, also slow on CPU.
     """
     import jax  # noqa: PLC0415
