@@ -37,7 +37,7 @@ import numpy as np
 import optax
 
 import common
-from jaxkit import data as jdata
+from jaxkit import data as jdata, models
 from jaxkit.prune import cupnet
 
 
@@ -72,7 +72,7 @@ def fit(model, ds, args, seed, mu, sd):
     """Adam on MSE of standardised targets; returns test R² on the original scale."""
     key = jax.random.key(seed)
     k_init, k_data = jax.random.split(key)
-    params = model.init(k_init, jnp.asarray(ds.train.x[:1]))["params"]
+    params = models.init_variables(model, k_init, jnp.asarray(ds.train.x[:1]))["params"]
     tx = optax.adam(args.lr)
     opt = tx.init(params)
     ytr = (ds.train.y - mu) / sd

@@ -88,7 +88,7 @@ def run_seed(args, ds, seed):
     tx = optax.adam(args.lr)
     step = common.classifier_step(lambda v, x, train=False: model.apply(v, x), tx, batch_norm=False)
     epoch = common.make_epoch(step, ds.train.x, ds.train.y, batch_size=args.batch_size)
-    params = model.init(jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
+    params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
     (params, _), _ = common.fit_epochs(epoch, (params, tx.init(params["params"])), jax.random.fold_in(jax.random.key(seed), 1),
                                        epochs=args.epochs)
     x, y = jnp.asarray(ds.test.x), jnp.asarray(ds.test.y)

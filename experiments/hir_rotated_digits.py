@@ -43,7 +43,7 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-from jaxkit import data, losses  # noqa: E402
+from jaxkit import data, losses, models  # noqa: E402
 
 METHODS = ("CE", "HIR", "MK-MMD")
 
@@ -119,7 +119,7 @@ def program(args, method, labels, num_classes, num_domains, per_class, paired, a
 
     def train(key, x):
         # a Python loop over the jitted step: scanning conv training steps is ~20x slower on XLA:CPU
-        p = net.init(jax.random.fold_in(key, 0), x[0, :1])
+        p = models.init_variables(net, jax.random.fold_in(key, 0), x[0, :1])
         c, ks = (p, tx.init(p)), jax.random.split(jax.random.fold_in(key, 1), args.steps)
         ls = []
         for i in range(args.steps):

@@ -37,7 +37,7 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-from jaxkit import robust  # noqa: E402
+from jaxkit import models, robust  # noqa: E402
 
 METHODS = ("standard", "uat", "jacobian")
 NAMES = {"standard": "standard training", "uat": "universal adv. training", "jacobian": "Jacobian regularisation"}
@@ -83,7 +83,7 @@ def parse_args(argv=None):
 def train(args, ds, method, seed):
     model = LeNet(ds.num_classes)
     tx = optax.adam(args.lr)
-    params = model.init(jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
+    params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
     delta0 = jnp.zeros(ds.train.x.shape[1:], jnp.float32)
     state = (params, tx.init(params), delta0)
     return model, state, tx

@@ -38,7 +38,7 @@ import optax
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
-from jaxkit import normalize as nz, robust  # noqa: E402
+from jaxkit import models, normalize as nz, robust  # noqa: E402
 
 
 class NormCNN(nn.Module):
@@ -122,8 +122,8 @@ def main(argv=None):
     for seed in args.seeds:
         key = jax.random.key(seed)
         x0 = jnp.asarray(ds.train.x[:1])
-        vb = bn_net.init(jax.random.fold_in(key, 0), x0)
-        vl = ln_net.init(jax.random.fold_in(key, 0), x0, group=0)
+        vb = models.init_variables(bn_net, jax.random.fold_in(key, 0), x0)
+        vl = models.init_variables(ln_net, jax.random.fold_in(key, 0), x0, group=0)
         (vb, _), _ = common.fit_epochs(epoch_bn, (vb, tx.init(vb["params"])), jax.random.fold_in(key, 1),
                                        epochs=args.epochs)
         (vl, _), _ = common.fit_epochs(epoch_ln, (vl, tx.init(vl["params"])), jax.random.fold_in(key, 1),

@@ -64,7 +64,7 @@ def train(key, x, targets, args, features, kind="ce"):
     All epochs run in one jitted scan; returns ``(model, params)``.
     """
     model = models.MLP(features)
-    params = model.init(key, x[:1])["params"]
+    params = models.init_variables(model, key, x[:1])["params"]
     tx = optax.adam(args.lr)
     n = (len(x) // args.batch_size) * args.batch_size
     x, targets = jnp.asarray(x), jnp.asarray(targets)

@@ -84,7 +84,7 @@ def trainer(args, ds, head):
     epoch = common.make_epoch(make_step(model, tx, head), ds.train.x, ds.train.y, batch_size=args.batch_size)
 
     def fit(seed):
-        params = model.init(jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
+        params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
         state, _ = common.fit_epochs(epoch, (params, tx.init(params)), jax.random.fold_in(jax.random.key(seed), 1),
                                      epochs=args.epochs)
         return state[0]

@@ -76,7 +76,7 @@ def run(args, ds, variant, bn):
     tx = optax.chain(*decay, *([nz.centralize_gradients(mask)] if gc else []), opt)
 
     def init(seed):
-        variables = model.init(jax.random.fold_in(jax.random.key(seed), 0), jnp.asarray(ds.train.x[:1]))
+        variables = models.init_variables(model, jax.random.fold_in(jax.random.key(seed), 0), jnp.asarray(ds.train.x[:1]))
         return variables, tx.init(variables["params"])
 
 

@@ -7,6 +7,7 @@
   dense head. ``VGG(cfg=DIGITS_CFG)`` is the digits CNN.
 * :class:`ResNet` / :func:`resnet56` -- CIFAR-style ResNets with option-A
   (parameter-free) or option-B (projection) shortcuts.
+* :func:`init_variables` -- ``module.init`` as one cheaply compiled XLA program.
 * :class:`TrainState`, :func:`train_step`, :func:`eval_step`, :func:`evaluate`
   and :func:`train` -- an optax training loop with a tqdm progress bar and
   orbax checkpoint/resume: a killed run resumes after its last finished epoch
@@ -39,6 +40,7 @@ __all__ = [
     "ResNet",
     "resnet56",
     "TrainState",
+    "init_variables",
     "create_train_state",
     "cross_entropy",
     "train_step",
@@ -249,11 +251,26 @@ class TrainState(struct.PyTreeNode):
         return self.apply_fn(self.variables, x, train=train)
 
 
+def init_variables(module: nn.Module, key: jax.Array, *inputs: Any, **kwargs: Any) -> dict:
+    """``module.init(key, *inputs, **kwargs)`` run as one XLA program compiled without LLVM optimisation.
+
+    Run eagerly, Flax's ``init`` compiles every initialiser and layer op one by one (6.6 s for the digits VGG on
+    2 CPU cores, cold); jitted at XLA's default level it is one program of mostly random-bit generation that
+    still takes 4.6 s to compile; at ``xla_backend_optimization_level=0`` it compiles in 0.65 s and runs once.
+    The values are the same draws as ``module.init`` (up to the last bit of floating-point rounding).
+
+    ``inputs`` are traced (only their shapes and dtypes matter); ``kwargs`` are static Python values
+    (``train=False``, ``group=0``...).
+    """
+    fn = jax.jit(lambda k, *xs: module.init(k, *xs, **kwargs), compiler_options={"xla_backend_optimization_level": 0})
+    return fn(key, *(jnp.asarray(x) for x in inputs))
+
+
 def create_train_state(
     key: jax.Array, model: nn.Module, sample_input: jax.Array | np.ndarray, tx: optax.GradientTransformation
 ) -> TrainState:
     """Initialise ``model`` on ``sample_input`` (a batch; only its shape matters) and ``tx``."""
-    variables = model.init(key, jnp.asarray(sample_input), train=False)
+    variables = init_variables(model, key, sample_input, train=False)
     params = variables["params"]
     return TrainState(
         step=jnp.zeros((), jnp.int32),

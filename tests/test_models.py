@@ -34,6 +34,18 @@ def test_vgg_shapes_names_and_bad_input():
         models.MLP(()).init(jax.random.key(0), jnp.ones((1, 3)))
 
 
+def test_init_variables_equals_flax_init_with_static_kwargs():
+    x = np.ones((2, 8, 8, 1), np.float32)
+    for module, kw in [(models.VGG(cfg=(4, "M", 8), num_classes=5), {"train": False}), (models.MLP((6, 3)), {})]:
+        ref = module.init(jax.random.key(3), jnp.asarray(x), **kw)  # eager Flax: the reference draws
+        got = models.init_variables(module, jax.random.key(3), x, **kw)
+        assert jax.tree.structure(got) == jax.tree.structure(ref)
+        # the same draws; compiled as one program, only the last bit of rounding may differ
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), got, ref)
+        other = models.init_variables(module, jax.random.key(4), x, **kw)
+        assert not np.allclose(other["params"]["Dense_0"]["kernel"], got["params"]["Dense_0"]["kernel"])
+
+
 @pytest.fixture(scope="module")
 def small_state(digits):
     return models.create_train_state(jax.random.key(0), models.VGG(cfg=(8, "M", 8)), digits.train.x[:1],
