@@ -91,7 +91,7 @@ def main(argv=None):
 
         @jax.jit
         def run(key):
-            p = models.init_variables(net, jax.random.fold_in(key, 0), x[:1])
+            p = net.init(jax.random.fold_in(key, 0), x[:1])
 
             def step(c, k):
                 p, o = c

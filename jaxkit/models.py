@@ -260,8 +260,11 @@ def init_variables(module: nn.Module, key: jax.Array, *inputs: Any, **kwargs: An
     The values are the same draws as ``module.init`` (up to the last bit of floating-point rounding).
 
     ``inputs`` are traced (only their shapes and dtypes matter); ``kwargs`` are static Python values
-    (``train=False``, ``group=0``...).
+    (``train=False``, ``group=0``...). Called inside a ``jit``/``vmap`` trace it is plain ``module.init`` (it is
+    then part of the enclosing program).
     """
+    if any(isinstance(a, jax.core.Tracer) for a in (key, *inputs)):
+        return module.init(key, *inputs, **kwargs)
     fn = jax.jit(lambda k, *xs: module.init(k, *xs, **kwargs), compiler_options={"xla_backend_optimization_level": 0})
     return fn(key, *(jnp.asarray(x) for x in inputs))
 

@@ -44,6 +44,9 @@ def test_init_variables_equals_flax_init_with_static_kwargs():
         jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), got, ref)
         other = models.init_variables(module, jax.random.key(4), x, **kw)
         assert not np.allclose(other["params"]["Dense_0"]["kernel"], got["params"]["Dense_0"]["kernel"])
+        # inside a trace it is plain module.init, part of the enclosing program
+        traced = jax.jit(lambda k: models.init_variables(module, k, x, **kw))(jax.random.key(3))
+        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7), traced, ref)
 
 
 @pytest.fixture(scope="module")
