@@ -30,6 +30,7 @@ from flax import struct
 from jax import lax
 
 from jaxkit import data as _data
+from jaxkit._checks import is_concrete
 
 __all__ = [
     "MLP",
@@ -263,7 +264,7 @@ def init_variables(module: nn.Module, key: jax.Array, *inputs: Any, **kwargs: An
     (``train=False``, ``group=0``...). Called inside a ``jit``/``vmap`` trace it is plain ``module.init`` (it is
     then part of the enclosing program).
     """
-    if any(isinstance(a, jax.core.Tracer) for a in (key, *inputs)):
+    if not all(is_concrete(a) for a in (jax.random.key_data(key), *inputs)):
         return module.init(key, *inputs, **kwargs)
     fn = jax.jit(lambda k, *xs: module.init(k, *xs, **kwargs), compiler_options={"xla_backend_optimization_level": 0})
     return fn(key, *(jnp.asarray(x) for x in inputs))
