@@ -10,8 +10,9 @@ WORKERS ?= 2
 # Unit tests are dominated by XLA compile time, not by running the programs: compiling them with LLVM's optimisation
 # level 0 cut that part of a cold run by ~40 % (measured: 137 -> 83 s for the pruning and LipBaB tests). The slow
 # end-to-end runs train real models, where -O0 code is several times slower, so they run in a second pass with XLA's
-# default flags (the notebooks among them are demo-sized: tests/test_end_to_end.py gives their kernels -O0). Results agree to rounding across levels (same ops; instruction selection may differ in the last bits),
-# so no test may depend on the last bits of a float.
+# default flags (the notebooks among them are demo-sized: tests/test_end_to_end.py gives their kernels -O0).
+# Results agree to rounding across levels (same ops; instruction selection may differ in the last bits), so no
+# test may depend on the last bits of a float.
 UNIT_XLA_FLAGS ?= --xla_backend_optimization_level=0
 PYTEST = $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
