@@ -1,6 +1,6 @@
 """LipBaB: batched node evaluation vs one node at a time, exact p = 2 on the (10,30,30,30,3) net.
 
-Same process, same network (the paper's own, from shared/data/lipbab), compile
+Same process, same network (the paper's own, shipped with jaxkit), compile
 excluded (one warm-up search per configuration), best of ``--repeat`` runs.
 jaxkit is the best of the batch sizes tried, with the default batched
 feasibility LPs. Two baselines, each on its own line:
@@ -19,29 +19,22 @@ Also prints absolute times next to the paper's (Colab, sequential Python + GLPK:
 from __future__ import annotations
 
 import argparse
-import os
 
 import numpy as np
 
 from common import best_time, report
 from jaxkit import lipschitz
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.environ.get("JAXKIT_SHARED_DIR", os.path.join(os.path.dirname(os.path.dirname(HERE)), "shared"))
-GOLDEN = os.path.join(SHARED, "data", "lipbab", "sd_10-30-30-30-3.npz")
-EXACT = {1: 19.369311332018757, 2: 19.462799793264388, np.inf: 39.11036425646691}
-PAPER_S = {1: 56, 2: 79, np.inf: 60}
+NET = lipschitz.paper_network("sd_10-30-30-30-3")
+EXACT, PAPER_S = NET.exact, NET.paper_seconds
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batches", type=int, nargs="+", default=[8, 32, 128])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--golden", default=GOLDEN)
     args = ap.parse_args(argv)
-    d = np.load(args.golden)
-    params = {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]} for i in range(len(d.files) // 2)}
-    box = (np.zeros(10), np.full(10, 0.1))
+    params, box = NET.params, NET.box
 
     def run(b, p=2, lp="batched"):
         return lambda: lipschitz.lipschitz_constant(params, box, p=p, batch=b, lp=lp)

@@ -3,8 +3,9 @@
 Bhowmick, D'Souza, Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU
 Networks" (ICANN 2021). Two sets of networks:
 
-* ``golden``: the paper's own four networks (``shared/data/lipbab``), whose exact
-  constants are known: the table shows our values next to them.
+* ``golden``: the paper's own four networks (shipped with jaxkit,
+  ``jaxkit.lipschitz.paper_network``), whose exact constants are known: the
+  table shows our values next to them.
 * ``trained``: the same architectures trained here with jaxkit (Iris from
   scikit-learn's bundled data; synthetic 10-feature, 3-class data from
   ``make_classification``), one per ``--seeds`` entry.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 
 import jax
@@ -31,12 +33,6 @@ from jaxkit import data, lipschitz, models
 
 ARCHS = {"iris_4-5-5-3": ((5, 5, 3), 1.0), "sd_10-15-10-3": ((15, 10, 3), 0.1),
          "sd_10-20-15-10-3": ((20, 15, 10, 3), 0.1), "sd_10-30-30-30-3": ((30, 30, 30, 3), 0.1)}
-GOLDEN = {"iris_4-5-5-3": (5.958048912394726, 6.771454513402937, 12.605085581416922),
-          "sd_10-15-10-3": (10.41286850374477, 9.530716922306004, 16.274810805318676),
-          "sd_10-20-15-10-3": (48.04897158493324, 40.05651016370293, 72.28569774866806),
-          "sd_10-30-30-30-3": (19.369311332018757, 19.462799793264388, 39.11036425646691)}
-PAPER_EXACT_SECONDS = {"iris_4-5-5-3": (0.11, 0.09, 0.06), "sd_10-15-10-3": (0.25, 0.25, 0.25),
-                       "sd_10-20-15-10-3": (3, 3, 3), "sd_10-30-30-30-3": (56, 79, 60)}
 PS = (1, 2, np.inf)
 
 
@@ -44,7 +40,9 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--sources", default="golden,trained", help="comma list of golden, trained")
     p.add_argument("--nets", default=",".join(ARCHS), help="comma list of network names")
-    p.add_argument("--golden-dir", default=None, help="default: $JAXKIT_SHARED_DIR/data/lipbab, else ../shared/data/lipbab")
+    p.add_argument("--golden-dir", default=None,
+                   help="a folder with your own copies of the paper's .npz files (default: the copies shipped with "
+                        "jaxkit, jaxkit.lipschitz.paper_network)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds for 'trained'")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch", type=int, default=32, help="LipBaB nodes expanded per vmapped step")
@@ -59,9 +57,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def golden_params(name, directory):
-    d = np.load(os.path.join(directory, f"{name}.npz"))
-    return {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]} for i in range(len(d.files) // 2)}
+def golden_params(name, directory=None):
+    """The paper's network ``name``: jaxkit's shipped copy, or ``directory/name.npz`` when a folder is given."""
+    if directory is None:
+        return lipschitz.paper_network(name).params
+    with np.load(os.path.join(directory, f"{name}.npz")) as d:
+        return {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]} for i in range(len(d.files) // 2)}
 
 
 def train_net(name, seed, epochs):
@@ -94,12 +95,23 @@ def run_net(params, box, args, label):
 
 def main(argv=None):
     args = parse_args(argv)
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    shared = os.environ.get("JAXKIT_SHARED_DIR", os.path.join(os.path.dirname(repo), "shared"))
-    gdir = args.golden_dir or os.path.join(shared, "data", "lipbab")
-    common.print_config(args, {"golden_dir": gdir, "boxes": {n: f"[0, {b}]^n" for n, (_, b) in ARCHS.items()}})
+    gdir = args.golden_dir
     sources = [s.strip() for s in args.sources.split(",") if s.strip()]
     nets = [n.strip() for n in args.nets.split(",") if n.strip()]
+    parser_error = None
+    if not sources or any(s not in ("golden", "trained") for s in sources):
+        parser_error = f"--sources: expected a comma list of golden, trained; got {args.sources!r}"
+    elif not nets or any(n not in ARCHS for n in nets):
+        parser_error = f"--nets: expected a comma list of {', '.join(ARCHS)}; got {args.nets!r}"
+    elif "golden" in sources and gdir is not None:
+        missing = [n for n in nets if not os.path.isfile(os.path.join(gdir, f"{n}.npz"))]
+        if missing:
+            parser_error = f"--golden-dir: {gdir!r} has no {', '.join(m + '.npz' for m in missing)}"
+    if parser_error:  # before any work, and before anything is written
+        print(f"lipbab_table1.py: error: {parser_error}", file=sys.stderr)
+        raise SystemExit(2)
+    common.print_config(args, {"golden_dir": gdir or "jaxkit's shipped copies (jaxkit.lipschitz.paper_network)",
+                               "boxes": {n: f"[0, {b}]^n" for n, (_, b) in ARCHS.items()}})
     common.compilation_cache()
     table, results, fig_curves = [], [], {}
     t_all = time.perf_counter()
@@ -109,9 +121,6 @@ def main(argv=None):
             seeds = [None] if source == "golden" else args.seeds
             for seed in seeds:
                 if source == "golden":
-                    if not os.path.exists(os.path.join(gdir, f"{name}.npz")):
-                        print(f"skipping golden {name}: {gdir} not found")
-                        continue
                     params, acc, label = golden_params(name, gdir), None, f"golden {name}"
                 else:
                     params, acc = train_net(name, seed, args.epochs)
@@ -122,7 +131,7 @@ def main(argv=None):
                 fig_curves[label] = curves
                 for p, ap in rows:
                     ex = ap[1.0]
-                    ref = GOLDEN[name][PS.index(p)] if source == "golden" else None
+                    ref = lipschitz.paper_network(name).exact[p] if source == "golden" else None
                     table.append([
                         label if p == 1 else "", "inf" if p == np.inf else p,
                         f"{ex.first_estimate:.3f}",
@@ -131,7 +140,7 @@ def main(argv=None):
                         f"{ex.upper:.6f}" + ("" if ex.exact else " (budget)"),
                         f"{ex.seconds:.2f}", ex.nodes,
                         "-" if ref is None else f"{ref:.6f} ({abs(ex.upper - ref) / ref:.0e})",
-                        "-" if source != "golden" else PAPER_EXACT_SECONDS[name][PS.index(p)],
+                        "-" if source != "golden" else lipschitz.paper_network(name).paper_seconds[p],
                     ])
                     results.append({"net": label, "p": str(p), "first": ex.first_estimate, "k2": ap[2.0].upper,
                                     "k1.5": ap[1.5].upper, "exact": ex.upper, "lower": ex.lower,

@@ -11,9 +11,7 @@ from jaxkit import models
 from jaxkit.lipschitz import bounds, simplex
 from jaxkit.lipschitz import lp as lplib
 
-from conftest import golden_file
-
-GOLDEN = {  # name: (box upper end, exact constants for p = 1, 2, inf) from shared/data/lipbab/README.md
+GOLDEN = {  # name: (box upper end, exact constants for p = 1, 2, inf) from the paper (jaxkit/lipschitz/paper_nets/README.md)
     "iris_4-5-5-3": (1.0, (5.958048912394726, 6.771454513402937, 12.605085581416922)),
     "sd_10-15-10-3": (0.1, (10.41286850374477, 9.530716922306004, 16.274810805318676)),
     "sd_10-20-15-10-3": (0.1, (48.04897158493324, 40.05651016370293, 72.28569774866806)),
@@ -21,9 +19,40 @@ GOLDEN = {  # name: (box upper end, exact constants for p = 1, 2, inf) from shar
 }
 
 
+SHA256 = {  # of the files as copied from the source copy of the paper's networks (see paper_nets/README.md)
+    "iris_4-5-5-3": "2ccc7217412e5297598f7c806258d6dc828ab1349c7e46044c7609738e8ced55",
+    "sd_10-15-10-3": "f5bfa868de4981581e6e0fd74c628be550ef51cd9b094b90872070ee3871155a",
+    "sd_10-20-15-10-3": "bdf9313319c4ec4539a9923046ab130e889e319366515ee0daf24549d1dd2271",
+    "sd_10-30-30-30-3": "90ffb932dbe9d1280fa1dd6afb43d1c1b9c38f828e8abcb7da57d6b39997d444",
+}
+
+
 def golden_params(name):
-    d = np.load(golden_file("lipbab", f"{name}.npz"))
-    return {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]} for i in range(len(d.files) // 2)}
+    return lb.paper_network(name).params
+
+
+@pytest.mark.parametrize("name", list(GOLDEN))
+def test_paper_networks_ship_with_the_package_unchanged(name):
+    import hashlib  # noqa: PLC0415
+    import importlib.resources  # noqa: PLC0415
+
+    blob = (importlib.resources.files("jaxkit.lipschitz") / "paper_nets" / f"{name}.npz").read_bytes()
+    assert hashlib.sha256(blob).hexdigest() == SHA256[name]
+    net = lb.paper_network(name)
+    hi, gold = GOLDEN[name]
+    n0 = int(name.split("_")[1].split("-")[0])
+    assert [net.params[f"Dense_{i}"]["kernel"].shape[1] for i in range(len(net.params))] == [
+        int(w) for w in name.split("_")[1].split("-")[1:]]
+    assert all(v.dtype == np.float64 for layer in net.params.values() for v in layer.values())
+    np.testing.assert_array_equal(net.box[0], np.zeros(n0))
+    np.testing.assert_array_equal(net.box[1], np.full(n0, hi))
+    assert [net.exact[p] for p in (1, 2, np.inf)] == list(gold)
+    assert lb.PAPER_NETWORKS == tuple(GOLDEN)
+
+
+def test_paper_network_rejects_an_unknown_name():
+    with pytest.raises(ValueError, match="`name` must be one of"):
+        lb.paper_network("sd_10-30-3")
 
 
 def random_params(sizes, seed, scale=1.0):

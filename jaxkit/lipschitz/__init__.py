@@ -26,9 +26,11 @@ from typing import Any
 import numpy as np
 
 from jaxkit.lipschitz.bounds import Net, jacobian, np_op_norm
+from jaxkit.lipschitz.paper import PAPER_NETWORKS, PaperNetwork, paper_network
 from jaxkit.lipschitz.search import Result, search
 
-__all__ = ["lipschitz_constant", "Result", "naive_upper_bound", "jacobian_norm", "to_net"]
+__all__ = ["lipschitz_constant", "Result", "naive_upper_bound", "jacobian_norm", "to_net", "PAPER_NETWORKS",
+           "PaperNetwork", "paper_network"]
 
 
 def _norm_p(p) -> float:
