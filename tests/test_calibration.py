@@ -1,4 +1,6 @@
-"""Calibration estimators against closed forms, NumPy loops and scipy."""
+"""Calibration estimators against closed forms, NumPy loops, scipy and netcal's stored outputs."""
+
+import os
 
 import jax
 import jax.numpy as jnp
@@ -68,10 +70,26 @@ def test_hard_uniform_ece_equals_numpy_loop_and_settings():
     assert float(cal.mce(p, y, n_bins=15)) == pytest.approx(max(gaps), abs=1e-5)
 
 
-def test_netcal_if_installed():
-    netcal = pytest.importorskip("netcal.metrics")
-    p, y = _binary(5000, 2)
-    assert float(cal.ece(p, y, n_bins=10)) == pytest.approx(netcal.ECE(10).measure(p, y), abs=1e-5)
+NETCAL = os.path.join(os.path.dirname(__file__), "data", "netcal", "reference.npz")
+
+
+@pytest.mark.parametrize("case", ["binary", "multiclass"])
+@pytest.mark.parametrize("n_bins", [10, 15])
+def test_equals_netcal_on_stored_outputs(case, n_bins):
+    """netcal 1.4.0's ECE / MCE on fixed inputs (tests/data/netcal: the script, inputs and versions).
+
+    netcal reads a two-column input as a binary problem and calibrates the class-1 score against y = 1
+    (our ``"class"`` setting, ``cls=1``), and more columns as top-label confidence (``"confidence"``).
+    Tolerance 1e-6: our sums run in float32 over <= 5,000 float32 scores, netcal's in float64 (measured <= 1e-7).
+    """
+    ref = np.load(NETCAL)
+    assert str(ref["netcal_version"]) == "1.4.0"
+    p, y = ref[f"{case}/probs"], ref[f"{case}/labels"]
+    kw = {"setting": "class", "cls": 1} if case == "binary" else {"setting": "confidence"}
+    for ours, theirs in [(cal.ece(p, y, n_bins=n_bins, **kw), "ece_uniform"),
+                         (cal.ece(p, y, n_bins=n_bins, binning="adaptive", **kw), "ece_adaptive"),
+                         (cal.mce(p, y, n_bins=n_bins, **kw), "mce_uniform")]:
+        assert float(ours) == pytest.approx(float(ref[f"{case}/{theirs}_{n_bins}"]), abs=1e-6), (theirs, n_bins)
 
 
 def test_bin_weights_adaptive_equal_counts_and_convex_rows():
