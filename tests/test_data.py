@@ -80,7 +80,7 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_load_tfds_reads_local_data_without_network():
-    tfds = pytest.importorskip("tensorflow_datasets")
+    import tensorflow_datasets as tfds  # noqa: PLC0415  (test extra; heavy, so imported where used)
     with tfds.testing.mock_data(num_examples=12):
         ds = data.load_tfds("mnist", max_examples=10)
     assert ds.train.x.shape == (10, 28, 28, 1) and ds.test.x.shape == (10, 28, 28, 1)
@@ -89,7 +89,6 @@ def test_load_tfds_reads_local_data_without_network():
 
 
 def test_load_tfds_missing_data_says_how_to_prepare_it(tmp_path):
-    pytest.importorskip("tensorflow_datasets")
     with pytest.raises(FileNotFoundError, match="tfds build mnist --file_format=array_record"):
         data.load_tfds("mnist", data_dir=tmp_path)
     with pytest.raises(ValueError, match="`splits` must name"):

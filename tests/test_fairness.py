@@ -1,13 +1,12 @@
 """Fairness measures against float64 NumPy and fairlearn."""
 
+import fairlearn.metrics as fl
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from jaxkit import fairness as fair
-
-fl = pytest.importorskip("fairlearn.metrics")
 
 RNG = np.random.default_rng(0)
 

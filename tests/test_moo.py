@@ -6,17 +6,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from pymoo.indicators.hv import HV
+from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
 from jaxkit import evolution as evo
 from jaxkit.checkpoint import Checkpointer
 from jaxkit.evolution import moo
 
 from conftest import run_forced_devices
-
-pymoo = pytest.importorskip("pymoo")
-from pymoo.indicators.hv import HV  # noqa: E402
-from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance  # noqa: E402
-from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting  # noqa: E402
 
 RNG = np.random.default_rng(0)
 FRONTS = {

@@ -1,0 +1,48 @@
+"""The suite's own rules: unexpected skips fail, nothing reads outside the repository."""
+
+import os
+import subprocess
+
+from conftest import REPO
+
+INNER = '''
+import pytest
+
+def test_skipped_inside():
+    pytest.skip("golden data not found")
+
+@pytest.mark.skipif(True, reason="not on this machine")
+def test_skipif():
+    pass
+
+@pytest.mark.xfail(reason="known", strict=True)
+def test_xfail():
+    assert False
+
+def test_passes():
+    pass
+'''
+
+
+def test_unexpected_skips_fail_the_run(pytester):
+    pytester.syspathinsert(os.path.join(REPO, "tests"))
+    pytester.makepyfile(test_inner=INNER, test_collect='import pytest\npytest.importorskip("no_such_module_xyz")\n')
+    res = pytester.runpytest_inprocess("-p", "skip_policy", "-p", "no:cacheprovider", "--continue-on-collection-errors")
+    # a skip in the call fails; a skipif (decided in setup) and a module-level importorskip become errors
+    res.assert_outcomes(passed=1, failed=1, xfailed=1, errors=2)
+    assert res.ret != 0
+    res.stdout.fnmatch_lines(["*unexpected skip: *not on this machine*", "*unexpected skip: *golden data not found*"])
+
+
+def test_nothing_in_the_repository_reads_outside_it():
+    """A user's clone has nothing beside it: no path may lead to a sibling folder of the checkout."""
+    files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    bad = []
+    for f in files:
+        if f.endswith((".py", ".ipynb", ".md", ".cfg", ".toml", ".txt", ".yaml", ".yml")) or f in ("Makefile",) \
+                or f.startswith(".ci/"):
+            with open(os.path.join(REPO, f), encoding="utf-8", errors="replace") as fh:
+                text = fh.read()
+            if f != "tests/test_suite_policy.py" and ("../shared" in text or "SHARED_DIR" in text):
+                bad.append(f)
+    assert not bad, f"these files refer to a folder outside the repository: {bad}"
