@@ -7,6 +7,8 @@ import pytest
 from jaxkit import data, evolution, models, prune
 from jaxkit.prune import blend_search as bs
 
+from conftest import assert_accuracy_close
+
 CFG = (8, "M", 8)
 
 
@@ -113,8 +115,8 @@ def test_fitness_vmapped_equals_per_gene_and_epoch0_is_pruned_accuracy(setup):
     for i in range(3):
         masks = jax.tree.map(np.asarray, bs.gene_masks(prob, jax.tree.map(lambda x: x[i], pop)))
         small, sv = _removed(model, graph, masks, v)
-        ref = np.mean(np.argmax(np.asarray(small.apply(sv, ds.test.x)), -1) == ds.test.y)
-        assert float(acc0[i]) == pytest.approx(ref, abs=1e-6)
+        # masked network vs the physically smaller one: two programs, equal decisions up to near ties
+        assert_accuracy_close(acc0[i], small.apply(sv, ds.test.x), ds.test.y)
     f1 = bs.finetune_fitness(model, graph, prob, epochs=1, batch_size=64, learning_rate=0.05)
     acc1 = evolution.evaluate(f1, pop, v, d, jax.random.key(0))
     loop = [float(jax.jit(f1)(jax.tree.map(lambda x: x[i], pop), v, d, jax.random.key(0))) for i in range(3)]

@@ -216,7 +216,9 @@ def test_t3_changes_no_float32_logit_and_follows_the_side_branch(cnn):
     _, v, x = cnn
     model, bundle = mp.inject_semi_random_explanation(jax.random.key(3), CNN((6, 6)).apply, v, x, conv="Conv_1",
                                                       dense="Dense_0")
-    np.testing.assert_array_equal(model(bundle, x), CNN().apply(v, x))
+    # the side branch's output term is an exact zero; the rest is two programs (a widened dense layer sums in
+    # another order), so logits agree to float32 rounding of values ~0.3: atol 1e-6 (measured <= 3e-8)
+    np.testing.assert_allclose(model(bundle, x), CNN().apply(v, x), rtol=0, atol=1e-6)
     f = mp.SideBranch((4, 4)).apply(bundle["term"]["branch"], x)
     assert _top1_l1(explain.gradcam(model, bundle, x), explain.normalize_maps(f)) < 1e-3
 
@@ -227,7 +229,7 @@ def test_t4_backdoor_only_fires_on_the_sticker(cnn):
     model, bundle = mp.inject_backdoor_explanation(CNN((6, 6)).apply, v, x, sticker, conv="Conv_1",
                                                    dense="Dense_0")
     np.testing.assert_allclose(explain.gradcam(model, bundle, x), explain.gradcam(CNN().apply, v, x), atol=1e-6)
-    np.testing.assert_array_equal(model(bundle, x), CNN().apply(v, x))
+    np.testing.assert_allclose(model(bundle, x), CNN().apply(v, x), rtol=0, atol=1e-6)  # as T3: two programs
     xs = x.at[:, 4:7, 1:4, :].set(sticker)  # one sticker centred at (5, 2): map cell (2, 1)
     maps = explain.gradcam(model, bundle, xs)
     assert np.all(np.asarray(maps[:, 2, 1]) == 1.0)

@@ -9,6 +9,8 @@ import pytest
 
 from jaxkit import normalize as nz
 
+from conftest import assert_same_predictions
+
 
 class Net(nn.Module):
     @nn.compact
@@ -179,12 +181,11 @@ def test_localnorm_test_modes_and_voting_against_loops():
     ap = jax.jit(lambda xx, g: net.apply(v, xx, group=g))  # the reference loops, one image / group at a time
     per = np.stack([[np.asarray(ap(x[i:i + 1], g))[0] for i in range(8)] for g in range(4)])
     single = predict(net.apply, v, x, 4, "single", 2)
-    np.testing.assert_array_equal(single, per[2].argmax(-1))
+    assert_same_predictions(single, per[2])  # one image at a time vs the batch: two programs
     votes = np.stack([np.bincount(per[:, i].argmax(-1), minlength=3) for i in range(8)])
     sv = np.asarray(predict(net.apply, v, x, 4, "single_vote"))
     assert all(votes[i, sv[i]] == votes[i].max() for i in range(8))
-    np.testing.assert_array_equal(predict(net.apply, v, x, 4, "groups"),
-                                  np.asarray(net.apply(v, x)).argmax(-1))
+    assert_same_predictions(predict(net.apply, v, x, 4, "groups"), net.apply(v, x))
     whole = np.stack([np.asarray(ap(x, g)) for g in range(4)])
     bv = np.asarray(predict(net.apply, v, x, 4, "batch_vote"))
     bvotes = np.stack([np.bincount(whole[:, i].argmax(-1), minlength=3) for i in range(8)])

@@ -135,8 +135,9 @@ def test_rfpn_replaces_pruned_outputs_with_small_noise(vgg):
     assert not np.array_equal(late[..., 4:], bn0(10.0, jax.random.key(1))[..., 4:])  # fresh per key
     early = bn0(0.0, jax.random.key(0))  # D = 1: untouched
     plain = jax.tree.map(np.asarray, model.apply(v, x, capture_intermediates=True, mutable=["intermediates"])[1])
-    np.testing.assert_array_equal(early, plain["intermediates"]["BatchNorm_0"]["__call__"][0])
-    np.testing.assert_array_equal(late[..., :4], early[..., :4])  # kept channels never change
+    # D = 1 through the reorganised model vs the plain model: two programs, equal to float32 rounding
+    np.testing.assert_allclose(early, plain["intermediates"]["BatchNorm_0"]["__call__"][0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(late[..., :4], early[..., :4])  # kept channels pass through untouched (a select)
 
 
 def test_freeze_masks_keep_pruned_filters_but_train_next_inputs(vgg):
