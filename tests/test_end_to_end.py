@@ -54,6 +54,20 @@ def test_lipbab_table1_reproduces_the_golden_constants(tmp_path):
     assert os.path.exists(tmp_path / "convergence.png")
 
 
+@pytest.mark.parametrize("argv, says", [
+    (["--golden-dir", "no_such_dir"], "--golden-dir: 'no_such_dir' has no iris_4-5-5-3.npz"),
+    (["--nets", "foo"], "--nets: expected a comma list of"),
+    (["--sources", "golden,bar"], "--sources: expected a comma list of golden, trained"),
+])
+def test_lipbab_table1_rejects_bad_arguments_before_any_work(tmp_path, capsys, argv, says):
+    (tmp_path / "table1.json").write_text("earlier result")
+    exp = _load_experiment("lipbab_table1")
+    with pytest.raises(SystemExit) as e:
+        exp.main(argv + ["--out", str(tmp_path)])
+    assert e.value.code == 2 and says in capsys.readouterr().err
+    assert (tmp_path / "table1.json").read_text() == "earlier result"
+
+
 @pytest.mark.slow
 def test_prune_digits_table(tmp_path, capsys):
     exp = _load_experiment("prune_digits")
