@@ -343,18 +343,25 @@ def _floor(n_neg: int, l: float | None) -> float:
 def log_auc(scores, labels, *, l: float | None = None) -> float:
     """Normalised area under TPR vs log10(FPR) over ``[l, 1]``: ``int TPR d(log10 FPR) / |log10 l|``.
 
-    ``l = 0.5 / N_neg`` by default; thresholds with zero false positives are
-    placed at FPR = ``l`` (so a perfect detector scores 1). Trapezoids in
-    log10(FPR) between consecutive ROC points.
+    ``l = 0.5 / N_neg`` by default. While ``l`` lies below the smallest non-zero FPR (always so for the
+    default), thresholds with zero false positives are placed at FPR = ``l`` (so a perfect detector scores 1).
+    A larger ``l`` truncates the curve at ``l``: TPR(l) is interpolated on the ROC segment that crosses it
+    (as :func:`partial_auc`) and the points below ``l`` are dropped. Trapezoids in log10(FPR) between
+    consecutive points.
     """
     s, y = _scores_labels(scores, labels)
     fpr, tpr, _ = roc_curve(s, y)
     lo = _floor(int((~y).sum()), l)
     if not 0 < lo < 1:
         raise ValueError(f"`l` must lie in (0, 1), got {lo}.")
-    lx = np.log10(np.maximum(fpr, lo))  # zero false positives count as FPR = l
-    t = tpr
-    # consecutive points at FPR = l form a vertical segment: zero width, no area
+    if lo < fpr[fpr > 0].min():
+        x, t = np.maximum(fpr, lo), tpr  # zero false positives count as FPR = l
+    else:
+        i = int(np.searchsorted(fpr, lo, side="right"))  # first point beyond l; fpr[i - 1] <= l < fpr[i]
+        t_lo = tpr[i - 1] + (tpr[i] - tpr[i - 1]) * (lo - fpr[i - 1]) / (fpr[i] - fpr[i - 1])
+        x, t = np.r_[lo, fpr[i:]], np.r_[t_lo, tpr[i:]]
+    lx = np.log10(x)
+    # consecutive points at the same FPR form a vertical segment: zero width, no area
     return float(np.sum(np.diff(lx) * (t[1:] + t[:-1]) / 2) / abs(np.log10(lo)))
 
 

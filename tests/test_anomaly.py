@@ -62,6 +62,35 @@ def test_log_auc_and_lg_far_hand_integrated():
     assert anomaly.log_auc([3, 2, 1], [1, 0, 0], l=0.1) == pytest.approx(1.0)
 
 
+def test_log_auc_truncates_at_a_user_l_by_interpolating_the_crossing_segment():
+    # a tie gives a sloped ROC segment: 4 negatives, ROC (0,0) (0,.5) (.25,.5) (.5,1) (.75,1) (1,1)
+    s, y = [4, 3, 2, 2, 1, 0], [1, 0, 1, 0, 0, 0]
+    lx = np.log10
+    l = 0.375  # on the segment (.25,.5) -> (.5,1): TPR(l) = .75
+    area = (0.75 + 1) / 2 * (lx(0.5) - lx(l)) + 1.0 * (0 - lx(0.5))
+    assert anomaly.log_auc(s, y, l=l) == pytest.approx(area / abs(lx(l)), rel=1e-12)
+    # the old rule moved (.25, .5) onto FPR = l and understated TPR(l) as .5
+    assert anomaly.log_auc(s, y, l=l) > ((0.5 + 1) / 2 * (lx(0.5) - lx(l)) - lx(0.5)) / abs(lx(l)) + 0.01
+    # l exactly on a ROC point: that point's (top) TPR
+    assert anomaly.log_auc(s, y, l=0.5) == pytest.approx(1.0)
+    # l below every non-zero FPR (as the default 0.5 / N_neg always is): FPR-0 points sit at l, unchanged
+    ref = (0.5 * (lx(0.25) - lx(0.1)) + 0.75 * (lx(0.5) - lx(0.25)) - lx(0.5)) / abs(lx(0.1))
+    assert anomaly.log_auc(s, y, l=0.1) == pytest.approx(ref, rel=1e-12)
+    # random tied scores: equal to the old formula applied to the ROC with the point (l, TPR(l)) inserted
+    rng = np.random.default_rng(3)
+    for _ in range(20):
+        yy = rng.random(300) < 0.2
+        ss = rng.integers(0, 25, 300) + 3 * yy
+        fpr, tpr, _ = anomaly.roc_curve(ss, yy)
+        for l in rng.uniform(fpr[fpr > 0].min(), 0.9, size=3):
+            j = np.searchsorted(fpr, l, side="right")
+            t_l = np.interp(l, fpr[j - 1:j + 1], tpr[j - 1:j + 1])
+            x, t = np.r_[fpr[:j], l, fpr[j:]], np.r_[tpr[:j], t_l, tpr[j:]]
+            xl = np.log10(np.maximum(x, l))
+            ref = np.sum(np.diff(xl) * (t[1:] + t[:-1]) / 2) / abs(np.log10(l))
+            assert anomaly.log_auc(ss, yy, l=l) == pytest.approx(ref, rel=1e-12, abs=1e-15)
+
+
 def test_log_auc_chance_level():
     assert anomaly.log_auc_chance(10**6) == pytest.approx(0.069, abs=0.001)  # the thesis's ~0.07
     rng = np.random.default_rng(0)
