@@ -8,12 +8,28 @@ operation to any point inside the operands, **including floating-point rounding*
   outward with ``nextafter`` (round-to-nearest is within half an ulp, so one ulp
   outward always contains the exact value).
 * Dot products / matrix products of length ``n`` are widened by the a-priori
-  bound ``gamma_n * (|A| @ |x|) + n * tiny`` (Higham, *Accuracy and Stability of
+  bound ``gamma_{n+2} * (|A| @ |x|) + n * tiny`` (Higham, *Accuracy and Stability of
   Numerical Algorithms*, Thm 3.5, with ``gamma_n = n u / (1 - n u)``, ``u`` the
-  unit roundoff of the dtype, plus an underflow term), then one ulp outward.
-* ``relu`` and other monotone functions are applied to the end points; ``relu``
-  is exact, for other functions ``monotone`` widens by ``ulps`` ulps (default 2,
-  enough for XLA's ``tanh``/``sigmoid`` on CPU; pass more for other back-ends).
+  unit roundoff of the dtype; two more terms cover the rounding of the bound itself;
+  ``tiny`` is the smallest *normal* number, the underflow error of one product when
+  subnormals are flushed), then one ulp outward.
+* **Subnormals.** XLA on CPU flushes subnormal results to zero and reads subnormal
+  operands as zero. So no bound is ever left subnormal: an outward step that would
+  land in ``(-tiny, tiny)`` goes to ``-tiny`` / ``0`` (lower) or ``0`` / ``tiny``
+  (upper), and subnormal end points or weights entering an operation are moved
+  outward to ``0`` / ``±tiny`` first (detected on the bits, which flushing cannot hide).
+  The rules hold whether or not the back-end flushes.
+* **Conversions round outward.** Python floats, float64 arrays or int64 entering a
+  float32 interval (``box(0.1, 0.1, float32)``, ``x + 0.1``) give ``lo`` rounded down
+  and ``hi`` rounded up when the value is not representable; a value beyond the
+  dtype's range gives an infinite bound on that side (never a finite one).
+* ``relu`` is exact. Other monotone functions (``monotone``) are applied to the end
+  points and widened by the error bound measured for that function, dtype and
+  back-end (``MONOTONE_ULPS``; ``benchmarks/interval_ulps.py`` measures it), or by
+  ``ulps`` the caller gives for any other function.
+* **Bad input.** Intervals passed to the public functions are checked when they are
+  concrete (``lo <= hi``, no NaN: a ``ValueError`` naming the argument); inside
+  ``jit`` a NaN end point or ``lo > hi`` makes the result NaN, never a finite bound.
 
 This makes the bounds sound in float32 and float64 alike; float64 gives tighter
 bounds. None of the peer libraries (auto_LiRPA, jax_verify) rounds outward.
@@ -32,7 +48,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-__all__ = ["Interval", "box", "matmul", "dense", "relu", "monotone", "ibp", "mlp_layers", "contains"]
+from jaxkit._checks import is_concrete
+
+__all__ = ["Interval", "box", "check", "convert", "matmul", "dense", "relu", "monotone", "ibp", "mlp_layers", "contains",
+           "MONOTONE_FUNCTIONS", "MONOTONE_ULPS"]
 
 
 def _u(dtype) -> float:
@@ -40,20 +59,63 @@ def _u(dtype) -> float:
 
 
 def _tiny(dtype) -> float:
-    return float(jnp.finfo(dtype).smallest_subnormal)
+    """Smallest normal number: the underflow bound that holds when subnormals are flushed."""
+    return float(jnp.finfo(dtype).tiny)
+
+
+def _abs_bits(x):
+    """Bit pattern of ``|x|`` as an unsigned integer (comparisons on bits see subnormals that XLA flushes)."""
+    ut = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[jnp.dtype(x.dtype).itemsize]
+    mask = np.array(np.iinfo(ut).max >> 1, ut)
+    return jax.lax.bitcast_convert_type(x, ut) & mask
+
+
+def _subnormal(x):
+    """True where ``x`` is a non-zero subnormal (exactly, on the bits)."""
+    b = _abs_bits(x)
+    tiny_bits = jax.lax.bitcast_convert_type(jnp.asarray(jnp.finfo(x.dtype).tiny, x.dtype), b.dtype)
+    return (b != 0) & (b < tiny_bits)
 
 
 def _down(x):
-    return jnp.nextafter(x, jnp.full_like(x, -jnp.inf))
+    """A value <= every real number that rounds (nearest, with or without flushing) to ``x``; never subnormal."""
+    t = jnp.asarray(_tiny(x.dtype), x.dtype)
+    step = jnp.nextafter(x, jnp.full_like(x, -jnp.inf))
+    # x > tiny: one ulp down stays normal. 0 < x <= tiny: the true value is positive. -tiny < x <= 0 (incl. a
+    # flushed result): the true value may be any number in (-tiny, tiny), so -tiny. x <= -tiny: one ulp down.
+    return jnp.where(x > t, step, jnp.where(x > 0, jnp.zeros_like(x), jnp.where(x > -t, -t, step)))
 
 
 def _up(x):
-    return jnp.nextafter(x, jnp.full_like(x, jnp.inf))
+    return -_down(-x)
+
+
+def _off_subnormal(lo, hi):
+    """End points moved off the subnormal range, outward (lo: to 0 or -tiny, hi: to tiny or 0)."""
+    t = jnp.asarray(_tiny(lo.dtype), lo.dtype)
+    return jnp.where(_subnormal(lo), _sub_lo(lo, t), lo), jnp.where(_subnormal(hi), _sub_hi(hi, t), hi)
+
+
+def _sign_bit(x):
+    ut = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[jnp.dtype(x.dtype).itemsize]
+    return (jax.lax.bitcast_convert_type(x, ut) >> (8 * jnp.dtype(x.dtype).itemsize - 1)) != 0
+
+
+def _sub_lo(x, t):  # subnormal lower end: positive -> 0, negative -> -tiny (sign read from the bits)
+    return jnp.where(_sign_bit(x), -t, jnp.zeros_like(x))
+
+
+def _sub_hi(x, t):  # subnormal upper end: positive -> tiny, negative -> 0
+    return jnp.where(_sign_bit(x), jnp.zeros_like(x), t)
 
 
 @struct.dataclass
 class Interval:
-    """Elementwise bounds ``lo <= x <= hi`` (a pytree; works under ``jit``/``vmap``)."""
+    """Elementwise bounds ``lo <= x <= hi`` (a pytree; works under ``jit``/``vmap``).
+
+    The operators (``+``, ``-``, ``*`` with intervals, arrays or Python numbers) are sound as described in the
+    module docstring; an operand with a NaN end point or ``lo > hi`` gives a NaN result.
+    """
 
     lo: jax.Array
     hi: jax.Array
@@ -68,15 +130,17 @@ class Interval:
 
     @property
     def center(self) -> jax.Array:
+        """``(lo + hi) / 2`` in plain floating point (a point inside, not a bound)."""
         return (self.lo + self.hi) / 2
 
     @property
     def width(self) -> jax.Array:
+        """``hi - lo`` in plain floating point."""
         return self.hi - self.lo
 
     def __add__(self, other: "Interval | jax.Array | float") -> "Interval":
-        o = _as_interval(other, self.dtype)
-        return Interval(_down(self.lo + o.lo), _up(self.hi + o.hi))
+        a, o = _prep(self), _prep(_as_interval(other, self.dtype))
+        return Interval(_down(a.lo + o.lo), _up(a.hi + o.hi))
 
     __radd__ = __add__
 
@@ -91,27 +155,134 @@ class Interval:
 
     def __mul__(self, other) -> "Interval":
         """Elementwise product with a point array/scalar or another interval."""
-        o = _as_interval(other, self.dtype)
-        cands = jnp.stack([self.lo * o.lo, self.lo * o.hi, self.hi * o.lo, self.hi * o.hi])
+        a, o = _prep(self), _prep(_as_interval(other, self.dtype))
+        cands = jnp.stack([a.lo * o.lo, a.lo * o.hi, a.hi * o.lo, a.hi * o.hi])
         return Interval(_down(cands.min(0)), _up(cands.max(0)))
 
     __rmul__ = __mul__
+
+    def __truediv__(self, other) -> "Interval":
+        """Elementwise quotient; a divisor interval holding 0 gives ``[-inf, inf]``."""
+        a, o = _prep(self), _prep(_as_interval(other, self.dtype))
+        cands = jnp.stack([a.lo / o.lo, a.lo / o.hi, a.hi / o.lo, a.hi / o.hi])
+        zero = (o.lo <= 0) & (o.hi >= 0)
+        lo = jnp.where(zero, -jnp.inf, _down(cands.min(0)))
+        hi = jnp.where(zero, jnp.inf, _up(cands.max(0)))
+        nan = jnp.isnan(o.lo) | jnp.isnan(o.hi) | jnp.isnan(a.lo) | jnp.isnan(a.hi)
+        return Interval(jnp.where(nan, jnp.nan, lo), jnp.where(nan, jnp.nan, hi))
+
+    def __rtruediv__(self, other) -> "Interval":
+        return _as_interval(other, self.dtype) / self
 
     def __getitem__(self, idx) -> "Interval":
         return Interval(self.lo[idx], self.hi[idx])
 
 
+def _prep(x: Interval) -> Interval:
+    """An operand as the operations need it: both ends NaN where either is NaN or ``lo > hi``; no subnormal end."""
+    bad = ~(x.lo <= x.hi)  # also true where either end is NaN
+    lo, hi = _off_subnormal(jnp.where(bad, jnp.nan, x.lo), jnp.where(bad, jnp.nan, x.hi))
+    return Interval(lo, hi)
+
+
+def check(x: Any, name: str = "x") -> Interval:
+    """``x`` as a valid :class:`Interval`, or a clear error.
+
+    Concrete intervals are checked now: ``TypeError`` if ``x`` is not an ``Interval`` of floats, ``ValueError``
+    naming ``name`` for different ``lo`` / ``hi`` shapes, a NaN end point or ``lo > hi``. Inside a trace the
+    values cannot be inspected: NaN end points stay NaN and inverted entries become NaN, so no finite bound
+    comes out of them.
+    """
+    if not isinstance(x, Interval):
+        raise TypeError(f"`{name}` must be a jaxkit.interval.Interval, got {type(x).__name__}.")
+    if jnp.shape(x.lo) != jnp.shape(x.hi):
+        raise ValueError(f"`{name}`: lo has shape {jnp.shape(x.lo)} but hi has shape {jnp.shape(x.hi)}.")
+    for end in ("lo", "hi"):
+        dt = jnp.result_type(getattr(x, end))
+        if not jnp.issubdtype(dt, jnp.floating):
+            raise TypeError(f"`{name}.{end}` must be floating point, got {dt}.")
+    if is_concrete(x.lo) and is_concrete(x.hi):
+        lo, hi = np.asarray(x.lo), np.asarray(x.hi)
+        for end, v in (("lo", lo), ("hi", hi)):
+            if np.isnan(v).any():
+                i = np.unravel_index(int(np.argmax(np.isnan(v))), v.shape) if v.ndim else ()
+                raise ValueError(f"`{name}.{end}` is NaN at index {tuple(int(j) for j in i)}.")
+        if np.any(lo > hi):
+            i = np.unravel_index(int(np.argmax(lo > hi)), lo.shape) if lo.ndim else ()
+            i = tuple(int(j) for j in i)
+            raise ValueError(f"`{name}` is inverted: lo{list(i)} = {lo[i]} > hi{list(i)} = {hi[i]}.")
+        return x
+    return _prep(x)
+
+
+def _canonical_float(dtype) -> np.dtype:
+    dt = jnp.dtype(jax.dtypes.canonicalize_dtype(dtype))
+    if not jnp.issubdtype(dt, jnp.floating):
+        raise TypeError(f"`dtype` must be a floating-point type, got {dt}.")
+    return dt
+
+
+def convert(x: Any, dtype) -> tuple[jax.Array, jax.Array]:
+    """Outward conversion of point values to ``dtype``: ``(lo, hi)`` with ``lo <= x <= hi`` exactly.
+
+    ``lo == hi == x`` where ``x`` is representable; otherwise ``lo`` is rounded down and ``hi`` up (Python floats,
+    float64 or wide integers into float32). Beyond the range: an infinite bound on that side. Subnormal results
+    are moved outward to ``0`` / ``±tiny`` (see the module docstring). NaN stays NaN.
+    """
+    dtype = _canonical_float(dtype)
+    if is_concrete(x):
+        src = np.asarray(x)
+        if src.dtype.kind not in "iuf":
+            raise TypeError(f"expected real numbers, got dtype {src.dtype}.")
+        if src.dtype == dtype:
+            lo = hi = src
+        else:
+            with np.errstate(over="ignore", invalid="ignore"):
+                c = src.astype(dtype)
+                back, exact = c.astype(np.longdouble), src.astype(np.longdouble)
+                lo = np.where(back > exact, np.nextafter(c, np.array(-np.inf, dtype)), c).astype(dtype)
+                hi = np.where(back < exact, np.nextafter(c, np.array(np.inf, dtype)), c).astype(dtype)
+        tiny = np.finfo(dtype).tiny
+        sub_lo, sub_hi = (lo != 0) & (np.abs(lo) < tiny), (hi != 0) & (np.abs(hi) < tiny)
+        lo = np.where(sub_lo, np.where(lo > 0, 0.0, -tiny), lo).astype(dtype)
+        hi = np.where(sub_hi, np.where(hi > 0, tiny, -0.0), hi).astype(dtype)
+        return jnp.asarray(lo, dtype), jnp.asarray(hi, dtype)
+    src = jnp.asarray(x)
+    sd = jnp.dtype(src.dtype)
+    c = src.astype(dtype)
+    if sd == dtype:
+        lo = hi = c
+    elif jnp.issubdtype(sd, jnp.floating) and jnp.finfo(sd).bits <= jnp.finfo(dtype).bits:
+        lo = hi = c  # widening a float is exact
+    elif jnp.issubdtype(sd, jnp.floating):
+        back = c.astype(sd)
+        lo = jnp.where(back > src, jnp.nextafter(c, jnp.full_like(c, -jnp.inf)), c)
+        hi = jnp.where(back < src, jnp.nextafter(c, jnp.full_like(c, jnp.inf)), c)
+    elif jnp.dtype(sd).itemsize * 8 <= jnp.finfo(dtype).nmant + 1:
+        lo = hi = c  # small integers are exact
+    else:  # wide integers inside a trace: one ulp either way (rounding is within half an ulp)
+        lo, hi = jnp.nextafter(c, jnp.full_like(c, -jnp.inf)), jnp.nextafter(c, jnp.full_like(c, jnp.inf))
+    return _off_subnormal(lo, hi)
+
+
 def _as_interval(x, dtype) -> Interval:
     if isinstance(x, Interval):
         return x
-    x = jnp.asarray(x, dtype)
-    return Interval(x, x)
+    return Interval(*convert(x, dtype))
 
 
 def box(lo, hi, dtype=None) -> Interval:
-    """An input box ``[lo, hi]``; raises ``ValueError`` if it is empty, inverted or not finite."""
-    lo_np, hi_np = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
-    lo_np, hi_np = np.broadcast_arrays(lo_np, hi_np)
+    """An input box ``[lo, hi]``, converted outward to ``dtype`` (default: JAX's default float).
+
+    Raises:
+      ValueError: ``lo`` / ``hi`` empty, not finite, of shapes that do not broadcast, or ``lo > hi``.
+    """
+    try:
+        lo_np, hi_np = np.broadcast_arrays(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
+    except ValueError as e:
+        raise ValueError(f"box: `lo` (shape {np.shape(lo)}) and `hi` (shape {np.shape(hi)}) do not broadcast.") from e
+    except TypeError as e:
+        raise TypeError(f"box: `lo` and `hi` must be real numbers or arrays: {e}") from e
     if lo_np.size == 0:
         raise ValueError("box: `lo`/`hi` are empty; expected one bound per input.")
     if not (np.all(np.isfinite(lo_np)) and np.all(np.isfinite(hi_np))):
@@ -119,47 +290,156 @@ def box(lo, hi, dtype=None) -> Interval:
     if np.any(lo_np > hi_np):
         i = int(np.argmax(lo_np > hi_np))
         raise ValueError(f"box is inverted: lo[{i}] = {lo_np.flat[i]} > hi[{i}] = {hi_np.flat[i]}.")
-    dtype = dtype or jnp.result_type(float)
-    return Interval(jnp.asarray(lo_np, dtype), jnp.asarray(hi_np, dtype))
+    dtype = _canonical_float(dtype or jnp.result_type(float))
+    # the caller's own values (e.g. float32 arrays) are converted exactly; float64 ones outward
+    src_lo = lo if isinstance(lo, (np.ndarray, jax.Array)) and np.asarray(lo).dtype.kind == "f" else lo_np
+    src_hi = hi if isinstance(hi, (np.ndarray, jax.Array)) and np.asarray(hi).dtype.kind == "f" else hi_np
+    src_lo, src_hi = np.broadcast_arrays(np.asarray(src_lo), np.asarray(src_hi))
+    return Interval(convert(src_lo, dtype)[0], convert(src_hi, dtype)[1])
 
 
 def matmul(w: jax.Array, x: Interval) -> Interval:
     """Sound bounds on ``w @ v`` for every ``v`` in ``x`` (``w`` a point matrix ``[m, n]``,
-    ``x`` of shape ``[n]`` or ``[n, k]``)."""
-    w = jnp.asarray(w, x.dtype)
-    wp, wn = jnp.maximum(w, 0), jnp.minimum(w, 0)
+    ``x`` of shape ``[n]`` or ``[n, k]``).
+
+    ``w`` of a wider type than ``x`` (float64 weights, float32 interval) is converted outward, and the
+    conversion's error is part of the bound.
+
+    Raises:
+      ValueError / TypeError: ``w`` not a 2-D real matrix, inner sizes that differ, or an invalid ``x``
+        (see :func:`check`).
+    """
+    x = check(x, "x")
+    if jnp.ndim(w) != 2:
+        raise ValueError(f"`w` must be a 2-D matrix [m, n], got shape {jnp.shape(w)}.")
+    if x.shape[:1] != jnp.shape(w)[1:]:
+        raise ValueError(f"`w` has {jnp.shape(w)[1]} columns but `x` has {x.shape[0] if x.shape else 'no'} rows "
+                         f"(shape {x.shape}); expected x of shape [n] or [n, k] with n = {jnp.shape(w)[1]}.")
+    x = _prep(x)
+    dtype = x.dtype
+    w_lo, w_hi = convert(w, dtype)
+    wc = jnp.where(_subnormal(w_lo), 0.0, w_lo).astype(dtype)  # w_lo is never subnormal; kept for clarity
+    rad = w_hi - w_lo  # <= one ulp (exact: Sterbenz); 0 where the conversion was exact
+    wp, wn = jnp.maximum(wc, 0), jnp.minimum(wc, 0)
     lo = wp @ x.lo + wn @ x.hi
     hi = wp @ x.hi + wn @ x.lo
-    n = w.shape[-1]
-    u = _u(x.dtype)
-    gamma = n * u / (1 - n * u)
-    mag = jnp.abs(w) @ jnp.maximum(jnp.abs(x.lo), jnp.abs(x.hi))
-    err = gamma * mag + n * _tiny(x.dtype)
+    n = jnp.shape(w)[-1]
+    u = _u(dtype)
+    gamma = (n + 2) * u / (1 - (n + 2) * u)
+    m = jnp.maximum(jnp.abs(x.lo), jnp.abs(x.hi))
+    err = gamma * (jnp.abs(wc) @ m) + (1 + gamma) * (rad @ m) + n * _tiny(dtype)
     return Interval(_down(lo - err), _up(hi + err))
 
 
 def dense(x: Interval, kernel: jax.Array, bias: jax.Array | None = None) -> Interval:
     """Bounds on a Flax ``nn.Dense`` layer, ``x @ kernel + bias`` (``kernel`` is ``[in, out]``)."""
-    z = matmul(jnp.asarray(kernel).T, x)
-    return z + bias if bias is not None else z
+    if jnp.ndim(kernel) != 2:
+        raise ValueError(f"`kernel` must be 2-D [in, out], got shape {jnp.shape(kernel)}.")
+    z = matmul(kernel.T if hasattr(kernel, "T") else np.asarray(kernel).T, x)  # keeps float64 weights float64
+    if bias is None:
+        return z
+    if jnp.shape(bias) != (jnp.shape(kernel)[1],):
+        raise ValueError(f"`bias` must have shape ({jnp.shape(kernel)[1]},), got {jnp.shape(bias)}.")
+    return z + _bias_like(bias, z)
+
+
+def _bias_like(bias, z: Interval):
+    b = convert(bias, z.dtype)
+    if len(z.shape) > 1:  # x of shape [n, k]: the bias applies along the output axis (rows)
+        b = tuple(v.reshape(v.shape + (1,) * (len(z.shape) - 1)) for v in b)
+    return Interval(*b)
 
 
 def relu(x: Interval) -> Interval:
     """``[max(0, lo), max(0, hi)]`` (exact)."""
+    x = check(x, "x")
     return Interval(jnp.maximum(x.lo, 0), jnp.maximum(x.hi, 0))
 
 
-def monotone(fn: Callable[[jax.Array], jax.Array], x: Interval, increasing: bool = True, ulps: int = 2) -> Interval:
-    """Bounds for an elementwise monotone ``fn`` (sigmoid, tanh, exp, ...), widened by ``ulps`` ulps."""
-    a, b = fn(x.lo), fn(x.hi)
+# name: (function, increasing). ``monotone`` knows the error bound of these (MONOTONE_ULPS); any other monotone
+# function needs the caller's own ``ulps``.
+MONOTONE_FUNCTIONS: dict[str, tuple[Callable[[jax.Array], jax.Array], bool]] = {
+    "exp": (jnp.exp, True), "expm1": (jnp.expm1, True), "log": (jnp.log, True), "log1p": (jnp.log1p, True),
+    "tanh": (jnp.tanh, True), "sigmoid": (jax.nn.sigmoid, True), "softplus": (jax.nn.softplus, True),
+    "arctan": (jnp.arctan, True), "sqrt": (jnp.sqrt, True),
+}
+_ALIASES = {jax.lax.logistic: "sigmoid", jax.lax.tanh: "tanh", jax.lax.exp: "exp", jax.lax.log: "log",
+            jax.lax.sqrt: "sqrt", jax.lax.log1p: "log1p", jax.lax.expm1: "expm1"}
+
+# Outward steps (``nextafter``, the module's subnormal-safe rounding) that contain the exact value of XLA's
+# functions: measured by benchmarks/interval_ulps.py (2**21 points per function and dtype over the whole range,
+# against float64 / longdouble references; jax 0.10.2, XLA:CPU, x86-64), at XLA's default and at
+# --xla_backend_optimization_level=0 (code generation differs: arctan is less accurate at -O0), stored as
+# 2 x the larger measurement + 2 for what a finite sweep cannot see. Measured steps, float32 / float64: exp 4 / 2,
+# expm1 6 / 5, log 2 / 1, log1p 3 / 127 (XLA's float64 log1p is off by up to ~129 ulps near x = sqrt(2)/2 - 1),
+# tanh 5 / 7, sigmoid 3 / 3, softplus 3 / 3, arctan 6 / 4 (1 / 1 at the default level), sqrt 1 / 1 (correctly
+# rounded). Other back-ends or flags: run the script there and pass ``ulps=``.
+MONOTONE_ULPS: dict[str, dict[str, dict[str, int]]] = {
+    "cpu": {
+        "float32": {"exp": 10, "expm1": 14, "log": 6, "log1p": 8, "tanh": 12, "sigmoid": 8, "softplus": 8,
+                    "arctan": 14, "sqrt": 4},
+        "float64": {"exp": 6, "expm1": 12, "log": 4, "log1p": 256, "tanh": 16, "sigmoid": 8, "softplus": 8,
+                    "arctan": 10, "sqrt": 4},
+    },
+}
+
+
+def _monotone_name(fn) -> str | None:
+    if isinstance(fn, str):
+        return fn if fn in MONOTONE_FUNCTIONS else None
+    for name, (f, _) in MONOTONE_FUNCTIONS.items():
+        if f is fn:
+            return name
+    return _ALIASES.get(fn)
+
+
+def monotone(fn: Callable[[jax.Array], jax.Array] | str, x: Interval, increasing: bool | None = None,
+             ulps: int | None = None) -> Interval:
+    """Bounds for an elementwise monotone function, applied to the end points and widened outward.
+
+    Args:
+      fn: one of ``MONOTONE_FUNCTIONS`` (by name, e.g. ``"tanh"``, or the function itself, e.g. ``jnp.tanh``),
+        or any monotone callable together with ``ulps``.
+      x: the input interval (checked as :func:`check` does).
+      increasing: whether ``fn`` increases; default: the known function's direction (``True`` for a callable
+        given with ``ulps``).
+      ulps: outward ``nextafter`` steps; default: the measured bound for ``fn``, ``x.dtype`` and the default
+        back-end (``MONOTONE_ULPS``).
+
+    Returns:
+      An :class:`Interval` containing ``fn(v)`` for every ``v`` in ``x``.
+
+    Raises:
+      ValueError: no measured bound for ``fn`` on this dtype / back-end and no ``ulps``; ``ulps < 0``.
+    """
+    name = _monotone_name(fn)
+    if isinstance(fn, str) and name is None:
+        raise ValueError(f"`fn`: unknown function {fn!r}; known: {sorted(MONOTONE_FUNCTIONS)} (or pass a callable "
+                         "and `ulps`).")
+    x = check(x, "x")
+    if ulps is None:
+        backend, dt = jax.default_backend(), jnp.dtype(x.dtype).name
+        ulps = MONOTONE_ULPS.get(backend, {}).get(dt, {}).get(name) if name else None
+        if ulps is None:
+            raise ValueError(
+                f"`ulps`: no measured error bound for {name or getattr(fn, '__name__', fn)!r} in {dt} on "
+                f"{backend!r} (measured: {sorted(MONOTONE_ULPS.get(backend, {}).get(dt, {}))}); pass ulps= "
+                "(benchmarks/interval_ulps.py measures it).")
+    if int(ulps) < 0:
+        raise ValueError(f"`ulps` must be >= 0, got {ulps}.")
+    f = MONOTONE_FUNCTIONS[name][0] if name else fn
+    if increasing is None:
+        increasing = MONOTONE_FUNCTIONS[name][1] if name else True
+    x = _prep(x)
+    a, b = f(x.lo), f(x.hi)
     lo, hi = (a, b) if increasing else (b, a)
-    for _ in range(int(ulps)):
-        lo, hi = _down(lo), _up(hi)
+    lo, hi = jax.lax.fori_loop(0, int(ulps), lambda _, c: (_down(c[0]), _up(c[1])), (lo, hi))
     return Interval(lo, hi)
 
 
 def contains(outer: Interval, x: jax.Array) -> jax.Array:
-    """Whether every element of the point array ``x`` lies in ``outer``."""
+    """Whether every element of the point array ``x`` lies in ``outer`` (False if anything is NaN)."""
+    outer = check(outer, "outer")
     return jnp.all((outer.lo <= x) & (x <= outer.hi))
 
 
@@ -218,13 +498,15 @@ def ibp(params: Any, x: Interval, activation: str = "relu") -> tuple[Interval, l
     """
     if activation != "relu":
         raise ValueError(f"`activation` must be 'relu', got {activation!r}.")
+    x = check(x, "x")
     layers = mlp_layers(params)
-    if x.shape[-1] != layers[0][0].shape[0]:
-        raise ValueError(f"input interval has {x.shape[-1]} features, the network expects {layers[0][0].shape[0]}.")
+    if len(x.shape) != 1 or x.shape[0] != np.shape(layers[0][0])[0]:
+        raise ValueError(f"`x` must be an interval of shape ({np.shape(layers[0][0])[0]},) (the network's inputs; "
+                         f"vmap for a batch), got shape {x.shape}.")
     pre = []
     h = x
     for i, (k, b) in enumerate(layers):
-        z = dense(h, jnp.asarray(k, x.dtype), jnp.asarray(b, x.dtype))
+        z = dense(h, k, b)  # weights of another dtype are converted outward inside
         if i < len(layers) - 1:
             pre.append(z)
             h = relu(z)

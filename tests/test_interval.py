@@ -81,7 +81,7 @@ def test_interval_ops_against_endpoint_enumeration():
     np.testing.assert_allclose(iv.relu(a).lo, [0, 1, 0])
     t = iv.monotone(jnp.tanh, a)
     assert np.all(t.lo <= np.tanh(np.asarray(a.lo))) and np.all(np.tanh(np.asarray(a.hi)) <= t.hi)
-    n = iv.monotone(lambda x: -x, a, increasing=False)
+    n = iv.monotone(lambda x: -x, a, increasing=False, ulps=0)  # negation is exact
     assert np.all(n.lo <= -a.hi) and np.all(-a.lo <= n.hi)
 
 
@@ -107,5 +107,154 @@ def test_bad_inputs_raise_clear_errors():
         iv.mlp_layers([(np.ones((2, 3, 1)), np.ones(1))])
     with pytest.raises(ValueError, match="bias shape"):
         iv.mlp_layers([(np.ones((2, 3)), np.ones(2))])
-    with pytest.raises(ValueError, match="3 features, the network expects 2"):
+    with pytest.raises(ValueError, match=r"`x` must be an interval of shape \(2,\)"):
         iv.ibp([(np.ones((2, 3)), np.ones(3))], iv.box(np.zeros(3), np.ones(3)))
+
+
+# ------------------------------------------------------------------------------------------ soundness on every input
+
+def _ref(name, x):
+    """Exact function in higher precision: float64 for float32 inputs, longdouble (x87, 64-bit mantissa) for float64."""
+    w = x.astype(np.float64 if x.dtype == np.float32 else np.longdouble)
+    with np.errstate(all="ignore"):
+        if name == "sigmoid":
+            return np.where(w >= 0, 1 / (1 + np.exp(-w)), np.exp(w) / (1 + np.exp(w)))
+        if name == "softplus":
+            return np.where(w > 0, w + np.log1p(np.exp(-w)), np.log1p(np.exp(w)))
+        return getattr(np, name)(w)
+
+
+def _points(dtype, name, n=1_050_000, seed=123):
+    """>= 10^6 points over the whole range: log-uniform magnitudes (subnormal to huge) with both signs, a dense
+    uniform band, values near 0 and +-1, every function's hard spots; clipped to the function's domain."""
+    rng = np.random.default_rng(seed)
+    fi = np.finfo(dtype)
+    mags = 10 ** rng.uniform(np.log10(fi.smallest_subnormal), np.log10(fi.max), n // 2)
+    x = np.concatenate([rng.choice([-1, 1], n // 2) * mags, rng.uniform(-30, 30, n // 4),
+                        rng.normal(0, 1e-6, n // 8), rng.choice([-1, 1], n // 16) + rng.normal(0, 1e-3, n // 16),
+                        np.sqrt(0.5) - 1 + rng.normal(0, 1e-3, n // 16),  # XLA's float64 log1p is worst here
+                        [0.0, -0.0, fi.tiny, -fi.tiny, fi.smallest_subnormal, -fi.smallest_subnormal, fi.max,
+                         -fi.max]])
+    lo = {"log": 0.0, "sqrt": 0.0, "log1p": -1.0}.get(name, -np.inf)
+    return np.maximum(x, lo).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", sorted(iv.MONOTONE_FUNCTIONS))
+def test_monotone_contains_the_exact_value_at_a_million_points(name, dtype):
+    with jax.enable_x64(dtype == np.float64):
+        x = _points(dtype, name)
+        out = jax.jit(lambda v: iv.monotone(name, iv.Interval(v, v)))(jnp.asarray(x))
+        ref = _ref(name, x)
+        lo, hi = np.asarray(out.lo).astype(ref.dtype), np.asarray(out.hi).astype(ref.dtype)
+        both_nan = np.isnan(ref) & np.isnan(lo) & np.isnan(hi)  # e.g. log1p(-1 - ...) is outside the domain
+        miss = ~both_nan & ~((lo <= ref) & (ref <= hi))
+        assert x.size >= 10**6 and not miss.any(), (int(miss.sum()), x[miss][:5])
+
+
+def test_two_ulps_were_not_enough_for_float32_tanh():
+    """The old fixed widening (2 ulps) misses exact values; the measured bound does not (test above)."""
+    x = _points(np.float32, "tanh", n=200_000)
+    out = iv.monotone(jnp.tanh, iv.Interval(jnp.asarray(x), jnp.asarray(x)), ulps=2)
+    ref = _ref("tanh", x)
+    assert np.sum(~((np.asarray(out.lo, np.float64) <= ref) & (ref <= np.asarray(out.hi, np.float64)))) > 0
+
+
+def _frac(v):
+    from fractions import Fraction  # noqa: PLC0415
+
+    return Fraction(float(v))
+
+
+def _contains_exact(iv_out, exact):
+    """Every exact rational lies in its interval (an infinite end point bounds everything on its side)."""
+    lo, hi = np.asarray(iv_out.lo).ravel(), np.asarray(iv_out.hi).ravel()
+    return all((a == -np.inf or (np.isfinite(a) and _frac(a) <= e)) and (b == np.inf or (np.isfinite(b) and e <= _frac(b)))
+               for a, b, e in zip(lo, hi, exact))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rounding_is_outward_near_zero_whether_or_not_subnormals_are_flushed(dtype):
+    """Products, sums and quotients with results in or near the subnormal range (flushed to 0 by XLA on CPU)."""
+    from fractions import Fraction  # noqa: PLC0415
+
+    fi = np.finfo(dtype)
+    e = 19 if dtype == np.float32 else 160  # operands whose products underflow
+    vals = [10.0 ** -e, 10.0 ** -(e + 2), 10.0 ** -(e + 4), -(10.0 ** -(e + 1)), 3 * 10.0 ** -(e + 3), float(fi.tiny),
+            -float(fi.tiny), 1.5 * float(fi.tiny), float(fi.smallest_subnormal), 1.0, -2.0, 1e3]
+    with jax.enable_x64(dtype == np.float64):
+        a = np.array([v for v in vals for _ in vals], dtype)
+        b = np.array([w for _ in vals for w in vals], dtype)
+        A, B = iv.Interval(jnp.asarray(a), jnp.asarray(a)), iv.Interval(jnp.asarray(b), jnp.asarray(b))
+        fa, fb = [Fraction(float(v)) for v in a], [Fraction(float(v)) for v in b]
+        assert _contains_exact(A * B, [x * y for x, y in zip(fa, fb)])
+        assert _contains_exact(A + B, [x + y for x, y in zip(fa, fb)])
+        assert _contains_exact(A - B, [x - y for x, y in zip(fa, fb)])
+        q = A / B
+        assert _contains_exact(q, [x / y if y else Fraction(0) for x, y in zip(fa, fb)])
+        assert np.all(np.isinf(np.asarray(q.lo)[b == 0])) and np.all(np.isinf(np.asarray(q.hi)[b == 0]))
+        # the issue's case: 1e-20 * 1e-20 in float32 used to give [1.4e-45, 1.4e-45] -> flushed to [0, 0]
+        p = iv.Interval(jnp.asarray(a[:1]), jnp.asarray(a[:1])) * (10.0 ** -e)
+        assert float(p.lo[0]) <= 0.0 < float(p.hi[0]) and float(p.hi[0]) >= fi.tiny
+        # no bound is ever left subnormal
+        for out in (A * B, A + B, A - B):
+            for end in (out.lo, out.hi):
+                v = np.abs(np.asarray(end))
+                assert not np.any((v > 0) & (v < fi.tiny))
+
+
+def test_conversions_round_outward():
+    f32 = np.float32
+    for v in (0.1, 1 / 3, -2.7, 1e-30):
+        b = iv.box(v, v, dtype=f32)
+        assert _frac(b.lo) <= _frac(v) <= _frac(b.hi) and float(b.lo) < float(b.hi), v
+    exact = iv.box(0.5, 0.5, dtype=f32)
+    assert float(exact.lo) == float(exact.hi) == 0.5  # representable: a point
+    sub = iv.box(2.0 ** -149, 2.0 ** -149, dtype=f32)  # subnormal: flushed by XLA, so widened to [0, tiny]
+    assert float(sub.lo) == 0.0 and float(sub.hi) == np.finfo(f32).tiny
+    assert _contains_exact(sub * 2.0 ** 100, [_frac(2.0 ** -49)])
+    big = iv.box(1e39, 1e39, dtype=f32)
+    assert float(big.lo) == np.finfo(f32).max and np.isposinf(float(big.hi))
+    neg = iv.box(-1e39, -1e39, dtype=f32)
+    assert np.isneginf(float(neg.lo)) and float(neg.hi) == -np.finfo(f32).max
+    one = iv.Interval(jnp.float32(1.0), jnp.float32(1.0))
+    for c in (0.1, 1 / 3):  # Python floats entering float32 operations
+        assert _contains_exact(one + c, [1 + _frac(c)]) and _contains_exact(one * c, [_frac(c)])
+        assert _contains_exact(one - c, [1 - _frac(c)])
+    # float64 weights into a float32 interval: the conversion error is part of the bound
+    w = np.full((1, 3), 0.1)
+    out = iv.matmul(w, iv.Interval(jnp.ones(3, f32), jnp.ones(3, f32)))
+    assert _contains_exact(out, [3 * _frac(0.1)])
+    lo, hi = iv.convert(jnp.asarray([0.1, 2.0 ** -140], f32), f32)  # float32 in: exact, but never subnormal
+    assert float(lo[0]) == float(hi[0]) == float(f32(0.1))
+    assert float(lo[1]) == 0.0 and float(hi[1]) == np.finfo(f32).tiny
+
+
+def test_nan_or_inverted_intervals_never_give_finite_bounds():
+    bad = iv.Interval(jnp.array([2.0, 0.0]), jnp.array([1.0, 1.0]))
+    nan = iv.Interval(jnp.array([jnp.nan, 0.0]), jnp.array([1.0, 1.0]))
+    params = _params((2, 3, 1), 0)
+    for fn in (iv.relu, lambda x: iv.ibp(params, x)[0], lambda x: iv.monotone("tanh", x),
+               lambda x: iv.matmul(np.ones((2, 2)), x)):
+        with pytest.raises(ValueError, match="inverted"):
+            fn(bad)
+        with pytest.raises(ValueError, match=r"`x\.lo` is NaN at index \(0,\)"):
+            fn(nan)
+        for x in (bad, nan):  # inside a trace: NaN out
+            out = jax.jit(fn)(x)
+            assert np.isnan(np.asarray(out.lo)).any() and np.isnan(np.asarray(out.hi)).any()
+    # the operators, on concrete input too
+    assert np.isnan(np.asarray((bad + 1.0).lo[0])) and np.isnan(np.asarray((bad * 2.0).hi[0]))
+    assert np.isnan(np.asarray((nan / 2.0).lo[0]))
+    with pytest.raises(TypeError, match="`x` must be a jaxkit.interval.Interval"):
+        iv.relu(np.zeros(3))
+    with pytest.raises(ValueError, match="`w` has 3 columns but `x` has 2 rows"):
+        iv.matmul(np.ones((4, 3)), iv.box(np.zeros(2), np.ones(2)))
+    with pytest.raises(ValueError, match="`w` must be a 2-D matrix"):
+        iv.matmul(np.ones(3), iv.box(np.zeros(3), np.ones(3)))
+    with pytest.raises(ValueError, match="`ulps`: no measured error bound for 'erf'"):
+        iv.monotone(jax.scipy.special.erf, iv.box(np.zeros(2), np.ones(2)))
+    with pytest.raises(ValueError, match="`fn`: unknown function 'cosh'"):
+        iv.monotone("cosh", iv.box(np.zeros(2), np.ones(2)))
+    with pytest.raises(ValueError, match="do not broadcast"):
+        iv.box(np.zeros(2), np.ones(3))
