@@ -257,6 +257,29 @@ def test_bad_inputs_raise_clear_errors():
         lb.lipschitz_constant(params, box, mode="semi")
     with pytest.raises(ValueError, match="non-finite"):
         lb.lipschitz_constant({"Dense_0": {"kernel": np.full((3, 2), np.nan), "bias": np.zeros(2)}}, box)
+    with pytest.raises(ValueError, match=r"`box` lo must be a scalar or have shape \(3,\)"):
+        lb.lipschitz_constant(params, (np.zeros(4), np.ones(4)))
+    with pytest.raises(ValueError, match="`box` bounds must be finite"):
+        lb.lipschitz_constant(params, (np.zeros(3), np.array([1.0, np.nan, 1.0])))
+    with pytest.raises(ValueError, match="`x` must be finite"):
+        lb.jacobian_norm(params, np.array([0.0, np.nan, 0.0]))  # used to return 0.0
+    with pytest.raises(ValueError, match=r"`x` must have shape \(3,\)"):
+        lb.jacobian_norm(params, np.zeros(2))
+
+
+@pytest.mark.parametrize("mode", ["local", "global"])
+def test_a_linear_map_has_the_exact_constant_of_its_matrix(mode):
+    """No hidden layer: the Jacobian is W everywhere, so L_p = ||W||_p (this crashed before)."""
+    rng = np.random.default_rng(5)
+    kernel, bias = rng.normal(size=(4, 3)), rng.normal(size=3)  # Flax layout: W = kernel.T
+    box = (np.zeros(4), np.ones(4)) if mode == "local" else None
+    w = kernel.T
+    for p, ref in ((1, np.abs(w).sum(0).max()), (2, np.linalg.svd(w, compute_uv=False)[0]),
+                   (np.inf, np.abs(w).sum(1).max())):
+        r = lb.lipschitz_constant({"Dense_0": {"kernel": kernel, "bias": bias}}, box, p=p, mode=mode)
+        assert r.exact and r.status == "exact" and r.lower == r.upper
+        assert r.upper == pytest.approx(ref, rel=1e-12)
+        assert lb.jacobian_norm({"Dense_0": {"kernel": kernel, "bias": bias}}, np.full(4, 0.3), p) == pytest.approx(ref)
 
 
 def random_polytopes(seed, count, n=4, rows=6):

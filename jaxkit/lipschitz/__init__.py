@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -61,9 +62,21 @@ def to_net(params: Any) -> Net:
 def _check_box(box, n0):
     if box is None:
         raise ValueError("`box` is required in mode='local': pass (lo, hi) arrays of the input size.")
-    lo, hi = (box.lo, box.hi) if hasattr(box, "lo") else box
-    lo, hi = np.broadcast_to(np.asarray(lo, np.float64), (n0,)).copy(), np.broadcast_to(
-        np.asarray(hi, np.float64), (n0,)).copy()
+    try:
+        lo, hi = (box.lo, box.hi) if hasattr(box, "lo") else box
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"`box` must be (lo, hi) or an Interval, got {type(box).__name__}.") from e
+    ends = []
+    for name, v in (("lo", lo), ("hi", hi)):
+        try:
+            a = np.asarray(v, np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"`box` {name} must be real numbers, got {type(v).__name__}.") from e
+        if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != n0):
+            raise ValueError(f"`box` {name} must be a scalar or have shape ({n0},) (the network's inputs), "
+                             f"got shape {a.shape}.")
+        ends.append(np.broadcast_to(a, (n0,)).copy())
+    lo, hi = ends
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         raise ValueError("`box` bounds must be finite.")
     if np.any(lo > hi):
@@ -140,6 +153,13 @@ def lipschitz_constant(
     for name, v in (("max_nodes", max_nodes), ("time_limit", time_limit)):
         if v is not None and v <= 0:
             raise ValueError(f"`{name}` must be positive or None, got {v}.")
+    if not net.hidden:  # a linear map: its Jacobian is W everywhere, so L = ||W||_p exactly (local and global)
+        t0 = time.perf_counter()
+        value = np_op_norm(net.weights[0], p)
+        seconds = time.perf_counter() - t0
+        return Result(lower=value, upper=value, exact=True, status="exact", nodes=1, lp_calls=0, seconds=seconds,
+                      first_estimate=value, p=p, k=float(k), mode=mode, batch=int(batch),
+                      history=((1, seconds, value, value),))
     return search(net, lo, hi, p=p, k=float(k), batch=int(batch), max_nodes=max_nodes, time_limit=time_limit,
                   progress=progress, tol=float(tol), mode=mode, lp=lp,
                   lookahead=int(lookahead))
@@ -157,6 +177,10 @@ def jacobian_norm(params: Any, x: np.ndarray, p: float | str = 2) -> float:
     p = _norm_p(p)
     net = to_net(params)
     h = np.asarray(x, np.float64)
+    if h.shape != (net.sizes[0],):
+        raise ValueError(f"`x` must have shape ({net.sizes[0]},) (the network's inputs), got {h.shape}.")
+    if not np.all(np.isfinite(h)):
+        raise ValueError(f"`x` must be finite, got {h}.")
     pattern = []
     for w, b in zip(net.weights[:-1], net.biases[:-1]):
         z = w @ h + b
