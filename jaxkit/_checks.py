@@ -1,15 +1,189 @@
-"""Input-checking helpers shared by the public boundaries (public JAX API only)."""
+"""Input checks shared by the public boundaries (chex-style: small, one rule each, public JAX API only).
+
+Every check names the argument and says what was expected, so a user never meets a deep numpy/XLA trace or a
+plausible finite number computed from bad input. Value checks (NaN, ranges) run only on concrete inputs (outside
+``jit``); inside a trace the functions themselves make NaN come out as NaN (see :func:`nan_if`).
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+import flax
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 
 def is_concrete(x) -> bool:
     """True when ``x`` has a value now (not a tracer inside ``jit`` / ``vmap`` / ``grad``): value checks can run."""
+    if isinstance(x, jax.core.Tracer):
+        return False
     try:
         np.asarray(x)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return False
     return True
+
+
+def _where(mask: np.ndarray) -> str:
+    idx = np.unravel_index(int(np.argmax(mask)), mask.shape) if mask.ndim else ()
+    return f"index {tuple(int(i) for i in idx)}" if idx else "the value"
+
+
+def array(x: Any, name: str, *, ndim: int | Iterable[int] | None = None, min_ndim: int | None = None,
+          kind: str | None = None, nonempty: bool = False) -> Any:
+    """``x`` as an array, checked: rank ``ndim`` (an int or allowed ints) / at least ``min_ndim``, dtype
+    ``kind`` (``"f"`` floating, ``"i"`` integer, ``"b"`` bool, ``"r"`` real: int / float / bool, ``"n"`` any
+    number incl. complex), no empty leading axis.
+
+    Concrete numpy input stays numpy (no device transfer); everything else goes through ``jnp.asarray``.
+    Raises ``TypeError`` / ``ValueError`` naming ``name``.
+    """
+    if isinstance(x, (np.ndarray, np.generic, jax.Array)) or isinstance(x, jax.core.Tracer):
+        a = x
+    else:
+        try:
+            a = np.asarray(x)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"`{name}` must be an array, got {type(x).__name__}.") from e
+        if a.dtype == object:
+            raise TypeError(f"`{name}` must be a numeric array, got {type(x).__name__} of mixed/ragged items.")
+    shape, dt = jnp.shape(a), jnp.result_type(a)
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if len(shape) not in allowed:
+            want = allowed[0] if len(allowed) == 1 else " or ".join(map(str, allowed))
+            raise ValueError(f"`{name}` must have {want} dimension(s), got shape {tuple(shape)}.")
+    if min_ndim is not None and len(shape) < min_ndim:
+        raise ValueError(f"`{name}` must have at least {min_ndim} dimension(s), got shape {tuple(shape)}.")
+    if kind is not None:
+        real = jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating) or dt == jnp.bool_
+        ok = {"f": jnp.issubdtype(dt, jnp.floating), "i": jnp.issubdtype(dt, jnp.integer),
+              "b": dt == jnp.bool_, "r": real, "n": jnp.issubdtype(dt, jnp.number) or dt == jnp.bool_}[kind]
+        if not ok:
+            want = {"f": "floating-point", "i": "integer", "b": "boolean", "r": "real (int, float or bool)",
+                    "n": "numeric"}[kind]
+            raise TypeError(f"`{name}` must be {want}, got dtype {dt}.")
+    if nonempty and (len(shape) == 0 or shape[0] == 0 or int(np.prod(shape)) == 0):
+        raise ValueError(f"`{name}` is empty (shape {tuple(shape)}); expected at least one sample.")
+    return a
+
+
+def finite(x: Any, name: str, *, allow_inf: bool = False) -> Any:
+    """Raises ``ValueError`` naming ``name`` if concrete ``x`` holds NaN (or ±inf unless ``allow_inf``)."""
+    if is_concrete(x):
+        v = np.asarray(x)
+        if v.dtype.kind in "fc":
+            bad = np.isnan(v) if allow_inf else ~np.isfinite(v)
+            if bad.any():
+                what = "NaN" if np.isnan(v[bad]).any() else "infinite"
+                raise ValueError(f"`{name}` is {what} at {_where(bad)}; expected finite values.")
+    return x
+
+
+def no_nan(x: Any, name: str) -> Any:
+    """``finite`` that lets ±inf through (scores, logits that may saturate)."""
+    return finite(x, name, allow_inf=True)
+
+
+def tree_finite(tree: Any, name: str) -> Any:
+    """``finite`` over every floating leaf of a pytree (e.g. parameters), naming the leaf's path."""
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if hasattr(leaf, "dtype") or isinstance(leaf, float):
+            finite(leaf, f"{name}{jax.tree_util.keystr(path)}")
+    return tree
+
+
+def positive_int(v: Any, name: str, *, minimum: int = 1) -> int:
+    """``int(v)`` if it is an integer >= ``minimum``; else ``ValueError`` / ``TypeError`` naming ``name``."""
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+        if isinstance(v, (float, np.floating)) and float(v).is_integer():
+            v = int(v)
+        else:
+            raise TypeError(f"`{name}` must be an integer, got {v!r}.")
+    if int(v) < minimum:
+        raise ValueError(f"`{name}` must be an integer >= {minimum}, got {v}.")
+    return int(v)
+
+
+def number(v: Any, name: str, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
+           hi_open: bool = False) -> float:
+    """``float(v)`` if finite and in the range (closed unless ``*_open``); else ``ValueError`` naming ``name``."""
+    try:
+        f = float(v)
+    except (TypeError, ValueError) as e:
+        raise TypeError(f"`{name}` must be a number, got {v!r}.") from e
+    if not np.isfinite(f):
+        raise ValueError(f"`{name}` must be finite, got {v}.")
+    if (lo is not None and (f < lo or (lo_open and f == lo))) or (hi is not None and (f > hi or (hi_open and f == hi))):
+        lb = "(" if lo_open else "["
+        ub = ")" if hi_open else "]"
+        raise ValueError(f"`{name}` must lie in {lb}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{ub}, "
+                         f"got {v}.")
+    return f
+
+
+def probability(v: Any, name: str) -> float:
+    """A number in [0, 1]."""
+    return number(v, name, lo=0.0, hi=1.0)
+
+
+def one_of(v: Any, name: str, options: Iterable[Any]) -> Any:
+    """``v`` if it is one of ``options``; else ``ValueError`` listing them."""
+    options = tuple(options)
+    if v not in options:
+        raise ValueError(f"`{name}` must be one of {', '.join(map(repr, options))}; got {v!r}.")
+    return v
+
+
+def labels(y: Any, name: str, num_classes: int | None = None) -> Any:
+    """Integer class labels in ``[0, num_classes)`` (range checked when concrete and ``num_classes`` given)."""
+    y = array(y, name, kind="i")
+    if num_classes is not None and is_concrete(y):
+        v = np.asarray(y)
+        bad = (v < 0) | (v >= num_classes)
+        if bad.any():
+            raise ValueError(f"`{name}` must hold class indices in [0, {num_classes}), got {v[bad].flat[0]} at "
+                             f"{_where(bad)}.")
+    return y
+
+
+def same_leading(name_a: str, a: Any, name_b: str, b: Any) -> None:
+    """Same number of rows (samples) in ``a`` and ``b``."""
+    na, nb = jnp.shape(a)[:1], jnp.shape(b)[:1]
+    if na != nb:
+        raise ValueError(f"`{name_a}` has {na[0] if na else 'no'} rows but `{name_b}` has {nb[0] if nb else 'no'}; "
+                         "expected one per sample in both.")
+
+
+@functools.lru_cache(maxsize=128)
+def _out_shape(fn, params_def, params_specs, x_spec, name) -> tuple:
+    params = jax.tree.unflatten(params_def, [jax.ShapeDtypeStruct(s, d) for s, d in params_specs])
+    try:
+        out = jax.eval_shape(fn, params, jax.ShapeDtypeStruct(*x_spec))
+    except (flax.errors.FlaxError, TypeError, ValueError) as e:  # the model cannot take inputs of this shape
+        raise ValueError(f"`{name}` of shape {x_spec[0]} does not fit the model: {type(e).__name__}: "
+                         f"{str(e)[:200]}") from e
+    return tuple(getattr(out, "shape", ()))
+
+
+def fits(fn, params: Any, x: Any, name: str = "x") -> tuple:
+    """The output shape of ``fn(params, x)`` (abstract evaluation, cached per shapes and dtypes), or a ValueError
+    naming ``name`` when the model cannot take inputs of ``x``'s shape. Works on tracers too."""
+    leaves, tdef = jax.tree.flatten(params)
+    key = (tdef, tuple((tuple(jnp.shape(v)), jnp.result_type(v)) for v in leaves),
+           (tuple(jnp.shape(x)), jnp.result_type(x)), name)
+    try:
+        hash(fn)
+        hash(key)
+    except TypeError:  # unhashable model wrapper or static leaves: evaluate without the cache
+        return _out_shape.__wrapped__(fn, *key)
+    return _out_shape(fn, *key)
+
+
+def nan_if(bad: Any, x: Any) -> Any:
+    """``x`` with NaN wherever ``bad`` holds (broadcast): how a traced function reports invalid input."""
+    return jnp.where(bad, jnp.nan, x)

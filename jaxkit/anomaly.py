@@ -33,6 +33,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit import _checks as _c
+
 __all__ = [
     "as_pixels", "rx_fit", "rx_scores", "global_rx", "local_rx", "gmm_scores", "discriminator_scores",
     "recreation_cost", "anogan_scores", "roc_curve", "auc", "log_auc", "lg_far", "log_auc_chance", "partial_auc",
@@ -43,16 +45,35 @@ PyTree = Any
 
 
 def as_pixels(x, name: str = "cube", bands: int | None = None) -> np.ndarray:
-    """``[H, W, B]`` or ``[N, B]`` -> float64 ``[N, B]``, rejecting NaN / inf and a wrong band count."""
+    """``[H, W, B]`` or ``[N, B]`` -> float64 ``[N, B]``, rejecting non-real, empty, NaN / inf and a wrong band count."""
+    _real(x, name)
     a = np.asarray(x, np.float64)
     if a.ndim not in (2, 3):
         raise ValueError(f"`{name}` must be [H, W, B] or [N, B], got shape {a.shape}.")
+    if a.size == 0:
+        raise ValueError(f"`{name}` is empty (shape {a.shape}); expected at least one pixel and one band.")
     a = a.reshape(-1, a.shape[-1])
     if bands is not None and a.shape[1] != bands:
         raise ValueError(f"`{name}` has {a.shape[1]} bands, expected {bands}.")
     if not np.all(np.isfinite(a)):
         raise ValueError(f"`{name}` contains NaN or inf.")
     return a
+
+
+def _real(x, name: str) -> None:
+    kind = np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype).kind
+    if kind not in "iufb":
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {getattr(x, 'dtype', np.asarray(x).dtype)}.")
+
+
+def _binary(m, name: str) -> np.ndarray:
+    """A boolean mask / label array: bool, or numbers that are all 0 or 1."""
+    a = np.asarray(m)
+    if a.dtype != bool:
+        _real(a, name)
+        if not np.all((a == 0) | (a == 1)):
+            raise ValueError(f"`{name}` must be boolean (or 0/1), got values such as {a[(a != 0) & (a != 1)].flat[0]}.")
+    return a.astype(bool)
 
 
 # ----------------------------------------------------------------------------- RX
@@ -63,17 +84,38 @@ def rx_fit(background, *, reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     x = as_pixels(background, "background")
     if len(x) <= x.shape[1]:
         raise ValueError(f"`background` needs more pixels than bands ({x.shape[1]}), got {len(x)}.")
+    if not (np.isfinite(reg) and reg >= 0):
+        raise ValueError(f"`reg` must be a finite number >= 0, got {reg}.")
     mu = x.mean(0)
-    cov = np.cov(x, rowvar=False)
+    cov = np.atleast_2d(np.cov(x, rowvar=False))
+    const = np.flatnonzero(np.diag(cov) <= 0)
+    if const.size == len(cov):
+        raise ValueError("every band of `background` is constant (zero variance): RX has no covariance to invert.")
+    if const.size and reg == 0:
+        raise ValueError(f"`background` band(s) {const.tolist()} are constant (zero variance), so the covariance is "
+                         "singular with reg=0; pass reg > 0 (e.g. the default 1e-6) or drop those bands.")
     cov = cov + reg * np.trace(cov) / len(cov) * np.eye(len(cov))
+    rank = np.linalg.matrix_rank(cov)  # inv() of a singular matrix often "succeeds" with huge entries
+    if rank < len(cov):
+        raise ValueError(f"the `background` covariance is singular (rank {rank} of {len(cov)}: bands are linearly "
+                         "dependent); pass reg > 0 (e.g. the default 1e-6).")
     return mu, np.linalg.inv(cov)
 
 
 def rx_scores(x, mu: np.ndarray, cov_inv: np.ndarray) -> np.ndarray:
     """Mahalanobis distances ``(x - mu)^T S^-1 (x - mu)`` of pixels (cube -> ``[H, W]``)."""
+    mu, cov_inv = np.asarray(mu), np.asarray(cov_inv)
+    for name, v in (("mu", mu), ("cov_inv", cov_inv)):
+        _real(v, name)
+        if not np.all(np.isfinite(v)):
+            raise ValueError(f"`{name}` contains NaN or inf.")
+    if mu.ndim != 1 or mu.size == 0:
+        raise ValueError(f"`mu` must be a vector [B] of band means, got shape {mu.shape}.")
+    if cov_inv.shape != (mu.size, mu.size):
+        raise ValueError(f"`cov_inv` must be [B, B] = {(mu.size, mu.size)}, got shape {cov_inv.shape}.")
     shape = np.shape(x)[:-1]
     d = as_pixels(x, "x", len(mu)) - mu
-    return np.einsum("nb,bc,nc->n", d, cov_inv, d).reshape(shape)
+    return (((d @ cov_inv) * d).sum(-1)).reshape(shape)
 
 
 def global_rx(cube, background_mask=None, *, reg: float = 1e-6) -> np.ndarray:
@@ -83,7 +125,7 @@ def global_rx(cube, background_mask=None, *, reg: float = 1e-6) -> np.ndarray:
         raise ValueError(f"`cube` must be [H, W, B], got shape {c.shape}.")
     bg = as_pixels(c)
     if background_mask is not None:
-        m = np.asarray(background_mask, bool)
+        m = _binary(background_mask, "background_mask")
         if m.shape != c.shape[:2]:
             raise ValueError(f"`background_mask` must have shape {c.shape[:2]}, got {m.shape}.")
         bg = bg[m.ravel()]
@@ -109,6 +151,7 @@ def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3, rows: i
     ``rows`` image rows at a time (plus a halo of ``outer // 2``), so memory
     stays bounded on large scenes (~``rows * W * B^2 * 8`` bytes per array).
     """
+    _real(cube, "cube")
     c = np.asarray(cube, np.float64)
     if c.ndim != 3:
         raise ValueError(f"`cube` must be [H, W, B], got shape {c.shape}.")
@@ -188,13 +231,29 @@ def _padded(x: np.ndarray, chunk: int):
         yield s, e, b
 
 
+def _samples(x, name: str) -> np.ndarray:
+    """A non-empty float32 batch ``[N, ...]`` of finite samples."""
+    _real(x, name)
+    a = np.asarray(x, np.float32)
+    if a.ndim < 2 or a.shape[0] == 0 or a.size == 0:
+        raise ValueError(f"`{name}` must be a non-empty batch [N, ...] of samples, got shape {a.shape}.")
+    if not np.all(np.isfinite(a)):
+        raise ValueError(f"`{name}` contains NaN or inf.")
+    return a
+
+
 def discriminator_scores(critic_apply: Callable, params: PyTree, x, *, chunk: int = 65_536) -> np.ndarray:
     """``-D(x)`` for samples ``x [N, ...]``, streamed in chunks.
 
     ``critic_apply`` is a static argument of the jitted scorer: pass the same
     function object across calls to reuse the compilation.
     """
-    x = np.asarray(x, np.float32)
+    x = _samples(x, "x")
+    try:
+        jax.eval_shape(critic_apply, params, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+    except Exception as e:  # noqa: BLE001 -- any failure of the user's model on this shape
+        raise ValueError(f"`x` of sample shape {x.shape[1:]} does not fit `critic_apply`: "
+                         f"{type(e).__name__}: {str(e)[:200]}") from e
     out = np.empty(len(x), np.float64)
     for s, e, b in _padded(x, min(chunk, len(x))):
         out[s:e] = np.asarray(_neg_critic(critic_apply, params, b))[: e - s]
@@ -254,9 +313,10 @@ def recreation_cost(key: jax.Array, generator_apply: Callable, g_params: PyTree,
     for name, v in (("runs", runs), ("iterations", iterations), ("chunk", chunk), ("noise_dim", noise_dim)):
         if int(v) < 1:
             raise ValueError(f"`{name}` must be >= 1, got {v}.")
-    x = np.asarray(x, np.float32)
-    if not np.all(np.isfinite(x)):
-        raise ValueError("`x` contains NaN or inf.")
+    x = _samples(x, "x")
+    out = jax.eval_shape(generator_apply, g_params, jax.ShapeDtypeStruct((1, int(noise_dim)), jnp.float32))
+    if tuple(out.shape[1:]) != x.shape[1:]:
+        raise ValueError(f"`x` has sample shape {x.shape[1:]} but the generator makes {tuple(out.shape[1:])}.")
     w = 0.0 if noise_weight >= 100 else 10.0 ** (-float(noise_weight))
     chunk = min(int(chunk), len(x))
     costs = np.empty(len(x), np.float64)
@@ -303,13 +363,14 @@ def _feature_distance(critic_features, generator_apply, d_params, g_params, x, z
 
 
 def _scores_labels(scores, labels):
+    """Scores and binary labels of any (equal) size, flattened together."""
+    _real(scores, "scores")
     s = np.asarray(scores, np.float64).ravel()
-    y = np.asarray(labels).ravel()
+    y = _binary(labels, "labels").ravel()
     if s.shape != y.shape:
         raise ValueError(f"`scores` and `labels` must have the same size, got {s.size} and {y.size}.")
     if not np.all(np.isfinite(s)):
         raise ValueError("`scores` contains NaN or inf.")
-    y = y.astype(bool)
     if y.all() or not y.any():
         raise ValueError("`labels` must contain both positives (True) and negatives (False).")
     return s, y
@@ -367,7 +428,9 @@ def log_auc(scores, labels, *, l: float | None = None) -> float:
 
 def log_auc_chance(n_neg: int, *, l: float | None = None) -> float:
     """``log_auc`` of a random detector (TPR = FPR): ``(1 - l) / (ln 10 * |log10 l|)`` (~0.07 for 10^6 negatives)."""
-    lo = _floor(int(n_neg), l)
+    lo = _floor(_c.positive_int(n_neg, "n_neg"), l)
+    if not 0 < lo < 1:
+        raise ValueError(f"`l` must lie in (0, 1), got {lo}.")
     return float((1 - lo) / (np.log(10) * abs(np.log10(lo))))
 
 
@@ -408,10 +471,11 @@ def evaluate_targets(scores, inner, outer, *, names: Sequence[str] | None = None
     inner pixels; each target row uses all negatives vs that target's inner
     pixels. Each row also reports ``chance`` (logAUC of a random detector).
     """
+    _real(scores, "scores")
     s = np.asarray(scores, np.float64)
-    i_m, o_m = np.asarray(inner, bool), np.asarray(outer, bool)
-    if s.ndim != 2:
-        raise ValueError(f"`scores` must be [H, W], got shape {s.shape}.")
+    if s.ndim != 2 or s.size == 0:
+        raise ValueError(f"`scores` must be a non-empty [H, W] map, got shape {s.shape}.")
+    i_m, o_m = _binary(inner, "inner"), _binary(outer, "outer")
     for name, m in (("inner", i_m), ("outer", o_m)):
         if m.ndim != 3 or m.shape[1:] != s.shape:
             raise ValueError(f"`{name}` must be [T, {s.shape[0]}, {s.shape[1]}], got {m.shape}.")

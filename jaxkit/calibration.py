@@ -47,6 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
 
 __all__ = ["SETTINGS", "scores_and_events", "bin_weights", "ece", "mce", "kde_density", "ece_kde",
@@ -58,12 +59,14 @@ _TOL = 1e-3
 
 
 def _check(probs, labels):
-    p = jnp.asarray(probs)
+    p = jnp.asarray(_c.array(probs, "probs", kind="r"))
     if p.ndim != 2 or p.shape[1] < 2:
         raise ValueError(f"`probs` must be [N, C] class probabilities with C >= 2, got shape {p.shape}.")
+    if p.shape[0] == 0:
+        raise ValueError(f"`probs` is empty (shape {p.shape}); expected at least one row.")
     if not jnp.issubdtype(p.dtype, jnp.floating):
         p = p.astype(jnp.float32)
-    y = jnp.asarray(labels)
+    y = jnp.asarray(_c.array(labels, "labels", kind="r"))
     if y.shape != (p.shape[0],):
         raise ValueError(f"`labels` must have shape ({p.shape[0]},) (one class index per row of probs), "
                          f"got {y.shape}.")
@@ -157,7 +160,7 @@ def bin_weights(s, n_bins: int, binning: str = "uniform", mapping: str = "hard")
 
     Dense, for inspection; the estimators use the equivalent two-entries-per-row form.
     """
-    s = jnp.asarray(s)
+    s = _check_scores(s)
     idx, w = _sparse_bins(s, int(n_bins), binning, mapping)
     return jnp.sum(jax.nn.one_hot(idx, int(n_bins), dtype=s.dtype) * w[..., None], 1)
 
@@ -198,9 +201,19 @@ def mce(probs, labels, setting: str = "confidence", *, binning: str = "uniform",
 # ----------------------------------------------------------------------------- kernel estimators
 
 
-def silverman_bandwidth(s) -> jax.Array:
-    """``1.06 * std(s) * n^(-1/5)`` (sample std)."""
+def _check_scores(s, name="s"):
+    """Scores ``[N]``: real, at least ``1`` of them, finite when concrete."""
+    s = _c.array(s, name, ndim=1, kind="r", nonempty=True)
+    _c.finite(s, name)
     s = jnp.asarray(s)
+    return s if jnp.issubdtype(s.dtype, jnp.floating) else s.astype(jnp.float32)
+
+
+def silverman_bandwidth(s) -> jax.Array:
+    """``1.06 * std(s) * n^(-1/5)`` (sample std) of scores ``[N]``, ``N >= 2``."""
+    s = _check_scores(s)
+    if s.shape[0] < 2:
+        raise ValueError(f"`s` needs at least 2 scores for a sample standard deviation, got {s.shape[0]}.")
     return 1.06 * jnp.std(s, ddof=1) * s.shape[0] ** (-0.2)
 
 
@@ -229,7 +242,7 @@ def kde_density(s, weights=None, *, bandwidth=None, grid_size: int = 1025, kerne
     ``weights`` default to 1 (a density); with 0/1 weights the result is
     ``pi f(s | Y = 1)``. Bandwidth: Silverman's rule on ``s``.
     """
-    s = jnp.asarray(s)
+    s = _check_scores(s)
     w = jnp.ones_like(s) if weights is None else jnp.asarray(weights, s.dtype)
     h = silverman_bandwidth(s) if bandwidth is None else jnp.asarray(bandwidth, s.dtype)
     return _kde_grid(s, w, h, int(grid_size), kernel, bool(reflect))
@@ -438,7 +451,8 @@ def _fit_temperature(logits, labels):
         return jnp.where(up, mid, lo), jnp.where(up, hi, mid)
 
     lo, hi = jax.lax.fori_loop(0, 60, body, (jnp.float32(math.log(1e-3)), jnp.float32(math.log(1e3))))
-    return 1.0 / jnp.exp(0.5 * (lo + hi))
+    # inside a trace a NaN logit would leave the bisection at its upper end (T ~ 1000): NaN instead
+    return jnp.where(jnp.isnan(logits).any(), jnp.nan, 1.0 / jnp.exp(0.5 * (lo + hi)))
 
 
 def fit_temperature(logits, labels) -> jax.Array:
@@ -447,10 +461,12 @@ def fit_temperature(logits, labels) -> jax.Array:
     The NLL is convex in ``1/T``: 60 bisection steps on the sign of its
     derivative (in log space) give ``T`` to float precision.
     """
-    z = jnp.asarray(logits, jnp.float32)
-    if z.ndim != 2:
-        raise ValueError(f"`logits` must be [N, C], got shape {z.shape}.")
-    y = jnp.asarray(labels)
+    z = _c.array(logits, "logits", ndim=2, kind="r", nonempty=True)
+    if z.shape[1] < 2:
+        raise ValueError(f"`logits` must be [N, C] with C >= 2 classes, got shape {z.shape}.")
+    _c.finite(z, "logits")
+    z = jnp.asarray(z, jnp.float32)
+    y = jnp.asarray(_c.array(labels, "labels", kind="i"))
     if y.shape != (z.shape[0],):
         raise ValueError(f"`labels` must have shape ({z.shape[0]},), got {y.shape}.")
     if is_concrete(y) and y.size and (np.asarray(y).min() < 0 or np.asarray(y).max() >= z.shape[1]):

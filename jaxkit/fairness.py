@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
 
 __all__ = ["cross_groups", "benefits", "generalized_entropy_index", "ge_decomposition", "individual_unfairness",
@@ -51,17 +52,28 @@ __all__ = ["cross_groups", "benefits", "generalized_entropy_index", "ge_decompos
            "VARIANTS", "init_mlp", "predict_proba", "partial_train", "model_objectives", "member_key", "moea_fitness"]
 
 
-def _vec(name, x, n=None, dtype=None):
-    a = jnp.asarray(x) if dtype is None else jnp.asarray(x, dtype)
-    if a.ndim != 1:
-        raise ValueError(f"`{name}` must be a vector (one value per example), got shape {a.shape}.")
+def _vec(name, x, n=None, dtype=None, ref="y_true", values=None):
+    """A vector with one value per example: real, non-empty, NaN-free when concrete; ``values="binary"`` (0/1)
+    or ``"unit"`` (in [0, 1]) are checked when concrete too."""
+    a = _c.array(x, name, ndim=1, kind="r")
+    a = jnp.asarray(a) if dtype is None else jnp.asarray(a, dtype)
+    if a.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty; expected one value per example.")
     if n is not None and a.shape[0] != n:
-        raise ValueError(f"`{name}` has {a.shape[0]} entries but `y_true` has {n}; they must match.")
+        raise ValueError(f"`{name}` has {a.shape[0]} entries but `{ref}` has {n}; they must match.")
+    if is_concrete(a):
+        v = np.asarray(a)
+        if np.isnan(v).any():
+            raise ValueError(f"`{name}` holds NaN (first at index {int(np.argmax(np.isnan(v)))}).")
+        if values == "binary" and not np.all((v == 0) | (v == 1)):
+            raise ValueError(f"`{name}` must hold 0/1 labels, got values such as {v[(v != 0) & (v != 1)][0]}.")
+        if values == "unit" and not np.all((v >= 0) & (v <= 1)):
+            raise ValueError(f"`{name}` must lie in [0, 1] (labels or scores), got range [{v.min()}, {v.max()}].")
     return a
 
 
-def _groups(groups, n, num_groups):
-    g = _vec("groups", groups, n)
+def _groups(groups, n, num_groups, ref="y_true"):
+    g = _vec("groups", groups, n, ref=ref)
     if not jnp.issubdtype(g.dtype, jnp.integer):
         if is_concrete(g) and not np.all(np.mod(np.asarray(g), 1) == 0):
             raise ValueError("`groups` must be integer codes 0 .. num_groups - 1.")
@@ -98,11 +110,18 @@ def cross_groups(*codes, sizes=None) -> tuple[jax.Array, int]:
     """
     if not codes:
         raise ValueError("`cross_groups` needs at least one attribute.")
-    arrs = [jnp.asarray(c, jnp.int32) for c in codes]
+    arrs = []
+    for i, c in enumerate(codes):
+        a = _c.array(c, f"codes[{i}]", ndim=1, kind="r", nonempty=True)
+        if not jnp.issubdtype(jnp.result_type(a), jnp.integer) and is_concrete(a) and \
+                not np.all(np.mod(np.asarray(a), 1) == 0):
+            raise ValueError(f"`codes[{i}]` (attribute {i}) must hold integer codes.")
+        arrs.append(jnp.asarray(a, jnp.int32))
     n = arrs[0].shape
     for i, a in enumerate(arrs):
-        if a.shape != n or a.ndim != 1:
-            raise ValueError(f"attribute {i} has shape {a.shape}, expected {n} (one code per example).")
+        if a.shape != n:
+            raise ValueError(f"`codes[{i}]` (attribute {i}) has shape {a.shape}, expected {n} (one code per "
+                             "example).")
     if sizes is None:
         sizes = [int(np.max(np.asarray(a))) + 1 for a in arrs]
     if len(sizes) != len(arrs):
@@ -119,26 +138,33 @@ def benefits(y_true, y_pred) -> jax.Array:
     Pass predicted labels (the paper's reading) or scores in [0, 1] (the
     paper's printed formula ``theta x_i``) as ``y_pred``.
     """
-    y = _vec("y_true", y_true, dtype=jnp.float32)
-    p = _vec("y_pred", y_pred, y.shape[0], jnp.float32)
+    y = _vec("y_true", y_true, dtype=jnp.float32, values="binary")
+    p = _vec("y_pred", y_pred, y.shape[0], jnp.float32, values="unit")
     return p - y + 1.0
 
 
 def generalized_entropy_index(b, alpha: float = 2.0) -> jax.Array:
     """``GE_alpha(b) = 1/(n alpha (alpha - 1)) sum_i ((b_i / mu)^alpha - 1)``; 0 when every benefit is 0."""
     a = _alpha(alpha)
-    b = _vec("b", b, dtype=jnp.float32)
+    b = _benefit_vec(b)
     mu = jnp.mean(b)
     safe = jnp.where(mu > 0, mu, 1.0)
     ge = jnp.mean((b / safe) ** a - 1.0) / (a * (a - 1.0))
-    return jnp.where(mu > 0, ge, 0.0)
+    return jnp.where(jnp.isnan(mu), jnp.nan, jnp.where(mu > 0, ge, 0.0))
+
+
+def _benefit_vec(b):
+    b = _vec("b", b, dtype=jnp.float32)
+    if is_concrete(b) and np.any(np.asarray(b) < 0):
+        raise ValueError(f"`b` (benefits) must be >= 0, got a minimum of {float(np.min(np.asarray(b)))}.")
+    return b
 
 
 def ge_decomposition(b, groups, num_groups: int | None = None, alpha: float = 2.0) -> tuple[jax.Array, jax.Array]:
     """``(within, between)`` parts of ``GE_alpha(b)`` over the groups; ``within + between == GE_alpha(b)``."""
     a = _alpha(alpha)
-    b = _vec("b", b, dtype=jnp.float32)
-    g, k = _groups(groups, b.shape[0], num_groups)
+    b = _benefit_vec(b)
+    g, k = _groups(groups, b.shape[0], num_groups, ref="b")
     n = b.shape[0]
     n_g = jax.ops.segment_sum(jnp.ones_like(b), g, num_segments=k)
     mu_g = jax.ops.segment_sum(b, g, num_segments=k) / jnp.maximum(n_g, 1.0)
@@ -148,7 +174,8 @@ def ge_decomposition(b, groups, num_groups: int | None = None, alpha: float = 2.
     den = n * a * (a - 1.0)
     between = jnp.sum(jnp.where(n_g > 0, n_g * ((mu_g / mu_s) ** a - 1.0), 0.0)) / den
     within = (jnp.sum((b / mu_s) ** a) - jnp.sum(n_g * (mu_g / mu_s) ** a)) / den
-    return jnp.where(ok, within, 0.0), jnp.where(ok, between, 0.0)
+    nan = jnp.isnan(mu)
+    return jnp.where(nan, jnp.nan, jnp.where(ok, within, 0.0)), jnp.where(nan, jnp.nan, jnp.where(ok, between, 0.0))
 
 
 def individual_unfairness(y_true, y_pred, groups, num_groups: int | None = None, alpha: float = 2.0) -> jax.Array:
@@ -172,8 +199,8 @@ def fairness_objectives(y_true, prob, groups, num_groups: int | None = None, *, 
     """
     if benefit not in ("label", "score"):
         raise ValueError(f"`benefit` must be 'label' or 'score', got {benefit!r}.")
-    y = _vec("y_true", y_true, dtype=jnp.float32)
-    p = _vec("prob", prob, y.shape[0], jnp.float32)
+    y = _vec("y_true", y_true, dtype=jnp.float32, values="binary")
+    p = _vec("prob", prob, y.shape[0], jnp.float32, values="unit")
     yhat = (p > threshold).astype(jnp.float32) if benefit == "label" else p
     within, between = ge_decomposition(yhat - y + 1.0, groups, num_groups, alpha)
     return jnp.stack([jnp.mean((p - y) ** 2), within, between])
@@ -184,8 +211,8 @@ def fairness_objectives(y_true, prob, groups, num_groups: int | None = None, *, 
 
 def group_rates(y_true, y_pred, groups, num_groups: int | None = None) -> dict[str, jax.Array]:
     """Per group: ``count``, ``selection_rate``, ``accuracy``, ``tpr``, ``fpr`` (NaN where undefined), each ``[G]``."""
-    y = _vec("y_true", y_true, dtype=jnp.float32)
-    p = _vec("y_pred", y_pred, y.shape[0], jnp.float32)
+    y = _vec("y_true", y_true, dtype=jnp.float32, values="binary")
+    p = _vec("y_pred", y_pred, y.shape[0], jnp.float32, values="binary")
     g, k = _groups(groups, y.shape[0], num_groups)
 
     def seg(x):
@@ -196,13 +223,15 @@ def group_rates(y_true, y_pred, groups, num_groups: int | None = None) -> dict[s
 
     count = seg(jnp.ones_like(y))
     pos, neg = seg(y), seg(1.0 - y)
-    return {"count": count, "selection_rate": ratio(seg(p), count), "accuracy": ratio(seg((p == y) * 1.0), count),
-            "tpr": ratio(seg(p * y), pos), "fpr": ratio(seg(p * (1.0 - y)), neg)}
+    bad = jnp.isnan(y).any() | jnp.isnan(p).any()  # a NaN input (inside a trace) makes every rate NaN
+    rates = {"selection_rate": ratio(seg(p), count), "accuracy": ratio(seg((p == y) * 1.0), count),
+             "tpr": ratio(seg(p * y), pos), "fpr": ratio(seg(p * (1.0 - y)), neg)}
+    return {"count": count} | {k_: jnp.where(bad, jnp.nan, v) for k_, v in rates.items()}
 
 
-def _spread(x):  # largest minus smallest over the groups where x is defined
+def _spread(x):  # largest minus smallest over the groups where x is defined (NaN if none is)
     ok = ~jnp.isnan(x)
-    return jnp.max(jnp.where(ok, x, -jnp.inf)) - jnp.min(jnp.where(ok, x, jnp.inf))
+    return jnp.where(ok.any(), jnp.max(jnp.where(ok, x, -jnp.inf)) - jnp.min(jnp.where(ok, x, jnp.inf)), jnp.nan)
 
 
 def demographic_parity_difference(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
@@ -215,7 +244,7 @@ def demographic_parity_ratio(y_true, y_pred, groups, num_groups: int | None = No
     s = group_rates(y_true, y_pred, groups, num_groups)["selection_rate"]
     ok = ~jnp.isnan(s)
     lo, hi = jnp.min(jnp.where(ok, s, jnp.inf)), jnp.max(jnp.where(ok, s, -jnp.inf))
-    return jnp.where(hi > 0, lo / jnp.where(hi > 0, hi, 1.0), 0.0)
+    return jnp.where(ok.any(), jnp.where(hi > 0, lo / jnp.where(hi > 0, hi, 1.0), 0.0), jnp.nan)
 
 
 def equalized_odds_difference(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
@@ -254,7 +283,12 @@ def predict_proba(params: dict, x) -> jax.Array:
     """Probability of the favourable class, ``[N]``, from :func:`init_mlp`-shaped parameters."""
     from jaxkit import models  # noqa: PLC0415
 
-    hidden = params["Dense_0"]["kernel"].shape[1]
+    x = _c.array(x, "x", ndim=2, kind="r", nonempty=True)
+    _c.finite(x, "x")
+    _c.tree_finite(params, "params")
+    n_in, hidden = params["Dense_0"]["kernel"].shape
+    if x.shape[1] != n_in:
+        raise ValueError(f"`x` has {x.shape[1]} features but the network takes {n_in}.")
     return jax.nn.sigmoid(models.MLP((hidden, 1)).apply({"params": params}, x)[:, 0])
 
 
@@ -293,6 +327,7 @@ def partial_train(params: dict, key: jax.Array, x, y, *, steps: int = 10, batch_
 def model_objectives(params: dict, x, y, groups, num_groups: int, *, alpha: float = 2.0,
                      benefit: str = "label") -> jax.Array:
     """``[error, f_I, f_G]`` of one network on a split (see :func:`fairness_objectives`)."""
+    y = _vec("y", y, values="binary")
     return fairness_objectives(y, predict_proba(params, x), groups, num_groups, alpha=alpha, benefit=benefit)
 
 

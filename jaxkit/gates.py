@@ -49,6 +49,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit import _checks as _c
 from jaxkit.prune.graph import Graph
 from jaxkit.prune.hooks import channel_hooks, intercept
 
@@ -79,6 +80,9 @@ def init_gates(graph: Graph, *, init: float = THETA0, groups: Sequence[str] | No
 def _check_gates(gate_params, name="gate_params"):
     if not isinstance(gate_params, Mapping) or not gate_params:
         raise ValueError(f"`{name}` must be a non-empty {{edge: theta}} mapping (see init_gates).")
+    for edge, theta in gate_params.items():
+        _c.array(theta, f"{name}[{edge!r}]", ndim=1, kind="f", nonempty=True)
+        _c.no_nan(theta, f"{name}[{edge!r}]")  # NaN would read as a closed gate; +-inf are valid (dead / open)
 
 
 def sample_gates(gate_params: Mapping[str, jax.Array], key: jax.Array, batch: int, *,
@@ -95,7 +99,7 @@ def sample_gates(gate_params: Mapping[str, jax.Array], key: jax.Array, batch: in
         x = jax.random.logistic(jax.random.fold_in(key, i), (int(batch),) + jnp.shape(theta))
         z = theta + x
         soft = jax.nn.sigmoid(z / temperature)
-        hard = (z >= 0).astype(soft.dtype)
+        hard = _c.nan_if(jnp.isnan(z), (z >= 0).astype(soft.dtype))  # NaN theta (inside a trace) stays NaN
         out[name] = hard + (soft - jax.lax.stop_gradient(soft))  # exactly 0/1 forward, sigmoid' backward
     return out
 
@@ -103,19 +107,21 @@ def sample_gates(gate_params: Mapping[str, jax.Array], key: jax.Array, batch: in
 def deterministic_gates(gate_params: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     """Inference gates ``1[theta > 0]`` (shape ``[C]``, broadcast over the batch)."""
     _check_gates(gate_params)
-    return {n: (t > 0).astype(jnp.float32) for n, t in gate_params.items()}
+    return {n: _c.nan_if(jnp.isnan(t), (t > 0).astype(jnp.float32)) for n, t in gate_params.items()}
 
 
 def kill(gate_params: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     """Prune for good: every ``theta <= 0`` becomes a large negative constant (zero gradient, never reopens).
 
-    Apply after each optimiser step. Jittable.
+    Apply after each optimiser step. Jittable; NaN stays NaN.
     """
+    _check_gates(gate_params)
     return {n: jnp.where(t <= 0, DEAD, t) for n, t in gate_params.items()}
 
 
 def open_fraction(gate_params: Mapping[str, jax.Array]) -> float:
     """Fraction of channels with ``theta > 0``."""
+    _check_gates(gate_params)
     leaves = [np.asarray(t) for t in gate_params.values()]
     return float(sum((t > 0).sum() for t in leaves) / sum(t.size for t in leaves))
 
@@ -203,6 +209,10 @@ def cost_loss(model: CostModel, gates: Mapping[str, jax.Array], alpha: float | j
     missing = set(model.names) - set(gates)
     if missing:
         raise ValueError(f"`gates` lacks the edges {sorted(missing)} of the cost model.")
+    for n, size in zip(model.names, model.sizes):
+        g = _c.array(gates[n], f"gates[{n!r}]", ndim=(1, 2), kind="f")
+        if jnp.shape(g)[-1] != size:
+            raise ValueError(f"`gates[{n!r}]` must have {size} channels (shape [C] or [B, C]), got {jnp.shape(g)}.")
     return alpha * model(gates)
 
 

@@ -222,18 +222,22 @@ def _canonical_float(dtype) -> np.dtype:
     return dt
 
 
-def convert(x: Any, dtype) -> tuple[jax.Array, jax.Array]:
+def convert(x: Any, dtype, name: str = "x") -> tuple[jax.Array, jax.Array]:
     """Outward conversion of point values to ``dtype``: ``(lo, hi)`` with ``lo <= x <= hi`` exactly.
 
     ``lo == hi == x`` where ``x`` is representable; otherwise ``lo`` is rounded down and ``hi`` up (Python floats,
     float64 or wide integers into float32). Beyond the range: an infinite bound on that side. Subnormal results
-    are moved outward to ``0`` / ``±tiny`` (see the module docstring). NaN stays NaN.
+    are moved outward to ``0`` / ``±tiny`` (see the module docstring). NaN stays NaN. ``name`` is the argument's
+    name in error messages (``TypeError`` for anything but real numbers).
     """
     dtype = _canonical_float(dtype)
+    kind = np.dtype(jnp.result_type(x)).kind if hasattr(x, "dtype") else None
+    if kind is not None and kind not in "iuf":
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {jnp.result_type(x)}.")
     if is_concrete(x):
         src = np.asarray(x)
         if src.dtype.kind not in "iuf":
-            raise TypeError(f"expected real numbers, got dtype {src.dtype}.")
+            raise TypeError(f"`{name}` must hold real numbers, got dtype {src.dtype}.")
         if src.dtype == dtype:
             lo = hi = src
         else:
@@ -265,10 +269,10 @@ def convert(x: Any, dtype) -> tuple[jax.Array, jax.Array]:
     return _off_subnormal(lo, hi)
 
 
-def _as_interval(x, dtype) -> Interval:
+def _as_interval(x, dtype, name: str = "other") -> Interval:
     if isinstance(x, Interval):
         return x
-    return Interval(*convert(x, dtype))
+    return Interval(*convert(x, dtype, name))
 
 
 def box(lo, hi, dtype=None) -> Interval:
@@ -277,6 +281,10 @@ def box(lo, hi, dtype=None) -> Interval:
     Raises:
       ValueError: ``lo`` / ``hi`` empty, not finite, of shapes that do not broadcast, or ``lo > hi``.
     """
+    for name, v in (("lo", lo), ("hi", hi)):
+        k = np.asarray(v).dtype.kind if not isinstance(v, jax.Array) else np.dtype(v.dtype).kind
+        if k not in "iuf":
+            raise TypeError(f"box: `{name}` must hold real numbers, got dtype {np.asarray(v).dtype}.")
     try:
         lo_np, hi_np = np.broadcast_arrays(np.asarray(lo, np.float64), np.asarray(hi, np.float64))
     except ValueError as e:
@@ -295,7 +303,7 @@ def box(lo, hi, dtype=None) -> Interval:
     src_lo = lo if isinstance(lo, (np.ndarray, jax.Array)) and np.asarray(lo).dtype.kind == "f" else lo_np
     src_hi = hi if isinstance(hi, (np.ndarray, jax.Array)) and np.asarray(hi).dtype.kind == "f" else hi_np
     src_lo, src_hi = np.broadcast_arrays(np.asarray(src_lo), np.asarray(src_hi))
-    return Interval(convert(src_lo, dtype)[0], convert(src_hi, dtype)[1])
+    return Interval(convert(src_lo, dtype, "lo")[0], convert(src_hi, dtype, "hi")[1])
 
 
 def matmul(w: jax.Array, x: Interval) -> Interval:
@@ -310,49 +318,68 @@ def matmul(w: jax.Array, x: Interval) -> Interval:
         (see :func:`check`).
     """
     x = check(x, "x")
+    _check_matrix(w, "w")
+    if len(x.shape) not in (1, 2) or x.shape[:1] != jnp.shape(w)[1:]:
+        raise ValueError(f"`w` has {jnp.shape(w)[1]} columns but `x` has shape {x.shape}; expected x of shape [n] "
+                         f"or [n, k] with n = {jnp.shape(w)[1]}.")
+    return _matmul(w, x, "w")
+
+
+def _check_matrix(w, name):
     if jnp.ndim(w) != 2:
-        raise ValueError(f"`w` must be a 2-D matrix [m, n], got shape {jnp.shape(w)}.")
-    if x.shape[:1] != jnp.shape(w)[1:]:
-        raise ValueError(f"`w` has {jnp.shape(w)[1]} columns but `x` has {x.shape[0] if x.shape else 'no'} rows "
-                         f"(shape {x.shape}); expected x of shape [n] or [n, k] with n = {jnp.shape(w)[1]}.")
+        raise ValueError(f"`{name}` must be a 2-D matrix, got shape {jnp.shape(w)}.")
+    if 0 in jnp.shape(w):
+        raise ValueError(f"`{name}` is empty (shape {jnp.shape(w)}).")
+
+
+def _matmul(w, x: Interval, name: str) -> Interval:
     x = _prep(x)
     dtype = x.dtype
-    w_lo, w_hi = convert(w, dtype)
-    wc = jnp.where(_subnormal(w_lo), 0.0, w_lo).astype(dtype)  # w_lo is never subnormal; kept for clarity
+    w_lo, w_hi = convert(w, dtype, name)
     rad = w_hi - w_lo  # <= one ulp (exact: Sterbenz); 0 where the conversion was exact
-    wp, wn = jnp.maximum(wc, 0), jnp.minimum(wc, 0)
+    wp, wn = jnp.maximum(w_lo, 0), jnp.minimum(w_lo, 0)  # w_lo is never subnormal (convert moves it)
     lo = wp @ x.lo + wn @ x.hi
     hi = wp @ x.hi + wn @ x.lo
     n = jnp.shape(w)[-1]
     u = _u(dtype)
     gamma = (n + 2) * u / (1 - (n + 2) * u)
     m = jnp.maximum(jnp.abs(x.lo), jnp.abs(x.hi))
-    err = gamma * (jnp.abs(wc) @ m) + (1 + gamma) * (rad @ m) + n * _tiny(dtype)
+    err = gamma * (jnp.abs(w_lo) @ m) + (1 + gamma) * (rad @ m) + n * _tiny(dtype)
     return Interval(_down(lo - err), _up(hi + err))
 
 
 def dense(x: Interval, kernel: jax.Array, bias: jax.Array | None = None) -> Interval:
-    """Bounds on a Flax ``nn.Dense`` layer, ``x @ kernel + bias`` (``kernel`` is ``[in, out]``)."""
-    if jnp.ndim(kernel) != 2:
-        raise ValueError(f"`kernel` must be 2-D [in, out], got shape {jnp.shape(kernel)}.")
-    z = matmul(kernel.T if hasattr(kernel, "T") else np.asarray(kernel).T, x)  # keeps float64 weights float64
+    """Bounds on a Flax ``nn.Dense`` layer, ``x @ kernel + bias`` (``kernel`` is ``[in, out]``).
+
+    Raises:
+      ValueError / TypeError: an invalid ``x`` (see :func:`check`), ``kernel`` not ``[len(x), out]``, ``bias``
+        not ``[out]``, or non-real weights.
+    """
+    x = check(x, "x")
+    _check_matrix(kernel, "kernel")
+    if len(x.shape) not in (1, 2) or x.shape[0] != jnp.shape(kernel)[0]:
+        raise ValueError(f"`kernel` has {jnp.shape(kernel)[0]} rows (inputs) but `x` has shape {x.shape}.")
+    if bias is not None and jnp.shape(bias) != (jnp.shape(kernel)[1],):
+        raise ValueError(f"`bias` must have shape ({jnp.shape(kernel)[1]},), got {jnp.shape(bias)}.")
+    return _dense(x, kernel, bias)
+
+
+def _dense(x: Interval, kernel, bias) -> Interval:
+    z = _matmul(kernel.T if hasattr(kernel, "T") else np.asarray(kernel).T, x, "kernel")  # keeps float64 weights
     if bias is None:
         return z
-    if jnp.shape(bias) != (jnp.shape(kernel)[1],):
-        raise ValueError(f"`bias` must have shape ({jnp.shape(kernel)[1]},), got {jnp.shape(bias)}.")
-    return z + _bias_like(bias, z)
-
-
-def _bias_like(bias, z: Interval):
-    b = convert(bias, z.dtype)
+    b = convert(bias, z.dtype, "bias")
     if len(z.shape) > 1:  # x of shape [n, k]: the bias applies along the output axis (rows)
         b = tuple(v.reshape(v.shape + (1,) * (len(z.shape) - 1)) for v in b)
-    return Interval(*b)
+    return z + Interval(*b)
 
 
 def relu(x: Interval) -> Interval:
     """``[max(0, lo), max(0, hi)]`` (exact)."""
-    x = check(x, "x")
+    return _relu(check(x, "x"))
+
+
+def _relu(x: Interval) -> Interval:
     return Interval(jnp.maximum(x.lo, 0), jnp.maximum(x.hi, 0))
 
 
@@ -474,18 +501,23 @@ def mlp_layers(params: Any) -> list[tuple[jax.Array, jax.Array]]:
             layers.append((p[k]["kernel"], p[k].get("bias")))
     out = []
     for i, (kern, bias) in enumerate(layers):
-        # Shapes only: arrays stay as given (float64 numpy must not pass through a float32 jnp.asarray).
+        # Shapes and dtypes only: arrays stay as given (float64 numpy must not pass through a float32 jnp.asarray).
         kshape = np.shape(kern)
         if len(kshape) != 2:
-            raise ValueError(f"layer {i}: kernel must be 2-D [in, out] (a Dense layer), got shape {kshape}.")
+            raise ValueError(f"`params` layer {i}: kernel must be 2-D [in, out] (a Dense layer), got shape {kshape}.")
+        if 0 in kshape:
+            raise ValueError(f"`params` layer {i}: kernel is empty (shape {kshape}).")
         if bias is None:
             bias = np.zeros(kshape[1], np.result_type(kern))
         if np.shape(bias) != (kshape[1],):
-            raise ValueError(f"layer {i}: bias shape {np.shape(bias)} does not match kernel output size {kshape[1]}.")
+            raise ValueError(f"`params` layer {i}: bias shape {np.shape(bias)} does not match kernel output size "
+                             f"{kshape[1]}.")
+        for what, v in (("kernel", kern), ("bias", bias)):
+            if np.dtype(jnp.result_type(v)).kind not in "iuf":
+                raise TypeError(f"`params` layer {i}: {what} must hold real numbers, got {jnp.result_type(v)}.")
         if i > 0 and np.shape(out[-1][0])[1] != kshape[0]:
-            raise ValueError(
-                f"layer {i}: kernel expects {kshape[0]} inputs but layer {i - 1} has {np.shape(out[-1][0])[1]} outputs."
-            )
+            raise ValueError(f"`params` layer {i}: kernel expects {kshape[0]} inputs but layer {i - 1} has "
+                             f"{np.shape(out[-1][0])[1]} outputs.")
         out.append((kern, bias))
     return out
 
@@ -506,10 +538,10 @@ def ibp(params: Any, x: Interval, activation: str = "relu") -> tuple[Interval, l
     pre = []
     h = x
     for i, (k, b) in enumerate(layers):
-        z = dense(h, k, b)  # weights of another dtype are converted outward inside
+        z = _dense(h, k, b)  # weights of another dtype are converted outward inside
         if i < len(layers) - 1:
             pre.append(z)
-            h = relu(z)
+            h = _relu(z)
         else:
             h = z
     return h, pre

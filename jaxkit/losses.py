@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
 
 __all__ = ["class_mean_pairwise_distance", "class_similarity_matrix", "similarity_smooth_labels",
@@ -47,10 +48,14 @@ __all__ = ["class_mean_pairwise_distance", "class_similarity_matrix", "similarit
            "BalancerState", "balanced_sum"]
 
 
-def _labels(labels, n, num_classes=None):
-    y = jnp.asarray(labels)
+def _labels(labels, n, num_classes=None, ref="x"):
+    y = jnp.asarray(_c.array(labels, "labels", kind="i"))
+    if n < 0:
+        raise ValueError(f"`labels` must be a vector of class indices, got shape {y.shape}.")
+    if y.shape[0:1] == (0,) or n == 0:
+        raise ValueError(f"`labels` is empty (shape {y.shape}); expected one class per example.")
     if y.shape != (n,):
-        raise ValueError(f"`labels` must have shape ({n},) (one class per example), got {y.shape}.")
+        raise ValueError(f"`labels` must have shape ({n},) (one class per row of `{ref}`), got {y.shape}.")
     if num_classes is None:
         if not is_concrete(y):
             raise ValueError("`num_classes` must be given when `labels` is traced.")
@@ -69,7 +74,7 @@ def class_mean_pairwise_distance(x, labels, num_classes: int | None = None, *, p
     Off-diagonal entries average all cross-class pairs; the diagonal averages
     the distinct pairs ``i != j`` within a class (0 for a class of one).
     """
-    x = jnp.asarray(x, jnp.float32)
+    x = _batch(x, "x")
     x = x.reshape(x.shape[0], -1)
     y, c = _labels(labels, x.shape[0], num_classes)
     if p not in (1, 2):
@@ -111,7 +116,9 @@ def class_similarity_matrix(distances, beta: float = 1.0, *, standardize: bool =
     (``include_diagonal=False``, our default) or the whole row. ``beta = 0``
     gives the uniform distribution over the other classes.
     """
-    d = jnp.asarray(distances, jnp.float32)
+    d = _c.array(distances, "distances", ndim=2, kind="r")
+    _c.finite(d, "distances")
+    d = jnp.asarray(d, jnp.float32)
     if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < 2:
         raise ValueError(f"`distances` must be a square [C, C] matrix with C >= 2, got shape {d.shape}.")
     c = d.shape[0]
@@ -123,17 +130,19 @@ def class_similarity_matrix(distances, beta: float = 1.0, *, standardize: bool =
         sd = jnp.sqrt(jnp.sum(jnp.where(m, (d - mu) ** 2, 0.0), 1, keepdims=True) / cnt)
         d = (d - mu) / jnp.where(sd > 0, sd, 1.0)
     logits = jnp.where(off, -float(beta) * d, -jnp.inf)
-    return jax.nn.softmax(logits, axis=1)
+    return jnp.where(jnp.isnan(d).any(1, keepdims=True), jnp.nan, jax.nn.softmax(logits, axis=1))
 
 
 def similarity_smooth_labels(labels, similarity, alpha: float = 0.1) -> jax.Array:
     """``[N, C]`` soft targets ``(1 - alpha) e_y + alpha S[y]`` (``S`` from :func:`class_similarity_matrix`)."""
-    s = jnp.asarray(similarity)
+    s = _c.array(similarity, "similarity", ndim=2, kind="r")
+    _c.finite(s, "similarity")
+    s = jnp.asarray(s)
     if s.ndim != 2 or s.shape[0] != s.shape[1]:
         raise ValueError(f"`similarity` must be a square [C, C] matrix, got shape {s.shape}.")
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
-    y, c = _labels(labels, jnp.asarray(labels).shape[0] if jnp.ndim(labels) == 1 else -1, s.shape[0])
+    y, c = _labels(labels, jnp.shape(labels)[0] if jnp.ndim(labels) == 1 else -1, s.shape[0])
     return (1.0 - alpha) * jax.nn.one_hot(y, c) + alpha * s[y]
 
 
@@ -141,24 +150,35 @@ def uniform_smooth_labels(labels, num_classes: int, alpha: float = 0.1) -> jax.A
     """``[N, C]`` soft targets ``(1 - alpha) e_y + alpha / C`` (uniform label smoothing)."""
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
-    y, c = _labels(labels, jnp.asarray(labels).shape[0] if jnp.ndim(labels) == 1 else -1, num_classes)
+    y, c = _labels(labels, jnp.shape(labels)[0] if jnp.ndim(labels) == 1 else -1, num_classes)
     return (1.0 - alpha) * jax.nn.one_hot(y, c) + alpha / c
 
 
 # ------------------------------------------------------------------------------------------ distribution shift
+def _logits(logits, min_rows=1):
+    z = _c.array(logits, "logits", ndim=2, kind="f")
+    if z.shape[0] < min_rows or z.shape[1] == 0:
+        raise ValueError(f"`logits` must be (batch, classes) with at least {min_rows} row(s), got shape {z.shape}.")
+    _c.no_nan(z, "logits")
+    return jnp.asarray(z)
+
+
+def _batch(x, name, ndim=None):
+    """A non-empty real batch ``[N, ...]`` as float32, finite when concrete."""
+    a = _c.array(x, name, min_ndim=1 if ndim is None else None, ndim=ndim, kind="r", nonempty=True)
+    _c.finite(a, name)
+    return jnp.asarray(a, jnp.float32)
+
+
 def _logits_labels(logits, labels):
-    z = jnp.asarray(logits)
-    if z.ndim != 2:
-        raise ValueError(f"`logits` must be (batch, classes), got shape {z.shape}.")
-    if z.shape[0] < 2:
-        raise ValueError(f"need a batch of at least 2 samples (pairs), got {z.shape[0]}.")
-    y, _ = _labels(labels, z.shape[0], z.shape[1])
+    z = _logits(logits, min_rows=2)  # pairs need two samples
+    y, _ = _labels(labels, z.shape[0], z.shape[1], ref="logits")
     return z, y
 
 
 def pairwise_kl(logits):
     """``K[i, j] = KL(p_i || p_j)`` for the softmax posteriors of ``logits`` ``(B, C)``: ``(B, B)``."""
-    logp = jax.nn.log_softmax(jnp.asarray(logits), axis=-1)
+    logp = jax.nn.log_softmax(_logits(logits), axis=-1)
     p = jnp.exp(logp)
     return jnp.sum(p * logp, axis=-1)[:, None] - p @ logp.T
 
@@ -194,7 +214,10 @@ def median_bandwidths(xs, xt, factors=(0.25, 0.5, 1.0, 2.0, 4.0), max_samples: i
     strided, deterministic) so that large feature sets stay cheap; no
     gradient flows through it.
     """
-    x = jnp.concatenate([jnp.asarray(xs), jnp.asarray(xt)]).reshape(len(xs) + len(xt), -1)
+    xs, xt = _batch(xs, "xs"), _batch(xt, "xt")
+    if xs.shape[1:] != xt.shape[1:]:
+        raise ValueError(f"`xs` and `xt` must have the same sample shape, got {xs.shape[1:]} and {xt.shape[1:]}.")
+    x = jnp.concatenate([xs, xt]).reshape(len(xs) + len(xt), -1)
     x = jax.lax.stop_gradient(x)  # a heuristic, not part of the loss: no gradient (and no sqrt(0) NaN)
     step = max(1, -(-x.shape[0] // int(max_samples)))
     sub = x[::step]
@@ -214,13 +237,13 @@ def mk_mmd(xs, xt, bandwidths=None, unbiased: bool = True, squared: bool = True)
     sets come from one distribution; it can be slightly negative). ``squared=False``
     returns ``sqrt(max(MMD^2, 0))`` (the thesis writes the norm).
     """
-    xs = jnp.asarray(xs, jnp.float32).reshape(len(xs), -1)
-    xt = jnp.asarray(xt, jnp.float32).reshape(len(xt), -1)
+    xs, xt = _batch(xs, "xs"), _batch(xt, "xt")
+    xs, xt = xs.reshape(len(xs), -1), xt.reshape(len(xt), -1)
     if xs.shape[1] != xt.shape[1]:
         raise ValueError(f"`xs` and `xt` must have the same feature size, got {xs.shape[1]} and {xt.shape[1]}.")
     n, m = xs.shape[0], xt.shape[0]
     if min(n, m) < 2:
-        raise ValueError(f"need at least 2 source and 2 target samples, got {n} and {m}.")
+        raise ValueError(f"need at least 2 source (`xs`) and 2 target (`xt`) samples, got {n} and {m}.")
     bw = median_bandwidths(xs, xt) if bandwidths is None else jnp.asarray(bandwidths, jnp.float32).reshape(-1)
     if bandwidths is not None and is_concrete(bw) and not np.all(np.asarray(bw) > 0):
         raise ValueError(f"`bandwidths` must all be > 0, got {np.asarray(bw)}.")
@@ -250,7 +273,7 @@ def class_balanced_weights(counts, beta: float | None = None, normalize: bool = 
     choice); ``beta = 0`` gives 1 for every class. ``normalize=True`` rescales
     the weights to sum to the number of classes (Cui et al.); the thesis does not.
     """
-    c = np.asarray(counts, np.float64)
+    c = np.asarray(_c.array(counts, "counts", kind="r"), np.float64)
     if c.ndim != 1 or c.size == 0:
         raise ValueError(f"`counts` must be a non-empty vector of class sizes, got shape {c.shape}.")
     if np.any(c <= 0) or not np.all(np.isfinite(c)):
@@ -268,12 +291,10 @@ def class_balanced_weights(counts, beta: float | None = None, normalize: bool = 
 def focal_loss(logits, labels, gamma: float = 2.0):
     """Per-sample sigmoid focal loss ``sum_c (1 - p^t_c)^gamma (-log p^t_c)``, ``p^t_c = sigma(z_c)`` for the
     true class and ``1 - sigma(z_c)`` otherwise (Lin et al. 2017; ``gamma = 0``: summed binary cross-entropy)."""
-    z = jnp.asarray(logits)
-    if z.ndim != 2:
-        raise ValueError(f"`logits` must be (batch, classes), got shape {z.shape}.")
+    z = _logits(logits)
     if not float(gamma) >= 0:
         raise ValueError(f"`gamma` must be >= 0, got {gamma}.")
-    y, _ = _labels(labels, z.shape[0], z.shape[1])
+    y, _ = _labels(labels, z.shape[0], z.shape[1], ref="logits")
     onehot = jax.nn.one_hot(y, z.shape[1], dtype=z.dtype)
     log_pt = jnp.where(onehot > 0, jax.nn.log_sigmoid(z), jax.nn.log_sigmoid(-z))
     return jnp.sum((1 - jnp.exp(log_pt)) ** gamma * -log_pt, axis=-1)
@@ -286,10 +307,10 @@ def class_balanced_focal_loss(logits, labels, counts, beta: float | None = None,
     ``gamma`` is not given in the thesis: 2 (Lin et al.'s default) is our choice.
     """
     w = class_balanced_weights(counts, beta, normalize)
-    z = jnp.asarray(logits)
-    if z.ndim == 2 and w.shape[0] != z.shape[1]:
+    z = _logits(logits)
+    if w.shape[0] != z.shape[1]:
         raise ValueError(f"`counts` has {w.shape[0]} classes but `logits` has {z.shape[1]}.")
-    y, _ = _labels(labels, z.shape[0], z.shape[1] if z.ndim == 2 else None)
+    y, _ = _labels(labels, z.shape[0], z.shape[1], ref="logits")
     return jnp.mean(w[y] * focal_loss(z, y, gamma))
 
 
@@ -329,4 +350,8 @@ class RunningMeanBalancer(NamedTuple):
 
 def balanced_sum(losses, weights):
     """``sum_t w_t L_t`` with the weights held constant (no gradient through them)."""
-    return jnp.sum(jax.lax.stop_gradient(weights) * jnp.asarray(losses))
+    losses = jnp.asarray(_c.array(losses, "losses", ndim=1, kind="r", nonempty=True))
+    weights = jnp.asarray(_c.array(weights, "weights", ndim=1, kind="r", nonempty=True))
+    if losses.shape != weights.shape:
+        raise ValueError(f"`losses` {losses.shape} and `weights` {weights.shape} must have one entry per task each.")
+    return jnp.sum(jax.lax.stop_gradient(weights) * losses)

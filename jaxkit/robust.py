@@ -33,6 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxkit import _checks as _c
+
 __all__ = ["NORMS", "project", "input_jacobians", "jacobian_frobenius_penalty", "jacobian_cosine_similarity",
            "universal_perturbation", "universal_evasion_rate", "targeted_success_rate",
            "multiplicative_gaussian_noise", "multiplicative_bernoulli_noise",
@@ -61,6 +63,7 @@ def project(delta, eps: float, norm: str = "inf"):
     """Project one perturbation ``delta`` (any shape, taken as a whole) onto the ``eps``-ball of ``norm``:
     clip for ``"inf"``, rescale to norm ``eps`` when longer for ``"2"``."""
     n = _norm(norm)
+    delta = jnp.asarray(_c.array(delta, "delta", kind="f"))
     if n == "inf":
         return jnp.clip(delta, -eps, eps)
     nrm = jnp.sqrt(jnp.sum(delta * delta))
@@ -71,15 +74,30 @@ def _logits_fn(apply_fn, params):
     return lambda x: apply_fn(params, x)
 
 
+def _check_x(x, name="x"):
+    """A non-empty floating batch ``[N, ...]``, finite when concrete."""
+    x = _c.array(x, name, min_ndim=1, kind="f", nonempty=True)
+    _c.finite(x, name)
+    return jnp.asarray(x)
+
+
+def _nan_rows(x, out):
+    """``out`` ``[N, ...]`` with NaN rows where the input row ``x[i]`` holds NaN (inside a trace: a ReLU's
+    derivative at NaN is 0, so a gradient can come out finite from a NaN input)."""
+    bad = jnp.isnan(x.reshape(x.shape[0], -1)).any(-1)
+    return jnp.where(bad.reshape((-1,) + (1,) * (out.ndim - 1)), jnp.nan, out)
+
+
 def input_jacobians(apply_fn: Callable, params, x):
     """Exact per-sample Jacobians of the logits w.r.t. the inputs: ``(B, C) + x.shape[1:]``.
 
     One reverse pass per logit over the batch (``jax.jacrev`` of the batch-summed logits).
     """
-    x = jnp.asarray(x)
+    x = _check_x(x)
+    _c.fits(apply_fn, params, x)
     f = _logits_fn(apply_fn, params)
     jac = jax.jacrev(lambda xx: jnp.sum(f(xx), axis=0))(x)  # (C, B, ...)
-    return jnp.moveaxis(jac, 0, 1)
+    return _nan_rows(x, jnp.moveaxis(jac, 0, 1))
 
 
 def jacobian_frobenius_penalty(apply_fn: Callable, params, x, key=None, n_proj: int = 1, exact: bool = False):
@@ -90,7 +108,8 @@ def jacobian_frobenius_penalty(apply_fn: Callable, params, x, key=None, n_proj: 
     ``C * mean_v ||v^T J||^2``, ``v`` uniform on the unit sphere, one reverse pass
     each; unbiased, and exact for ``C = 1``. Differentiable w.r.t. ``params``.
     """
-    x = jnp.asarray(x)
+    x = _check_x(x)
+    _c.fits(apply_fn, params, x)
     if exact:
         jac = input_jacobians(apply_fn, params, x)
         return jnp.sum(jac.reshape(x.shape[0], -1) ** 2) / x.shape[0]
@@ -108,7 +127,8 @@ def jacobian_frobenius_penalty(apply_fn: Callable, params, x, key=None, n_proj: 
         (g,) = vjp(v)
         return jnp.sum(g.reshape(x.shape[0], -1) ** 2) / x.shape[0]
 
-    return c * jnp.mean(jax.vmap(one)(jax.random.split(key, int(n_proj))))
+    val = c * jnp.mean(jax.vmap(one)(jax.random.split(key, int(n_proj))))
+    return jnp.where(jnp.isnan(x).any(), jnp.nan, val)
 
 
 def jacobian_cosine_similarity(apply_fn: Callable, params, x):
@@ -120,10 +140,20 @@ def jacobian_cosine_similarity(apply_fn: Callable, params, x):
 
 
 def _check_data(x, y):
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    if y.ndim != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"labels must be a vector with one entry per input, got shapes {x.shape} and {y.shape}.")
+    x = _check_x(x)
+    y = jnp.asarray(_c.array(y, "y", ndim=1, kind="i"))
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"`x` has {x.shape[0]} inputs (shape {x.shape}) but `y` has {y.shape[0]} labels; expected "
+                         "one label per input.")
     return x, y
+
+
+def _check_delta(delta, x):
+    d = _c.array(delta, "delta", kind="f")
+    if jnp.shape(d) != x.shape[1:]:
+        raise ValueError(f"`delta` must have the shape of one input {x.shape[1:]}, got {jnp.shape(d)}.")
+    _c.finite(d, "delta")
+    return jnp.asarray(d)
 
 
 def universal_perturbation(key, apply_fn: Callable, params, data, eps: float, norm: str = "inf", target=None, *,
@@ -182,13 +212,13 @@ def _predict(apply_fn, params, x, delta, clip):
 def universal_evasion_rate(apply_fn: Callable, params, x, y, delta, clip=None):
     """UER: the share of ``x + delta`` the model misclassifies (all samples, as in Co et al.)."""
     x, y = _check_data(x, y)
-    return jnp.mean(_predict(apply_fn, params, x, delta, clip) != y)
+    return jnp.mean(_predict(apply_fn, params, x, _check_delta(delta, x), clip) != y)
 
 
 def targeted_success_rate(apply_fn: Callable, params, x, y, delta, target: int, clip=None):
     """TSR: the share of samples *not* of class ``target`` that ``x + delta`` sends to ``target``."""
     x, y = _check_data(x, y)
-    hit = _predict(apply_fn, params, x, delta, clip) == target
+    hit = _predict(apply_fn, params, x, _check_delta(delta, x), clip) == target
     other = y != target
     return jnp.sum(hit & other) / jnp.maximum(jnp.sum(other), 1)
 
@@ -197,7 +227,7 @@ def multiplicative_gaussian_noise(key, x, sigma: float):
     """``x (1 + xi)``, ``xi ~ N(0, sigma^2)`` element-wise."""
     if not float(sigma) >= 0:
         raise ValueError(f"`sigma` must be >= 0, got {sigma}.")
-    x = jnp.asarray(x)
+    x = jnp.asarray(_c.array(x, "x", kind="f"))
     return x * (1.0 + sigma * jax.random.normal(key, x.shape, x.dtype))
 
 
@@ -205,7 +235,7 @@ def multiplicative_bernoulli_noise(key, x, rate: float):
     """``x * b``, ``b ~ Bernoulli(1 - rate)`` element-wise (each input value dropped with probability ``rate``)."""
     if not 0 <= float(rate) <= 1:
         raise ValueError(f"`rate` must be in [0, 1], got {rate}.")
-    x = jnp.asarray(x)
+    x = jnp.asarray(_c.array(x, "x", kind="f"))
     return x * jax.random.bernoulli(key, 1.0 - rate, x.shape).astype(x.dtype)
 
 
@@ -214,12 +244,26 @@ def multiplicative_bernoulli_noise(key, x, rate: float):
 # --------------------------------------------------------------------------------------------------------------------
 
 def _check_logits(z, name="logits"):
-    z = jnp.asarray(z)
+    z = jnp.asarray(_c.array(z, name, min_ndim=1, kind="f"))
+    if z.size == 0 and z.shape[-1:] != (0,):
+        raise ValueError(f"`{name}` is empty (shape {z.shape}).")
     if z.ndim < 1 or z.shape[-1] < 2:
         raise ValueError(f"`{name}` must have a last axis of >= 2 classes, got shape {z.shape}.")
     if not jnp.issubdtype(z.dtype, jnp.floating):
         raise ValueError(f"`{name}` must be floating point, got {z.dtype}.")
+    _c.finite(z, name)
     return z
+
+
+def _check_labels_for(logits, labels, name="labels"):
+    """Integer labels, one per row of ``logits`` (``logits.shape[:-1]``)."""
+    if logits.size == 0:
+        raise ValueError(f"`logits` is empty (shape {logits.shape}); expected at least one row.")
+    lab = _c.array(labels, name, kind="i")
+    if jnp.shape(lab) != logits.shape[:-1]:
+        raise ValueError(f"`{name}` must have shape {logits.shape[:-1]} (one per row of `logits`), got "
+                         f"{jnp.shape(lab)}.")
+    return jnp.asarray(lab)
 
 
 def softrmax_distances(z):
@@ -265,8 +309,7 @@ def softrmax_cross_entropy(logits, labels, floor: float = 1e-12):
     ``optax.softmax_cross_entropy_with_integer_labels(logits, labels)``."""
     logits = _check_logits(logits)
     labels = jnp.asarray(labels)
-    if labels.shape != logits.shape[:-1] or not jnp.issubdtype(labels.dtype, jnp.integer):
-        raise ValueError(f"`labels` must be integers of shape {logits.shape[:-1]}, got {labels.dtype} {labels.shape}.")
+    _check_labels_for(logits, labels)
     lp = softrmax_log_probs(logits, floor)
     return -jnp.take_along_axis(lp, labels[..., None], axis=-1)[..., 0]
 
@@ -280,7 +323,7 @@ def margin_loss(logits, labels):
     it). Independent of the head's loss: on a softRmax model (prediction ``argmax z``) it attacks the decision
     directly and sidesteps gradient masking by the softRmax NLL."""
     logits = _check_logits(logits)
-    return -prediction_margin(logits, labels)
+    return -prediction_margin(logits, _check_labels_for(logits, labels))
 
 
 LOSSES = {"softmax": optax.softmax_cross_entropy_with_integer_labels, "softrmax": softrmax_cross_entropy,
@@ -330,7 +373,7 @@ def _direction(g, norm):
 
 def project_batch(delta, eps, norm: str = "inf"):
     """Project each example's perturbation ``delta[i]`` onto its own ``eps``-ball (``eps`` scalar or per example)."""
-    delta = jnp.asarray(delta)
+    delta = jnp.asarray(_c.array(delta, "delta", min_ndim=1, kind="f", nonempty=True))
     return _proj(delta, jnp.reshape(jnp.asarray(eps, delta.dtype), (-1,) + (1,) * (delta.ndim - 1)), _norm(norm))
 
 
@@ -491,6 +534,8 @@ def average_sample_attack(x, y, means, target, eps, clip=None):
     example (examples already of class ``target`` move by ``sign(0) = 0``).
     """
     x, y, e = _check_attack(x, y, eps)
+    means = _c.array(means, "means", kind="f", nonempty=True)
+    _c.finite(means, "means")
     means = jnp.asarray(means, x.dtype)
     if means.shape[1:] != x.shape[1:]:
         raise ValueError(f"`means` must have shape (num_classes,) + {x.shape[1:]}, got {means.shape}.")
@@ -501,7 +546,7 @@ def average_sample_attack(x, y, means, target, eps, clip=None):
 def prediction_margin(logits, y):
     """``M_z = z_y - max_{i != y} z_i`` per example (negative when misclassified)."""
     logits = _check_logits(logits)
-    y = jnp.asarray(y)
+    y = _check_labels_for(logits, y, "y")
     zy = jnp.take_along_axis(logits, y[..., None], -1)[..., 0]
     other = jnp.where(jax.nn.one_hot(y, logits.shape[-1], dtype=bool), -jnp.inf, logits)
     return zy - jnp.max(other, axis=-1)

@@ -319,3 +319,17 @@ def test_recreation_cost_compiles_once_across_chunks_and_calls():
     n = len(traces)
     anomaly.recreation_cost(jax.random.key(1), counted, p, x[::-1], noise_dim=3, iterations=3, chunk=4)
     assert n > 0 and len(traces) == n
+
+
+def test_rx_on_a_constant_band_names_it_and_suggests_reg():
+    cube = np.random.default_rng(0).normal(size=(10, 10, 4))
+    cube[..., 2] = 7.0  # a dead band
+    with pytest.raises(ValueError, match=r"band\(s\) \[2\] are constant .* pass reg > 0"):
+        anomaly.global_rx(cube, reg=0)
+    s = anomaly.global_rx(cube)  # the default reg handles it: finite scores
+    assert np.isfinite(s).all()
+    with pytest.raises(ValueError, match="every band of `background` is constant"):
+        anomaly.global_rx(np.ones((6, 6, 3)))
+    dup = np.concatenate([cube[..., :2], cube[..., :1]], -1)  # band 2 repeats band 0: singular, not constant
+    with pytest.raises(ValueError, match="singular .* pass reg > 0"):
+        anomaly.global_rx(dup, reg=0)

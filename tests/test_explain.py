@@ -148,10 +148,14 @@ def test_layer_errors_list_the_available_layers(cnn):
     vd = d.init(jax.random.key(0), jnp.ones((1, 5)))
     with pytest.raises(ValueError, match="no convolutional layer"):
         explain.gradcam(d.apply, vd, jnp.ones((2, 5)))
-    with pytest.raises(ValueError, match="x"):
+    with pytest.raises(TypeError, match="`x` must be floating-point"):
         explain.gradcam(m.apply, v, jnp.ones((4, 8, 8, 1), jnp.int32))
     with pytest.raises(ValueError, match="target"):
         explain.gradcam(m.apply, v, x, target=jnp.array([0, 1]))
+    with pytest.raises(ValueError, match=r"`target` must hold class indices in \[0, 4\)"):  # used to give zeros
+        explain.gradcam(m.apply, v, x, target=4)
+    out = jax.jit(lambda t: explain.gradcam(m.apply, v, x, target=t))(jnp.array(7))  # traced: NaN, not zeros
+    assert np.isnan(np.asarray(out)).all()
 
 
 # ---------------------------------------------------------------------------------------------- manipulation

@@ -248,7 +248,7 @@ def test_nan_or_inverted_intervals_never_give_finite_bounds():
     assert np.isnan(np.asarray((nan / 2.0).lo[0]))
     with pytest.raises(TypeError, match="`x` must be a jaxkit.interval.Interval"):
         iv.relu(np.zeros(3))
-    with pytest.raises(ValueError, match="`w` has 3 columns but `x` has 2 rows"):
+    with pytest.raises(ValueError, match=r"`w` has 3 columns but `x` has shape \(2,\)"):
         iv.matmul(np.ones((4, 3)), iv.box(np.zeros(2), np.ones(2)))
     with pytest.raises(ValueError, match="`w` must be a 2-D matrix"):
         iv.matmul(np.ones(3), iv.box(np.zeros(3), np.ones(3)))

@@ -26,6 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit import _checks as _c
+
 from .maps import guided_backprop, normalize_maps
 
 __all__ = ["local_spatial_entropy", "entropy_scores", "feature_response", "fit_threshold", "detect",
@@ -33,9 +35,11 @@ __all__ = ["local_spatial_entropy", "entropy_scores", "feature_response", "fit_t
 
 
 def _check_maps(maps, bins, window, value_range):
+    maps = _c.array(maps, "maps", ndim=(2, 3), kind="r", nonempty=True)
+    if 0 in jnp.shape(maps):
+        raise ValueError(f"`maps` is empty (shape {jnp.shape(maps)}).")
+    _c.finite(maps, "maps")
     maps = jnp.asarray(maps)
-    if maps.ndim not in (2, 3):
-        raise ValueError(f"`maps` must be one (H, W) map or a batch (B, H, W), got shape {maps.shape}.")
     if int(bins) < 2:
         raise ValueError(f"`bins` must be >= 2, got {bins}.")
     if int(window) < 1 or int(window) % 2 == 0:
@@ -62,6 +66,8 @@ def local_spatial_entropy(maps, window: int = 5, bins: int = 16, value_range=(0.
 def _lse(maps, window, bins, vr):
     single = maps.ndim == 2
     m = maps[None] if single else maps
+    if m.dtype == jnp.bool_:
+        m = m.astype(jnp.int32)
     if jnp.issubdtype(m.dtype, jnp.integer):
         q = jnp.clip(m.astype(jnp.int32), 0, bins - 1)
     else:
@@ -73,6 +79,10 @@ def _lse(maps, window, bins, vr):
     total = jnp.sum(counts, axis=-1, keepdims=True)
     p = counts / total
     ent = -jnp.sum(jnp.where(p > 0, p * jnp.log2(jnp.where(p > 0, p, 1.0)), 0.0), axis=-1)
+    if not jnp.issubdtype(maps.dtype, jnp.integer):  # inside a trace, a NaN pixel makes its windows NaN
+        nan = jax.lax.reduce_window(jnp.isnan(m).astype(jnp.float32), 0.0, jax.lax.add, (1, window, window),
+                                    (1, 1, 1), ((0, 0), (r, r), (r, r))) > 0
+        ent = jnp.where(nan, jnp.nan, ent)
     return ent[0] if single else ent
 
 
@@ -90,19 +100,29 @@ def feature_response(apply_fn: Callable, params, x, target=None):
     return normalize_maps(r)
 
 
+def _score_vector(s, name):
+    s = _c.array(s, name, ndim=1, kind="r", nonempty=True)
+    s = np.asarray(s, np.float64)
+    if not np.all(np.isfinite(s)):
+        raise ValueError(f"`{name}` must hold finite scores (one per input).")
+    return s
+
+
 def fit_threshold(clean_scores, fpr: float = 0.05) -> float:
-    """The detection threshold: the ``1 - fpr`` quantile of the scores of clean inputs."""
-    s = np.asarray(clean_scores, np.float64).ravel()
-    if s.size == 0 or not np.all(np.isfinite(s)):
-        raise ValueError("`clean_scores` must be a non-empty array of finite scores.")
+    """The detection threshold: the ``1 - fpr`` quantile of the scores of clean inputs ``[N]``."""
+    s = _score_vector(clean_scores, "clean_scores")
     if not 0 < float(fpr) < 1:
         raise ValueError(f"`fpr` must be in (0, 1), got {fpr}.")
     return float(np.quantile(s, 1.0 - float(fpr)))
 
 
 def detect(scores, threshold: float):
-    """``True`` where the score exceeds the threshold (flagged as attacked)."""
-    return jnp.asarray(scores) > threshold
+    """``True`` where the score exceeds the threshold (flagged as attacked); NaN scores or threshold are errors
+    (a NaN score would read as "clean")."""
+    scores = _c.array(scores, "scores", kind="r")
+    _c.finite(scores, "scores")
+    t = _c.number(threshold, "threshold")
+    return jnp.asarray(scores) > t
 
 
 def detection_report(clean_scores, attacked_scores, threshold: float | None = None, fpr: float = 0.05) -> dict:
@@ -110,9 +130,9 @@ def detection_report(clean_scores, attacked_scores, threshold: float | None = No
     (default :func:`fit_threshold` of the clean scores): ``auc``, ``tpr``, ``fpr``, ``threshold``, ``roc``."""
     from jaxkit import anomaly  # noqa: PLC0415
 
-    c = np.asarray(clean_scores, np.float64).ravel()
-    a = np.asarray(attacked_scores, np.float64).ravel()
-    thr = fit_threshold(c, fpr) if threshold is None else float(threshold)
+    c = _score_vector(clean_scores, "clean_scores")
+    a = _score_vector(attacked_scores, "attacked_scores")
+    thr = fit_threshold(c, fpr) if threshold is None else _c.number(threshold, "threshold")
     s = np.concatenate([c, a])
     lab = np.concatenate([np.zeros(c.size, bool), np.ones(a.size, bool)])
     return {"auc": anomaly.auc(s, lab), "tpr": float(np.mean(a > thr)), "fpr": float(np.mean(c > thr)),

@@ -32,6 +32,10 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from jaxkit import _checks as _c
+from jaxkit._checks import is_concrete
 
 __all__ = ["Tap", "layer_names", "features_and_logits", "gradcam", "gradcam_from_features", "cam", "saliency",
            "guided_relu", "guided_relus", "guided_backprop", "normalize_maps"]
@@ -52,6 +56,8 @@ def _path(module) -> str:
 def layer_names(apply_fn: Callable, params, x) -> list[tuple[str, str, tuple]]:
     """``(path, module type, output shape)`` of every module called by ``apply_fn(params, x)``, in call order
     (the top-level module excluded; traced abstractly, nothing is computed)."""
+    x = _c.array(x, "x", min_ndim=2)
+    _c.fits(apply_fn, params, x)
     if hasattr(apply_fn, "layer_names"):
         return apply_fn.layer_names(params, x)
     seen = []
@@ -97,6 +103,8 @@ def features_and_logits(apply_fn: Callable, params, x, layer: str, delta=None):
     """``(logits, A)``: the model's output and the output ``A`` of module ``layer`` (plus ``delta`` when given,
     so that ``grad`` w.r.t. ``delta`` at zero is ``dlogits/dA``). Wrappers that modify the model (see
     :mod:`jaxkit.explain.manipulate`) provide their own ``tapped`` method, used here."""
+    x = _check_x(x)
+    _c.fits(apply_fn, params, x)
     if hasattr(apply_fn, "tapped"):
         return apply_fn.tapped(params, x, layer, delta)
     found = []
@@ -120,33 +128,46 @@ def features_and_logits(apply_fn: Callable, params, x, layer: str, delta=None):
 
 
 def normalize_maps(maps):
-    """Each map divided by its maximum; an all-zero (or non-positive) map stays zero -- no 0/0."""
+    """Each map divided by its maximum; an all-zero (or non-positive) map stays zero -- no 0/0; NaN stays NaN."""
+    maps = jnp.asarray(_c.array(maps, "maps", min_ndim=2, kind="f", nonempty=True))
     mx = jnp.max(maps, axis=tuple(range(1, maps.ndim)), keepdims=True)
-    return jnp.where(mx > 0, maps / jnp.where(mx > 0, mx, 1.0), 0.0)
+    return jnp.where(jnp.isnan(mx), jnp.nan, jnp.where(mx > 0, maps / jnp.where(mx > 0, mx, 1.0), 0.0))
 
 
 def _selector(logits, target):
-    """One-hot rows picking the explained class: the top-1 class, or ``target`` (one class or one per example)."""
+    """One-hot rows picking the explained class: the top-1 class, or ``target`` (one class or one per example).
+
+    A target outside ``[0, num_classes)`` (possible only inside a trace: concrete ones are rejected up front)
+    gives a NaN row, so its map comes out NaN rather than a plausible all-zero map.
+    """
     if target is None:
         c = jnp.argmax(jax.lax.stop_gradient(logits), axis=-1)
     else:
         c = jnp.broadcast_to(jnp.asarray(target, jnp.int32), logits.shape[:1])
-    return jax.nn.one_hot(c, logits.shape[-1], dtype=logits.dtype)
+    sel = jax.nn.one_hot(c, logits.shape[-1], dtype=logits.dtype)
+    return jnp.where(((c >= 0) & (c < logits.shape[-1]))[:, None], sel, jnp.nan)
 
 
-def _check_x(x):
-    x = jnp.asarray(x)
-    if x.ndim < 2 or not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(f"`x` must be a floating-point batch (B, ...), got {x.dtype} {x.shape}.")
-    return x
+def _check_x(x, name="x"):
+    """A non-empty floating batch ``(B, ...)``, finite when concrete."""
+    x = _c.array(x, name, min_ndim=2, kind="f", nonempty=True)
+    _c.finite(x, name)
+    return jnp.asarray(x)
 
 
-def _check_target(target, batch: int):
+def _check_target(target, batch: int, fn=None, params=None, x=None):
+    """``target`` as an int array, checked; with ``fn(params, x) -> logits`` its classes must exist."""
     if target is None:
         return None
     t = jnp.asarray(target)
     if not jnp.issubdtype(t.dtype, jnp.integer) or t.shape not in ((), (batch,)):
         raise ValueError(f"`target` must be one class index or one per example ({batch},), got {t.dtype} {t.shape}.")
+    if fn is not None and is_concrete(t):
+        n = _c.fits(fn, params, x)[-1]
+        v = np.asarray(t)
+        if np.any((v < 0) | (v >= n)):
+            raise ValueError(f"`target` must hold class indices in [0, {n}) (the model has {n} outputs), got "
+                             f"{v.ravel()[(v.ravel() < 0) | (v.ravel() >= n)][0]}.")
     return t
 
 
@@ -184,17 +205,18 @@ def gradcam(apply_fn: Callable, params, x, target=None, *, layer: str | None = N
     layer is resolved at trace time (an unknown name lists the available ones).
     """
     x = _check_x(x)
-    return _gradcam(apply_fn, params, x, _check_target(target, x.shape[0]), layer, bool(normalize),
+    _c.fits(apply_fn, params, x)
+    target = _check_target(target, x.shape[0], apply_fn, params, x)
+    return _gradcam(apply_fn, params, x, target, layer, bool(normalize),
                     None if size is None else tuple(int(s) for s in size))
 
 
 def gradcam_from_features(head_fn: Callable, params, features, target=None, *, normalize: bool = True):
     """Grad-CAM for a model split into features and a head: ``A = features`` ``(B, h, w, K)``, logits
     ``head_fn(params, A)``."""
-    A = jnp.asarray(features)
-    if A.ndim != 4:
-        raise ValueError(f"`features` must be (B, h, w, K) feature maps, got shape {A.shape}.")
-    target = _check_target(target, A.shape[0])
+    A = jnp.asarray(_c.array(features, "features", ndim=4, kind="f", nonempty=True))
+    _c.finite(A, "features")
+    target = _check_target(target, A.shape[0], head_fn, params, A)
 
     def score(a):
         logits = head_fn(params, a)
@@ -217,10 +239,15 @@ def cam(apply_fn: Callable, params, x, kernel, target=None, *, layer: str | None
     """Class activation maps ``ReLU(sum_k W[k, c] A^k)`` for a global-average-pool -> linear head with
     ``kernel`` ``W`` of shape ``(K, num_classes)`` (the Dense kernel after the pooling)."""
     x = _check_x(x)
-    kernel = jnp.asarray(kernel)
-    if kernel.ndim != 2:
-        raise ValueError(f"`kernel` must be the (K, num_classes) Dense kernel of the head, got {kernel.shape}.")
-    return _cam(apply_fn, params, x, kernel, _check_target(target, x.shape[0]), layer, bool(normalize))
+    _c.fits(apply_fn, params, x)
+    kernel = jnp.asarray(_c.array(kernel, "kernel", ndim=2, kind="f"))
+    _c.finite(kernel, "kernel")
+    k = jax.eval_shape(lambda: features_and_logits(apply_fn, params, x, resolve_layer(apply_fn, params, x, layer))[1])
+    if kernel.shape[0] != k.shape[-1] or kernel.shape[1] == 0:
+        raise ValueError(f"`kernel` must be the ({k.shape[-1]}, num_classes) Dense kernel after the pooled "
+                         f"feature map, got shape {kernel.shape}.")
+    return _cam(apply_fn, params, x, kernel, _check_target(target, x.shape[0], apply_fn, params, x), layer,
+                bool(normalize))
 
 
 def _score_grad(apply_fn, params, x, target):
@@ -239,7 +266,8 @@ def saliency(apply_fn: Callable, params, x, target=None):
     """Gradient saliency ``max_channel |dy^c/dx|``: ``(B, H, W)`` for image batches ``(B, H, W, C)``, else
     ``|dy^c/dx|`` in the input's shape."""
     x = _check_x(x)
-    g = jnp.abs(_input_grad(apply_fn, params, x, _check_target(target, x.shape[0])))
+    _c.fits(apply_fn, params, x)
+    g = jnp.abs(_input_grad(apply_fn, params, x, _check_target(target, x.shape[0], apply_fn, params, x)))
     return jnp.max(g, axis=-1) if x.ndim == 4 else g
 
 
@@ -278,7 +306,8 @@ def guided_backprop(apply_fn: Callable, params, x, target=None):
     """Guided-backpropagation gradient ``dy^c/dx`` (input shape) with every ReLU guided
     (:func:`guided_relus`). Reduce with e.g. ``jnp.max(jnp.abs(g), -1)`` for a feature-response map."""
     x = _check_x(x)
-    target = _check_target(target, x.shape[0])
+    _c.fits(apply_fn, params, x)
+    target = _check_target(target, x.shape[0], apply_fn, params, x)
     with guided_relus():
         return _guided_grad(apply_fn, params, x, target)
 

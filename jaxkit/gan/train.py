@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from jaxkit import _checks as _c
 from jaxkit.gan.losses import critic_loss, generator_loss
 from jaxkit.models import init_variables
 
@@ -76,11 +77,13 @@ PRESETS = {
 def init_state(key: jax.Array, generator: Any, critic: Any, noise_dim: int, sample_x: jax.Array,
                g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation) -> GanState:
     """Initialise Flax ``generator`` / ``critic`` modules (their ``"params"``) and both optimisers."""
+    x = _c.array(sample_x, "sample_x", min_ndim=1, kind="f", nonempty=True)
+    _c.positive_int(noise_dim, "noise_dim")
     kg, kd = jax.random.split(key)
     # init_variables: one cheaply compiled program per network instead of Flax's op-by-op eager init
     # (~160 small XLA programs, ~11 s on 2 CPU cores for the thesis networks)
     g_params = init_variables(generator, kg, jnp.zeros((1, int(noise_dim)), jnp.float32))["params"]
-    d_params = init_variables(critic, kd, jnp.asarray(sample_x[:1]))["params"]
+    d_params = init_variables(critic, kd, jnp.asarray(x[:1]))["params"]
     return GanState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
                     g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params))
 

@@ -68,6 +68,8 @@ def _check_box(box, n0):
         raise ValueError(f"`box` must be (lo, hi) or an Interval, got {type(box).__name__}.") from e
     ends = []
     for name, v in (("lo", lo), ("hi", hi)):
+        if np.asarray(v).dtype.kind not in "iuf":
+            raise TypeError(f"`box` {name} must hold real numbers, got dtype {np.asarray(v).dtype}.")
         try:
             a = np.asarray(v, np.float64)
         except (TypeError, ValueError) as e:
@@ -176,6 +178,8 @@ def jacobian_norm(params: Any, x: np.ndarray, p: float | str = 2) -> float:
     """``||J_f(x)||_p`` at a point (float64); a lower bound on the local constant of any box holding ``x``."""
     p = _norm_p(p)
     net = to_net(params)
+    if np.asarray(x).dtype.kind not in "iuf":
+        raise TypeError(f"`x` must hold real numbers, got dtype {np.asarray(x).dtype}.")
     h = np.asarray(x, np.float64)
     if h.shape != (net.sizes[0],):
         raise ValueError(f"`x` must have shape ({net.sizes[0]},) (the network's inputs), got {h.shape}.")

@@ -19,15 +19,21 @@ from collections.abc import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+
+from jaxkit import _checks as _c
 __all__ = ["rankdata", "spearman", "correlation_matrix", "kmeans", "blend"]
 
 
 def rankdata(x: jax.Array) -> jax.Array:
-    """1-based ranks along the last axis, ties get their average rank (scipy's ``"average"``)."""
+    """1-based ranks along the last axis, ties get their average rank (scipy's ``"average"``); a row holding NaN
+    gets NaN ranks (NaN has no rank)."""
+    x = _c.array(x, "x", min_ndim=1, kind="r")
+    if x.shape[-1] == 0:
+        raise ValueError(f"`x` is empty along its last axis (shape {x.shape}).")
     x = jnp.asarray(x)
     less = jnp.sum(x[..., None, :] < x[..., :, None], axis=-1)
     equal = jnp.sum(x[..., None, :] == x[..., :, None], axis=-1)
-    return less + (equal + 1) / 2.0
+    return jnp.where(jnp.isnan(x).any(-1, keepdims=True), jnp.nan, less + (equal + 1) / 2.0)
 
 
 def _pearson(a, b):
@@ -55,8 +61,11 @@ def correlation_matrix(scores: Mapping[str, jax.Array] | jax.Array) -> jax.Array
     ``scores``: ``{criterion: scores[C]}`` (rows in the mapping's order) or a
     ``[K, C]`` array.
     """
-    s = jnp.stack([jnp.asarray(v) for v in scores.values()]) if isinstance(scores, Mapping) else jnp.asarray(scores)
-    if s.ndim != 2 or s.shape[1] < 2:
+    if isinstance(scores, Mapping):
+        s = jnp.stack([jnp.asarray(_c.array(v, f"scores[{k!r}]", ndim=1, kind="r")) for k, v in scores.items()])
+    else:
+        s = jnp.asarray(_c.array(scores, "scores", kind="r"))
+    if s.ndim != 2 or s.shape[1] < 2 or s.shape[0] == 0:
         raise ValueError(f"`scores` must be K criteria x C >= 2 channels, got shape {s.shape}.")
     return _corr(s)
 
@@ -67,6 +76,7 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, iters: int = 50) -> tuple[jax.A
     Jitted; ``key`` drives the seeding. NaN entries (constant criteria) are
     treated as 0 correlation.
     """
+    x = _c.array(x, "x", ndim=2, kind="r", nonempty=True)
     x = jnp.nan_to_num(jnp.asarray(x, jnp.float32))
     if x.ndim != 2:
         raise ValueError(f"`x` must be [N, D], got shape {x.shape}.")
@@ -108,11 +118,19 @@ def blend(scores: Mapping[str, Mapping[str, jax.Array]], selected: Sequence[str]
           weights: Sequence[float] | jax.Array) -> dict[str, jax.Array]:
     """``{group: sum_i weights[i] * scores[selected[i]][group]}`` (criteria normalised beforehand)."""
     sel = list(selected)
-    w = jnp.asarray(weights, jnp.float32)
+    w = jnp.asarray(_c.array(weights, "weights", ndim=1, kind="r"), jnp.float32)
     if w.shape != (len(sel),):
         raise ValueError(f"`weights` must have one entry per selected criterion ({len(sel)}), got shape {w.shape}.")
     missing = [c for c in sel if c not in scores]
     if missing:
         raise ValueError(f"Selected criteria {missing} are not in `scores` (have {sorted(scores)}).")
     groups = list(scores[sel[0]])
+    for c in sel:
+        if list(scores[c]) != groups:
+            raise ValueError(f"`scores[{c!r}]` has groups {list(scores[c])}, expected {groups}.")
+        for g in groups:
+            a = _c.array(scores[c][g], f"scores[{c!r}][{g!r}]", ndim=1, kind="r", nonempty=True)
+            if jnp.shape(a) != jnp.shape(scores[sel[0]][g]):
+                raise ValueError(f"`scores[{c!r}][{g!r}]` has shape {jnp.shape(a)}, expected "
+                                 f"{jnp.shape(scores[sel[0]][g])} (one score per channel).")
     return {g: sum(w[i] * jnp.asarray(scores[c][g]) for i, c in enumerate(sel)) for g in groups}

@@ -44,6 +44,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 from jaxkit.prune.graph import Graph, Group
 
@@ -94,15 +95,18 @@ def _filters(w, axis):
 
 
 def minmax(s: jax.Array) -> jax.Array:
-    """``(s - min) / (max - min)``; a constant vector maps to zeros."""
+    """``(s - min) / (max - min)`` of a score vector ``[C]``; a constant vector maps to zeros, NaN gives NaN."""
+    s = _c.array(s, "s", ndim=1, kind="r", nonempty=True)
     lo, hi = jnp.min(s), jnp.max(s)
     span = hi - lo
     scaled = jnp.clip((s - lo) / jnp.where(span > 0, span, 1.0), 0.0, 1.0)
-    return jnp.where(span > 0, jnp.where(s == hi, 1.0, scaled), jnp.zeros_like(s))
+    out = jnp.where(span > 0, jnp.where(s == hi, 1.0, scaled), jnp.zeros_like(s, dtype=scaled.dtype))
+    return jnp.where(jnp.isnan(span), jnp.nan, out)
 
 
 def geometric_median(points: jax.Array, iters: int = 50, eps: float = 1e-8) -> jax.Array:
-    """Weiszfeld iterations for ``argmin_y sum_i ||x_i - y||_2`` (rows of ``points``), from the mean."""
+    """Weiszfeld iterations for ``argmin_y sum_i ||x_i - y||_2`` (rows of ``points`` ``[N, D]``), from the mean."""
+    points = _c.array(points, "points", ndim=2, kind="f", nonempty=True)
 
     def step(y, _):
         d = jnp.sqrt(jnp.sum((points - y) ** 2, axis=1) + eps**2)
@@ -199,6 +203,9 @@ def all_scores(graph: Graph, variables: PyTree, stats: Stats | None = None, *,
     gs = [graph.group(n) for n in groups] if groups is not None else list(graph.prunable)
     if not gs:
         raise ValueError("The graph has no prunable groups.")
+    _c.tree_finite(variables, "variables")  # a NaN weight would vanish into finite, normalised scores
+    if stats is not None:
+        _c.tree_finite(stats, "stats")
     explicit = criteria is not None
     crit = tuple(criteria) if explicit else (CRITERIA if stats is not None else WEIGHT_CRITERIA)
     unknown = [c for c in crit if c not in CRITERIA]
@@ -258,6 +265,9 @@ def collect_stats(model: nn.Module, variables: PyTree, xs: jax.Array, ys: jax.Ar
     """
     if not isinstance(variables, Mapping) or "params" not in variables:
         raise ValueError("`variables` must be the model's variables dict with a 'params' entry.")
+    xs = _c.array(xs, "xs", min_ndim=2, kind="f", nonempty=True)
+    ys = _c.array(ys, "ys", ndim=2, kind="i", nonempty=True)
+    _c.finite(xs, "xs")
     xs, ys = jnp.asarray(xs), jnp.asarray(ys)
     if xs.ndim < 2 or ys.shape[:2] != xs.shape[:2]:
         raise ValueError(f"`xs` must be stacked batches [B, N, ...] and `ys` [B, N]; got {xs.shape} and {ys.shape}.")

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 from jaxkit.prune.graph import Graph
 
@@ -48,6 +49,19 @@ def _check_ratio(ratio, what="ratio"):
     r = np.asarray(ratio, np.float64)
     if not np.all((r >= 0) & (r < 1)):
         raise ValueError(f"`{what}` must lie in [0, 1) (fraction of channels to remove), got {ratio}.")
+
+
+def score_vectors(scores: Mapping[str, Any], name: str = "scores") -> dict[str, np.ndarray]:
+    """``{group: float64 [C]}`` from per-channel scores, checked: real, 1-D, non-empty, finite (concrete)."""
+    if not isinstance(scores, Mapping) or not scores:
+        raise ValueError(f"`{name}` must be a non-empty {{group name: per-channel scores}} mapping.")
+    out = {}
+    for k, v in scores.items():
+        a = np.asarray(_c.array(v, f"{name}[{k!r}]", ndim=1, kind="r", nonempty=True), np.float64)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"`{name}[{k!r}]` has non-finite values.")
+        out[k] = a
+    return out
 
 
 def channel_masks(
@@ -79,10 +93,7 @@ def channel_masks(
         raise ValueError("Pass exactly one of `ratio` (fraction to remove) or `n_keep`.")
     if scope not in ("layer", "global"):
         raise ValueError(f"`scope` must be 'layer' or 'global', got {scope!r}.")
-    s = {k: np.asarray(v, np.float64).reshape(-1) for k, v in scores.items()}
-    for k, v in s.items():
-        if not np.all(np.isfinite(v)):
-            raise ValueError(f"`scores[{k!r}]` has non-finite values.")
+    s = score_vectors(scores)
     if scope == "global":
         if ratio is None or isinstance(ratio, Mapping):
             raise ValueError("scope='global' takes a single `ratio`.")
@@ -140,8 +151,14 @@ def _group_masks(graph: Graph, masks: Mapping[str, Any], traced: bool = False) -
         g = graph.group(name)
         if not g.prunable:
             raise ValueError(f"Group {g.name!r} cannot be pruned: {g.reason}.")
-        if int(np.prod(np.shape(m))) != g.size:
-            raise ValueError(f"Mask for {g.name!r} must have shape ({g.size},), got {np.shape(masks[name])}.")
+        if np.shape(m) != (g.size,):
+            raise ValueError(f"`masks[{g.name!r}]` must have shape ({g.size},), got {np.shape(masks[name])}.")
+        dt = jnp.result_type(m)
+        if dt != jnp.bool_:
+            if not (jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating)):
+                raise TypeError(f"`masks[{g.name!r}]` must be boolean (True = keep), got dtype {dt}.")
+            if _c.is_concrete(m) and not np.all((np.asarray(m) == 0) | (np.asarray(m) == 1)):
+                raise ValueError(f"`masks[{g.name!r}]` must be boolean (True = keep) or 0/1, got other values.")
         out[g.id] = (jnp.asarray(m) if traced else np.asarray(m)).reshape(-1).astype(bool)
     return out
 
@@ -210,6 +227,7 @@ def magnitude_masks(tree: PyTree, sparsity: float, *, pattern: _tree.Pattern = "
     if scope not in ("layer", "global"):
         raise ValueError(f"`scope` must be 'layer' or 'global', got {scope!r}.")
     sel = _tree.select(tree, pattern, name="tree")
+    _c.tree_finite(sel, "tree")  # |NaN| has no rank
 
     def thresh(values):
         v = np.sort(np.abs(np.asarray(values, np.float64)).ravel())

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 from jaxkit.prune.graph import Graph
 from jaxkit.prune.masks import _check_ratio, _resolve
@@ -102,7 +103,9 @@ def global_masks(scores: Mapping[str, Any], ratio: float, *, policy: str = "spli
         raise ValueError("`scores` is empty.")
     s = {}
     for k, v in scores.items():
-        v = np.asarray(v, np.float64)
+        v = np.asarray(_c.array(v, f"scores[{k!r}]", ndim=(1, 2), kind="r"), np.float64)
+        if v.size == 0:
+            raise ValueError(f"`scores[{k!r}]` is empty (shape {v.shape}).")
         if v.ndim not in (1, 2) or not np.all(np.isfinite(v)):
             raise ValueError(f"`scores[{k!r}]` must be a finite [C] or [P, C] array, got shape {v.shape}.")
         s[k] = v.reshape(-1, v.shape[-1])
