@@ -133,8 +133,7 @@ def main(argv=None):
         genes = jax.tree.map(lambda t, *s: jnp.concatenate([t, jnp.stack(s)]), top, *singles)
         tune = bs.masked_finetune(model, graph, prob, epochs=args.finetune_epochs, batch_size=args.batch_size,
                                   learning_rate=args.finetune_lr)
-        tuned = jax.jit(jax.vmap(tune, in_axes=(0, None, None, None)))(genes, v, (x_tr, y_tr),
-                                                                       jax.random.fold_in(key, 4))
+        tuned = bs.finetune_genes(tune, genes, v, (x_tr, y_tr), jax.random.fold_in(key, 4))  # compiled once
         pruned = jax.vmap(lambda g: accuracy(model, bs.masked_finetune(model, graph, prob, epochs=0)(
             g, v, (x_tr, y_tr), key), x_te, y_te))(genes)
         acc_val = np.asarray(jax.vmap(lambda w: accuracy(model, w, x_val, y_val))(tuned))

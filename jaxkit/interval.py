@@ -460,8 +460,12 @@ def monotone(fn: Callable[[jax.Array], jax.Array] | str, x: Interval, increasing
     x = _prep(x)
     a, b = f(x.lo), f(x.hi)
     lo, hi = (a, b) if increasing else (b, a)
-    lo, hi = jax.lax.fori_loop(0, int(ulps), lambda _, c: (_down(c[0]), _up(c[1])), (lo, hi))
+    lo, hi = jax.lax.fori_loop(0, int(ulps), _widen, (lo, hi))
     return Interval(lo, hi)
+
+
+def _widen(_, ends):  # module level: one compiled loop per shape and dtype, shared by every function
+    return _down(ends[0]), _up(ends[1])
 
 
 def contains(outer: Interval, x: jax.Array) -> jax.Array:

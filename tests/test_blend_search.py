@@ -137,3 +137,28 @@ def test_fitness_vmapped_equals_per_gene_and_epoch0_is_pruned_accuracy(setup):
 def test_bad_input(setup, call, match):
     with pytest.raises(ValueError, match=match):
         call(setup[4])
+
+
+def test_a_second_seed_reuses_the_compiled_fitness_and_fine_tune(setup):
+    """The next seed's problem (other scores, same shapes) and a fresh model/graph of the same architecture run
+    the programs compiled for the first: no per-seed recompilation (it cost ~14 s per extra seed)."""
+    from jaxkit.evolution.evaluate import _vmapped_tree  # noqa: PLC0415
+
+    ds, model, v, graph, scores, prob = setup
+    d = tuple(jnp.asarray(a) for a in (ds.train.x[:128], ds.train.y[:128], ds.test.x[:64], ds.test.y[:64]))
+    runs = []
+    for seed in (0, 1):
+        m2 = models.VGG(cfg=CFG, num_classes=10)  # as an experiment rebuilds them per seed
+        g2 = prune.build_graph(m2, v, ds.train.x[:1])
+        noisy = jax.tree.map(lambda s: s + 0.01 * seed, scores)
+        p2 = bs.problem(jax.random.key(seed), noisy, ratio=0.5, k=3)
+        pop = jax.vmap(lambda k, p=p2: bs.sample_gene(p, k))(jax.random.split(jax.random.key(seed), 3))
+        fit = bs.finetune_fitness(m2, g2, p2, epochs=1, batch_size=64, learning_rate=0.05)
+        tune = bs.masked_finetune(m2, g2, p2, epochs=1, batch_size=64)
+        runs.append((evolution.evaluate(fit, pop, v, d, jax.random.key(0)),
+                     bs.finetune_genes(tune, pop, v, d[:2], jax.random.key(0))))
+        sizes = (_vmapped_tree(3, batch_size=None)._cache_size(), bs.finetune_genes._cache_size())
+        if seed == 0:
+            first = sizes
+    assert min(first) >= 1 and sizes == first, (first, sizes)  # compiled for seed 0, nothing new for seed 1
+    assert not np.allclose(np.asarray(runs[0][0]), np.asarray(runs[1][0]))  # and it did use the new problem

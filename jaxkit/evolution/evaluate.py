@@ -58,6 +58,20 @@ def _vmapped(fitness_fn, n_args, in_shardings=None, out_shardings=None, batch_si
     return jax.jit(f, in_shardings=in_shardings, out_shardings=out_shardings)
 
 
+@functools.lru_cache(maxsize=64)
+def _vmapped_tree(n_args, in_shardings=None, out_shardings=None, batch_size=None):
+    """As :func:`_vmapped` for a fitness that is a pytree (``jax.tree_util.Partial``): its data are arguments of
+    the compiled program, its function part of the cache key, so new data of the same shapes reuse the program."""
+    def f(fn, pop, *args):
+        if batch_size is None:
+            return jax.vmap(lambda g: fn(g, *args))(pop)
+        return jax.lax.map(lambda g: fn(g, *args), pop, batch_size=batch_size)
+
+    if in_shardings is None:
+        return jax.jit(f)
+    return jax.jit(f, in_shardings=in_shardings, out_shardings=out_shardings)
+
+
 def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: Any,
              devices: Sequence[jax.Device] | None = None, batch_size: int | None = None,
              warn_nan: bool = True) -> jax.Array:
@@ -66,7 +80,10 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
     Args:
       fitness_fn: ``(gene, *args) -> scalar`` (or ``[M]`` objectives for
         multi-objective strategies); jitted and vmapped here (cached
-        per function, so pass the same function object every generation).
+        per function, so pass the same function object every generation). A
+        ``jax.tree_util.Partial`` is passed to the compiled program as data: a new
+        Partial of the same function and shapes (e.g. the next seed's problem)
+        reuses the compilation.
       population: pytree with a leading member axis ``N``.
       *args: shared inputs, broadcast to every member (replicated on devices).
       devices: default ``jax.devices()`` (all, every process); one device
@@ -102,8 +119,12 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
         raise ValueError(f"`batch_size` must be >= 1 or None, got {batch_size}.")
     batch_size = None if batch_size is None else int(batch_size)
     devices = list(devices) if devices is not None else jax.devices()
+    tree = isinstance(fitness_fn, jax.tree_util.Partial)
     if len(devices) <= 1:
-        fit = _vmapped(fitness_fn, len(args), batch_size=batch_size)(population, *args)
+        if tree:
+            fit = _vmapped_tree(len(args), batch_size=batch_size)(fitness_fn, population, *args)
+        else:
+            fit = _vmapped(fitness_fn, len(args), batch_size=batch_size)(population, *args)
     else:
         mesh = Mesh(np.asarray(devices), ("pop",))
         member = NamedSharding(mesh, PartitionSpec("pop"))
@@ -111,8 +132,12 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
         padded, _ = pad_population(population, len(devices))
         padded = jax.tree.map(lambda x: _global(x, member), padded)
         args = tuple(jax.tree.map(lambda x: _global(x, repl), a) for a in args)
-        f = _vmapped(fitness_fn, len(args), (member,) + (repl,) * len(args), member, batch_size)
-        fit = f(padded, *args)
+        if tree:
+            f = _vmapped_tree(len(args), (repl, member) + (repl,) * len(args), member, batch_size)
+            fit = f(jax.tree.map(lambda x: _global(x, repl), fitness_fn), padded, *args)
+        else:
+            f = _vmapped(fitness_fn, len(args), (member,) + (repl,) * len(args), member, batch_size)
+            fit = f(padded, *args)
         fit = _gather(fit)[:n]
     if warn_nan:
         warn_nan_members(fit, "evaluate", stacklevel=3)

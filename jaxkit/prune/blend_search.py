@@ -30,6 +30,7 @@ operators, and its Algorithm 1 has no selection step. **Our choices**, all in
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,7 +48,7 @@ from jaxkit.prune.graph import Graph
 from jaxkit.prune.masks import apply_masks, expand
 
 __all__ = ["BlendConfig", "BlendProblem", "problem", "sample_gene", "blended_scores", "gene_masks", "strategy",
-           "masked_finetune", "finetune_fitness",
+           "masked_finetune", "finetune_genes", "finetune_fitness",
            "single_criterion_gene"]
 
 PyTree = Any
@@ -221,6 +222,21 @@ def strategy(prob: BlendProblem, config: BlendConfig = BlendConfig()) -> tuple[e
                                   fresh_fraction=config.drop_ratio)
 
 
+class _ByValue:
+    """A graph keyed by its contents (graphs built per seed from equal models are equal), so that cached
+    programs are shared across seeds."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.key = (graph.groups, graph.layers, tuple(sorted((k, tuple(v)) for k, v in graph.shapes.items())))
+
+    def __hash__(self):
+        return hash(self.key)
+
+    def __eq__(self, other):
+        return isinstance(other, _ByValue) and other.key == self.key
+
+
 def masked_finetune(model, graph: Graph, prob: BlendProblem, *, epochs: int = 1, batch_size: int = 64,
                     learning_rate: float = 1e-3, momentum: float = 0.9, weight_decay: float = 1e-4,
                     optimizer: str = "sgd", im2col: bool = True):
@@ -235,17 +251,28 @@ def masked_finetune(model, graph: Graph, prob: BlendProblem, *, epochs: int = 1,
     vmappable over genes. ``im2col``: convolutions as shifted slices @ kernel
     (:func:`jaxkit.models.with_im2col`, same numbers), faster than the grouped
     convolution ``vmap`` otherwise produces on CPU.
+
+    The result is a ``jax.tree_util.Partial`` holding ``prob``'s arrays as data: pass it to ``jit`` as an
+    argument (:func:`finetune_genes`, :func:`jaxkit.evolution.evaluate` do) and a new problem of the same shapes
+    -- the next seed -- reuses the compiled program instead of embedding its scores as constants.
     """
     if int(epochs) < 0:
         raise ValueError(f"`epochs` must be >= 0, got {epochs}.")
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"`optimizer` must be 'sgd' or 'adam', got {optimizer!r}.")
+    core = _tune_core(model, _ByValue(graph), int(epochs), int(batch_size), float(learning_rate), float(momentum),
+                      float(weight_decay), optimizer, bool(im2col))
+    return jax.tree_util.Partial(core, prob)
+
+
+@functools.lru_cache(maxsize=16)
+def _tune_core(model, graph_key: _ByValue, epochs, bs, learning_rate, momentum, weight_decay, optimizer, im2col):
+    graph = graph_key.graph
     base = optax.sgd(learning_rate, momentum) if optimizer == "sgd" else optax.adam(learning_rate)
     tx = optax.chain(optax.add_decayed_weights(weight_decay), base) if weight_decay else base
-    epochs, bs = int(epochs), int(batch_size)
     apply = with_im2col(model.apply) if im2col else model.apply
 
-    def tune(gene, variables, data, key):
+    def tune(prob, gene, variables, data, key):
         x_tr, y_tr = data
         elem = expand(graph, gene_masks(prob, gene), variables)
         v = apply_masks(variables, elem)
@@ -281,6 +308,13 @@ def masked_finetune(model, graph: Graph, prob: BlendProblem, *, epochs: int = 1,
     return tune
 
 
+@jax.jit
+def finetune_genes(tune, genes, variables, data, key):
+    """``tune`` (from :func:`masked_finetune`) applied to every gene of ``genes`` (a leading gene axis) in one
+    jitted ``vmap``; compiled once per shapes, shared by every problem of those shapes."""
+    return jax.vmap(tune, in_axes=(0, None, None, None))(genes, variables, data, key)
+
+
 def finetune_fitness(model, graph: Graph, prob: BlendProblem, *, im2col: bool = True, **tune_kw):
     """``fitness(gene, variables, data, key) -> validation accuracy`` after :func:`masked_finetune`.
 
@@ -288,14 +322,20 @@ def finetune_fitness(model, graph: Graph, prob: BlendProblem, *, im2col: bool = 
     :func:`masked_finetune` (``epochs = 0``: accuracy right after pruning).
     The paper fine-tunes 3 epochs on a held-out 10 % (CIFAR-100), 1 epoch on
     50 images per class (ImageNet). Pass it to :func:`jaxkit.evolution.evaluate`
-    with ``variables, data, key`` as the shared args.
+    with ``variables, data, key`` as the shared args. Like :func:`masked_finetune`, a
+    ``jax.tree_util.Partial`` over ``prob``: ``evaluate`` compiles it once for all problems of the same shapes.
     """
     tune = masked_finetune(model, graph, prob, im2col=im2col, **tune_kw)
+    return jax.tree_util.Partial(_fitness_core(tune.func, model, bool(im2col)), prob)
+
+
+@functools.lru_cache(maxsize=16)
+def _fitness_core(tune_core, model, im2col):
     apply = with_im2col(model.apply) if im2col else model.apply
 
-    def fitness(gene, variables, data, key):
+    def fitness(prob, gene, variables, data, key):
         x_tr, y_tr, x_val, y_val = data
-        v = tune(gene, variables, (x_tr, y_tr), key)
+        v = tune_core(prob, gene, variables, (x_tr, y_tr), key)
         return jnp.mean(jnp.argmax(apply(v, x_val, train=False), -1) == y_val)
 
     return fitness
