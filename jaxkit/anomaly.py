@@ -45,7 +45,7 @@ PyTree = Any
 
 
 def as_pixels(x, name: str = "cube", bands: int | None = None) -> np.ndarray:
-    """``[H, W, B]`` or ``[N, B]`` -> float64 ``[N, B]``, rejecting non-real, empty, NaN / inf and a wrong band count."""
+    """``[H, W, B]`` or ``[N, B]`` -> float64 ``[N, B]``; rejects non-real, empty, NaN / inf and a wrong band count."""
     _real(x, name)
     a = np.asarray(x, np.float64)
     if a.ndim not in (2, 3):

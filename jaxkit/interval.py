@@ -50,8 +50,8 @@ from flax import struct
 
 from jaxkit._checks import is_concrete
 
-__all__ = ["Interval", "box", "check", "convert", "matmul", "dense", "relu", "monotone", "ibp", "mlp_layers", "contains",
-           "MONOTONE_FUNCTIONS", "MONOTONE_ULPS"]
+__all__ = ["Interval", "box", "check", "convert", "matmul", "dense", "relu", "monotone", "ibp", "mlp_layers",
+           "contains", "MONOTONE_FUNCTIONS", "MONOTONE_ULPS"]
 
 
 def _u(dtype) -> float:
@@ -63,17 +63,11 @@ def _tiny(dtype) -> float:
     return float(jnp.finfo(dtype).tiny)
 
 
-def _abs_bits(x):
-    """Bit pattern of ``|x|`` as an unsigned integer (comparisons on bits see subnormals that XLA flushes)."""
-    ut = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[jnp.dtype(x.dtype).itemsize]
-    mask = np.array(np.iinfo(ut).max >> 1, ut)
-    return jax.lax.bitcast_convert_type(x, ut) & mask
-
-
 def _subnormal(x):
-    """True where ``x`` is a non-zero subnormal (exactly, on the bits)."""
-    b = _abs_bits(x)
-    tiny_bits = jax.lax.bitcast_convert_type(jnp.asarray(jnp.finfo(x.dtype).tiny, x.dtype), b.dtype)
+    """True where ``x`` is a non-zero subnormal, read on the bits (a flushed comparison cannot see it)."""
+    ut = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[jnp.dtype(x.dtype).itemsize]
+    b = jax.lax.bitcast_convert_type(x, ut) & np.array(np.iinfo(ut).max >> 1, ut)  # |x|
+    tiny_bits = jax.lax.bitcast_convert_type(jnp.asarray(jnp.finfo(x.dtype).tiny, x.dtype), ut)
     return (b != 0) & (b < tiny_bits)
 
 
@@ -91,22 +85,12 @@ def _up(x):
 
 
 def _off_subnormal(lo, hi):
-    """End points moved off the subnormal range, outward (lo: to 0 or -tiny, hi: to tiny or 0)."""
+    """End points moved off the subnormal range, outward: a subnormal lower end to 0 (positive) or -tiny
+    (negative), an upper end to tiny or 0; the sign is read on the bits (``jnp.signbit``)."""
     t = jnp.asarray(_tiny(lo.dtype), lo.dtype)
-    return jnp.where(_subnormal(lo), _sub_lo(lo, t), lo), jnp.where(_subnormal(hi), _sub_hi(hi, t), hi)
-
-
-def _sign_bit(x):
-    ut = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}[jnp.dtype(x.dtype).itemsize]
-    return (jax.lax.bitcast_convert_type(x, ut) >> (8 * jnp.dtype(x.dtype).itemsize - 1)) != 0
-
-
-def _sub_lo(x, t):  # subnormal lower end: positive -> 0, negative -> -tiny (sign read from the bits)
-    return jnp.where(_sign_bit(x), -t, jnp.zeros_like(x))
-
-
-def _sub_hi(x, t):  # subnormal upper end: positive -> tiny, negative -> 0
-    return jnp.where(_sign_bit(x), jnp.zeros_like(x), t)
+    lo = jnp.where(_subnormal(lo), jnp.where(jnp.signbit(lo), -t, jnp.zeros_like(lo)), lo)
+    hi = jnp.where(_subnormal(hi), jnp.where(jnp.signbit(hi), jnp.zeros_like(hi), t), hi)
+    return lo, hi
 
 
 @struct.dataclass

@@ -256,7 +256,8 @@ CASES = [
     C("robust.universal_perturbation",
       lambda a: robust.universal_perturbation(KEY, APPLY, CNN_V, (a["x"], a["y"]), 0.1, steps=2, batch_size=2),
       {"x": "nerd", "y": "erd"}, names={"x": ["data"], "y": ["data", "labels"]}, x=X_IMG, y=Y3),
-    C("robust.universal_evasion_rate", lambda a: robust.universal_evasion_rate(APPLY, CNN_V, a["x"], a["y"], a["delta"]),
+    C("robust.universal_evasion_rate",
+      lambda a: robust.universal_evasion_rate(APPLY, CNN_V, a["x"], a["y"], a["delta"]),
       {"x": "nerd", "y": "erd", "delta": "nd"}, names={"y": ["labels"]}, x=X_IMG, y=Y3, delta=X_IMG[0] * 0),
     C("robust.targeted_success_rate",
       lambda a: robust.targeted_success_rate(APPLY, CNN_V, a["x"], a["y"], a["delta"], 1),
@@ -358,7 +359,8 @@ CASES = [
       b=fairness.benefits(YT, YP)),
     C("fairness.ge_decomposition", lambda a: fairness.ge_decomposition(a["b"], a["groups"], 3),
       {"b": "nerd", "groups": "erd"}, b=fairness.benefits(YT, YP), groups=GROUPS),
-    C("fairness.individual_unfairness", lambda a: fairness.individual_unfairness(a["y_true"], a["y_pred"], a["groups"], 3),
+    C("fairness.individual_unfairness",
+      lambda a: fairness.individual_unfairness(a["y_true"], a["y_pred"], a["groups"], 3),
       {"y_true": "nerd", "y_pred": "nerd", "groups": "erd"}, y_true=YT, y_pred=YP, groups=GROUPS),
     C("fairness.group_unfairness", lambda a: fairness.group_unfairness(a["y_true"], a["y_pred"], a["groups"], 3),
       {"y_true": "nerd", "y_pred": "nerd", "groups": "erd"}, y_true=YT, y_pred=YP, groups=GROUPS),
@@ -534,7 +536,8 @@ def test_bad_input_gives_a_clear_error_or_nan(case, arg, kind):
         out = case.call(args)
     except (ValueError, TypeError) as e:
         msg = str(e)
-        assert _names_argument(msg, case, arg), f"{case.fn}: the error for {KINDS[kind]} `{arg}` does not name it: {msg}"
+        assert _names_argument(msg, case, arg), \
+            f"{case.fn}: the error for {KINDS[kind]} `{arg}` does not name it: {msg}"
         assert "Traceback" not in msg and len(msg) < 600, msg
         return
     except Exception as e:  # noqa: BLE001 -- exactly what the rule forbids

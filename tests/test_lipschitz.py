@@ -11,7 +11,8 @@ from jaxkit import models
 from jaxkit.lipschitz import bounds, simplex
 from jaxkit.lipschitz import lp as lplib
 
-GOLDEN = {  # name: (box upper end, exact constants for p = 1, 2, inf) from the paper (jaxkit/lipschitz/paper_nets/README.md)
+# name: (box upper end, exact constants for p = 1, 2, inf), typed in from the paper (see paper_nets/README.md)
+GOLDEN = {
     "iris_4-5-5-3": (1.0, (5.958048912394726, 6.771454513402937, 12.605085581416922)),
     "sd_10-15-10-3": (0.1, (10.41286850374477, 9.530716922306004, 16.274810805318676)),
     "sd_10-20-15-10-3": (0.1, (48.04897158493324, 40.05651016370293, 72.28569774866806)),
