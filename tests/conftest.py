@@ -26,10 +26,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Longest tests first (longest-processing-time-first scheduling): pytest-xdist hands out tests in collection order,
 # so a long test collected last leaves the other worker idle at the end of a pass. Seconds per test on 2 CPU cores
 # with a cold compilation cache (from --durations); a test that is not listed keeps its place after these.
-# The two WGAN-GP experiment runs share one xdist_group (one compiled step via the persistent cache), in a row.
+# The WGAN-GP runs share one xdist_group (one compiled step via the persistent cache) and run in a row.
 LONG_TESTS = {
-    "test_hyperspectral_gan_detects": 97, "test_hyperspectral_experiment_resumes": 96, "test_blend_prune_digits": 90,
-    "test_notebook_runs_top_to_bottom[hyperspectral_anomaly": 75, "test_gator_digits": 39,
+    "test_hyperspectral_gan_detects": 97, "test_notebook_runs_top_to_bottom[hyperspectral_anomaly": 96,
+    "test_hyperspectral_experiment_resumes": 95, "test_blend_prune_digits": 90, "test_gator_digits": 39,
     "test_pruned_yolo_digits": 39,
     "test_notebook_runs_top_to_bottom[lipschitz": 33, "test_notebook_runs_top_to_bottom[evolution": 31,
     "test_place_runs_shards": 28, "test_softrmax_robustness_experiment": 25, "test_lipbab_table1_reproduces": 24,
