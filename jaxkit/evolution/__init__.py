@@ -28,6 +28,7 @@ from jaxkit.evolution import moo
 from jaxkit.evolution.loop import optimize, run, step
 from jaxkit.evolution.moo import (
     NSGA2,
+    box_nsga2,
     MOState,
     NSGA2Params,
     crowding_distance,
@@ -61,6 +62,7 @@ from jaxkit.evolution.strategies import DE, GA, DEParams, EvoState, GAParams
 __all__ = ["operators", "evaluate", "pad_population", "run", "optimize", "step", "GA", "GAParams", "DE", "DEParams", "EvoState",
            "uniform_crossover", "binomial_crossover", "de_mutation", "gaussian_mutation", "uniform_mutation",
            "categorical_mutation", "drop", "replace_fraction", "ranking_key", "tournament_selection",
-           "truncation_selection", "elitist_merge", "moo", "NSGA2", "NSGA2Params", "MOState", "dominates",
+           "truncation_selection", "elitist_merge", "moo", "NSGA2", "NSGA2Params", "box_nsga2", "MOState",
+           "dominates",
            "non_dominated_sort", "crowding_distance", "rank_and_crowding", "survival_order", "hypervolume",
            "pure_diversity", "spacing", "sbx_crossover", "polynomial_mutation", "pareto_front"]

@@ -45,6 +45,7 @@ from jaxkit.evolution.strategies import initial_first, vary
 
 __all__ = ["dominates", "non_dominated_sort", "crowding_distance", "rank_and_crowding", "survival_order", "hypervolume",
            "pure_diversity", "spacing", "sbx_crossover", "polynomial_mutation", "MOState", "NSGA2Params", "NSGA2",
+           "weight_noise", "box_nsga2", "dominance_tournament",
            "pareto_front"]
 
 PyTree = Any
@@ -122,54 +123,78 @@ def _nds(f, bs):
     return jnp.where(valid, rank, last)
 
 
-def crowding_distance(objectives: jax.Array, ranks: jax.Array | None = None) -> jax.Array:
+def crowding_distance(objectives: jax.Array, ranks: jax.Array | None = None, *,
+                      filter_duplicates: bool = False) -> jax.Array:
     """NSGA-II crowding distance of every member within its front (pymoo's ``"cd"`` convention).
 
     For each objective the front is sorted (stably, ties by index); a member's
     distance is the sum over objectives of the gap between its two neighbours
     divided by the front's range in that objective (0 when the range is 0),
     averaged over objectives; the extreme members get ``inf``, as does every
-    member of a front with one or two members. Rows with NaN get 0.
+    member of a front with one or two members. Infinite objectives follow
+    pymoo's ``calc_crowding_distance`` exactly (IEEE arithmetic: an infinite
+    range makes finite gaps 0, ``inf / inf`` and ``inf - inf`` count 0), e.g.
+    ``[[0, 3], [1, 2], [2, 1], [inf, 0]] -> [inf, 1/3, 1/3, inf]``. Duplicate rows
+    count as any other (as ``calc_crowding_distance``) unless ``filter_duplicates``:
+    then, as pymoo's NSGA-II survival (``RankAndCrowding``), a row equal to an
+    earlier row of its front gets 0 and is left out of its neighbours' gaps
+    (:class:`NSGA2` survives this way). Rows with NaN are ranked after every front
+    and get 0 (pymoo has no NaN convention: a NaN row there zeroes its whole front).
     ``ranks`` defaults to :func:`non_dominated_sort`.
     """
     f = _check_objectives(objectives)
     ranks = non_dominated_sort(f) if ranks is None else jnp.asarray(ranks, jnp.int32)
     if ranks.shape != (f.shape[0],):
         raise ValueError(f"`ranks` must have shape ({f.shape[0]},), got {ranks.shape}.")
-    return _crowding(f, ranks)
+    return _crowding(f, ranks, bool(filter_duplicates))
 
 
-@jax.jit
-def _crowding(f, ranks):
+def _later_duplicates(f, ranks):
+    """Rows equal to an earlier row (by index) of the same front: sorted by front, then row values (stably)."""
+    n, m = f.shape
+    order = jnp.lexsort([f[:, j] for j in reversed(range(m))] + [ranks])
+    fs, rs = f[order], ranks[order]
+    same = jnp.concatenate([jnp.array([False]), jnp.all(fs[1:] == fs[:-1], axis=1) & (rs[1:] == rs[:-1])])
+    return jnp.zeros((n,), bool).at[order].set(same)
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _crowding(f, ranks, filter_duplicates=False):
     n, m = f.shape
     valid = ~jnp.any(jnp.isnan(f), axis=1)
-    lo = jax.ops.segment_min(f, ranks, num_segments=n + 1)
-    hi = jax.ops.segment_max(f, ranks, num_segments=n + 1)
-    norm = (hi - lo)[ranks]  # [n, m]: the front's range
     size = jax.ops.segment_sum(jnp.ones((n,), jnp.int32), ranks, num_segments=n + 1)[ranks]
+    dup = _later_duplicates(f, ranks) if filter_duplicates else jnp.zeros((n,), bool)
+    work = jnp.where(dup, n, ranks)  # duplicates form a segment of their own: no one's neighbours
+    lo = jax.ops.segment_min(f, work, num_segments=n + 1)
+    hi = jax.ops.segment_max(f, work, num_segments=n + 1)
+    norm = (hi - lo)[work]  # [n, m]: the front's range
 
     def one(col, nrm):
-        order = jnp.lexsort((col, ranks))  # by front, then value; stable -> ties by index
-        v, r = col[order], ranks[order]
+        order = jnp.lexsort((col, work))  # by front, then value; stable -> ties by index
+        v, r = col[order], work[order]
         same_prev = jnp.concatenate([jnp.array([False]), r[1:] == r[:-1]])
         same_next = jnp.concatenate([r[:-1] == r[1:], jnp.array([False])])
         gap_prev = jnp.where(same_prev, v - jnp.roll(v, 1), jnp.inf)
         gap_next = jnp.where(same_next, jnp.roll(v, -1) - v, jnp.inf)
-        nr = nrm[order]
-        part = jnp.where(nr > 0, gap_prev / jnp.where(nr > 0, nr, 1.0), 0.0) + \
-            jnp.where(nr > 0, gap_next / jnp.where(nr > 0, nr, 1.0), 0.0)
-        return jnp.zeros((n,), f.dtype).at[order].set(part)
+        nr = jnp.where(nrm[order] > 0, nrm[order], jnp.nan)  # a constant (or inf - inf) range: no contribution
+
+        def term(gap):  # pymoo's IEEE arithmetic: inf / inf and inf - inf give NaN, and a NaN term counts 0
+            t = gap / nr
+            return jnp.where(jnp.isnan(t), 0.0, t)
+
+        return jnp.zeros((n,), f.dtype).at[order].set(term(gap_prev) + term(gap_next))
 
     cd = jnp.sum(jax.vmap(one, in_axes=(1, 1), out_axes=1)(f, norm), axis=1) / m
-    cd = jnp.where(size <= 2, jnp.inf, cd)
+    cd = jnp.where(size <= 2, jnp.inf, jnp.where(dup, 0.0, cd))  # pymoo: a front of <= 2 is inf before filtering
     return jnp.where(valid, cd, 0.0)
 
 
-def rank_and_crowding(objectives: jax.Array, *, block_size: int = 128) -> tuple[jax.Array, jax.Array]:
+def rank_and_crowding(objectives: jax.Array, *, block_size: int = 128,
+                      filter_duplicates: bool = False) -> tuple[jax.Array, jax.Array]:
     """``(ranks, crowding)`` in one call (see :func:`non_dominated_sort`, :func:`crowding_distance`)."""
     f = _check_objectives(objectives)
     ranks = non_dominated_sort(f, block_size=block_size)
-    return ranks, _crowding(f, ranks)
+    return ranks, _crowding(f, ranks, bool(filter_duplicates))
 
 
 def survival_order(ranks: jax.Array, crowding: jax.Array) -> jax.Array:
@@ -425,10 +450,70 @@ class MOState:
 
 @struct.dataclass
 class NSGA2Params:
-    """Variation rates (traceable): crossover per pair, mutation as the ``mutate`` operator reads it."""
+    """Variation rates (traceable): crossover per pair; mutation as the ``mutate`` operator reads it, ``None`` (the
+    default) leaving the operator's own default (:func:`weight_noise` mutates every entry, the fairness paper's
+    choice; :func:`polynomial_mutation` each variable with probability ``1 / n_var``, as pymoo)."""
 
     crossover_rate: float = 0.9
-    mutation_rate: float = 1.0
+    mutation_rate: float | None = None
+
+
+def dominance_tournament(key: jax.Array, objectives: jax.Array, crowding: jax.Array, num: int) -> jax.Array:
+    """Indices of ``num`` binary-tournament winners, as pymoo's NSGA-II (``comp_by_dom_and_crowding``).
+
+    Candidates are consecutive pairs of concatenated random permutations of the population (pymoo's
+    ``TournamentSelection``); a candidate that dominates the other wins (minimisation), else the larger crowding
+    distance, else a coin flip. A row with NaN loses against one without.
+    """
+    n = objectives.shape[0]
+    k_perm, k_tie = jax.random.split(key)
+    reps = -(-2 * int(num) // n)
+    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(k_perm, reps)).reshape(-1)
+    cand = perms[: 2 * int(num)].reshape(int(num), 2)
+    a, b = cand[:, 0], cand[:, 1]
+    fa, fb = objectives[a], objectives[b]
+    nan_a, nan_b = jnp.isnan(fa).any(-1), jnp.isnan(fb).any(-1)
+    a_wins = dominates(fa, fb) | (nan_b & ~nan_a)
+    b_wins = dominates(fb, fa) | (nan_a & ~nan_b)
+    ca, cb = crowding[a], crowding[b]
+    coin = jax.random.bernoulli(k_tie, 0.5, (int(num),))
+    pick_a = jnp.where(a_wins, True, jnp.where(b_wins, False, jnp.where(ca > cb, True, jnp.where(cb > ca, False, coin))))
+    return jnp.where(pick_a, a, b)
+
+
+def weight_noise(key: jax.Array, population: PyTree, rate=1.0, *, sigma: float = 0.01) -> PyTree:
+    """NSGA-II's default mutation for network weights: ``N(0, sigma^2)`` noise on each entry with probability
+    ``rate`` (``None`` or 1: every entry; the fairness paper's operator, sigma 0.01)."""
+    return ops.gaussian_mutation(key, population, 1.0 if rate is None else rate, sigma)
+
+
+def box_nsga2(popsize: int, num_objectives: int, lo, hi, *, eta_crossover: float = 15.0, eta_mutation: float = 20.0,
+              crossover_rate: float = 0.9, individual_rate: float = 0.9, num_offspring: int | None = None,
+              maximize: bool | tuple[bool, ...] = False) -> tuple["NSGA2", NSGA2Params]:
+    """NSGA-II for a box-bounded real vector, with pymoo's ``NSGA2`` defaults: ``(strategy, params)``.
+
+    Uniform initial sampling in ``[lo, hi]`` (vectors of the gene's length), SBX (``eta_crossover`` 15, each pair
+    crossed with probability 0.9), polynomial mutation (``eta_mutation`` 20; a member mutated with probability
+    0.9, each variable with probability ``1 / n_var``), rank-and-crowding survival. pymoo also drops duplicate
+    offspring; this does not (continuous problems rarely produce any).
+    """
+    lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
+    if lo.shape != hi.shape or lo.ndim != 1 or lo.size == 0:
+        raise ValueError(f"`lo` and `hi` must be vectors of the same length, got shapes {lo.shape} and {hi.shape}.")
+    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo <= hi)):
+        raise ValueError("`lo` and `hi` must be finite with `lo` <= `hi` in every variable.")
+    lo_j, hi_j = jnp.asarray(lo), jnp.asarray(hi)
+    strategy = NSGA2(int(popsize), int(num_objectives),
+                     sample=functools.partial(_uniform_box, lo=lo_j, hi=hi_j),
+                     crossover=functools.partial(sbx_crossover, eta=float(eta_crossover), lo=lo_j, hi=hi_j),
+                     mutate=functools.partial(polynomial_mutation, eta=float(eta_mutation), lo=lo_j, hi=hi_j,
+                                              individual_rate=float(individual_rate)),
+                     num_offspring=num_offspring, maximize=maximize)
+    return strategy, NSGA2Params(crossover_rate=float(crossover_rate), mutation_rate=None)
+
+
+def _uniform_box(key, *, lo, hi):
+    return jax.random.uniform(key, lo.shape, lo.dtype, lo, hi)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -442,8 +527,10 @@ class NSGA2:
       crossover: ``(key, a, b, rate) -> (child_a, child_b)`` or ``None`` for
         none (the fairness paper's choice); e.g. :func:`sbx_crossover` or
         :func:`~jaxkit.evolution.operators.uniform_crossover`.
-      mutate: ``(key, population, rate) -> population`` (default: Gaussian
-        noise ``N(0, 0.01^2)`` on every entry at ``mutation_rate = 1``).
+      mutate: ``(key, population, rate) -> population``, ``rate = None`` when
+        ``params.mutation_rate`` is ``None``: the operator's own default (default: :func:`weight_noise`, Gaussian
+        noise ``N(0, 0.01^2)`` on every entry). For box-bounded problems use
+        :func:`box_nsga2` (pymoo's NSGA-II defaults).
       num_offspring: lambda (default mu).
       maximize: one bool, or one per objective.
       block_size: tile size of :func:`non_dominated_sort`.
@@ -457,7 +544,7 @@ class NSGA2:
     num_objectives: int
     sample: Callable[[jax.Array], PyTree]
     crossover: Callable | None = None
-    mutate: Callable | None = functools.partial(ops.gaussian_mutation, sigma=0.01)
+    mutate: Callable | None = weight_noise
     num_offspring: int | None = None
     maximize: bool | tuple[bool, ...] = False
     block_size: int = 128
@@ -503,9 +590,7 @@ class NSGA2:
         m = self._m
         pairs = (m + 1) // 2
         k_sel, k_x, k_mut = jax.random.split(key, 3)
-        order = survival_order(state.rank, state.crowding)
-        position = jnp.zeros((self.popsize,), jnp.int32).at[order].set(jnp.arange(self.popsize, dtype=jnp.int32))
-        idx = ops.tournament_selection(k_sel, position.astype(jnp.float32), 2 * pairs, 2)
+        idx = dominance_tournament(k_sel, state.objectives * self._sign, state.crowding, 2 * pairs)
         par = jax.tree.map(lambda x: x[idx], state.population)
         kids = vary(k_x, k_mut, par, m, self.crossover, self.mutate, params.crossover_rate, params.mutation_rate)
         return initial_first(state, kids, m, self.popsize)
@@ -520,7 +605,7 @@ class NSGA2:
         allf = jnp.concatenate([state.objectives, objectives])
         key = allf * self._sign
         ranks = _nds(key, min(int(self.block_size), key.shape[0]))
-        crowd = _crowding(key, ranks)
+        crowd = _crowding(key, ranks, True)  # pymoo's survival: later duplicates of a front get 0
         keep = survival_order(ranks, crowd)[: self.popsize]
         pop = jax.tree.map(lambda p, o: jnp.concatenate([p, o])[keep], state.population, population)
         nan = jnp.sum(jnp.any(jnp.isnan(objectives), axis=1)).astype(jnp.int32)

@@ -128,7 +128,9 @@ def _mutate_where(key, population, rate, draw):
 
 
 def gaussian_mutation(key: jax.Array, population: PyTree, rate=0.1, sigma=0.1, *, lo=None, hi=None) -> PyTree:
-    """Each float entry gets ``N(0, sigma^2)`` noise with probability ``rate``, then clipped to ``[lo, hi]``."""
+    """Each float entry gets ``N(0, sigma^2)`` noise with probability ``rate`` (``None``: the default 0.1), then
+    clipped to ``[lo, hi]``."""
+    rate = 0.1 if rate is None else rate
     def draw(k, x):
         y = x + sigma * jax.random.normal(k, x.shape, x.dtype)
         return jnp.clip(y, lo, hi) if lo is not None or hi is not None else y
@@ -136,7 +138,8 @@ def gaussian_mutation(key: jax.Array, population: PyTree, rate=0.1, sigma=0.1, *
 
 
 def uniform_mutation(key: jax.Array, population: PyTree, rate=0.1, lo=0.0, hi=1.0) -> PyTree:
-    """Each float entry is redrawn from ``U[lo, hi]`` with probability ``rate``."""
+    """Each float entry is redrawn from ``U[lo, hi]`` with probability ``rate`` (``None``: the default 0.1)."""
+    rate = 0.1 if rate is None else rate
     return _mutate_where(key, population, rate,
                          lambda k, x: jax.random.uniform(k, x.shape, x.dtype, minval=lo, maxval=hi))
 

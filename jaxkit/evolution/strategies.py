@@ -73,7 +73,7 @@ def vary(k_cross, k_mut, parents, m, crossover, mutate, crossover_rate, mutation
     if crossover is not None:
         a, b = crossover(k_cross, a, b, crossover_rate)
     kids = jax.tree.map(lambda u, v: jnp.concatenate([u, v])[:m], a, b)
-    return kids if mutate is None else mutate(k_mut, kids, mutation_rate)
+    return kids if mutate is None else mutate(k_mut, kids, mutation_rate)  # None: the operator's own default
 
 
 def initial_first(state, kids, m, popsize):
