@@ -48,7 +48,8 @@ from jaxkit._checks import is_concrete
 
 __all__ = ["cross_groups", "benefits", "generalized_entropy_index", "ge_decomposition", "individual_unfairness",
            "group_unfairness", "fairness_objectives", "group_rates", "demographic_parity_difference",
-           "demographic_parity_ratio", "equalized_odds_difference", "equal_opportunity_difference", "OBJECTIVES",
+           "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio",
+           "equal_opportunity_difference", "equal_opportunity_ratio", "CONVENTIONS", "OBJECTIVES",
            "VARIANTS", "init_mlp", "predict_proba", "partial_train", "model_objectives", "member_key", "moea_fitness"]
 
 
@@ -229,33 +230,91 @@ def group_rates(y_true, y_pred, groups, num_groups: int | None = None) -> dict[s
     return {"count": count} | {k_: jnp.where(bad, jnp.nan, v) for k_, v in rates.items()}
 
 
-def _spread(x):  # largest minus smallest over the groups where x is defined (NaN if none is)
+CONVENTIONS = ("fairlearn", "defined_only")
+
+
+def _summary_rates(y_true, y_pred, groups, num_groups, convention):
+    """Per-group rates for the summary metrics, NaN for groups that take no part.
+
+    Groups without members (possible when ``num_groups`` exceeds the codes present) never take part: fairlearn
+    has no such group. ``"fairlearn"`` (default): a rate that is undefined for a present group (TPR without
+    positives, FPR without negatives) counts as 0, as fairlearn's confusion-matrix rates do. ``"defined_only"``:
+    such groups are left out of that rate's summary.
+    """
+    _c.one_of(convention, "convention", CONVENTIONS)
+    r = group_rates(y_true, y_pred, groups, num_groups)
+    present = r["count"] > 0
+    out = {}
+    for name in ("selection_rate", "tpr", "fpr"):
+        v = r[name]
+        if convention == "fairlearn":
+            nan_input = jnp.isnan(r["accuracy"]) & present  # group_rates' NaN for NaN input (inside a trace)
+            v = jnp.where(jnp.isnan(v) & ~nan_input, 0.0, v)
+        out[name] = jnp.where(present, v, jnp.nan)
+    return out
+
+
+def _spread(x):  # largest minus smallest over the groups that take part (NaN if none does)
     ok = ~jnp.isnan(x)
     return jnp.where(ok.any(), jnp.max(jnp.where(ok, x, -jnp.inf)) - jnp.min(jnp.where(ok, x, jnp.inf)), jnp.nan)
 
 
-def demographic_parity_difference(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
-    """Largest minus smallest selection rate over groups (fairlearn's definition)."""
-    return _spread(group_rates(y_true, y_pred, groups, num_groups)["selection_rate"])
+def _ratio(x, convention):  # smallest over largest; fairlearn: 0 / 0 is NaN, "defined_only": 0
+    ok = ~jnp.isnan(x)
+    lo, hi = jnp.min(jnp.where(ok, x, jnp.inf)), jnp.max(jnp.where(ok, x, -jnp.inf))
+    zero = jnp.nan if convention == "fairlearn" else 0.0
+    return jnp.where(ok.any(), jnp.where(hi > 0, lo / jnp.where(hi > 0, hi, 1.0), zero), jnp.nan)
 
 
-def demographic_parity_ratio(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
-    """Smallest over largest selection rate over groups (0 when no group is ever selected)."""
-    s = group_rates(y_true, y_pred, groups, num_groups)["selection_rate"]
-    ok = ~jnp.isnan(s)
-    lo, hi = jnp.min(jnp.where(ok, s, jnp.inf)), jnp.max(jnp.where(ok, s, -jnp.inf))
-    return jnp.where(ok.any(), jnp.where(hi > 0, lo / jnp.where(hi > 0, hi, 1.0), 0.0), jnp.nan)
+def _py_max(a, b):  # Python's max([a, b]) (fairlearn's worst case): b only if b > a, so a NaN in front wins
+    return jnp.where(b > a, b, a)
 
 
-def equalized_odds_difference(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
-    """The larger of the TPR spread and the FPR spread over groups (fairlearn's ``worst_case``)."""
-    r = group_rates(y_true, y_pred, groups, num_groups)
-    return jnp.maximum(_spread(r["tpr"]), _spread(r["fpr"]))
+def _py_min(a, b):
+    return jnp.where(b < a, b, a)
 
 
-def equal_opportunity_difference(y_true, y_pred, groups, num_groups: int | None = None) -> jax.Array:
-    """Spread of the true-positive rate over groups (groups without positives are ignored)."""
-    return _spread(group_rates(y_true, y_pred, groups, num_groups)["tpr"])
+def demographic_parity_difference(y_true, y_pred, groups, num_groups: int | None = None, *,
+                                  convention: str = "fairlearn") -> jax.Array:
+    """Largest minus smallest selection rate over groups (fairlearn's ``between_groups`` difference)."""
+    return _spread(_summary_rates(y_true, y_pred, groups, num_groups, convention)["selection_rate"])
+
+
+def demographic_parity_ratio(y_true, y_pred, groups, num_groups: int | None = None, *,
+                             convention: str = "fairlearn") -> jax.Array:
+    """Smallest over largest selection rate over groups; when no group is ever selected (0 / 0) NaN, as fairlearn
+    (``convention="defined_only"``: 0)."""
+    return _ratio(_summary_rates(y_true, y_pred, groups, num_groups, convention)["selection_rate"], convention)
+
+
+def equalized_odds_difference(y_true, y_pred, groups, num_groups: int | None = None, *,
+                              convention: str = "fairlearn") -> jax.Array:
+    """The larger of the TPR spread and the FPR spread over groups (fairlearn's ``worst_case``). With
+    ``convention="fairlearn"`` a group without positives has TPR 0 (without negatives FPR 0), as in fairlearn;
+    ``"defined_only"`` leaves such groups out of that rate."""
+    r = _summary_rates(y_true, y_pred, groups, num_groups, convention)
+    return _py_max(_spread(r["tpr"]), _spread(r["fpr"]))
+
+
+def equalized_odds_ratio(y_true, y_pred, groups, num_groups: int | None = None, *,
+                         convention: str = "fairlearn") -> jax.Array:
+    """The smaller of the TPR ratio and the FPR ratio over groups (fairlearn's ``worst_case``; a 0 / 0 ratio is
+    NaN and, as fairlearn's Python ``min``, wins only in first place: the TPR one)."""
+    r = _summary_rates(y_true, y_pred, groups, num_groups, convention)
+    return _py_min(_ratio(r["tpr"], convention), _ratio(r["fpr"], convention))
+
+
+def equal_opportunity_difference(y_true, y_pred, groups, num_groups: int | None = None, *,
+                                 convention: str = "fairlearn") -> jax.Array:
+    """Spread of the true-positive rate over groups (a group without positives: TPR 0 under ``"fairlearn"``,
+    left out under ``"defined_only"``)."""
+    return _spread(_summary_rates(y_true, y_pred, groups, num_groups, convention)["tpr"])
+
+
+def equal_opportunity_ratio(y_true, y_pred, groups, num_groups: int | None = None, *,
+                            convention: str = "fairlearn") -> jax.Array:
+    """Smallest over largest true-positive rate over groups (fairlearn's ``equal_opportunity_ratio``)."""
+    return _ratio(_summary_rates(y_true, y_pred, groups, num_groups, convention)["tpr"], convention)
 
 
 # ----------------------------------------------------------------------------- multi-objective fair learning

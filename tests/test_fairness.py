@@ -144,3 +144,41 @@ def test_moea_fitness_vmapped_equals_per_member(shared):
     assert bool(jnp.all(objs[:, 0] < before)), (objs[:, 0], before)
     with pytest.raises(ValueError, match="objectives"):
         fair.moea_fitness(("error", "fairness"), num_groups=3)
+
+
+DEGENERATE = {  # (y_true, y_pred, groups): the cases where conventions differ
+    "no positives in a group": ([1, 0, 1, 0, 0, 0, 0], [1, 0, 0, 1, 1, 0, 1], [0, 0, 0, 0, 1, 1, 1]),
+    "no negatives in a group": ([1, 0, 1, 0, 1, 1, 1], [1, 0, 0, 1, 1, 0, 1], [0, 0, 0, 0, 1, 1, 1]),
+    "a single-member group": ([1, 0, 1, 0, 1, 0, 1], [1, 0, 0, 1, 1, 1, 0], [0, 0, 0, 0, 1, 1, 2]),
+    "nothing selected": ([1, 0, 1, 0, 1, 0], [0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]),
+    "everything selected": ([1, 0, 1, 0, 1, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]),
+    "one class only": ([1, 1, 1, 1, 1, 1], [1, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1]),
+}
+PAIRS = [("demographic_parity_difference",) * 2, ("demographic_parity_ratio",) * 2,
+         ("equalized_odds_difference",) * 2, ("equalized_odds_ratio",) * 2, ("equal_opportunity_difference",) * 2,
+         ("equal_opportunity_ratio",) * 2]
+
+
+@pytest.mark.parametrize("case", list(DEGENERATE))
+def test_group_metrics_equal_fairlearn_on_degenerate_groups(case):
+    import warnings  # noqa: PLC0415
+
+    y, p, g = (np.asarray(v) for v in DEGENERATE[case])
+    for ours, theirs in PAIRS:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fairlearn / sklearn warn about 0 / 0 and one-class confusion matrices
+            ref = getattr(fl, theirs)(y, p, sensitive_features=g)
+        got = float(getattr(fair, ours)(y, p, g))
+        assert (np.isnan(ref) and np.isnan(got)) or got == pytest.approx(ref, abs=1e-6), (ours, got, ref)
+
+
+def test_the_defined_only_convention_leaves_undefined_rates_out():
+    y, p, g = (np.asarray(v) for v in DEGENERATE["no positives in a group"])
+    # fairlearn: group 1 has TPR 0 (no positives) -> spread 0.5; defined_only: only group 0's TPR (0.5) -> 0
+    assert float(fair.equal_opportunity_difference(y, p, g)) == pytest.approx(0.5)
+    assert float(fair.equal_opportunity_difference(y, p, g, convention="defined_only")) == 0.0
+    nothing = [np.asarray(v) for v in DEGENERATE["nothing selected"]]
+    assert np.isnan(float(fair.demographic_parity_ratio(*nothing)))
+    assert float(fair.demographic_parity_ratio(*nothing, convention="defined_only")) == 0.0
+    with pytest.raises(ValueError, match="`convention` must be one of"):
+        fair.demographic_parity_ratio(*nothing, convention="sklearn")
