@@ -217,6 +217,14 @@ def silverman_bandwidth(s) -> jax.Array:
     return 1.06 * jnp.std(s, ddof=1) * s.shape[0] ** (-0.2)
 
 
+def _bandwidth(s, grid_size):
+    """The estimators' default bandwidth: Silverman's rule, floored at two grid steps. Below that the grid cannot
+    resolve the kernel, and scores that do not vary (one-hot or constant predictions, a class always at 0) would
+    give ``h = 0``: NaN, or absurd values from a rounding-level spread. At the floor such scores give the binned
+    ECE's value up to O(h) (tested)."""
+    return jnp.maximum(silverman_bandwidth(s), 2.0 / (grid_size - 1))
+
+
 def _kernel(u, kind):
     if kind == "gaussian":
         return jnp.exp(-0.5 * u**2) / math.sqrt(2 * math.pi)
@@ -244,7 +252,7 @@ def kde_density(s, weights=None, *, bandwidth=None, grid_size: int = 1025, kerne
     """
     s = _check_scores(s)
     w = jnp.ones_like(s) if weights is None else jnp.asarray(weights, s.dtype)
-    h = silverman_bandwidth(s) if bandwidth is None else jnp.asarray(bandwidth, s.dtype)
+    h = _bandwidth(s, int(grid_size)) if bandwidth is None else jnp.asarray(bandwidth, s.dtype)
     return _kde_grid(s, w, h, int(grid_size), kernel, bool(reflect))
 
 
@@ -263,7 +271,7 @@ def _kde_grid(s, w, h, grid_size, kernel, reflect):
 @functools.partial(jax.jit, static_argnums=(2, 3))
 def _ece_kde(s, y, grid_size, kernel):
     def one(si, yi):
-        h = silverman_bandwidth(si)
+        h = _bandwidth(si, grid_size)
         grid, f = _kde_grid(si, jnp.ones_like(si), h, grid_size, kernel, True)
         _, f1 = _kde_grid(si, yi, h, grid_size, kernel, True)  # pi f(s | Y=1)
         return jnp.trapezoid(jnp.abs(f1 - grid * f), grid)
@@ -275,7 +283,8 @@ def ece_kde(probs, labels, setting: str = "confidence", *, grid_size: int = 1025
             cls: int | None = None) -> jax.Array:
     """Posocco & Bonnefoy's ``ECE_d = int |pi f(s|Y=1) - s f(s)| ds`` (Gaussian kernel, Silverman, reflection).
 
-    Differentiable in ``probs``; mean over classes for ``"classwise"``.
+    Differentiable in ``probs``; mean over classes for ``"classwise"``. The bandwidth is Silverman's, floored at
+    two grid steps (our choice), so scores that do not vary give a finite estimate close to the binned ECE.
     """
     _kernel(jnp.zeros(()), kernel)
     s, y = scores_and_events(probs, labels, setting, cls)
@@ -298,7 +307,7 @@ def local_calibration_error(probs, labels, setting: str = "confidence", *, grid_
     if setting == "classwise":
         raise ValueError("`setting` 'classwise' has one curve per class: call with setting='class', cls=c.")
     s, y = scores_and_events(probs, labels, setting, cls)
-    h = silverman_bandwidth(s[0]) if bandwidth is None else jnp.asarray(bandwidth, s.dtype)
+    h = _bandwidth(s[0], int(grid_size)) if bandwidth is None else jnp.asarray(bandwidth, s.dtype)
     return _lce(s[0], y[0], h, int(grid_size), kernel)
 
 
@@ -328,7 +337,7 @@ def reliability_curve(key: jax.Array, probs, labels, setting: str = "confidence"
     s, y = scores_and_events(probs, labels, setting, cls)
     s, y = s[0], y[0]
     if bandwidth == "full":
-        h = silverman_bandwidth(s)
+        h = _bandwidth(s, int(grid_size))
     elif bandwidth == "resample":
         h = None
     elif isinstance(bandwidth, str):
@@ -407,7 +416,7 @@ def _bootstrap_resample_h(key, s, y, num, grid_size, kernel, band):
 
     def one(k):
         idx = jax.random.randint(k, (n,), 0, n)
-        grid, lce, _ = _lce(s[idx], y[idx], silverman_bandwidth(s[idx]), grid_size, kernel)
+        grid, lce, _ = _lce(s[idx], y[idx], _bandwidth(s[idx], grid_size), grid_size, kernel)
         return lce + grid
 
     grid = jnp.linspace(0.0, 1.0, grid_size, dtype=s.dtype)

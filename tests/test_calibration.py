@@ -202,3 +202,28 @@ def test_estimators_jit_once_per_shape():
         out = np.asarray(f(jnp.asarray(p), jnp.asarray(y)))
         assert np.isfinite(out).all()
     assert out[0] == pytest.approx(float(cal.ece(p, y)), abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_kde_estimators_stay_finite_on_scores_that_do_not_vary(dtype):
+    """One-hot, constant and always-zero-class predictions used to give NaN (h = 0) or 7.5e11 (a float64 spread of
+    rounding size); with the bandwidth floor they agree with the binned ECE to O(h)."""
+    with jax.enable_x64(dtype == np.float64):
+        cases = {
+            "constant": (np.tile([0.3, 0.7], (10, 1)), np.array([1] * 6 + [0] * 4)),
+            "one-hot": (np.eye(3)[[0, 1, 2, 0, 1, 2, 0, 0]], np.array([0, 1, 2, 0, 1, 1, 2, 0])),
+            "class always 0": (np.c_[np.full(8, 0.4), np.full(8, 0.6), np.zeros(8)], np.array([0, 1] * 4)),
+        }
+        for name, (p, y) in cases.items():
+            p = jnp.asarray(p, dtype)
+            for setting in ("confidence", "classwise"):
+                sc, _ = cal.scores_and_events(p, y, setting)
+                constant = bool(np.all(np.ptp(np.asarray(sc), axis=1) == 0))  # every problem's scores are one value
+                for est in (cal.ece_kde, cal.ece_kde_triweight):
+                    v = float(est(p, y, setting))
+                    binned = float(cal.ece(p, y, setting, n_bins=5))
+                    assert np.isfinite(v), (name, setting, est.__name__, v)
+                    if constant:  # (one-hot classwise scores are 0/1: Silverman's bandwidth is wide there)
+                        assert abs(v - binned) < 0.01, (name, setting, est.__name__, v, binned)
+            _, lce, _ = cal.local_calibration_error(p, y, "class", cls=1)
+            assert np.isfinite(np.nanmax(np.abs(np.asarray(lce))))
