@@ -295,9 +295,11 @@ def focal_loss(logits, labels, gamma: float = 2.0):
     if not float(gamma) >= 0:
         raise ValueError(f"`gamma` must be >= 0, got {gamma}.")
     y, _ = _labels(labels, z.shape[0], z.shape[1], ref="logits")
-    onehot = jax.nn.one_hot(y, z.shape[1], dtype=z.dtype)
-    log_pt = jnp.where(onehot > 0, jax.nn.log_sigmoid(z), jax.nn.log_sigmoid(-z))
-    return jnp.sum((1 - jnp.exp(log_pt)) ** gamma * -log_pt, axis=-1)
+    onehot = jax.nn.one_hot(y, z.shape[1], dtype=bool)
+    t = jnp.where(onehot, z, -z)  # p^t = sigmoid(t), 1 - p^t = sigmoid(-t)
+    # all in log space: (1 - p^t)^gamma = exp(gamma log sigmoid(-t)) has a finite gradient at saturated logits,
+    # where (1 - exp(log p^t))^gamma gave NaN (gamma = 0: 0 * inf) or inf (0 < gamma < 1)
+    return jnp.sum(jnp.exp(gamma * jax.nn.log_sigmoid(-t)) * -jax.nn.log_sigmoid(t), axis=-1)
 
 
 def class_balanced_focal_loss(logits, labels, counts, beta: float | None = None, gamma: float = 2.0,

@@ -207,3 +207,44 @@ def test_mk_mmd_gradient_with_default_bandwidths_is_finite():
     xs = jax.random.normal(jax.random.key(7), (16, 5))
     g = jax.jit(jax.grad(lambda a: mk_mmd(a, a[::-1] * 0.5 + 1.0)))(xs)
     assert np.isfinite(np.asarray(g)).all() and float(jnp.abs(g).sum()) > 0
+
+
+def _focal64(z, y, gamma):
+    """Float64 reference of the summed sigmoid focal loss, computed stably (log1p / exp of negatives only)."""
+    z = np.asarray(z, np.float64)
+    t = np.where(np.eye(z.shape[1], dtype=bool)[y], z, -z)
+    log_sig = lambda v: -np.logaddexp(0.0, -v)  # noqa: E731
+    return (np.exp(gamma * log_sig(-t)) * -log_sig(t)).sum(-1)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 0.5, 2.0])
+def test_focal_loss_gradient_is_finite_and_right_at_saturated_logits(gamma):
+    """Was NaN (gamma = 0) or inf (gamma = 0.5) at [[20, -20]] with label 0; checked against central differences
+    of a float64 reference over logits up to +-100, float32, and the class-balanced version too."""
+    z = jnp.array([[20.0, -20.0], [100.0, -100.0], [-100.0, 100.0], [0.3, -1.2], [60.0, 3.0]], jnp.float32)
+    y = jnp.array([0, 0, 0, 1, 0])
+    g = np.asarray(jax.grad(lambda zz: focal_loss(zz, y, gamma).sum())(z))
+    gc = np.asarray(jax.grad(lambda zz: class_balanced_focal_loss(zz, y, [3, 2], gamma=gamma))(z))
+    assert np.isfinite(g).all() and np.isfinite(gc).all()
+    eps = 1e-4
+    num = np.zeros(z.shape)
+    for i in range(z.shape[0]):
+        for j in range(z.shape[1]):
+            d = np.zeros(z.shape)
+            d[i, j] = eps
+            num[i, j] = (_focal64(np.asarray(z) + d, np.asarray(y), gamma).sum()
+                         - _focal64(np.asarray(z) - d, np.asarray(y), gamma).sum()) / (2 * eps)
+    np.testing.assert_allclose(g, num, rtol=1e-3, atol=1e-6)
+    np.testing.assert_allclose(focal_loss(z, y, gamma), _focal64(z, np.asarray(y), gamma), rtol=1e-5, atol=1e-30)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0])
+def test_focal_loss_equals_optax_sigmoid_focal_loss(gamma):
+    """Where the two coincide: a sum of per-class binary focal terms with one-hot labels (optax, alpha=None)."""
+    z = jax.random.normal(jax.random.key(2), (16, 4)) * 3
+    y = jax.random.randint(jax.random.key(3), (16,), 0, 4)
+    ref = optax.sigmoid_focal_loss(z, jax.nn.one_hot(y, 4), gamma=gamma).sum(-1)
+    np.testing.assert_allclose(focal_loss(z, y, gamma), ref, rtol=1e-5, atol=1e-7)
+    zb = z[:, :1]  # the binary case: one logit per example, our single class "true" = optax's label 1
+    refb = optax.sigmoid_focal_loss(zb[:, 0], jnp.ones(16), gamma=gamma)
+    np.testing.assert_allclose(focal_loss(zb, jnp.zeros(16, jnp.int32), gamma), refb, rtol=1e-5, atol=1e-7)
