@@ -330,6 +330,35 @@ def test_iqr_and_cvar_equal_numpy():
         rel.cvar(x, 0.1, tail="left")
 
 
+def _released_cvar(array, tail, alpha):
+    """Chan et al.'s ``compute_cvar`` (rl_reliability_metrics/metrics/metric_utils.py), transcribed in float64."""
+    import scipy.stats  # noqa: PLC0415
+
+    array = np.asarray(array, np.float64)
+    if tail == "lower":
+        return array[array <= scipy.stats.scoreatpercentile(array, 100 * alpha)].mean()
+    return array[array >= scipy.stats.scoreatpercentile(array, 100 * (1 - alpha))].mean()
+
+
+def test_cvar_equals_the_released_compute_cvar_on_tied_and_continuous_data():
+    rng = np.random.default_rng(4)
+    data = [np.array([1.0, 1.0, 1.0, 2.0, 5.0, 7.0, 1.0]),  # ties at the VaR: all of them count
+            np.array([0.0, 0.5, 0.5, 0.5, 2.0, 4.0]), np.round(rng.normal(size=40) * 2) / 2,
+            rng.normal(size=33), rng.integers(0, 4, 25).astype(float), np.full(9, 3.0)]
+    for x in data:
+        for alpha in (0.05, 0.1, 0.25, 0.5, 0.8, 1.0):
+            for tail in ("lower", "upper"):
+                np.testing.assert_allclose(float(rel.cvar(x, alpha, tail=tail)), _released_cvar(x, tail, alpha),
+                                           rtol=1e-6, err_msg=f"{x} {alpha} {tail}")
+        np.testing.assert_allclose(float(rel.risk_across_runs(x, 0.5)), _released_cvar(x, "lower", 0.5), rtol=1e-6)
+    # the issue's kind of case: the rank rule averaged only floor(alpha (n-1)) + 1 values
+    x = np.array([1.0, 1.0, 1.0, 2.0, 5.0, 7.0, 1.0])
+    assert float(rel.cvar(x, 0.5)) == pytest.approx(1.0) and _released_cvar(x, "lower", 0.5) == 1.0
+    with pytest.raises(ValueError, match="`x` is NaN"):
+        rel.cvar(np.array([1.0, np.nan, 3.0]), 0.5)  # used to ignore the NaN
+    assert np.isnan(float(jax.jit(lambda v: rel.cvar(v, 0.5))(jnp.array([1.0, jnp.nan, 3.0]))))
+
+
 def test_across_time_measures_equal_numpy():
     rng = np.random.default_rng(1)
     c = np.cumsum(rng.normal(size=(4, 31)), axis=1)

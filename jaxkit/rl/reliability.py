@@ -13,9 +13,11 @@ Algorithms", ICLR 2020): dispersion as the inter-quartile range, risk as the con
   the drawdown from the running peak, upper tail: the deepest declines).
 
 Quantiles interpolate linearly (``numpy.percentile``'s default);
-``CVaR_alpha`` is the mean of the values at or below the ``alpha``-quantile
-(``tail="lower"``) or at or above the ``1 - alpha``-quantile (``tail="upper"``),
-selected by rank (see :func:`cvar`).
+``CVaR_alpha`` is, exactly as the authors' released ``compute_cvar``
+(``rl_reliability_metrics/metrics/metric_utils.py``), the mean of every value
+at or below ``VaR = scipy.stats.scoreatpercentile(x, 100 alpha)``
+(``tail="lower"``), or at or above the ``100 (1 - alpha)`` percentile
+(``tail="upper"``): with ties at the VaR, all of them count (see :func:`cvar`).
 All functions are jittable.
 """
 
@@ -24,6 +26,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxkit import _checks as _c
 
 __all__ = ["iqr", "cvar", "detrend", "drawdown", "moving_average", "dispersion_across_runs", "risk_across_runs",
            "dispersion_across_time", "short_term_risk_across_time", "long_term_risk_across_time"]
@@ -48,25 +52,37 @@ def iqr(x, axis=None):
 
 
 def cvar(x, alpha: float = 0.05, axis=None, tail: str = "lower"):
-    """Conditional value at risk: the mean of the values at or beyond the ``alpha`` tail's quantile.
+    """Conditional value at risk, Chan et al.'s released definition.
 
-    With ``n`` values and the linearly interpolated quantile, those are the
-    ``k = floor(alpha (n - 1)) + 1`` smallest (``tail="lower"``) or largest
-    (``"upper"``) values; ranks are used instead of comparing with the
-    quantile so float rounding cannot drop the boundary value.
+    ``VaR`` is the linearly interpolated ``100 alpha`` percentile (``tail="lower"``; ``100 (1 - alpha)`` for
+    ``"upper"``), computed from the order statistics as ``scipy.stats.scoreatpercentile`` does (``a + (b - a) f``,
+    so it is exactly an order statistic when ``alpha (n - 1)`` is whole); CVaR is the mean of every value at or
+    below it (at or above it for ``"upper"``) -- with ties at the VaR, all of them count. NaN in ``x`` is an error
+    when concrete and gives NaN inside a trace.
     """
     _alpha(alpha)
     if tail not in ("lower", "upper"):
         raise ValueError(f"`tail` must be 'lower' or 'upper', got {tail!r}.")
-    x = jnp.asarray(x, jnp.float32)
+    x = _c.array(x, "x", kind="r")
+    _c.no_nan(x, "x")
+    x = jnp.asarray(x)
+    x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
     if axis is None:
         x, axis = x.ravel(), 0
     x = jnp.moveaxis(x, axis, -1)
     n = x.shape[-1]
-    k = int(np.floor(float(alpha) * (n - 1) + 1e-9)) + 1
+    if n == 0:
+        raise ValueError("`x` is empty along the CVaR axis.")
+    q = float(alpha) if tail == "lower" else 1.0 - float(alpha)
+    idx = q * (n - 1)
+    lo = min(int(np.floor(idx)), n - 1)
+    frac = idx - lo
     s = jnp.sort(x, axis=-1)
-    tail_values = s[..., :k] if tail == "lower" else s[..., n - k:]
-    return jnp.mean(tail_values, axis=-1)
+    a, b = s[..., lo], s[..., min(lo + 1, n - 1)]
+    var = (a + (b - a) * frac if frac else a)[..., None]  # scoreatpercentile's interpolation
+    sel = x <= var if tail == "lower" else x >= var
+    out = jnp.sum(jnp.where(sel, x, 0.0), axis=-1) / jnp.sum(sel, axis=-1)
+    return jnp.where(jnp.isnan(x).any(-1), jnp.nan, out)
 
 
 def detrend(curves):
