@@ -47,6 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 
 __all__ = ["center", "standardize", "unit_norm", "WEIGHT_TRANSFORMS", "transform_weights", "centralize_gradients",
@@ -228,8 +229,12 @@ class LocalNorm(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (k, c)) if self.use_bias else jnp.zeros((k, c))
         if group is not None:
             g = jnp.asarray(group, jnp.int32)
+            if _c.is_concrete(g) and not 0 <= int(g) < k:  # indexing would clamp to another group's affine
+                raise ValueError(f"LocalNorm: `group` must be in [0, {k}), got {int(g)}.")
             xs = x[None]
-            sc, bi = scale[g][None], bias[g][None]
+            ok = (g >= 0) & (g < k)  # a traced out-of-range group gives NaN, not a neighbour's affine
+            sc = jnp.where(ok, scale[jnp.clip(g, 0, k - 1)], jnp.nan)[None]
+            bi = jnp.where(ok, bias[jnp.clip(g, 0, k - 1)], jnp.nan)[None]
         else:
             n = x.shape[0]
             if n % k:

@@ -22,7 +22,21 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit import _checks as _c
+
 __all__ = ["bfrifp_decay", "warmup_cosine_sparsity", "gmp_sparsity", "temperature", "ramp"]
+
+
+def _step(step, name="step"):
+    """A step / epoch count as float32: real and >= 0 (a ValueError when concrete; NaN inside a trace)."""
+    t = _c.array(step, name, kind="r")
+    if _c.is_concrete(t):
+        v = np.asarray(t, np.float64)
+        if np.any(~np.isfinite(v)) or np.any(v < 0):
+            raise ValueError(f"`{name}` must be a finite count >= 0 ({name} 0 is before the first update), got "
+                             f"{v.ravel()[~(np.isfinite(v.ravel()) & (v.ravel() >= 0))][0]}.")
+    t = jnp.asarray(t, jnp.float32)
+    return jnp.where(t < 0, jnp.nan, t)
 
 
 def _pos(name, v, strict=True):
@@ -51,8 +65,8 @@ def bfrifp_decay(n_layers: int, lambda_e: float = 2.0, lambda_l: float = 5.0,
     _pos("depth_norm", big_l)
 
     def decay(epoch, layer):
-        e = jnp.asarray(epoch, jnp.float32)
-        lyr = jnp.asarray(layer, jnp.float32)
+        e = _step(epoch, "epoch")
+        lyr = jnp.asarray(_c.array(layer, "layer", kind="r"), jnp.float32)
         return jnp.exp(jnp.minimum(-lambda_e * e + lambda_l * (n - lyr) / big_l, 0.0))
 
     return decay
@@ -73,7 +87,7 @@ def warmup_cosine_sparsity(peak: float, total_steps: int, warmup_steps: int = 0,
     w, t_total = float(warmup_steps), float(total_steps)
 
     def schedule(step):
-        t = jnp.asarray(step, jnp.float32)
+        t = _step(step)
         warm = peak * t / jnp.maximum(w, 1.0)
         frac = jnp.clip((t - w) / (t_total - w), 0.0, 1.0)
         cos = peak * (floor + (1 - floor) * 0.5 * (1 + jnp.cos(jnp.pi * frac)))
@@ -95,7 +109,7 @@ def gmp_sparsity(final: float, begin_step: int, end_step: int, initial: float = 
     t0, t1 = float(begin_step), float(end_step)
 
     def schedule(step):
-        frac = jnp.clip((jnp.asarray(step, jnp.float32) - t0) / (t1 - t0), 0.0, 1.0)
+        frac = jnp.clip((_step(step) - t0) / (t1 - t0), 0.0, 1.0)
         return final + (initial - final) * (1.0 - frac) ** 3
 
     return schedule
@@ -116,7 +130,7 @@ def temperature(init: float, final: float, total_steps: int, kind: str = "expone
     t_total = float(total_steps)
 
     def schedule(step):
-        f = jnp.clip(jnp.asarray(step, jnp.float32) / t_total, 0.0, 1.0)
+        f = jnp.clip(_step(step) / t_total, 0.0, 1.0)
         if kind == "exponential":
             return init * (final / init) ** f
         if kind == "linear":
@@ -142,7 +156,7 @@ def ramp(final: float, ramp_steps: int, *, initial: float = 0.0, delay: int = 0)
     t0, width = float(delay), float(max(int(ramp_steps), 1))
 
     def schedule(step):
-        t = jnp.asarray(step, jnp.float32)
+        t = _step(step)
         if int(ramp_steps) == 0:
             return jnp.where(t >= t0, final, initial).astype(jnp.float32)
         frac = jnp.clip((t - t0) / width, 0.0, 1.0)

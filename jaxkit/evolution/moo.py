@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxkit import _checks as _c
 from jaxkit.evolution import operators as ops
 from jaxkit.evolution.strategies import initial_first, vary
 
@@ -217,6 +218,7 @@ def hypervolume(objectives: jax.Array, ref_point: Sequence[float] | jax.Array, *
     rows with NaN contribute nothing (pymoo's ``HV`` convention).
     """
     f = _check_objectives(objectives)
+    _c.finite(ref_point, "ref_point")
     ref = jnp.asarray(ref_point, f.dtype)
     m = f.shape[1]
     if ref.shape != (m,):
@@ -358,6 +360,7 @@ def sbx_crossover(key: jax.Array, a: PyTree, b: PyTree, rate=0.9, *, eta: float 
     """
     ops.check_rate("rate", rate)
     ops.check_rate("var_rate", var_rate)
+    _check_bounds(lo, hi)
     n = ops.popsize(a)
     if ops.popsize(b) != n:
         raise ValueError(f"Parents must have the same population size, got {n} and {ops.popsize(b)}.")
@@ -408,6 +411,13 @@ def polynomial_mutation(key: jax.Array, population: PyTree, rate=None, *, lo, hi
     polynomial perturbation of index ``eta``.
     """
     ops.check_rate("individual_rate", individual_rate)
+    _check_bounds(lo, hi)
+    for leaf_ in jax.tree.leaves(population):  # PM's polynomial is only defined inside the box
+        if _c.is_concrete(leaf_) and _c.is_concrete(lo) and _c.is_concrete(hi):
+            v = np.asarray(leaf_)
+            if np.any(v < np.asarray(lo)) or np.any(v > np.asarray(hi)) or np.isnan(v).any():
+                raise ValueError("`population` has values outside [lo, hi] (or NaN); polynomial mutation is "
+                                 "defined inside the box only (clip or repair first).")
     n = ops.popsize(population)
     k_ind, k_leaf = jax.random.split(key)
     who = jax.random.bernoulli(k_ind, individual_rate, (n,))
@@ -512,6 +522,13 @@ def box_nsga2(popsize: int, num_objectives: int, lo, hi, *, eta_crossover: float
     return strategy, NSGA2Params(crossover_rate=float(crossover_rate), mutation_rate=None)
 
 
+def _check_bounds(lo, hi):
+    if _c.is_concrete(lo) and _c.is_concrete(hi):
+        lo_, hi_ = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        if np.isnan(lo_).any() or np.isnan(hi_).any() or np.any(lo_ > hi_):
+            raise ValueError(f"`lo` must be <= `hi` (no NaN) in every variable, got lo={lo_} and hi={hi_}.")
+
+
 def _uniform_box(key, *, lo, hi):
     return jax.random.uniform(key, lo.shape, lo.dtype, lo, hi)
 
@@ -575,6 +592,8 @@ class NSGA2:
 
     def check_params(self, params) -> None:
         ops.check_rate("params.crossover_rate", params.crossover_rate)
+        if params.mutation_rate is not None:
+            ops.check_rate("params.mutation_rate", params.mutation_rate)
 
     def init(self, key: jax.Array, params: NSGA2Params | None = None) -> MOState:
         params = self.default_params if params is None else params
@@ -598,6 +617,7 @@ class NSGA2:
     def ask(self, key: jax.Array, state: MOState, params: NSGA2Params | None = None) -> tuple[PyTree, MOState]:
         """Offspring to evaluate (the initial population at generation 0 when lambda == mu)."""
         params = self.default_params if params is None else params
+        self.check_params(params)
         return self._ask(key, state, params), state
 
     @functools.partial(jax.jit, static_argnums=0)

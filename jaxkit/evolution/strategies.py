@@ -184,6 +184,7 @@ class GA(_Base):
     def ask(self, key: jax.Array, state: EvoState, params: GAParams | None = None) -> tuple[PyTree, EvoState]:
         """Offspring to evaluate (the initial population at generation 0 when ``num_offspring == popsize``)."""
         params = self.default_params if params is None else params
+        self.check_params(params)  # concrete rates are checked on every call, not only by init
         return self._ask(key, state, params), state
 
     @functools.partial(jax.jit, static_argnums=0)
@@ -246,6 +247,7 @@ class DE(_Base):
 
     def ask(self, key: jax.Array, state: EvoState, params: DEParams | None = None) -> tuple[jax.Array, EvoState]:
         params = self.default_params if params is None else params
+        self.check_params(params)  # concrete rates are checked on every call, not only by init
         return self._ask(key, state, params), state
 
     @functools.partial(jax.jit, static_argnums=0)
