@@ -158,7 +158,7 @@ def _benefit_vec(b):
     b = _vec("b", b, dtype=jnp.float32)
     if is_concrete(b) and np.any(np.asarray(b) < 0):
         raise ValueError(f"`b` (benefits) must be >= 0, got a minimum of {float(np.min(np.asarray(b)))}.")
-    return b
+    return jnp.where(b < 0, jnp.nan, b)  # traced: a negative benefit makes the index NaN, not a number
 
 
 def ge_decomposition(b, groups, num_groups: int | None = None, alpha: float = 2.0) -> tuple[jax.Array, jax.Array]:

@@ -41,6 +41,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import flax.errors
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -61,13 +62,24 @@ def _filter_axes(x):
     return tuple(range(x.ndim - 1))
 
 
+def _kernel(w):
+    """A real, non-empty kernel ``[..., filters]`` (rank >= 1) as a floating array."""
+    w = _c.array(w, "w", min_ndim=1, kind="r")
+    if int(np.prod(jnp.shape(w))) == 0:
+        raise ValueError(f"`w` is empty (shape {tuple(jnp.shape(w))}).")
+    w = jnp.asarray(w)
+    return w if jnp.issubdtype(w.dtype, jnp.floating) else w.astype(jnp.float32)
+
+
 def center(w):
     """WC: subtract each output filter's mean (all axes but the last)."""
+    w = _kernel(w)
     return w - jnp.mean(w, axis=_filter_axes(w), keepdims=True)
 
 
 def standardize(w, eps: float = 1e-5):
     """WS: ``(w - mean) / sqrt(var + eps)`` per output filter."""
+    w = _kernel(w)
     ax = _filter_axes(w)
     c = w - jnp.mean(w, axis=ax, keepdims=True)
     return c * jax.lax.rsqrt(jnp.mean(c * c, axis=ax, keepdims=True) + eps)
@@ -75,6 +87,7 @@ def standardize(w, eps: float = 1e-5):
 
 def unit_norm(w, eps: float = 1e-12):
     """WN: divide each output filter by its L2 norm."""
+    w = _kernel(w)
     return w * jax.lax.rsqrt(jnp.sum(w * w, axis=_filter_axes(w), keepdims=True) + eps)
 
 
@@ -174,6 +187,8 @@ def reparameterize(apply_fn: Callable, kind: str = "center", mask=None, straight
         fn = _straight_through(fn)
 
     def wrapped(variables, *args, **kwargs):
+        if args:
+            _check_input(apply_fn, variables, args[0], kwargs)
         if isinstance(variables, dict) and "params" in variables:
             variables = {**variables, "params": _map_filters(fn, variables["params"], mask, "params")}
         else:
@@ -181,6 +196,16 @@ def reparameterize(apply_fn: Callable, kind: str = "center", mask=None, straight
         return apply_fn(variables, *args, **kwargs)
 
     return wrapped
+
+
+def _check_input(apply_fn, variables, x, kwargs, name="x"):
+    """The model's first input: real, non-empty, and of a shape ``apply_fn`` accepts (abstract evaluation)."""
+    x = _c.array(x, name, kind="r", nonempty=True)
+    try:
+        jax.eval_shape(lambda v, xx: apply_fn(v, xx, **kwargs), variables, x)
+    except (ValueError, TypeError, flax.errors.FlaxError) as e:
+        raise ValueError(f"`{name}` of shape {tuple(jnp.shape(x))} does not fit the model: "
+                         f"{str(e).splitlines()[0][:300]}") from None
 
 
 def Reparameterized(module: nn.Module, kind: str = "center", mask=None,  # noqa: N802 (a module factory)
@@ -222,6 +247,7 @@ class LocalNorm(nn.Module):
 
     @nn.compact
     def __call__(self, x, group=None):
+        x = jnp.asarray(_c.array(x, "x", min_ndim=2, kind="r", nonempty=True))
         k, c = int(self.num_groups), x.shape[-1]
         if k < 1:
             raise ValueError(f"`num_groups` must be >= 1, got {self.num_groups}.")
@@ -238,7 +264,7 @@ class LocalNorm(nn.Module):
         else:
             n = x.shape[0]
             if n % k:
-                raise ValueError(f"LocalNorm: the batch size {n} must be divisible by `num_groups` = {k} "
+                raise ValueError(f"LocalNorm: the batch size of `x` ({n}) must be divisible by `num_groups` = {k} "
                                  f"(groups of consecutive samples); pad the batch or pass `group=`.")
             xs = x.reshape((k, n // k) + x.shape[1:])
             sc, bi = scale, bias
@@ -257,6 +283,10 @@ TEST_MODES = ("single", "single_vote", "groups", "batch_vote")
 def majority_vote(logits):
     """Majority vote over the leading axis of ``(V, N, C)`` logits: the most frequent argmax per sample
     (ties broken by the summed softmax probabilities). Returns ``(N,)`` class indices."""
+    logits = _c.array(logits, "logits", ndim=3, kind="r", nonempty=True)
+    if 0 in jnp.shape(logits):
+        raise ValueError(f"`logits` is empty (shape {tuple(jnp.shape(logits))}); expected (V, N, C).")
+    _c.no_nan(logits, "logits")
     logits = jnp.asarray(logits)
     num_classes = logits.shape[-1]
     votes = jax.nn.one_hot(jnp.argmax(logits, -1), num_classes).sum(0)
@@ -278,7 +308,17 @@ def localnorm_predict(apply_fn: Callable, variables: PyTree, x, num_groups: int,
     """
     if mode not in TEST_MODES:
         raise ValueError(f"`mode` must be one of {TEST_MODES}, got {mode!r}.")
+    x = _c.array(x, "x", min_ndim=2, kind="r", nonempty=True)
+    _c.no_nan(x, "x")  # predictions are class indices: NaN would silently become class 0
     x = jnp.asarray(x)
+    try:
+        out = jax.eval_shape(lambda v, xx: apply_fn(v, xx, group=None if mode == "groups" else 0, **kwargs),
+                             variables, x)
+    except (ValueError, TypeError, flax.errors.FlaxError) as e:
+        raise ValueError(f"`x` of shape {x.shape} does not fit the model: {str(e).splitlines()[0][:300]}") from None
+    if len(out.shape) != 2 or out.shape[0] != x.shape[0]:
+        raise ValueError(f"`x` of shape {x.shape} gives model outputs of shape {out.shape}; expected logits "
+                         f"({x.shape[0]}, num_classes).")
     k = int(num_groups)
     if mode == "groups":
         return jnp.argmax(apply_fn(variables, x, group=None, **kwargs), -1)
@@ -307,6 +347,7 @@ def bn_to_localnorm(variables: PyTree, num_groups: int) -> dict:
     k = int(num_groups)
     if k < 1:
         raise ValueError(f"`num_groups` must be >= 1, got {num_groups}.")
+    _c.tree_finite(variables, "variables")
     bn_layers = {p.rsplit("/", 1)[0] for p in _tree.flatten(variables["batch_stats"], "batch_stats")}
     if not bn_layers:
         raise ValueError("`variables['batch_stats']` is empty: no BatchNorm layer to convert.")
@@ -329,5 +370,12 @@ def dynamic_bn_apply(apply_fn: Callable, variables: PyTree, x, *args, train_kwar
     changed. ``train_kwarg`` names the model's train flag; a model whose train
     flag also enables dropout needs ``rngs=`` in ``kwargs``.
     """
+    x = _c.array(x, "x", kind="r", nonempty=True)
+    try:
+        jax.eval_shape(lambda v, xx: apply_fn(v, xx, *args, mutable=["batch_stats"], **{train_kwarg: True}, **kwargs),
+                       variables, x)
+    except (ValueError, TypeError, flax.errors.FlaxError) as e:
+        raise ValueError(f"`x` of shape {tuple(jnp.shape(x))} does not fit the model: "
+                         f"{str(e).splitlines()[0][:300]}") from None
     out, _ = apply_fn(variables, x, *args, mutable=["batch_stats"], **{train_kwarg: True}, **kwargs)
     return out

@@ -25,13 +25,16 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
-from jaxkit import (anomaly, calibration, explain, fairness, gan, gates, interval, lipschitz, losses, models, prune,
-                    robust)
+from jaxkit import (anomaly, calibration, data, evolution, explain, fairness, gan, gates, interval, lipschitz, losses,
+                    models, normalize, prune, rl, robust, schedules)
+from jaxkit.rl import reliability as _reliability  # noqa: F401 -- rl.reliability below
 
 MODULES = ("interval", "lipschitz", "gan", "anomaly", "gates", "prune", "robust", "explain", "calibration",
-           "fairness", "losses")
+           "fairness", "losses", "evolution", "evolution.moo", "rl", "rl.reliability", "normalize", "schedules", "data",
+           "models")
 
 # ---------------------------------------------------------------------------------------------------- fixtures
 
@@ -419,6 +422,237 @@ CASES = [
       {"losses": "nerd", "weights": "nerd"}, losses=jnp.array([1.0, 2.0]), weights=jnp.array([0.5, 0.5])),
 ]
 
+# ------------------------------------------------------------------ evolution, evolution.moo (issue 35)
+POP = jnp.asarray(RNG.uniform(size=(8, 3)), jnp.float32)
+POP_B = jnp.asarray(RNG.uniform(size=(8, 3)), jnp.float32)
+FIT = jnp.asarray(RNG.normal(size=8), jnp.float32)
+OBJ = jnp.asarray(RNG.uniform(size=(8, 2)), jnp.float32)
+RANKS = jnp.asarray(RNG.integers(0, 3, 8), jnp.int32)
+CURVES = jnp.asarray(np.cumsum(RNG.normal(size=(5, 12)), axis=1), jnp.float32)
+FINAL = jnp.asarray(RNG.normal(size=20), jnp.float32)
+NAN_FITNESS = "NaN fitness is a failed evaluation, ranked last by design (test_evolution: ranks_nan_last)"
+ANY_GENES = "genes may be any shape and dtype: the operator only moves whole values"
+
+
+class LNNet(nn.Module):
+    @nn.compact
+    def __call__(self, x, group=None):
+        x = normalize.LocalNorm(2, name="norm")(nn.Conv(3, (3, 3))(x), group=group)
+        return nn.Dense(3)(x.mean((1, 2)))
+
+
+KERNELS = {"Dense_0": {"kernel": MLP["Dense_0"]["kernel"]}}
+LN_X = jnp.asarray(RNG.normal(size=(4, 6, 6, 3)), jnp.float32)
+LN_V = normalize.LocalNorm(2).init(jax.random.key(5), LN_X)
+LN_NET = LNNet()
+LN_NET_V = LN_NET.init(jax.random.key(6), LN_X)
+DIGITS = data.load_digits()
+TRAIN_STATE = models.create_train_state(jax.random.key(7), VGG, VGG_X, optax.adam(1e-3))
+SCENE = data.make_hyperspectral_scene(32, 32, bands=4)
+
+
+def _sphere(x):
+    return jnp.sum(x ** 2)
+
+
+CASES += [
+    C("evolution.evaluate", lambda a: evolution.evaluate(_sphere, a["population"]), {"population": "ne"},
+      population=POP, why={"population": "a member may have any shape; its dtype is the fitness function's concern"}),
+    C("evolution.pad_population", lambda a: evolution.pad_population(a["population"], 3), {"population": "e"},
+      population=POP, why={"population": ANY_GENES}),
+    C("evolution.uniform_crossover", lambda a: evolution.uniform_crossover(KEY, a["a"], a["b"]),
+      {"a": "ner", "b": "ner"}, a=POP, b=POP_B, why={"a": ANY_GENES, "b": ANY_GENES}),
+    C("evolution.binomial_crossover", lambda a: evolution.binomial_crossover(KEY, a["target"], a["donor"]),
+      {"target": "ner", "donor": "ner"}, target=POP, donor=POP_B, why={"target": ANY_GENES, "donor": ANY_GENES}),
+    C("evolution.de_mutation", lambda a: evolution.de_mutation(KEY, a["population"]), {"population": "nerd"},
+      population=POP),
+    C("evolution.gaussian_mutation", lambda a: evolution.gaussian_mutation(KEY, a["population"], 0.5),
+      {"population": "ned"}, population=POP, why={"population": "a member may have any shape"}),
+    C("evolution.uniform_mutation", lambda a: evolution.uniform_mutation(KEY, a["population"], 0.5),
+      {"population": "ned"}, population=POP, why={"population": "a member may have any shape"}),
+    C("evolution.categorical_mutation",
+      lambda a: evolution.categorical_mutation(KEY, a["population"], 0.5, a["allowed"]),
+      {"population": "ed", "allowed": "e"}, population=jnp.asarray(RNG.integers(0, 4, (8, 3))),
+      allowed=np.ones((3, 4), bool), why={"allowed": "a boolean table"}),
+    C("evolution.drop", lambda a: evolution.drop(KEY, a["population"], 0.5), {"population": "ne"}, population=POP,
+      why={"population": ANY_GENES}),
+    C("evolution.replace_fraction", lambda a: evolution.replace_fraction(KEY, a["population"], a["fresh"], 0.5),
+      {"population": "ner", "fresh": "ner"}, population=POP, fresh=POP_B,
+      why={"population": ANY_GENES, "fresh": ANY_GENES}),
+    C("evolution.ranking_key", lambda a: evolution.ranking_key(a["fitness"]), {"fitness": "ed"}, fitness=FIT,
+      why={"fitness": NAN_FITNESS + "; elementwise, any shape"}),
+    C("evolution.tournament_selection", lambda a: evolution.tournament_selection(KEY, a["fitness"], 4),
+      {"fitness": "erd"}, fitness=FIT, why={"fitness": NAN_FITNESS}),
+    C("evolution.truncation_selection", lambda a: evolution.truncation_selection(a["fitness"], 4),
+      {"fitness": "erd"}, fitness=FIT, why={"fitness": NAN_FITNESS}),
+    C("evolution.elitist_merge", lambda a: evolution.elitist_merge(a["population"], a["fitness"], POP_B, FIT + 1),
+      {"population": "ner", "fitness": "erd"}, population=POP, fitness=FIT,
+      why={"fitness": NAN_FITNESS, "population": ANY_GENES}),
+    C("evolution.dominates", lambda a: evolution.dominates(a["a"], a["b"]), {"a": "ned", "b": "ned"},
+      a=OBJ[0], b=OBJ[1], why={"a": "broadcasts over leading axes", "b": "as a"}),
+    C("evolution.non_dominated_sort", lambda a: evolution.non_dominated_sort(a["objectives"]),
+      {"objectives": "erd"}, objectives=OBJ,
+      why={"objectives": "a NaN row is a failed evaluation: ranked in the last front by design (test_moo)"}),
+    C("evolution.crowding_distance", lambda a: evolution.crowding_distance(a["objectives"], a["ranks"]),
+      {"objectives": "erd", "ranks": "erd"}, objectives=OBJ, ranks=RANKS,
+      why={"objectives": "NaN rows get crowding 0 (pymoo's convention, test_moo)"}),
+    C("evolution.rank_and_crowding", lambda a: evolution.rank_and_crowding(a["objectives"]), {"objectives": "erd"},
+      objectives=OBJ, why={"objectives": "NaN rows: last front, crowding 0 (test_moo)"}),
+    C("evolution.survival_order", lambda a: evolution.survival_order(a["ranks"], a["crowding"]),
+      {"ranks": "erd", "crowding": "erd"}, ranks=RANKS, crowding=FIT,
+      why={"crowding": "NaN crowding sorts last within its front"}),
+    C("evolution.hypervolume", lambda a: evolution.hypervolume(a["objectives"], a["ref_point"]),
+      {"objectives": "erd", "ref_point": "nerd"}, objectives=OBJ, ref_point=np.array([1.5, 1.5]),
+      why={"objectives": "rows with NaN contribute nothing (pymoo's HV convention)"}),
+    C("evolution.pure_diversity", lambda a: evolution.pure_diversity(a["objectives"]), {"objectives": "erd"},
+      objectives=OBJ, why={"objectives": "rows with NaN are left out, as hypervolume does (a failed evaluation)"}),
+    C("evolution.spacing", lambda a: evolution.spacing(a["objectives"]), {"objectives": "nerd"}, objectives=OBJ),
+    C("evolution.sbx_crossover", lambda a: evolution.sbx_crossover(KEY, a["a"], a["b"], lo=0.0, hi=1.0),
+      {"a": "ner", "b": "ner"}, a=POP, b=POP_B, why={"a": "a member may have any shape", "b": "as a"}),
+    C("evolution.polynomial_mutation",
+      lambda a: evolution.polynomial_mutation(KEY, a["population"], 0.5, lo=a["lo"], hi=a["hi"]),
+      {"population": "ne", "lo": "nd", "hi": "nd"}, population=POP, lo=np.zeros(3), hi=np.ones(3),
+      why={"population": "a member may have any shape"}),
+    C("evolution.moo.weight_noise", lambda a: evolution.moo.weight_noise(KEY, a["population"]),
+      {"population": "ne"}, population=POP, why={"population": "a member may have any shape"}),
+    C("evolution.moo.dominance_tournament",
+      lambda a: evolution.moo.dominance_tournament(KEY, a["objectives"], a["crowding"], 4),
+      {"objectives": "erd", "crowding": "erd"}, objectives=OBJ, crowding=FIT,
+      why={"objectives": "NaN rows lose every tournament (a failed evaluation)", "crowding": "NaN sorts last"}),
+    # -------------------------------------------------------------------------------------------------- rl
+    C("rl.prediction_error", lambda a: rl.prediction_error(a["next_obs"], a["predicted"]),
+      {"next_obs": "nerd", "predicted": "nerd"}, next_obs=POP, predicted=POP_B),
+    C("rl.prediction_error_reward", lambda a: rl.prediction_error_reward(a["error"]), {"error": "nd"}, error=FIT ** 2,
+      why={"error": "elementwise: any shape, empty included"}),
+    C("rl.surprise_reward", lambda a: rl.surprise_reward(a["error"], a["error_estimate"], 0.01),
+      {"error": "nd", "error_estimate": "nd"}, error=FIT ** 2, error_estimate=FIT ** 2 + 0.1,
+      why={"error": "elementwise: any shape, empty included", "error_estimate": "as error"}),
+    C("rl.gate", lambda a: rl.gate(a["r_fm"], a["r_mc"]), {"r_fm": "nd", "r_mc": "nd"}, r_fm=FIT, r_mc=FIT + 0.5,
+      why={"r_fm": "elementwise: any shape, empty included", "r_mc": "as r_fm"}),
+    C("rl.agent_reward", lambda a: rl.agent_reward(a["kind"], a["r_fm"], a["r_mc"]),
+      {"kind": "d", "r_fm": "nd", "r_mc": "nd"}, kind=3, r_fm=FIT, r_mc=FIT + 0.5,
+      why={"r_fm": "elementwise: any shape, empty included", "r_mc": "as r_fm"}),
+    C("rl.step_autoreset",
+      lambda a: rl.step_autoreset(rl.MountainCarContinuous(), KEY, rl.MountainCarContinuous().reset(KEY)[1],
+                                  a["action"]), {"action": "nerd"}, action=jnp.array([0.3])),
+    C("rl.kinds_index", lambda a: rl.kinds_index(a["agents"]), {"agents": "e"}, {"agents": ["names"]},
+      agents=np.array(["fm", "gated"]), why={"agents": "strings: unknown names are an error (test_rl)"}),
+    C("rl.place_runs", lambda a: rl.place_runs(a["tree"]), {"tree": "e"}, tree={"w": POP},
+      why={"tree": "any stacked pytree: values are moved, not read"}),
+    C("rl.reliability.iqr", lambda a: rl.reliability.iqr(a["x"]), {"x": "ned"}, x=FINAL,
+      why={"x": "any shape (axis=None: all values)"}),
+    C("rl.reliability.cvar", lambda a: rl.reliability.cvar(a["x"], 0.25), {"x": "ned"}, x=FINAL,
+      why={"x": "any shape (axis=None: all values)"}),
+    C("rl.reliability.detrend", lambda a: rl.reliability.detrend(a["curves"]), {"curves": "nerd"}, curves=CURVES),
+    C("rl.reliability.drawdown", lambda a: rl.reliability.drawdown(a["curves"]), {"curves": "nerd"}, curves=CURVES),
+    C("rl.reliability.moving_average", lambda a: rl.reliability.moving_average(a["curves"], 3), {"curves": "nerd"},
+      curves=CURVES),
+    C("rl.reliability.dispersion_across_runs", lambda a: rl.reliability.dispersion_across_runs(a["curves"]),
+      {"curves": "nerd"}, curves=CURVES),
+    C("rl.reliability.risk_across_runs", lambda a: rl.reliability.risk_across_runs(a["final"], 0.25),
+      {"final": "nerd"}, final=FINAL),
+    C("rl.reliability.dispersion_across_time", lambda a: rl.reliability.dispersion_across_time(a["curves"], 3),
+      {"curves": "nerd"}, curves=CURVES),
+    C("rl.reliability.short_term_risk_across_time",
+      lambda a: rl.reliability.short_term_risk_across_time(a["curves"], 0.25), {"curves": "nerd"}, curves=CURVES),
+    C("rl.reliability.long_term_risk_across_time",
+      lambda a: rl.reliability.long_term_risk_across_time(a["curves"], 0.25), {"curves": "nerd"}, curves=CURVES),
+    # ------------------------------------------------------------------------------------------- normalize
+    C("normalize.center", lambda a: normalize.center(a["w"]), {"w": "ned"}, w=jnp.asarray(CUBE, jnp.float32),
+      why={"w": "a kernel of any rank (the last axis holds the filters)"}),
+    C("normalize.standardize", lambda a: normalize.standardize(a["w"]), {"w": "ned"},
+      w=jnp.asarray(CUBE, jnp.float32), why={"w": "a kernel of any rank (the last axis holds the filters)"}),
+    C("normalize.unit_norm", lambda a: normalize.unit_norm(a["w"]), {"w": "ned"}, w=jnp.asarray(CUBE, jnp.float32),
+      why={"w": "a kernel of any rank (the last axis holds the filters)"}),
+    C("normalize.transform_weights", lambda a: normalize.transform_weights(a["params"]), {"params": "n"},
+      params=MLP, why={"params": "any parameter pytree"}),
+    C("normalize.centralize_gradients",
+      lambda a: normalize.centralize_gradients().update(a["updates"], normalize.centralize_gradients().init(MLP))[0],
+      {"updates": "n"}, updates=MLP, why={"updates": "any gradient pytree"}),
+    C("normalize.project_weights",
+      lambda a: normalize.project_weights().update(KERNELS, normalize.project_weights().init(a["params"]),
+                                                    a["params"])[0],
+      {"params": "n"}, params=KERNELS, why={"params": "any parameter pytree (only its kernels are read)"}),
+    C("normalize.reparameterize",
+      lambda a: normalize.reparameterize(APPLY)(a["variables"], a["x"]), {"variables": "n", "x": "nerd"},
+      variables=CNN_V, x=X_IMG),
+    C("normalize.Reparameterized",
+      lambda a: normalize.Reparameterized(CNN()).apply(a["variables"], a["x"]), {"variables": "n", "x": "n"},
+      variables=CNN_V, x=X_IMG, why={"x": "goes to the user's own module: shape and dtype errors are that module's"}),
+    C("normalize.LocalNorm", lambda a: normalize.LocalNorm(2).apply(LN_V, a["x"]), {"x": "nerd"},
+      x=jnp.asarray(RNG.normal(size=(4, 6, 6, 3)), jnp.float32)),
+    C("normalize.localnorm_predict",
+      lambda a: normalize.localnorm_predict(LN_NET.apply, LN_NET_V, a["x"], 2, mode="batch_vote"),
+      {"x": "nerd"}, x=jnp.asarray(RNG.normal(size=(4, 6, 6, 3)), jnp.float32)),
+    C("normalize.majority_vote", lambda a: normalize.majority_vote(a["logits"]), {"logits": "nerd"},
+      logits=jnp.asarray(RNG.normal(size=(3, 6, 4)), jnp.float32)),
+    C("normalize.bn_to_localnorm", lambda a: normalize.bn_to_localnorm(a["variables"], 2), {"variables": "n"},
+      variables=VGG_V),
+    C("normalize.dynamic_bn_apply", lambda a: normalize.dynamic_bn_apply(VGG.apply, VGG_V, a["x"]),
+      {"x": "nerd"}, x=VGG_X),
+    # ------------------------------------------------------------------------------------------- schedules
+    C("schedules.bfrifp_decay", lambda a: schedules.bfrifp_decay(3)(a["epoch"], a["layer"]),
+      {"epoch": "nd", "layer": "nd"}, epoch=np.array([0.0, 2.0]), layer=np.array([1.0, 2.0]),
+      why={"epoch": "elementwise: any shape", "layer": "elementwise: any shape"}),
+    C("schedules.warmup_cosine_sparsity", lambda a: schedules.warmup_cosine_sparsity(0.5, 100, 10)(a["step"]),
+      {"step": "nd"}, step=np.array([0.0, 5.0, 50.0]), why={"step": "elementwise: any shape"}),
+    C("schedules.gmp_sparsity", lambda a: schedules.gmp_sparsity(0.9, 10, 100)(a["step"]), {"step": "nd"},
+      step=np.array([0.0, 50.0]), why={"step": "elementwise: any shape"}),
+    C("schedules.temperature", lambda a: schedules.temperature(5.0, 0.1, 100)(a["step"]), {"step": "nd"},
+      step=np.array([0.0, 50.0]), why={"step": "elementwise: any shape"}),
+    C("schedules.ramp", lambda a: schedules.ramp(1.0, 10)(a["step"]), {"step": "nd"}, step=np.array([0.0, 5.0]),
+      why={"step": "elementwise: any shape"}),
+    # ------------------------------------------------------------------------------------------------ data
+    C("data.select_classes", lambda a: data.select_classes(DIGITS, a["classes"]), {"classes": "erd"},
+      classes=np.array([3, 7])),
+    C("data.load_digits", lambda a: data.load_digits(test_size=a["test_size"]), {"test_size": "nd"}, test_size=0.2),
+    C("data.load_iris", lambda a: data.load_iris(test_size=a["test_size"]), {"test_size": "nd"}, test_size=0.2),
+    C("data.load_breast_cancer", lambda a: data.load_breast_cancer(test_size=a["test_size"]), {"test_size": "nd"},
+      test_size=0.2),
+    C("data.make_classification", lambda a: data.make_classification(100, test_size=a["test_size"]),
+      {"test_size": "nd"}, test_size=0.2),
+    C("data.batches", lambda a: list(data.batches(None, a["x"], a["y"], batch_size=4)), {"x": "e", "y": "er"},
+      {"x": ["arrays"], "y": ["arrays"]},
+      x=np.asarray(FEATS), y=np.asarray(YT), why={"x": "rows of any shape and dtype", "y": "any dtype"}),
+    C("data.num_batches", lambda a: data.num_batches(a["n"], 4), {"n": "nd"}, n=10),
+    C("data.cup_reference", lambda a: data.cup_reference(radius=a["radius"]), {"radius": "nd"}, radius=30.0),
+    C("data.make_cups", lambda a: data.make_cups(20, noise=a["noise"]), {"noise": "nd"}, noise=0.0),
+    C("data.check_cube", lambda a: data.check_cube(a["cube"]), {"cube": "nerd"}, cube=np.abs(CUBE)),
+    C("data.make_hyperspectral_scene", lambda a: data.make_hyperspectral_scene(32, 32, bands=4, noise=a["noise"]),
+      {"noise": "nd"}, noise=1.0),
+    C("data.scale_cube", lambda a: data.scale_cube(a["cube"]), {"cube": "nerd"}, cube=np.abs(CUBE)),
+    C("data.pixel_windows", lambda a: data.pixel_windows(a["cube"], 3), {"cube": "nerd"}, cube=np.abs(CUBE)),
+    C("data.window_split", lambda a: data.window_split(SCENE, 1, val_fraction=a["val_fraction"]),
+      {"val_fraction": "nd"}, val_fraction=0.2),
+    C("data.make_fair_tabular", lambda a: data.make_fair_tabular(200, shift=a["shift"]), {"shift": "nd"}, shift=1.0),
+    C("data.make_rotated_digits", lambda a: data.make_rotated_digits((0, 30), 2, x=a["x"], y=a["y"]),
+      {"x": "nerd", "y": "erd"}, x=np.asarray(DIGITS.train.x), y=np.asarray(DIGITS.train.y)),
+    C("data.domain_batch_sampler",
+      lambda a: data.domain_batch_sampler(a["labels"], 3, 2, 2)(KEY), {"labels": "erd"}, labels=np.asarray(GROUPS)),
+    C("data.domain_batch_indices", lambda a: data.domain_batch_indices(KEY, a["labels"], 3, 2, 2),
+      {"labels": "erd"}, labels=np.asarray(GROUPS)),
+    C("data.make_imbalanced", lambda a: data.make_imbalanced(data.Split(a["x"], a["y"]), 4.0),
+      {"x": "er", "y": "erd"}, x=np.asarray(FEATS), y=np.asarray(GROUPS),
+      why={"x": "rows of any shape and dtype: only selected"}),
+    C("data.balanced_sampler", lambda a: data.balanced_sampler(a["labels"])(KEY, 6), {"labels": "erd"},
+      labels=np.asarray(GROUPS)),
+    C("data.injection_sampler", lambda a: data.injection_sampler(a["pool_labels"], 4)(KEY), {"pool_labels": "erd"},
+      pool_labels=np.asarray(GROUPS)),
+    C("data.expected_wait", lambda a: data.expected_wait(a["num_rare"], 4), {"num_rare": "nd"}, num_rare=5),
+    C("data.synthesize", lambda a: data.synthesize(a["x"], 6), {"x": "nerd"},
+      x=np.asarray(RNG.uniform(size=(3, 8, 8, 1)), np.float32)),
+    # ---------------------------------------------------------------------------------------------- models
+    C("models.init_variables", lambda a: models.init_variables(VGG, KEY, a["x"], train=False), {"x": "rd"},
+      x=VGG_X, why={"x": "only its shape and dtype matter (values are never read; an empty batch is fine)"}),
+    C("models.create_train_state", lambda a: models.create_train_state(KEY, VGG, a["sample_input"], _adam()),
+      {"sample_input": "rd"}, {"sample_input": ["x"]}, sample_input=VGG_X,
+      why={"sample_input": "only its shape and dtype matter (an empty batch is fine)"}),
+    C("models.cross_entropy", lambda a: models.cross_entropy(a["logits"], a["labels"]),
+      {"logits": "nerd", "labels": "erd"}, logits=LOGITS, labels=Y6),
+    C("models.evaluate", lambda a: models.evaluate(TRAIN_STATE, a["x"], a["y"]), {"x": "nerd", "y": "erd"},
+      x=np.asarray(VGG_X), y=np.array([0, 2])),
+]
+
 # Public names that take no array input a user could get wrong in these ways, with the reason.
 NO_ARRAY_INPUT = {
     "interval.Interval": "a plain pytree container; every function that takes one validates it (interval.check)",
@@ -441,6 +675,30 @@ NO_ARRAY_INPUT = {
     "fairness.init_mlp": "takes a key and sizes",
     "fairness.moea_fitness": "a factory of a fitness function (its arrays: fairness.model_objectives above)",
     "losses.RunningMeanBalancer": "an optax-style factory", "losses.BalancerState": "a state record",
+    "evolution.run": "drives a strategy (its arrays go through ask / tell)",
+    "evolution.optimize": "drives a strategy (its arrays go through ask / tell)",
+    "evolution.step": "drives a strategy (its arrays go through ask / tell)",
+    "evolution.GA": "a strategy class (rates: test_evolution; fitness: the selections above)",
+    "evolution.GAParams": "a record (checked by GA.init / GA.ask)", "evolution.EvoState": "a state record",
+    "evolution.DE": "a strategy class (rates: test_evolution)", "evolution.DEParams": "a record (checked by DE.ask)",
+    "evolution.NSGA2": "a strategy class (rates: test_moo)", "evolution.NSGA2Params": "a record (checked by ask)",
+    "evolution.MOState": "a state record", "evolution.pareto_front": "takes an MOState built by NSGA2.tell", "evolution.box_nsga2": "a preset factory over sizes and a box",
+    "rl.DDPG": "an agent class", "rl.DDPGState": "a state record", "rl.EnvState": "a state record",
+    "rl.MountainCarContinuous": "an environment class (actions: rl.step_autoreset above)",
+    "rl.SparseNavigate": "an environment class (actions: rl.step_autoreset above)",
+    "rl.IMState": "a state record", "rl.IntrinsicMotivation": "a module class (rewards: the functions above)",
+    "rl.RunState": "a state record", "rl.Trainer": "a training driver",
+    "data.Split": "a record", "data.Dataset": "a record", "data.CupMeshes": "a record",
+    "data.HyperspectralScene": "a record", "data.FairTabular": "a record", "data.RotatedDomains": "a record",
+    "data.load_tfds": "reads a prepared dataset directory (missing / malformed: test_data)",
+    "data.load_scene": "reads a file (missing / malformed: test_data)",
+    "data.load_german": "reads a file (missing / malformed: test_data)",
+    "data.load_compas": "reads a file (missing / malformed: test_data)",
+    "data.load_adult": "reads a file (missing / malformed: test_data)",
+    "models.MLP": "a Flax module", "models.VGG": "a Flax module", "models.SmallCNN": "a Flax module",
+    "models.BasicBlock": "a Flax module", "models.ResNet": "a Flax module", "models.resnet56": "a module factory",
+    "models.TrainState": "a state record",
+    "models.train": "a training driver over a Dataset (its arrays: models.evaluate above; checkpoints: test_models)",
 }
 
 
@@ -555,18 +813,25 @@ def test_bad_input_gives_a_clear_error_or_nan(case, arg, kind):
 
 
 def _public(module: str):
+    """``module.name`` for each public function / class; a name re-exported from an earlier module of ``MODULES``
+    (``evolution.moo.hypervolume`` is ``evolution.hypervolume``) is listed once, under the earlier module."""
+    earlier = set()
+    for m in MODULES[:MODULES.index(module)]:
+        mod = importlib.import_module(f"jaxkit.{m}")
+        earlier |= {id(getattr(mod, n)) for n in getattr(mod, "__all__", [])}
     mod = importlib.import_module(f"jaxkit.{module}")
     for name in getattr(mod, "__all__", []):
         obj = getattr(mod, name)
-        if inspect.isfunction(obj) or inspect.isclass(obj):
+        if (inspect.isfunction(obj) or inspect.isclass(obj)) and id(obj) not in earlier:
             yield f"{module}.{name}"
 
 
 def test_every_public_function_is_covered():
     covered = {c.fn for c in CASES}
-    missing = [n for m in MODULES for n in _public(m) if n not in covered and n not in NO_ARRAY_INPUT]
+    public = {n for m in MODULES for n in _public(m)}
+    missing = sorted(public - covered - set(NO_ARRAY_INPUT))
     assert not missing, f"public functions with no bad-input case (add a Case or a NO_ARRAY_INPUT reason): {missing}"
-    stale = sorted((covered | set(NO_ARRAY_INPUT)) - {n for m in MODULES for n in _public(m)})
+    stale = sorted((covered | set(NO_ARRAY_INPUT)) - public)
     assert not stale, f"table rows for names that are not public: {stale}"
 
 
@@ -584,3 +849,69 @@ if __name__ == "__main__":  # python tests/test_bad_input.py: the coverage table
     for m, r in coverage_report().items():
         print(f"{m:12s} public {r['public']:3d}  with cases {r['cases']:3d}  no array input {r['no_array_input']:3d}")
     print("cases:", len(CASES), " parametrised bad inputs:", len(PARAMS))
+
+
+# ------------------------------------------------------------------- issue 35's silently accepted inputs
+def _uniform3(k):
+    return jax.random.uniform(k, (3,))
+
+
+def _ask(strategy, params):
+    state = strategy.init(KEY)
+    return strategy.ask(KEY, state, params)
+
+
+ISSUE_35 = [  # (what, call, the argument the error must name): each was accepted silently before
+    ("PM with a gene outside [lo, hi] (was NaN)",
+     lambda: evolution.polynomial_mutation(KEY, jnp.array([[1.5, 0.2]]), lo=0.0, hi=1.0), "population"),
+    ("PM with lo > hi", lambda: evolution.polynomial_mutation(KEY, POP, lo=1.0, hi=0.0), "lo"),
+    ("SBX with lo > hi", lambda: evolution.sbx_crossover(KEY, POP, POP_B, lo=np.ones(3), hi=np.zeros(3)), "lo"),
+    ("hypervolume with a NaN reference point", lambda: evolution.hypervolume(OBJ, [np.nan, 1.5]), "ref_point"),
+    ("generalized entropy index of [nan, 1, 2] (was 0.0)",
+     lambda: fairness.generalized_entropy_index(jnp.array([np.nan, 1.0, 2.0])), "b"),
+    ("generalized entropy index of nothing (was 0.0)",
+     lambda: fairness.generalized_entropy_index(jnp.zeros(0)), "b"),
+    ("generalized entropy index of negative benefits",
+     lambda: fairness.generalized_entropy_index(jnp.array([-1.0, 1.0, 2.0])), "b"),
+    ("fit_temperature on NaN logits (was ~1000)",
+     lambda: calibration.fit_temperature(LOGITS.at[0, 0].set(jnp.nan), Y6), "logits"),
+    ("fit_temperature on empty logits (was ~1000)",
+     lambda: calibration.fit_temperature(jnp.zeros((0, 3)), jnp.zeros(0, int)), "logits"),
+    ("calibration.ece on empty input (was a numpy reduction error)",
+     lambda: calibration.ece(jnp.zeros((0, 3)), jnp.zeros(0, int)), "probs"),
+    ("GA.ask with crossover_rate=1.5 (only init checked)",
+     lambda: _ask(evolution.GA(6, _uniform3), evolution.GAParams(crossover_rate=1.5)), "crossover_rate"),
+    ("DE.ask with crossover_rate=1.5",
+     lambda: _ask(evolution.DE(6, _uniform3), evolution.DEParams(crossover_rate=1.5)), "crossover_rate"),
+    ("NSGA2.ask with mutation_rate=2",
+     lambda: _ask(evolution.NSGA2(4, 2, _uniform3), evolution.NSGA2Params(mutation_rate=2.0)), "mutation_rate"),
+    ("LocalNorm(2) with group=5 (used another group's affine)",
+     lambda: normalize.LocalNorm(2).apply(LN_V, LN_X, group=5), "group"),
+    ("rl.reliability.cvar([1, nan, 3], .5) (ignored the NaN)",
+     lambda: rl.reliability.cvar(jnp.array([1.0, np.nan, 3.0]), 0.5), "x"),
+    ("warmup_cosine_sparsity at step -5 (was -0.5)",
+     lambda: schedules.warmup_cosine_sparsity(0.5, 100, 10)(-5), "step"),
+    ("gmp_sparsity at a NaN step", lambda: schedules.gmp_sparsity(0.9, 10, 100)(np.nan), "step"),
+]
+
+
+@pytest.mark.parametrize("what, call, arg", [pytest.param(*c, id=c[0]) for c in ISSUE_35])
+def test_issue_35_inputs_are_clear_errors(what, call, arg):
+    with pytest.raises((ValueError, TypeError)) as e:
+        call()
+    assert re.search(rf"(?<![A-Za-z0-9_]){re.escape(arg)}(?![A-Za-z0-9_])", str(e.value)), (what, str(e.value))
+
+
+ISSUE_35_TRACED = [  # the same inputs inside jit: NaN out, never a plausible number
+    ("LocalNorm group 5", lambda g: normalize.LocalNorm(2).apply(LN_V, LN_X, group=g), 5),
+    ("schedule at step -5", lambda t: schedules.warmup_cosine_sparsity(0.5, 100, 10)(t), -5.0),
+    ("cvar with a NaN", lambda x: rl.reliability.cvar(x, 0.5), jnp.array([1.0, np.nan, 3.0])),
+    ("generalized entropy index with a NaN", fairness.generalized_entropy_index, jnp.array([np.nan, 1.0, 2.0])),
+    ("generalized entropy index of negative benefits", fairness.generalized_entropy_index,
+     jnp.array([-1.0, 1.0, 2.0])),
+]
+
+
+@pytest.mark.parametrize("what, fn, arg", [pytest.param(*c, id=c[0]) for c in ISSUE_35_TRACED])
+def test_issue_35_inputs_traced_give_nan(what, fn, arg):
+    assert np.isnan(np.asarray(jax.jit(fn)(arg))).any(), what

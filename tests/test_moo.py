@@ -265,7 +265,7 @@ def test_sbx_and_pm_stay_in_bounds_and_keep_means():
     (lambda: evo.NSGA2(4, 2, lambda k: jnp.zeros(2), maximize=(True,)), "maximize"),
     (lambda: moo.non_dominated_sort(jnp.zeros(5)), r"\[N, M\]"),
     (lambda: moo.hypervolume(jnp.zeros((3, 2)), [1.0, 1.0, 1.0]), "ref_point"),
-    (lambda: moo.crowding_distance(jnp.zeros((3, 2)), jnp.zeros(4)), "ranks"),
+    (lambda: moo.crowding_distance(jnp.zeros((3, 2)), jnp.zeros(4, jnp.int32)), "ranks"),
     (lambda: moo.spacing(jnp.zeros((1, 2))), "at least 2"),
     (lambda: evo.NSGA2(4, 2, lambda k: jnp.zeros(2)).tell(jnp.zeros((4, 2)), jnp.zeros((4, 3)),
                                                          evo.NSGA2(4, 2, lambda k: jnp.zeros(2)).init(

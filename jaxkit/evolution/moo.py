@@ -53,7 +53,7 @@ PyTree = Any
 
 
 def _check_objectives(objectives, name="objectives") -> jax.Array:
-    f = jnp.asarray(objectives)
+    f = jnp.asarray(_c.array(objectives, name, kind="r"))
     if f.ndim != 2 or f.shape[0] < 1 or f.shape[1] < 1:
         raise ValueError(f"`{name}` must be [N, M] (one row of M objectives per member), got shape {f.shape}.")
     if not jnp.issubdtype(f.dtype, jnp.floating):
@@ -62,8 +62,21 @@ def _check_objectives(objectives, name="objectives") -> jax.Array:
 
 
 def dominates(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``a`` Pareto-dominates ``b`` (minimisation): no worse in every objective, better in one. Broadcasts."""
-    a, b = jnp.asarray(a), jnp.asarray(b)
+    """``a`` Pareto-dominates ``b`` (minimisation): no worse in every objective, better in one. Broadcasts over
+    leading axes; the last axis holds the objectives. NaN objectives are an error when concrete (inside a trace a
+    NaN row dominates nothing and is dominated by nothing -- use :func:`non_dominated_sort` for populations with
+    failed evaluations)."""
+    for name, v in (("a", a), ("b", b)):
+        _c.array(v, name, min_ndim=1, kind="r")
+        if jnp.shape(v)[-1] == 0:
+            raise ValueError(f"`{name}` has no objectives (last axis of length 0).")
+        _c.no_nan(v, name)
+    if jnp.shape(a)[-1] != jnp.shape(b)[-1]:
+        raise ValueError(f"`a` and `b` must have the same number of objectives, got {jnp.shape(a)} and {jnp.shape(b)}.")
+    return _dominates(jnp.asarray(a), jnp.asarray(b))
+
+
+def _dominates(a, b):
     return jnp.all(a <= b, axis=-1) & jnp.any(a < b, axis=-1)
 
 
@@ -96,7 +109,7 @@ def _nds(f, bs):
     ok = jnp.concatenate([valid[order], jnp.zeros((pad,), bool)]).reshape(nb, bs)
 
     def dom(fa, oka, fb, okb):  # [bs, bs]: row i of a dominates row j of b
-        d = dominates(fa[:, None, :], fb[None, :, :])
+        d = _dominates(fa[:, None, :], fb[None, :, :])
         return d & oka[:, None] & okb[None, :]
 
     def block(b, ranks):  # ranks: [nb, bs] holds 1 + rank (0 = not ranked yet)
@@ -144,7 +157,7 @@ def crowding_distance(objectives: jax.Array, ranks: jax.Array | None = None, *,
     ``ranks`` defaults to :func:`non_dominated_sort`.
     """
     f = _check_objectives(objectives)
-    ranks = non_dominated_sort(f) if ranks is None else jnp.asarray(ranks, jnp.int32)
+    ranks = non_dominated_sort(f) if ranks is None else jnp.asarray(_c.array(ranks, "ranks", kind="i"), jnp.int32)
     if ranks.shape != (f.shape[0],):
         raise ValueError(f"`ranks` must have shape ({f.shape[0]},), got {ranks.shape}.")
     return _crowding(f, ranks, bool(filter_duplicates))
@@ -200,7 +213,12 @@ def rank_and_crowding(objectives: jax.Array, *, block_size: int = 128,
 
 def survival_order(ranks: jax.Array, crowding: jax.Array) -> jax.Array:
     """Members sorted best first: by front, then by crowding distance (larger first), then by index."""
-    return jnp.lexsort((-crowding, ranks))
+    ranks = _c.array(ranks, "ranks", ndim=1, kind="i", nonempty=True)
+    crowding = _c.array(crowding, "crowding", ndim=1, kind="r", nonempty=True)
+    if jnp.shape(ranks) != jnp.shape(crowding):
+        raise ValueError(f"`ranks` and `crowding` must have the same shape, got {jnp.shape(ranks)} and "
+                         f"{jnp.shape(crowding)}.")
+    return jnp.lexsort((-jnp.asarray(crowding), jnp.asarray(ranks)))
 
 
 # ----------------------------------------------------------------------------- indicators
@@ -218,7 +236,7 @@ def hypervolume(objectives: jax.Array, ref_point: Sequence[float] | jax.Array, *
     rows with NaN contribute nothing (pymoo's ``HV`` convention).
     """
     f = _check_objectives(objectives)
-    _c.finite(ref_point, "ref_point")
+    _c.finite(_c.array(ref_point, "ref_point", kind="r"), "ref_point")
     ref = jnp.asarray(ref_point, f.dtype)
     m = f.shape[1]
     if ref.shape != (m,):
@@ -303,10 +321,10 @@ def pure_diversity(objectives, p: float = 0.1) -> float:
     they are already connected, add the distance, retire the point; ``N - 1``
     links in all.
     """
-    f = np.asarray(objectives, np.float64)
-    if f.ndim != 2:
-        raise ValueError(f"`objectives` must be [N, M], got shape {f.shape}.")
-    f = f[~np.isnan(f).any(axis=1)]
+    f = np.asarray(_c.array(np.asarray(objectives), "objectives", ndim=2, kind="r"), np.float64)  # host, float64
+    if f.shape[0] < 1 or f.shape[1] < 1:
+        raise ValueError(f"`objectives` must be [N, M] (one row of M objectives per member), got shape {f.shape}.")
+    f = f[~np.isnan(f).any(axis=1)]  # like hypervolume: rows with NaN (failed evaluations) do not count
     n = f.shape[0]
     if n < 2:
         return 0.0
@@ -361,9 +379,7 @@ def sbx_crossover(key: jax.Array, a: PyTree, b: PyTree, rate=0.9, *, eta: float 
     ops.check_rate("rate", rate)
     ops.check_rate("var_rate", var_rate)
     _check_bounds(lo, hi)
-    n = ops.popsize(a)
-    if ops.popsize(b) != n:
-        raise ValueError(f"Parents must have the same population size, got {n} and {ops.popsize(b)}.")
+    n = ops._pair("a", a, "b", b, kind="f")
     k_pair, k_leaf = jax.random.split(key)
     crossed = jax.random.bernoulli(k_pair, rate, (n,))
     keys = _leafwise_keys(k_leaf, a)
@@ -418,7 +434,7 @@ def polynomial_mutation(key: jax.Array, population: PyTree, rate=None, *, lo, hi
             if np.any(v < np.asarray(lo)) or np.any(v > np.asarray(hi)) or np.isnan(v).any():
                 raise ValueError("`population` has values outside [lo, hi] (or NaN); polynomial mutation is "
                                  "defined inside the box only (clip or repair first).")
-    n = ops.popsize(population)
+    n = ops.check_population(population, kind="f")
     k_ind, k_leaf = jax.random.split(key)
     who = jax.random.bernoulli(k_ind, individual_rate, (n,))
     keys = _leafwise_keys(k_leaf, population)
@@ -475,7 +491,13 @@ def dominance_tournament(key: jax.Array, objectives: jax.Array, crowding: jax.Ar
     ``TournamentSelection``); a candidate that dominates the other wins (minimisation), else the larger crowding
     distance, else a coin flip. A row with NaN loses against one without.
     """
-    n = objectives.shape[0]
+    f = _check_objectives(objectives)
+    n = f.shape[0]
+    crowding = _c.array(crowding, "crowding", ndim=1, kind="r")
+    if jnp.shape(crowding) != (n,):
+        raise ValueError(f"`crowding` must have one value per row of `objectives` ({n}), got shape "
+                         f"{jnp.shape(crowding)}.")
+    objectives = f
     k_perm, k_tie = jax.random.split(key)
     reps = -(-2 * int(num) // n)
     perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(k_perm, reps)).reshape(-1)
@@ -483,8 +505,8 @@ def dominance_tournament(key: jax.Array, objectives: jax.Array, crowding: jax.Ar
     a, b = cand[:, 0], cand[:, 1]
     fa, fb = objectives[a], objectives[b]
     nan_a, nan_b = jnp.isnan(fa).any(-1), jnp.isnan(fb).any(-1)
-    a_wins = dominates(fa, fb) | (nan_b & ~nan_a)
-    b_wins = dominates(fb, fa) | (nan_a & ~nan_b)
+    a_wins = _dominates(fa, fb) | (nan_b & ~nan_a)
+    b_wins = _dominates(fb, fa) | (nan_a & ~nan_b)
     ca, cb = crowding[a], crowding[b]
     coin = jax.random.bernoulli(k_tie, 0.5, (int(num),))
     pick_a = jnp.where(a_wins, True, jnp.where(b_wins, False, jnp.where(ca > cb, True, jnp.where(cb > ca, False, coin))))
@@ -523,6 +545,8 @@ def box_nsga2(popsize: int, num_objectives: int, lo, hi, *, eta_crossover: float
 
 
 def _check_bounds(lo, hi):
+    _c.array(lo, "lo", kind="r")
+    _c.array(hi, "hi", kind="r")
     if _c.is_concrete(lo) and _c.is_concrete(hi):
         lo_, hi_ = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
         if np.isnan(lo_).any() or np.isnan(hi_).any() or np.any(lo_ > hi_):

@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["check_rate", "popsize", "uniform_crossover", "de_mutation", "binomial_crossover", "gaussian_mutation",
+from jaxkit import _checks as _c
+
+__all__ = ["check_rate", "popsize", "check_population", "check_fitness", "uniform_crossover", "de_mutation", "binomial_crossover", "gaussian_mutation",
            "uniform_mutation", "categorical_mutation", "drop", "replace_fraction", "ranking_key",
            "tournament_selection", "truncation_selection", "elitist_merge"]
 
@@ -36,12 +38,44 @@ def check_rate(name: str, rate) -> None:
         raise ValueError(f"`{name}` must be a probability in [0, 1], got {float(r)}.")
 
 
-def popsize(population: PyTree) -> int:
-    """The leading axis shared by every leaf (``ValueError`` if they disagree or it is < 1)."""
+def popsize(population: PyTree, name: str = "population") -> int:
+    """The leading axis shared by every leaf (``ValueError`` naming ``name`` if they disagree or it is < 1)."""
     sizes = {int(np.shape(x)[0]) if np.ndim(x) else -1 for x in jax.tree.leaves(population)}
     if not sizes or len(sizes) != 1 or min(sizes) < 1:
-        raise ValueError(f"`population` leaves must share a leading population axis, got sizes {sorted(sizes)}.")
+        raise ValueError(f"`{name}` leaves must share a non-empty leading population axis, got sizes "
+                         f"{sorted(sizes)}.")
     return sizes.pop()
+
+
+def check_population(population: PyTree, name: str = "population", *, kind: str | None = "n") -> int:
+    """``popsize`` plus, per leaf, a numeric dtype (``kind``, see ``_checks.array``) and -- when concrete -- no
+    NaN in a floating leaf (a NaN gene is a broken member, not something to vary). Returns the population size.
+    Traced leaves are only shape- and dtype-checked."""
+    n = popsize(population, name)
+    for leaf in jax.tree.leaves(population):
+        _c.array(leaf, name, kind=kind)
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            _c.no_nan(leaf, name)
+    return n
+
+
+def _pair(name_a: str, a: PyTree, name_b: str, b: PyTree, kind: str | None = "n") -> int:
+    """Two populations of the same structure, shapes and size (parents, or a population and its replacements)."""
+    n = check_population(a, name_a, kind=kind)
+    check_population(b, name_b, kind=kind)
+    ta, tb = jax.tree.structure(a), jax.tree.structure(b)
+    if ta != tb or any(np.shape(x) != np.shape(y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))):
+        raise ValueError(f"`{name_a}` and `{name_b}` must have the same structure and shapes (population size "
+                         f"included), got {jax.tree.map(np.shape, a)} and {jax.tree.map(np.shape, b)}.")
+    return n
+
+
+def check_fitness(fitness, name: str = "fitness", n: int | None = None, of: str = "population"):
+    """A non-empty real ``[N]`` vector (NaN allowed: a failed evaluation, ranked last)."""
+    f = _c.array(fitness, name, ndim=1, kind="r", nonempty=True)
+    if n is not None and f.shape[0] != n:
+        raise ValueError(f"`{name}` must have one value per member of `{of}` ({n}), got shape {tuple(f.shape)}.")
+    return f
 
 
 def _split_like(key, tree):
@@ -63,9 +97,7 @@ def uniform_crossover(key: jax.Array, a: PyTree, b: PyTree, rate=1.0, *, swap_pr
     """
     check_rate("rate", rate)
     check_rate("swap_prob", swap_prob)
-    n = popsize(a)
-    if popsize(b) != n:
-        raise ValueError(f"Parents must have the same population size, got {n} and {popsize(b)}.")
+    n = _pair("a", a, "b", b)
     leaves_a, treedef = jax.tree.flatten(a)
     leaves_b = treedef.flatten_up_to(b)
     dims = [block_ndim] * len(leaves_a) if block_ndim is None or isinstance(block_ndim, int) else list(block_ndim)
@@ -91,7 +123,8 @@ def de_mutation(key: jax.Array, population: jax.Array, differential_weight=0.5) 
 
     ``population``: ``[N, D]`` floats, ``N >= 4``.
     """
-    x = jnp.asarray(population)
+    x = _c.array(population, "population", ndim=2, kind="f")
+    _c.no_nan(x, "population")
     n = x.shape[0]
     if n < 4:
         raise ValueError(f"DE mutation needs a population of at least 4, got {n}.")
@@ -108,15 +141,21 @@ def de_mutation(key: jax.Array, population: jax.Array, differential_weight=0.5) 
 def binomial_crossover(key: jax.Array, target: jax.Array, donor: jax.Array, crossover_rate=0.9) -> jax.Array:
     """DE's binomial crossover: each entry from ``donor`` with probability ``CR``, one forced entry per row."""
     check_rate("crossover_rate", crossover_rate)
-    n, d = target.shape
+    _c.array(target, "target", ndim=2, kind="n")
+    _c.array(donor, "donor", ndim=2, kind="n")
+    _pair("target", target, "donor", donor)
+    n, d = jnp.shape(target)
+    if d == 0:
+        raise ValueError("`target` has no variables (shape (N, 0)).")
     k1, k2 = jax.random.split(key)
     take = jax.random.bernoulli(k1, crossover_rate, (n, d))
     forced = jax.nn.one_hot(jax.random.randint(k2, (n,), 0, d), d, dtype=bool)
     return jnp.where(take | forced, donor, target)
 
 
-def _mutate_where(key, population, rate, draw):
+def _mutate_where(key, population, rate, draw, kind="n"):
     check_rate("rate", rate)
+    check_population(population, kind=kind)
     out = []
     leaves, treedef = jax.tree.flatten(population)
     for i, x in enumerate(leaves):
@@ -134,14 +173,14 @@ def gaussian_mutation(key: jax.Array, population: PyTree, rate=0.1, sigma=0.1, *
     def draw(k, x):
         y = x + sigma * jax.random.normal(k, x.shape, x.dtype)
         return jnp.clip(y, lo, hi) if lo is not None or hi is not None else y
-    return _mutate_where(key, population, rate, draw)
+    return _mutate_where(key, population, rate, draw, kind="f")
 
 
 def uniform_mutation(key: jax.Array, population: PyTree, rate=0.1, lo=0.0, hi=1.0) -> PyTree:
     """Each float entry is redrawn from ``U[lo, hi]`` with probability ``rate`` (``None``: the default 0.1)."""
     rate = 0.1 if rate is None else rate
     return _mutate_where(key, population, rate,
-                         lambda k, x: jax.random.uniform(k, x.shape, x.dtype, minval=lo, maxval=hi))
+                         lambda k, x: jax.random.uniform(k, x.shape, x.dtype, minval=lo, maxval=hi), kind="f")
 
 
 def categorical_mutation(key: jax.Array, population: jax.Array, rate, allowed: jax.Array) -> jax.Array:
@@ -153,8 +192,11 @@ def categorical_mutation(key: jax.Array, population: jax.Array, rate, allowed: j
     may equal the old one.
     """
     check_rate("rate", rate)
+    x = _c.array(population, "population", min_ndim=1, kind="i")
+    popsize(x)
+    allowed = _c.array(allowed, "allowed", min_ndim=1, kind="r")
+    _c.no_nan(allowed, "allowed")
     allowed = jnp.asarray(allowed, bool)
-    x = jnp.asarray(population)
     if allowed.shape[:-1] != x.shape[1:]:
         raise ValueError(f"`allowed` must be [{', '.join(map(str, x.shape[1:]))}, M], got shape {allowed.shape}.")
     k_hit, k_new = jax.random.split(key)
@@ -172,7 +214,7 @@ def drop(key: jax.Array, population: PyTree, rate, value=0.0) -> PyTree:
 def replace_fraction(key: jax.Array, population: PyTree, fresh: PyTree, fraction) -> PyTree:
     """Replace ``round(fraction * N)`` randomly chosen members by the members of ``fresh`` (same shape)."""
     check_rate("fraction", fraction)
-    n = popsize(population)
+    n = _pair("population", population, "fresh", fresh)
     count = jnp.round(jnp.asarray(fraction, jnp.float32) * n)
     take = jnp.argsort(jax.random.uniform(key, (n,))) < count
     return jax.tree.map(lambda x, f: jnp.where(take.reshape((n,) + (1,) * (x.ndim - 1)), f, x), population, fresh)
@@ -180,13 +222,16 @@ def replace_fraction(key: jax.Array, population: PyTree, fresh: PyTree, fraction
 
 def ranking_key(fitness: jax.Array, maximize: bool = False) -> jax.Array:
     """Minimisation key: ``fitness`` (or ``-fitness``), NaN mapped to ``+inf`` so it ranks last."""
-    f = -jnp.asarray(fitness) if maximize else jnp.asarray(fitness)
+    f = jnp.asarray(_c.array(fitness, "fitness", kind="r"))  # elementwise: any shape
+    if f.ndim and f.size == 0:
+        raise ValueError(f"`fitness` is empty (shape {f.shape}).")
+    f = -f if maximize else f
     return jnp.where(jnp.isnan(f), jnp.inf, f)
 
 
 def tournament_selection(key: jax.Array, fitness: jax.Array, num: int, size: int = 2) -> jax.Array:
     """Indices of ``num`` winners of ``size``-way tournaments (with replacement; lower fitness wins)."""
-    f = ranking_key(fitness)
+    f = ranking_key(check_fitness(fitness))
     n = f.shape[0]
     if not 1 <= int(size) <= n:
         raise ValueError(f"Tournament `size` must be in [1, {n}], got {size}.")
@@ -196,14 +241,20 @@ def tournament_selection(key: jax.Array, fitness: jax.Array, num: int, size: int
 
 def truncation_selection(fitness: jax.Array, num: int) -> jax.Array:
     """Indices of the ``num`` best (lowest) members, best first; ties keep the earlier index."""
-    return jnp.argsort(ranking_key(fitness), stable=True)[: int(num)]
+    return jnp.argsort(ranking_key(check_fitness(fitness)), stable=True)[: int(num)]
 
 
 def elitist_merge(population: PyTree, fitness: jax.Array, offspring: PyTree,
                   offspring_fitness: jax.Array) -> tuple[PyTree, jax.Array]:
     """(mu + lambda) survival: the best ``N`` of parents and offspring, best first (parents win ties)."""
-    n = fitness.shape[0]
-    allf = jnp.concatenate([fitness, offspring_fitness])
+    n = check_population(population, kind=None)
+    check_fitness(fitness, n=n)
+    m = check_population(offspring, "offspring", kind=None)
+    check_fitness(offspring_fitness, "offspring_fitness", n=m, of="offspring")
+    if jax.tree.structure(population) != jax.tree.structure(offspring) or any(
+            np.shape(p)[1:] != np.shape(o)[1:] for p, o in zip(jax.tree.leaves(population), jax.tree.leaves(offspring))):
+        raise ValueError("`population` and `offspring` must have the same structure and member shapes.")
+    allf = jnp.concatenate([jnp.asarray(fitness), jnp.asarray(offspring_fitness)])
     keep = truncation_selection(allf, n)
     pop = jax.tree.map(lambda p, o: jnp.concatenate([p, o])[keep], population, offspring)
     return pop, allf[keep]

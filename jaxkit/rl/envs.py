@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from jaxkit import _checks as _c
+
 __all__ = ["EnvState", "MountainCarContinuous", "SparseNavigate", "step_autoreset", "check_action"]
 
 
@@ -37,7 +39,7 @@ class EnvState:
 
 def check_action(env, action) -> jax.Array:
     """``action`` as float32 of shape ``(env.act_dim,)`` or a clear error (static shape check, fine under jit)."""
-    action = jnp.asarray(action, jnp.float32)
+    action = jnp.asarray(_c.array(action, "action", kind="r"), jnp.float32)
     if action.shape != (env.act_dim,):
         raise ValueError(f"`action` must have shape ({env.act_dim},) for {type(env).__name__}, got {action.shape}.")
     return action

@@ -30,6 +30,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
 from jaxkit.models import MLP
 
@@ -40,6 +41,7 @@ AGENTS = ("baseline", "fm", "mc", "gated")
 
 
 def _no_nan(name, x):
+    _c.array(x, name, kind="r")
     if is_concrete(x) and not np.all(np.isfinite(np.asarray(x, np.float64))):
         raise ValueError(f"`{name}` contains NaN or inf values; a reward must be finite.")
 
@@ -51,7 +53,8 @@ def _positive(name, v):
 
 def prediction_error(next_obs, predicted):
     """``e = (1/n) ||s' - s'_hat||^2`` over the last axis."""
-    next_obs, predicted = jnp.asarray(next_obs), jnp.asarray(predicted)
+    next_obs = jnp.asarray(_c.array(next_obs, "next_obs", min_ndim=1, kind="r"))
+    predicted = jnp.asarray(_c.array(predicted, "predicted", min_ndim=1, kind="r"))
     if next_obs.shape != predicted.shape:
         raise ValueError(f"`next_obs` {next_obs.shape} and `predicted` {predicted.shape} must have the same shape.")
     return jnp.mean((next_obs - predicted) ** 2, axis=-1)
@@ -100,6 +103,8 @@ def agent_reward(kind, r_fm, r_mc, eps_fm: float = 1.0, eps_mc: float = 1.0):
         if kind not in AGENTS:
             raise ValueError(f"`kind` must be one of {AGENTS}, got {kind!r}.")
         kind = AGENTS.index(kind)
+    else:
+        _c.array(kind, "kind", kind="i")
     gate(r_fm, r_mc, eps_fm, eps_mc)  # checks eps and NaN rewards
     a = eps_fm * jnp.tanh(jnp.asarray(r_fm, jnp.float32))
     b = eps_mc * jnp.tanh(jnp.asarray(r_mc, jnp.float32))

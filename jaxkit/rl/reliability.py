@@ -39,15 +39,17 @@ def _alpha(alpha):
 
 
 def _curves(curves, min_len=2):
-    c = jnp.asarray(curves, jnp.float32)
-    if c.ndim != 2 or c.shape[1] < min_len:
+    c = jnp.asarray(_c.array(curves, "curves", kind="r"), jnp.float32)
+    if c.ndim != 2 or c.shape[0] < 1 or c.shape[1] < min_len:
         raise ValueError(f"`curves` must be (runs, T) with T >= {min_len}, got shape {c.shape}.")
     return c
 
 
 def iqr(x, axis=None):
-    """Inter-quartile range ``q75 - q25`` (linear interpolation)."""
-    x = jnp.asarray(x, jnp.float32)
+    """Inter-quartile range ``q75 - q25`` (linear interpolation); NaN in ``x`` gives NaN."""
+    x = jnp.asarray(_c.array(x, "x", kind="r"), jnp.float32)
+    if x.size == 0:
+        raise ValueError(f"`x` is empty (shape {x.shape}).")
     return jnp.percentile(x, 75, axis=axis) - jnp.percentile(x, 25, axis=axis)
 
 
@@ -60,11 +62,15 @@ def cvar(x, alpha: float = 0.05, axis=None, tail: str = "lower"):
     below it (at or above it for ``"upper"``) -- with ties at the VaR, all of them count. NaN in ``x`` is an error
     when concrete and gives NaN inside a trace.
     """
+    return _cvar(x, alpha, axis, tail, "x")
+
+
+def _cvar(x, alpha, axis, tail, name):
     _alpha(alpha)
     if tail not in ("lower", "upper"):
         raise ValueError(f"`tail` must be 'lower' or 'upper', got {tail!r}.")
-    x = _c.array(x, "x", kind="r")
-    _c.no_nan(x, "x")
+    x = _c.array(x, name, kind="r")
+    _c.no_nan(x, name)
     x = jnp.asarray(x)
     x = x if jnp.issubdtype(x.dtype, jnp.floating) else x.astype(jnp.float32)
     if axis is None:
@@ -72,7 +78,7 @@ def cvar(x, alpha: float = 0.05, axis=None, tail: str = "lower"):
     x = jnp.moveaxis(x, axis, -1)
     n = x.shape[-1]
     if n == 0:
-        raise ValueError("`x` is empty along the CVaR axis.")
+        raise ValueError(f"`{name}` is empty along the CVaR axis.")
     q = float(alpha) if tail == "lower" else 1.0 - float(alpha)
     idx = q * (n - 1)
     lo = min(int(np.floor(idx)), n - 1)
@@ -115,10 +121,8 @@ def dispersion_across_runs(curves):
 
 def risk_across_runs(final, alpha: float = 0.05):
     """CVaR (lower tail) over runs of the final performance ``final`` (shape ``(runs,)``)."""
-    f = jnp.asarray(final, jnp.float32)
-    if f.ndim != 1:
-        raise ValueError(f"`final` must be a vector (one value per run), got shape {f.shape}.")
-    return cvar(f, alpha)
+    f = _c.array(final, "final", ndim=1, kind="r")
+    return _cvar(f, alpha, None, "lower", "final")
 
 
 def dispersion_across_time(curves, window: int):
@@ -134,10 +138,10 @@ def dispersion_across_time(curves, window: int):
 
 def short_term_risk_across_time(curves, alpha: float = 0.05):
     """CVaR (lower tail) of each run's first differences: ``(runs,)``; more negative = riskier."""
-    return cvar(detrend(curves), alpha, axis=1)
+    return _cvar(detrend(curves), alpha, 1, "lower", "curves")
 
 
 def long_term_risk_across_time(curves, alpha: float = 0.05):
     """CVaR (upper tail) of each run's drawdown: ``(runs,)``; larger = deeper declines."""
-    return cvar(drawdown(curves), alpha, axis=1, tail="upper")
+    return _cvar(drawdown(curves), alpha, 1, "upper", "curves")
 

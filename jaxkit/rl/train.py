@@ -38,6 +38,7 @@ from flax import struct
 
 from jaxkit import schedules
 from jaxkit.evolution.evaluate import pad_population
+from jaxkit.evolution.operators import popsize
 from jaxkit.rl import replay
 from jaxkit.rl.ddpg import DDPG, DDPGState
 from jaxkit.rl.envs import EnvState, step_autoreset
@@ -169,6 +170,9 @@ class Trainer:
 
 def kinds_index(names) -> np.ndarray:
     """Agent names (see :data:`AGENTS`) as the int32 indices :meth:`Trainer.run` takes."""
+    names = list(names)
+    if not names:
+        raise ValueError(f"`names` is empty; expected agent names from {AGENTS}.")
     bad = [n for n in names if n not in AGENTS]
     if bad:
         raise ValueError(f"unknown agent(s) {bad}; expected names from {AGENTS}.")
@@ -187,7 +191,7 @@ def place_runs(tree, devices=None):
     from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: PLC0415
 
     devices = list(jax.devices() if devices is None else devices)
-    n = int(jax.tree.leaves(tree)[0].shape[0])
+    n = popsize(tree, "tree")
     if len(devices) <= 1:
         return tree, n
     padded, _ = pad_population(tree, len(devices))
