@@ -100,6 +100,7 @@ def reorganise(args, method, model, state, graph, masks, ds, key):
     return {"params": params, "batch_stats": stats}, float(apply.factors(args.epochs)[max(apply.layers, key=apply.layers.get)])
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     cfg = common.parse_cfg(args.cfg)

@@ -37,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import common
-from jaxkit import evolution, prune
+from jaxkit import checkpoint, evolution, prune
 from jaxkit.prune import blend_search as bs
 
 
@@ -61,7 +61,8 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--stat-batches", type=int, default=4, help="batches for activation/gradient criteria")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--checkpoint", default=None, help="directory for resumable EA state (one sub-folder per seed)")
+    p.add_argument("--checkpoint", default=None, help="resume folder: pre-training, EA state, the generation-0 analysis and the final "
+                   "fine-tunes (one sub-folder per seed)")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default="results/blend_prune_digits")
     return p.parse_args(argv)
@@ -71,6 +72,7 @@ def accuracy(model, variables, x, y):
     return jnp.mean(jnp.argmax(model.apply(variables, x, train=False), -1) == y)
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     cfg = common.parse_cfg(args.cfg)
@@ -88,9 +90,15 @@ def main(argv=None):
     rows = {c: {"pruned": [], "finetuned": []} for c in prune.CRITERIA}
     rows["blended (EA)"] = {"pruned": [], "finetuned": []}
     base_acc, histories, factors, scatter = [], [], [], None
+    run_cfg = {k: v for k, v in vars(args).items() if k not in ("checkpoint", "no_progress", "out", "seeds")}
     for seed in args.seeds:
+        ck = os.path.join(args.checkpoint, f"seed{seed}") if args.checkpoint else None
+
+        def part(name, ck=ck):
+            return os.path.join(ck, name) if ck else None
+
         model, state = common.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
-                                           lr=args.pretrain_lr)
+                                           lr=args.pretrain_lr, checkpoint_dir=part("pretrain"))
         v = state.variables
         base_acc.append(float(accuracy(model, v, x_te, y_te)))
         graph = prune.build_graph(model, v, ds.train.x[:1])
@@ -111,16 +119,21 @@ def main(argv=None):
         fit0 = bs.finetune_fitness(model, graph, prob, epochs=0)
         seen = {}
 
-        def record(g, st, pop, f, seen=seen, fit0=fit0, v=v, data=data, key=key):
-            if g == 0:  # Fig. 3: accuracy right after pruning vs after the short fine-tune, random genes
-                seen["pruned"] = np.asarray(evolution.evaluate(fit0, pop, v, data, key))
-                seen["tuned"] = np.asarray(f)
+        seed_cfg = {**run_cfg, "seed": seed}
 
-        ckpt = os.path.join(args.checkpoint, f"seed{seed}") if args.checkpoint else None
+        def record(g, st, pop, f, seen=seen, fit0=fit0, v=v, data=data, key=key, part=part, seed_cfg=seed_cfg):
+            if g == 0:  # Fig. 3: accuracy right after pruning vs after the short fine-tune, random genes
+                seen.update(checkpoint.memo(part("generation0.json"), seed_cfg, lambda: {
+                    "pruned": np.asarray(evolution.evaluate(fit0, pop, v, data, key)).tolist(),
+                    "tuned": np.asarray(f).tolist()}, verbose=False))
+
         t = time.perf_counter()
         st, hist = evolution.optimize(ga, fit, jax.random.fold_in(key, 2), args.generations, v, data,
-                                      jax.random.fold_in(key, 3), params=gp, checkpoint_dir=ckpt,
-                                      progress=not args.no_progress, callback=record)
+                                      jax.random.fold_in(key, 3), params=gp, checkpoint_dir=part("ea"),
+                                      progress=not args.no_progress, callback=record, config=seed_cfg)
+        if "pruned" not in seen and ck:  # resumed after generation 0: its analysis was kept beside the checkpoint
+            seen.update(checkpoint.memo(part("generation0.json"), seed_cfg, dict, verbose=False))
+        seen = {k: np.asarray(v_) for k, v_ in seen.items()}
         print(f"  EA: {args.generations} generations x {args.popsize} genes in {time.perf_counter() - t:.1f} s; "
               f"best validation fitness {hist[-1]['best']:.4f} (generation 0 best {hist[0]['gen_best']:.4f})",
               flush=True)
@@ -128,23 +141,30 @@ def main(argv=None):
         if scatter is None and "pruned" in seen:
             scatter = seen
         # full fine-tune: top genes and every single criterion, all at once under vmap
-        top = jax.tree.map(lambda x: x[: args.top], st.population)
         singles = [bs.single_criterion_gene(prob, c) for c in prob.criteria]
-        genes = jax.tree.map(lambda t, *s: jnp.concatenate([t, jnp.stack(s)]), top, *singles)
-        tune = bs.masked_finetune(model, graph, prob, epochs=args.finetune_epochs, batch_size=args.batch_size,
-                                  learning_rate=args.finetune_lr)
-        tuned = bs.finetune_genes(tune, genes, v, (x_tr, y_tr), jax.random.fold_in(key, 4))  # compiled once
-        pruned = jax.vmap(lambda g: accuracy(model, bs.masked_finetune(model, graph, prob, epochs=0)(
-            g, v, (x_tr, y_tr), key), x_te, y_te))(genes)
-        acc_val = np.asarray(jax.vmap(lambda w: accuracy(model, w, x_val, y_val))(tuned))
-        acc_te = np.asarray(jax.vmap(lambda w: accuracy(model, w, x_te, y_te))(tuned))
+
+        def full_finetune(st=st, singles=singles, prob=prob, graph=graph, model=model, v=v, key=key):
+            top = jax.tree.map(lambda x: x[: args.top], st.population)
+            genes = jax.tree.map(lambda t, *s: jnp.concatenate([t, jnp.stack(s)]), top, *singles)
+            tune = bs.masked_finetune(model, graph, prob, epochs=args.finetune_epochs, batch_size=args.batch_size,
+                                      learning_rate=args.finetune_lr)
+            tuned = bs.finetune_genes(tune, genes, v, (x_tr, y_tr), jax.random.fold_in(key, 4))  # compiled once
+            pruned = jax.vmap(lambda g: accuracy(model, bs.masked_finetune(model, graph, prob, epochs=0)(
+                g, v, (x_tr, y_tr), key), x_te, y_te))(genes)
+            return {"pruned": np.asarray(pruned).tolist(),
+                    "acc_val": np.asarray(jax.vmap(lambda w: accuracy(model, w, x_val, y_val))(tuned)).tolist(),
+                    "acc_te": np.asarray(jax.vmap(lambda w: accuracy(model, w, x_te, y_te))(tuned)).tolist(),
+                    "factors": np.asarray(st.population["P"][: args.top]).tolist()}
+
+        final = checkpoint.memo(part("final.json"), seed_cfg, full_finetune)
+        pruned, acc_val, acc_te = (np.asarray(final[k]) for k in ("pruned", "acc_val", "acc_te"))
         best = int(np.argmax(acc_val[: args.top]))  # picked on validation, reported on test
         rows["blended (EA)"]["pruned"].append(float(pruned[best]))
         rows["blended (EA)"]["finetuned"].append(float(acc_te[best]))
         for i, c in enumerate(prob.criteria):
             rows[c]["pruned"].append(float(pruned[args.top + i]))
             rows[c]["finetuned"].append(float(acc_te[args.top + i]))
-        factors.append(np.asarray(st.population["P"][best]))
+        factors.append(np.asarray(final["factors"][best]))
         single_best = max(prob.criteria, key=lambda c: rows[c]["finetuned"][-1])
         print(f"  blended: test {acc_te[best]:.4f} (validation {acc_val[best]:.4f}); best single criterion "
               f"{single_best} {rows[single_best]['finetuned'][-1]:.4f}", flush=True)

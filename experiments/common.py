@@ -6,13 +6,19 @@ them, so ``import common`` works without installing anything extra.
 
 from __future__ import annotations
 
+import argparse
+import functools
 import json
 import os
 import platform
+import re
+import shutil
 import sys
 from collections.abc import Sequence
 
 import numpy as np
+
+from jaxkit.checkpoint import CheckpointError
 
 
 def print_config(args, extra: dict | None = None) -> dict:
@@ -68,9 +74,180 @@ def compilation_cache() -> str:
     return jax.config.jax_compilation_cache_dir
 
 
+_STAGING: dict[str, str] = {}  # staging folder -> the results folder it replaces files in (this process)
+
+
 def output_dir(path: str) -> str:
+    """Where a run writes its results: a staging folder beside ``path`` that :func:`experiment` moves into
+    ``path`` only when the run succeeds (a failed, interrupted or empty run leaves earlier results untouched).
+
+    Outside an :func:`experiment` (or for a folder inside a staging folder) it is ``path`` itself, created.
+    Checkpoints and per-run caches that must survive a failed run go to :func:`state_dir` instead.
+    """
+    path = os.path.abspath(path)
+    if not _ACTIVE or any(path == s or path.startswith(s + os.sep) for s in _STAGING):
+        os.makedirs(path, exist_ok=True)
+        return path
+    for staging, final in _STAGING.items():
+        if final == path:
+            return staging
+    staging = f"{path}.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    _STAGING[staging] = path
+    return staging
+
+
+def state_dir(*parts: str) -> str:
+    """A folder written in place (checkpoints, finished-run caches): what a later run resumes from."""
+    path = os.path.abspath(os.path.join(*parts))
     os.makedirs(path, exist_ok=True)
     return path
+
+
+_ACTIVE: list[str] = []
+
+
+def _commit() -> list[str]:
+    moved = []
+    for staging, final in list(_STAGING.items()):
+        for root, _, files in os.walk(staging):
+            dest = os.path.join(final, os.path.relpath(root, staging))
+            os.makedirs(dest, exist_ok=True)
+            for f in files:
+                os.replace(os.path.join(root, f), os.path.join(dest, f))
+                moved.append(os.path.join(dest, f))
+        shutil.rmtree(staging, ignore_errors=True)
+        del _STAGING[staging]
+    return moved
+
+
+def _discard() -> None:
+    for staging in list(_STAGING):
+        shutil.rmtree(staging, ignore_errors=True)
+        del _STAGING[staging]
+
+
+def _empty(result) -> bool:
+    return result is not None and hasattr(result, "__len__") and len(result) == 0
+
+
+def experiment(main):
+    """Decorator for an experiment's ``main(argv)``: results are staged (:func:`output_dir`) and moved into place
+    only when ``main`` returns a non-empty result; an exception, an empty result or Ctrl-C leaves earlier results
+    untouched. Ctrl-C ends with one line (exit status 130), an empty result with one line (status 1)."""
+
+    @functools.wraps(main)
+    def wrapped(argv=None):
+        _ACTIVE.append(main.__module__)
+        try:
+            result = main(argv)
+        except CheckpointError as e:  # another run's checkpoints, or none readable: one line, status 2
+            _discard()
+            print(f"{os.path.basename(sys.argv[0]) or 'experiment'}: error: {e}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            _discard()
+            print("\ninterrupted: earlier results are untouched; checkpoints are kept, so the same command resumes.",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
+        except BaseException:
+            _discard()
+            raise
+        finally:
+            _ACTIVE.pop()
+        if _empty(result):
+            _discard()
+            print("error: the run produced no results; earlier results are untouched.", file=sys.stderr, flush=True)
+            raise SystemExit(1)
+        for final in sorted(set(_STAGING.values())):
+            print(f"results: {final}", flush=True)
+        _commit()
+        return result
+
+    return wrapped
+
+
+# ------------------------------------------------------------------------------------------- command lines
+# Counts that must be >= 1 (everything else of type int must be >= 0; seeds may be any int >= 0).
+POSITIVE_INTS = {"epochs", "steps", "generations", "popsize", "trials", "iterations", "batch_size", "chunk", "bins",
+                 "samples", "sets", "sizes", "runs", "hidden", "pool", "per_class", "true_bins", "uap_steps",
+                 "uap_batch", "sim_samples", "pgd_steps", "n_theta", "n_profile", "noise_dim", "latent", "trees",
+                 "pretrain_epochs", "train_sets", "stat_batches", "window", "holdout", "size", "checkpoint_every",
+                 "min_iterations", "classes", "dims", "train_size", "pca", "top", "rare", "n_proj", "seeds"}
+# Floats that must be > 0, and those that must lie in [0, 1] (fractions, probabilities, pruning ratios).
+POSITIVE_FLOATS = {"lr", "pretrain_lr", "model_lr", "time_limit", "sigma", "tau", "temperature"}
+UNIT_FLOATS = {"ratio", "rate", "rates", "mutation_rate", "crossover_rate", "val_fraction", "test_size", "s_floor",
+               "s_warmup", "s"}
+
+
+def _int_type(name: str, minimum: int):
+    def parse(text: str) -> int:
+        try:
+            v = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {v}")
+        return v
+
+    parse.__name__ = "int"
+    return parse
+
+
+def _float_type(name: str):
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not np.isfinite(v):
+            raise argparse.ArgumentTypeError(f"must be finite, got {text}")
+        if name in POSITIVE_FLOATS and v <= 0:
+            raise argparse.ArgumentTypeError(f"must be > 0, got {v}")
+        if name in UNIT_FLOATS and not 0 <= v <= 1:
+            raise argparse.ArgumentTypeError(f"must lie in [0, 1], got {v}")
+        if name == "ratio" and v >= 1:  # a pruning ratio of 1 removes everything
+            raise argparse.ArgumentTypeError(f"must lie in [0, 1), got {v}")
+        if name not in UNIT_FLOATS and name not in POSITIVE_FLOATS and v < 0 and not _SIGNED.search(name):
+            raise argparse.ArgumentTypeError(f"must be >= 0, got {v}")
+        return v
+
+    parse.__name__ = "float"
+    return parse
+
+
+_SIGNED = re.compile(r"shift|bias|offset|angle")  # floats that may be negative
+
+
+class _Formatter(argparse.RawTextHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and every argument's default in ``--help``."""
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with jaxkit's rules: every default shown in ``--help``, and numbers validated by name before any
+    work (counts >= 1, other ints >= 0, floats finite, learning rates > 0, fractions in [0, 1]); a bad value exits
+    with status 2 and one line naming the flag."""
+
+    def __init__(self, description: str | None = None, **kw):
+        kw.setdefault("formatter_class", _Formatter)
+        super().__init__(description=description, **kw)
+
+    def add_argument(self, *names, **kw):
+        if names and names[0].startswith("-") and not kw.get("action"):
+            dest = kw.get("dest") or max(names, key=len).lstrip("-").replace("-", "_")
+            if kw.get("type") is int:
+                seedlike = "seed" in dest and not (dest == "seeds" and "nargs" not in kw)
+                kw["type"] = _int_type(dest, 1 if dest in POSITIVE_INTS and not seedlike else 0)
+            elif kw.get("type") is float:
+                kw["type"] = _float_type(dest)
+        if not kw.get("help"):
+            kw["help"] = "(default: %(default)s)"
+        return super().add_argument(*names, **kw)
+
+
+def parser(doc: str | None) -> Parser:
+    return Parser(doc)
 
 
 def pyplot():
@@ -115,10 +292,11 @@ def parse_cfg(text: str) -> tuple:
 
 
 
-def pretrain_vgg(ds, cfg, seed: int, *, epochs: int, batch_size: int, lr: float, batch_norm: bool = True):
+def pretrain_vgg(ds, cfg, seed: int, *, epochs: int, batch_size: int, lr: float, batch_norm: bool = True,
+                 checkpoint_dir: str | None = None):
     """Train ``VGG(cfg)`` with Adam (cosine decay) from ``jax.random.key(seed)``; returns ``(model, state)``.
 
-    The unpruned starting point shared by the pruning experiments.
+    The unpruned starting point shared by the pruning experiments (resumable with ``checkpoint_dir``).
     """
     import jax  # noqa: PLC0415
     import optax  # noqa: PLC0415
@@ -129,7 +307,8 @@ def pretrain_vgg(ds, cfg, seed: int, *, epochs: int, batch_size: int, lr: float,
     k_init, k_train = jax.random.split(jax.random.key(seed))
     steps = max(epochs * (len(ds.train) // batch_size), 1)
     state = models.create_train_state(k_init, model, ds.train.x[:1], optax.adam(optax.cosine_decay_schedule(lr, steps)))
-    state, _ = models.train(state, ds, key=k_train, epochs=epochs, batch_size=batch_size, progress=False)
+    state, _ = models.train(state, ds, key=k_train, epochs=epochs, batch_size=batch_size, progress=False,
+                            checkpoint_dir=checkpoint_dir, config={"lr": lr, "epochs": epochs})
     return model, state
 
 
@@ -160,7 +339,7 @@ def pretrain_parser(doc: str):
     """An argparse parser with the flags shared by the pruning experiments (data, VGG config, pre-training)."""
     import argparse  # noqa: PLC0415
 
-    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = parser(doc)
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--cfg", default="16,16,M,32,32,M", help="VGG config: conv widths and M for max-pool")

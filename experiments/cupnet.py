@@ -42,7 +42,7 @@ from jaxkit.prune import cupnet
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.parser(__doc__)
     p.add_argument("--samples", type=int, default=500, help="cups generated (paper: 9998)")
     p.add_argument("--k", type=int, default=9, help="process parameters (paper: 9)")
     p.add_argument("--n-theta", type=int, default=24, help="mesh points around the cup")
@@ -114,6 +114,7 @@ def forest(ds, args, seed):
     return r2(ds.test.y, pca.inverse_transform(rf.predict(ds.test.x)))
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     ds = jdata.make_cups(args.samples, k=args.k, n_theta=args.n_theta, n_profile=args.n_profile,

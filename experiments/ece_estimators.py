@@ -51,7 +51,7 @@ MODELS = ("logistic", "naive_bayes", "svc", "random_forest")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--classes", type=int, nargs="+", default=[2, 5])
     p.add_argument("--dims", type=int, nargs="+", default=[2, 5])
     p.add_argument("--datasets", type=int, default=1, help="data sets per (C, d)")
@@ -120,6 +120,7 @@ def estimate(probs, labels, setting, names=tuple(ESTIMATORS)):
     return {name: np.asarray(_estimator(name, setting)(probs, labels)) for name in names}
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     common.print_config(args)

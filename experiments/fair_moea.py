@@ -29,7 +29,6 @@ Interrupted runs resume from ``--out/checkpoints`` (finished runs are not redone
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -43,14 +42,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 from jaxkit import data, evolution as evo, fairness as fair  # noqa: E402
-from jaxkit.checkpoint import Checkpointer  # noqa: E402
+from jaxkit.checkpoint import Run, config_digest  # noqa: E402
 from jaxkit.evolution import moo  # noqa: E402
 
 VARIANT_NAMES = tuple(fair.VARIANTS)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--data", default="synthetic", choices=["synthetic", "german", "compas", "adult"])
     p.add_argument("--path", help="local data file (german.data, compas-scores-two-years.csv, adult.data)")
     p.add_argument("--test-path", help="adult.test, appended to adult.data")
@@ -75,6 +74,7 @@ def parse_args(argv=None):
     p.add_argument("--checkpoint-every", type=int, default=10, help="generations between checkpoints")
     p.add_argument("--full", action="store_true", help="paper budget: 500 generations, 15 trials")
     p.add_argument("--out", default="experiments/results/fair_moea")
+    p.add_argument("--restart", action="store_true", help="discard this configuration's checkpoints and start over")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.full:
@@ -126,7 +126,7 @@ def programs(args, variant, num_features, num_groups):
     return _PROGRAMS[k]
 
 
-def run_one(args, variant, trial, splits, num_groups, ckdir):
+def run_one(args, variant, trial, splits, num_groups, ckdir, config=None):
     """One NSGA-II run; returns its record (final and per-generation objectives). Resumes from ``ckdir``."""
     tr, va, te = splits
     train = (jnp.asarray(tr.x), jnp.asarray(tr.y))
@@ -135,12 +135,10 @@ def run_one(args, variant, trial, splits, num_groups, ckdir):
     nsga, fitness, test_objs = programs(args, variant, tr.x.shape[1], num_groups)
     key = jax.random.key(args.seed + trial)
     state = nsga.init(jax.random.fold_in(key, -1 % 2**31))
-    hist = {"test": [], "val": []}
-    ckpt = Checkpointer(ckdir, max_to_keep=1)
-    if ckpt.latest_step() is not None:
-        state, meta = ckpt.restore(state)
-        state = jax.tree.map(jnp.asarray, state)
-        hist = meta["history"]
+    run = Run(ckdir, state, {"run": config, "variant": variant, "trial": trial}, total=args.generations,
+              what="generation", overwrite=args.restart, verbose=not args.no_progress)
+    state = jax.tree.map(jnp.asarray, run.state)
+    hist = run.metadata.get("history", {"test": [], "val": []})
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     start = len(hist["test"])
@@ -153,8 +151,8 @@ def run_one(args, variant, trial, splits, num_groups, ckdir):
         hist["val"].append(np.asarray(state.objectives).tolist())
         bar.set_postfix(front=int(np.sum(np.asarray(state.rank) == 0)))
         if (g + 1) % args.checkpoint_every == 0 or g + 1 == args.generations:
-            ckpt.save(g, state, {"history": hist})
-    ckpt.close()
+            run.save(g + 1, state, {"history": hist})
+    run.close()
     probs = jax.vmap(lambda p: fair.predict_proba(p, test[0]))(state.population)
     acc = np.asarray(jnp.mean((probs > 0.5) == (test[1] > 0), axis=1))
     return {"variant": variant, "trial": trial, "test": hist["test"], "val": hist["val"], "test_accuracy": acc.tolist()}
@@ -274,6 +272,7 @@ def report(args, runs, out):
     return res
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     d = load(args)
@@ -285,9 +284,9 @@ def main(argv=None):
     out = common.output_dir(args.out)
     # runs and checkpoints are keyed by everything that changes a run's numbers
     keep = {k: v for k, v in vars(args).items() if k not in ("out", "no_progress", "trials", "variants",
-                                                             "checkpoint_every", "full")}
-    tag = hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]
-    runs_dir = common.output_dir(os.path.join(out, "runs", tag))
+                                                             "checkpoint_every", "full", "restart")}
+    tag = config_digest(keep, 10)
+    runs_dir = common.state_dir(args.out, "runs", tag)  # finished runs: kept even if this invocation fails
     runs, t0 = [], time.time()
     for v in args.variants:
         for t in range(args.trials):
@@ -299,8 +298,8 @@ def main(argv=None):
                     runs.append(rec)
                     continue
             t1 = time.time()
-            rec = run_one(args, v, t, splits, num_groups, os.path.abspath(os.path.join(out, "checkpoints", tag,
-                                                                                        f"F_{v}_trial{t}")))
+            rec = run_one(args, v, t, splits, num_groups, os.path.abspath(os.path.join(args.out, "checkpoints", tag,
+                                                                                        f"F_{v}_trial{t}")), keep)
             with open(path, "w") as fh:
                 json.dump(rec, fh)
             runs.append(rec)

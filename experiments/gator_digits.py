@@ -65,7 +65,7 @@ PAPER_DECAY = {"pretrain": (0.5, 0.75), "gated": (2 / 3,), "finetune": (0.5, 0.7
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.parser(__doc__)
     p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
                    help="set the defaults of a paper recipe (explicit flags still win)")
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
@@ -173,6 +173,7 @@ def l1_masks_at(graph, variables, names, target_macs):
     return prune.channel_masks(all_s, ratio=lo)
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     ds = common.load_dataset(args.dataset, args.data_dir)

@@ -42,7 +42,7 @@ KINDS = ("T1", "T2", "T3", "T4")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (pixels scaled to [0, 1])")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--widths", default="16,32", help="SmallCNN conv widths (the last one is manipulated)")
@@ -140,6 +140,7 @@ def run_seed(args, ds, seed):
     return out, grids
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     ds = common.load_dataset(args.dataset, args.data_dir)

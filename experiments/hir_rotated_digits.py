@@ -64,7 +64,7 @@ class CCSANet(nn.Module):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' (8x8) or 'tfds:mnist' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--angles", type=float, nargs="+", default=[0, 15, 30, 45, 60, 75])
@@ -169,6 +169,7 @@ def table(acc, title):
     return common.format_table(["method"] + names + ["average"], rows, title)
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     dom = load(args)

@@ -41,7 +41,7 @@ from jaxkit import anomaly, data, gan
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.parser(__doc__)
     p.add_argument("--scene", default="synthetic", help="'synthetic' or a path to a real scene")
     p.add_argument("--cube-key", default="cube", help="array name of the cube in .npz/.mat scenes")
     p.add_argument("--size", type=int, default=128, help="synthetic scene side (pixels)")
@@ -66,7 +66,9 @@ def parse_args(argv=None):
     p.add_argument("--chunk", type=int, default=4096, help="pixels per recreation-cost chunk")
     p.add_argument("--local-rx", default="3,11", help="inner,outer window of local RX")
     p.add_argument("--gmm-components", type=int, default=6)
-    p.add_argument("--checkpoint-dir", default=None)
+    p.add_argument("--checkpoint-dir", default=None, help="resume from / save to DIR (a different configuration "
+                   "there is an error; see --restart)")
+    p.add_argument("--restart", action="store_true", help="discard the checkpoints in --checkpoint-dir first")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
@@ -92,16 +94,15 @@ def train_gan(args, x_train: np.ndarray, generator, critic, eval_fn, progress: b
     ca = lambda p, x: critic.apply({"params": p}, x)  # noqa: E731
     step = gan.make_train_step(ga, ca, g_tx, d_tx, noise_dim=args.noise_dim, n_critic=preset.n_critic,
                                lambda_gp=args.lambda_gp, order=preset.order, one_sided=args.one_sided)
-    history, start, ckpt = [], 0, None
-    if args.checkpoint_dir:
-        from jaxkit.checkpoint import Checkpointer  # noqa: PLC0415
+    from jaxkit.checkpoint import Run  # noqa: PLC0415
 
-        ckpt = Checkpointer(args.checkpoint_dir)
-        if ckpt.latest_step() is not None:
-            leaves, meta = ckpt.restore(state)
-            state = jax.tree.map(jnp.asarray, leaves)
-            start, history = int(meta["iteration"]), list(meta["history"])
-            print(f"resumed from {args.checkpoint_dir} at iteration {start}", flush=True)
+    config = {k: v for k, v in vars(args).items() if k not in ("out", "no_progress", "checkpoint_dir", "restart",
+                                                               "checkpoint_every")}
+    run = Run(args.checkpoint_dir, state, {**config, "data": x_train}, total=args.iterations, what="iteration",
+              overwrite=args.restart)
+    state = jax.tree.map(jnp.asarray, run.state)
+    start, history = run.start, list(run.metadata.get("history", []))
+    ckpt = args.checkpoint_dir
     xs = jnp.asarray(x_train)
     sample = jax.jit(lambda k: xs[jax.random.randint(k, (preset.n_critic, args.batch_size), 0, xs.shape[0])])
     bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="WGAN-GP", unit="it",
@@ -124,15 +125,14 @@ def train_gan(args, x_train: np.ndarray, generator, critic, eval_fn, progress: b
                 history.append(rec)
                 print(f"\n  iteration {it + 1}: W {rec['wasserstein']:.4f}  gp {rec['gp']:.4f}  "
                       f"critic AUC {rec['critic_auc']:.3f}", flush=True)
-                if ckpt is not None:
-                    ckpt.save(it + 1, state, {"iteration": it + 1, "history": history})
+                run.save(it + 1, state, {"history": history})
     finally:
         bar.close()
-        if ckpt is not None:
-            ckpt.close()
+        run.close()
     return state, history
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     if args.thorough:

@@ -43,7 +43,7 @@ METHODS = ("CE", "weighted CE", "balanced sampling", "CB focal", "injection")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--imbalance", type=float, default=50.0, help="largest / smallest class size")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--hidden", type=int, default=128)
@@ -59,6 +59,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     d = data.load_digits(seed=0, images=False)

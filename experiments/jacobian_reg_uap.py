@@ -60,7 +60,7 @@ class LeNet(nn.Module):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (pixels scaled to [0, 1])")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -137,6 +137,7 @@ def evaluate(args, ds, model, params, seed):
     return {"error": clean_err, "uer": uer, "tsr": tsr, "similarity": pairs}
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     ds = common.load_dataset(args.dataset, args.data_dir)

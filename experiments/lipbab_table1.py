@@ -37,7 +37,7 @@ PS = (1, 2, np.inf)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.parser(__doc__)
     p.add_argument("--sources", default="golden,trained", help="comma list of golden, trained")
     p.add_argument("--nets", default=",".join(ARCHS), help="comma list of network names")
     p.add_argument("--golden-dir", default=None,
@@ -93,6 +93,7 @@ def run_net(params, box, args, label):
     return rows, curves
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     gdir = args.golden_dir

@@ -65,7 +65,7 @@ class NormCNN(nn.Module):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--widths", default="16,32", help="conv widths (each block halves the resolution)")
@@ -92,6 +92,7 @@ def trainer(model, tx, ds, batch_size, bn):
     return common.make_epoch(common.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=batch_size)
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     ds = common.load_dataset(args.dataset, args.data_dir)

@@ -30,7 +30,7 @@ from jaxkit import models, prune
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.parser(__doc__)
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--cfg", default="16,16,M,32,32,M")
@@ -47,6 +47,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     cfg = common.parse_cfg(args.cfg)

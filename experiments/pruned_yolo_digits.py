@@ -126,6 +126,7 @@ def run(args, method, ds, model, cfg, state, seed):
     return records
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     cfg = common.parse_cfg(args.cfg)

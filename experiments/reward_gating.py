@@ -28,7 +28,6 @@ Interrupted runs resume from ``--out/checkpoints`` (chunks of ``--chunk`` steps)
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -42,14 +41,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 from jaxkit import rl  # noqa: E402
-from jaxkit.checkpoint import Checkpointer  # noqa: E402
+from jaxkit.checkpoint import Run, config_digest  # noqa: E402
 from jaxkit.rl import reliability as rel  # noqa: E402
 
 NAMES = {"baseline": "Baseline", "fm": "FM", "mc": "MC", "gated": "gated MC"}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--env", default="mountaincar", choices=["mountaincar", "navigate"])
     p.add_argument("--agents", nargs="+", default=list(rl.AGENTS), choices=rl.AGENTS)
     p.add_argument("--seeds", type=int, default=15, help="runs per agent (paper: 15)")
@@ -70,6 +69,7 @@ def parse_args(argv=None):
     p.add_argument("--chunk", type=int, default=5_000, help="steps per compiled call / checkpoint")
     p.add_argument("--full", action="store_true", help="100k steps per run (the paper's length is not printed)")
     p.add_argument("--out", default="experiments/results/reward_gating")
+    p.add_argument("--restart", action="store_true", help="discard this configuration's checkpoints and start over")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.full:
@@ -124,16 +124,12 @@ def accumulate(hist, logs, start, args):
     return hist
 
 
-def train(args, trainer, kinds, keys, ckdir):
+def train(args, trainer, kinds, keys, ckdir, config=None):
     n = len(kinds)
-    states = trainer.init_many(keys)
-    hist = empty_history(n, args.bins)
-    ckpt = Checkpointer(ckdir, max_to_keep=1)
-    if ckpt.latest_step() is not None:
-        states, meta = ckpt.restore(states)
-        states = jax.tree.map(jnp.asarray, states)
-        hist = meta["history"]
-        print(f"resumed at step {hist['steps_done']} from {ckdir}")
+    run = Run(ckdir, trainer.init_many(keys), {"run": config, "kinds": kinds, "keys": keys}, total=args.steps,
+              what="step", overwrite=args.restart)
+    states = jax.tree.map(jnp.asarray, run.state)
+    hist = run.metadata.get("history", empty_history(n, args.bins))
     placed, _ = rl.place_runs(states)
     kinds_p, _ = rl.place_runs(jnp.asarray(kinds))
     from tqdm.auto import tqdm  # noqa: PLC0415
@@ -146,11 +142,11 @@ def train(args, trainer, kinds, keys, ckdir):
         logs = jax.tree.map(lambda x: np.asarray(x)[:n], logs)
         hist = accumulate(hist, logs, start, args)
         hist["diverged"] = np.asarray(placed.diverged)[:n].tolist()
-        ckpt.save(hist["steps_done"], jax.tree.map(lambda x: x[:n], placed), {"history": hist})
+        run.save(hist["steps_done"], jax.tree.map(lambda x: x[:n], placed), {"history": hist})
         bar.update(args.chunk)
         bar.set_postfix(successes=int(np.sum(hist["successes"])))
     bar.close()
-    ckpt.close()
+    run.close()
     return hist
 
 
@@ -228,6 +224,7 @@ def plots(args, res, out):
         common.save_figure(fig, out, "reliability.png")
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     agent_of_run = [a for a in args.agents for _ in range(args.seeds)]
@@ -237,10 +234,10 @@ def main(argv=None):
     trainer = make_trainer(args)
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
     kinds = rl.kinds_index(agent_of_run)
-    keep = {k: v for k, v in vars(args).items() if k not in ("out", "no_progress", "chunk", "full")}
-    tag = hashlib.sha1(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    keep = {k: v for k, v in vars(args).items() if k not in ("out", "no_progress", "chunk", "full", "restart")}
+    tag = config_digest(keep, 10)
     t0 = time.time()
-    hist = train(args, trainer, kinds, keys, os.path.abspath(os.path.join(out, "checkpoints", tag)))
+    hist = train(args, trainer, kinds, keys, common.state_dir(args.out, "checkpoints", tag), keep)
     dt = time.time() - t0
     print(f"{len(seeds)} runs x {args.steps} steps in {dt:.1f} s "
           f"({len(seeds) * args.steps / max(dt, 1e-9):.0f} run-steps/s)\n")

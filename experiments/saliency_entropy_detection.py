@@ -38,7 +38,7 @@ ATTACKS = ("fgsm", "pgd")
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (pixels scaled to [0, 1])")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--widths", default="16,32")
@@ -102,6 +102,7 @@ def run_seed(args, ds, seed):
     return out, grid
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     ds = common.load_dataset(args.dataset, args.data_dir)

@@ -42,7 +42,7 @@ METHODS = ("one-hot", "temperature scaling", "uniform LS", "L1 similarity LS", "
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=32)
@@ -102,6 +102,7 @@ def metrics(probs, y):
             "ECE_d Gaussian": float(cal.ece_kde(probs, y))}
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     common.print_config(args, {"methods": list(METHODS)})

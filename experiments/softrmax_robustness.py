@@ -46,7 +46,7 @@ TASKS = {"3v7": (3, 7), "all": None}
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (pixels scaled to [0, 1])")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -131,6 +131,7 @@ def evaluate(args, ds, model, head, params, sub_params):
     return r
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     base = common.load_dataset(args.dataset, args.data_dir)

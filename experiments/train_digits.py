@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import os
 import time
 
@@ -29,7 +30,7 @@ from jaxkit import models
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = common.parser(__doc__)
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline; see --data-dir)")
     p.add_argument("--data-dir", default=None, help="TFDS data_dir for --dataset tfds:NAME")
     p.add_argument("--cfg", default="16,16,M,32,32,M", help="VGG config: conv widths and M for max-pool")
@@ -40,10 +41,12 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--out", default="results/train_digits")
     p.add_argument("--checkpoint-dir", default=None, help="resume from / save to DIR/seed_<s>")
+    p.add_argument("--restart", action="store_true", help="discard the checkpoints in --checkpoint-dir first")
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     cfg = common.parse_cfg(args.cfg)
@@ -61,12 +64,16 @@ def main(argv=None):
         ckpt = os.path.join(args.checkpoint_dir, f"seed_{seed}") if args.checkpoint_dir else None
         t0 = time.perf_counter()
         state, hist = models.train(state, ds, key=train_key, epochs=args.epochs, batch_size=args.batch_size,
-                                   checkpoint_dir=ckpt, progress=not args.no_progress)
+                                   checkpoint_dir=ckpt, progress=not args.no_progress, overwrite=args.restart,
+                                   config={"lr": args.lr, "epochs": args.epochs, "dataset": args.dataset})
         print(f"seed {seed}: test accuracy {hist[-1]['test_accuracy']:.4f} "
               f"({time.perf_counter() - t0:.1f} s, {sum(x.size for x in jax.tree.leaves(state.params))} params)",
               flush=True)
         histories.append(hist)
     seconds = time.perf_counter() - t_all
+    if not all(np.isfinite(h[-1]["train_loss"]) for h in histories):
+        print("error: the training loss is not finite (diverged); earlier results are untouched.", file=sys.stderr)
+        raise SystemExit(1)
 
     keys = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
     curves = {k: np.array([[r[k] for r in h] for h in histories]) for k in keys}  # [seeds, epochs]

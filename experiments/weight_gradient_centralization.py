@@ -40,7 +40,7 @@ VARIANTS = {"baseline": (None, False), "WC": ("center", False), "GC": (None, Tru
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
+    p = common.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--cfg", default="16,M,32,M", help="VGG config (conv widths, M = max-pool)")
@@ -90,6 +90,7 @@ def run(args, ds, variant, bn):
     return accs
 
 
+@common.experiment
 def main(argv=None):
     args = parse_args(argv)
     ds = common.load_dataset(args.dataset, args.data_dir)

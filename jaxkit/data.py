@@ -26,6 +26,8 @@ from collections.abc import Iterator, Sequence
 import jax
 import numpy as np
 
+from jaxkit import _checks as _c
+
 __all__ = [
     "Split",
     "Dataset",
@@ -102,7 +104,7 @@ class Dataset:
 
 
 def _check_test_size(test_size: float) -> None:
-    if not 0.0 < float(test_size) < 1.0:
+    if not 0.0 < _c.number(test_size, "test_size") < 1.0:
         raise ValueError(f"`test_size` must lie in (0, 1), got {test_size}.")
 
 
@@ -130,6 +132,7 @@ def _split(name, x, y, test_size, seed, standardize) -> Dataset:
 def select_classes(ds: Dataset, classes: Sequence[int], name: str | None = None) -> Dataset:
     """The examples of ``classes`` only, relabelled ``0..len(classes)-1`` in the given order (e.g. ``(3, 7)``
     for the 3-vs-7 task)."""
+    classes = _c.array(np.asarray(classes), "classes", ndim=1, kind="i")
     classes = [int(c) for c in classes]
     if len(set(classes)) != len(classes) or len(classes) < 2:
         raise ValueError(f"`classes` must be >= 2 distinct labels, got {classes}.")
@@ -217,6 +220,8 @@ def make_classification(
 
 def num_batches(n: int, batch_size: int, drop_remainder: bool = False) -> int:
     """How many batches :func:`batches` yields for ``n`` rows."""
+    n = _c.positive_int(n, "n", minimum=0)
+    batch_size = _c.positive_int(batch_size, "batch_size")
     return n // batch_size if drop_remainder else math.ceil(n / batch_size)
 
 
@@ -237,8 +242,9 @@ def batches(
         raise ValueError("`batches` needs at least one array.")
     n = len(arrays[0])
     for i, a in enumerate(arrays):
-        if len(a) != n:
-            raise ValueError(f"`batches`: array {i} has {len(a)} rows, array 0 has {n}.")
+        if np.ndim(a) == 0 or len(a) != n:
+            raise ValueError(f"`arrays`: array {i} has {len(a) if np.ndim(a) else 'no'} rows, array 0 has {n}; "
+                             f"batches need aligned rows.")
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
     order = np.arange(n) if key is None else np.asarray(jax.random.permutation(key, n))
@@ -356,6 +362,9 @@ def cup_reference(n_theta: int = 24, n_profile: int = 10, *, radius: float = 30.
     """
     if int(n_theta) < 3 or int(n_profile) < 3:
         raise ValueError(f"`n_theta` and `n_profile` must be >= 3, got {n_theta}, {n_profile}.")
+    radius = _c.number(radius, "radius", lo=0.0, lo_open=True)
+    height = _c.number(height, "height", lo=0.0, lo_open=True)
+    flange = _c.number(flange, "flange", lo=0.0)
     theta = np.repeat(np.linspace(0, 2 * np.pi, int(n_theta), endpoint=False), int(n_profile))
     t = np.tile((np.arange(int(n_profile)) + 0.5) / int(n_profile), int(n_theta))
     seg = np.clip(t * 3, 0, 3)
@@ -391,8 +400,7 @@ def make_cups(n_samples: int = 1000, *, k: int = 5, n_theta: int = 24, n_profile
     if int(n_samples) < 2:
         raise ValueError(f"`n_samples` must be >= 2, got {n_samples}.")
     _check_test_size(test_size)
-    if noise < 0:
-        raise ValueError(f"`noise` must be >= 0, got {noise}.")
+    noise = _c.number(noise, "noise", lo=0.0)
     rng = np.random.default_rng(int(seed))
     ref, theta, t = cup_reference(n_theta, n_profile)
     p = np.full((int(n_samples), len(CUP_PARAMS)), 0.5)
@@ -476,9 +484,9 @@ class HyperspectralScene:
 
 def check_cube(cube, bands: int | None = None) -> np.ndarray:
     """Validate a cube: ``[H, W, B]``, finite, non-negative (and ``bands`` bands)."""
-    c = np.asarray(cube)
-    if c.ndim != 3:
-        raise ValueError(f"`cube` must be [H, W, B], got shape {c.shape}.")
+    c = np.asarray(_c.array(np.asarray(cube), "cube", ndim=3, kind="r"))
+    if 0 in c.shape:
+        raise ValueError(f"`cube` is empty (shape {c.shape}).")
     if bands is not None and c.shape[-1] != bands:
         raise ValueError(f"`cube` has {c.shape[-1]} bands, expected {bands}.")
     if not np.all(np.isfinite(c)):
@@ -542,6 +550,7 @@ def make_hyperspectral_scene(height: int = 128, width: int = 128, *, bands: int 
         raise ValueError(f"the scene must be at least 32 x 32 pixels, got {h} x {w}.")
     if int(bands) < 4:
         raise ValueError(f"`bands` must be >= 4, got {bands}.")
+    noise = _c.number(noise, "noise", lo=0.0)
     rng = np.random.default_rng(int(seed))
     wl = np.linspace(0.41, 0.98, int(bands))
     em = _endmembers(wl)
@@ -647,9 +656,9 @@ def scale_cube(cube, mode: str = "sqrt_radiance") -> np.ndarray:
 
 def pixel_windows(cube, window: int = 1, index: np.ndarray | None = None) -> np.ndarray:
     """``[N, B, W, W]`` windows around pixels (row-major, or the flat ``index`` given); edges reflect."""
-    c = np.asarray(cube)
-    if c.ndim != 3:
-        raise ValueError(f"`cube` must be [H, W, B], got shape {c.shape}.")
+    c = np.asarray(_c.array(np.asarray(cube), "cube", ndim=3, kind="r"))  # scaled cubes may be negative
+    if 0 in c.shape:
+        raise ValueError(f"`cube` is empty (shape {c.shape}).")
     w = int(window)
     if w < 1 or w % 2 == 0:
         raise ValueError(f"`window` must be an odd integer >= 1, got {window}.")
@@ -684,7 +693,7 @@ def window_split(scene: HyperspectralScene, window: int = 1, *, seed: int = 0, v
     has_outer = maximum_filter(outer, size=w, mode="reflect").ravel()
     bg = np.flatnonzero(~has_inner & ~has_outer)
     bg = bg[np.random.default_rng(int(seed)).permutation(len(bg))]
-    n_val = int(round(val_fraction * len(bg)))
+    n_val = int(round(_c.number(val_fraction, "val_fraction", lo=0.0, hi=1.0, hi_open=True) * len(bg)))
     return {"train": bg[n_val:], "val": bg[:n_val], "anomaly": np.flatnonzero(has_inner)}
 
 
@@ -699,33 +708,26 @@ def load_scene(path: str, *, inner=None, outer=None, cube_key: str = "cube") -> 
     file; a scene without masks gets zero targets.
     """
     ext = os.path.splitext(path)[1].lower()
-    stored: dict = {}
-    if ext == ".npy":
-        cube = np.load(path)
-    elif ext in (".npz", ".mat"):
-        if ext == ".npz":
-            with np.load(path) as f:
-                stored = {k: f[k] for k in f.files}
-        else:
-            from scipy.io import loadmat  # noqa: PLC0415
-
-            stored = {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
-        if cube_key not in stored:
-            raise ValueError(f"{path} has no array {cube_key!r} (found {sorted(stored)}); pass `cube_key`.")
-        cube = stored[cube_key]
-    elif ext == ".hdr":
-        cube = _read_envi(path)
-    elif ext in (".tif", ".tiff"):
-        try:
-            import tifffile  # noqa: PLC0415
-        except ImportError as e:
-            raise ImportError("reading GeoTIFF needs `pip install tifffile`.") from e
-        cube = tifffile.imread(path)
-        if cube.ndim == 3 and cube.shape[0] < min(cube.shape[1:]):
-            cube = np.moveaxis(cube, 0, -1)  # bands first -> last
-    else:
+    if ext not in (".npy", ".npz", ".mat", ".hdr", ".tif", ".tiff"):
         raise ValueError(f"unsupported scene format {ext!r}: use .npy, .npz, .mat, ENVI .hdr or GeoTIFF.")
-    cube = check_cube(np.asarray(cube, np.float32))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"scene file {path} does not exist.")
+    try:
+        cube, stored = _read_scene_file(path, ext, cube_key)
+    except Exception as e:  # noqa: BLE001 -- numpy / scipy / tifffile each raise their own types
+        if isinstance(e, (FileNotFoundError, ImportError)) or str(e).startswith(str(path)):
+            raise
+        why = (str(e).splitlines() or [""])[0][:150]
+        if "pickle" in why:
+            why = "not a plain numeric array file (it holds pickled objects, which jaxkit never loads)"
+        expected = {".npy": "a NumPy .npy array [H, W, B]", ".npz": f"a NumPy .npz archive with {cube_key!r}",
+                    ".mat": f"a MATLAB .mat file with {cube_key!r}", ".hdr": "an ENVI header beside its binary file",
+                    ".tif": "a GeoTIFF", ".tiff": "a GeoTIFF"}[ext]
+        raise ValueError(f"{path} cannot be read as {expected}: {why}") from None
+    try:
+        cube = check_cube(np.asarray(cube, np.float32))
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"{path}: {e} (a scene is a cube [H, W, B] of radiances >= 0)") from None
     h, w, _ = cube.shape
 
     def mask(v, name):
@@ -740,6 +742,34 @@ def load_scene(path: str, *, inner=None, outer=None, cube_key: str = "cube") -> 
         o_m = i_m
     return HyperspectralScene(cube=cube, inner=i_m, outer=o_m,
                               target_names=tuple(f"T{i + 1}" for i in range(len(i_m))))
+
+
+def _read_scene_file(path, ext, cube_key):
+    stored: dict = {}
+    if ext == ".npy":
+        cube = np.load(path, allow_pickle=False)
+    elif ext in (".npz", ".mat"):
+        if ext == ".npz":
+            with np.load(path, allow_pickle=False) as f:
+                stored = {k: f[k] for k in f.files}
+        else:
+            from scipy.io import loadmat  # noqa: PLC0415
+
+            stored = {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
+        if cube_key not in stored:
+            raise ValueError(f"{path} has no array {cube_key!r} (found {sorted(stored)}); pass `cube_key`.")
+        cube = stored[cube_key]
+    elif ext == ".hdr":
+        cube = _read_envi(path)
+    else:
+        try:
+            import tifffile  # noqa: PLC0415
+        except ImportError as e:
+            raise ImportError("reading GeoTIFF needs `pip install tifffile`.") from e
+        cube = tifffile.imread(path)
+        if cube.ndim == 3 and cube.shape[0] < min(cube.shape[1:]):
+            cube = np.moveaxis(cube, 0, -1)  # bands first -> last
+    return cube, stored
 
 
 _ENVI_DTYPES = {1: "u1", 2: "i2", 3: "i4", 4: "f4", 5: "f8", 12: "u2", 13: "u4", 14: "i8", 15: "u8"}
@@ -862,6 +892,9 @@ def make_fair_tabular(n: int = 3000, *, num_features: int = 8, group_sizes: Sequ
     """
     if int(n) < 10:
         raise ValueError(f"`n` must be >= 10, got {n}.")
+    shift = _c.number(shift, "shift")
+    label_bias = _c.number(label_bias, "label_bias")
+    noise = _c.number(noise, "noise", lo=0.0)
     if any(int(c) < 1 for c in group_sizes) or not group_sizes:
         raise ValueError(f"`group_sizes` must be one or more positive ints, got {tuple(group_sizes)}.")
     rng = np.random.default_rng(int(seed))
@@ -1071,7 +1104,11 @@ def make_rotated_digits(angles=(0, 15, 30, 45, 60, 75), per_class: int = 100, *,
         d = load_digits(seed=0, test_size=0.2)
         x = np.concatenate([d.train.x, d.test.x])
         y = np.concatenate([d.train.y, d.test.y])
-    x = np.asarray(x, np.float32)
+    x = np.asarray(_c.array(np.asarray(x), "x", ndim=(3, 4), kind="r", nonempty=True), np.float32)
+    _c.finite(x, "x")
+    y = _c.labels(np.asarray(y), "y")
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"`y` must hold one label per image of `x` ({len(x)}), got shape {np.shape(y)}.")
     y = np.asarray(y).astype(np.int32)
     if x.ndim == 3:
         x = x[..., None]
@@ -1104,7 +1141,7 @@ def domain_batch_sampler(labels, num_classes: int, per_class: int, num_domains: 
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    y = np.asarray(labels)
+    y = np.asarray(_c.labels(_c.array(np.asarray(labels), "labels", ndim=1, nonempty=True), "labels", num_classes))
     counts = np.bincount(y, minlength=num_classes)
     if counts.min() != counts.max():
         raise ValueError(f"`labels` must have equally many images per class, got counts {counts.tolist()}.")
@@ -1139,7 +1176,9 @@ def make_imbalanced(split: Split, imbalance: float = 100.0, *, seed: int = 0) ->
     """
     if not float(imbalance) >= 1:
         raise ValueError(f"`imbalance` must be >= 1 (largest / smallest class), got {imbalance}.")
-    y = np.asarray(split.y)
+    y = np.asarray(_c.labels(_c.array(np.asarray(split.y), "y", ndim=1, nonempty=True), "y"))
+    if len(split.x) != len(y):
+        raise ValueError(f"`x` and `y` must have the same number of rows, got {len(split.x)} and {len(y)}.")
     classes = np.unique(y)
     c = len(classes)
     n_max = int(min(np.sum(y == k) for k in classes))
@@ -1159,7 +1198,8 @@ def balanced_sampler(labels, num_classes: int | None = None):
     import jax  # noqa: PLC0415
     import jax.numpy as jnp  # noqa: PLC0415
 
-    y = np.asarray(labels).astype(np.int64)
+    y = np.asarray(_c.labels(_c.array(np.asarray(labels), "labels", ndim=1, nonempty=True), "labels",
+                             num_classes)).astype(np.int64)
     c = int(num_classes if num_classes is not None else y.max() + 1)
     counts = np.bincount(y, minlength=c)
     if np.any(counts == 0):
@@ -1184,7 +1224,7 @@ def injection_sampler(pool_labels, per_batch: int):
     synthetic crops per page). See :func:`expected_wait` for how soon each rare class shows up."""
     import jax  # noqa: PLC0415
 
-    n = len(np.asarray(pool_labels))
+    n = len(_c.labels(_c.array(np.asarray(pool_labels), "pool_labels", ndim=1, nonempty=True), "pool_labels"))
     if n == 0 or int(per_batch) < 1:
         raise ValueError(f"need a non-empty pool and `per_batch` >= 1, got {n} items and {per_batch}.")
     return lambda key: jax.random.randint(key, (int(per_batch),), 0, n)
@@ -1193,7 +1233,9 @@ def injection_sampler(pool_labels, per_batch: int):
 def expected_wait(num_rare: int, per_batch: int) -> float:
     """Expected number of batches until a given rare class appears, when every batch gets ``per_batch`` injected
     samples drawn uniformly from ``num_rare`` equally large rare-class pools: ``1 / (1 - (1 - 1/R)^k)``."""
-    return 1.0 / (1.0 - (1.0 - 1.0 / int(num_rare)) ** int(per_batch))
+    r = _c.positive_int(num_rare, "num_rare")
+    k = _c.positive_int(per_batch, "per_batch")
+    return 1.0 / (1.0 - (1.0 - 1.0 / r) ** k)
 
 
 def synthesize(x, n: int, *, seed: int = 0, max_angle: float = 15.0, max_shift: float = 1.0,
@@ -1202,9 +1244,11 @@ def synthesize(x, n: int, *, seed: int = 0, max_angle: float = 15.0, max_shift: 
     (+-``max_shift``), additive Gaussian noise, clipped to [0, 1] -- rare-class synthesis by augmentation."""
     from scipy import ndimage  # noqa: PLC0415
 
+    x = _c.array(np.asarray(x), "x", ndim=(3, 4), kind="r")
     x = np.asarray(x, np.float32)
     if len(x) == 0:
         raise ValueError("`x` must hold at least one image to synthesise from.")
+    _c.finite(x, "x")
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(int(n)):

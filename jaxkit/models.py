@@ -30,6 +30,7 @@ from flax import struct
 from jax import lax
 
 from jaxkit import data as _data
+from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
 
 __all__ = [
@@ -98,7 +99,7 @@ class VGG(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if x.ndim != 4:
-            raise ValueError(f"VGG expects NHWC inputs of rank 4, got shape {x.shape}.")
+            raise ValueError(f"VGG expects `x` as NHWC images (rank 4), got shape {x.shape}.")
         for v in self.cfg:
             if v == "M":
                 x = nn.max_pool(x, (2, 2), strides=(2, 2))
@@ -131,7 +132,7 @@ class SmallCNN(nn.Module):
         from jaxkit.explain import Tap  # noqa: PLC0415
 
         if x.ndim != 4:
-            raise ValueError(f"SmallCNN expects NHWC inputs of rank 4, got shape {x.shape}.")
+            raise ValueError(f"SmallCNN expects `x` as NHWC images (rank 4), got shape {x.shape}.")
         for i, w in enumerate(self.widths):
             x = nn.relu(nn.Conv(int(w), (3, 3), padding="SAME")(x))
             if i < len(self.widths) - 1:
@@ -201,7 +202,7 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
         if x.ndim != 4:
-            raise ValueError(f"ResNet expects NHWC inputs of rank 4, got shape {x.shape}.")
+            raise ValueError(f"ResNet expects `x` as NHWC images (rank 4), got shape {x.shape}.")
         if len(self.stage_sizes) != len(self.widths):
             raise ValueError(f"ResNet: `stage_sizes` {tuple(self.stage_sizes)} and `widths` {tuple(self.widths)} "
                              "must have the same length.")
@@ -264,6 +265,8 @@ def init_variables(module: nn.Module, key: jax.Array, *inputs: Any, **kwargs: An
     (``train=False``, ``group=0``...). Called inside a ``jit``/``vmap`` trace it is plain ``module.init`` (it is
     then part of the enclosing program).
     """
+    for i, x in enumerate(inputs):
+        _c.array(x, "x" if i == 0 else f"inputs[{i}]", kind="r")
     if not all(is_concrete(a) for a in (jax.random.key_data(key), *inputs)):
         return module.init(key, *inputs, **kwargs)
     fn = jax.jit(lambda k, *xs: module.init(k, *xs, **kwargs), compiler_options={"xla_backend_optimization_level": 0})
@@ -288,6 +291,13 @@ def create_train_state(
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     """Per-example softmax cross-entropy with integer labels (nats)."""
+    logits = _c.array(logits, "logits", min_ndim=1, kind="f")
+    labels = _c.labels(labels, "labels", jnp.shape(logits)[-1])
+    if jnp.shape(labels) != jnp.shape(logits)[:-1]:
+        raise ValueError(f"`labels` must have shape {tuple(jnp.shape(logits)[:-1])} (one per row of `logits`), got "
+                         f"{tuple(jnp.shape(labels))}.")
+    if 0 in jnp.shape(logits):
+        raise ValueError(f"`logits` is empty (shape {tuple(jnp.shape(logits))}).")
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
 
 
@@ -332,9 +342,12 @@ def eval_step(state: TrainState, x: jax.Array, y: jax.Array, weight: jax.Array) 
 
 def evaluate(state: TrainState, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> dict[str, float]:
     """Mean loss and accuracy over ``(x, y)``. The last batch is padded so ``eval_step`` compiles once."""
+    x = _c.array(x, "x", min_ndim=1, kind="r")
+    y = _c.labels(_c.array(y, "y", ndim=1), "y")
     n = len(y)
-    if n == 0:
+    if n == 0 or len(x) == 0:
         raise ValueError("evaluate: `x` and `y` are empty.")
+    _c.same_leading("x", x, "y", y)
     bs = min(int(batch_size), n)
     totals = {"loss": 0.0, "correct": 0.0, "count": 0.0}
     for (xb, yb) in _data.batches(None, x, y, batch_size=bs):
@@ -365,6 +378,8 @@ def train(
     progress: bool = True,
     callback: Callable[[int, TrainState, dict], None] | None = None,
     before_epoch: Callable[[int, TrainState], TrainState] | None = None,
+    config: dict | None = None,
+    overwrite: bool = False,
 ) -> tuple[TrainState, list[dict]]:
     """Train for ``epochs`` epochs; returns the final state and one record per epoch.
 
@@ -373,7 +388,11 @@ def train(
     and test splits. With ``checkpoint_dir`` the state and history are saved
     after every epoch; calling ``train`` again with the same directory restores
     the newest checkpoint and continues with the next epoch, so an interrupted
-    run ends exactly where an uninterrupted one would. ``callback(epoch, state,
+    run ends exactly where an uninterrupted one would. The checkpoint carries a fingerprint of the run (the
+    model's configuration, the initial state's bytes, ``key``, ``batch_size``, the data's bytes, ``before_epoch``
+    and the caller's ``config`` -- put what the state does not show there, e.g. the learning rate); resuming
+    with anything different is a :class:`jaxkit.checkpoint.CheckpointMismatch`, ``overwrite=True`` starts over
+    (``epochs`` may grow: a finished run continues). ``callback(epoch, state,
     record)`` runs after each epoch's checkpoint (raise in it to stop early).
     ``before_epoch(epoch, state) -> state`` (0-based ``epoch``) may transform
     the state before each epoch's steps (e.g. Pruned-YOLO's soft mask); keep
@@ -389,26 +408,18 @@ def train(
     n_train = len(dataset.train)
     if not 1 <= int(batch_size) <= n_train:
         raise ValueError(f"`batch_size` must lie in [1, {n_train}] (the training set size), got {batch_size}.")
-    history: list[dict] = []
-    start = 0
-    ckpt = None
-    if checkpoint_dir is not None:
-        from jaxkit.checkpoint import Checkpointer  # noqa: PLC0415
+    from jaxkit.checkpoint import Run  # noqa: PLC0415
 
-        ckpt = Checkpointer(checkpoint_dir)
-        if ckpt.latest_step() is not None:
-            leaves, meta = ckpt.restore(_state_leaves(state))
-            expected = {"batch_size": int(batch_size), "n_train": n_train}
-            for k, v in expected.items():
-                if meta.get(k) != v:
-                    raise ValueError(
-                        f"checkpoint in {checkpoint_dir} was made with {k}={meta.get(k)}, this run has "
-                        f"{k}={v}; use a new `checkpoint_dir` or the same settings."
-                    )
-            state = state.replace(**jax.tree.map(jnp.asarray, leaves))
-            history = list(meta["history"])
-            start = int(meta["epoch"])
-
+    fingerprint = {"model": state.apply_fn, "initial_state": _state_leaves(state), "key": key,
+                   "batch_size": int(batch_size), "n_train": n_train,
+                   "data": [dataset.train.x, dataset.train.y, dataset.test.x, dataset.test.y],
+                   "before_epoch": before_epoch, **dict(config or {})}
+    run = Run(checkpoint_dir, _state_leaves(state), fingerprint, total=int(epochs), what="epoch",
+              overwrite=overwrite, verbose=progress)
+    if run.start:
+        state = state.replace(**jax.tree.map(jnp.asarray, run.state))
+    history: list[dict] = list(run.metadata.get("history", []))
+    start = run.start
     bar = tqdm(range(start, int(epochs)), initial=start, total=int(epochs), desc="train", unit="epoch",
                disable=not progress, leave=False)
     try:
@@ -431,15 +442,12 @@ def train(
             }
             history.append(record)
             bar.set_postfix(loss=f"{tr['loss']:.3f}", test_acc=f"{te['accuracy']:.3f}")
-            if ckpt is not None:
-                ckpt.save(epoch + 1, _state_leaves(state),
-                          {"epoch": epoch + 1, "history": history, "batch_size": int(batch_size), "n_train": n_train})
+            run.save(epoch + 1, _state_leaves(state), {"history": history})
             if callback is not None:
                 callback(epoch + 1, state, record)
     finally:
         bar.close()
-        if ckpt is not None:
-            ckpt.close()
+        run.close()
     return state, history
 
 

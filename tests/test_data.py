@@ -108,3 +108,22 @@ def test_select_classes_relabels_in_the_given_order():
         data.select_classes(ds, (3, 3))
     with pytest.raises(ValueError, match="not labels"):
         data.select_classes(ds, (3, 12))
+
+
+def test_load_scene_names_the_file_and_format_when_it_cannot_read_it(tmp_path):
+    import pickle  # noqa: PLC0415
+
+    (tmp_path / "empty.npy").write_bytes(b"")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    (tmp_path / "cut.mat").write_bytes(b"MATLAB 5.0 MAT-file" + b"\0" * 20)
+    (tmp_path / "cut.npz").write_bytes(pickle.dumps([1, 2])[:5])
+    np.save(tmp_path / "flat.npy", np.ones(5, np.float32))
+    cases = [("empty.npy", "a NumPy .npy array"), ("objects.npy", "pickled objects, which jaxkit never loads"),
+             ("cut.mat", "a MATLAB .mat file"), ("cut.npz", "a NumPy .npz archive"), ("flat.npy", "[H, W, B]")]
+    for name, says in cases:
+        with pytest.raises(ValueError) as e:
+            data.load_scene(str(tmp_path / name))
+        msg = str(e.value)
+        assert str(tmp_path / name) in msg and says in msg and "allow_pickle" not in msg, msg
+    with pytest.raises(FileNotFoundError, match="missing.npy does not exist"):
+        data.load_scene(str(tmp_path / "missing.npy"))

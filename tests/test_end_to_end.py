@@ -139,8 +139,11 @@ def test_hyperspectral_experiment_resumes_and_stops_on_nan(tmp_path, capsys, mon
     text = capsys.readouterr().out
     assert "logAUC chance" in text and "lgFAR" in text
     assert os.path.exists(tmp_path / "roc_semilog.png") and os.path.exists(tmp_path / "heatmaps.png")
-    # resume: a longer run continues from iteration 40, checkpoints 60; a loss that turns NaN after 70 stops it
-    # and keeps the last good checkpoint (one run for both: each run costs ~10 s of tracing and cache loads)
+    # a loss that turns NaN after 70 stops a 100-iteration run and keeps the last good checkpoint (60); the same
+    # command then resumes there and finishes; another configuration on that folder is a one-line error (exit 2)
+    # (one folder for all three: each run costs ~10 s of tracing and cache loads)
+    long = HS_SMALL[:2] + ["--iterations", "100"] + HS_SMALL[4:] + ["--out", str(tmp_path / "long"),
+                                                                    "--checkpoint-dir", ck + "_long"]
     orig = exp.gan.make_train_step
 
     def nan_after_70(*a, **k):
@@ -152,12 +155,20 @@ def test_hyperspectral_experiment_resumes_and_stops_on_nan(tmp_path, capsys, mon
         return wrapped
 
     monkeypatch.setattr(exp.gan, "make_train_step", nan_after_70)
-    out = exp.main(HS_SMALL[:2] + ["--iterations", "100"] + HS_SMALL[4:] + ["--out", str(tmp_path), "--checkpoint-dir", ck])
-    text = capsys.readouterr().out
-    assert f"resumed from {ck} at iteration 40" in text and "loss turned NaN/inf at iteration 71" in text
+    out = exp.main(long)
+    assert "loss turned NaN/inf at iteration 71" in capsys.readouterr().out
     assert [r["iteration"] for r in out["history"]] == [20, 40, 60]
-    with Checkpointer(ck) as c:
+    with Checkpointer(ck + "_long") as c:
         assert c.latest_step() == 60
+    monkeypatch.setattr(exp.gan, "make_train_step", orig)
+    out = exp.main(long)
+    assert f"resumed from iteration 60 of 100 in {ck}_long" in capsys.readouterr().out
+    assert [r["iteration"] for r in out["history"]] == [20, 40, 60, 80, 100]
+    for other in (["--lambda-gp", "5"], ["--iterations", "120"], ["--seed", "1"]):
+        with pytest.raises(SystemExit) as e:
+            exp.main(long + other)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "made by a different run" in err and "--restart" in err, err
 
 
 @pytest.mark.slow
@@ -193,9 +204,10 @@ def test_gator_digits(tmp_path, capsys):
 @pytest.mark.slow
 def test_blend_prune_digits_blended_within_tolerance_of_best_single(tmp_path, capsys):
     exp = _load_experiment("blend_prune_digits")
-    out = exp.main(["--seeds", "0", "1", "--popsize", "6", "--generations", "3", "--fitness-epochs", "1",
-                    "--pretrain-epochs", "8", "--finetune-epochs", "3", "--no-progress",
-                    "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path)])
+    argv = ["--seeds", "0", "1", "--popsize", "6", "--generations", "3", "--fitness-epochs", "1",
+            "--pretrain-epochs", "8", "--finetune-epochs", "3", "--no-progress",
+            "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path)]
+    out = exp.main(argv)
     rows = out["rows"]
     blended = sum(rows["blended (EA)"]["finetuned"]) / 2
     best_single = max(sum(r["finetuned"]) / 2 for c, r in rows.items() if c != "blended (EA)")
@@ -205,7 +217,13 @@ def test_blend_prune_digits_blended_within_tolerance_of_best_single(tmp_path, ca
     assert min(out["unpruned"]) >= 0.9 and len(out["history"]) == 2 and len(out["history"][0]) == 3
     text = capsys.readouterr().out
     assert "blended (EA)" in text and "fine-tuned acc %" in text and os.path.exists(tmp_path / "blend_search.png")
-    assert os.path.isdir(tmp_path / "ckpt" / "seed0")
+    assert os.path.isdir(tmp_path / "ckpt" / "seed0" / "pretrain") and os.path.isdir(tmp_path / "ckpt" / "seed0" / "ea")
+    # the same command again redoes nothing: pre-training and the EA resume finished, the generation-0 analysis
+    # (Pearson / Spearman, Fig. 3) and both seeds' full fine-tunes come back from the checkpoint folder
+    again = exp.main(argv)
+    text2 = capsys.readouterr().out
+    assert text2.count("reused") == 2 and ("Pearson" in text2) == ("Pearson" in text)
+    assert again["rows"] == out["rows"]
 
 
 def test_gator_recipe_flag_sets_the_papers_cifar_recipe():
@@ -237,6 +255,16 @@ def test_fair_moea_resumes_exactly(tmp_path):
     resumed = exp.run_one(args, "EIG", 0, splits, k, str(tmp_path / "b"))
     assert len(resumed["test"]) == 4
     np.testing.assert_allclose(resumed["test"], straight["test"], rtol=1e-6)
+    # another configuration on the same folder is refused, never continued (main keys folders by the same dict)
+    from jaxkit.checkpoint import CheckpointMismatch
+
+    with pytest.raises(CheckpointMismatch, match="trial"):
+        exp.run_one(args, "EIG", 1, splits, k, str(tmp_path / "b"))
+    with pytest.raises(CheckpointMismatch, match=r"config\['run'\]"):
+        exp.run_one(args, "EIG", 0, splits, k, str(tmp_path / "b"), {"sigma": 0.5})
+    args.popsize = 8
+    with pytest.raises(CheckpointMismatch, match="there and"):
+        exp.run_one(args, "EIG", 0, splits, k, str(tmp_path / "b"))
 
 
 @pytest.mark.slow
@@ -299,13 +327,30 @@ def test_reward_gating_experiment_tables_and_exact_resume(tmp_path, capsys, monk
         return real(*a)
 
     monkeypatch.setattr(exp, "accumulate", stop_second)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(SystemExit) as stop:  # Ctrl-C: one line, status 130, no results written
         exp.main(argv + ["--out", str(tmp_path / "b")])
+    assert stop.value.code == 130 and "interrupted" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "b" / "results.json")
+    assert not [p for p in os.listdir(tmp_path) if ".partial-" in p]
     monkeypatch.setattr(exp, "accumulate", real)
     res = exp.main(argv + ["--out", str(tmp_path / "b")])
-    assert "resumed at step 200" in capsys.readouterr().out
+    assert "resumed from step 200 of 400 in" in capsys.readouterr().out
     for a in exp.rl.AGENTS:
         np.testing.assert_allclose(res["agents"][a]["curves"], ref["agents"][a]["curves"], rtol=1e-5, atol=1e-7)
+    # the run's folder is keyed by its configuration, and its checkpoints refuse any other run (here: other keys)
+    import jax  # noqa: PLC0415
+    import jax.numpy as jnp  # noqa: PLC0415
+
+    from jaxkit.checkpoint import CheckpointMismatch
+
+    args = exp.parse_args(argv + ["--out", str(tmp_path / "b")])
+    keep = {k: v for k, v in vars(args).items() if k not in ("out", "no_progress", "chunk", "full", "restart")}
+    seeds = [args.seed + s for a in args.agents for s in range(args.seeds)]
+    keys = jnp.stack([jax.random.key_data(jax.random.key(s + 1)) for s in seeds])
+    kinds = exp.rl.kinds_index([a for a in args.agents for _ in range(args.seeds)])
+    (ckdir,) = glob.glob(str(tmp_path / "b" / "checkpoints" / "*"))
+    with pytest.raises(CheckpointMismatch, match=r"config\['keys'\]"):
+        exp.train(args, exp.make_trainer(args), kinds, keys, ckdir, keep)
 
 
 @pytest.mark.slow

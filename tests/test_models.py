@@ -28,7 +28,7 @@ def test_vgg_shapes_names_and_bad_input():
     assert model.apply(v, jnp.ones((3, 8, 8, 1))).shape == (3, 5)
     assert "bias" not in v["params"]["Conv_0"]  # BN follows, so the conv has no bias
     assert set(v["batch_stats"]) == {"BatchNorm_0", "BatchNorm_1"}
-    with pytest.raises(ValueError, match="NHWC inputs of rank 4"):
+    with pytest.raises(ValueError, match=r"expects `x` as NHWC images \(rank 4\)"):
         model.apply(v, jnp.ones((3, 64)))
     with pytest.raises(ValueError, match="`features` is empty"):
         models.MLP(()).init(jax.random.key(0), jnp.ones((1, 3)))
@@ -131,7 +131,7 @@ def test_interrupted_training_resumes_at_the_right_epoch_with_the_same_result(tm
     assert int(resumed.step) == int(ref.step) == 4 * (300 // 32)
     chex.assert_trees_all_close(resumed.params, ref.params, rtol=1e-6, atol=1e-7)
     assert hist[-1]["test_accuracy"] == pytest.approx(ref_hist[-1]["test_accuracy"])
-    with pytest.raises(ValueError, match="made with batch_size=32"):
+    with pytest.raises(ValueError, match=r"config\['batch_size'\] is 32 there and 16 here"):
         models.train(fresh(), ds, checkpoint_dir=str(tmp_path), **{**kw, "batch_size": 16})
 
 

@@ -93,7 +93,7 @@ def _step(strategy, fitness_fn, has_aux, mesh, key, state, params, *args):
 def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, generations: int, *args: Any,
              params: Any = None, checkpoint_dir: str | None = None, progress: bool = True,
              callback: Callable[[int, EvoState, jax.Array, jax.Array], None] | None = None,
-             devices=None) -> tuple[EvoState, list[dict]]:
+             devices=None, config: dict | None = None, overwrite: bool = False) -> tuple[EvoState, list[dict]]:
     """Run ``generations`` of ask / :func:`evaluate` / tell; resumable, with a progress bar.
 
     Args:
@@ -103,7 +103,11 @@ def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, gen
         continues exactly as an uninterrupted one.
       checkpoint_dir: save ``(state, history)`` with orbax after every
         generation; an existing checkpoint there is resumed (only the missing
-        generations run).
+        generations run). The checkpoint carries a fingerprint (the strategy and
+        its ``params``, ``key``, ``fitness_fn`` and the bytes of ``args``, plus
+        the caller's ``config``); another run's checkpoint is a
+        :class:`jaxkit.checkpoint.CheckpointMismatch` (``overwrite=True``
+        starts over; ``generations`` may grow).
       callback: ``callback(g, state, population, fitness)`` after each generation.
 
     Returns ``(state, history)``; ``history[g]`` has ``best`` (best ever),
@@ -115,16 +119,13 @@ def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, gen
         raise ValueError(f"`generations` must be >= 1, got {generations}.")
     params = strategy.default_params if params is None else params
     state = strategy.init(jax.random.fold_in(key, -1 % (2**31)), params)
-    history: list[dict] = []
-    ckpt = None
-    if checkpoint_dir is not None:
-        from jaxkit.checkpoint import Checkpointer  # noqa: PLC0415
+    from jaxkit.checkpoint import Run  # noqa: PLC0415
 
-        ckpt = Checkpointer(checkpoint_dir, max_to_keep=1)
-        if ckpt.latest_step() is not None:
-            state, meta = ckpt.restore(state)
-            state = jax.tree.map(jnp.asarray, state)
-            history = list(meta.get("history", []))
+    run = Run(checkpoint_dir, state, {"strategy": strategy, "params": params, "key": key, "fitness_fn": fitness_fn,
+                                      "args": list(args), **dict(config or {})},
+              total=int(generations), what="generation", overwrite=overwrite, verbose=progress)
+    state = jax.tree.map(jnp.asarray, run.state)
+    history: list[dict] = list(run.metadata.get("history", []))
     from tqdm.auto import tqdm  # noqa: PLC0415
 
     start = len(history)
@@ -149,9 +150,7 @@ def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, gen
         bar.set_postfix(**postfix)
         if callback is not None:
             callback(g, state, pop, fit)
-        if ckpt is not None:
-            ckpt.save(g, state, {"history": history})
+        run.save(g + 1, state, {"history": history})
     bar.close()
-    if ckpt is not None:
-        ckpt.close()
+    run.close()
     return state, history
