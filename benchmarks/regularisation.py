@@ -28,8 +28,21 @@ import optax
 from common import best_time, report
 from jaxkit import data, models, normalize as nz, robust
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments"))
-from localnorm_noise import NormCNN  # noqa: E402
+
+def _experiment_model(module: str, name: str):
+    """A model class defined in an experiment script, imported with the experiments' own ``common`` (this folder
+    has a ``common`` too; the script must not get ours)."""
+    exp_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments")
+    ours = sys.modules.pop("common")
+    sys.path.insert(0, exp_dir)
+    try:
+        return getattr(__import__(module), name)
+    finally:
+        sys.path.remove(exp_dir)
+        sys.modules["common"] = ours
+
+
+NormCNN = _experiment_model("localnorm_noise", "NormCNN")
 
 
 def scan_steps(apply, tx, params, x, y, n=50, penalty=0.0):

@@ -30,7 +30,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LONG_TESTS = {
     "test_hyperspectral_gan_detects": 97, "test_notebook_runs_top_to_bottom[hyperspectral_anomaly": 96,
     "test_hyperspectral_experiment_resumes": 95, "test_blend_prune_digits": 90, "test_gator_digits": 39,
-    "test_pruned_yolo_digits": 39,
+    "test_pruned_yolo_digits": 39, "test_runs_killed_at_random_moments": 60,
     "test_notebook_runs_top_to_bottom[lipschitz": 33, "test_notebook_runs_top_to_bottom[evolution": 31,
     "test_place_runs_shards": 28, "test_softrmax_robustness_experiment": 25, "test_lipbab_table1_reproduces": 24,
     "test_nsga2_sharded_evaluation": 22, "test_dense_grid_lower_bound": 19, "test_removal_through_flatten": 15,

@@ -196,15 +196,14 @@ def test_runs_killed_at_random_moments_resume_to_the_same_result(tmp_path):
     import time  # noqa: PLC0415
 
     cache = tmp_path / "cache"
-    for name in ("warm", "ref"):  # the first fills the compilation cache; the second is the reference and clock
-        t0 = time.perf_counter()
-        ref = _child(tmp_path / name, cache)
-        assert ref.wait(timeout=300) == 0, ref.stdout.read()
-        full = time.perf_counter() - t0
+    t0 = time.perf_counter()  # the reference run; it also fills the compilation cache the others load from
+    ref = _child(tmp_path / "ref", cache)
+    assert ref.wait(timeout=300) == 0, ref.stdout.read()
+    full = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     want = np.load(tmp_path / "ref" / "result.npz")
     kills = resumed = mid_save = starts = episodes = 0
-    target = int(os.environ.get("JAXKIT_FAULT_KILLS", "6"))  # CI: 6 (~50 s); the closing note's count: 30
+    target = int(os.environ.get("JAXKIT_FAULT_KILLS", "4"))  # CI: 4 (~45 s); the closing note's count: 30
     while kills < target:  # episodes: a fresh directory, killed and restarted until the run finishes
         run_dir = tmp_path / f"run{episodes}"
         episodes += 1
@@ -212,7 +211,7 @@ def test_runs_killed_at_random_moments_resume_to_the_same_result(tmp_path):
             resumed += any(_steps(run_dir).values()) if run_dir.exists() else 0
             starts += 1
             child = _child(run_dir, cache)
-            time.sleep(float(rng.uniform(0.3, 0.9)) * full)
+            time.sleep(float(rng.uniform(0.3, 0.85)) * full)
             if child.poll() is None:
                 child.send_signal(signal.SIGKILL)
                 child.wait()
@@ -228,4 +227,4 @@ def test_runs_killed_at_random_moments_resume_to_the_same_result(tmp_path):
     print(f"\nfault injection: {kills} SIGKILLs ({mid_save} left a save unfinished), {starts} starts in {episodes} "
           f"runs, {resumed} of them resumed from a checkpoint; all {episodes} results identical to the "
           f"uninterrupted run")
-    assert resumed >= 4
+    assert kills >= target and resumed >= 3
