@@ -219,6 +219,41 @@ def test_budget_returns_valid_bounds_and_says_not_exact():
     assert a.status in ("approx", "exact") and a.upper <= 2 * a.lower and a.lower <= gold <= a.upper
 
 
+@pytest.mark.parametrize("p", [1, 2, np.inf])
+def test_a_budget_stopped_search_has_a_positive_sound_lower_bound(p):
+    """Stopped before any leaf (1 node), lower was 0; the gradient norm at differentiable interior points is a
+    lower bound from the first round: lower > 0 and lower <= the exact constant, for every p."""
+    params = golden_params("sd_10-30-30-30-3")
+    box = (np.zeros(10), np.full(10, 0.1))
+    gold = GOLDEN["sd_10-30-30-30-3"][1][{1: 0, 2: 1, np.inf: 2}[p]]
+    for nodes in (1, 40):
+        r = lb.lipschitz_constant(params, box, p=p, max_nodes=nodes, batch=8)
+        assert r.status == "budget" and 0 < r.lower <= gold <= r.upper, (nodes, r.lower, gold, r.upper)
+    # an exact search with the sampled bound still ends at the golden constant
+    assert lb.lipschitz_constant(params, box, p=p).upper == pytest.approx(gold, rel=1e-9)
+
+
+def test_point_lower_bound_ignores_points_where_several_neurons_sit_at_zero():
+    """f(x) = 3 relu(x + 10) - 3 relu(x) + 3 relu(-x) is constant (slope 0) on (-1, 0): at x = 0 both relu(x) and
+    relu(-x) sit at 0, and the 'both inactive' Jacobian there is 3 although no point near 0 has that gradient."""
+    import importlib  # noqa: PLC0415
+
+    from jaxkit.lipschitz import bounds as b_
+
+    s_ = importlib.import_module("jaxkit.lipschitz.search")  # the module (the package re-exports a function)
+
+    net = b_.Net((np.array([[1.0], [1.0], [-1.0]]), np.array([[3.0, -3.0, 3.0]])),
+                 (np.array([10.0, 0.0, 0.0]), np.zeros(1)))
+    lo, hi = np.array([-1.0]), np.array([0.5])
+    assert s_.point_lower_bound(net, np.array([[0.0]]), 2, lo, hi) == 0.0  # not differentiable there: ignored
+    assert s_.point_lower_bound(net, np.array([[-0.5]]), 2, lo, hi) == 0.0  # slope 0 on the left
+    assert s_.point_lower_bound(net, np.array([[0.25]]), 2, lo, hi) == pytest.approx(0.0, abs=1e-12)
+    assert s_.point_lower_bound(net, np.array([[0.6]]), 2, lo, hi) == 0.0  # outside the box: ignored
+    r = lb.lipschitz_constant({"Dense_0": {"kernel": net.weights[0].T, "bias": net.biases[0]},
+                               "Dense_1": {"kernel": net.weights[1].T, "bias": net.biases[1]}}, (lo, hi), p=2)
+    assert r.exact and r.upper == pytest.approx(0.0, abs=1e-12)
+
+
 def test_accepts_flax_linen_variables_and_jacobian_norm_is_a_lower_bound():
     model = models.MLP((5, 4, 2))
     variables = model.init(jax.random.key(0), jnp.ones((1, 3)))
