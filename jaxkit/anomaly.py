@@ -87,7 +87,11 @@ def rx_fit(background, *, reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     if not (np.isfinite(reg) and reg >= 0):
         raise ValueError(f"`reg` must be a finite number >= 0, got {reg}.")
     mu = x.mean(0)
-    cov = np.atleast_2d(np.cov(x, rowvar=False))
+    cov = np.zeros((x.shape[1], x.shape[1]))
+    for s in range(0, len(x), 65536):  # the centred Gram matrix in chunks: BLAS, no full-size centred copy
+        d = x[s:s + 65536] - mu
+        cov += d.T @ d
+    cov /= len(x) - 1
     const = np.flatnonzero(np.diag(cov) <= 0)
     if const.size == len(cov):
         raise ValueError("every band of `background` is constant (zero variance): RX has no covariance to invert.")
@@ -114,8 +118,17 @@ def rx_scores(x, mu: np.ndarray, cov_inv: np.ndarray) -> np.ndarray:
     if cov_inv.shape != (mu.size, mu.size):
         raise ValueError(f"`cov_inv` must be [B, B] = {(mu.size, mu.size)}, got shape {cov_inv.shape}.")
     shape = np.shape(x)[:-1]
-    d = as_pixels(x, "x", len(mu)) - mu
-    return (((d @ cov_inv) * d).sum(-1)).reshape(shape)
+    return _mahalanobis(as_pixels(x, "x", len(mu)), mu, cov_inv).reshape(shape)
+
+
+def _mahalanobis(pixels: np.ndarray, mu: np.ndarray, cov_inv: np.ndarray, chunk: int = 32768) -> np.ndarray:
+    """``(x - mu)^T S^-1 (x - mu)`` per row, in chunks: one BLAS product and a fused multiply-sum per chunk (no
+    full-size temporaries; the chunk stays in cache)."""
+    out = np.empty(len(pixels))
+    for s in range(0, len(pixels), chunk):
+        d = pixels[s:s + chunk] - mu
+        out[s:s + chunk] = np.einsum("ij,ij->i", d @ cov_inv, d)
+    return out
 
 
 def global_rx(cube, background_mask=None, *, reg: float = 1e-6) -> np.ndarray:
@@ -123,13 +136,15 @@ def global_rx(cube, background_mask=None, *, reg: float = 1e-6) -> np.ndarray:
     c = np.asarray(cube)
     if c.ndim != 3:
         raise ValueError(f"`cube` must be [H, W, B], got shape {c.shape}.")
-    bg = as_pixels(c)
+    pixels = as_pixels(c)  # converted and checked once, for the fit and the scores
+    bg = pixels
     if background_mask is not None:
         m = _binary(background_mask, "background_mask")
         if m.shape != c.shape[:2]:
             raise ValueError(f"`background_mask` must have shape {c.shape[:2]}, got {m.shape}.")
-        bg = bg[m.ravel()]
-    return rx_scores(c, *rx_fit(bg, reg=reg))
+        bg = pixels[m.ravel()]
+    mu, cov_inv = rx_fit(bg, reg=reg)
+    return _mahalanobis(pixels, mu, cov_inv).reshape(c.shape[:2])
 
 
 def _box(a: np.ndarray, r: int) -> np.ndarray:

@@ -139,6 +139,20 @@ def test_rx_equals_float64_mahalanobis(scene):
         anomaly.rx_scores(c[..., :5], mu, np.linalg.inv(cov))
 
 
+def test_global_rx_equals_spy():
+    """SPy's ``spectral.rx`` (the peer in benchmarks/anomaly.py): all pixels as background, and a masked background
+    through ``calc_stats``; float64 both, relative 1e-12. Also across the chunk boundary of the scoring loop."""
+    import spectral  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    cube = rng.normal(size=(200, 180, 7)) * rng.uniform(0.5, 3, 7) + 3  # 36,000 pixels: two scoring chunks
+    np.testing.assert_allclose(anomaly.global_rx(cube, reg=0.0), spectral.rx(cube), rtol=1e-12)
+    mask = rng.uniform(size=cube.shape[:2]) < 0.3
+    stats = spectral.calc_stats(cube[mask][:, None, :])
+    np.testing.assert_allclose(anomaly.global_rx(cube, mask, reg=0.0), spectral.rx(cube, background=stats),
+                               rtol=1e-12)
+
+
 def test_local_rx_against_brute_force():
     rng = np.random.default_rng(3)
     cube = rng.gamma(3.0, size=(12, 11, 3))

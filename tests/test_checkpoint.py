@@ -178,8 +178,16 @@ def _child(directory, cache):
     import sys  # noqa: PLC0415
 
     env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache), "XLA_FLAGS": ""}
-    return subprocess.Popen([sys.executable, CHILD, str(directory)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+    log = open(f"{directory}.log", "a")  # a file, not a pipe: a chatty child can never block on a full pipe
+    proc = subprocess.Popen([sys.executable, CHILD, str(directory)], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc.log_path = log.name
+    log.close()
+    return proc
+
+
+def _log(proc):
+    with open(proc.log_path) as fh:
+        return fh.read()[-3000:]
 
 
 def _steps(directory):
@@ -198,7 +206,7 @@ def test_runs_killed_at_random_moments_resume_to_the_same_result(tmp_path):
     cache = tmp_path / "cache"
     t0 = time.perf_counter()  # the reference run; it also fills the compilation cache the others load from
     ref = _child(tmp_path / "ref", cache)
-    assert ref.wait(timeout=300) == 0, ref.stdout.read()
+    assert ref.wait(timeout=300) == 0, _log(ref)
     full = time.perf_counter() - t0
     rng = np.random.default_rng(0)
     want = np.load(tmp_path / "ref" / "result.npz")
@@ -218,7 +226,7 @@ def test_runs_killed_at_random_moments_resume_to_the_same_result(tmp_path):
                 kills += 1
                 mid_save += bool(glob.glob(str(run_dir / "*" / "*.orbax-checkpoint-tmp*")))
                 continue
-            assert child.wait(timeout=300) == 0, child.stdout.read()
+            assert child.wait(timeout=300) == 0, _log(child)
             break
         got = np.load(run_dir / "result.npz")
         assert sorted(got.files) == sorted(want.files)
