@@ -43,8 +43,10 @@ test: test-fast
 test-fast: $(VENV)/.installed-test
 	XLA_FLAGS="$(UNIT_XLA_FLAGS) $$XLA_FLAGS" $(PYTEST) -m "not slow" tests
 
+# every benchmark in its own process; ratio lines + machine -> benchmarks/results/<date>-<backend>.txt
 bench: $(VENV)/.installed-test
-	for f in benchmarks/*.py; do [ "$$(basename $$f)" = common.py ] || $(BIN)/python $$f || exit 1; done
+	$(BIN)/python -m pip install -q --no-compile -e ".[bench]"
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache
