@@ -13,7 +13,10 @@ prune the digits VGG by a gene, fine-tune ``--epochs`` epochs (SGD, in a
 * vmapped population vs a loop over genes with a per-step Python training loop
   (a jitted train step per batch, as one-off scripts do);
 * population sharded over 2 forced host CPU devices vs 1 device (a
-  subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``).
+  subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``);
+* the roofline: the population's FLOPs (XLA's cost analysis of one train step
+  and one evaluation, times the steps run) per second of the vmapped
+  evaluation, as a percentage of the measured peak of a 2048^2 float32 matmul.
 
     python benchmarks/evolution.py            # ~3 min on 2 CPU cores
 """
@@ -50,6 +53,23 @@ def setup(popsize, epochs):
     data = tuple(jnp.asarray(a) for a in (ds.train.x[n_val:], ds.train.y[n_val:], ds.train.x[:n_val],
                                           ds.train.y[:n_val]))
     return ds, model, v, graph, prob, pop, data
+
+
+def _flops(fn, *args) -> float:
+    """XLA's FLOP count of one call of a jitted ``fn`` (a program without loops, so nothing is counted once for
+    many iterations)."""
+    cost = fn.lower(*args).compile().cost_analysis()
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"])
+
+
+def matmul_peak(n: int = 2048, repeat: int = 5) -> float:
+    """GFLOP/s of one jitted float32 ``n x n`` matmul, best of ``repeat``: the machine's practical peak."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    dot = jax.jit(jnp.dot)
+    dot(a, a).block_until_ready()
+    t, _ = best_time(lambda: dot(a, a).block_until_ready(), repeat)
+    return 2 * n ** 3 / t / 1e9
 
 
 def main(argv=None):
@@ -128,6 +148,19 @@ def main(argv=None):
     t_script, f_script = best_time(script_loop, args.repeat)
     report(f"vmapped fitness of {args.popsize} fine-tuned nets vs per-step Python training loop over genes",
            t_script, t_vmap)
+
+    # roofline: the population's FLOPs (XLA's count of one train step and one evaluation, times the steps run)
+    # against the measured peak of one large float32 matmul on this machine, in this process
+    w0 = prune.apply_masks(v, prune.expand(graph, jax.tree.map(np.asarray, bs.gene_masks(prob, genes[0])), v))
+    elem0 = prune.expand(graph, jax.tree.map(np.asarray, bs.gene_masks(prob, genes[0])), v)["params"]
+    step_args = (w0["params"], w0["batch_stats"], tx.init(w0["params"]), elem0, x_tr[:64], y_tr[:64])
+    steps = args.epochs * (len(x_tr) // 64)
+    flops = args.popsize * (steps * _flops(train_step, *step_args) + _flops(acc, w0["params"], w0["batch_stats"]))
+    peak = matmul_peak()
+    rate = flops / t_vmap / 1e9
+    print(f"population fitness: {100 * rate / peak:.0f} % of measured matmul peak ({rate:.1f} GFLOP/s of "
+          f"{peak:.1f}; {flops / 1e9:.1f} GFLOP per evaluation of {args.popsize} genes, {steps} SGD steps each)",
+          flush=True)
 
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     r = subprocess.run([sys.executable, os.path.abspath(__file__), "--devices-child", "--popsize",
