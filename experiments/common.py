@@ -75,6 +75,7 @@ def compilation_cache() -> str:
 
 
 _STAGING: dict[str, str] = {}  # staging folder -> the results folder it replaces files in (this process)
+_ACTIVE: list[str] = []  # the experiments running now (output_dir stages only inside one)
 
 
 def output_dir(path: str) -> str:
@@ -103,9 +104,6 @@ def state_dir(*parts: str) -> str:
     path = os.path.abspath(os.path.join(*parts))
     os.makedirs(path, exist_ok=True)
     return path
-
-
-_ACTIVE: list[str] = []
 
 
 def _commit() -> list[str]:

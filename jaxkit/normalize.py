@@ -41,7 +41,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import flax.errors
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -200,12 +199,7 @@ def reparameterize(apply_fn: Callable, kind: str = "center", mask=None, straight
 
 def _check_input(apply_fn, variables, x, kwargs, name="x"):
     """The model's first input: real, non-empty, and of a shape ``apply_fn`` accepts (abstract evaluation)."""
-    x = _c.array(x, name, kind="r", nonempty=True)
-    try:
-        jax.eval_shape(lambda v, xx: apply_fn(v, xx, **kwargs), variables, x)
-    except (ValueError, TypeError, flax.errors.FlaxError) as e:
-        raise ValueError(f"`{name}` of shape {tuple(jnp.shape(x))} does not fit the model: "
-                         f"{str(e).splitlines()[0][:300]}") from None
+    _c.fits(lambda v, xx: apply_fn(v, xx, **kwargs), variables, _c.array(x, name, kind="r", nonempty=True), name)
 
 
 def Reparameterized(module: nn.Module, kind: str = "center", mask=None,  # noqa: N802 (a module factory)
@@ -311,13 +305,9 @@ def localnorm_predict(apply_fn: Callable, variables: PyTree, x, num_groups: int,
     x = _c.array(x, "x", min_ndim=2, kind="r", nonempty=True)
     _c.no_nan(x, "x")  # predictions are class indices: NaN would silently become class 0
     x = jnp.asarray(x)
-    try:
-        out = jax.eval_shape(lambda v, xx: apply_fn(v, xx, group=None if mode == "groups" else 0, **kwargs),
-                             variables, x)
-    except (ValueError, TypeError, flax.errors.FlaxError) as e:
-        raise ValueError(f"`x` of shape {x.shape} does not fit the model: {str(e).splitlines()[0][:300]}") from None
-    if len(out.shape) != 2 or out.shape[0] != x.shape[0]:
-        raise ValueError(f"`x` of shape {x.shape} gives model outputs of shape {out.shape}; expected logits "
+    out = _c.fits(lambda v, xx: apply_fn(v, xx, group=None if mode == "groups" else 0, **kwargs), variables, x)
+    if len(out) != 2 or out[0] != x.shape[0]:
+        raise ValueError(f"`x` of shape {x.shape} gives model outputs of shape {out}; expected logits "
                          f"({x.shape[0]}, num_classes).")
     k = int(num_groups)
     if mode == "groups":
@@ -371,11 +361,7 @@ def dynamic_bn_apply(apply_fn: Callable, variables: PyTree, x, *args, train_kwar
     flag also enables dropout needs ``rngs=`` in ``kwargs``.
     """
     x = _c.array(x, "x", kind="r", nonempty=True)
-    try:
-        jax.eval_shape(lambda v, xx: apply_fn(v, xx, *args, mutable=["batch_stats"], **{train_kwarg: True}, **kwargs),
-                       variables, x)
-    except (ValueError, TypeError, flax.errors.FlaxError) as e:
-        raise ValueError(f"`x` of shape {tuple(jnp.shape(x))} does not fit the model: "
-                         f"{str(e).splitlines()[0][:300]}") from None
+    _c.fits(lambda v, xx: apply_fn(v, xx, *args, mutable=["batch_stats"], **{train_kwarg: True}, **kwargs),
+            variables, x)
     out, _ = apply_fn(variables, x, *args, mutable=["batch_stats"], **{train_kwarg: True}, **kwargs)
     return out
