@@ -187,3 +187,87 @@ def fits(fn, params: Any, x: Any, name: str = "x") -> tuple:
 def nan_if(bad: Any, x: Any) -> Any:
     """``x`` with NaN wherever ``bad`` holds (broadcast): how a traced function reports invalid input."""
     return jnp.where(bad, jnp.nan, x)
+
+
+def float_batch(x, name="x"):
+    """A non-empty floating batch ``[N, ...]``, finite when concrete."""
+    x = array(x, name, min_ndim=1, kind="f", nonempty=True)
+    finite(x, name)
+    return jnp.asarray(x)
+
+
+def nan_rows(x, out):
+    """``out`` ``[N, ...]`` with NaN rows where the input row ``x[i]`` holds NaN (inside a trace: a ReLU's
+    derivative at NaN is 0, so a gradient can come out finite from a NaN input)."""
+    bad = jnp.isnan(x.reshape(x.shape[0], -1)).any(-1)
+    return jnp.where(bad.reshape((-1,) + (1,) * (out.ndim - 1)), jnp.nan, out)
+
+
+def batch_and_labels(x, y):
+    x = float_batch(x)
+    y = jnp.asarray(array(y, "y", ndim=1, kind="i"))
+    if y.shape[0] != x.shape[0]:
+        raise ValueError(f"`x` has {x.shape[0]} inputs (shape {x.shape}) but `y` has {y.shape[0]} labels; expected "
+                         "one label per input.")
+    return x, y
+
+
+def logits(z, name="logits"):
+    z = jnp.asarray(array(z, name, min_ndim=1, kind="f"))
+    if z.size == 0 and z.shape[-1:] != (0,):
+        raise ValueError(f"`{name}` is empty (shape {z.shape}).")
+    if z.ndim < 1 or z.shape[-1] < 2:
+        raise ValueError(f"`{name}` must have a last axis of >= 2 classes, got shape {z.shape}.")
+    if not jnp.issubdtype(z.dtype, jnp.floating):
+        raise ValueError(f"`{name}` must be floating point, got {z.dtype}.")
+    finite(z, name)
+    return z
+
+
+def labels_for(logits, labels, name="labels"):
+    """Integer labels, one per row of ``logits`` (``logits.shape[:-1]``)."""
+    if logits.size == 0:
+        raise ValueError(f"`logits` is empty (shape {logits.shape}); expected at least one row.")
+    lab = array(labels, name, kind="i")
+    if jnp.shape(lab) != logits.shape[:-1]:
+        raise ValueError(f"`{name}` must have shape {logits.shape[:-1]} (one per row of `logits`), got "
+                         f"{jnp.shape(lab)}.")
+    return jnp.asarray(lab)
+
+
+
+def class_labels(labels, n, num_classes=None, ref="x"):
+    """Integer class labels ``[n]`` in ``[0, num_classes)`` -> ``(labels int32, num_classes)``; ``num_classes``
+    is inferred from concrete labels when ``None``; ``ref`` names the array the labels go with."""
+    y = jnp.asarray(array(labels, "labels", kind="i"))
+    if n < 0:
+        raise ValueError(f"`labels` must be a vector of class indices, got shape {y.shape}.")
+    if y.shape[0:1] == (0,) or n == 0:
+        raise ValueError(f"`labels` is empty (shape {y.shape}); expected one class per example.")
+    if y.shape != (n,):
+        raise ValueError(f"`labels` must have shape ({n},) (one class per row of `{ref}`), got {y.shape}.")
+    if num_classes is None:
+        if not is_concrete(y):
+            raise ValueError("`num_classes` must be given when `labels` is traced.")
+        num_classes = int(np.max(np.asarray(y))) + 1
+    if is_concrete(y) and y.size:
+        ya = np.asarray(y)
+        if ya.min() < 0 or ya.max() >= int(num_classes):
+            raise ValueError(f"`labels` must lie in [0, {num_classes}), got range [{ya.min()}, {ya.max()}].")
+    return y.astype(jnp.int32), int(num_classes)
+
+
+def logit_matrix(logits, min_rows=1):
+    """``(batch, classes)`` floating logits with at least ``min_rows`` rows and no NaN."""
+    z = array(logits, "logits", ndim=2, kind="f")
+    if z.shape[0] < min_rows or z.shape[1] == 0:
+        raise ValueError(f"`logits` must be (batch, classes) with at least {min_rows} row(s), got shape {z.shape}.")
+    no_nan(z, "logits")
+    return jnp.asarray(z)
+
+
+def real_batch(x, name, ndim=None):
+    """A non-empty real batch ``[N, ...]`` as float32, finite when concrete."""
+    a = array(x, name, min_ndim=1 if ndim is None else None, ndim=ndim, kind="r", nonempty=True)
+    finite(a, name)
+    return jnp.asarray(a, jnp.float32)

@@ -1,0 +1,64 @@
+"""Class imbalance: Cui et al. (2019) effective-number weights ``(1 - beta) / (1 - beta^n_y)``
+(:func:`class_balanced_weights`) times the sigmoid focal loss (:func:`focal_loss`,
+:func:`class_balanced_focal_loss`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxkit import _checks as _c
+
+__all__ = ['class_balanced_weights', 'focal_loss', 'class_balanced_focal_loss']
+
+
+def class_balanced_weights(counts, beta: float | None = None, normalize: bool = False):
+    """Effective-number weights ``(1 - beta) / (1 - beta^n_c)`` per class (Cui et al. 2019).
+
+    ``beta`` default ``(N - 1) / N`` with ``N = sum(counts)`` (the thesis's
+    choice); ``beta = 0`` gives 1 for every class. ``normalize=True`` rescales
+    the weights to sum to the number of classes (Cui et al.); the thesis does not.
+    """
+    c = np.asarray(_c.array(counts, "counts", kind="r"), np.float64)
+    if c.ndim != 1 or c.size == 0:
+        raise ValueError(f"`counts` must be a non-empty vector of class sizes, got shape {c.shape}.")
+    if np.any(c <= 0) or not np.all(np.isfinite(c)):
+        raise ValueError(f"`counts` must all be positive (a class with no sample has no weight), got {c.tolist()}.")
+    n = c.sum()
+    b = (n - 1) / n if beta is None else float(beta)
+    if not 0 <= b < 1:
+        raise ValueError(f"`beta` must lie in [0, 1), got {beta}.")
+    w = (1 - b) / (1 - b ** c) if b > 0 else np.ones_like(c)
+    if normalize:
+        w = w * c.size / w.sum()
+    return jnp.asarray(w, jnp.float32)
+
+
+def focal_loss(logits, labels, gamma: float = 2.0):
+    """Per-sample sigmoid focal loss ``sum_c (1 - p^t_c)^gamma (-log p^t_c)``, ``p^t_c = sigma(z_c)`` for the
+    true class and ``1 - sigma(z_c)`` otherwise (Lin et al. 2017; ``gamma = 0``: summed binary cross-entropy)."""
+    z = _c.logit_matrix(logits)
+    if not float(gamma) >= 0:
+        raise ValueError(f"`gamma` must be >= 0, got {gamma}.")
+    y, _ = _c.class_labels(labels, z.shape[0], z.shape[1], ref="logits")
+    onehot = jax.nn.one_hot(y, z.shape[1], dtype=bool)
+    t = jnp.where(onehot, z, -z)  # p^t = sigmoid(t), 1 - p^t = sigmoid(-t)
+    # all in log space: (1 - p^t)^gamma = exp(gamma log sigmoid(-t)) has a finite gradient at saturated logits,
+    # where (1 - exp(log p^t))^gamma gave NaN (gamma = 0: 0 * inf) or inf (0 < gamma < 1)
+    return jnp.sum(jnp.exp(gamma * jax.nn.log_sigmoid(-t)) * -jax.nn.log_sigmoid(t), axis=-1)
+
+
+def class_balanced_focal_loss(logits, labels, counts, beta: float | None = None, gamma: float = 2.0,
+                              normalize: bool = False):
+    """Mean over the batch of ``class_balanced_weights(counts, beta)[y] * focal_loss(logits, y, gamma)``.
+
+    ``gamma`` is not given in the thesis: 2 (Lin et al.'s default) is our choice.
+    """
+    w = class_balanced_weights(counts, beta, normalize)
+    z = _c.logit_matrix(logits)
+    if w.shape[0] != z.shape[1]:
+        raise ValueError(f"`counts` has {w.shape[0]} classes but `logits` has {z.shape[1]}.")
+    y, _ = _c.class_labels(labels, z.shape[0], z.shape[1], ref="logits")
+    return jnp.mean(w[y] * focal_loss(z, y, gamma))

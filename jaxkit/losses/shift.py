@@ -1,0 +1,117 @@
+"""Losses against distribution shift (a TU Delft dissertation on sensitivities of visual learning).
+
+* :func:`hir_loss` -- hypothesis-invariant representations: the sum over same-class pairs ``i < j`` of
+  ``KL(p_i || p_j)`` (or the symmetric sum), from one ``O(B^2)`` pairwise-KL matrix (:func:`pairwise_kl`);
+  add ``alpha * hir`` to the cross-entropy;
+* :func:`mk_mmd` -- multi-kernel MMD (biased / unbiased MMD^2, or its root) with equally weighted Gaussian
+  kernels, bandwidths by the median heuristic (:func:`median_bandwidths`).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxkit import _checks as _c
+
+__all__ = ['hir_loss', 'pairwise_kl', 'median_bandwidths', 'mk_mmd']
+
+
+
+
+
+
+def _logits_labels(logits, labels):
+    z = _c.logit_matrix(logits, min_rows=2)  # pairs need two samples
+    y, _ = _c.class_labels(labels, z.shape[0], z.shape[1], ref="logits")
+    return z, y
+
+
+def pairwise_kl(logits):
+    """``K[i, j] = KL(p_i || p_j)`` for the softmax posteriors of ``logits`` ``(B, C)``: ``(B, B)``."""
+    logp = jax.nn.log_softmax(_c.logit_matrix(logits), axis=-1)
+    p = jnp.exp(logp)
+    return jnp.sum(p * logp, axis=-1)[:, None] - p @ logp.T
+
+
+def hir_loss(logits, labels, symmetric: bool = False, reduction: str = "sum"):
+    """Hypothesis-invariant-representation loss: ``sum_c sum_{i<j, y_i=y_j=c} KL(p_i || p_j)``.
+
+    ``symmetric=True`` adds ``KL(p_j || p_i)`` for each pair. ``reduction``:
+    ``"sum"`` (the thesis's: its scale grows with the number of same-class
+    pairs, so ``alpha`` must match the batch) or ``"mean"`` over those pairs.
+    Pool the batch over domains; use ``L = CE + alpha * hir_loss``.
+    """
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"`reduction` must be 'sum' or 'mean', got {reduction!r}.")
+    z, y = _logits_labels(logits, labels)
+    k = pairwise_kl(z)
+    if symmetric:
+        k = k + k.T
+    b = z.shape[0]
+    mask = (y[:, None] == y[None, :]) & (jnp.arange(b)[:, None] < jnp.arange(b)[None, :])
+    total = jnp.sum(jnp.where(mask, k, 0.0))
+    return total if reduction == "sum" else total / jnp.maximum(jnp.sum(mask), 1)
+
+
+def _sq_dists(a, b):
+    return jnp.maximum(jnp.sum(a * a, 1)[:, None] + jnp.sum(b * b, 1)[None, :] - 2 * a @ b.T, 0.0)
+
+
+def median_bandwidths(xs, xt, factors=(0.25, 0.5, 1.0, 2.0, 4.0), max_samples: int = 1024):
+    """The median pairwise distance of the pooled samples times ``factors`` (our default for MK-MMD).
+
+    The median is taken over at most ``max_samples`` pooled points (evenly
+    strided, deterministic) so that large feature sets stay cheap; no
+    gradient flows through it.
+    """
+    xs, xt = _c.real_batch(xs, "xs"), _c.real_batch(xt, "xt")
+    if xs.shape[1:] != xt.shape[1:]:
+        raise ValueError(f"`xs` and `xt` must have the same sample shape, got {xs.shape[1:]} and {xt.shape[1:]}.")
+    x = jnp.concatenate([xs, xt]).reshape(len(xs) + len(xt), -1)
+    x = jax.lax.stop_gradient(x)  # a heuristic, not part of the loss: no gradient (and no sqrt(0) NaN)
+    step = max(1, -(-x.shape[0] // int(max_samples)))
+    sub = x[::step]
+    iu = jnp.triu_indices(sub.shape[0], 1)
+    d = jnp.sqrt(_sq_dists(sub, sub)[iu])
+    return jnp.maximum(jnp.median(d), 1e-12) * jnp.asarray(factors, jnp.float32)
+
+
+def mk_mmd(xs, xt, bandwidths=None, unbiased: bool = True, squared: bool = True):
+    """Multi-kernel maximum mean discrepancy between source ``xs (n, ...)`` and target ``xt (m, ...)`` samples.
+
+    ``k(x, y) = mean_s exp(-||x - y||^2 / (2 sigma_s^2))`` over ``bandwidths``
+    (default :func:`median_bandwidths`: the median pairwise distance times
+    1/4, 1/2, 1, 2, 4 -- the thesis uses five kernels without giving them).
+    ``MMD^2 = E k(s, s') + E k(t, t') - 2 E k(s, t)``: ``unbiased=True`` drops
+    the ``i = j`` terms of the within-set averages (its mean is 0 when both
+    sets come from one distribution; it can be slightly negative). ``squared=False``
+    returns ``sqrt(max(MMD^2, 0))`` (the thesis writes the norm).
+    """
+    xs, xt = _c.real_batch(xs, "xs"), _c.real_batch(xt, "xt")
+    xs, xt = xs.reshape(len(xs), -1), xt.reshape(len(xt), -1)
+    if xs.shape[1] != xt.shape[1]:
+        raise ValueError(f"`xs` and `xt` must have the same feature size, got {xs.shape[1]} and {xt.shape[1]}.")
+    n, m = xs.shape[0], xt.shape[0]
+    if min(n, m) < 2:
+        raise ValueError(f"need at least 2 source (`xs`) and 2 target (`xt`) samples, got {n} and {m}.")
+    bw = median_bandwidths(xs, xt) if bandwidths is None else jnp.asarray(bandwidths, jnp.float32).reshape(-1)
+    if bandwidths is not None and _c.is_concrete(bw) and not np.all(np.asarray(bw) > 0):
+        raise ValueError(f"`bandwidths` must all be > 0, got {np.asarray(bw)}.")
+
+    coef = 1.0 / (2.0 * bw ** 2)
+
+    def k_of(d):  # mean over the kernels, as one fused element-wise sum (no (kernels, n, m) array)
+        return sum(jnp.exp(-d * coef[i]) for i in range(coef.shape[0])) / coef.shape[0]
+
+    def k_sum(a, b):
+        return jnp.sum(k_of(_sq_dists(a, b)))
+
+    if unbiased:  # k(x_i, x_i) = 1 for every kernel: the diagonal sums to n
+        ss = (k_sum(xs, xs) - n) / (n * (n - 1))
+        tt = (k_sum(xt, xt) - m) / (m * (m - 1))
+    else:
+        ss, tt = k_sum(xs, xs) / (n * n), k_sum(xt, xt) / (m * m)
+    mmd2 = ss + tt - 2 * k_sum(xs, xt) / (n * m)
+    return mmd2 if squared else jnp.sqrt(jnp.maximum(mmd2, 0.0))
