@@ -271,3 +271,47 @@ def real_batch(x, name, ndim=None):
     a = array(x, name, min_ndim=1 if ndim is None else None, ndim=ndim, kind="r", nonempty=True)
     finite(a, name)
     return jnp.asarray(a, jnp.float32)
+
+
+def real_dtype(x, name: str) -> None:
+    """``TypeError`` unless ``x`` holds real numbers (bool, int, unsigned or float dtype)."""
+    kind = np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype).kind
+    if kind not in "iufb":
+        raise TypeError(f"`{name}` must hold real numbers, got dtype {getattr(x, 'dtype', np.asarray(x).dtype)}.")
+
+
+def binary(m, name: str) -> np.ndarray:
+    """A boolean mask / label array: bool, or numbers that are all 0 or 1."""
+    a = np.asarray(m)
+    if a.dtype != bool:
+        real_dtype(a, name)
+        if not np.all((a == 0) | (a == 1)):
+            raise ValueError(f"`{name}` must be boolean (or 0/1), got values such as {a[(a != 0) & (a != 1)].flat[0]}.")
+    return a.astype(bool)
+
+
+def per_example(x, name, n=None, dtype=None, ref="y_true", values=None):
+    """A vector with one value per example: real, non-empty, NaN-free when concrete; ``values="binary"`` (0/1)
+    or ``"unit"`` (in [0, 1]) are checked when concrete too."""
+    a = array(x, name, ndim=1, kind="r")
+    a = jnp.asarray(a) if dtype is None else jnp.asarray(a, dtype)
+    if a.shape[0] == 0:
+        raise ValueError(f"`{name}` is empty; expected one value per example.")
+    if n is not None and a.shape[0] != n:
+        raise ValueError(f"`{name}` has {a.shape[0]} entries but `{ref}` has {n}; they must match.")
+    if is_concrete(a):
+        v = np.asarray(a)
+        if np.isnan(v).any():
+            raise ValueError(f"`{name}` holds NaN (first at index {int(np.argmax(np.isnan(v)))}).")
+        if values == "binary" and not np.all((v == 0) | (v == 1)):
+            raise ValueError(f"`{name}` must hold 0/1 labels, got values such as {v[(v != 0) & (v != 1)][0]}.")
+        if values == "unit" and not np.all((v >= 0) & (v <= 1)):
+            raise ValueError(f"`{name}` must lie in [0, 1] (labels or scores), got range [{v.min()}, {v.max()}].")
+    return a
+
+
+def fraction(ratio, what="ratio"):
+    """A fraction of channels to remove (scalar or array): every value in [0, 1)."""
+    r = np.asarray(ratio, np.float64)
+    if not np.all((r >= 0) & (r < 1)):
+        raise ValueError(f"`{what}` must lie in [0, 1) (fraction of channels to remove), got {ratio}.")

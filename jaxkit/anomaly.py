@@ -16,7 +16,7 @@ Scores are "higher = more anomalous". Pixels are ``[N, B]`` arrays (or cubes
   loop, streamed over the image in chunks;
 * :func:`anogan_scores` -- AnoGAN's ``(1 - lam) R(x) + lam ||f(x) - f(G(z*))||_1``
   (an extension beyond the thesis);
-* metrics -- :func:`roc_curve`, :func:`auc` (rank-based, ties count 1/2),
+* metrics (from :mod:`jaxkit.metrics`, re-exported here) -- :func:`roc_curve`, :func:`auc` (rank-based, ties count 1/2),
   :func:`log_auc` (area under TPR vs log10 FPR over ``[l, 1]``, normalised),
   :func:`lg_far`, :func:`log_auc_chance`, :func:`partial_auc`,
   :func:`evaluate_targets` (per-target table); :func:`plot_semilog_roc`,
@@ -32,8 +32,10 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from jaxkit import _checks as _c
+from jaxkit.metrics import auc, far_floor, lg_far, log_auc, log_auc_chance, partial_auc, roc_curve
 
 __all__ = [
     "as_pixels", "rx_fit", "rx_scores", "global_rx", "local_rx", "gmm_scores", "discriminator_scores",
@@ -41,12 +43,13 @@ __all__ = [
     "evaluate_targets", "plot_semilog_roc", "plot_heatmap",
 ]
 
+
 PyTree = Any
 
 
 def as_pixels(x, name: str = "cube", bands: int | None = None) -> np.ndarray:
     """``[H, W, B]`` or ``[N, B]`` -> float64 ``[N, B]``; rejects non-real, empty, NaN / inf and a wrong band count."""
-    _real(x, name)
+    _c.real_dtype(x, name)
     a = np.asarray(x, np.float64)
     if a.ndim not in (2, 3):
         raise ValueError(f"`{name}` must be [H, W, B] or [N, B], got shape {a.shape}.")
@@ -60,23 +63,8 @@ def as_pixels(x, name: str = "cube", bands: int | None = None) -> np.ndarray:
     return a
 
 
-def _real(x, name: str) -> None:
-    kind = np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype).kind
-    if kind not in "iufb":
-        raise TypeError(f"`{name}` must hold real numbers, got dtype {getattr(x, 'dtype', np.asarray(x).dtype)}.")
 
 
-def _binary(m, name: str) -> np.ndarray:
-    """A boolean mask / label array: bool, or numbers that are all 0 or 1."""
-    a = np.asarray(m)
-    if a.dtype != bool:
-        _real(a, name)
-        if not np.all((a == 0) | (a == 1)):
-            raise ValueError(f"`{name}` must be boolean (or 0/1), got values such as {a[(a != 0) & (a != 1)].flat[0]}.")
-    return a.astype(bool)
-
-
-# ----------------------------------------------------------------------------- RX
 
 
 def rx_fit(background, *, reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +98,7 @@ def rx_scores(x, mu: np.ndarray, cov_inv: np.ndarray) -> np.ndarray:
     """Mahalanobis distances ``(x - mu)^T S^-1 (x - mu)`` of pixels (cube -> ``[H, W]``)."""
     mu, cov_inv = np.asarray(mu), np.asarray(cov_inv)
     for name, v in (("mu", mu), ("cov_inv", cov_inv)):
-        _real(v, name)
+        _c.real_dtype(v, name)
         if not np.all(np.isfinite(v)):
             raise ValueError(f"`{name}` contains NaN or inf.")
     if mu.ndim != 1 or mu.size == 0:
@@ -139,7 +127,7 @@ def global_rx(cube, background_mask=None, *, reg: float = 1e-6) -> np.ndarray:
     pixels = as_pixels(c)  # converted and checked once, for the fit and the scores
     bg = pixels
     if background_mask is not None:
-        m = _binary(background_mask, "background_mask")
+        m = _c.binary(background_mask, "background_mask")
         if m.shape != c.shape[:2]:
             raise ValueError(f"`background_mask` must have shape {c.shape[:2]}, got {m.shape}.")
         bg = pixels[m.ravel()]
@@ -165,7 +153,7 @@ def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3, rows: i
     does not grow with the image height.
     Float64.
     """
-    _real(cube, "cube")
+    _c.real_dtype(cube, "cube")
     c = np.asarray(cube, np.float64)
     if c.ndim != 3:
         raise ValueError(f"`cube` must be [H, W, B], got shape {c.shape}.")
@@ -228,9 +216,6 @@ def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3, rows: i
     return out
 
 
-# ----------------------------------------------------------------------------- GMM
-
-
 def gmm_scores(x, background, *, n_components: int = 5, seed: int = 0, max_fit: int | None = 50_000,
                **kwargs) -> np.ndarray:
     """Negative log-likelihood under a ``GaussianMixture`` fitted to ``background`` (cube -> ``[H, W]``).
@@ -251,9 +236,6 @@ def gmm_scores(x, background, *, n_components: int = 5, seed: int = 0, max_fit: 
     return -gm.score_samples(px).reshape(shape)
 
 
-# ----------------------------------------------------------------------------- GAN scores
-
-
 def _chunks(n: int, chunk: int):
     for s in range(0, n, chunk):
         yield s, min(s + chunk, n)
@@ -270,7 +252,7 @@ def _padded(x: np.ndarray, chunk: int):
 
 def _samples(x, name: str) -> np.ndarray:
     """A non-empty float32 batch ``[N, ...]`` of finite samples."""
-    _real(x, name)
+    _c.real_dtype(x, name)
     a = np.asarray(x, np.float32)
     if a.ndim < 2 or a.shape[0] == 0 or a.size == 0:
         raise ValueError(f"`{name}` must be a non-empty batch [N, ...] of samples, got shape {a.shape}.")
@@ -360,8 +342,6 @@ def recreation_cost(key: jax.Array, generator_apply: Callable, g_params: PyTree,
     zs = np.empty((len(x), int(noise_dim)), np.float32)
     it = list(_padded(x, chunk))
     if progress:
-        from tqdm.auto import tqdm  # noqa: PLC0415
-
         it = tqdm(it, desc="recreation cost", unit="chunk", leave=False)
     for i, (s, e, b) in enumerate(it):
         c, z = _recreate(jax.random.fold_in(key, i), generator_apply, g_params, jnp.asarray(b), runs=int(runs),
@@ -396,105 +376,6 @@ def _feature_distance(critic_features, generator_apply, d_params, g_params, x, z
     return jnp.mean(jnp.abs(diff).reshape(x.shape[0], -1), -1)
 
 
-# ----------------------------------------------------------------------------- metrics
-
-
-def _scores_labels(scores, labels):
-    """Scores and binary labels of any (equal) size, flattened together."""
-    _real(scores, "scores")
-    s = np.asarray(scores, np.float64).ravel()
-    y = _binary(labels, "labels").ravel()
-    if s.shape != y.shape:
-        raise ValueError(f"`scores` and `labels` must have the same size, got {s.size} and {y.size}.")
-    if not np.all(np.isfinite(s)):
-        raise ValueError("`scores` contains NaN or inf.")
-    if y.all() or not y.any():
-        raise ValueError("`labels` must contain both positives (True) and negatives (False).")
-    return s, y
-
-
-def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(fpr, tpr, thresholds)`` at every distinct score (descending), starting at ``(0, 0, +inf)``."""
-    s, y = _scores_labels(scores, labels)
-    order = np.argsort(-s, kind="mergesort")
-    s, y = s[order], y[order]
-    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each run of equal scores
-    tp = np.cumsum(y)[last]
-    fp = np.cumsum(~y)[last]
-    return (np.r_[0, fp / (~y).sum()], np.r_[0, tp / y.sum()], np.r_[np.inf, s[last]])
-
-
-def auc(scores, labels) -> float:
-    """Area under the ROC curve: P(score of a positive > a negative), ties counting 1/2 (Mann-Whitney)."""
-    from scipy.stats import rankdata  # noqa: PLC0415
-
-    s, y = _scores_labels(scores, labels)
-    r = rankdata(s)  # average ranks for ties
-    n1, n0 = int(y.sum()), int((~y).sum())
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
-
-
-def _floor(n_neg: int, l: float | None) -> float:
-    return 0.5 / n_neg if l is None else float(l)
-
-
-def log_auc(scores, labels, *, l: float | None = None) -> float:
-    """Normalised area under TPR vs log10(FPR) over ``[l, 1]``: ``int TPR d(log10 FPR) / |log10 l|``.
-
-    ``l = 0.5 / N_neg`` by default. While ``l`` lies below the smallest non-zero FPR (always so for the
-    default), thresholds with zero false positives are placed at FPR = ``l`` (so a perfect detector scores 1).
-    A larger ``l`` truncates the curve at ``l``: TPR(l) is interpolated on the ROC segment that crosses it
-    (as :func:`partial_auc`) and the points below ``l`` are dropped. Trapezoids in log10(FPR) between
-    consecutive points.
-    """
-    s, y = _scores_labels(scores, labels)
-    fpr, tpr, _ = roc_curve(s, y)
-    lo = _floor(int((~y).sum()), l)
-    if not 0 < lo < 1:
-        raise ValueError(f"`l` must lie in (0, 1), got {lo}.")
-    if lo < fpr[fpr > 0].min():
-        x, t = np.maximum(fpr, lo), tpr  # zero false positives count as FPR = l
-    else:
-        i = int(np.searchsorted(fpr, lo, side="right"))  # first point beyond l; fpr[i - 1] <= l < fpr[i]
-        t_lo = tpr[i - 1] + (tpr[i] - tpr[i - 1]) * (lo - fpr[i - 1]) / (fpr[i] - fpr[i - 1])
-        x, t = np.r_[lo, fpr[i:]], np.r_[t_lo, tpr[i:]]
-    lx = np.log10(x)
-    # consecutive points at the same FPR form a vertical segment: zero width, no area
-    return float(np.sum(np.diff(lx) * (t[1:] + t[:-1]) / 2) / abs(np.log10(lo)))
-
-
-def log_auc_chance(n_neg: int, *, l: float | None = None) -> float:
-    """``log_auc`` of a random detector (TPR = FPR): ``(1 - l) / (ln 10 * |log10 l|)`` (~0.07 for 10^6 negatives)."""
-    lo = _floor(_c.positive_int(n_neg, "n_neg"), l)
-    if not 0 < lo < 1:
-        raise ValueError(f"`l` must lie in (0, 1), got {lo}.")
-    return float((1 - lo) / (np.log(10) * abs(np.log10(lo))))
-
-
-def lg_far(scores, labels, *, l: float | None = None) -> float:
-    """log10 of the false-alarm rate at the threshold that first detects a positive (FPR 0 -> ``l``)."""
-    s, y = _scores_labels(scores, labels)
-    fpr, tpr, _ = roc_curve(s, y)
-    first = int(np.argmax(tpr > 0))
-    return float(np.log10(max(fpr[first], _floor(int((~y).sum()), l))))
-
-
-def partial_auc(scores, labels, max_fpr: float) -> float:
-    """Area under the ROC curve for FPR in ``[0, max_fpr]``, divided by ``max_fpr`` (so 1 is perfect).
-
-    (Not McClish-standardised as scikit-learn's ``roc_auc_score(max_fpr=...)``.)
-    """
-    if not 0 < max_fpr <= 1:
-        raise ValueError(f"`max_fpr` must lie in (0, 1], got {max_fpr}.")
-    fpr, tpr, _ = roc_curve(scores, labels)
-    stop = np.searchsorted(fpr, max_fpr, side="right")
-    x, t = fpr[:stop], tpr[:stop]
-    if x[-1] < max_fpr:
-        t_end = np.interp(max_fpr, fpr, tpr)
-        x, t = np.r_[x, max_fpr], np.r_[t, t_end]
-    return float(np.sum(np.diff(x) * (t[1:] + t[:-1]) / 2) / max_fpr)
-
-
 def evaluate_targets(scores, inner, outer, *, names: Sequence[str] | None = None) -> list[dict]:
     """Per-target and overall AUC / logAUC / lgFAR, the thesis's protocol.
 
@@ -508,11 +389,11 @@ def evaluate_targets(scores, inner, outer, *, names: Sequence[str] | None = None
     inner pixels; each target row uses all negatives vs that target's inner
     pixels. Each row also reports ``chance`` (logAUC of a random detector).
     """
-    _real(scores, "scores")
+    _c.real_dtype(scores, "scores")
     s = np.asarray(scores, np.float64)
     if s.ndim != 2 or s.size == 0:
         raise ValueError(f"`scores` must be a non-empty [H, W] map, got shape {s.shape}.")
-    i_m, o_m = _binary(inner, "inner"), _binary(outer, "outer")
+    i_m, o_m = _c.binary(inner, "inner"), _c.binary(outer, "outer")
     for name, m in (("inner", i_m), ("outer", o_m)):
         if m.ndim != 3 or m.shape[1:] != s.shape:
             raise ValueError(f"`{name}` must be [T, {s.shape[0]}, {s.shape[1]}], got {m.shape}.")
@@ -535,7 +416,7 @@ def plot_semilog_roc(ax, curves: dict[str, tuple[np.ndarray, np.ndarray]], *, n_
     """Semi-log ROC (TPR vs log10 FPR) for ``{label: (scores, labels)}``; zero FPR drawn at ``l``."""
     for label, (sc, lab) in curves.items():
         fpr, tpr, _ = roc_curve(sc, lab)
-        lo = _floor(int((~np.asarray(lab, bool)).sum()) if n_neg is None else n_neg, None)
+        lo = far_floor(int((~np.asarray(lab, bool)).sum()) if n_neg is None else n_neg, None)
         ax.plot(np.maximum(fpr, lo), tpr, label=f"{label} (AUC {auc(sc, lab):.3f}, logAUC {log_auc(sc, lab):.3f})",
                 drawstyle="steps-post")
     ax.set_xscale("log")

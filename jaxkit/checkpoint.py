@@ -44,6 +44,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxkit import __version__
+
 __all__ = ["Checkpointer", "Run", "CheckpointError", "CheckpointMismatch", "structure", "fingerprint",
            "config_digest", "memo"]
 
@@ -102,8 +104,6 @@ def structure(tree: Any) -> list[list]:
 def fingerprint(config: dict | None) -> dict:
     """The configuration part of a checkpoint's fingerprint: ``config`` in canonical JSON plus the jaxkit
     version."""
-    from jaxkit import __version__  # noqa: PLC0415
-
     return {"jaxkit": __version__, **_jsonable(dict(config or {}))}
 
 

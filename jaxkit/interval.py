@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxkit import tree as jt
 from jaxkit._checks import is_concrete
 
 __all__ = ["Interval", "box", "check", "convert", "matmul", "dense", "relu", "monotone", "ibp", "mlp_layers",
@@ -465,8 +466,6 @@ def mlp_layers(params: Any) -> list[tuple[jax.Array, jax.Array]]:
     ``(kernel, bias)`` pairs. Raises ``ValueError`` for anything that is not a chain
     of dense layers with matching shapes.
     """
-    from jaxkit import tree as jt  # noqa: PLC0415
-
     if isinstance(params, (list, tuple)):
         layers = [tuple(p) for p in params]
     else:

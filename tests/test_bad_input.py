@@ -29,10 +29,10 @@ import optax
 import pytest
 
 from jaxkit import (anomaly, calibration, data, evolution, explain, fairness, gan, gates, interval, lipschitz, losses,
-                    models, normalize, prune, rl, robust, schedules)
+                    metrics, models, normalize, prune, rl, robust, schedules)
 from jaxkit.rl import reliability as _reliability  # noqa: F401 -- rl.reliability below
 
-MODULES = ("interval", "lipschitz", "gan", "anomaly", "gates", "prune", "robust", "explain", "calibration",
+MODULES = ("interval", "lipschitz", "gan", "anomaly", "metrics", "gates", "prune", "robust", "explain", "calibration",
            "fairness", "losses", "evolution", "evolution.moo", "rl", "rl.reliability", "normalize", "schedules", "data",
            "models")
 
@@ -661,6 +661,13 @@ NO_ARRAY_INPUT = {
     "fairness.moea_fitness": "a factory of a fitness function (its arrays: fairness.model_objectives above)",
     "losses.RunningMeanBalancer": "an optax-style factory", "losses.BalancerState": "a state record",
     "evolution.run": "drives a strategy (its arrays go through ask / tell)",
+    "evolution.Strategy": "the strategy base class (its ask / tell: test_strategy_contract)",
+    "evolution.SingleObjective": "a strategy base class (its ask / tell: test_strategy_contract)",
+    "evolution.register": "a class decorator (non-strategies: test_strategy_contract)",
+    "evolution.make": "builds a strategy by name (unknown names: test_strategy_contract)",
+    "models.with_im2col": "wraps an apply function (no array input)",
+    "models.im2col_conv": "Flax's conv_general_dilated slot inside nn.Conv, which checks shapes before calling it",
+    "metrics.far_floor": "takes a count and an optional floor (checked through log_auc_chance's cases)",
     "evolution.optimize": "drives a strategy (its arrays go through ask / tell)",
     "evolution.step": "drives a strategy (its arrays go through ask / tell)",
     "evolution.GA": "a strategy class (rates: test_evolution; fitness: the selections above)",

@@ -8,6 +8,8 @@ import dataclasses
 import os
 
 import numpy as np
+from scipy.io import loadmat
+from scipy.ndimage import gaussian_filter, maximum_filter
 
 from jaxkit import _checks as _c
 
@@ -73,8 +75,6 @@ def check_cube(cube, bands: int | None = None) -> np.ndarray:
 
 
 def _smooth_field(rng, shape, sigma):
-    from scipy.ndimage import gaussian_filter  # noqa: PLC0415
-
     f = gaussian_filter(rng.normal(size=shape), sigma, mode="wrap")
     return (f - f.mean()) / (f.std() + 1e-12)
 
@@ -139,8 +139,6 @@ def make_hyperspectral_scene(height: int = 128, width: int = 128, *, bands: int 
     onehot[np.arange(h)[:, None], np.arange(w)[None, :], label] = 1
     onehot[lake] = 0
     onehot[lake, 4] = 1
-    from scipy.ndimage import gaussian_filter  # noqa: PLC0415
-
     ab = np.stack([gaussian_filter(onehot[..., k], 0.6, mode="nearest") for k in range(len(em))], -1)
     # road: 2 px wide, gently curved, across the image, with dashed bright markings on its centre line
     cols = np.arange(w)
@@ -258,8 +256,6 @@ def window_split(scene: HyperspectralScene, window: int = 1, *, seed: int = 0, v
     containing an inner-mask pixel are anomalies. Returns
     ``{"train", "val", "anomaly"}`` index arrays.
     """
-    from scipy.ndimage import maximum_filter  # noqa: PLC0415
-
     w = int(window)
     if w < 1 or w % 2 == 0:
         raise ValueError(f"`window` must be an odd integer >= 1, got {window}.")
@@ -329,8 +325,6 @@ def _read_scene_file(path, ext, cube_key):
             with np.load(path, allow_pickle=False) as f:
                 stored = {k: f[k] for k in f.files}
         else:
-            from scipy.io import loadmat  # noqa: PLC0415
-
             stored = {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
         if cube_key not in stored:
             raise ValueError(f"{path} has no array {cube_key!r} (found {sorted(stored)}); pass `cube_key`.")

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+from scipy import ndimage
 
 from jaxkit import _checks as _c
 from jaxkit.data.core import Split
@@ -47,8 +50,6 @@ def make_rotated_digits(angles=(0, 15, 30, 45, 60, 75), per_class: int = 100, *,
 
     Pass MNIST arrays (e.g. from :func:`load_tfds`) as ``x, y`` for the paper's version.
     """
-    from scipy import ndimage  # noqa: PLC0415
-
     if x is None:
         d = load_digits(seed=0, test_size=0.2)
         x = np.concatenate([d.train.x, d.test.x])
@@ -87,9 +88,6 @@ def domain_batch_sampler(labels, num_classes: int, per_class: int, num_domains: 
     (concrete) must have equally many images per class, as
     :func:`make_rotated_digits` gives.
     """
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-
     y = np.asarray(_c.labels(_c.array(np.asarray(labels), "labels", ndim=1, nonempty=True), "labels", num_classes))
     counts = np.bincount(y, minlength=num_classes)
     if counts.min() != counts.max():
@@ -144,9 +142,6 @@ def balanced_sampler(labels, num_classes: int | None = None):
 
     Every class (each must have a sample) is drawn with probability ``1/C``, whatever its size.
     """
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
-
     y = np.asarray(_c.labels(_c.array(np.asarray(labels), "labels", ndim=1, nonempty=True), "labels",
                              num_classes)).astype(np.int64)
     c = int(num_classes if num_classes is not None else y.max() + 1)
@@ -171,8 +166,6 @@ def injection_sampler(pool_labels, per_batch: int):
     """A jittable ``sample(key) -> indices`` of ``per_batch`` items drawn uniformly (with replacement) from a pool
     of synthesised rare-class samples, to append to every regular batch ("Deep Learning in the Wild": 12 of 300
     synthetic crops per page). See :func:`expected_wait` for how soon each rare class shows up."""
-    import jax  # noqa: PLC0415
-
     n = len(_c.labels(_c.array(np.asarray(pool_labels), "pool_labels", ndim=1, nonempty=True), "pool_labels"))
     if n == 0 or int(per_batch) < 1:
         raise ValueError(f"need a non-empty pool and `per_batch` >= 1, got {n} items and {per_batch}.")
@@ -191,8 +184,6 @@ def synthesize(x, n: int, *, seed: int = 0, max_angle: float = 15.0, max_shift: 
                noise: float = 0.05) -> np.ndarray:
     """``n`` new images from the few of ``x (k, H, W[, 1])``: random rotation (+-``max_angle``), sub-pixel shift
     (+-``max_shift``), additive Gaussian noise, clipped to [0, 1] -- rare-class synthesis by augmentation."""
-    from scipy import ndimage  # noqa: PLC0415
-
     x = _c.array(np.asarray(x), "x", ndim=(3, 4), kind="r")
     x = np.asarray(x, np.float32)
     if len(x) == 0:

@@ -7,6 +7,7 @@ and UCI Adult files with Friedler et al.'s (2019) preprocessing.
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -211,8 +212,6 @@ def load_compas(path: str, *, include_sensitive: bool = True) -> FairTabular:
     ``two_year_recid`` (1 = reoffended). Sensitive: ``race`` (6 categories)
     and ``sex``.
     """
-    import csv  # noqa: PLC0415
-
     _need_file(path, "load_compas")
     records = []
     with open(path, newline="", encoding="ISO-8859-1") as fh:
@@ -250,8 +249,6 @@ def load_adult(path: str, test_path: str | None = None, *, include_sensitive: bo
     feature; label ``income > 50K`` = 1 (``adult.test``'s trailing dots and
     header line are handled). Sensitive: ``race`` (all 5 categories) and ``sex``.
     """
-    import csv  # noqa: PLC0415
-
     records = []
     for p in [path] + ([test_path] if test_path else []):
         _need_file(p, "load_adult")

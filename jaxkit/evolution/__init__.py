@@ -4,13 +4,17 @@
   binomial), mutation (Gaussian, uniform, categorical within allowed sets,
   drop), fresh-gene replacement, tournament / truncation / elitist selection;
   pure functions over populations (pytrees with a leading member axis).
-* :class:`GA` (generational, (mu + lambda) elitist) and :class:`DE`
-  (DE/rand/1/bin) with evosax's ``init / ask / tell`` and separate ``params``;
-  minimisation unless ``maximize=True``.
+* :class:`Strategy` (:mod:`~jaxkit.evolution.base`) -- the ``init / ask / tell``
+  contract (evosax's, with separate ``params``; minimisation unless
+  ``maximize=True``), one jitted ask and tell per configuration, and the
+  registry (:data:`STRATEGIES`, :func:`register`, :func:`make`) of
+  :class:`GA` (generational, (mu + lambda) elitist; ``ga.py``), :class:`DE`
+  (DE/rand/1/bin; ``de.py``) and :class:`NSGA2` (``nsga2.py``).
 * :func:`evaluate` -- ``vmap`` of a fitness function over the population, the
   population sharded over all devices when there are several (same numbers as
   one device).
-* :mod:`~jaxkit.evolution.moo` -- multi-objective: :func:`non_dominated_sort`,
+* :mod:`~jaxkit.evolution.moo` -- multi-objective (the face of ``pareto.py``
+  and ``nsga2.py``): :func:`non_dominated_sort`,
   :func:`crowding_distance`, :func:`hypervolume`, :func:`pure_diversity`,
   :func:`spacing`, SBX / polynomial mutation and :class:`NSGA2`.
 * :func:`run` (all generations in one ``lax.scan``), :func:`step` (one
@@ -22,15 +26,17 @@ Peers: evosax (composable, single-objective), DEAP (complete, pure Python),
 pymoo (multi-objective, NumPy; our reference in the tests and benchmarks).
 """
 
-from jaxkit.evolution import operators
+from jaxkit.evolution import moo, operators
+from jaxkit.evolution.base import STRATEGIES, EvoState, SingleObjective, Strategy, make, register
+from jaxkit.evolution.de import DE, DEParams
 from jaxkit.evolution.evaluate import evaluate, pad_population
-from jaxkit.evolution import moo
+from jaxkit.evolution.ga import GA, GAParams
 from jaxkit.evolution.loop import optimize, run, step
 from jaxkit.evolution.moo import (
     NSGA2,
-    box_nsga2,
     MOState,
     NSGA2Params,
+    box_nsga2,
     crowding_distance,
     dominates,
     hypervolume,
@@ -57,9 +63,8 @@ from jaxkit.evolution.operators import (
     uniform_crossover,
     uniform_mutation,
 )
-from jaxkit.evolution.strategies import DE, GA, DEParams, EvoState, GAParams
 
-__all__ = ["operators", "evaluate", "pad_population", "run", "optimize", "step", "GA", "GAParams", "DE", "DEParams", "EvoState",
+__all__ = ["Strategy", "SingleObjective", "STRATEGIES", "register", "make", "operators", "evaluate", "pad_population", "run", "optimize", "step", "GA", "GAParams", "DE", "DEParams", "EvoState",
            "uniform_crossover", "binomial_crossover", "de_mutation", "gaussian_mutation", "uniform_mutation",
            "categorical_mutation", "drop", "replace_fraction", "ranking_key", "tournament_selection",
            "truncation_selection", "elitist_merge", "moo", "NSGA2", "NSGA2Params", "box_nsga2", "MOState",

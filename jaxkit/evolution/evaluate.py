@@ -23,10 +23,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from jaxkit import _sharding
 from jaxkit.evolution import operators as ops
 
 __all__ = ["evaluate", "pad_population"]
@@ -36,11 +35,7 @@ PyTree = Any
 
 def pad_population(population: PyTree, multiple: int) -> tuple[PyTree, int]:
     """Pad the member axis to a multiple of ``multiple`` by repeating the last member; returns ``(padded, n)``."""
-    n = ops.popsize(population)
-    pad = (-n) % int(multiple)
-    if pad == 0:
-        return population, n
-    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), population), n
+    return _sharding.pad_to_multiple(population, multiple)
 
 
 _CHECKED: set = set()  # fitness signatures whose output shape was already checked
@@ -126,19 +121,17 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
         else:
             fit = _vmapped(fitness_fn, len(args), batch_size=batch_size)(population, *args)
     else:
-        mesh = Mesh(np.asarray(devices), ("pop",))
-        member = NamedSharding(mesh, PartitionSpec("pop"))
-        repl = NamedSharding(mesh, PartitionSpec())
-        padded, _ = pad_population(population, len(devices))
-        padded = jax.tree.map(lambda x: _global(x, member), padded)
-        args = tuple(jax.tree.map(lambda x: _global(x, repl), a) for a in args)
+        mesh = _sharding.mesh(devices)
+        member, repl = _sharding.members(mesh), _sharding.replicated(mesh)
+        padded, _ = _sharding.place(population, devices, name="population")
+        args = tuple(jax.tree.map(lambda x: _sharding.put(x, repl), a) for a in args)
         if tree:
             f = _vmapped_tree(len(args), (repl, member) + (repl,) * len(args), member, batch_size)
-            fit = f(jax.tree.map(lambda x: _global(x, repl), fitness_fn), padded, *args)
+            fit = f(jax.tree.map(lambda x: _sharding.put(x, repl), fitness_fn), padded, *args)
         else:
             f = _vmapped(fitness_fn, len(args), (member,) + (repl,) * len(args), member, batch_size)
             fit = f(padded, *args)
-        fit = _gather(fit)[:n]
+        fit = _sharding.gather(fit)[:n]
     if warn_nan:
         warn_nan_members(fit, "evaluate", stacklevel=3)
     return fit
@@ -152,19 +145,3 @@ def warn_nan_members(fitness, where: str, stacklevel: int = 2) -> None:
         warnings.warn(f"{where}: {bad.size} of {f.shape[0]} fitness values are NaN (members {bad[:10].tolist()}"
                       f"{'...' if bad.size > 10 else ''}); strategies rank them last.", RuntimeWarning,
                       stacklevel=stacklevel + 1)
-
-
-def _global(x, sharding: NamedSharding) -> jax.Array:
-    """A global array from a value every process holds in full (multi-process safe)."""
-    if jax.process_count() == 1:
-        return jax.device_put(x, sharding)
-    x = np.asarray(x)  # pragma: no cover -- needs several processes
-    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
-
-
-def _gather(x: jax.Array) -> jax.Array:
-    if jax.process_count() > 1:  # pragma: no cover -- needs several processes
-        from jax.experimental import multihost_utils  # noqa: PLC0415
-
-        return jnp.asarray(multihost_utils.process_allgather(x, tiled=True))
-    return jax.device_put(x, jax.devices()[0]) if len(x.sharding.device_set) > 1 else x

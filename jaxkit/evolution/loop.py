@@ -3,28 +3,34 @@
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
 
-from jaxkit.evolution.evaluate import evaluate, pad_population, warn_nan_members
-from jaxkit.evolution.strategies import EvoState
+from jaxkit import _sharding
+from jaxkit.checkpoint import Run
+from jaxkit.evolution.base import EvoState, Strategy
+from jaxkit.evolution.evaluate import evaluate, warn_nan_members
 
 __all__ = ["run", "optimize", "step"]
+
+
+def _check_strategy(strategy) -> None:
+    if not isinstance(strategy, Strategy):
+        raise TypeError(f"`strategy` must be a jaxkit.evolution.Strategy (GA, DE, NSGA2, or a subclass of Strategy), "
+                        f"got {type(strategy).__name__}.")
 
 
 def run(strategy, fitness_fn: Callable[[Any], jax.Array], key: jax.Array, generations: int,
         params: Any = None) -> tuple[EvoState, jax.Array]:
     """All generations in one jitted ``lax.scan`` (single device): ``(final state, trace)``.
 
-    The trace is the best fitness per generation, or what ``strategy.trace(state)``
-    returns when the strategy defines it (:class:`~jaxkit.evolution.NSGA2`: the
-    population's objectives, ``[generations, N, M]``).
+    The trace is what ``strategy.trace(state)`` returns per generation: the best fitness so far
+    (:class:`~jaxkit.evolution.GA`, :class:`~jaxkit.evolution.DE`), the population's objectives
+    ``[generations, N, M]`` (:class:`~jaxkit.evolution.NSGA2`).
 
     For fitness functions cheap enough that per-generation dispatch would
     dominate (benchmark functions, small models). Generation ``g`` uses
@@ -33,6 +39,7 @@ def run(strategy, fitness_fn: Callable[[Any], jax.Array], key: jax.Array, genera
     """
     if int(generations) < 1:
         raise ValueError(f"`generations` must be >= 1, got {generations}.")
+    _check_strategy(strategy)
     params = strategy.default_params if params is None else params
     state = strategy.init(jax.random.fold_in(key, -1 % (2**31)), params)
     return _run(strategy, fitness_fn, int(generations), key, state, params)
@@ -43,7 +50,7 @@ def _run(strategy, fitness_fn, generations, key, state, params):
     def body(state, g):
         pop, state = strategy.ask(jax.random.fold_in(key, g), state, params)
         state = strategy.tell(pop, jax.vmap(fitness_fn)(pop), state, params)
-        return state, strategy.trace(state) if hasattr(strategy, "trace") else state.best_fitness
+        return state, strategy.trace(state)
 
     return jax.lax.scan(body, state, jnp.arange(generations))
 
@@ -61,11 +68,12 @@ def step(strategy, fitness_fn: Callable[..., Any], key: jax.Array, state: Any, *
     is compiled once per (strategy, fitness, argument shapes). ``warn_nan``
     warns when members got NaN fitness (strategies rank them last).
     """
+    _check_strategy(strategy)
     params = strategy.default_params if params is None else params
     devices = tuple(devices) if devices is not None else tuple(jax.devices())
-    mesh = Mesh(np.asarray(devices), ("pop",)) if len(devices) > 1 else None
+    mesh = _sharding.mesh(devices)
     if mesh is not None:
-        repl = NamedSharding(mesh, PartitionSpec())
+        repl = _sharding.replicated(mesh)
         args = tuple(jax.tree.map(lambda x: jax.device_put(x, repl), a) for a in args)
     state, fit = _step(strategy, fitness_fn, bool(has_aux), mesh, key, state, params, *args)
     if warn_nan:
@@ -79,8 +87,8 @@ def _step(strategy, fitness_fn, has_aux, mesh, key, state, params, *args):
     n = jax.tree.leaves(pop)[0].shape[0]
     work = pop
     if mesh is not None:
-        work, _ = pad_population(pop, mesh.size)
-        member = NamedSharding(mesh, PartitionSpec("pop"))
+        work, _ = _sharding.pad_to_multiple(pop, mesh.size)
+        member = _sharding.members(mesh)
         work = jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, member), work)
     out = jax.vmap(lambda g: fitness_fn(g, *args))(work)
     fit, new = out if has_aux else (out, pop)
@@ -117,17 +125,14 @@ def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, gen
     """
     if int(generations) < 1:
         raise ValueError(f"`generations` must be >= 1, got {generations}.")
+    _check_strategy(strategy)
     params = strategy.default_params if params is None else params
     state = strategy.init(jax.random.fold_in(key, -1 % (2**31)), params)
-    from jaxkit.checkpoint import Run  # noqa: PLC0415
-
     run = Run(checkpoint_dir, state, {"strategy": strategy, "params": params, "key": key, "fitness_fn": fitness_fn,
                                       "args": list(args), **dict(config or {})},
               total=int(generations), what="generation", overwrite=overwrite, verbose=progress)
     state = jax.tree.map(jnp.asarray, run.state)
     history: list[dict] = list(run.metadata.get("history", []))
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
     start = len(history)
     bar = tqdm(range(start, int(generations)), initial=start, total=int(generations), desc="generation",
                unit="gen", disable=not progress, leave=False)
@@ -135,17 +140,8 @@ def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, gen
         pop, state = strategy.ask(jax.random.fold_in(key, g), state, params)
         fit = evaluate(fitness_fn, pop, *args, devices=devices)
         state = strategy.tell(pop, fit, state, params)
-        if hasattr(strategy, "summary"):
-            rec = {"generation": g, **strategy.summary(state, fit)}
-            postfix = rec.pop("postfix", {})
-        else:
-            f = np.asarray(fit, np.float64)
-            ok = f[~np.isnan(f)]
-            rec = {"generation": g, "best": float(state.best_fitness),
-                   "gen_best": float((ok.max() if strategy.maximize else ok.min()) if ok.size else math.nan),
-                   "mean": float(ok.mean()) if ok.size else math.nan,
-                   "fitness": [None if math.isnan(v) else float(v) for v in f]}
-            postfix = {"best": f"{rec['best']:.4g}"}
+        rec = {"generation": g, **strategy.summary(state, fit)}
+        postfix = rec.pop("postfix", {})
         history.append(rec)
         bar.set_postfix(**postfix)
         if callback is not None:

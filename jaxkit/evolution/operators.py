@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxkit import _checks as _c
+from jaxkit import _sharding
 
 __all__ = ["check_rate", "popsize", "check_population", "check_fitness", "uniform_crossover", "de_mutation", "binomial_crossover", "gaussian_mutation",
            "uniform_mutation", "categorical_mutation", "drop", "replace_fraction", "ranking_key",
@@ -40,11 +41,7 @@ def check_rate(name: str, rate) -> None:
 
 def popsize(population: PyTree, name: str = "population") -> int:
     """The leading axis shared by every leaf (``ValueError`` naming ``name`` if they disagree or it is < 1)."""
-    sizes = {int(np.shape(x)[0]) if np.ndim(x) else -1 for x in jax.tree.leaves(population)}
-    if not sizes or len(sizes) != 1 or min(sizes) < 1:
-        raise ValueError(f"`{name}` leaves must share a non-empty leading population axis, got sizes "
-                         f"{sorted(sizes)}.")
-    return sizes.pop()
+    return _sharding.leading_size(population, name)
 
 
 def check_population(population: PyTree, name: str = "population", *, kind: str | None = "n") -> int:

@@ -9,8 +9,20 @@
 
 from . import manipulate
 from .entropy import detect, detection_report, entropy_scores, feature_response, fit_threshold, local_spatial_entropy
-from .maps import (Tap, cam, features_and_logits, gradcam, gradcam_from_features, guided_backprop, guided_relu,
-                   guided_relus, layer_names, normalize_maps, resolve_layer, saliency)
+from .maps import (
+                   Tap,
+                   cam,
+                   features_and_logits,
+                   gradcam,
+                   gradcam_from_features,
+                   guided_backprop,
+                   guided_relu,
+                   guided_relus,
+                   layer_names,
+                   normalize_maps,
+                   resolve_layer,
+                   saliency,
+)
 
 __all__ = ["Tap", "cam", "features_and_logits", "gradcam", "gradcam_from_features", "guided_backprop",
            "guided_relu", "guided_relus", "layer_names", "normalize_maps", "resolve_layer", "saliency",

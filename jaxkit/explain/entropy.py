@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxkit import _checks as _c
+from jaxkit import metrics
 
 from .maps import guided_backprop, normalize_maps
 
@@ -128,12 +129,10 @@ def detect(scores, threshold: float):
 def detection_report(clean_scores, attacked_scores, threshold: float | None = None, fpr: float = 0.05) -> dict:
     """ROC/AUC of attacked (positive) vs clean (negative) scores, plus the detection rates at ``threshold``
     (default :func:`fit_threshold` of the clean scores): ``auc``, ``tpr``, ``fpr``, ``threshold``, ``roc``."""
-    from jaxkit import anomaly  # noqa: PLC0415
-
     c = _score_vector(clean_scores, "clean_scores")
     a = _score_vector(attacked_scores, "attacked_scores")
     thr = fit_threshold(c, fpr) if threshold is None else _c.number(threshold, "threshold")
     s = np.concatenate([c, a])
     lab = np.concatenate([np.zeros(c.size, bool), np.ones(a.size, bool)])
-    return {"auc": anomaly.auc(s, lab), "tpr": float(np.mean(a > thr)), "fpr": float(np.mean(c > thr)),
-            "threshold": thr, "roc": anomaly.roc_curve(s, lab)}
+    return {"auc": metrics.auc(s, lab), "tpr": float(np.mean(a > thr)), "fpr": float(np.mean(c > thr)),
+            "threshold": thr, "roc": metrics.roc_curve(s, lab)}

@@ -34,11 +34,10 @@ from collections.abc import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxkit import tree as jtree
 
-from .maps import _path, layer_names, resolve_layer
+from .maps import layer_names, module_path, resolve_layer
 
 __all__ = ["widen", "inject_constant_explanation", "inject_target_explanation", "inject_semi_random_explanation",
            "inject_backdoor_explanation", "Manipulated", "SideBranch", "StickerDetector", "place_stickers",
@@ -132,7 +131,7 @@ class Manipulated:
             out = next_fun(*args, **kwargs)
             if ctx.method_name != "__call__":
                 return out
-            p = _path(ctx.module)
+            p = module_path(ctx.module)
             if p == self.layer:
                 if self.term is not None:
                     out = out.at[..., self.channel].add(self.term(bundle["term"], x).astype(out.dtype))
@@ -166,7 +165,7 @@ def _dense_input_new_sum(model: Manipulated, bundle, x, dense: str):
     got = {}
 
     def icpt(next_fun, args, kwargs, ctx):
-        if ctx.method_name == "__call__" and _path(ctx.module) == dense:
+        if ctx.method_name == "__call__" and module_path(ctx.module) == dense:
             got["z"] = args[0]
         return next_fun(*args, **kwargs)
 

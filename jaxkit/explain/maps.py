@@ -30,26 +30,21 @@ import functools
 from collections.abc import Callable
 
 import flax.linen as nn
+import flax.linen.activation as act
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
+from jaxkit.models.nets import Tap
 
 __all__ = ["Tap", "layer_names", "features_and_logits", "gradcam", "gradcam_from_features", "cam", "saliency",
            "guided_relu", "guided_relus", "guided_backprop", "normalize_maps"]
 
 
-class Tap(nn.Module):
-    """Identity module that names a feature map for explanations (no parameters)."""
-
-    @nn.compact
-    def __call__(self, x):
-        return x
-
-
-def _path(module) -> str:
+def module_path(module) -> str:
+    """The ``/``-joined path of a bound Flax module (``"Conv_1"``, ``"block/Dense_0"``)."""
     return "/".join(module.path)
 
 
@@ -66,7 +61,7 @@ def layer_names(apply_fn: Callable, params, x) -> list[tuple[str, str, tuple]]:
         out = next_fun(*args, **kwargs)
         if ctx.method_name == "__call__" and ctx.module.path:
             shape = tuple(out.shape) if hasattr(out, "shape") else ()
-            seen.append((_path(ctx.module), type(ctx.module).__name__, shape))
+            seen.append((module_path(ctx.module), type(ctx.module).__name__, shape))
         return out
 
     def run(p, xx):
@@ -111,7 +106,7 @@ def features_and_logits(apply_fn: Callable, params, x, layer: str, delta=None):
 
     def icpt(next_fun, args, kwargs, ctx):
         out = next_fun(*args, **kwargs)
-        if ctx.method_name == "__call__" and _path(ctx.module) == layer:
+        if ctx.method_name == "__call__" and module_path(ctx.module) == layer:
             if found:
                 raise ValueError(f"`layer` {layer!r} is called more than once per forward pass; name a module "
                                  "called once (e.g. add an explain.Tap).")
@@ -292,8 +287,6 @@ guided_relu.defvjp(_guided_fwd, _guided_bwd)
 def guided_relus():
     """Within the block, ``jax.nn.relu`` / ``flax.linen.relu`` are :func:`guided_relu` (models that call
     ``nn.relu(x)`` at trace time pick it up; an already-compiled ``jax.jit`` of the model would not)."""
-    import flax.linen.activation as act  # noqa: PLC0415
-
     saved = (jax.nn.relu, nn.relu, act.relu)
     jax.nn.relu = nn.relu = act.relu = guided_relu
     try:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxkit.interval import mlp_layers
 from jaxkit.lipschitz.bounds import Net, jacobian, np_op_norm
 from jaxkit.lipschitz.paper import PAPER_NETWORKS, PaperNetwork, paper_network
 from jaxkit.lipschitz.search import Result, search
@@ -48,8 +49,6 @@ def _norm_p(p) -> float:
 
 def to_net(params: Any) -> Net:
     """Float64 ``Net`` (``W = kernel.T``) from Flax ``nn.Dense``-MLP params (see ``interval.mlp_layers``)."""
-    from jaxkit.interval import mlp_layers  # noqa: PLC0415
-
     layers = mlp_layers(params)
     ws = tuple(np.asarray(k, np.float64).T for k, _ in layers)
     bs = tuple(np.asarray(b, np.float64) for _, b in layers)

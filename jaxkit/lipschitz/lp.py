@@ -49,6 +49,8 @@ import jax
 import numpy as np
 from scipy.optimize import linprog
 
+from jaxkit.lipschitz import simplex
+
 try:
     import highspy
 except ImportError:  # pragma: no cover - scipy's HiGHS is the fallback
@@ -238,8 +240,6 @@ def decide(problems: list, region: Region, tol: float = 1e-9, max_iter: int = 20
     Returns ``(results, highs_calls)`` with ``results[i] = (feasible, witness_or_None)``: one vmapped
     simplex call (:mod:`.simplex`), every answer checked in float64, HiGHS for the rest (see module doc).
     """
-    from jaxkit.lipschitz import simplex  # noqa: PLC0415
-
     n, kn = region.n, len(problems)
     out: list = [None] * kn
     if region.bounded and kn:

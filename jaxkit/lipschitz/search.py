@@ -33,6 +33,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
+from tqdm.auto import tqdm
 
 from jaxkit.lipschitz import bounds as _b
 from jaxkit.lipschitz import lp as _lp
@@ -282,8 +283,6 @@ def point_lower_bound(net: _b.Net, points: np.ndarray, p: float, box_lo=None, bo
 def search(net: _b.Net, box_lo, box_hi, *, p: float, k: float, batch: int, max_nodes: int | None,
            time_limit: float | None, progress: bool, tol: float, mode: str, lp: str = "batched",
            lookahead: int = 3) -> Result:
-    from tqdm.auto import tqdm  # noqa: PLC0415
-
     t0 = time.perf_counter()
     s = _Search(net, box_lo, box_hi, p, batch, tol, lp, lookahead)
     center = (np.asarray(box_lo) + np.asarray(box_hi)) / 2 if box_lo is not None else np.zeros(s.n0)

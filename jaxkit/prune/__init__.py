@@ -13,7 +13,19 @@ Typical use::
     prune.count(graph, masks).macs                       # cost without building it
 """
 
+from jaxkit.prune import bfrifp, blend_search, cupnet, gator, pruned_yolo  # method transforms, by paper
+from jaxkit.prune.blend import blend, correlation_matrix, kmeans, rankdata, spearman
 from jaxkit.prune.cost import Cost, count
+from jaxkit.prune.criteria import (
+    CRITERIA,
+    Stats,
+    all_scores,
+    bn_layer,
+    collect_stats,
+    geometric_median,
+    minmax,
+    scores,
+)
 from jaxkit.prune.graph import Graph, Group, Layer, Member, build_graph
 from jaxkit.prune.masks import (
     MaskedUpdatesState,
@@ -26,33 +38,14 @@ from jaxkit.prune.masks import (
     remove,
     sparsity,
 )
+from jaxkit.prune.pruned_yolo import global_masks
 
 __all__ = [
     "Graph", "Group", "Layer", "Member", "build_graph",
     "Cost", "count",
     "channel_masks", "expand", "apply_masks", "magnitude_masks", "masked_updates", "MaskedUpdatesState",
     "remove", "kept_counts", "sparsity",
+    "CRITERIA", "Stats", "collect_stats", "all_scores", "scores", "minmax", "geometric_median", "bn_layer",
+    "rankdata", "spearman", "correlation_matrix", "kmeans", "blend",
+    "bfrifp", "blend_search", "cupnet", "gator", "pruned_yolo", "global_masks",
 ]
-
-from jaxkit.prune.criteria import (  # noqa: E402
-    CRITERIA,
-    Stats,
-    all_scores,
-    bn_layer,
-    collect_stats,
-    geometric_median,
-    minmax,
-    scores,
-)
-
-__all__ += ["CRITERIA", "Stats", "collect_stats", "all_scores", "scores", "minmax", "geometric_median", "bn_layer"]
-
-from jaxkit.prune.blend import blend, correlation_matrix, kmeans, rankdata, spearman  # noqa: E402
-from jaxkit.prune import blend_search  # noqa: E402
-
-__all__ += ["rankdata", "spearman", "correlation_matrix", "kmeans", "blend"]
-
-from jaxkit.prune import bfrifp, cupnet, pruned_yolo  # noqa: E402  (method transforms, by paper)
-from jaxkit.prune.pruned_yolo import global_masks  # noqa: E402
-
-__all__ += ["bfrifp", "pruned_yolo", "cupnet", "global_masks"]

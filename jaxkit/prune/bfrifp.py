@@ -36,10 +36,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkit import _checks as _c
 from jaxkit import schedules as _schedules
 from jaxkit.prune.graph import Graph
 from jaxkit.prune.hooks import channel_hooks, intercept
-from jaxkit.prune.masks import _check_ratio, _group_masks, expand
+from jaxkit.prune.masks import expand
 
 __all__ = ["index_masks", "random_masks", "layer_order", "reorganize", "freeze_masks"]
 
@@ -68,7 +69,7 @@ def index_masks(graph: Graph, ratio: float | Mapping[str, float], *, groups=None
     out = {}
     for g in _groups(graph, groups):
         r = ratio.get(g.name, 0.0) if isinstance(ratio, Mapping) else ratio
-        _check_ratio(r, f"ratio[{g.name!r}]" if isinstance(ratio, Mapping) else "ratio")
+        _c.fraction(r, f"ratio[{g.name!r}]" if isinstance(ratio, Mapping) else "ratio")
         m = np.ones(g.size, bool)
         n = _n_prune(float(r), g.size)
         if n:
@@ -83,7 +84,7 @@ def random_masks(key: jax.Array, graph: Graph, ratio: float | Mapping[str, float
     out = {}
     for i, g in enumerate(_groups(graph, groups)):
         r = ratio.get(g.name, 0.0) if isinstance(ratio, Mapping) else ratio
-        _check_ratio(r, f"ratio[{g.name!r}]" if isinstance(ratio, Mapping) else "ratio")
+        _c.fraction(r, f"ratio[{g.name!r}]" if isinstance(ratio, Mapping) else "ratio")
         perm = np.asarray(jax.random.permutation(jax.random.fold_in(key, i), g.size))
         m = np.ones(g.size, bool)
         m[perm[: _n_prune(float(r), g.size)]] = False
@@ -125,7 +126,7 @@ def reorganize(apply_fn: Callable | nn.Module, graph: Graph, masks: Mapping[str,
       freely). ``key`` is required when ``rfpn`` is on.
     """
     apply = apply_fn.apply if isinstance(apply_fn, nn.Module) else apply_fn
-    gm = _group_masks(graph, masks)
+    gm = graph.group_masks(masks)
     names = [graph.group(n).name for n in masks]
     if not names:
         raise ValueError("`masks` is empty: nothing to reorganise.")

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxkit import _checks as _c
+
 __all__ = ["rankdata", "spearman", "correlation_matrix", "kmeans", "blend"]
 
 

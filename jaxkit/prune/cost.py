@@ -26,7 +26,6 @@ from typing import Any
 import numpy as np
 
 from jaxkit.prune.graph import Graph
-from jaxkit.prune.masks import _group_masks
 
 __all__ = ["Cost", "count"]
 
@@ -62,7 +61,7 @@ def count(graph: Graph, masks: Mapping[str, Any] | None = None, *, collections: 
       exclude: leaf-path substrings not to count (``exclude=("BatchNorm",)``
         gives the count without BN).
     """
-    gm = _group_masks(graph, masks or {})
+    gm = graph.group_masks(masks or {})
     kept = {g.id: (int(gm[g.id].sum()) if g.id in gm else g.size) for g in graph.groups}
     layer_params = {}
     has_collections = any(p.startswith("params/") for p in graph.shapes)

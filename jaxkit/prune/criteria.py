@@ -34,13 +34,13 @@ one jitted call.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
@@ -181,7 +181,10 @@ def _key(flat, path):
     raise ValueError(f"Leaf {path!r} of the graph is missing from the variables.")
 
 
-_CACHE: dict = {}
+# Compiled scorers by (graph, plan, options): bounded, so a long session that builds many graphs does not keep
+# every one alive; the identity check below guards against a reused id().
+_CACHE: collections.OrderedDict = collections.OrderedDict()
+_CACHE_SIZE = 16
 
 
 def all_scores(graph: Graph, variables: PyTree, stats: Stats | None = None, *,
@@ -233,6 +236,9 @@ def all_scores(graph: Graph, variables: PyTree, stats: Stats | None = None, *,
 
         hit = (graph, jax.jit(compute))
         _CACHE[key] = hit
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    _CACHE.move_to_end(key)
     return hit[1](_tree.flatten(variables, "variables"), stats)
 
 

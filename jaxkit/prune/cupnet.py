@@ -25,12 +25,13 @@ has ``h s^2 + u s + d`` parameters, ``u = k + h + d + 1``;
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxkit import tree as _tree
 
 __all__ = ["connectivity", "MaskedDense", "CupNet", "RefNet", "cupnet_params", "refnet_params", "refnet_width",
            "count_params"]
@@ -172,8 +173,6 @@ def count_params(params, structure: np.ndarray | None = None, *, marker: str = "
     With ``structure=None`` every entry counts (the stored size). For a
     :class:`CupNet` pass its ``C(alpha)``; the result equals :func:`cupnet_params`.
     """
-    from jaxkit import tree as _tree  # noqa: PLC0415
-
     total = 0
     for path, x in _tree.validate(params, "params"):
         parts = path.split("/")

@@ -42,8 +42,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.extend.core as jcore
+import jax.numpy as jnp
 import numpy as np
 
+from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 
 __all__ = ["Member", "Group", "Layer", "Graph", "build_graph"]
@@ -149,6 +151,36 @@ class Graph:
     def groups_of(self, path: str) -> list[tuple[Group, Member]]:
         """Every ``(group, member)`` that indexes an axis of the leaf at ``path``."""
         return [(g, m) for g in self.groups for m in g.members if m.path == path]
+
+    def resolve(self, tree: Any, name: str) -> tuple[list[tuple[str, Any]], str]:
+        """The checked leaves ``[(path, leaf)]`` of ``tree`` and the prefix (``""`` or ``"params/"``) that maps
+        their paths to this graph's variable paths; ``ValueError`` naming ``name`` if none matches."""
+        flat = _tree.validate(tree, name)
+        paths = [p for p, _ in flat]
+        for prefix in ("", "params/"):
+            if any(prefix + p in self.shapes for p in paths):
+                return flat, prefix
+        raise ValueError(f"`{name}` does not match the graph: none of its paths (e.g. {paths[0]!r}) is a graph "
+                         "variable. Build the graph from the same model's variables.")
+
+    def group_masks(self, masks: Mapping[str, Any], traced: bool = False) -> dict[int, Any]:
+        """``{group id: bool [C]}`` from ``{group name: mask}`` (True = keep), checked: prunable groups, one entry per
+        channel, boolean or 0/1 (numpy arrays; jax arrays when ``traced``)."""
+        out = {}
+        for name, m in masks.items():
+            g = self.group(name)
+            if not g.prunable:
+                raise ValueError(f"Group {g.name!r} cannot be pruned: {g.reason}.")
+            if np.shape(m) != (g.size,):
+                raise ValueError(f"`masks[{g.name!r}]` must have shape ({g.size},), got {np.shape(masks[name])}.")
+            dt = jnp.result_type(m)
+            if dt != jnp.bool_:
+                if not (jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating)):
+                    raise TypeError(f"`masks[{g.name!r}]` must be boolean (True = keep), got dtype {dt}.")
+                if _c.is_concrete(m) and not np.all((np.asarray(m) == 0) | (np.asarray(m) == 1)):
+                    raise ValueError(f"`masks[{g.name!r}]` must be boolean (True = keep) or 0/1, got other values.")
+            out[g.id] = (jnp.asarray(m) if traced else np.asarray(m)).reshape(-1).astype(bool)
+        return out
 
     def summary(self) -> str:
         rows = []

@@ -45,10 +45,6 @@ PyTree = Any
 ROLES = ("out", "in", "elem")
 
 
-def _check_ratio(ratio, what="ratio"):
-    r = np.asarray(ratio, np.float64)
-    if not np.all((r >= 0) & (r < 1)):
-        raise ValueError(f"`{what}` must lie in [0, 1) (fraction of channels to remove), got {ratio}.")
 
 
 def score_vectors(scores: Mapping[str, Any], name: str = "scores") -> dict[str, np.ndarray]:
@@ -97,7 +93,7 @@ def channel_masks(
     if scope == "global":
         if ratio is None or isinstance(ratio, Mapping):
             raise ValueError("scope='global' takes a single `ratio`.")
-        _check_ratio(ratio)
+        _c.fraction(ratio)
         names = list(s)
         allv = np.concatenate([s[k] for k in names])
         n_remove = int(np.floor(ratio * allv.size))
@@ -125,7 +121,7 @@ def channel_masks(
                 raise ValueError(f"`n_keep` for {k!r} must be in [1, {len(v)}], got {keep}.")
         else:
             r = ratio[k] if isinstance(ratio, Mapping) else ratio
-            _check_ratio(r, f"ratio[{k!r}]" if isinstance(ratio, Mapping) else "ratio")
+            _c.fraction(r, f"ratio[{k!r}]" if isinstance(ratio, Mapping) else "ratio")
             keep = max(1, len(v) - int(np.floor(r * len(v))))
         order = np.lexsort((np.arange(len(v)), -v))  # descending score, earlier index first
         m = np.zeros(len(v), bool)
@@ -134,33 +130,8 @@ def channel_masks(
     return out
 
 
-def _resolve(graph: Graph, tree: PyTree, name: str) -> tuple[list[tuple[str, Any]], str]:
-    """Leaves of ``tree`` and the prefix that maps their paths to graph paths."""
-    flat = _tree.validate(tree, name)
-    paths = [p for p, _ in flat]
-    for prefix in ("", "params/"):
-        if any(prefix + p in graph.shapes for p in paths):
-            return flat, prefix
-    raise ValueError(f"`{name}` does not match the graph: none of its paths (e.g. {paths[0]!r}) is a graph "
-                     "variable. Build the graph from the same model's variables.")
 
 
-def _group_masks(graph: Graph, masks: Mapping[str, Any], traced: bool = False) -> dict[int, Any]:
-    out = {}
-    for name, m in masks.items():
-        g = graph.group(name)
-        if not g.prunable:
-            raise ValueError(f"Group {g.name!r} cannot be pruned: {g.reason}.")
-        if np.shape(m) != (g.size,):
-            raise ValueError(f"`masks[{g.name!r}]` must have shape ({g.size},), got {np.shape(masks[name])}.")
-        dt = jnp.result_type(m)
-        if dt != jnp.bool_:
-            if not (jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating)):
-                raise TypeError(f"`masks[{g.name!r}]` must be boolean (True = keep), got dtype {dt}.")
-            if _c.is_concrete(m) and not np.all((np.asarray(m) == 0) | (np.asarray(m) == 1)):
-                raise ValueError(f"`masks[{g.name!r}]` must be boolean (True = keep) or 0/1, got other values.")
-        out[g.id] = (jnp.asarray(m) if traced else np.asarray(m)).reshape(-1).astype(bool)
-    return out
 
 
 def expand(graph: Graph, masks: Mapping[str, Any], tree: PyTree, *, roles: Sequence[str] = ROLES) -> PyTree:
@@ -179,8 +150,8 @@ def expand(graph: Graph, masks: Mapping[str, Any], tree: PyTree, *, roles: Seque
         raise ValueError(f"`roles` must be a subset of {ROLES}, got {sorted(bad)}.")
     traced = any(isinstance(m, jax.Array) for m in masks.values())  # tracers are jax.Arrays: use jnp
     xp = jnp if traced else np
-    gm = _group_masks(graph, masks, traced)
-    flat, prefix = _resolve(graph, tree, "tree")
+    gm = graph.group_masks(masks, traced)
+    flat, prefix = graph.resolve(tree, "tree")
 
     def leaf_mask(path, x):
         m = xp.ones(np.shape(x), bool)
@@ -223,7 +194,7 @@ def magnitude_masks(tree: PyTree, sparsity: float, *, pattern: _tree.Pattern = "
     Leaves not selected by ``pattern`` get all-True masks. ``scope="global"``
     uses one threshold over all selected leaves.
     """
-    _check_ratio(sparsity, "sparsity")
+    _c.fraction(sparsity, "sparsity")
     if scope not in ("layer", "global"):
         raise ValueError(f"`scope` must be 'layer' or 'global', got {scope!r}.")
     sel = _tree.select(tree, pattern, name="tree")
@@ -288,8 +259,8 @@ def remove(graph: Graph, masks: Mapping[str, Any], tree: PyTree) -> PyTree:
     from :func:`kept_counts` (e.g. ``VGG(cfg=...)`` or ``ResNet(inner_widths=...)``);
     its outputs equal the fully masked model's.
     """
-    gm = _group_masks(graph, masks)
-    _, prefix = _resolve(graph, tree, "tree")
+    gm = graph.group_masks(masks)
+    _, prefix = graph.resolve(tree, "tree")
 
     def leaf(kp, x):
         x = np.asarray(x)
@@ -304,7 +275,7 @@ def remove(graph: Graph, masks: Mapping[str, Any], tree: PyTree) -> PyTree:
 
 def kept_counts(graph: Graph, masks: Mapping[str, Any]) -> dict[str, int]:
     """``{group name: channels kept}`` (unmasked prunable groups keep all)."""
-    gm = _group_masks(graph, masks)
+    gm = graph.group_masks(masks)
     return {g.name: int(gm[g.id].sum()) if g.id in gm else g.size for g in graph.groups if g.prunable}
 
 

@@ -34,7 +34,6 @@ import optax
 from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 from jaxkit.prune.graph import Graph
-from jaxkit.prune.masks import _check_ratio, _resolve
 
 __all__ = ["importance", "global_masks", "bn_scale_mask", "bn_l1", "BnL1State", "soft_mask"]
 
@@ -61,7 +60,7 @@ def importance(graph: Graph, variables: PyTree, *, groups=None) -> dict[str, jax
     producers (one row per producer, in trace order; see :func:`global_masks`).
     Scores are not min-max normalised: the global ranking needs them comparable.
     """
-    flat, prefix = _resolve(graph, variables, "variables")
+    flat, prefix = graph.resolve(variables, "variables")
     leaves = {prefix + p: x for p, x in flat}
     gs = graph.prunable if groups is None else [graph.group(n) for n in groups]
     out = {}
@@ -98,7 +97,7 @@ def global_masks(scores: Mapping[str, Any], ratio: float, *, policy: str = "spli
     """
     if policy not in ("same", "split"):
         raise ValueError(f"`policy` must be 'same' or 'split', got {policy!r}.")
-    _check_ratio(ratio)
+    _c.fraction(ratio)
     if not scores:
         raise ValueError("`scores` is empty.")
     s = {}
@@ -135,7 +134,7 @@ def global_masks(scores: Mapping[str, Any], ratio: float, *, policy: str = "spli
 
 def bn_scale_mask(graph: Graph, params: PyTree) -> PyTree:
     """Bool tree shaped like ``params``: True on the BatchNorm scale leaves of the graph's groups."""
-    flat, prefix = _resolve(graph, params, "params")
+    flat, prefix = graph.resolve(params, "params")
     scales = {m.path for g in graph.groups for m in g.members if m.role == "elem" and m.path.endswith("/scale")}
     return jax.tree_util.tree_map_with_path(lambda kp, _: prefix + _tree.path_str(kp) in scales, params)
 

@@ -36,9 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from jaxkit import schedules
-from jaxkit.evolution.evaluate import pad_population
-from jaxkit.evolution.operators import popsize
+from jaxkit import _sharding, schedules
 from jaxkit.rl import replay
 from jaxkit.rl.ddpg import DDPG, DDPGState
 from jaxkit.rl.envs import EnvState, step_autoreset
@@ -188,12 +186,4 @@ def place_runs(tree, devices=None):
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` to use N cores).
     Returns ``(placed, n)``: slice results with ``[:n]``. One device: unchanged.
     """
-    from jax.sharding import Mesh, NamedSharding, PartitionSpec  # noqa: PLC0415
-
-    devices = list(jax.devices() if devices is None else devices)
-    n = popsize(tree, "tree")
-    if len(devices) <= 1:
-        return tree, n
-    padded, _ = pad_population(tree, len(devices))
-    sharding = NamedSharding(Mesh(np.asarray(devices), ("runs",)), PartitionSpec("runs"))
-    return jax.device_put(padded, sharding), n
+    return _sharding.place(tree, devices, axis="runs", name="tree")

@@ -20,12 +20,6 @@ multi-objective fairness paper (Zhang et al., ICANN 2021):
 * :func:`fairness_objectives` -- the paper's three minimised objectives
   ``[MSE of the predicted probability, f_I, f_G]`` for one model.
 
-The paper's learner (one-hidden-layer networks, Glorot initialisation, Adam
-partial training kept Lamarckian-style): :func:`init_mlp`,
-:func:`partial_train`, :func:`predict_proba`, :func:`model_objectives` and
-:func:`moea_fitness`, the fitness for :func:`jaxkit.evolution.step` with
-:class:`jaxkit.evolution.NSGA2` (``experiments/fair_moea.py``).
-
 Group metrics with fairlearn's definitions (its ``worst_case`` aggregation:
 largest minus smallest over groups): :func:`demographic_parity_difference`,
 :func:`demographic_parity_ratio`, :func:`equalized_odds_difference`,
@@ -35,56 +29,31 @@ count, selection rate, accuracy, TPR, FPR).
 
 from __future__ import annotations
 
-import functools
 import warnings
-from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxkit import _checks as _c
-from jaxkit._checks import is_concrete
 
-__all__ = ["cross_groups", "benefits", "generalized_entropy_index", "ge_decomposition", "individual_unfairness",
-           "group_unfairness", "fairness_objectives", "group_rates", "demographic_parity_difference",
-           "demographic_parity_ratio", "equalized_odds_difference", "equalized_odds_ratio",
-           "equal_opportunity_difference", "equal_opportunity_ratio", "CONVENTIONS", "OBJECTIVES",
-           "VARIANTS", "init_mlp", "predict_proba", "partial_train", "model_objectives", "member_key", "moea_fitness"]
+__all__ = ['cross_groups', 'benefits', 'generalized_entropy_index', 'ge_decomposition', 'individual_unfairness', 'group_unfairness', 'fairness_objectives', 'group_rates', 'demographic_parity_difference', 'demographic_parity_ratio', 'equalized_odds_difference', 'equalized_odds_ratio', 'equal_opportunity_difference', 'equal_opportunity_ratio', 'CONVENTIONS']
 
 
-def _vec(name, x, n=None, dtype=None, ref="y_true", values=None):
-    """A vector with one value per example: real, non-empty, NaN-free when concrete; ``values="binary"`` (0/1)
-    or ``"unit"`` (in [0, 1]) are checked when concrete too."""
-    a = _c.array(x, name, ndim=1, kind="r")
-    a = jnp.asarray(a) if dtype is None else jnp.asarray(a, dtype)
-    if a.shape[0] == 0:
-        raise ValueError(f"`{name}` is empty; expected one value per example.")
-    if n is not None and a.shape[0] != n:
-        raise ValueError(f"`{name}` has {a.shape[0]} entries but `{ref}` has {n}; they must match.")
-    if is_concrete(a):
-        v = np.asarray(a)
-        if np.isnan(v).any():
-            raise ValueError(f"`{name}` holds NaN (first at index {int(np.argmax(np.isnan(v)))}).")
-        if values == "binary" and not np.all((v == 0) | (v == 1)):
-            raise ValueError(f"`{name}` must hold 0/1 labels, got values such as {v[(v != 0) & (v != 1)][0]}.")
-        if values == "unit" and not np.all((v >= 0) & (v <= 1)):
-            raise ValueError(f"`{name}` must lie in [0, 1] (labels or scores), got range [{v.min()}, {v.max()}].")
-    return a
 
 
 def _groups(groups, n, num_groups, ref="y_true"):
-    g = _vec("groups", groups, n, ref=ref)
+    g = _c.per_example(groups, "groups", n, ref=ref)
     if not jnp.issubdtype(g.dtype, jnp.integer):
-        if is_concrete(g) and not np.all(np.mod(np.asarray(g), 1) == 0):
+        if _c.is_concrete(g) and not np.all(np.mod(np.asarray(g), 1) == 0):
             raise ValueError("`groups` must be integer codes 0 .. num_groups - 1.")
         g = g.astype(jnp.int32)
     if num_groups is None:
-        if not is_concrete(g):
+        if not _c.is_concrete(g):
             raise ValueError("`num_groups` must be given (a static int) when `groups` is traced.")
         num_groups = int(np.max(np.asarray(g))) + 1 if g.size else 1
     num_groups = int(num_groups)
-    if is_concrete(g):
+    if _c.is_concrete(g):
         ga = np.asarray(g)
         if ga.size and (ga.min() < 0 or ga.max() >= num_groups):
             raise ValueError(f"`groups` codes must lie in [0, {num_groups}), got range [{ga.min()}, {ga.max()}].")
@@ -94,7 +63,8 @@ def _groups(groups, n, num_groups, ref="y_true"):
     return g, num_groups
 
 
-def _alpha(alpha):
+def ge_alpha(alpha) -> float:
+    """``alpha`` of the generalised entropy index as a float; 0 and 1 (limits) are refused."""
     a = float(alpha)
     if a in (0.0, 1.0):
         raise ValueError(f"`alpha` must not be 0 or 1 (the generalised entropy index is a limit there: "
@@ -114,7 +84,7 @@ def cross_groups(*codes, sizes=None) -> tuple[jax.Array, int]:
     arrs = []
     for i, c in enumerate(codes):
         a = _c.array(c, f"codes[{i}]", ndim=1, kind="r", nonempty=True)
-        if not jnp.issubdtype(jnp.result_type(a), jnp.integer) and is_concrete(a) and \
+        if not jnp.issubdtype(jnp.result_type(a), jnp.integer) and _c.is_concrete(a) and \
                 not np.all(np.mod(np.asarray(a), 1) == 0):
             raise ValueError(f"`codes[{i}]` (attribute {i}) must hold integer codes.")
         arrs.append(jnp.asarray(a, jnp.int32))
@@ -139,14 +109,14 @@ def benefits(y_true, y_pred) -> jax.Array:
     Pass predicted labels (the paper's reading) or scores in [0, 1] (the
     paper's printed formula ``theta x_i``) as ``y_pred``.
     """
-    y = _vec("y_true", y_true, dtype=jnp.float32, values="binary")
-    p = _vec("y_pred", y_pred, y.shape[0], jnp.float32, values="unit")
+    y = _c.per_example(y_true, "y_true", dtype=jnp.float32, values="binary")
+    p = _c.per_example(y_pred, "y_pred", y.shape[0], jnp.float32, values="unit")
     return p - y + 1.0
 
 
 def generalized_entropy_index(b, alpha: float = 2.0) -> jax.Array:
     """``GE_alpha(b) = 1/(n alpha (alpha - 1)) sum_i ((b_i / mu)^alpha - 1)``; 0 when every benefit is 0."""
-    a = _alpha(alpha)
+    a = ge_alpha(alpha)
     b = _benefit_vec(b)
     mu = jnp.mean(b)
     safe = jnp.where(mu > 0, mu, 1.0)
@@ -155,15 +125,15 @@ def generalized_entropy_index(b, alpha: float = 2.0) -> jax.Array:
 
 
 def _benefit_vec(b):
-    b = _vec("b", b, dtype=jnp.float32)
-    if is_concrete(b) and np.any(np.asarray(b) < 0):
+    b = _c.per_example(b, "b", dtype=jnp.float32)
+    if _c.is_concrete(b) and np.any(np.asarray(b) < 0):
         raise ValueError(f"`b` (benefits) must be >= 0, got a minimum of {float(np.min(np.asarray(b)))}.")
     return jnp.where(b < 0, jnp.nan, b)  # traced: a negative benefit makes the index NaN, not a number
 
 
 def ge_decomposition(b, groups, num_groups: int | None = None, alpha: float = 2.0) -> tuple[jax.Array, jax.Array]:
     """``(within, between)`` parts of ``GE_alpha(b)`` over the groups; ``within + between == GE_alpha(b)``."""
-    a = _alpha(alpha)
+    a = ge_alpha(alpha)
     b = _benefit_vec(b)
     g, k = _groups(groups, b.shape[0], num_groups, ref="b")
     n = b.shape[0]
@@ -200,20 +170,17 @@ def fairness_objectives(y_true, prob, groups, num_groups: int | None = None, *, 
     """
     if benefit not in ("label", "score"):
         raise ValueError(f"`benefit` must be 'label' or 'score', got {benefit!r}.")
-    y = _vec("y_true", y_true, dtype=jnp.float32, values="binary")
-    p = _vec("prob", prob, y.shape[0], jnp.float32, values="unit")
+    y = _c.per_example(y_true, "y_true", dtype=jnp.float32, values="binary")
+    p = _c.per_example(prob, "prob", y.shape[0], jnp.float32, values="unit")
     yhat = (p > threshold).astype(jnp.float32) if benefit == "label" else p
     within, between = ge_decomposition(yhat - y + 1.0, groups, num_groups, alpha)
     return jnp.stack([jnp.mean((p - y) ** 2), within, between])
 
 
-# ----------------------------------------------------------------------------- group metrics
-
-
 def group_rates(y_true, y_pred, groups, num_groups: int | None = None) -> dict[str, jax.Array]:
     """Per group: ``count``, ``selection_rate``, ``accuracy``, ``tpr``, ``fpr`` (NaN where undefined), each ``[G]``."""
-    y = _vec("y_true", y_true, dtype=jnp.float32, values="binary")
-    p = _vec("y_pred", y_pred, y.shape[0], jnp.float32, values="binary")
+    y = _c.per_example(y_true, "y_true", dtype=jnp.float32, values="binary")
+    p = _c.per_example(y_pred, "y_pred", y.shape[0], jnp.float32, values="binary")
     g, k = _groups(groups, y.shape[0], num_groups)
 
     def seg(x):
@@ -315,123 +282,3 @@ def equal_opportunity_ratio(y_true, y_pred, groups, num_groups: int | None = Non
                             convention: str = "fairlearn") -> jax.Array:
     """Smallest over largest true-positive rate over groups (fairlearn's ``equal_opportunity_ratio``)."""
     return _ratio(_summary_rates(y_true, y_pred, groups, num_groups, convention)["tpr"], convention)
-
-
-# ----------------------------------------------------------------------------- multi-objective fair learning
-
-OBJECTIVES = ("error", "individual", "group")
-VARIANTS = {"E": ("error",), "EI": ("error", "individual"), "EG": ("error", "group"),
-            "EIG": ("error", "individual", "group")}
-
-
-def init_mlp(key: jax.Array, num_features: int, hidden: int = 64) -> dict:
-    """Parameters of a one-hidden-layer :class:`jaxkit.models.MLP` ``(hidden, 1)``, Glorot-uniform kernels, zero biases."""
-    import flax.linen as nn  # noqa: PLC0415
-
-    from jaxkit import models  # noqa: PLC0415
-
-    shapes = jax.eval_shape(lambda: models.MLP((int(hidden), 1)).init(jax.random.key(0),
-                                                                       jnp.zeros((1, int(num_features)))))["params"]
-    k0, k1 = jax.random.split(key)
-    glorot = nn.initializers.glorot_uniform()
-    return {"Dense_0": {"kernel": glorot(k0, shapes["Dense_0"]["kernel"].shape), "bias": jnp.zeros((int(hidden),))},
-            "Dense_1": {"kernel": glorot(k1, shapes["Dense_1"]["kernel"].shape), "bias": jnp.zeros((1,))}}
-
-
-def predict_proba(params: dict, x) -> jax.Array:
-    """Probability of the favourable class, ``[N]``, from :func:`init_mlp`-shaped parameters."""
-    from jaxkit import models  # noqa: PLC0415
-
-    x = _c.array(x, "x", ndim=2, kind="r", nonempty=True)
-    _c.finite(x, "x")
-    _c.tree_finite(params, "params")
-    n_in, hidden = params["Dense_0"]["kernel"].shape
-    if x.shape[1] != n_in:
-        raise ValueError(f"`x` has {x.shape[1]} features but the network takes {n_in}.")
-    return jax.nn.sigmoid(models.MLP((hidden, 1)).apply({"params": params}, x)[:, 0])
-
-
-@functools.partial(jax.jit, static_argnames=("steps", "batch_size", "learning_rate"))
-def partial_train(params: dict, key: jax.Array, x, y, *, steps: int = 10, batch_size: int = 64,
-                  learning_rate: float = 0.01) -> dict:
-    """``steps`` Adam steps on the binary cross-entropy, minibatches drawn uniformly (fresh optimiser state).
-
-    The paper's local search: every new model is trained a little before it
-    is evaluated and keeps the trained weights. It gives no step count or batch
-    size: both are parameters (our defaults: 10 steps of 64).
-    """
-    import optax  # noqa: PLC0415
-
-    tx = optax.adam(learning_rate)
-    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
-
-    def loss(p, xb, yb):
-        from jaxkit import models  # noqa: PLC0415
-
-        hidden = p["Dense_0"]["kernel"].shape[1]
-        logit = models.MLP((hidden, 1)).apply({"params": p}, xb)[:, 0]
-        return jnp.mean(optax.sigmoid_binary_cross_entropy(logit, yb))
-
-    def body(carry, k):
-        p, s = carry
-        idx = jax.random.randint(k, (int(batch_size),), 0, x.shape[0])
-        g = jax.grad(loss)(p, x[idx], y[idx])
-        u, s = tx.update(g, s, p)
-        return (optax.apply_updates(p, u), s), None
-
-    (params, _), _ = jax.lax.scan(body, (params, tx.init(params)), jax.random.split(key, int(steps)))
-    return params
-
-
-def model_objectives(params: dict, x, y, groups, num_groups: int, *, alpha: float = 2.0,
-                     benefit: str = "label") -> jax.Array:
-    """``[error, f_I, f_G]`` of one network on a split (see :func:`fairness_objectives`)."""
-    y = _vec("y", y, values="binary")
-    return fairness_objectives(y, predict_proba(params, x), groups, num_groups, alpha=alpha, benefit=benefit)
-
-
-def member_key(key: jax.Array, params: dict) -> jax.Array:
-    """A key for one member's minibatches from ``key`` and two of the member's weights (exact bits, no reduction).
-
-    Members of a vmapped population differ in their weights, so they draw
-    different minibatches; the same member gets the same key vmapped or not.
-    """
-    w = params["Dense_0"]["kernel"]
-    bits = jax.lax.bitcast_convert_type(jnp.stack([w[0, 0], w[-1, -1]]).astype(jnp.float32), jnp.uint32)
-    return jax.random.fold_in(jax.random.fold_in(key, bits[0]), bits[1])
-
-
-def moea_fitness(objectives: Sequence[str] = OBJECTIVES, *, num_groups: int, steps: int = 10, batch_size: int = 64,
-                 learning_rate: float = 0.01, alpha: float = 2.0, benefit: str = "label",
-                 shared_batches: bool = True):
-    """The paper's Lamarckian fitness for :func:`jaxkit.evolution.step` with ``has_aux=True``.
-
-    Returns ``fitness(params, key, (x_tr, y_tr), (x_val, y_val, g_val)) ->
-    (objectives, trained params)``: :func:`partial_train` on the training
-    split, then the chosen subset of ``("error", "individual", "group")`` on
-    validation. ``shared_batches`` (our choice; the paper is silent): every
-    member of a generation sees the same minibatches drawn from ``key`` --
-    one data gather feeds the whole vmapped population, about 1.4x faster on
-    CPU; ``False`` draws each member its own (:func:`member_key`).
-    Build it once per configuration (the compiled program is cached per
-    function object).
-    """
-    bad = [o for o in objectives if o not in OBJECTIVES]
-    if bad or not objectives:
-        raise ValueError(f"`objectives` must be a non-empty subset of {OBJECTIVES}, got {tuple(objectives)}.")
-    _alpha(alpha)
-    if benefit not in ("label", "score"):
-        raise ValueError(f"`benefit` must be 'label' or 'score', got {benefit!r}.")
-    cols = tuple(OBJECTIVES.index(o) for o in objectives)
-    return functools.partial(_moea_fitness, cols=cols, steps=int(steps), batch_size=int(batch_size),
-                             learning_rate=float(learning_rate), alpha=float(alpha), benefit=benefit,
-                             num_groups=int(num_groups), shared=bool(shared_batches))
-
-
-def _moea_fitness(params, key, train, val, *, cols, steps, batch_size, learning_rate, alpha, benefit, num_groups,
-                  shared):
-    k = key if shared else member_key(key, params)
-    trained = partial_train(params, k, train[0], train[1], steps=steps, batch_size=batch_size,
-                            learning_rate=learning_rate)
-    objs = model_objectives(trained, val[0], val[1], val[2], num_groups, alpha=alpha, benefit=benefit)
-    return objs[jnp.asarray(cols)], trained

@@ -1,0 +1,85 @@
+"""The one mesh-and-padding helper: a batch of independent members (population, runs, nodes) over devices.
+
+A one-axis ``jax.sharding.Mesh`` over the given devices (all of every process by default), the member axis
+padded to a multiple of the device count by repeating the last member, members laid out along the mesh and
+shared inputs replicated. With one device every helper is the identity (``mesh`` returns ``None``), so callers
+keep a single-device path that gives the same numbers. Under ``jax.distributed`` each process passes the same
+values in full; :func:`put` builds the global array from them and :func:`gather` returns the full result to
+every process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+__all__ = ["leading_size", "pad_to_multiple", "mesh", "members", "replicated", "put", "gather", "place"]
+
+PyTree = Any
+
+
+def leading_size(tree: PyTree, name: str = "population") -> int:
+    """The leading axis shared by every leaf (``ValueError`` naming ``name`` if they disagree or it is < 1)."""
+    sizes = {int(np.shape(x)[0]) if np.ndim(x) else -1 for x in jax.tree.leaves(tree)}
+    if not sizes or len(sizes) != 1 or min(sizes) < 1:
+        raise ValueError(f"`{name}` leaves must share a non-empty leading population axis, got sizes "
+                         f"{sorted(sizes)}.")
+    return sizes.pop()
+
+
+def pad_to_multiple(tree: PyTree, multiple: int, name: str = "population") -> tuple[PyTree, int]:
+    """Pad the leading axis to a multiple of ``multiple`` by repeating the last member; returns ``(padded, n)``."""
+    n = leading_size(tree, name)
+    pad = (-n) % int(multiple)
+    if pad == 0:
+        return tree, n
+    return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), tree), n
+
+
+def mesh(devices: Sequence[jax.Device] | None = None, axis: str = "pop") -> Mesh | None:
+    """A one-axis mesh named ``axis`` over ``devices`` (default: all devices of every process); ``None`` for one."""
+    devices = tuple(jax.devices() if devices is None else devices)
+    return Mesh(np.asarray(devices), (axis,)) if len(devices) > 1 else None
+
+
+def members(m: Mesh) -> NamedSharding:
+    """Leading (member) axis split over the mesh's one axis."""
+    return NamedSharding(m, PartitionSpec(m.axis_names[0]))
+
+
+def replicated(m: Mesh) -> NamedSharding:
+    """Every device holds the whole value."""
+    return NamedSharding(m, PartitionSpec())
+
+
+def put(x: Any, sharding: NamedSharding) -> jax.Array:
+    """A global array from a value every process holds in full (multi-process safe)."""
+    if jax.process_count() == 1:
+        return jax.device_put(x, sharding)
+    x = np.asarray(x)  # pragma: no cover -- needs several processes
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+
+def gather(x: jax.Array) -> jax.Array:
+    """The whole of a (possibly sharded) result on every process, on one device."""
+    if jax.process_count() > 1:  # pragma: no cover -- needs several processes
+        return jnp.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return jax.device_put(x, jax.devices()[0]) if len(x.sharding.device_set) > 1 else x
+
+
+def place(tree: PyTree, devices: Sequence[jax.Device] | None = None, axis: str = "pop",
+          name: str = "tree") -> tuple[PyTree, int]:
+    """Members of ``tree`` padded and laid out over ``devices``: ``(placed, n)``; slice results with ``[:n]``.
+    One device: ``tree`` unchanged."""
+    m = mesh(devices, axis)
+    n = leading_size(tree, name)
+    if m is None:
+        return tree, n
+    padded, _ = pad_to_multiple(tree, m.size, name)
+    return jax.tree.map(lambda x: put(x, members(m)), padded), n

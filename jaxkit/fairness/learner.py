@@ -1,0 +1,133 @@
+"""The multi-objective fairness paper's learner (Zhang et al., ICANN 2021): one-hidden-layer networks,
+Glorot initialisation, Adam partial training kept Lamarckian-style.
+
+:func:`init_mlp`, :func:`partial_train`, :func:`predict_proba`, :func:`model_objectives` and
+:func:`moea_fitness`, the fitness for :func:`jaxkit.evolution.step` with :class:`jaxkit.evolution.NSGA2`
+(``experiments/fair_moea.py``).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+
+from jaxkit import _checks as _c
+from jaxkit.fairness.metrics import fairness_objectives, ge_alpha
+from jaxkit.models import MLP
+
+__all__ = ['OBJECTIVES', 'VARIANTS', 'init_mlp', 'predict_proba', 'partial_train', 'model_objectives', 'member_key', 'moea_fitness']
+
+
+OBJECTIVES = ("error", "individual", "group")
+
+
+VARIANTS = {"E": ("error",), "EI": ("error", "individual"), "EG": ("error", "group"),
+            "EIG": ("error", "individual", "group")}
+
+
+def init_mlp(key: jax.Array, num_features: int, hidden: int = 64) -> dict:
+    """Parameters of a one-hidden-layer :class:`jaxkit.models.MLP` ``(hidden, 1)``, Glorot-uniform kernels, zero biases."""
+    shapes = jax.eval_shape(lambda: MLP((int(hidden), 1)).init(jax.random.key(0),
+                                                                       jnp.zeros((1, int(num_features)))))["params"]
+    k0, k1 = jax.random.split(key)
+    glorot = nn.initializers.glorot_uniform()
+    return {"Dense_0": {"kernel": glorot(k0, shapes["Dense_0"]["kernel"].shape), "bias": jnp.zeros((int(hidden),))},
+            "Dense_1": {"kernel": glorot(k1, shapes["Dense_1"]["kernel"].shape), "bias": jnp.zeros((1,))}}
+
+
+def predict_proba(params: dict, x) -> jax.Array:
+    """Probability of the favourable class, ``[N]``, from :func:`init_mlp`-shaped parameters."""
+    x = _c.array(x, "x", ndim=2, kind="r", nonempty=True)
+    _c.finite(x, "x")
+    _c.tree_finite(params, "params")
+    n_in, hidden = params["Dense_0"]["kernel"].shape
+    if x.shape[1] != n_in:
+        raise ValueError(f"`x` has {x.shape[1]} features but the network takes {n_in}.")
+    return jax.nn.sigmoid(MLP((hidden, 1)).apply({"params": params}, x)[:, 0])
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "batch_size", "learning_rate"))
+def partial_train(params: dict, key: jax.Array, x, y, *, steps: int = 10, batch_size: int = 64,
+                  learning_rate: float = 0.01) -> dict:
+    """``steps`` Adam steps on the binary cross-entropy, minibatches drawn uniformly (fresh optimiser state).
+
+    The paper's local search: every new model is trained a little before it
+    is evaluated and keeps the trained weights. It gives no step count or batch
+    size: both are parameters (our defaults: 10 steps of 64).
+    """
+    tx = optax.adam(learning_rate)
+    x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
+
+    def loss(p, xb, yb):
+        hidden = p["Dense_0"]["kernel"].shape[1]
+        logit = MLP((hidden, 1)).apply({"params": p}, xb)[:, 0]
+        return jnp.mean(optax.sigmoid_binary_cross_entropy(logit, yb))
+
+    def body(carry, k):
+        p, s = carry
+        idx = jax.random.randint(k, (int(batch_size),), 0, x.shape[0])
+        g = jax.grad(loss)(p, x[idx], y[idx])
+        u, s = tx.update(g, s, p)
+        return (optax.apply_updates(p, u), s), None
+
+    (params, _), _ = jax.lax.scan(body, (params, tx.init(params)), jax.random.split(key, int(steps)))
+    return params
+
+
+def model_objectives(params: dict, x, y, groups, num_groups: int, *, alpha: float = 2.0,
+                     benefit: str = "label") -> jax.Array:
+    """``[error, f_I, f_G]`` of one network on a split (see :func:`fairness_objectives`)."""
+    y = _c.per_example(y, "y", values="binary")
+    return fairness_objectives(y, predict_proba(params, x), groups, num_groups, alpha=alpha, benefit=benefit)
+
+
+def member_key(key: jax.Array, params: dict) -> jax.Array:
+    """A key for one member's minibatches from ``key`` and two of the member's weights (exact bits, no reduction).
+
+    Members of a vmapped population differ in their weights, so they draw
+    different minibatches; the same member gets the same key vmapped or not.
+    """
+    w = params["Dense_0"]["kernel"]
+    bits = jax.lax.bitcast_convert_type(jnp.stack([w[0, 0], w[-1, -1]]).astype(jnp.float32), jnp.uint32)
+    return jax.random.fold_in(jax.random.fold_in(key, bits[0]), bits[1])
+
+
+def moea_fitness(objectives: Sequence[str] = OBJECTIVES, *, num_groups: int, steps: int = 10, batch_size: int = 64,
+                 learning_rate: float = 0.01, alpha: float = 2.0, benefit: str = "label",
+                 shared_batches: bool = True):
+    """The paper's Lamarckian fitness for :func:`jaxkit.evolution.step` with ``has_aux=True``.
+
+    Returns ``fitness(params, key, (x_tr, y_tr), (x_val, y_val, g_val)) ->
+    (objectives, trained params)``: :func:`partial_train` on the training
+    split, then the chosen subset of ``("error", "individual", "group")`` on
+    validation. ``shared_batches`` (our choice; the paper is silent): every
+    member of a generation sees the same minibatches drawn from ``key`` --
+    one data gather feeds the whole vmapped population, about 1.4x faster on
+    CPU; ``False`` draws each member its own (:func:`member_key`).
+    Build it once per configuration (the compiled program is cached per
+    function object).
+    """
+    bad = [o for o in objectives if o not in OBJECTIVES]
+    if bad or not objectives:
+        raise ValueError(f"`objectives` must be a non-empty subset of {OBJECTIVES}, got {tuple(objectives)}.")
+    ge_alpha(alpha)
+    if benefit not in ("label", "score"):
+        raise ValueError(f"`benefit` must be 'label' or 'score', got {benefit!r}.")
+    cols = tuple(OBJECTIVES.index(o) for o in objectives)
+    return functools.partial(_moea_fitness, cols=cols, steps=int(steps), batch_size=int(batch_size),
+                             learning_rate=float(learning_rate), alpha=float(alpha), benefit=benefit,
+                             num_groups=int(num_groups), shared=bool(shared_batches))
+
+
+def _moea_fitness(params, key, train, val, *, cols, steps, batch_size, learning_rate, alpha, benefit, num_groups,
+                  shared):
+    k = key if shared else member_key(key, params)
+    trained = partial_train(params, k, train[0], train[1], steps=steps, batch_size=batch_size,
+                            learning_rate=learning_rate)
+    objs = model_objectives(trained, val[0], val[1], val[2], num_groups, alpha=alpha, benefit=benefit)
+    return objs[jnp.asarray(cols)], trained

@@ -1,0 +1,58 @@
+"""Small reference Flax models and a resumable classification training loop.
+
+Modules: :mod:`~jaxkit.models.nets` (:class:`MLP`, :class:`VGG`, :class:`SmallCNN`, :class:`ResNet` /
+:func:`resnet56`, :class:`Tap`, and the experiments' networks), :mod:`~jaxkit.models.training`
+(:func:`init_variables`, :class:`TrainState`, :func:`train_step`, :func:`eval_step`, :func:`evaluate`,
+:func:`train`: an optax loop with a tqdm progress bar and orbax checkpoint/resume: a killed run resumes after
+its last finished epoch and ends with the same parameters as an uninterrupted one) and
+:mod:`~jaxkit.models.im2col` (convolution as one matrix product). Every public name is importable from
+``jaxkit.models``.
+"""
+
+from __future__ import annotations
+
+from jaxkit.models.im2col import (
+    im2col_conv,
+    with_im2col,
+)
+from jaxkit.models.nets import (
+    DIGITS_CFG,
+    MLP,
+    VGG,
+    BasicBlock,
+    ResNet,
+    SmallCNN,
+    Tap,
+    resnet56,
+)
+from jaxkit.models.training import (
+    TrainState,
+    create_train_state,
+    cross_entropy,
+    eval_step,
+    evaluate,
+    init_variables,
+    train,
+    train_step,
+)
+
+__all__ = [
+    "Tap",
+    "MLP",
+    "VGG",
+    "SmallCNN",
+    "DIGITS_CFG",
+    "BasicBlock",
+    "ResNet",
+    "resnet56",
+    "TrainState",
+    "init_variables",
+    "create_train_state",
+    "cross_entropy",
+    "train_step",
+    "eval_step",
+    "evaluate",
+    "train",
+    "im2col_conv",
+    "with_im2col",
+]
