@@ -22,6 +22,7 @@ the KDE estimators ECE_d (Gaussian, Silverman) and the triweight KDE-ECE.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -37,15 +38,11 @@ import common  # noqa: E402
 
 from jaxkit import calibration as cal  # noqa: E402
 
+# the table's columns: each library estimator (calibration.ESTIMATORS) with the options the study uses
 ESTIMATORS = {
-    "ECE_l sqrtN": dict(binning="uniform", mapping="hard"), "ECE_a sqrtN": dict(binning="adaptive", mapping="hard"),
-    "ECE_c sqrtN": dict(binning="uniform", mapping="convex"),
-    "ECE_ac sqrtN": dict(binning="adaptive", mapping="convex"),
-    "ECE_l 15": dict(binning="uniform", mapping="hard", n_bins=15),
-    "ECE_a 15": dict(binning="adaptive", mapping="hard", n_bins=15),
-    "ECE_c 15": dict(binning="uniform", mapping="convex", n_bins=15),
-    "ECE_ac 15": dict(binning="adaptive", mapping="convex", n_bins=15),
-    "ECE_d (KDE, Gaussian)": "gaussian", "KDE-ECE (triweight)": "triweight",
+    **{f"{e} sqrtN": (e, {}) for e in ("ECE_l", "ECE_a", "ECE_c", "ECE_ac")},
+    **{f"{e} 15": (e, {"n_bins": 15}) for e in ("ECE_l", "ECE_a", "ECE_c", "ECE_ac")},
+    "ECE_d (KDE, Gaussian)": ("ECE_d", {"grid_size": 513}), "KDE-ECE (triweight)": ("KDE-ECE", {"grid_size": 513}),
 }
 MODELS = ("logistic", "naive_bayes", "svc", "random_forest")
 
@@ -106,11 +103,8 @@ _JITTED: dict = {}
 def _estimator(name, setting):
     """One vmapped, jitted estimator per (name, setting), built once (recompiled per shape only)."""
     if (name, setting) not in _JITTED:
-        kw = ESTIMATORS[name]
-        if isinstance(kw, str):
-            f = lambda p, y: cal.ece_kde(p, y, setting, kernel=kw, grid_size=513)  # noqa: E731
-        else:
-            f = lambda p, y: cal.ece(p, y, setting, **kw)  # noqa: E731
+        est, kw = ESTIMATORS[name]
+        f = functools.partial(cal.ESTIMATORS[est], setting=setting, **kw)
         _JITTED[name, setting] = jax.jit(jax.vmap(f))
     return _JITTED[name, setting]
 

@@ -50,7 +50,7 @@ import numpy as np
 from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
 
-__all__ = ["SETTINGS", "scores_and_events", "bin_weights", "ece", "mce", "kde_density", "ece_kde",
+__all__ = ["SETTINGS", "ESTIMATORS", "scores_and_events", "bin_weights", "ece", "mce", "kde_density", "ece_kde",
            "ece_kde_triweight", "local_calibration_error", "reliability_curve", "reliability_diagram",
            "fit_temperature", "silverman_bandwidth"]
 
@@ -295,6 +295,20 @@ def ece_kde_triweight(probs, labels, setting: str = "confidence", *, grid_size: 
                       cls: int | None = None) -> jax.Array:
     """The triweight-kernel KDE-ECE (Zhang et al.'s Mix-n-Match; Liu & JaJa's "KDE" columns)."""
     return ece_kde(probs, labels, setting, grid_size=grid_size, kernel="triweight", cls=cls)
+
+
+#: Every ECE estimator by its name in the papers: ``ESTIMATORS[name](probs, labels, setting, **options)``
+#: (``n_bins`` for the binned ones, ``grid_size`` for the kernel ones). Binned (Posocco & Bonnefoy): ``ECE_l``
+#: uniform + hard (Guo et al.), ``ECE_a`` adaptive + hard (ACE), ``ECE_c`` uniform + convex, ``ECE_ac`` adaptive +
+#: convex; kernel: ``ECE_d`` (Gaussian, Silverman) and ``KDE-ECE`` (triweight, Mix-n-Match).
+ESTIMATORS = {
+    "ECE_l": functools.partial(ece, binning="uniform", mapping="hard"),
+    "ECE_a": functools.partial(ece, binning="adaptive", mapping="hard"),
+    "ECE_c": functools.partial(ece, binning="uniform", mapping="convex"),
+    "ECE_ac": functools.partial(ece, binning="adaptive", mapping="convex"),
+    "ECE_d": functools.partial(ece_kde, kernel="gaussian"),
+    "KDE-ECE": ece_kde_triweight,
+}
 
 
 def local_calibration_error(probs, labels, setting: str = "confidence", *, grid_size: int = 1025,

@@ -35,6 +35,7 @@ one jitted call.
 from __future__ import annotations
 
 import collections
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -134,42 +135,78 @@ def _entropy(gap, bins):
     return -jnp.sum(jnp.where(p > 0, p * jnp.log(jnp.where(p > 0, p, 1.0)), 0.0), axis=1)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Scoring:
+    """What a criterion sees for one group: the graph, the group, the flat variables, the data statistics."""
+
+    name: str
+    graph: Graph
+    group: Group
+    flat: Mapping[str, Any]
+    stats: Stats | None
+    fermat_iters: int
+    bins: int
+
+
+def _over_kernels(per_filter, source=None):
+    """A criterion summed over the group's producer kernels: ``per_filter(filters [C, K], scoring) -> [C]`` on the
+    weights, or on the Taylor sums named by ``source``."""
+
+    def score(sc: _Scoring):
+        total = 0.0
+        for path, axis in _producer_kernels(sc.group):
+            tree = sc.flat if source is None else getattr(sc.stats, source)
+            total = total + per_filter(_filters(tree[_key(tree, path)], axis), sc)
+        return total
+
+    return score
+
+
+def _batchnorm(which, source=None):
+    """``|gamma|`` or ``|beta|`` of the group's BatchNorm, or their Taylor sums (``source="taylor_abs"``)."""
+
+    def score(sc: _Scoring):
+        scale, bias = bn_layer(sc.graph, sc.group)
+        path = scale if which == "gamma" else bias
+        if path is None:
+            raise ValueError(f"Criterion {sc.name!r} needs a BatchNorm after group {sc.group.name!r}; it has none.")
+        tree = sc.flat if source is None else getattr(sc.stats, source)
+        return jnp.abs(tree[_key(tree, path)])
+
+    return score
+
+
+def _fermat(f, sc):
+    gm = geometric_median(f, sc.fermat_iters)
+    return jnp.sqrt(jnp.sum((f - gm) ** 2, 1))
+
+
+#: Every criterion by name: ``scoring -> [C]`` raw scores (higher = more important). The data criteria
+#: (:data:`DATA_CRITERIA`) read :class:`Stats`.
+_SCORERS = {
+    "l1": _over_kernels(lambda f, sc: jnp.abs(f).sum(1)),
+    "l2": _over_kernels(lambda f, sc: jnp.sqrt(jnp.sum(f * f, 1))),
+    "fpgm": _over_kernels(lambda f, sc: _pairwise(f).sum(1)),
+    "fermat": _over_kernels(_fermat),
+    "bn_gamma": _batchnorm("gamma"),
+    "bn_beta": _batchnorm("beta"),
+    "apoz": lambda sc: sc.stats.positive[sc.group.name],
+    "entropy": lambda sc: _entropy(sc.stats.gap[sc.group.name], sc.bins),
+    "taylor_l1": _over_kernels(lambda f, sc: f.sum(1), source="taylor_abs"),
+    "taylor_l2": _over_kernels(lambda f, sc: jnp.sqrt(f.sum(1)), source="taylor_sq"),
+    "taylor_bn_gamma": _batchnorm("gamma", source="taylor_abs"),
+    "taylor_bn_beta": _batchnorm("beta", source="taylor_abs"),
+}
+assert tuple(_SCORERS) == CRITERIA
+
+
 def _raw(name: str, graph: Graph, group: Group, flat: Mapping[str, Any], stats: Stats | None, *,
          fermat_iters: int, bins: int):
     if name in DATA_CRITERIA and stats is None:
         raise ValueError(f"Criterion {name!r} needs data statistics: pass `stats=collect_stats(...)`.")
-    if name in _BN:
-        scale, bias = bn_layer(graph, group)
-        path = scale if name in ("bn_gamma", "taylor_bn_gamma") else bias
-        if path is None:
-            raise ValueError(f"Criterion {name!r} needs a BatchNorm after group {group.name!r}; it has none.")
-        src = flat if name.startswith("bn") else stats.taylor_abs
-        return jnp.abs(src[_key(src, path)])
-    if name == "apoz":
-        return stats.positive[group.name]
-    if name == "entropy":
-        return _entropy(stats.gap[group.name], bins)
-    total = 0.0
-    for path, axis in _producer_kernels(group):
-        if name == "taylor_l1":
-            total = total + _filters(stats.taylor_abs[_key(stats.taylor_abs, path)], axis).sum(1)
-            continue
-        if name == "taylor_l2":
-            total = total + jnp.sqrt(_filters(stats.taylor_sq[_key(stats.taylor_sq, path)], axis).sum(1))
-            continue
-        f = _filters(flat[_key(flat, path)], axis)
-        if name == "l1":
-            total = total + jnp.abs(f).sum(1)
-        elif name == "l2":
-            total = total + jnp.sqrt(jnp.sum(f * f, 1))
-        elif name == "fpgm":
-            total = total + _pairwise(f).sum(1)
-        elif name == "fermat":
-            gm = geometric_median(f, fermat_iters)
-            total = total + jnp.sqrt(jnp.sum((f - gm) ** 2, 1))
-        else:
-            raise ValueError(f"Unknown criterion {name!r}; expected one of {CRITERIA}.")
-    return total
+    if name not in _SCORERS:
+        raise ValueError(f"Unknown criterion {name!r}; expected one of {CRITERIA}.")
+    return _SCORERS[name](_Scoring(name, graph, group, flat, stats, int(fermat_iters), int(bins)))
 
 
 def _key(flat, path):

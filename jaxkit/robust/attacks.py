@@ -4,6 +4,7 @@ and robust accuracy under any of them (:data:`ATTACKS` names them).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import jax
@@ -29,9 +30,6 @@ def margin_loss(logits, labels):
 
 LOSSES = {"softmax": optax.softmax_cross_entropy_with_integer_labels, "softrmax": softrmax_cross_entropy,
           "margin": margin_loss}
-
-
-ATTACKS = ("fgsm", "bim", "pgd", "average")
 
 
 UNROLL = 10
@@ -206,32 +204,48 @@ def average_sample_attack(x, y, means, target, eps, clip=None):
     return _average(x, y, means, t, e, clip_range(clip))
 
 
-def _attack_fn(key, source_fn, source_params, x, y, means, target, attack, norm, steps, targeted, loss, clip,
-               random_start):
-    """``craft(eps) -> x_adv`` for one (traced) budget; work that does not depend on ``eps`` is done once here."""
+# Each attack as ``craft(eps) -> x_adv`` for one (traced) budget; work that does not depend on ``eps`` is done
+# once, outside the batch of budgets. Arguments: (key, source_fn, source_params, x, y, means, target, norm, steps,
+# targeted, loss, clip, random_start).
+def _craft_fgsm(key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip, random_start):
+    g, _ = _input_grad(source_fn, source_params, x, target if targeted else y, loss)  # independent of eps
+    d = (-1.0 if targeted else 1.0) * ascent_direction(g, norm)
+    return lambda e: _clip(x + e * d, clip)
+
+
+def _craft_iterative(key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip,
+                     random_start, *, pgd):
     labels = target if targeted else y
-    if attack == "fgsm":  # the input gradient does not depend on eps: computed once, outside the eps batch
-        g, _ = _input_grad(source_fn, source_params, x, labels, loss)
-        d = (-1.0 if targeted else 1.0) * ascent_direction(g, norm)
-        return lambda e: _clip(x + e * d, clip)
-    if attack in ("bim", "pgd"):
-        rs = random_start if attack == "pgd" else False
+    rs = random_start if pgd else False
 
-        def run(e):
-            alpha = (e / steps) if attack == "bim" else 2.5 * e / steps
-            return _pgd(key, source_fn, source_params, x, labels, e, alpha, norm, steps, rs, targeted,
-                        attack == "pgd", loss, clip)
+    def run(e):
+        alpha = 2.5 * e / steps if pgd else e / steps
+        return _pgd(key, source_fn, source_params, x, labels, e, alpha, norm, steps, rs, targeted, pgd, loss, clip)
 
-        return run
+    return run
+
+
+def _craft_average(key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip,
+                   random_start):
     return lambda e: _average(x, y, means, target, e, clip)
+
+
+#: The attacks :func:`robust_accuracy` runs, by name: ``"fgsm"``, ``"bim"`` (``steps`` steps of ``eps/steps``),
+#: ``"pgd"`` (random start, ``2.5 eps / steps``, best iterate), ``"average"`` (:func:`average_sample_attack`).
+ATTACKS = {
+    "fgsm": _craft_fgsm,
+    "bim": functools.partial(_craft_iterative, pgd=False),
+    "pgd": functools.partial(_craft_iterative, pgd=True),
+    "average": _craft_average,
+}
 
 
 @jax.jit(static_argnames=("apply_fn", "source_fn", "attack", "norm", "steps", "targeted", "loss", "clip",
                           "random_start", "vectorize"))
 def _robust_hits(key, apply_fn, params, source_fn, source_params, x, y, eps, means, target, attack, norm, steps,
                  targeted, loss, clip, random_start, vectorize):
-    craft = _attack_fn(key, source_fn, source_params, x, y, means, target, attack, norm, steps, targeted, loss, clip,
-                       random_start)
+    craft = ATTACKS[attack](key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip,
+                            random_start)
 
     def one(e):
         pred = jnp.argmax(apply_fn(params, craft(e)), -1)
@@ -263,7 +277,7 @@ def robust_accuracy(apply_fn: Callable, params, x, y, eps, attack: str = "fgsm",
     Returns a float64 numpy array, one accuracy per ``eps``.
     """
     if attack not in ATTACKS:
-        raise ValueError(f"`attack` must be one of {ATTACKS}, got {attack!r}.")
+        raise ValueError(f"`attack` must be one of {tuple(ATTACKS)}, got {attack!r}.")
     x, y = _c.batch_and_labels(x, y)
     e = nonneg_eps(eps)
     if e.ndim != 1 or e.size == 0:

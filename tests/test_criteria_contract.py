@@ -1,0 +1,64 @@
+"""What every pruning criterion of ``prune.CRITERIA`` must satisfy: one finite score per channel of every prunable
+group, min-max normalised to [0, 1], and equivariance -- reordering a layer's channels (with everything coupled to
+them: BatchNorm, the next layer's inputs), which leaves the network's function unchanged, reorders its scores the
+same way. The values themselves are checked against float64 NumPy in test_prune.py."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxkit import models, prune
+from jaxkit import tree as jtree
+
+GROUP = "params/Conv_1"
+
+
+@pytest.fixture(scope="module")
+def setup(digits):
+    m = models.VGG(models.DIGITS_CFG)
+    x0 = jnp.zeros((1, 8, 8, 1))
+    v = m.init(jax.random.key(0), x0)
+    v = jax.tree.map(lambda a: a + 0.1 * jax.random.normal(jax.random.key(1), a.shape), v)  # no ties
+    v["batch_stats"] = jax.tree.map(jnp.abs, v["batch_stats"])
+    g = prune.build_graph(m, v, x0)
+    xs = jnp.asarray(digits.train.x[:64].reshape(2, 32, 8, 8, 1))
+    ys = jnp.asarray(digits.train.y[:64].reshape(2, 32))
+    perm = np.random.default_rng(0).permutation(g.group(GROUP).size)
+    flat = jtree.flatten(v)
+    for mem in g.group(GROUP).members:
+        flat[mem.path] = jnp.take(flat[mem.path], perm, axis=mem.axis)
+    vp = jtree.unflatten(flat)
+    return m, g, xs, ys, perm, (v, prune.collect_stats(m, v, xs, ys, g)), (vp, prune.collect_stats(m, vp, xs, ys, g))
+
+
+def test_the_permuted_network_computes_the_same_function(setup):
+    m, g, xs, ys, perm, (v, _), (vp, _) = setup
+    np.testing.assert_allclose(m.apply(vp, xs[0]), m.apply(v, xs[0]), atol=1e-5)
+
+
+@pytest.mark.parametrize("name", prune.CRITERIA)
+def test_one_normalised_finite_score_per_channel(setup, name):
+    m, g, xs, ys, perm, (v, st), _ = setup
+    sc = prune.scores(name, g, v, st, bins=8)
+    assert set(sc) == {grp.name for grp in g.prunable}
+    for gname, s in sc.items():
+        s = np.asarray(s)
+        assert s.shape == (g.group(gname).size,) and np.all(np.isfinite(s))
+        assert s.min() == 0.0 and s.max() == 1.0
+
+
+@pytest.mark.parametrize("name", prune.CRITERIA)
+def test_scores_follow_a_reordering_of_the_channels(setup, name):
+    """Same network in two channel orders; float32 sums in another order: tolerance 1e-4 on [0, 1] scores."""
+    m, g, xs, ys, perm, (v, st), (vp, stp) = setup
+    s = np.asarray(prune.scores(name, g, v, st, bins=8, groups=[GROUP])[GROUP])
+    sp = np.asarray(prune.scores(name, g, vp, stp, bins=8, groups=[GROUP])[GROUP])
+    np.testing.assert_allclose(sp, s[perm], atol=1e-4)
+
+
+def test_weight_and_data_criteria_partition_the_registry():
+    from jaxkit.prune.criteria import DATA_CRITERIA, WEIGHT_CRITERIA
+
+    assert set(WEIGHT_CRITERIA) | set(DATA_CRITERIA) == set(prune.CRITERIA)
+    assert not set(WEIGHT_CRITERIA) & set(DATA_CRITERIA)
