@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from benchkit import best_time, report
 
-from common import best_time, report
 from jaxkit import anomaly
 
 

@@ -24,8 +24,8 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
+from benchkit import best_time, report
 
-from common import best_time, report
 from jaxkit import calibration as cal
 
 

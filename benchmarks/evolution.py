@@ -32,8 +32,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from benchkit import best_time, report
 
-from common import best_time, report
 from jaxkit import data as jdata
 from jaxkit import evolution, models, prune
 from jaxkit.prune import blend_search as bs

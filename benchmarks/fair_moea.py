@@ -38,9 +38,11 @@ import time  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from benchkit import best_time, first_call, report  # noqa: E402
 
-from common import best_time, first_call, report  # noqa: E402
-from jaxkit import data, evolution as evo, fairness as fair  # noqa: E402
+from jaxkit import data  # noqa: E402
+from jaxkit import evolution as evo
+from jaxkit import fairness as fair
 from jaxkit.evolution import moo  # noqa: E402
 
 
@@ -143,7 +145,7 @@ def bench_generation(args):
         vmapped(two)
         t_2, (s_2, f_2) = best_time(lambda: vmapped(two), rep)
         np.testing.assert_allclose(np.asarray(f_2), np.asarray(f_v), rtol=1e-4, atol=1e-5)
-        report(f"(d) that generation sharded over 2 forced host devices vs 1 device", t_v, t_2)
+        report("(d) that generation sharded over 2 forced host devices vs 1 device", t_v, t_2)
     else:
         print("(d) skipped: XLA_FLAGS was set without 2 host devices")
 

@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from benchkit import best_time, report
 
-from common import best_time, report
 from jaxkit import gates, models, prune
 
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
+from benchkit import best_time, first_call, report
 
-from common import best_time, first_call, report
 from jaxkit import lipschitz
 
 NET = lipschitz.paper_network("sd_10-30-30-30-3")

@@ -9,8 +9,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+from benchkit import best_time, report
 
-from common import best_time, report
 from jaxkit import losses
 
 

@@ -16,8 +16,8 @@ import argparse
 
 import jax
 import optax
+from benchkit import best_time, report
 
-from common import best_time, report
 from jaxkit import models, prune
 
 CFG = (32, 32, "M", 64, 64, "M", 128, 128, "M")

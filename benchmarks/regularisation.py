@@ -17,32 +17,14 @@ shows as a ratio below 1 and is also printed as ``overhead = jaxkit / baseline``
 
 from __future__ import annotations
 
-import os
-import sys
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from benchkit import best_time, report
 
-from common import best_time, report
-from jaxkit import data, models, normalize as nz, robust
-
-
-def _experiment_model(module: str, name: str):
-    """A model class defined in an experiment script, imported with the experiments' own ``common`` (this folder
-    has a ``common`` too; the script must not get ours)."""
-    exp_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "experiments")
-    ours = sys.modules.pop("common")
-    sys.path.insert(0, exp_dir)
-    try:
-        return getattr(__import__(module), name)
-    finally:
-        sys.path.remove(exp_dir)
-        sys.modules["common"] = ours
-
-
-NormCNN = _experiment_model("localnorm_noise", "NormCNN")
+from jaxkit import data, models, robust
+from jaxkit import normalize as nz
 
 
 def scan_steps(apply, tx, params, x, y, n=50, penalty=0.0):
@@ -100,7 +82,7 @@ def main():
              scan_steps(apply, sgd, params, x, y), scan_steps(apply, sgd, params, x, y, penalty=0.05))
 
     k = 8
-    net = NormCNN(10, "local", k)
+    net = models.NormCNN(10, "local", k)
     xt = jnp.asarray(ds.test.x[:128])
     v = net.init(jax.random.key(1), xt, group=0)
     for mode in ("single_vote", "batch_vote"):

@@ -33,8 +33,8 @@ import time  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
+from benchkit import best_time, report  # noqa: E402
 
-from common import best_time, report  # noqa: E402
 from jaxkit import rl  # noqa: E402
 
 

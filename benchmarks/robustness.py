@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import best_time, report  # noqa: E402
+from benchkit import best_time, report  # noqa: E402
 
 from jaxkit import data, explain, models, robust  # noqa: E402
 

@@ -25,7 +25,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RATIO = re.compile(r": \d+(\.\d+)?x \(baseline ")
-SKIP = {"common.py", "run_all.py"}
+SKIP = {"benchkit.py", "run_all.py"}
 
 
 def scripts(only=None, folder=HERE) -> list[str]:

@@ -24,8 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from benchkit import best_time, report
 
-from common import best_time, report
 from jaxkit import anomaly, gan
 
 
@@ -41,7 +41,6 @@ def main(argv=None):
     print(f"devices: {jax.devices()}")
     generator, critic = gan.Generator(), gan.Critic()
     g_params = generator.init(jax.random.key(0), jnp.zeros((1, 4)))["params"]
-    d_params = critic.init(jax.random.key(1), jnp.zeros((1, 20, 1, 1)))["params"]
     ga = lambda p, z: generator.apply({"params": p}, z)  # noqa: E731
     ca = lambda p, x: critic.apply({"params": p}, x)  # noqa: E731
     x = np.asarray(jax.random.uniform(jax.random.key(2), (args.pixels, 20, 1, 1), minval=-1, maxval=1))

@@ -26,15 +26,14 @@ Paper (CIFAR-10): VGG-16 92.41 % / 92.78 % with RFPN at -66.5 % FLOPs (unpruned
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+import expkit
 import jax
 import numpy as np
 import optax
 
-import common
 from jaxkit import data as jdata
 from jaxkit import models, prune, schedules
 from jaxkit.prune import bfrifp
@@ -43,7 +42,7 @@ METHODS = ("index", "bfrifp", "bfrifp+rfpn")
 
 
 def parse_args(argv=None):
-    p = common.pretrain_parser(__doc__)
+    p = expkit.pretrain_parser(__doc__)
     p.add_argument("--epochs", type=int, default=20, help="training epochs after choosing the prune set (paper 100)")
     p.add_argument("--lr", type=float, default=0.01, help="SGD lr, ÷10 at 30/60/90 %% of --epochs")
     p.add_argument("--weight-decay", type=float, default=5e-4)
@@ -100,17 +99,17 @@ def reorganise(args, method, model, state, graph, masks, ds, key):
     return {"params": params, "batch_stats": stats}, float(apply.factors(args.epochs)[max(apply.layers, key=apply.layers.get)])
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    cfg = common.parse_cfg(args.cfg)
-    ds = common.load_dataset(args.dataset, args.data_dir)
-    common.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "methods": METHODS})
+    cfg = expkit.parse_cfg(args.cfg)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
+    expkit.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "methods": METHODS})
     t_all = time.perf_counter()
     res = {m: {"before": [], "after": []} for m in METHODS}
     base_acc = []
     for seed in args.seeds:
-        model, state = common.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
+        model, state = expkit.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
                                            lr=args.pretrain_lr)
         base = models.evaluate(state, ds.test.x, ds.test.y)["accuracy"]
         base_acc.append(base)
@@ -119,15 +118,15 @@ def main(argv=None):
             masks = bfrifp.index_masks(graph, args.alpha)
         else:
             masks = bfrifp.random_masks(jax.random.key(1000 + seed), graph, args.alpha)
-        small_cfg = common.narrow_cfg(cfg, prune.kept_counts(graph, masks))
+        small_cfg = expkit.narrow_cfg(cfg, prune.kept_counts(graph, masks))
         small = models.VGG(cfg=small_cfg, num_classes=ds.num_classes)
-        cut = common.small_state(small, prune.remove(graph, masks, state.variables), ds.train.x[:1], optax.sgd(0.0))
+        cut = expkit.small_state(small, prune.remove(graph, masks, state.variables), ds.train.x[:1], optax.sgd(0.0))
         acc_cut = models.evaluate(cut, ds.test.x, ds.test.y)["accuracy"]
         print(f"seed {seed}: unpruned {base:.4f}, prune set removed without training {acc_cut:.4f}", flush=True)
         for method in METHODS:
             variables, d_end = reorganise(args, method, model, state, graph, masks, ds,
                                           jax.random.fold_in(jax.random.key(seed), 7))
-            final = common.small_state(small, prune.remove(graph, masks, variables), ds.train.x[:1], optax.sgd(0.0))
+            final = expkit.small_state(small, prune.remove(graph, masks, variables), ds.train.x[:1], optax.sgd(0.0))
             acc = models.evaluate(final, ds.test.x, ds.test.y)["accuracy"]
             res[method]["before"].append(acc_cut)
             res[method]["after"].append(acc)
@@ -135,23 +134,22 @@ def main(argv=None):
                   flush=True)
     base_cost, cost = prune.count(graph), prune.count(graph, masks)
     p_red, m_red = cost.reduction(base_cost)
-    rows = [[m, common.mean_std(res[m]["after"], 100),
-             common.mean_std([b - a for b, a in zip(base_acc, res[m]["after"])], 100),
+    rows = [[m, expkit.mean_std(res[m]["after"], 100),
+             expkit.mean_std([b - a for b, a in zip(base_acc, res[m]["after"])], 100),
              f"{cost.params:,} (-{p_red:.1%})", f"{cost.macs:,} (-{m_red:.1%})"] for m in METHODS]
-    print(common.format_table(
+    print(expkit.format_table(
         ["method", "accuracy %", "drop vs unpruned %", "params", "MACs"], rows,
-        title=f"\nUnpruned {common.mean_std(base_acc, 100)} % ({base_cost.params:,} params, {base_cost.macs:,} MACs); "
+        title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({base_cost.params:,} params, {base_cost.macs:,} MACs); "
               f"prune set: {args.prune_set}, alpha = {args.alpha}; cut without training "
-              f"{common.mean_std(res['index']['before'], 100)} %; {args.epochs} epochs each; {len(args.seeds)} seeds"))
-    out = common.output_dir(args.out)
+              f"{expkit.mean_std(res['index']['before'], 100)} %; {args.epochs} epochs each; {len(args.seeds)} seeds"))
+    out = expkit.output_dir(args.out)
     n = len(masks)
     decay = schedules.bfrifp_decay(n, args.lambda_e, args.lambda_l)
     es = np.linspace(0, min(args.epochs, 8), 161)
     curves = {l: [float(decay(e, l)) for e in es] for l in range(1, n + 1)}
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"config": vars(args), "unpruned": base_acc, "results": res, "params": [base_cost.params, cost.params],
-                   "macs": [base_cost.macs, cost.macs]}, f, indent=1)
-    plt = common.pyplot()
+    expkit.write_json(out, {"config": vars(args), "unpruned": base_acc, "results": res, "params": [base_cost.params, cost.params],
+                   "macs": [base_cost.macs, cost.macs]})
+    plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(figsize=(6, 4))
         for l, c in curves.items():

@@ -28,21 +28,20 @@ data set the fine-tunes use a larger learning rate than the paper's 0.001
 
 from __future__ import annotations
 
-import json
 import os
 import time
 
+import expkit
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import common
 from jaxkit import checkpoint, evolution, prune
 from jaxkit.prune import blend_search as bs
 
 
 def parse_args(argv=None):
-    p = common.pretrain_parser(__doc__)
+    p = expkit.pretrain_parser(__doc__)
     p.add_argument("--ratio", type=float, default=0.5, help="fraction of filters removed in every conv layer")
     p.add_argument("--k", type=int, default=3, help="criterion clusters per layer")
     p.add_argument("--popsize", type=int, default=12)
@@ -72,15 +71,15 @@ def accuracy(model, variables, x, y):
     return jnp.mean(jnp.argmax(model.apply(variables, x, train=False), -1) == y)
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    cfg = common.parse_cfg(args.cfg)
-    ds = common.load_dataset(args.dataset, args.data_dir)
+    cfg = expkit.parse_cfg(args.cfg)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
     config = bs.BlendConfig(k=args.k, popsize=args.popsize, generations=args.generations,
                             crossover_rate=args.crossover_rate, mutation_rate=args.mutation_rate,
                             drop_rate=args.drop_rate, drop_ratio=args.drop_ratio, selection=args.selection)
-    common.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "blend_config": str(config),
+    expkit.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "blend_config": str(config),
                                "devices": [str(d) for d in jax.devices()]})
     t_all = time.perf_counter()
     n_val = int(round(args.val_fraction * len(ds.train)))
@@ -97,7 +96,7 @@ def main(argv=None):
         def part(name, ck=ck):
             return os.path.join(ck, name) if ck else None
 
-        model, state = common.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
+        model, state = expkit.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
                                            lr=args.pretrain_lr, checkpoint_dir=part("pretrain"))
         v = state.variables
         base_acc.append(float(accuracy(model, v, x_te, y_te)))
@@ -170,13 +169,13 @@ def main(argv=None):
               f"{single_best} {rows[single_best]['finetuned'][-1]:.4f}", flush=True)
     base_cost = prune.count(graph)
     cost = prune.count(graph, bs.gene_masks(prob, singles[0]))
-    table = [[c, common.mean_std(r["pruned"], 100), common.mean_std(r["finetuned"], 100)]
+    table = [[c, expkit.mean_std(r["pruned"], 100), expkit.mean_std(r["finetuned"], 100)]
              for c, r in rows.items() if r["finetuned"]]
     means = {c: np.mean(r["finetuned"]) for c, r in rows.items() if r["finetuned"]}
     best_single = max((c for c in means if c != "blended (EA)"), key=means.get)
-    print(common.format_table(
+    print(expkit.format_table(
         ["criterion", "pruned acc %", "fine-tuned acc %"], table,
-        title=f"\nUnpruned {common.mean_std(base_acc, 100)} % ({base_cost.params:,} params); pruned "
+        title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({base_cost.params:,} params); pruned "
               f"{args.ratio:.0%} of filters per layer ({cost.params:,} params, {cost.macs:,} MACs); "
               f"{len(args.seeds)} seeds; same full fine-tune ({args.finetune_epochs} epochs) for every row"))
     print(f"\nblended {means['blended (EA)'] * 100:.2f} % vs best single criterion ({best_single}) "
@@ -187,13 +186,12 @@ def main(argv=None):
         rho = float(prune.spearman(jnp.asarray(scatter["pruned"]), jnp.asarray(scatter["tuned"])))
         print(f"pruned vs {args.fitness_epochs}-epoch fine-tuned accuracy of generation 0 (seed {args.seeds[0]}): "
               f"Pearson {r:+.2f}, Spearman {rho:+.2f}")
-    out = common.output_dir(args.out)
+    out = expkit.output_dir(args.out)
     result = {"config": vars(args), "unpruned": base_acc, "rows": rows, "best_single": best_single,
               "history": [[h["best"] for h in hist] for hist in histories], "factors": [f.tolist() for f in factors],
               "pruned_vs_tuned_r": r}
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump(result, f, indent=1)
-    plt = common.pyplot()
+    expkit.write_json(out, result)
+    plt = expkit.pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, 3, figsize=(14, 4))
         for s, hist in zip(args.seeds, histories):

@@ -26,23 +26,21 @@ Paper: best R² CupNet 0.862 (h = 2, alpha = 5, 12,277,950 parameters) vs RefNet
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import time
 
+import expkit
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import common
-from jaxkit import data as jdata, models
+from jaxkit import data as jdata
+from jaxkit import models
 from jaxkit.prune import cupnet
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
+    p = expkit.parser(__doc__)
     p.add_argument("--samples", type=int, default=500, help="cups generated (paper: 9998)")
     p.add_argument("--k", type=int, default=9, help="process parameters (paper: 9)")
     p.add_argument("--n-theta", type=int, default=24, help="mesh points around the cup")
@@ -114,13 +112,13 @@ def forest(ds, args, seed):
     return r2(ds.test.y, pca.inverse_transform(rf.predict(ds.test.x)))
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
     ds = jdata.make_cups(args.samples, k=args.k, n_theta=args.n_theta, n_profile=args.n_profile,
                          test_size=args.test_size, noise=args.noise, seed=0)
     m, k = ds.m, args.k
-    common.print_config(args, {"data": repr(ds)})
+    expkit.print_config(args, {"data": repr(ds)})
     mu, sd = ds.train.y.mean(0), ds.train.y.std(0) + 1e-6
     t_all = time.perf_counter()
     rows, out_json = [], []
@@ -139,20 +137,19 @@ def main(argv=None):
                 res["cupnet"].append(r_cup)
                 res["refnet"].append(r_ref)
             print(f"h={h} alpha={alpha}: c(alpha)={int(c.sum()):,} ({c.mean():.1%} of m^2), CupNet {n_cup:,} params "
-                  f"R² {common.mean_std(res['cupnet'], digits=3)}; RefNet s={s} {n_ref:,} params "
-                  f"R² {common.mean_std(res['refnet'], digits=3)}", flush=True)
-            rows.append([h, alpha, f"{c.mean():.1%}", f"{n_cup:,}", common.mean_std(res["cupnet"], digits=3),
-                         s, f"{n_ref:,}", common.mean_std(res["refnet"], digits=3)])
+                  f"R² {expkit.mean_std(res['cupnet'], digits=3)}; RefNet s={s} {n_ref:,} params "
+                  f"R² {expkit.mean_std(res['refnet'], digits=3)}", flush=True)
+            rows.append([h, alpha, f"{c.mean():.1%}", f"{n_cup:,}", expkit.mean_std(res["cupnet"], digits=3),
+                         s, f"{n_ref:,}", expkit.mean_std(res["refnet"], digits=3)])
             out_json.append({"h": h, "alpha": alpha, "connections": int(c.sum()), "n_cup": n_cup, "refnet_width": s,
                              "n_ref": n_ref, **res})
     rf = [forest(ds, args, seed) for seed in args.seeds]
-    print(common.format_table(
+    print(expkit.format_table(
         ["h", "alpha", "C density", "CupNet params", "CupNet R²", "RefNet s", "RefNet params", "RefNet R²"], rows,
         title=f"\n{ds!r}: test R² (mean ± std over {len(args.seeds)} seeds)"))
-    print(f"random forest ({args.trees} trees) + PCA ({args.pca} components): R² {common.mean_std(rf, digits=3)}")
-    out = common.output_dir(args.out)
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"config": vars(args), "rows": out_json, "forest": rf}, f, indent=1)
+    print(f"random forest ({args.trees} trees) + PCA ({args.pca} components): R² {expkit.mean_std(rf, digits=3)}")
+    out = expkit.output_dir(args.out)
+    expkit.write_json(out, {"config": vars(args), "rows": out_json, "forest": rf})
     print(f"\ntotal {time.perf_counter() - t_all:.1f} s; outputs in {out}")
     return {"rows": out_json, "forest": rf}
 

@@ -21,10 +21,8 @@ the KDE estimators ECE_d (Gaussian, Silverman) and the triweight KDE-ECE.
 
 from __future__ import annotations
 
-import argparse
 import functools
 import itertools
-import json
 import os
 import sys
 import time
@@ -34,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
 from jaxkit import calibration as cal  # noqa: E402
 
@@ -48,7 +46,7 @@ MODELS = ("logistic", "naive_bayes", "svc", "random_forest")
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--classes", type=int, nargs="+", default=[2, 5])
     p.add_argument("--dims", type=int, nargs="+", default=[2, 5])
     p.add_argument("--datasets", type=int, default=1, help="data sets per (C, d)")
@@ -114,10 +112,10 @@ def estimate(probs, labels, setting, names=tuple(ESTIMATORS)):
     return {name: np.asarray(_estimator(name, setting)(probs, labels)) for name in names}
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    common.print_config(args)
+    expkit.print_config(args)
     names = list(args.estimators)
     rng = np.random.default_rng(args.seed)
     settings = ("confidence", "classwise")
@@ -146,20 +144,19 @@ def main(argv=None):
                             p95[setting][e][n].append(float(np.percentile(np.abs(v - true) / true, 95)))
         print(f"C={c} d={d}: done ({count} score distributions, {time.time() - t0:.0f} s)", flush=True)
     res = {"config": vars(args), "p95_relative_error": p95}
-    out = common.output_dir(args.out)
+    out = expkit.output_dir(args.out)
     for setting in settings:
         rows = [[e] + [f"{np.median(p95[setting][e][n]):.3f}" if p95[setting][e][n] else "-" for n in args.sizes]
                 for e in names]
         print()
-        print(common.format_table(["estimator"] + [f"N={n}" for n in args.sizes], rows,
+        print(expkit.format_table(["estimator"] + [f"N={n}" for n in args.sizes], rows,
                                   f"{setting} ECE: median over {count} score distributions of the 95th-percentile "
                                   f"relative error over {args.sets} evaluation sets"))
         best = {n: min(names, key=lambda e: np.median(p95[setting][e][n]) if p95[setting][e][n] else np.inf)
                 for n in args.sizes}
         print("best per N: " + ", ".join(f"{n}: {b}" for n, b in best.items()))
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump(res, fh, indent=1, default=str)
-    plt = common.pyplot()
+    expkit.write_json(out, res)
+    plt = expkit.pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
         for ax, setting in zip(axes, settings):
@@ -170,7 +167,7 @@ def main(argv=None):
             ax.set(xscale="log", title=f"{setting} ECE", xlabel="evaluation set size N",
                    ylabel="median 95th-pct relative error")
         axes[1].legend(fontsize=7)
-        common.save_figure(fig, out, "relative_error.png", dpi=120)
+        expkit.save_figure(fig, out, "relative_error.png", dpi=120)
     return res
 
 

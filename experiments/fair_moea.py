@@ -28,7 +28,6 @@ Interrupted runs resume from ``--out/checkpoints`` (finished runs are not redone
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -39,9 +38,11 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
-from jaxkit import data, evolution as evo, fairness as fair  # noqa: E402
+from jaxkit import data  # noqa: E402
+from jaxkit import evolution as evo
+from jaxkit import fairness as fair
 from jaxkit.checkpoint import Run, config_digest  # noqa: E402
 from jaxkit.evolution import moo  # noqa: E402
 
@@ -49,7 +50,7 @@ VARIANT_NAMES = tuple(fair.VARIANTS)
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--data", default="synthetic", choices=["synthetic", "german", "compas", "adult"])
     p.add_argument("--path", help="local data file (german.data, compas-scores-two-years.csv, adult.data)")
     p.add_argument("--test-path", help="adult.test, appended to adult.data")
@@ -196,8 +197,8 @@ def report(args, runs, out):
     res = {"config": {k: v for k, v in vars(args).items()}, "variants": {}}
 
     hv = {v: [_hv(f, norm) for f in final[v]] for v in variants}
-    rows = [[f"F_{v}", common.mean_std(hv[v], digits=5), "" if v == ref else _mark(hv[ref], hv[v])] for v in variants]
-    print(common.format_table(["variant", "HV (test, 3 objectives)", f"F_{ref} vs"], rows,
+    rows = [[f"F_{v}", expkit.mean_std(hv[v], digits=5), "" if v == ref else _mark(hv[ref], hv[v])] for v in variants]
+    print(expkit.format_table(["variant", "HV (test, 3 objectives)", f"F_{ref} vs"], rows,
                               "Table 1: final hypervolume (normalised by the pseudo-front of all runs, ref 1.1)"))
 
     names = ("error", "f_I", "f_G")
@@ -205,7 +206,7 @@ def report(args, runs, out):
     for v in variants:
         ext = np.stack([[f[np.argmin(f[:, j])] for j in range(3)] for f in final[v]])  # [trials, 3 extremes, 3]
         for j in range(3):
-            rows.append([f"F_{v}", f"min {names[j]}"] + [common.mean_std(ext[:, j, c], digits=4) for c in range(3)])
+            rows.append([f"F_{v}", f"min {names[j]}"] + [expkit.mean_std(ext[:, j, c], digits=4) for c in range(3)])
         res["variants"].setdefault(v, {})["extremes"] = ext.tolist()
     if ref in variants:
         e_ref = np.asarray(res["variants"][ref]["extremes"])
@@ -218,7 +219,7 @@ def report(args, runs, out):
                           for t in range(n) for j in range(3))
             dominated[v] = f"{not_dom}/{3 * n}"
     print()
-    print(common.format_table(["variant", "extreme", "error (MSE)", "f_I", "f_G"], rows,
+    print(expkit.format_table(["variant", "extreme", "error (MSE)", "f_I", "f_G"], rows,
                               "Table 2: extreme models of the final populations (test; mean ± std over trials)"))
     if dominated:
         print(f"F_{ref}'s extreme models not dominated by the same-objective extreme of: "
@@ -228,14 +229,14 @@ def report(args, runs, out):
     sp = {v: [float(moo.spacing(norm(_front(f)))) if len(_front(f)) > 1 else 0.0 for f in final[v]]
           for v in variants}
     rows = [[f"F_{v}", f"{np.mean(pd[v]):.4g} ± {np.std(pd[v], ddof=1) if len(pd[v]) > 1 else 0:.3g}",
-             "" if v == ref else _mark(pd[ref], pd[v]), common.mean_std(sp[v], digits=4),
+             "" if v == ref else _mark(pd[ref], pd[v]), expkit.mean_std(sp[v], digits=4),
              "" if v == ref else _mark(sp[ref], sp[v], larger_is_better=False)] for v in variants]
     print()
-    print(common.format_table(["variant", "PD", "", "spacing", ""], rows,
+    print(expkit.format_table(["variant", "PD", "", "spacing", ""], rows,
                               "Table 3: pure diversity (larger better) and spacing (smaller better) of final fronts"))
     acc = {v: [max(r["test_accuracy"]) for r in by[v]] for v in variants}
     print("\nbest test accuracy in the final population: " +
-          ", ".join(f"F_{v} {common.mean_std(acc[v], 100)}%" for v in variants))
+          ", ".join(f"F_{v} {expkit.mean_std(acc[v], 100)}%" for v in variants))
 
     curves_test = {v: np.mean([[_hv(g, norm) for g in r["test"]] for r in by[v]], axis=0) for v in variants}
     curves_val = {}
@@ -245,9 +246,8 @@ def report(args, runs, out):
     for v in variants:
         res["variants"][v].update({"hv": hv[v], "pd": pd[v], "spacing": sp[v], "best_accuracy": acc[v],
                                    "hv_curve_test": curves_test[v].tolist(), "hv_curve_val": curves_val[v].tolist()})
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump(res, fh, indent=1, default=str)
-    plt = common.pyplot()
+    expkit.write_json(out, res)
+    plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(1, 2, figsize=(10, 3.6))
         for v in variants:
@@ -272,21 +272,21 @@ def report(args, runs, out):
     return res
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
     d = load(args)
     args.sensitive = list(args.sensitive or d.sensitive)
     splits = d.split((0.6, 0.2, 0.2), seed=args.split_seed)
     _, num_groups = d.groups(*args.sensitive)
-    common.print_config(args, {"dataset": repr(d), "groups": num_groups,
+    expkit.print_config(args, {"dataset": repr(d), "groups": num_groups,
                                "split": [len(s) for s in splits], "seeds": [args.seed + t for t in range(args.trials)]})
-    out = common.output_dir(args.out)
+    out = expkit.output_dir(args.out)
     # runs and checkpoints are keyed by everything that changes a run's numbers
     keep = {k: v for k, v in vars(args).items() if k not in ("out", "no_progress", "trials", "variants",
                                                              "checkpoint_every", "full", "restart")}
     tag = config_digest(keep, 10)
-    runs_dir = common.state_dir(args.out, "runs", tag)  # finished runs: kept even if this invocation fails
+    runs_dir = expkit.state_dir(args.out, "runs", tag)  # finished runs: kept even if this invocation fails
     runs, t0 = [], time.time()
     for v in args.variants:
         for t in range(args.trials):

@@ -38,21 +38,18 @@ cost, alpha = 1); 92.59 % at -57.98 % FLOPs / -75.08 % memory (memory, alpha = 0
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 from functools import partial
 
+import expkit
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-import common
 from jaxkit import data as jdata
 from jaxkit import gates, models, prune, schedules
-
 
 RECIPES = {
     "cifar-resnet56": dict(dataset="tfds:cifar10", stages="9,9,9", widths="16,32,64", optimizer="sgd",
@@ -65,7 +62,7 @@ PAPER_DECAY = {"pretrain": (0.5, 0.75), "gated": (2 / 3,), "finetune": (0.5, 0.7
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
+    p = expkit.parser(__doc__)
     p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
                    help="set the defaults of a paper recipe (explicit flags still win)")
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
@@ -154,7 +151,7 @@ def gated_phase(args, model, graph, cm, ds, key, state, alpha):
 
 def finetune(args, small, variables, ds, key):
     steps = max(args.finetune_epochs * (len(ds.train) // args.batch_size), 1)
-    st = common.small_state(small, variables, ds.train.x[:1], weights_tx(args, args.finetune_lr, steps, "finetune"))
+    st = expkit.small_state(small, variables, ds.train.x[:1], weights_tx(args, args.finetune_lr, steps, "finetune"))
     st, _ = models.train(st, ds, key=key, epochs=args.finetune_epochs, batch_size=args.batch_size, progress=False)
     return models.evaluate(st, ds.test.x, ds.test.y)["accuracy"]
 
@@ -173,13 +170,13 @@ def l1_masks_at(graph, variables, names, target_macs):
     return prune.channel_masks(all_s, ratio=lo)
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    ds = common.load_dataset(args.dataset, args.data_dir)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
     stages = tuple(int(s) for s in args.stages.split(","))
     widths = tuple(int(s) for s in args.widths.split(","))
-    common.print_config(args, {"data": repr(ds)})
+    expkit.print_config(args, {"data": repr(ds)})
     model = models.ResNet(stages, widths, ds.num_classes, "B")
     t_all = time.perf_counter()
     rows = {}
@@ -203,7 +200,7 @@ def main(argv=None):
             lat_table = None
             if kind == "latency":
                 def build(masks, st=st, graph=graph):
-                    small = common.narrow_resnet(model, graph, masks) if masks else model
+                    small = expkit.narrow_resnet(model, graph, masks) if masks else model
                     v = prune.remove(graph, masks, st.variables) if masks else st.variables
                     f = jax.jit(partial(small.apply, train=False))
                     return lambda: f(v, x_lat)
@@ -218,7 +215,7 @@ def main(argv=None):
                 key = jax.random.fold_in(jax.random.key(seed), int(1000 * alpha) + 7)
                 dead = [n for n in names if not np.any(np.asarray(theta[n]) > 0)]
                 blocks = [n.split("/")[1] for n in dead if n.endswith("/Conv_0") and "BasicBlock" in n]
-                small = common.narrow_resnet(model, graph, masks)
+                small = expkit.narrow_resnet(model, graph, masks)
                 pv = prune.remove(graph, masks, variables)
                 acc = finetune(args, small, pv, ds, key)
                 cost = prune.count(graph, masks)
@@ -226,7 +223,7 @@ def main(argv=None):
                 # L1 baseline at the same MACs, from the pre-trained weights, same fine-tuning
                 l1 = l1_masks_at(graph, st.variables, names, cost.macs)
                 l1_cost = prune.count(graph, l1)
-                l1_acc = finetune(args, common.narrow_resnet(model, graph, l1), prune.remove(graph, l1, st.variables),
+                l1_acc = finetune(args, expkit.narrow_resnet(model, graph, l1), prune.remove(graph, l1, st.variables),
                                   ds, key)
                 return acc, cost, lat, blocks, l1_acc, l1_cost
 
@@ -242,18 +239,17 @@ def main(argv=None):
                       f"removed blocks {blocks}", flush=True)
     table = []
     for (kind, alpha), r in rows.items():
-        table.append([kind, alpha, common.mean_std(r["acc"], 100), common.mean_std(r["l1_acc"], 100),
+        table.append([kind, alpha, expkit.mean_std(r["acc"], 100), expkit.mean_std(r["l1_acc"], 100),
                       f"{np.mean(r['params']):,.0f}", f"-{1 - np.mean(r['macs']) / full_cost.macs:.1%}",
                       f"{1 / np.mean(r['lat']):.2f}x", f"{np.mean(r['blocks']):.1f}"])
-    print(common.format_table(["cost", "alpha", "Gator acc %", "L1 acc % (same MACs)", "params", "MACs",
+    print(expkit.format_table(["cost", "alpha", "Gator acc %", "L1 acc % (same MACs)", "params", "MACs",
                                "CPU speed-up", "blocks removed"], table,
-                              title=f"\nUnpruned {common.mean_std(base_acc, 100)} % ({full_cost.params:,} params, "
+                              title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({full_cost.params:,} params, "
                                     f"{full_cost.macs:,} MACs); {len(args.seeds)} seeds"))
-    out = common.output_dir(args.out)
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"config": vars(args), "unpruned": base_acc,
-                   "rows": [{"kind": k, "alpha": a, **r} for (k, a), r in rows.items()]}, f, indent=1)
-    plt = common.pyplot()
+    out = expkit.output_dir(args.out)
+    expkit.write_json(out, {"config": vars(args), "unpruned": base_acc,
+                   "rows": [{"kind": k, "alpha": a, **r} for (k, a), r in rows.items()]})
+    plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(figsize=(6, 4))
         for kind in args.kinds:

@@ -21,8 +21,6 @@ from half-precision rounding, 0 (T3); L1 to target 0.005 (T1), 0.011 (T2), 0.059
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -33,7 +31,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
 from jaxkit import explain, models  # noqa: E402
 from jaxkit.explain import manipulate as mp  # noqa: E402
@@ -42,7 +40,7 @@ KINDS = ("T1", "T2", "T3", "T4")
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (pixels scaled to [0, 1])")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--widths", default="16,32", help="SmallCNN conv widths (the last one is manipulated)")
@@ -86,10 +84,10 @@ def run_seed(args, ds, seed):
     model = models.SmallCNN(widths, ds.num_classes, head=args.head)
     wide = models.SmallCNN(widths[:-1] + (widths[-1] + 1,), ds.num_classes, head=args.head)
     tx = optax.adam(args.lr)
-    step = common.classifier_step(lambda v, x, train=False: model.apply(v, x), tx, batch_norm=False)
-    epoch = common.make_epoch(step, ds.train.x, ds.train.y, batch_size=args.batch_size)
+    step = expkit.classifier_step(lambda v, x, train=False: model.apply(v, x), tx, batch_norm=False)
+    epoch = expkit.make_epoch(step, ds.train.x, ds.train.y, batch_size=args.batch_size)
     params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
-    (params, _), _ = common.fit_epochs(epoch, (params, tx.init(params["params"])), jax.random.fold_in(jax.random.key(seed), 1),
+    (params, _), _ = expkit.fit_epochs(epoch, (params, tx.init(params["params"])), jax.random.fold_in(jax.random.key(seed), 1),
                                        epochs=args.epochs)
     x, y = jnp.asarray(ds.test.x), jnp.asarray(ds.test.y)
     conv, dense = f"Conv_{len(widths) - 1}", "Dense_0"
@@ -140,12 +138,12 @@ def run_seed(args, ds, seed):
     return out, grids
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    ds = common.load_dataset(args.dataset, args.data_dir)
-    common.print_config(args, {"data": repr(ds), "seeds": args.seeds})
-    out = common.output_dir(args.out)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
+    expkit.print_config(args, {"data": repr(ds), "seeds": args.seeds})
+    out = expkit.output_dir(args.out)
     results, t0 = [], time.time()
     for s in args.seeds:
         r, grids = run_seed(args, ds, s)
@@ -155,26 +153,26 @@ def main(argv=None):
             + f"  ({time.time() - t0:.0f} s)", flush=True)
     rows = []
     for k in KINDS:
-        rows.append([k, common.mean_std([r["clean"] for r in results], 100), common.mean_std([r[k]["acc"] for r in results], 100),
-                     common.mean_std([r[k]["dlogit"] for r in results], 1, 4), common.mean_std([r[k]["l1"] for r in results], 1, 4)])
-    rows.append(["T4 + stickers", common.mean_std([r["T4"]["acc_stickers_original"] for r in results], 100),
-                 common.mean_std([r["T4"]["acc_stickers"] for r in results], 100),
-                 common.mean_std([r["T4"]["dlogit_stickers"] for r in results], 1, 4),
-                 common.mean_std([r["T4"]["l1_stickers"] for r in results], 1, 5)])
-    print(common.format_table(["manipulation", "acc before %", "acc after %", "max |dlogit|", "L1 to target"], rows,
+        rows.append([k, expkit.mean_std([r["clean"] for r in results], 100), expkit.mean_std([r[k]["acc"] for r in results], 100),
+                     expkit.mean_std([r[k]["dlogit"] for r in results], 1, 4), expkit.mean_std([r[k]["l1"] for r in results], 1, 4)])
+    rows.append(["T4 + stickers", expkit.mean_std([r["T4"]["acc_stickers_original"] for r in results], 100),
+                 expkit.mean_std([r["T4"]["acc_stickers"] for r in results], 100),
+                 expkit.mean_std([r["T4"]["dlogit_stickers"] for r in results], 1, 4),
+                 expkit.mean_std([r["T4"]["l1_stickers"] for r in results], 1, 5)])
+    print(expkit.format_table(["manipulation", "acc before %", "acc after %", "max |dlogit|", "L1 to target"], rows,
                               f"\nfloat32, mean ± std over seeds {args.seeds} (T4 row: L1 to the original map; "
                               "T4 + stickers: accuracies on stickered inputs)"))
     print("T3 logit change from the output term alone (vs the widened model without it): "
-          + common.mean_std([r["T3"]["dlogit_term"] for r in results], 1, 8)
+          + expkit.mean_std([r["T3"]["dlogit_term"] for r in results], 1, 8)
           + "; the rest is float32 rounding of the widened dense layer's summation order")
     print("original model: share of all-zero Grad-CAM maps (ReLU of a negative weighted sum; frequent with a "
-          "flatten head on small maps, see --head gap): " + common.mean_std([r["zero_maps"] for r in results], 100, 1)
+          "flatten head on small maps, see --head gap): " + expkit.mean_std([r["zero_maps"] for r in results], 100, 1)
           + " %")
     print("T4 detector fired on clean test images: "
-          + common.mean_std([r["T4"]["clean_fired"] for r in results], 100) + " %")
+          + expkit.mean_std([r["T4"]["clean_fired"] for r in results], 100) + " %")
     print("paper (VGG-16, ImageNet): accuracy unchanged; max logit change 0.017 (T1), 0.005 (T2), 0 (T3); "
           "L1 0.005 (T1), 0.011 (T2), 0.059 (T3), 0.00006 (T4 with stickers)")
-    plt = common.pyplot()
+    plt = expkit.pyplot()
     if plt is not None:
         cols = ["x", "original", "T1", "T2", "T3", "T4", "x + stickers", "T4 + stickers"]
         n = min(args.grid, grids["x"].shape[0])
@@ -186,9 +184,8 @@ def main(argv=None):
                 axes[i, j].axis("off")
                 if i == 0:
                     axes[i, j].set_title(c, fontsize=8)
-        common.save_figure(fig, out, "gradcam_grid.png")
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"config": vars(args), "results": results}, fh)
+        expkit.save_figure(fig, out, "gradcam_grid.png")
+    expkit.write_json(out, {"config": vars(args), "results": results})
     return results
 
 

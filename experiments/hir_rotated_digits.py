@@ -28,43 +28,27 @@ M75 91.13 -> 91.26; small batches: unpaired 86.78 % vs paired 64.21 %.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
 from jaxkit import data, losses, models  # noqa: E402
 
 METHODS = ("CE", "HIR", "MK-MMD")
 
 
-class CCSANet(nn.Module):
-    """2 conv layers x 32 kernels (3x3, ReLU, 2x2 max-pool after the second) + dense 128 -> 64 -> classes."""
-
-    num_classes: int = 10
-
-    @nn.compact
-    def __call__(self, x, features=False):
-        x = nn.relu(nn.Conv(32, (3, 3), padding="SAME")(x))
-        x = nn.max_pool(nn.relu(nn.Conv(32, (3, 3), padding="SAME")(x)), (2, 2), (2, 2))
-        x = nn.relu(nn.Dense(128)(x.reshape(x.shape[0], -1)))
-        f = nn.relu(nn.Dense(64)(x))
-        z = nn.Dense(self.num_classes)(f)
-        return (z, f) if features else z
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' (8x8) or 'tfds:mnist' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--angles", type=float, nargs="+", default=[0, 15, 30, 45, 60, 75])
@@ -90,7 +74,7 @@ def program(args, method, labels, num_classes, num_domains, per_class, paired, a
     k = (method, num_classes, num_domains, per_class, paired, alpha, args.alpha_mmd, args.steps, args.lr)
     if k in _PROGRAMS:
         return _PROGRAMS[k]
-    net = CCSANet(num_classes)
+    net = models.CCSANet(num_classes)
     sample = data.domain_batch_sampler(labels, num_classes, per_class, num_domains, paired)
     y = jnp.asarray(labels)
     tx = optax.adam(args.lr)
@@ -138,7 +122,7 @@ def program(args, method, labels, num_classes, num_domains, per_class, paired, a
 def load(args):
     if args.dataset == "digits":
         return data.make_rotated_digits(tuple(args.angles), 100, seed=0)
-    ds = common.load_dataset(args.dataset, args.data_dir)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
     return data.make_rotated_digits(tuple(args.angles), 100, seed=0, x=ds.train.x, y=ds.train.y)
 
 
@@ -165,17 +149,17 @@ def table(acc, title):
     rows = []
     for m, by in acc.items():
         avg = np.mean([by[n] for n in names], axis=0)  # per seed: mean over held-out domains
-        rows.append([m] + [common.mean_std(by[n], 100) for n in names] + [common.mean_std(avg, 100)])
-    return common.format_table(["method"] + names + ["average"], rows, title)
+        rows.append([m] + [expkit.mean_std(by[n], 100) for n in names] + [expkit.mean_std(avg, 100)])
+    return expkit.format_table(["method"] + names + ["average"], rows, title)
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
     dom = load(args)
-    common.print_config(args, {"domains": dom.names, "images_per_domain": len(dom.y), "seeds": args.seeds,
+    expkit.print_config(args, {"domains": dom.names, "images_per_domain": len(dom.y), "seeds": args.seeds,
                                "batch": args.per_class * dom.num_classes * (len(dom.angles) - 1)})
-    out = common.output_dir(args.out)
+    out = expkit.output_dir(args.out)
     alphas = {"CE": 0.0, "HIR": args.alpha, "MK-MMD": args.alpha_mmd}
     acc = run_table(args, dom, args.methods, args.per_class, False, lambda m: alphas[m])
     print(table(acc, f"\nTable 3.2 layout: held-out domain accuracy %, mean ± std over seeds {args.seeds}"))
@@ -190,8 +174,7 @@ def main(argv=None):
                            "unpaired vs paired"))
         print("paper (rotated MNIST, batch 50): unpaired 86.78 %, paired 64.21 %")
         res["small_batch"] = small
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump(res, fh)
+    expkit.write_json(out, res)
     return res
 
 

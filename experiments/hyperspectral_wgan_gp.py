@@ -27,21 +27,19 @@ Gaussian mixture did better than the GAN; target T3 (low contrast) is hard for a
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 
+import expkit
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import common
 from jaxkit import anomaly, data, gan
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
+    p = expkit.parser(__doc__)
     p.add_argument("--scene", default="synthetic", help="'synthetic' or a path to a real scene")
     p.add_argument("--cube-key", default="cube", help="array name of the cube in .npz/.mat scenes")
     p.add_argument("--size", type=int, default=128, help="synthetic scene side (pixels)")
@@ -132,13 +130,13 @@ def train_gan(args, x_train: np.ndarray, generator, critic, eval_fn, progress: b
     return state, history
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
     if args.thorough:
         args.runs, args.min_iterations = 16, 100
     scene = load(args)
-    common.print_config(args, {"scene": repr(scene), "targets": list(scene.target_names)})
+    expkit.print_config(args, {"scene": repr(scene), "targets": list(scene.target_names)})
     t_all = time.perf_counter()
     h, w, b = scene.cube.shape
     if args.window > min(h, w):
@@ -193,14 +191,13 @@ def main(argv=None):
         rows.append([r0["target"], r0["pixels"]] + [f"{tables[m][i]['auc']:.3f} / {tables[m][i]['log_auc']:.3f} / "
                                                     f"{tables[m][i]['lg_far']:.1f}" for m in methods])
     n_neg = int(scene.background.sum())
-    print(common.format_table(["target", "px"] + methods, rows,
+    print(expkit.format_table(["target", "px"] + methods, rows,
                               title=f"\nAUC / logAUC / lgFAR per target ({n_neg:,} negatives; logAUC chance "
                                     f"{anomaly.log_auc_chance(n_neg):.3f})"))
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
-    out = common.output_dir(args.out)
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"config": vars(args), "tables": tables, "history": history, "seconds": times}, f, indent=1)
-    plt = common.pyplot()
+    out = expkit.output_dir(args.out)
+    expkit.write_json(out, {"config": vars(args), "tables": tables, "history": history, "seconds": times})
+    plt = expkit.pyplot()
     if plt is not None:
         pos, neg = scene.inner.any(0), scene.background
         curves = {m: (np.r_[s[pos], s[neg]], np.r_[np.ones(pos.sum(), bool), np.zeros(neg.sum(), bool)])

@@ -23,8 +23,6 @@ the confusion matrices are plotted.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -35,7 +33,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
 from jaxkit import data, losses, models  # noqa: E402
 
@@ -43,7 +41,7 @@ METHODS = ("CE", "weighted CE", "balanced sampling", "CB focal", "injection")
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--imbalance", type=float, default=50.0, help="largest / smallest class size")
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     p.add_argument("--hidden", type=int, default=128)
@@ -59,17 +57,17 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
     d = data.load_digits(seed=0, images=False)
     train = data.make_imbalanced(d.train, args.imbalance, seed=0)
     counts = np.bincount(train.y, minlength=d.num_classes)
     rare = list(np.argsort(counts, kind="stable")[: args.rare])
-    common.print_config(args, {"class_sizes": counts.tolist(), "rare_classes": [int(r) for r in rare],
+    expkit.print_config(args, {"class_sizes": counts.tolist(), "rare_classes": [int(r) for r in rare],
                                "seeds": args.seeds, "expected_wait_batches": data.expected_wait(args.rare,
                                                                                                 args.inject)})
-    out = common.output_dir(args.out)
+    out = expkit.output_dir(args.out)
     pool_x = np.concatenate([data.synthesize(train.x[train.y == r].reshape(-1, 8, 8, 1), args.pool, seed=int(r))
                              .reshape(args.pool, -1) for r in rare])
     pool_y = np.repeat(np.asarray(rare, np.int32), args.pool)
@@ -126,14 +124,14 @@ def main(argv=None):
             recalls.append(np.diag(cm) / cm.sum(1))
         res[m] = np.asarray(recalls)
         conf[m] = np.sum(cms, 0)
-        print(f"{m}: balanced accuracy {common.mean_std(res[m].mean(1), 100)} %  ({time.time() - t0:.0f} s)",
+        print(f"{m}: balanced accuracy {expkit.mean_std(res[m].mean(1), 100)} %  ({time.time() - t0:.0f} s)",
               flush=True)
     headers = ["method", "balanced acc %", "rare-class recall %"] + [f"c{c} (n={counts[c]})" for c in range(10)]
-    rows = [[m, common.mean_std(r.mean(1), 100), common.mean_std(r[:, rare].mean(1), 100)]
+    rows = [[m, expkit.mean_std(r.mean(1), 100), expkit.mean_std(r[:, rare].mean(1), 100)]
             + [f"{100 * r[:, c].mean():.0f}" for c in range(10)] for m, r in res.items()]
-    print(common.format_table(headers, rows, f"\nPer-class test recall (mean over seeds {args.seeds}); "
+    print(expkit.format_table(headers, rows, f"\nPer-class test recall (mean over seeds {args.seeds}); "
                                              f"imbalance {args.imbalance:g}"))
-    plt = common.pyplot()
+    plt = expkit.pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, len(conf), figsize=(3 * len(conf), 3))
         for ax, (m, cm) in zip(np.atleast_1d(axes), conf.items()):
@@ -141,10 +139,9 @@ def main(argv=None):
             ax.set_title(m, fontsize=8)
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
-        common.save_figure(fig, out, "confusion_matrices.png")
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"config": vars(args), "class_sizes": counts.tolist(),
-                   "recall": {m: r.tolist() for m, r in res.items()}}, fh)
+        expkit.save_figure(fig, out, "confusion_matrices.png")
+    expkit.write_json(out, {"config": vars(args), "class_sizes": counts.tolist(),
+                   "recall": {m: r.tolist() for m, r in res.items()}})
     return res
 
 

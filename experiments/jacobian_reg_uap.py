@@ -22,20 +22,17 @@ reg. at test error 0.90 % (0.92 % unregularised); median similarity 0.58 -> 0.18
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
 from jaxkit import models, robust  # noqa: E402
 
@@ -43,24 +40,10 @@ METHODS = ("standard", "uat", "jacobian")
 NAMES = {"standard": "standard training", "uat": "universal adv. training", "jacobian": "Jacobian regularisation"}
 
 
-class LeNet(nn.Module):
-    """A modernised LeNet-5 (ReLU, max-pool) sized for the input."""
-
-    num_classes: int = 10
-    widths: tuple = (16, 32)
-    hidden: int = 128
-
-    @nn.compact
-    def __call__(self, x):
-        for w in self.widths:
-            x = nn.relu(nn.Conv(w, (3, 3), padding="SAME")(x))
-            x = nn.max_pool(x, (2, 2), (2, 2))
-        x = nn.relu(nn.Dense(self.hidden)(x.reshape(x.shape[0], -1)))
-        return nn.Dense(self.num_classes)(x)
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (pixels scaled to [0, 1])")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
@@ -81,7 +64,7 @@ def parse_args(argv=None):
 
 
 def train(args, ds, method, seed):
-    model = LeNet(ds.num_classes)
+    model = models.LeNet(ds.num_classes)
     tx = optax.adam(args.lr)
     params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
     delta0 = jnp.zeros(ds.train.x.shape[1:], jnp.float32)
@@ -137,20 +120,20 @@ def evaluate(args, ds, model, params, seed):
     return {"error": clean_err, "uer": uer, "tsr": tsr, "similarity": pairs}
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    ds = common.load_dataset(args.dataset, args.data_dir)
-    common.print_config(args, {"data": repr(ds), "seeds": args.seeds})
-    out = common.output_dir(args.out)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
+    expkit.print_config(args, {"data": repr(ds), "seeds": args.seeds})
+    out = expkit.output_dir(args.out)
     results, t0 = {}, time.time()
     for m in args.methods:
         results[m] = []
         model, _, tx = train(args, ds, m, 0)
-        epoch = common.make_epoch(make_step(args, model, tx, m), ds.train.x, ds.train.y, batch_size=args.batch_size)
+        epoch = expkit.make_epoch(make_step(args, model, tx, m), ds.train.x, ds.train.y, batch_size=args.batch_size)
         for s in args.seeds:
             _, state, _ = train(args, ds, m, s)
-            state, _ = common.fit_epochs(epoch, state, jax.random.fold_in(jax.random.key(s), 1), epochs=args.epochs)
+            state, _ = expkit.fit_epochs(epoch, state, jax.random.fold_in(jax.random.key(s), 1), epochs=args.epochs)
             r = evaluate(args, ds, model, state[0], s)
             results[m].append(r)
             print(f"{NAMES[m]} seed {s}: error {100 * r['error']:.2f} %, UER "
@@ -161,14 +144,14 @@ def main(argv=None):
     rows = []
     for m in args.methods:
         rs = results[m]
-        rows.append([NAMES[m], common.mean_std([r["error"] for r in rs], 100)]
-                    + [common.mean_std([r["uer"][e] for r in rs], 100, 1) for e in args.eps]
-                    + [common.mean_std([r["tsr"][e] for r in rs], 100, 1) for e in args.eps]
-                    + [common.mean_std([np.median(r["similarity"]) for r in rs], 1, 3)])
-    print(common.format_table(headers, rows, f"\nTable 1 layout -- mean ± std over seeds {args.seeds}"))
+        rows.append([NAMES[m], expkit.mean_std([r["error"] for r in rs], 100)]
+                    + [expkit.mean_std([r["uer"][e] for r in rs], 100, 1) for e in args.eps]
+                    + [expkit.mean_std([r["tsr"][e] for r in rs], 100, 1) for e in args.eps]
+                    + [expkit.mean_std([np.median(r["similarity"]) for r in rs], 1, 3)])
+    print(expkit.format_table(headers, rows, f"\nTable 1 layout -- mean ± std over seeds {args.seeds}"))
     print("paper (MNIST, eps 0.2): UER standard 85.88 %, UAT 27.49 %, Jacobian 20.47 %; error 0.92 -> 0.90 %; "
           "median similarity 0.58 -> 0.18")
-    plt = common.pyplot()
+    plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for m in args.methods:
@@ -176,11 +159,10 @@ def main(argv=None):
                     label=NAMES[m])
         ax.set_xlabel("Jacobian cosine similarity of test pairs")
         ax.legend()
-        common.save_figure(fig, out, "jacobian_similarity.png")
+        expkit.save_figure(fig, out, "jacobian_similarity.png")
     summary = {m: [{k: (v if k != "similarity" else float(np.median(v))) for k, v in r.items()} for r in rs]
                for m, rs in results.items()}
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"config": vars(args), "results": summary}, fh, default=str)
+    expkit.write_json(out, {"config": vars(args), "results": summary})
     return summary
 
 

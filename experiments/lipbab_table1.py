@@ -18,17 +18,15 @@ Boxes as in the paper: [0, 1]^4 for Iris, [0, 0.1]^10 for the synthetic nets.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 
+import expkit
 import jax
 import numpy as np
 import optax
 
-import common
 from jaxkit import data, lipschitz, models
 
 ARCHS = {"iris_4-5-5-3": ((5, 5, 3), 1.0), "sd_10-15-10-3": ((15, 10, 3), 0.1),
@@ -37,7 +35,7 @@ PS = (1, 2, np.inf)
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
+    p = expkit.parser(__doc__)
     p.add_argument("--sources", default="golden,trained", help="comma list of golden, trained")
     p.add_argument("--nets", default=",".join(ARCHS), help="comma list of network names")
     p.add_argument("--golden-dir", default=None,
@@ -93,7 +91,7 @@ def run_net(params, box, args, label):
     return rows, curves
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
     gdir = args.golden_dir
@@ -111,9 +109,9 @@ def main(argv=None):
     if parser_error:  # before any work, and before anything is written
         print(f"lipbab_table1.py: error: {parser_error}", file=sys.stderr)
         raise SystemExit(2)
-    common.print_config(args, {"golden_dir": gdir or "jaxkit's shipped copies (jaxkit.lipschitz.paper_network)",
+    expkit.print_config(args, {"golden_dir": gdir or "jaxkit's shipped copies (jaxkit.lipschitz.paper_network)",
                                "boxes": {n: f"[0, {b}]^n" for n, (_, b) in ARCHS.items()}})
-    common.compilation_cache()
+    expkit.compilation_cache()
     table, results, fig_curves = [], [], {}
     t_all = time.perf_counter()
     for source in sources:
@@ -147,17 +145,16 @@ def main(argv=None):
                                     "k1.5": ap[1.5].upper, "exact": ex.upper, "lower": ex.lower,
                                     "is_exact": ex.exact, "seconds": ex.seconds, "nodes": ex.nodes,
                                     "lp_calls": ex.lp_calls, "golden": ref, "test_accuracy": acc})
-    print(common.format_table(
+    print(expkit.format_table(
         ["network", "p", "first estimate", "2-approx (time)", "1.5-approx (time)", "exact", "time s", "nodes",
          "paper exact (rel. diff)", "paper time s"], table,
         title=f"\nLipBaB Table 1 (batch={args.batch}, lp={args.lp}, "
               f"{'compile included' if args.no_warmup else 'after an untimed warm-up search'}; "
               f"paper: sequential Python + GLPK on Colab)"))
     print(f"\ntotal time {time.perf_counter() - t_all:.1f} s")
-    out = common.output_dir(args.out)
-    with open(os.path.join(out, "table1.json"), "w") as f:
-        json.dump(results, f, indent=1)
-    plt = common.pyplot()
+    out = expkit.output_dir(args.out)
+    expkit.write_json(out, results, "table1.json")
+    plt = expkit.pyplot()
     if plt is not None and fig_curves:
         label = next((k for k in fig_curves if "10-30-30-30" in k), next(iter(fig_curves)))
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))

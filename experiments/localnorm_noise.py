@@ -23,49 +23,24 @@ voting 95.29 %; Gaussian noise sigma = 1: BN 29 %, LocalNorm voting 83 %.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
-from jaxkit import models, normalize as nz, robust  # noqa: E402
-
-
-class NormCNN(nn.Module):
-    """Conv -> (BatchNorm | LocalNorm) -> ReLU -> max-pool blocks, global average pool, dense classifier.
-
-    Norm layers are named ``norm0, norm1, ...`` in both variants so BN params convert to LocalNorm by path.
-    """
-
-    num_classes: int = 10
-    norm: str = "bn"
-    groups: int = 8
-    widths: tuple = (16, 32)
-
-    @nn.compact
-    def __call__(self, x, group=None, train=False):
-        for i, w in enumerate(self.widths):
-            x = nn.Conv(w, (3, 3), padding="SAME", use_bias=False, name=f"conv{i}")(x)
-            if self.norm == "local":
-                x = nz.LocalNorm(self.groups, name=f"norm{i}")(x, group)
-            else:
-                x = nn.BatchNorm(use_running_average=not train, momentum=0.9, name=f"norm{i}")(x)
-            x = nn.max_pool(nn.relu(x), (2, 2), (2, 2))
-        return nn.Dense(self.num_classes, name="head")(x.mean((1, 2)))
+from jaxkit import models, robust  # noqa: E402
+from jaxkit import normalize as nz
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--widths", default="16,32", help="conv widths (each block halves the resolution)")
@@ -89,19 +64,19 @@ def trainer(model, tx, ds, batch_size, bn):
         def apply(v, x, train=True):
             del train
             return model.apply(v, x)
-    return common.make_epoch(common.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=batch_size)
+    return expkit.make_epoch(expkit.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=batch_size)
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    ds = common.load_dataset(args.dataset, args.data_dir)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
     widths = tuple(int(w) for w in args.widths.split(","))
     k, batch = args.groups, args.groups * args.group_size
-    common.print_config(args, {"data": repr(ds), "batch_size": batch, "seeds": args.seeds})
-    out = common.output_dir(args.out)
-    bn_net = NormCNN(ds.num_classes, "bn", k, widths)
-    ln_net = NormCNN(ds.num_classes, "local", k, widths)
+    expkit.print_config(args, {"data": repr(ds), "batch_size": batch, "seeds": args.seeds})
+    out = expkit.output_dir(args.out)
+    bn_net = models.NormCNN(ds.num_classes, "bn", k, widths)
+    ln_net = models.NormCNN(ds.num_classes, "local", k, widths)
     steps = args.epochs * (len(ds.train) // batch)
     tx = optax.adam(optax.cosine_decay_schedule(args.lr, max(steps, 1)))
     tx_ft = optax.adam(args.lr / 10)
@@ -125,15 +100,15 @@ def main(argv=None):
         x0 = jnp.asarray(ds.train.x[:1])
         vb = models.init_variables(bn_net, jax.random.fold_in(key, 0), x0)
         vl = models.init_variables(ln_net, jax.random.fold_in(key, 0), x0, group=0)
-        (vb, _), _ = common.fit_epochs(epoch_bn, (vb, tx.init(vb["params"])), jax.random.fold_in(key, 1),
+        (vb, _), _ = expkit.fit_epochs(epoch_bn, (vb, tx.init(vb["params"])), jax.random.fold_in(key, 1),
                                        epochs=args.epochs)
-        (vl, _), _ = common.fit_epochs(epoch_ln, (vl, tx.init(vl["params"])), jax.random.fold_in(key, 1),
+        (vl, _), _ = expkit.fit_epochs(epoch_ln, (vl, tx.init(vl["params"])), jax.random.fold_in(key, 1),
                                        epochs=args.epochs)
         preds = {"BN": lambda x: bn_eval(vb, x), "dynamic BN": lambda x: dyn_eval(vb, x)}
         preds.update({f"LocalNorm {m}": (lambda x, m=m: modes[m](vl, x)) for m in nz.TEST_MODES})
         if args.convert:
             vc = nz.bn_to_localnorm(vb, k)
-            (vc, _), _ = common.fit_epochs(epoch_ft, (vc, tx_ft.init(vc["params"])), jax.random.fold_in(key, 2),
+            (vc, _), _ = expkit.fit_epochs(epoch_ft, (vc, tx_ft.init(vc["params"])), jax.random.fold_in(key, 2),
                                            epochs=args.finetune_epochs)
             preds["BN -> LocalNorm single_vote"] = lambda x: modes["single_vote"](vc, x)
         for j, (kind, level) in enumerate(noises):
@@ -146,11 +121,11 @@ def main(argv=None):
         print(f"seed {seed}: clean BN {acc['BN']['gauss 0.0'][-1]:.3f}, LocalNorm single_vote "
               f"{acc['LocalNorm single_vote']['gauss 0.0'][-1]:.3f}  ({time.time() - t0:.0f} s)", flush=True)
     cols = [f"{kind} {level}" for kind, level in noises]
-    rows = [[name] + [common.mean_std(acc[name][c], 100, 1) for c in cols] for name in acc]
-    print(common.format_table(["method"] + [c.replace("gauss", "sigma").replace("bernoulli", "drop") for c in cols],
+    rows = [[name] + [expkit.mean_std(acc[name][c], 100, 1) for c in cols] for name in acc]
+    print(expkit.format_table(["method"] + [c.replace("gauss", "sigma").replace("bernoulli", "drop") for c in cols],
                               rows, f"\nTest accuracy % under multiplicative noise, mean ± std over seeds {args.seeds}"))
     print("paper (CIFAR-10, VGG19): clean BN 88.83 %, LocalNorm voting 95.29 %; sigma = 1: BN 29 %, LocalNorm 83 %")
-    plt = common.pyplot()
+    plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for name in acc:
@@ -158,9 +133,8 @@ def main(argv=None):
         ax.set_xlabel("multiplicative Gaussian noise sigma")
         ax.set_ylabel("test accuracy %")
         ax.legend(fontsize=7)
-        common.save_figure(fig, out, "accuracy_vs_noise.png")
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"config": vars(args), "accuracy": acc}, fh)
+        expkit.save_figure(fig, out, "accuracy_vs_noise.png")
+    expkit.write_json(out, {"config": vars(args), "accuracy": acc})
     return acc
 
 

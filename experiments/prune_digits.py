@@ -16,21 +16,19 @@ Outputs (``--out``, default ``results/prune_digits``): ``table.json``, ``spearma
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
 
+import expkit
 import jax
 import numpy as np
 import optax
 
-import common
 from jaxkit import models, prune
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
+    p = expkit.parser(__doc__)
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--cfg", default="16,16,M,32,32,M")
@@ -47,18 +45,18 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    cfg = common.parse_cfg(args.cfg)
-    ds = common.load_dataset(args.dataset, args.data_dir)
-    common.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "criteria": prune.CRITERIA})
+    cfg = expkit.parse_cfg(args.cfg)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
+    expkit.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "criteria": prune.CRITERIA})
     ft_tx = None
     rows = {c: {"pruned": [], "finetuned": []} for c in prune.CRITERIA}
     base_acc, spearman = [], None
     t_all = time.perf_counter()
     for seed in args.seeds:
-        model, state = common.pretrain_vgg(ds, cfg, seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+        model, state = expkit.pretrain_vgg(ds, cfg, seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
         k_ft = jax.random.fold_in(jax.random.key(seed), 1)
         base = models.evaluate(state, ds.test.x, ds.test.y)["accuracy"]
         base_acc.append(base)
@@ -95,21 +93,21 @@ def main(argv=None):
     table = []
     for c in prune.CRITERIA:
         drop = [b - f for b, f in zip(base_acc, rows[c]["finetuned"])]
-        table.append([c, common.mean_std(rows[c]["pruned"], 100), common.mean_std(rows[c]["finetuned"], 100),
-                      common.mean_std(drop, 100), f"{cost.params:,}", f"{cost.macs:,}"])
-    print(common.format_table(
+        table.append([c, expkit.mean_std(rows[c]["pruned"], 100), expkit.mean_std(rows[c]["finetuned"], 100),
+                      expkit.mean_std(drop, 100), f"{cost.params:,}", f"{cost.macs:,}"])
+    print(expkit.format_table(
         ["criterion", "pruned acc %", "fine-tuned acc %", "drop vs unpruned %", "params", "MACs"], table,
-        title=f"Unpruned: {common.mean_std(base_acc, 100)} % test accuracy, {base_cost.params:,} params, "
+        title=f"Unpruned: {expkit.mean_std(base_acc, 100)} % test accuracy, {base_cost.params:,} params, "
               f"{base_cost.macs:,} MACs; pruned {args.ratio:.0%} of filters per layer "
               f"(-{p_red:.1%} params, -{m_red:.1%} MACs); {len(args.seeds)} seeds"))
     print(f"\nSpearman correlation between criteria, layer {args.spearman_layer} (seed {args.seeds[0]}):")
     short = [c.replace("taylor_", "t_") for c in prune.CRITERIA]
-    print(common.format_table([""] + short, [[s] + [f"{v:+.2f}" for v in r] for s, r in zip(short, spearman)]))
-    out = common.output_dir(args.out)
-    with open(os.path.join(out, "table.json"), "w") as f:
-        json.dump({"config": vars(args), "unpruned": base_acc, "rows": rows, "params": [base_cost.params, cost.params],
-                   "macs": [base_cost.macs, cost.macs], "spearman": spearman.tolist()}, f, indent=1)
-    plt = common.pyplot()
+    print(expkit.format_table([""] + short, [[s] + [f"{v:+.2f}" for v in r] for s, r in zip(short, spearman)]))
+    out = expkit.output_dir(args.out)
+    expkit.write_json(out, {"config": vars(args), "unpruned": base_acc, "rows": rows,
+                            "params": [base_cost.params, cost.params], "macs": [base_cost.macs, cost.macs],
+                            "spearman": spearman.tolist()}, "table.json")
+    plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(figsize=(7, 6))
         im = ax.imshow(spearman, vmin=-1, vmax=1, cmap="RdBu_r")

@@ -26,15 +26,13 @@ Paper (COCO val): Pruned-YOLOv5l-I 17M params / 72 BFLOPs / 46.5 AP vs YOLOv5l 4
 
 from __future__ import annotations
 
-import json
-import os
 import time
 
+import expkit
 import jax
 import numpy as np
 import optax
 
-import common
 from jaxkit import models, prune, schedules
 from jaxkit import tree as jtree
 from jaxkit.prune import pruned_yolo
@@ -43,7 +41,7 @@ METHODS = ("pruned-yolo", "no-sparsity")
 
 
 def parse_args(argv=None):
-    p = common.pretrain_parser(__doc__)
+    p = expkit.pretrain_parser(__doc__)
     p.add_argument("--iterations", type=int, default=3, help="prune iterations (paper: 4 x 50 %%, 3 x 25 %%)")
     p.add_argument("--rate", type=float, default=0.3, help="fraction of remaining channels removed per iteration")
     p.add_argument("--min-keep", type=int, default=4,
@@ -88,7 +86,7 @@ def run(args, method, ds, model, cfg, state, seed):
         graph = prune.build_graph(model, variables, ds.train.x[:1])
         sparse = method == "pruned-yolo"
         tx = optimizer(args, graph, variables["params"], args.sparsity_epochs * spe, sparse)
-        st = common.small_state(model, variables, ds.train.x[:1], tx)
+        st = expkit.small_state(model, variables, ds.train.x[:1], tx)
         hook = None
         if sparse:
             bn_mask = pruned_yolo.bn_scale_mask(graph, st.params)
@@ -104,11 +102,11 @@ def run(args, method, ds, model, cfg, state, seed):
         theta = pruned_yolo.importance(graph, st.variables)
         masks = prune.global_masks(theta, args.rate, policy=args.policy, min_keep=args.min_keep)
         cost = prune.count(graph, masks)
-        cfg = common.narrow_cfg(cfg, prune.kept_counts(graph, masks))
+        cfg = expkit.narrow_cfg(cfg, prune.kept_counts(graph, masks))
         model = models.VGG(cfg=cfg, num_classes=ds.num_classes)
         variables = prune.remove(graph, masks, st.variables)
         ft_tx = optimizer(args, None, variables["params"], args.finetune_epochs * spe, False)
-        pruned = common.small_state(model, variables, ds.train.x[:1], ft_tx)
+        pruned = expkit.small_state(model, variables, ds.train.x[:1], ft_tx)
         acc_pruned = models.evaluate(pruned, ds.test.x, ds.test.y)["accuracy"]
         tuned, _ = models.train(pruned, ds, key=jax.random.fold_in(key, 2 * it + 1), epochs=args.finetune_epochs,
                                 batch_size=args.batch_size, progress=False)
@@ -126,17 +124,17 @@ def run(args, method, ds, model, cfg, state, seed):
     return records
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    cfg = common.parse_cfg(args.cfg)
-    ds = common.load_dataset(args.dataset, args.data_dir)
-    common.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "methods": METHODS})
+    cfg = expkit.parse_cfg(args.cfg)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
+    expkit.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "methods": METHODS})
     t_all = time.perf_counter()
     results = {m: [] for m in METHODS}
     base_acc = []
     for seed in args.seeds:
-        model, state = common.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
+        model, state = expkit.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
                                            lr=args.pretrain_lr)
         base_acc.append(models.evaluate(state, ds.test.x, ds.test.y)["accuracy"])
         base_cost = prune.count(prune.build_graph(model, state.variables, ds.train.x[:1]))
@@ -151,15 +149,14 @@ def main(argv=None):
             mac = [r["macs"] for r in recs]
             rows.append([it + 1, m, f"{np.mean(p):,.0f} (-{1 - np.mean(p) / base_cost.params:.1%})",
                          f"{np.mean(mac):,.0f} (-{1 - np.mean(mac) / base_cost.macs:.1%})",
-                         common.mean_std([r["acc_pruned"] for r in recs], 100),
-                         common.mean_std([r["acc_finetuned"] for r in recs], 100)])
-    print(common.format_table(
+                         expkit.mean_std([r["acc_pruned"] for r in recs], 100),
+                         expkit.mean_std([r["acc_finetuned"] for r in recs], 100)])
+    print(expkit.format_table(
         ["iteration", "method", "params (mean)", "MACs (mean)", "pruned acc %", "fine-tuned acc %"], rows,
-        title=f"\nUnpruned {common.mean_std(base_acc, 100)} % ({base_cost.params:,} params, {base_cost.macs:,} MACs); "
+        title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({base_cost.params:,} params, {base_cost.macs:,} MACs); "
               f"{args.rate:.0%} of remaining channels per iteration, global theta ranking; {len(args.seeds)} seeds"))
-    out = common.output_dir(args.out)
-    with open(os.path.join(out, "results.json"), "w") as f:
-        json.dump({"config": vars(args), "unpruned": base_acc, "results": results}, f, indent=1, default=str)
+    out = expkit.output_dir(args.out)
+    expkit.write_json(out, {"config": vars(args), "unpruned": base_acc, "results": results})
     print(f"\ntotal {time.perf_counter() - t_all:.1f} s; outputs in {out}")
     return {"unpruned": base_acc, "results": results}
 

@@ -27,8 +27,6 @@ Interrupted runs resume from ``--out/checkpoints`` (chunks of ``--chunk`` steps)
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -38,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
 from jaxkit import rl  # noqa: E402
 from jaxkit.checkpoint import Run, config_digest  # noqa: E402
@@ -48,7 +46,7 @@ NAMES = {"baseline": "Baseline", "fm": "FM", "mc": "MC", "gated": "gated MC"}
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--env", default="mountaincar", choices=["mountaincar", "navigate"])
     p.add_argument("--agents", nargs="+", default=list(rl.AGENTS), choices=rl.AGENTS)
     p.add_argument("--seeds", type=int, default=15, help="runs per agent (paper: 15)")
@@ -177,28 +175,27 @@ def report(args, hist, agent_of_run, out):
         res["agents"][a] = {"avg_return": avg_ret[sel].tolist(), "success_rate": succ[sel].tolist(),
                             "surprise_share_per_quarter": wins.mean(0).tolist() if len(wins) else [],
                             "reliability": r, "diverged_runs": bad, "curves": curves[sel].tolist()}
-        rows.append([NAMES[a], common.mean_std(avg_ret[sel]), common.mean_std(succ[sel], 100, 1),
+        rows.append([NAMES[a], expkit.mean_std(avg_ret[sel]), expkit.mean_std(succ[sel], 100, 1),
                      f"{sel.sum()}" + (f" ({len(bad)} diverged)" if bad else "")])
         if a in ("mc", "gated"):
             rows3.append([NAMES[a]] + [f"{100 * w:.2f} %" for w in wins.mean(0)])
         rows_r.append([NAMES[a]] + [f"{v:.4g}" for v in r.values()])
-    print(common.format_table(["agent", "avg cumulative external reward / episode", "episodes at goal %", "runs"],
+    print(expkit.format_table(["agent", "avg cumulative external reward / episode", "episodes at goal %", "runs"],
                               rows, "Table 2 -- mean ± std over seeds"))
     print("paper (MountainCar, DDPG): Baseline 53.4 ± 58.4, FM 54.8 ± 59.3, MC 60.2 ± 52.7, gated MC 66.1 ± 55.6\n")
     if rows3:
-        print(common.format_table(["agent", "Q1", "Q2", "Q3", "Q4"], rows3,
+        print(expkit.format_table(["agent", "Q1", "Q2", "Q3", "Q4"], rows3,
                                   "Table 3 -- share of steps where the surprise term wins the gate"))
         print("paper (MountainCar, gated MC): 0.36 % in the first quarter, 0 % later\n")
     names = list(reliability_table(curves[:2], args.alpha, 2).keys()) if len(curves) >= 2 else []
-    print(common.format_table(["agent"] + names, rows_r, f"Reliability (Chan et al. 2020; alpha = {args.alpha})"))
+    print(expkit.format_table(["agent"] + names, rows_r, f"Reliability (Chan et al. 2020; alpha = {args.alpha})"))
     plots(args, res, out)
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump(res, fh)
+    expkit.write_json(out, res)
     return res
 
 
 def plots(args, res, out):
-    plt = common.pyplot()
+    plt = expkit.pyplot()
     if plt is None:
         return
     x = (np.arange(args.bins) + 0.5) * (args.steps // args.bins)
@@ -212,7 +209,7 @@ def plots(args, res, out):
     ax.set_xlabel("environment step")
     ax.set_ylabel("mean external reward per step (median, IQR)")
     ax.legend()
-    common.save_figure(fig, out, "learning_curves.png")
+    expkit.save_figure(fig, out, "learning_curves.png")
     agents = [a for a, r in res["agents"].items() if r["reliability"]]
     if agents:
         keys = list(res["agents"][agents[0]]["reliability"])
@@ -221,23 +218,23 @@ def plots(args, res, out):
             ax.bar([NAMES[a] for a in agents], [res["agents"][a]["reliability"][k] for a in agents])
             ax.set_title(k, fontsize=8)
             ax.tick_params(axis="x", labelrotation=45, labelsize=7)
-        common.save_figure(fig, out, "reliability.png")
+        expkit.save_figure(fig, out, "reliability.png")
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
     agent_of_run = [a for a in args.agents for _ in range(args.seeds)]
     seeds = [args.seed + s for a in args.agents for s in range(args.seeds)]
-    common.print_config(args, {"runs": len(seeds), "seeds": sorted(set(seeds))})
-    out = common.output_dir(args.out)
+    expkit.print_config(args, {"runs": len(seeds), "seeds": sorted(set(seeds))})
+    out = expkit.output_dir(args.out)
     trainer = make_trainer(args)
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in seeds])
     kinds = rl.kinds_index(agent_of_run)
     keep = {k: v for k, v in vars(args).items() if k not in ("out", "no_progress", "chunk", "full", "restart")}
     tag = config_digest(keep, 10)
     t0 = time.time()
-    hist = train(args, trainer, kinds, keys, common.state_dir(args.out, "checkpoints", tag), keep)
+    hist = train(args, trainer, kinds, keys, expkit.state_dir(args.out, "checkpoints", tag), keep)
     dt = time.time() - t0
     print(f"{len(seeds)} runs x {args.steps} steps in {dt:.1f} s "
           f"({len(seeds) * args.steps / max(dt, 1e-9):.0f} run-steps/s)\n")

@@ -18,8 +18,6 @@ none). Mean ± std over seeds; a grid of clean vs attacked maps.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -30,7 +28,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
 from jaxkit import explain, models, robust  # noqa: E402
 
@@ -38,7 +36,7 @@ ATTACKS = ("fgsm", "pgd")
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (pixels scaled to [0, 1])")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--widths", default="16,32")
@@ -68,10 +66,10 @@ def run_seed(args, ds, seed):
     widths = tuple(int(w) for w in args.widths.split(","))
     model = models.SmallCNN(widths, ds.num_classes)
     tx = optax.adam(args.lr)
-    step = common.classifier_step(lambda v, x, train=False: model.apply(v, x), tx, batch_norm=False)
-    epoch = common.make_epoch(step, ds.train.x, ds.train.y, batch_size=args.batch_size)
+    step = expkit.classifier_step(lambda v, x, train=False: model.apply(v, x), tx, batch_norm=False)
+    epoch = expkit.make_epoch(step, ds.train.x, ds.train.y, batch_size=args.batch_size)
     params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
-    (params, _), _ = common.fit_epochs(epoch, (params, tx.init(params["params"])),
+    (params, _), _ = expkit.fit_epochs(epoch, (params, tx.init(params["params"])),
                                        jax.random.fold_in(jax.random.key(seed), 1), epochs=args.epochs)
     score = lambda m: np.asarray(explain.entropy_scores(m, args.window, args.bins))  # noqa: E731
     thr = explain.fit_threshold(score(response(args, model.apply, params, jnp.asarray(ds.train.x))), args.fpr)
@@ -102,12 +100,12 @@ def run_seed(args, ds, seed):
     return out, grid
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    ds = common.load_dataset(args.dataset, args.data_dir)
-    common.print_config(args, {"data": repr(ds), "seeds": args.seeds})
-    out = common.output_dir(args.out)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
+    expkit.print_config(args, {"data": repr(ds), "seeds": args.seeds})
+    out = expkit.output_dir(args.out)
     results, t0 = [], time.time()
     for s in args.seeds:
         r, grid = run_seed(args, ds, s)
@@ -116,19 +114,19 @@ def main(argv=None):
               + ", ".join(f"{k} AUC {v['auc']:.3f}" for k, v in r.items() if "@" in k)
               + f"  ({time.time() - t0:.0f} s)", flush=True)
     keys = [f"{a}@{e}" for a in args.attacks for e in args.eps]
-    rows = [[k, common.mean_std([r[k]["fooled"] for r in results], 100, 1),
-             common.mean_std([r[k]["entropy"] for r in results], 1, 3),
-             common.mean_std([r[k]["auc"] for r in results], 1, 3),
-             common.mean_std([r[k]["tpr"] for r in results], 100, 1),
-             common.mean_std([r[k]["fpr"] for r in results], 100, 1),
-             common.mean_std([r[k]["auc_fooled"] for r in results], 1, 3),
-             common.mean_std([r[k]["tpr_fooled"] for r in results], 100, 1)] for k in keys]
-    print(common.format_table(["attack@eps", "fooled %", "mean entropy", "AUC", "detected %", "clean flagged %",
+    rows = [[k, expkit.mean_std([r[k]["fooled"] for r in results], 100, 1),
+             expkit.mean_std([r[k]["entropy"] for r in results], 1, 3),
+             expkit.mean_std([r[k]["auc"] for r in results], 1, 3),
+             expkit.mean_std([r[k]["tpr"] for r in results], 100, 1),
+             expkit.mean_std([r[k]["fpr"] for r in results], 100, 1),
+             expkit.mean_std([r[k]["auc_fooled"] for r in results], 1, 3),
+             expkit.mean_std([r[k]["tpr_fooled"] for r in results], 100, 1)] for k in keys]
+    print(expkit.format_table(["attack@eps", "fooled %", "mean entropy", "AUC", "detected %", "clean flagged %",
                                "AUC (fooled only)", "detected % (fooled)"], rows,
                               f"\n{args.maps} maps, window {args.window}, {args.bins} bins, threshold at "
                               f"{100 * args.fpr:.0f} % FPR on clean training data; mean ± std over seeds {args.seeds}; "
-                              "clean test entropy " + common.mean_std([r["clean_entropy"] for r in results], 1, 3)))
-    plt = common.pyplot()
+                              "clean test entropy " + expkit.mean_std([r["clean_entropy"] for r in results], 1, 3)))
+    plt = expkit.pyplot()
     if plt is not None:
         cols = [c for c in grid]
         n = min(args.grid, grid["x"].shape[0])
@@ -139,7 +137,7 @@ def main(argv=None):
                 axes[i, j].axis("off")
                 if i == 0:
                     axes[i, j].set_title(c, fontsize=8)
-        common.save_figure(fig, out, "maps_grid.png")
+        expkit.save_figure(fig, out, "maps_grid.png")
         fig, ax = plt.subplots(figsize=(4.5, 4))
         for k in keys:
             fpr, tpr = results[0][k]["roc"]
@@ -148,12 +146,11 @@ def main(argv=None):
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.legend(fontsize=7)
-        common.save_figure(fig, out, "roc.png")
+        expkit.save_figure(fig, out, "roc.png")
     for r in results:
         for k in keys:
             r[k].pop("roc")
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"config": vars(args), "results": results}, fh)
+    expkit.write_json(out, {"config": vars(args), "results": results})
     return results
 
 

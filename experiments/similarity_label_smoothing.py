@@ -21,8 +21,6 @@ Reliability diagrams of the first seed are saved.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -33,16 +31,17 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
-from jaxkit import calibration as cal, data, losses, models  # noqa: E402
+from jaxkit import calibration as cal  # noqa: E402
+from jaxkit import data, losses, models
 
 METHODS = ("one-hot", "temperature scaling", "uniform LS", "L1 similarity LS", "L2 similarity LS",
            "autoencoder similarity LS")
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=32)
@@ -102,10 +101,10 @@ def metrics(probs, y):
             "ECE_d Gaussian": float(cal.ece_kde(probs, y))}
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    common.print_config(args, {"methods": list(METHODS)})
+    expkit.print_config(args, {"methods": list(METHODS)})
     ds = data.load_digits(seed=0, images=False)
     c = ds.num_classes
     x_all, y_all = ds.train.x, ds.train.y  # pixels in [0, 1]
@@ -149,16 +148,15 @@ def main(argv=None):
                     diagrams["temperature scaling"] = probs_t
         print(f"seed {seed}: done ({time.time() - t0:.0f} s)", flush=True)
     cols = ["accuracy", "conf ECE", "output ECE", "KDE-ECE triweight", "ECE_d Gaussian"]
-    rows = [[m] + [common.mean_std([r[k] for r in results[m]], 100) for k in cols] for m in METHODS]
+    rows = [[m] + [expkit.mean_std([r[k] for r in results[m]], 100) for k in cols] for m in METHODS]
     print()
-    print(common.format_table(["method"] + [f"{k} %" for k in cols], rows,
+    print(expkit.format_table(["method"] + [f"{k} %" for k in cols], rows,
                               f"digits MLP, test split, mean ± std over seeds {args.seeds} "
                               f"(alpha {args.alpha}, beta {args.beta})"))
     print("temperature fitted on validation: " + ", ".join(f"{r['T']:.2f}" for r in results["temperature scaling"]))
-    out = common.output_dir(args.out)
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"config": vars(args), "results": results}, fh, indent=1)
-    plt = common.pyplot()
+    out = expkit.output_dir(args.out)
+    expkit.write_json(out, {"config": vars(args), "results": results})
+    plt = expkit.pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, len(METHODS), figsize=(3 * len(METHODS), 3), sharey=True)
         for ax, m in zip(axes, METHODS):
@@ -168,7 +166,7 @@ def main(argv=None):
             ax.plot([0, 1], [0, 1], "k--", lw=0.8)
             ax.set(title=m, xlabel="confidence", xlim=(0, 1), ylim=(0, 1))
         axes[0].set_ylabel("accuracy")
-        common.save_figure(fig, out, "reliability.png", dpi=110)
+        expkit.save_figure(fig, out, "reliability.png", dpi=110)
     return results
 
 

@@ -25,8 +25,6 @@ MNIST 10 classes, FGSM eps 0.3: 0.41 % vs 49.30 %.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -37,7 +35,7 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
 from jaxkit import data, models, robust  # noqa: E402
 
@@ -46,7 +44,7 @@ TASKS = {"3v7": (3, 7), "all": None}
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (pixels scaled to [0, 1])")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -81,11 +79,11 @@ def trainer(args, ds, head):
     widths = tuple(int(w) for w in args.widths.split(","))
     model = models.SmallCNN(widths, ds.num_classes)
     tx = optax.adam(args.lr)
-    epoch = common.make_epoch(make_step(model, tx, head), ds.train.x, ds.train.y, batch_size=args.batch_size)
+    epoch = expkit.make_epoch(make_step(model, tx, head), ds.train.x, ds.train.y, batch_size=args.batch_size)
 
     def fit(seed):
         params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
-        state, _ = common.fit_epochs(epoch, (params, tx.init(params)), jax.random.fold_in(jax.random.key(seed), 1),
+        state, _ = expkit.fit_epochs(epoch, (params, tx.init(params)), jax.random.fold_in(jax.random.key(seed), 1),
                                      epochs=args.epochs)
         return state[0]
 
@@ -131,12 +129,12 @@ def evaluate(args, ds, model, head, params, sub_params):
     return r
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    base = common.load_dataset(args.dataset, args.data_dir)
-    common.print_config(args, {"data": repr(base), "seeds": args.seeds})
-    out = common.output_dir(args.out)
+    base = expkit.load_dataset(args.dataset, args.data_dir)
+    expkit.print_config(args, {"data": repr(base), "seeds": args.seeds})
+    out = expkit.output_dir(args.out)
     results, t0 = {}, time.time()
     for task in args.tasks:
         ds = base if TASKS[task] is None else data.select_classes(base, TASKS[task])
@@ -162,17 +160,17 @@ def main(argv=None):
         rows = []
         for head in args.heads:
             rs = results[(task, head)]
-            col = lambda k, i: common.mean_std([r[k][i] for r in rs], 100, 1)  # noqa: E731
-            rows.append([head, common.mean_std([r["clean"] for r in rs], 100)]
+            col = lambda k, i: expkit.mean_std([r[k][i] for r in rs], 100, 1)  # noqa: E731
+            rows.append([head, expkit.mean_std([r["clean"] for r in rs], 100)]
                         + [col("fgsm", i) for i in range(len(args.eps))] + [col("bim", i) for i in range(len(args.eps))]
-                        + [common.mean_std([r["bim_many"] for r in rs], 100, 1)]
+                        + [expkit.mean_std([r["bim_many"] for r in rs], 100, 1)]
                         + [col("fgsm_margin", i) for i in range(len(args.eps))]
                         + [col("bim_margin", i) for i in range(len(args.eps))]
                         + [col("average_min", i) for i in range(len(args.eps))]
                         + [col("sub_fgsm", i) for i in range(len(args.eps))]
                         + [col("sub_bim", i) for i in range(len(args.eps))]
-                        + [common.mean_std([np.median(r["ratio"]) for r in rs], 1, 4)])
-        print(common.format_table(headers, rows, f"\n[{task}] Table 5.1 layout: accuracy % (avg-sample: worst target "
+                        + [expkit.mean_std([np.median(r["ratio"]) for r in rs], 1, 4)])
+        print(expkit.format_table(headers, rows, f"\n[{task}] Table 5.1 layout: accuracy % (avg-sample: worst target "
                                                  f"class), mean ± std over seeds {args.seeds}"))
         for head in args.heads:
             per = np.mean([np.asarray(r["average_per_target"])[:, -1] for r in results[(task, head)]], 0)
@@ -184,7 +182,7 @@ def main(argv=None):
                   + " ".join(f"{v:.3f}" for v in c))
     print("paper (MNIST 3-vs-7, FGSM/BIM eps 0.1, 0.3): softmax 99.75 | 77.18 18.69 | 71.64 0.24; "
           "softRmax 99.95 | 95.88 88.71 | 94.90 66.24; all classes FGSM 0.3: 0.41 vs 49.30")
-    plt = common.pyplot()
+    plt = expkit.pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, 2 * len(args.tasks), figsize=(5 * 2 * len(args.tasks), 3.5))
         axes = np.atleast_1d(axes)
@@ -199,11 +197,10 @@ def main(argv=None):
             axes[2 * i + 1].set_ylabel("mean top posterior")
             axes[2 * i].legend()
             axes[2 * i + 1].legend()
-        common.save_figure(fig, out, "ratio_and_posterior.png")
+        expkit.save_figure(fig, out, "ratio_and_posterior.png")
     summary = {f"{t}/{h}": [{k: v for k, v in r.items() if k != "ratio"} | {"median_ratio": float(np.median(r["ratio"]))}
                             for r in rs] for (t, h), rs in results.items()}
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"config": vars(args), "results": summary}, fh)
+    expkit.write_json(out, {"config": vars(args), "results": summary})
     return summary
 
 

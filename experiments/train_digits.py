@@ -15,22 +15,20 @@ Outputs go to ``--out`` (default ``results/train_digits``): ``history.json`` and
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import os
+import sys
 import time
 
+import expkit
 import jax
 import numpy as np
 import optax
 
-import common
 from jaxkit import models
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__)
+    p = expkit.parser(__doc__)
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline; see --data-dir)")
     p.add_argument("--data-dir", default=None, help="TFDS data_dir for --dataset tfds:NAME")
     p.add_argument("--cfg", default="16,16,M,32,32,M", help="VGG config: conv widths and M for max-pool")
@@ -46,12 +44,12 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    cfg = common.parse_cfg(args.cfg)
-    ds = common.load_dataset(args.dataset, args.data_dir)
-    common.print_config(args, {"data": repr(ds), "vgg_cfg": cfg})
+    cfg = expkit.parse_cfg(args.cfg)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
+    expkit.print_config(args, {"data": repr(ds), "vgg_cfg": cfg})
     model = models.VGG(cfg=cfg, num_classes=ds.num_classes, batch_norm=not args.no_batch_norm)
 
     t_all = time.perf_counter()
@@ -77,18 +75,17 @@ def main(argv=None):
 
     keys = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
     curves = {k: np.array([[r[k] for r in h] for h in histories]) for k in keys}  # [seeds, epochs]
-    rows = [[e + 1] + [common.mean_std(curves[k][:, e], 100 if "acc" in k else 1, 2 if "acc" in k else 4)
+    rows = [[e + 1] + [expkit.mean_std(curves[k][:, e], 100 if "acc" in k else 1, 2 if "acc" in k else 4)
                        for k in keys] for e in range(args.epochs)]
-    print(common.format_table(["epoch", "train loss", "train acc %", "test loss", "test acc %"], rows,
+    print(expkit.format_table(["epoch", "train loss", "train acc %", "test loss", "test acc %"], rows,
                               title=f"\nlearning curves (mean ± std over seeds {args.seeds})"))
     final = curves["test_accuracy"][:, -1]
-    print(f"\nfinal test accuracy: {common.mean_std(final, 100)} % over {len(args.seeds)} seed(s); "
+    print(f"\nfinal test accuracy: {expkit.mean_std(final, 100)} % over {len(args.seeds)} seed(s); "
           f"total time {seconds:.1f} s")
 
-    out = common.output_dir(args.out)
-    with open(os.path.join(out, "history.json"), "w") as f:
-        json.dump({"seeds": args.seeds, "histories": histories, "seconds": seconds}, f, indent=1)
-    plt = common.pyplot()
+    out = expkit.output_dir(args.out)
+    expkit.write_json(out, {"seeds": args.seeds, "histories": histories, "seconds": seconds}, "history.json")
+    plt = expkit.pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
         ep = np.arange(1, args.epochs + 1)

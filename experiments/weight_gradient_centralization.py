@@ -19,8 +19,6 @@ WC+GC incl. the dense layer 87.07 %; WN 71.74, WS 73.00; ResNet-34 + BN
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
@@ -31,16 +29,17 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import common  # noqa: E402
+import expkit  # noqa: E402
 
-from jaxkit import models, normalize as nz  # noqa: E402
+from jaxkit import models  # noqa: E402
+from jaxkit import normalize as nz
 
 VARIANTS = {"baseline": (None, False), "WC": ("center", False), "GC": (None, True), "WC+GC": ("center", True),
             "WS": ("standardize", False), "WN": ("normalize", False)}
 
 
 def parse_args(argv=None):
-    p = common.parser(__doc__.split("\n\n")[0])
+    p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--cfg", default="16,M,32,M", help="VGG config (conv widths, M = max-pool)")
@@ -65,7 +64,7 @@ def run(args, ds, variant, bn):
     """Every seed of one (variant, BN) setting, sharing one compiled epoch; returns test accuracies per seed."""
     kind, gc = VARIANTS[variant]
     mask = ["Conv_*/kernel"] + ([] if args.no_dense else ["Dense_0/kernel"])
-    model = models.VGG(cfg=common.parse_cfg(args.cfg), num_classes=ds.num_classes, batch_norm=bn,
+    model = models.VGG(cfg=expkit.parse_cfg(args.cfg), num_classes=ds.num_classes, batch_norm=bn,
                        hidden=(args.hidden,))
     apply = nz.reparameterize(model.apply, kind, mask, args.straight_through) if kind else model.apply
     steps = args.epochs * (len(ds.train) // args.batch_size)
@@ -80,35 +79,34 @@ def run(args, ds, variant, bn):
         return variables, tx.init(variables["params"])
 
 
-    epoch = common.make_epoch(common.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=args.batch_size)
+    epoch = expkit.make_epoch(expkit.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=args.batch_size)
     predict = jax.jit(lambda v: apply(v, jnp.asarray(ds.test.x), train=False))
     accs = []
     for seed in args.seeds:
-        state, _ = common.fit_epochs(epoch, init(seed), jax.random.fold_in(jax.random.key(seed), 1),
+        state, _ = expkit.fit_epochs(epoch, init(seed), jax.random.fold_in(jax.random.key(seed), 1),
                                      epochs=args.epochs)
         accs.append(float(np.mean(np.asarray(predict(state[0])).argmax(-1) == ds.test.y)))
     return accs
 
 
-@common.experiment
+@expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    ds = common.load_dataset(args.dataset, args.data_dir)
-    common.print_config(args, {"data": repr(ds), "seeds": args.seeds})
-    out = common.output_dir(args.out)
+    ds = expkit.load_dataset(args.dataset, args.data_dir)
+    expkit.print_config(args, {"data": repr(ds), "seeds": args.seeds})
+    out = expkit.output_dir(args.out)
     res, t0 = {}, time.time()
     for bn in args.bn:
         for v in args.variants:
             accs = run(args, ds, v, bn == "on")
             res[f"{v} / BN {bn}"] = accs
-            print(f"{v:>8} BN {bn:>3}: {common.mean_std(accs, 100)} %  ({time.time() - t0:.0f} s)", flush=True)
-    rows = [[v] + [common.mean_std(res[f"{v} / BN {bn}"], 100) if f"{v} / BN {bn}" in res else "-"
+            print(f"{v:>8} BN {bn:>3}: {expkit.mean_std(accs, 100)} %  ({time.time() - t0:.0f} s)", flush=True)
+    rows = [[v] + [expkit.mean_std(res[f"{v} / BN {bn}"], 100) if f"{v} / BN {bn}" in res else "-"
                    for bn in args.bn] for v in args.variants]
-    print(common.format_table(["variant"] + [f"test acc % (BN {bn})" for bn in args.bn], rows,
+    print(expkit.format_table(["variant"] + [f"test acc % (BN {bn})" for bn in args.bn], rows,
                               f"\nTest accuracy, mean ± std over seeds {args.seeds}"))
     print("paper (CIFAR-10, no BN): baseline 81.87, WC 85.01, WC+GC 85.75, incl. dense 87.07, WN 71.74, WS 73.00 %")
-    with open(os.path.join(out, "results.json"), "w") as fh:
-        json.dump({"config": vars(args), "accuracy": res}, fh)
+    expkit.write_json(out, {"config": vars(args), "accuracy": res})
     return res
 
 

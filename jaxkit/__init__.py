@@ -7,14 +7,58 @@ Modules are imported on first use (``jaxkit.tree``, ``jaxkit.data``, ...), so
 from __future__ import annotations
 
 import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # what the lazy __getattr__ below returns, for type checkers and editors
+    from jaxkit import (
+        anomaly,
+        calibration,
+        checkpoint,
+        data,
+        evolution,
+        explain,
+        fairness,
+        gan,
+        gates,
+        interval,
+        lipschitz,
+        losses,
+        metrics,
+        models,
+        normalize,
+        prune,
+        rl,
+        robust,
+        schedules,
+        tree,
+    )
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("tree", "data", "models", "checkpoint", "schedules", "interval", "lipschitz", "prune", "gates", "gan",
-               "anomaly", "evolution", "fairness", "calibration", "losses", "rl", "normalize", "robust",
-               "explain")
-
-__all__ = list(_SUBMODULES) + ["__version__"]
+__all__ = [
+    "tree",
+    "data",
+    "models",
+    "checkpoint",
+    "schedules",
+    "interval",
+    "lipschitz",
+    "prune",
+    "gates",
+    "gan",
+    "anomaly",
+    "metrics",
+    "evolution",
+    "fairness",
+    "calibration",
+    "losses",
+    "rl",
+    "normalize",
+    "robust",
+    "explain",
+    "__version__",
+]
+_SUBMODULES = frozenset(__all__) - {"__version__"}
 
 
 def __getattr__(name: str):

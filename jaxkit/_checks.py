@@ -11,16 +11,14 @@ import functools
 from collections.abc import Iterable
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax.errors import FlaxError
 
 
 def is_concrete(x) -> bool:
     """True when ``x`` has a value now (not a tracer inside ``jit`` / ``vmap`` / ``grad``): value checks can run."""
-    if isinstance(x, jax.core.Tracer):
-        return False
     try:
         np.asarray(x)
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
@@ -42,7 +40,7 @@ def array(x: Any, name: str, *, ndim: int | Iterable[int] | None = None, min_ndi
     Concrete numpy input stays numpy (no device transfer); everything else goes through ``jnp.asarray``.
     Raises ``TypeError`` / ``ValueError`` naming ``name``.
     """
-    if isinstance(x, (np.ndarray, np.generic, jax.Array)) or isinstance(x, jax.core.Tracer):
+    if isinstance(x, (np.ndarray, np.generic, jax.Array)):  # tracers are jax.Arrays
         a = x
     else:
         try:
@@ -164,7 +162,7 @@ def _out_shape(fn, params_def, params_specs, x_spec, name) -> tuple:
     params = jax.tree.unflatten(params_def, [jax.ShapeDtypeStruct(s, d) for s, d in params_specs])
     try:
         out = jax.eval_shape(fn, params, jax.ShapeDtypeStruct(*x_spec))
-    except (flax.errors.FlaxError, TypeError, ValueError) as e:  # the model cannot take inputs of this shape
+    except (FlaxError, TypeError, ValueError) as e:  # the model cannot take inputs of this shape
         raise ValueError(f"`{name}` of shape {x_spec[0]} does not fit the model: {type(e).__name__}: "
                          f"{str(e)[:200]}") from e
     return tuple(getattr(out, "shape", ()))

@@ -42,7 +42,7 @@ def pad_to_multiple(tree: PyTree, multiple: int, name: str = "population") -> tu
     return jax.tree.map(lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]), tree), n
 
 
-def mesh(devices: Sequence[jax.Device] | None = None, axis: str = "pop") -> Mesh | None:
+def mesh(devices: Sequence[Any] | None = None, axis: str = "pop") -> Mesh | None:
     """A one-axis mesh named ``axis`` over ``devices`` (default: all devices of every process); ``None`` for one."""
     devices = tuple(jax.devices() if devices is None else devices)
     return Mesh(np.asarray(devices), (axis,)) if len(devices) > 1 else None
@@ -73,7 +73,7 @@ def gather(x: jax.Array) -> jax.Array:
     return jax.device_put(x, jax.devices()[0]) if len(x.sharding.device_set) > 1 else x
 
 
-def place(tree: PyTree, devices: Sequence[jax.Device] | None = None, axis: str = "pop",
+def place(tree: PyTree, devices: Sequence[Any] | None = None, axis: str = "pop",
           name: str = "tree") -> tuple[PyTree, int]:
     """Members of ``tree`` padded and laid out over ``devices``: ``(placed, n)``; slice results with ``[:n]``.
     One device: ``tree`` unchanged."""

@@ -365,7 +365,7 @@ def anogan_scores(key: jax.Array, generator_apply: Callable, g_params: PyTree, c
     x = np.asarray(x, np.float32)
     chunk = min(4096, len(x))
     f = np.empty(len(x), np.float64)
-    for (s, e, xb), (_, _, zb) in zip(_padded(x, chunk), _padded(z, chunk)):  # equal-size chunks: one compile
+    for (s, e, xb), (_, _, zb) in zip(_padded(x, chunk), _padded(np.asarray(z), chunk)):  # equal-size chunks: one compile
         f[s:e] = np.asarray(_feature_distance(critic_features, generator_apply, d_params, g_params, xb, zb))[: e - s]
     return (1 - lam) * r + lam * f
 

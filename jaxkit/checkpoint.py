@@ -42,6 +42,7 @@ import warnings
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jaxkit import __version__
@@ -74,7 +75,7 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, (np.generic,)):
         return _jsonable(v.item())
     if hasattr(v, "shape") and hasattr(v, "dtype"):
-        a = np.asarray(jax.random.key_data(v) if jax.dtypes.issubdtype(v.dtype, jax.dtypes.prng_key) else v)
+        a = np.asarray(jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v)
         return {"array": list(a.shape), "dtype": str(a.dtype),
                 "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]}
     if isinstance(v, functools.partial):  # jax.tree_util.Partial too: the function and what it is bound to
@@ -94,7 +95,7 @@ def structure(tree: Any) -> list[list]:
     """``[[key path, shape, dtype], ...]`` of a pytree's leaves: what a checkpoint of it must match."""
     out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
-        if hasattr(leaf, "dtype") and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             leaf = jax.random.key_data(leaf)
         dtype = leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype
         out.append([jax.tree_util.keystr(path), [int(s) for s in np.shape(leaf)], str(dtype)])

@@ -41,7 +41,7 @@ IBP (Gowal et al., 2018): ``[z] = W [x] + b``, ``[x'] = relu([z])`` through the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -439,7 +439,7 @@ def monotone(fn: Callable[[jax.Array], jax.Array] | str, x: Interval, increasing
                 "(benchmarks/interval_ulps.py measures it).")
     if int(ulps) < 0:
         raise ValueError(f"`ulps` must be >= 0, got {ulps}.")
-    f = MONOTONE_FUNCTIONS[name][0] if name else fn
+    f: Callable = MONOTONE_FUNCTIONS[name][0] if name else cast(Callable, fn)  # a str fn has a name (checked)
     if increasing is None:
         increasing = MONOTONE_FUNCTIONS[name][1] if name else True
     x = _prep(x)

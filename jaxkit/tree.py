@@ -54,8 +54,8 @@ __all__ = [
 ]
 
 
-def _key_name(key: Any) -> str | None:
-    """One path entry as a string; ``None`` for entries that are not part of a name."""
+def _key_name(key: Any) -> str:
+    """One path entry as a string."""
     if isinstance(key, jax.tree_util.DictKey):
         return str(key.key)
     if isinstance(key, jax.tree_util.SequenceKey):

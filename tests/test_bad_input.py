@@ -666,6 +666,7 @@ NO_ARRAY_INPUT = {
     "evolution.register": "a class decorator (non-strategies: test_strategy_contract)",
     "evolution.make": "builds a strategy by name (unknown names: test_strategy_contract)",
     "models.with_im2col": "wraps an apply function (no array input)",
+    "models.CCSANet": "a Flax module", "models.LeNet": "a Flax module", "models.NormCNN": "a Flax module",
     "models.im2col_conv": "Flax's conv_general_dilated slot inside nn.Conv, which checks shapes before calling it",
     "metrics.far_floor": "takes a count and an optional floor (checked through log_auc_chance's cases)",
     "evolution.optimize": "drives a strategy (its arrays go through ask / tell)",

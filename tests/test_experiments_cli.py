@@ -12,7 +12,7 @@ from test_end_to_end import _load_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXPERIMENTS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "experiments", "*.py"))
-                     if not p.endswith("common.py"))
+                     if not p.endswith("expkit.py"))
 
 BAD = [  # (experiment, arguments, what the one-line message must contain); each was accepted or crashed before
     ("train_digits", ["--epochs", "0"], "--epochs: must be >= 1"),
@@ -78,31 +78,31 @@ def _parser(exp):
 
 
 def test_a_failed_run_never_replaces_earlier_results(tmp_path, monkeypatch):
-    import common  # noqa: PLC0415 -- experiments/ is on sys.path via _load_experiment
+    import expkit  # noqa: PLC0415 -- experiments/ is on sys.path via _load_experiment
 
     _load_experiment("train_digits")
     (tmp_path / "results.json").write_text("earlier result")
 
-    @common.experiment
+    @expkit.experiment
     def crashes(argv=None):
-        out = common.output_dir(str(tmp_path))
+        out = expkit.output_dir(str(tmp_path))
         (open(os.path.join(out, "results.json"), "w")).write("half")
         raise RuntimeError("boom")
 
-    @common.experiment
+    @expkit.experiment
     def empty(argv=None):
-        out = common.output_dir(str(tmp_path))
+        out = expkit.output_dir(str(tmp_path))
         (open(os.path.join(out, "results.json"), "w")).write("[]")
         return []
 
-    @common.experiment
+    @expkit.experiment
     def interrupted(argv=None):
-        common.output_dir(str(tmp_path))
+        expkit.output_dir(str(tmp_path))
         raise KeyboardInterrupt
 
-    @common.experiment
+    @expkit.experiment
     def works(argv=None):
-        out = common.output_dir(str(tmp_path))
+        out = expkit.output_dir(str(tmp_path))
         (open(os.path.join(out, "results.json"), "w")).write("new")
         return {"ok": 1}
 

@@ -54,7 +54,7 @@ class HyperspectralScene:
     @property
     def background(self) -> np.ndarray:
         """Bool ``[H, W]``: pixels outside every outer mask."""
-        return ~np.asarray(self.outer, bool).any(0)
+        return np.logical_not(np.asarray(self.outer, bool).any(0))
 
     def __repr__(self) -> str:
         return f"HyperspectralScene(cube={self.cube.shape}, targets={len(self.inner)})"
@@ -261,8 +261,8 @@ def window_split(scene: HyperspectralScene, window: int = 1, *, seed: int = 0, v
         raise ValueError(f"`window` must be an odd integer >= 1, got {window}.")
     inner = np.asarray(scene.inner, bool).any(0)
     outer = np.asarray(scene.outer, bool).any(0)
-    has_inner = maximum_filter(inner, size=w, mode="reflect").ravel()
-    has_outer = maximum_filter(outer, size=w, mode="reflect").ravel()
+    has_inner = np.asarray(maximum_filter(inner, size=w, mode="reflect"), bool).ravel()
+    has_outer = np.asarray(maximum_filter(outer, size=w, mode="reflect"), bool).ravel()
     bg = np.flatnonzero(~has_inner & ~has_outer)
     bg = bg[np.random.default_rng(int(seed)).permutation(len(bg))]
     n_val = int(round(_c.number(val_fraction, "val_fraction", lo=0.0, hi=1.0, hi_open=True) * len(bg)))
@@ -333,7 +333,7 @@ def _read_scene_file(path, ext, cube_key):
         cube = _read_envi(path)
     else:
         try:
-            import tifffile  # noqa: PLC0415
+            import tifffile  # noqa: PLC0415  # pyright: ignore[reportMissingImports]  (optional)
         except ImportError as e:
             raise ImportError("reading GeoTIFF needs `pip install tifffile`.") from e
         cube = tifffile.imread(path)

@@ -7,6 +7,7 @@ Nothing here downloads.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -20,9 +21,9 @@ def _split(name, x, y, test_size, seed, standardize) -> Dataset:
     from sklearn.model_selection import train_test_split  # noqa: PLC0415
 
     _c.number(test_size, "test_size", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    x_tr, x_te, y_tr, y_te = train_test_split(
+    x_tr, x_te, y_tr, y_te = (np.asarray(a) for a in train_test_split(
         x, y, test_size=test_size, random_state=int(seed), stratify=y
-    )
+    ))
     if standardize:
         # Statistics of the training split only, so no test information leaks.
         mean = x_tr.mean(axis=0)
@@ -65,7 +66,7 @@ def load_digits(*, test_size: float = 0.2, seed: int = 0, images: bool = True) -
     """
     from sklearn import datasets  # noqa: PLC0415
 
-    d = datasets.load_digits()
+    d: Any = datasets.load_digits()
     x = d.images.astype(np.float32) / 16.0
     x = x[..., None] if images else x.reshape(len(x), -1)
     return _split("digits", x, d.target, test_size, seed, standardize=False)
@@ -79,7 +80,7 @@ def load_iris(*, test_size: float = 0.2, seed: int = 0, standardize: bool = Fals
     """
     from sklearn import datasets  # noqa: PLC0415
 
-    d = datasets.load_iris()
+    d: Any = datasets.load_iris()
     return _split("iris", d.data, d.target, test_size, seed, standardize)
 
 
@@ -87,7 +88,7 @@ def load_breast_cancer(*, test_size: float = 0.2, seed: int = 0, standardize: bo
     """scikit-learn's bundled Wisconsin breast cancer: 569 samples, 30 features, 2 classes."""
     from sklearn import datasets  # noqa: PLC0415
 
-    d = datasets.load_breast_cancer()
+    d: Any = datasets.load_breast_cancer()
     return _split("breast_cancer", d.data, d.target, test_size, seed, standardize)
 
 

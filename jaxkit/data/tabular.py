@@ -189,7 +189,7 @@ def load_german(path: str, *, include_sensitive: bool = True) -> FairTabular:
             parts = line.split()
             if len(parts) != len(_GERMAN_COLUMNS):
                 raise ValueError(f"{path}:{ln}: expected {len(_GERMAN_COLUMNS)} fields, got {len(parts)}.")
-            r = dict(zip(_GERMAN_COLUMNS, parts))
+            r: dict[str, str] = dict(zip(_GERMAN_COLUMNS, parts))
             r["sex"] = sex.get(r.pop("personal_status"), "unknown")
             r["age"] = "adult" if float(r["age"]) >= 25 else "youth"
             records.append(r)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def load_tfds(
 
     def read(split):
         try:
-            source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+            source: Any = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
         except Exception as e:  # noqa: BLE001 - TFDS raises several types for missing data
             where = data_dir or "~/tensorflow_datasets (TFDS default)"
             raise FileNotFoundError(

@@ -68,7 +68,7 @@ def register(name: str) -> Callable[[type], type]:
 
 def make(name: str, *args: Any, **kwargs: Any) -> Strategy:
     """The strategy registered as ``name``, built with ``args`` / ``kwargs`` (e.g. ``make("ga", 20, sample)``)."""
-    cls = STRATEGIES.get(_c.one_of(name, "name", sorted(STRATEGIES)))
+    cls = STRATEGIES[_c.one_of(name, "name", sorted(STRATEGIES))]
     return cls(*args, **kwargs)
 
 
@@ -228,5 +228,5 @@ class SingleObjective(Strategy):
         i = jnp.argmin(self.key(fitness))
         better = self.key(fitness[i]) < self.key(state.best_fitness)
         member = jax.tree.map(lambda b, p: jnp.where(better, p[i], b), state.best_member, population)
-        return state.replace(population=population, fitness=fitness, best_member=member,
-                             best_fitness=jnp.where(better, fitness[i], state.best_fitness))
+        return dataclasses.replace(state, population=population, fitness=fitness, best_member=member,
+                                   best_fitness=jnp.where(better, fitness[i], state.best_fitness))

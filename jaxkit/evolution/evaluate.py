@@ -68,7 +68,7 @@ def _vmapped_tree(n_args, in_shardings=None, out_shardings=None, batch_size=None
 
 
 def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: Any,
-             devices: Sequence[jax.Device] | None = None, batch_size: int | None = None,
+             devices: Sequence[Any] | None = None, batch_size: int | None = None,
              warn_nan: bool = True) -> jax.Array:
     """``[N]`` fitness (``[N, M]`` objectives) of every member: ``vmap(fitness_fn)(population, *args)``, sharded.
 
@@ -122,6 +122,7 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
             fit = _vmapped(fitness_fn, len(args), batch_size=batch_size)(population, *args)
     else:
         mesh = _sharding.mesh(devices)
+        assert mesh is not None  # several devices
         member, repl = _sharding.members(mesh), _sharding.replicated(mesh)
         padded, _ = _sharding.place(population, devices, name="population")
         args = tuple(jax.tree.map(lambda x: _sharding.put(x, repl), a) for a in args)

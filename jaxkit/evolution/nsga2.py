@@ -170,7 +170,8 @@ class NSGA2(Strategy):
         ranks, crowd = rank_and_crowding(allf * self.sign, block_size=self.block_size, filter_duplicates=True)
         keep = survival_order(ranks, crowd)[: self.popsize]
         pop = jax.tree.map(lambda p, o: jnp.concatenate([p, o])[keep], state.population, population)
-        return state.replace(population=pop, objectives=allf[keep], rank=ranks[keep], crowding=crowd[keep])
+        return dataclasses.replace(state, population=pop, objectives=allf[keep], rank=ranks[keep],
+                                   crowding=crowd[keep])
 
     def trace(self, state: MOState) -> jax.Array:
         """What :func:`~jaxkit.evolution.run` records per generation: the population's objectives."""

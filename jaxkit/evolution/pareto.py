@@ -342,7 +342,7 @@ def _leafwise_keys(key, tree):
 
 
 def sbx_crossover(key: jax.Array, a: PyTree, b: PyTree, rate=0.9, *, eta: float = 15.0, var_rate: float = 0.5,
-                  exchange_rate: float = 0.5, lo=-jnp.inf, hi=jnp.inf, eps: float = 1e-14) -> tuple[PyTree, PyTree]:
+                  exchange_rate: float = 0.5, lo: Any = -jnp.inf, hi: Any = jnp.inf, eps: float = 1e-14) -> tuple[PyTree, PyTree]:
     """Simulated binary crossover (Deb & Agrawal 1995) with bounds, as pymoo's ``SBX``.
 
     Each pair is crossed with probability ``rate``; in a crossed pair each

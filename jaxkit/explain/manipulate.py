@@ -334,7 +334,7 @@ def inject_backdoor_explanation(apply_fn: Callable, variables, x, sticker, *, co
     r_max = float(jnp.sum(zm * zm))
     margin = 0.5 * float(jnp.min(jnp.abs(zm))) if margin is None else float(margin)
     model, _, shape = _build(apply_fn, variables, x, conv, dense, layer, None, None, 0.0)
-    det = StickerDetector(tuple(shape[1:3]), tuple(s.shape[:2]))
+    det = StickerDetector((int(shape[1]), int(shape[2])), (int(s.shape[0]), int(s.shape[1])))
     dp = {"params": {"Conv_0": {"kernel": zm[..., None], "bias": jnp.asarray([-(r_max - float(margin))])}}}
     return (Manipulated(apply_fn, model.layer, model.channel, _branch_term(det), float(eps), float(c_G)),
             {"model": widen(variables, conv, dense), "term": {"branch": dp, "scale": jnp.asarray(float(c_F))}})

@@ -37,7 +37,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
-from jaxkit.models.nets import Tap
+from jaxkit.models import Tap
 
 __all__ = ["Tap", "layer_names", "features_and_logits", "gradcam", "gradcam_from_features", "cam", "saliency",
            "guided_relu", "guided_relus", "guided_backprop", "normalize_maps"]
@@ -287,12 +287,14 @@ guided_relu.defvjp(_guided_fwd, _guided_bwd)
 def guided_relus():
     """Within the block, ``jax.nn.relu`` / ``flax.linen.relu`` are :func:`guided_relu` (models that call
     ``nn.relu(x)`` at trace time pick it up; an already-compiled ``jax.jit`` of the model would not)."""
-    saved = (jax.nn.relu, nn.relu, act.relu)
-    jax.nn.relu = nn.relu = act.relu = guided_relu
+    saved = (jax.nn.relu, nn.relu, getattr(act, "relu"))
+    jax.nn.relu = nn.relu = guided_relu
+    setattr(act, "relu", guided_relu)
     try:
         yield
     finally:
-        jax.nn.relu, nn.relu, act.relu = saved
+        jax.nn.relu, nn.relu = saved[:2]
+        setattr(act, "relu", saved[2])
 
 
 def guided_backprop(apply_fn: Callable, params, x, target=None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -40,7 +41,7 @@ def init_mlp(key: jax.Array, num_features: int, hidden: int = 64) -> dict:
             "Dense_1": {"kernel": glorot(k1, shapes["Dense_1"]["kernel"].shape), "bias": jnp.zeros((1,))}}
 
 
-def predict_proba(params: dict, x) -> jax.Array:
+def predict_proba(params: Any, x) -> jax.Array:
     """Probability of the favourable class, ``[N]``, from :func:`init_mlp`-shaped parameters."""
     x = _c.array(x, "x", ndim=2, kind="r", nonempty=True)
     _c.finite(x, "x")
@@ -48,12 +49,18 @@ def predict_proba(params: dict, x) -> jax.Array:
     n_in, hidden = params["Dense_0"]["kernel"].shape
     if x.shape[1] != n_in:
         raise ValueError(f"`x` has {x.shape[1]} features but the network takes {n_in}.")
-    return jax.nn.sigmoid(MLP((hidden, 1)).apply({"params": params}, x)[:, 0])
+    return jax.nn.sigmoid(_logit(params, x))
+
+
+def _logit(params: Any, x) -> jax.Array:
+    """The network's logit ``[N]`` (hidden width read off the parameters)."""
+    hidden = params["Dense_0"]["kernel"].shape[1]
+    return cast(jax.Array, MLP((hidden, 1)).apply({"params": params}, x))[:, 0]
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "batch_size", "learning_rate"))
-def partial_train(params: dict, key: jax.Array, x, y, *, steps: int = 10, batch_size: int = 64,
-                  learning_rate: float = 0.01) -> dict:
+def partial_train(params: Any, key: jax.Array, x, y, *, steps: int = 10, batch_size: int = 64,
+                  learning_rate: float = 0.01) -> Any:
     """``steps`` Adam steps on the binary cross-entropy, minibatches drawn uniformly (fresh optimiser state).
 
     The paper's local search: every new model is trained a little before it
@@ -64,9 +71,7 @@ def partial_train(params: dict, key: jax.Array, x, y, *, steps: int = 10, batch_
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
 
     def loss(p, xb, yb):
-        hidden = p["Dense_0"]["kernel"].shape[1]
-        logit = MLP((hidden, 1)).apply({"params": p}, xb)[:, 0]
-        return jnp.mean(optax.sigmoid_binary_cross_entropy(logit, yb))
+        return jnp.mean(optax.sigmoid_binary_cross_entropy(_logit(p, xb), yb))
 
     def body(carry, k):
         p, s = carry

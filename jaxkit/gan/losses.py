@@ -16,9 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
+from flax.errors import FlaxError
 
 from jaxkit import _checks as _c
 
@@ -30,7 +30,7 @@ PyTree = Any
 def _scores(critic_apply, params, x, name="x"):
     try:
         s = critic_apply(params, x)
-    except (flax.errors.FlaxError, TypeError) as e:  # a sample shape the critic cannot take
+    except (FlaxError, TypeError) as e:  # a sample shape the critic cannot take
         raise ValueError(f"`{name}` of shape {x.shape} does not fit the critic: {type(e).__name__}: "
                          f"{str(e)[:200]}") from e
     return s.reshape(s.shape[0], -1).sum(-1) if s.ndim > 1 else s

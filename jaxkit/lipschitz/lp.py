@@ -63,6 +63,7 @@ def _highs():
     """One reusable HiGHS instance per thread (creating one per LP costs more than solving it)."""
     h = getattr(_local, "highs", None)
     if h is None:
+        assert highspy is not None  # solve_lp falls back to scipy without it
         h = highspy.Highs()
         h.setOptionValue("output_flag", False)
         _local.highs = h
@@ -158,6 +159,7 @@ def interior_point(a: np.ndarray, c: np.ndarray, region: Region, tol: float = 1e
         return False, None, 0.0
     if status != 0:
         return True, None, np.nan  # unclear: keep the region (sound for the upper bound)
+    assert sol is not None  # status 0: an optimal point
     r = float(sol[-1])
     if r <= tol:
         return False, None, r

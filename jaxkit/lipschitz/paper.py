@@ -66,7 +66,7 @@ def paper_network(name: str) -> PaperNetwork:
     if name not in _TABLE:
         raise ValueError(f"`name` must be one of {PAPER_NETWORKS}, got {name!r}.")
     b, exact, seconds = _TABLE[name]
-    with importlib.resources.as_file(importlib.resources.files(__package__) / "paper_nets" / f"{name}.npz") as f:
+    with importlib.resources.as_file(importlib.resources.files("jaxkit.lipschitz") / "paper_nets" / f"{name}.npz") as f:
         with np.load(f) as d:
             params = {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]}
                       for i in range(len(d.files) // 2)}

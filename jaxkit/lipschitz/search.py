@@ -210,6 +210,7 @@ class _Search:
 
 def _side_row(node: _Node, j: int, side: int):
     """Side 0 (``z_j < 0``) or 1 (``z_j > 0``) of neuron ``j`` as a row ``ar . x < cr`` (``z_j = a_j . x + c_j``)."""
+    assert node.z_coef is not None and node.z_const is not None  # set when the node was bounded
     a_j, c_j = node.z_coef[j], node.z_const[j]
     return (a_j, -c_j) if side == 0 else (-a_j, c_j)
 

@@ -1,11 +1,12 @@
 """Small reference Flax models and a resumable classification training loop.
 
 Modules: :mod:`~jaxkit.models.nets` (:class:`MLP`, :class:`VGG`, :class:`SmallCNN`, :class:`ResNet` /
-:func:`resnet56`, :class:`Tap`, and the experiments' networks), :mod:`~jaxkit.models.training`
+:func:`resnet56`, :class:`Tap`), :mod:`~jaxkit.models.training`
 (:func:`init_variables`, :class:`TrainState`, :func:`train_step`, :func:`eval_step`, :func:`evaluate`,
 :func:`train`: an optax loop with a tqdm progress bar and orbax checkpoint/resume: a killed run resumes after
 its last finished epoch and ends with the same parameters as an uninterrupted one) and
-:mod:`~jaxkit.models.im2col` (convolution as one matrix product). Every public name is importable from
+:mod:`~jaxkit.models.im2col` (convolution as one matrix product) and :mod:`~jaxkit.models.papers` (the
+experiments' networks: :class:`CCSANet`, :class:`LeNet`, :class:`NormCNN`). Every public name is importable from
 ``jaxkit.models``.
 """
 
@@ -24,6 +25,11 @@ from jaxkit.models.nets import (
     SmallCNN,
     Tap,
     resnet56,
+)
+from jaxkit.models.papers import (
+    CCSANet,
+    LeNet,
+    NormCNN,
 )
 from jaxkit.models.training import (
     TrainState,
@@ -55,4 +61,7 @@ __all__ = [
     "train",
     "im2col_conv",
     "with_im2col",
+    "CCSANet",
+    "LeNet",
+    "NormCNN",
 ]

@@ -56,7 +56,7 @@ class TrainState(struct.PyTreeNode):
         return self.apply_fn(self.variables, x, train=train)
 
 
-def init_variables(module: nn.Module, key: jax.Array, *inputs: Any, **kwargs: Any) -> dict:
+def init_variables(module: nn.Module, key: jax.Array, *inputs: Any, **kwargs: Any) -> Any:
     """``module.init(key, *inputs, **kwargs)`` run as one XLA program compiled without LLVM optimisation.
 
     Run eagerly, Flax's ``init`` compiles every initialiser and layer op one by one (6.6 s for the digits VGG on

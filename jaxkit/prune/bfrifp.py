@@ -152,6 +152,7 @@ def reorganize(apply_fn: Callable | nn.Module, graph: Graph, masks: Mapping[str,
             p = jnp.asarray(np.tile(pruned[hook.slot], hook.repeat))
             y = x * jnp.where(p, d[hook.slot], 1.0).astype(x.dtype)
             if rfpn:
+                assert key is not None  # checked by wrapped
                 k = jax.random.fold_in(jax.random.fold_in(key, module_ids[mpath]), call)
                 noise = (noise_std * jax.random.normal(k, x.shape)).astype(x.dtype)
                 y = jnp.where(p & (d[hook.slot] < rfpn_threshold), noise, y)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -134,4 +135,4 @@ def blend(scores: Mapping[str, Mapping[str, jax.Array]], selected: Sequence[str]
             if jnp.shape(a) != jnp.shape(scores[sel[0]][g]):
                 raise ValueError(f"`scores[{c!r}][{g!r}]` has shape {jnp.shape(a)}, expected "
                                  f"{jnp.shape(scores[sel[0]][g])} (one score per channel).")
-    return {g: sum(w[i] * jnp.asarray(scores[c][g]) for i, c in enumerate(sel)) for g in groups}
+    return {g: cast(jax.Array, sum(w[i] * jnp.asarray(scores[c][g]) for i, c in enumerate(sel))) for g in groups}

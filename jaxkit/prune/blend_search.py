@@ -41,7 +41,6 @@ import optax
 from flax import struct
 
 from jaxkit import evolution
-from jaxkit.evolution import operators as ops
 from jaxkit.models import with_im2col
 from jaxkit.prune.blend import correlation_matrix, kmeans
 from jaxkit.prune.graph import Graph
@@ -79,7 +78,7 @@ class BlendConfig:
 
     def __post_init__(self):
         for name in ("crossover_rate", "mutation_rate", "drop_rate", "drop_ratio"):
-            ops.check_rate(name, getattr(self, name))
+            evolution.operators.check_rate(name, getattr(self, name))
         if int(self.k) < 1:
             raise ValueError(f"`k` must be >= 1, got {self.k}.")
         if int(self.popsize) < 2:
@@ -146,6 +145,7 @@ def problem(key: jax.Array, scores: Mapping[str, Mapping[str, jax.Array]], *, ra
             raise ValueError(f"`ratio` must be in [0, 1), got {ratio}.")
         counts = tuple(int(float(ratio) * stacked[g].shape[1]) for g in groups)
     else:
+        assert prune_counts is not None
         unknown = set(prune_counts) - set(groups)
         if unknown:
             raise ValueError(f"`prune_counts` names unknown groups {sorted(unknown)}.")
@@ -202,9 +202,9 @@ def gene_masks(prob: BlendProblem, gene: Mapping[str, jax.Array]) -> dict[str, j
 def _mutate(prob: BlendProblem, drop_rate: float):
     def mutate(key, pop, rate):
         k_p, k_s, k_d = jax.random.split(key, 3)
-        p = ops.uniform_mutation(k_p, pop["P"], rate, 0.0, 1.0)
-        p = ops.drop(k_d, p, drop_rate, 0.0)
-        s = ops.categorical_mutation(k_s, pop["S"], rate, prob.allowed)
+        p = evolution.uniform_mutation(k_p, pop["P"], rate, 0.0, 1.0)
+        p = evolution.drop(k_d, p, drop_rate, 0.0)
+        s = evolution.categorical_mutation(k_s, pop["S"], rate, prob.allowed)
         return {"P": p, "S": s}
     return mutate
 
@@ -214,7 +214,7 @@ def strategy(prob: BlendProblem, config: BlendConfig = BlendConfig()) -> tuple[e
     block = 1 if config.crossover_unit == "layer" else None
 
     def crossover(key, a, b, rate):
-        return ops.uniform_crossover(key, a, b, rate, block_ndim=block)
+        return evolution.uniform_crossover(key, a, b, rate, block_ndim=block)
 
     ga = evolution.GA(popsize=int(config.popsize), sample=lambda k: sample_gene(prob, k), crossover=crossover,
                       mutate=_mutate(prob, float(config.drop_rate)), selection=config.selection, maximize=True)

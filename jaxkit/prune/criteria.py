@@ -315,7 +315,7 @@ def collect_stats(model: nn.Module, variables: PyTree, xs: jax.Array, ys: jax.Ar
     if xs.ndim < 2 or ys.shape[:2] != xs.shape[:2]:
         raise ValueError(f"`xs` must be stacked batches [B, N, ...] and `ys` [B, N]; got {xs.shape} and {ys.shape}.")
     loss_fn = loss_fn or (lambda lo, y: optax.softmax_cross_entropy_with_integer_labels(lo, y).mean())
-    kw = dict(apply_kwargs) if apply_kwargs is not None else {"train": False}
+    kw: dict[str, Any] = dict(apply_kwargs) if apply_kwargs is not None else {"train": False}
     gs = list(graph.prunable)
     layers = {g.name: _activation_layer(graph, g) for g in gs}
     params = variables["params"]

@@ -25,6 +25,7 @@ has ``h s^2 + u s + d`` parameters, ``u = k + h + d + 1``;
 from __future__ import annotations
 
 import math
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -37,7 +38,7 @@ __all__ = ["connectivity", "MaskedDense", "CupNet", "RefNet", "cupnet_params", "
            "count_params"]
 
 
-def connectivity(points: np.ndarray, alpha: float) -> np.ndarray:
+def connectivity(points: np.ndarray, alpha: Any) -> np.ndarray:
     """``C(alpha)``: bool ``[m, m]``, True where reference points lie within ``alpha`` (diagonal included).
 
     Args:
@@ -49,11 +50,11 @@ def connectivity(points: np.ndarray, alpha: float) -> np.ndarray:
         raise ValueError(f"`points` must have shape [m, dim], got {p.shape}.")
     if not np.all(np.isfinite(p)):
         raise ValueError("`points` contains NaN or inf.")
-    if not (np.isscalar(alpha) or np.ndim(alpha) == 0) or not float(alpha) > 0:
+    if not (np.isscalar(alpha) or np.ndim(alpha) == 0) or not float(cast(Any, alpha)) > 0:
         raise ValueError(f"`alpha` must be a distance > 0, got {alpha}.")
     sq = np.sum(p * p, 1)
     d2 = np.maximum(sq[:, None] + sq[None, :] - 2 * p @ p.T, 0.0)
-    return d2 <= float(alpha) ** 2
+    return d2 <= float(cast(Any, alpha)) ** 2
 
 
 class MaskedDense(nn.Module):
@@ -177,7 +178,8 @@ def count_params(params, structure: np.ndarray | None = None, *, marker: str = "
     for path, x in _tree.validate(params, "params"):
         parts = path.split("/")
         masked = structure is not None and parts[-1] == "kernel" and len(parts) > 1 and marker in parts[-2]
-        if masked and np.shape(x) != np.shape(structure):
-            raise ValueError(f"`structure` has shape {np.shape(structure)}, kernel {path!r} has {np.shape(x)}.")
-        total += int(np.asarray(structure, bool).sum()) if masked else int(np.size(x))
+        if masked and np.shape(x) != np.shape(cast(np.ndarray, structure)):
+            raise ValueError(f"`structure` has shape {np.shape(cast(np.ndarray, structure))}, kernel {path!r} has "
+                             f"{np.shape(x)}.")
+        total += int(np.asarray(cast(np.ndarray, structure), bool).sum()) if masked else int(np.size(x))
     return total

@@ -42,7 +42,7 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import flax.linen as nn
 import jax
@@ -196,7 +196,7 @@ class CostModel:
         """``sum_j c_j(t) lambda_j(t)`` per sample (``[B]``) or scalar for ``[C]`` gates."""
         counts = [jnp.sum(gates[n], axis=-1) for n in self.names]
         lam = self.factors(counts)
-        return sum(c * l for c, l in zip(counts, lam))
+        return cast(jax.Array, sum(c * l for c, l in zip(counts, lam)))
 
     def __call__(self, gates: Mapping[str, jax.Array]) -> jax.Array:
         """The normalised cost, averaged over the batch (1 when every gate is open)."""
@@ -258,7 +258,7 @@ def make_train_step(apply: Callable, cost: CostModel, tx, *, task_loss: Callable
 
         (loss, (new_stats, m)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
         updates, opt_state = tx.update(grads, opt_state, params)
-        params = optax.apply_updates(params, updates)
+        params = cast(dict, optax.apply_updates(params, updates))
         return {**params, "gates": kill(params["gates"])}, opt_state, new_stats, {"loss": loss, **m}
 
     return step
@@ -276,7 +276,7 @@ def cost_model(graph: Graph, kind: str = "flops", *, names: Sequence[str] | None
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}.")
     names = list(names) if names is not None else edges(graph)
-    idx = {graph.group(n).id: j for j, n in enumerate(names)}
+    idx: dict[Any, int] = {graph.group(n).id: j for j, n in enumerate(names)}
     sizes = tuple(graph.group(n).size for n in names)
     terms: list[list] = [[] for _ in names]
     constant = [0.0] * len(names)

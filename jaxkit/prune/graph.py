@@ -261,7 +261,7 @@ class _Builder:
 
 
 def _last(aval) -> int | None:
-    shape = getattr(aval, "shape", ())
+    shape: tuple = tuple(getattr(aval, "shape", ()))
     return int(shape[-1]) if len(shape) else None
 
 
@@ -432,6 +432,7 @@ def _linear(b: _Builder, eqn, ins: list[_Info]) -> _Info:
     lhs, rhs = ins
     lv, rv, ov = eqn.invars[0], eqn.invars[1], eqn.outvars[0]
     out_n = _last(ov.aval)
+    assert out_n is not None  # convolutions and matrix products have a channel axis
     if name == "conv_general_dilated":
         dn = eqn.params["dimension_numbers"]
         lhs_spec, rhs_spec, out_spec = dn.lhs_spec, dn.rhs_spec, dn.out_spec
@@ -442,6 +443,7 @@ def _linear(b: _Builder, eqn, ins: list[_Info]) -> _Info:
         if not ok:
             _freeze_all(b, ins, "conv whose kernel is not a variable or whose layout is not NHWC")
             return _fresh(b, ov, "output of an unsupported conv")
+        assert rhs.leaf is not None
         kshape = rv.aval.shape
         out_axis, in_axis = rhs_spec[0], rhs_spec[1]
         c_in = lv.aval.shape[-1]
@@ -472,6 +474,7 @@ def _linear(b: _Builder, eqn, ins: list[_Info]) -> _Info:
     if not ok:
         _freeze_all(b, ins, "dot_general that is not x @ kernel")
         return _fresh(b, ov, "output of an unsupported dot_general")
+    assert rhs.leaf is not None
     out = b.new(out_n)
     b.add(out, Member(rhs.leaf, 1, "out"))
     if lhs.space is not None:

@@ -18,7 +18,7 @@ every coupled leaf so a narrower model gives the outputs of the masked one.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -121,6 +121,7 @@ def channel_masks(
                 raise ValueError(f"`n_keep` for {k!r} must be in [1, {len(v)}], got {keep}.")
         else:
             r = ratio[k] if isinstance(ratio, Mapping) else ratio
+            assert r is not None  # exactly one of ratio / n_keep (checked above)
             _c.fraction(r, f"ratio[{k!r}]" if isinstance(ratio, Mapping) else "ratio")
             keep = max(1, len(v) - int(np.floor(r * len(v))))
         order = np.lexsort((np.arange(len(v)), -v))  # descending score, earlier index first
@@ -246,7 +247,8 @@ def masked_updates(masks: PyTree) -> optax.GradientTransformation:
     def update(updates, state, params=None):
         del params
         updates = jax.tree.map(lambda u, m: jnp.where(m, u, jnp.zeros((), u.dtype)), updates, state.masks)
-        return updates, MaskedUpdatesState(count=optax.safe_int32_increment(state.count), masks=state.masks)
+        count = cast(jax.Array, optax.safe_int32_increment(state.count))
+        return updates, MaskedUpdatesState(count=count, masks=state.masks)
 
     return optax.GradientTransformation(init, update)
 

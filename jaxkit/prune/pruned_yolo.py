@@ -24,7 +24,7 @@ channels with the lowest summed importance.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -167,13 +167,13 @@ def bn_l1(strength: float | Callable[[jax.Array], jax.Array], mask: PyTree | Cal
         s = jnp.asarray(sched(state.count))
         updates = jax.tree.map(lambda u, p, on: jnp.where(on, u + s.astype(u.dtype) * jnp.sign(p), u),
                                updates, params, m)
-        return updates, BnL1State(count=optax.safe_int32_increment(state.count))
+        return updates, BnL1State(count=cast(jax.Array, optax.safe_int32_increment(state.count)))
 
     return optax.GradientTransformation(init, update)
 
 
 def soft_mask(params: PyTree, mask: PyTree, *, divisor: float = 5.0, factor: float = 0.1,
-              absolute: bool = True) -> tuple[PyTree, jax.Array]:
+              absolute: bool = True) -> tuple[PyTree, Any]:
     """Pruned-YOLO's soft mask: multiply every ``gamma`` below ``mean(gamma) / divisor`` by ``factor``.
 
     The mean is over all BatchNorm scales selected by ``mask`` (e.g.

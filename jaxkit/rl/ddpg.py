@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -27,10 +28,10 @@ __all__ = ["DDPG", "DDPGState", "soft_update"]
 
 @struct.dataclass
 class DDPGState:
-    actor: dict
-    critic: dict
-    target_actor: dict
-    target_critic: dict
+    actor: Any
+    critic: Any
+    target_actor: Any
+    target_critic: Any
     actor_opt: optax.OptState
     critic_opt: optax.OptState
 
@@ -80,11 +81,11 @@ class DDPG:
 
     @property
     def actor_net(self):
-        return MLP(self.hidden + (self.act_dim,))
+        return MLP(tuple(self.hidden) + (self.act_dim,))
 
     @property
     def critic_net(self):
-        return MLP(self.hidden + (1,))
+        return MLP(tuple(self.hidden) + (1,))
 
     @property
     def actor_tx(self):
@@ -110,12 +111,12 @@ class DDPG:
         """Deterministic action(s) ``max_action * tanh(MLP(obs))`` for ``obs`` of shape ``(..., obs_dim)``."""
         obs = self._check_obs(obs)
         flat = obs.reshape((-1, self.obs_dim))
-        a = self.max_action * jnp.tanh(self.actor_net.apply(actor, flat))
+        a = self.max_action * jnp.tanh(cast(jax.Array, self.actor_net.apply(actor, flat)))
         return a.reshape(obs.shape[:-1] + (self.act_dim,))
 
     def q_value(self, critic, obs, action):
         """``Q(s, a)`` for batches ``(B, obs_dim)`` and ``(B, act_dim)``; shape ``(B,)``."""
-        return self.critic_net.apply(critic, jnp.concatenate([obs, action], axis=-1))[:, 0]
+        return cast(jax.Array, self.critic_net.apply(critic, jnp.concatenate([obs, action], axis=-1)))[:, 0]
 
     def act(self, state: DDPGState, obs, key=None, noise_std=0.0):
         """The policy's action plus ``N(0, noise_std^2)`` noise (when ``key`` is given), clipped to the bounds."""

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -114,8 +115,8 @@ def agent_reward(kind, r_fm, r_mc, eps_fm: float = 1.0, eps_mc: float = 1.0):
 
 @struct.dataclass
 class IMState:
-    forward: dict
-    meta: dict
+    forward: Any
+    meta: Any
     forward_opt: optax.OptState
     meta_opt: optax.OptState
 
@@ -151,11 +152,11 @@ class IntrinsicMotivation:
 
     @property
     def forward_net(self):
-        return MLP(self.hidden + (self.obs_dim,))
+        return MLP(tuple(self.hidden) + (self.obs_dim,))
 
     @property
     def meta_net(self):
-        return MLP(self.hidden + (1,))
+        return MLP(tuple(self.hidden) + (1,))
 
     def init(self, key) -> IMState:
         kf, km = jax.random.split(key)
@@ -175,8 +176,8 @@ class IntrinsicMotivation:
     def predict(self, state: IMState, obs, action):
         """``(s'_hat, e_hat)`` for ``obs (..., obs_dim)`` and ``action (..., act_dim)``."""
         x, batch = self._inputs(obs, action)
-        s_hat = self.forward_net.apply(state.forward, x).reshape(batch + (self.obs_dim,))
-        e_hat = self.meta_net.apply(state.meta, x)[:, 0].reshape(batch)
+        s_hat = cast(jax.Array, self.forward_net.apply(state.forward, x)).reshape(batch + (self.obs_dim,))
+        e_hat = cast(jax.Array, self.meta_net.apply(state.meta, x))[:, 0].reshape(batch)
         return s_hat, e_hat
 
     def rewards(self, state: IMState, obs, action, next_obs) -> dict:
@@ -208,10 +209,10 @@ class IntrinsicMotivation:
         fwd = optax.apply_updates(state.forward, f_upd)
 
         x, _ = self._inputs(meta_batch["obs"], meta_batch["action"])
-        target = jax.lax.stop_gradient(prediction_error(meta_batch["next_obs"], self.forward_net.apply(fwd, x)))
+        target = jax.lax.stop_gradient(prediction_error(meta_batch["next_obs"], cast(jax.Array, self.forward_net.apply(cast(Any, fwd), x))))
 
         def mc_loss(p):
-            return jnp.mean((self.meta_net.apply(p, x)[:, 0] - target) ** 2)
+            return jnp.mean((cast(jax.Array, self.meta_net.apply(p, x))[:, 0] - target) ** 2)
 
         m_loss, m_grad = jax.value_and_grad(mc_loss)(state.meta)
         m_upd, m_opt = optax.adam(self.meta_lr).update(m_grad, state.meta_opt, state.meta)

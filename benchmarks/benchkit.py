@@ -1,4 +1,5 @@
-"""Timing helpers for the benchmark scripts: best-of-n wall time and the ratio line format."""
+"""Timing helpers for the benchmark scripts: best-of-n wall time, first call in a fresh process, the ratio line
+format (named apart from ``experiments/expkit.py``, so a benchmark may import an experiment)."""
 
 from __future__ import annotations
 

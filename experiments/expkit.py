@@ -1,7 +1,13 @@
-"""Helpers shared by the experiment scripts: configuration echo, mean ± std tables, plots.
+"""The run skeleton every experiment script shares, and the helpers they have in common.
 
-Experiments are run as ``python experiments/<name>.py``; this file sits next to
-them, so ``import common`` works without installing anything extra.
+Skeleton: :func:`parser` (flags validated by name before any work, exit 2) -> :func:`print_config` ->
+seeds -> :func:`format_table` / :func:`mean_std` -> :func:`write_json` and :func:`save_figure` into
+:func:`output_dir`, all inside :func:`experiment` (results staged and committed only when the run succeeds;
+checkpoints in :func:`state_dir`). Helpers: datasets, VGG pre-training and narrowing, epoch loops, accuracy.
+
+Experiments are run as ``python experiments/<name>.py``; this file sits next to them, so ``import expkit``
+works without installing anything extra (named apart from ``benchmarks/benchkit.py``, so a process that
+imports both gets each).
 """
 
 from __future__ import annotations
@@ -97,6 +103,15 @@ def output_dir(path: str) -> str:
     os.makedirs(staging)
     _STAGING[staging] = path
     return staging
+
+
+def write_json(out: str, obj, name: str = "results.json") -> str:
+    """Write a run's results as JSON into ``out`` (the folder from :func:`output_dir`); values JSON cannot hold
+    (NumPy scalars, paths) are written as strings. Returns the file's path."""
+    path = os.path.join(out, name)
+    with open(path, "w") as fh:
+        json.dump(obj, fh, indent=1, default=str)
+    return path
 
 
 def state_dir(*parts: str) -> str:
@@ -335,7 +350,6 @@ def small_state(model, variables, sample, tx):
 
 def pretrain_parser(doc: str):
     """An argparse parser with the flags shared by the pruning experiments (data, VGG config, pre-training)."""
-    import argparse  # noqa: PLC0415
 
     p = parser(doc)
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
