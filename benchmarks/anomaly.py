@@ -34,7 +34,7 @@ def loop_local_rx(c, inner=3, outer=9, reg=1e-3):
         for j in range(w):
             i0, i1, j0, j1 = max(0, i - ro), min(h, i + ro + 1), max(0, j - ro), min(w, j + ro + 1)
             keep = np.ones((i1 - i0, j1 - j0), bool)
-            keep[max(0, i - ri) - i0:min(h, i + ri + 1) - i0, max(0, j - ri) - j0:min(w, j + ri + 1) - j0] = False
+            keep[max(0, i - ri) - i0 : min(h, i + ri + 1) - i0, max(0, j - ri) - j0 : min(w, j + ri + 1) - j0] = False
             x = c[i0:i1, j0:j1][keep]
             mu = x.mean(0)
             d = x - mu
@@ -56,7 +56,7 @@ def main(argv=None):
     what = f"global RX {args.size}x{args.size}x{args.bands} vs SPy spectral.rx"
     t_j, ours = best_time(lambda: anomaly.global_rx(cube, reg=0.0), args.repeat)
     try:
-        import spectral  # noqa: PLC0415
+        import spectral
     except ImportError:
         print(f"{what}: not run (spectral is not installed; pip install 'jaxkit[bench]'); jaxkit {t_j:.3f} s")
         t_s = None
@@ -65,22 +65,23 @@ def main(argv=None):
         rel = float(np.max(np.abs(ours - theirs) / np.abs(theirs)))
         report(what + f" (max rel. difference {rel:.1e}; no compilation: first call = warm)", t_s, t_j)
 
-    import tracemalloc  # noqa: PLC0415
+    import tracemalloc
 
     small = rng.gamma(3.0, size=(64, 64, 20))
     t_l, ref = best_time(lambda: loop_local_rx(small), 1)
     t_r, got = best_time(lambda: anomaly.local_rx(small, 3, 9), args.repeat)
     rel = float(np.max(np.abs(got - ref) / np.abs(ref)))
-    report(f"local RX (3, 9) 64x64x20 vs a NumPy loop with BLAS covariances (max rel. difference {rel:.1e})", t_l,
-           t_r)
+    report(f"local RX (3, 9) 64x64x20 vs a NumPy loop with BLAS covariances (max rel. difference {rel:.1e})", t_l, t_r)
     wide = rng.gamma(3.0, size=(32, 512, 100))
     tracemalloc.start()
     anomaly.local_rx(wide, 3, 9)
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"local RX (3, 9) 32x512x100: peak memory {peak / 2**20:.0f} MiB (target "
-          f"{anomaly.LOCAL_RX_MEMORY / 2**20:.0f} MiB; the strip version of 54be995: ~2.6 GB per strip array)",
-          flush=True)
+    print(
+        f"local RX (3, 9) 32x512x100: peak memory {peak / 2**20:.0f} MiB (target "
+        f"{anomaly.LOCAL_RX_MEMORY / 2**20:.0f} MiB; the strip version of 54be995: ~2.6 GB per strip array)",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def report(what: str, baseline_s: float, jaxkit_s: float) -> str:
     return line
 
 
-_FIRST_CALL = '''
+_FIRST_CALL = """
 import json, sys, time
 from jax import monitoring
 _n = [0]
@@ -34,7 +34,7 @@ _t = time.perf_counter()
 run()
 _dt = time.perf_counter() - _t
 print("FIRSTCALL " + json.dumps([_dt, _n[0]]))
-'''
+"""
 
 
 def first_call(setup: str, timeout: float = 900) -> tuple[float, int]:
@@ -43,14 +43,20 @@ def first_call(setup: str, timeout: float = 900) -> tuple[float, int]:
     ``setup`` is code that imports what it needs and defines ``run()``; imports and set-up are not timed (a user
     pays them once per process either way), the first call with all its tracing and compiling is.
     """
-    import os  # noqa: PLC0415
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import os
+    import subprocess
+    import sys
 
     env = dict(os.environ, JAX_ENABLE_COMPILATION_CACHE="false")
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    r = subprocess.run([sys.executable, "-c", _FIRST_CALL.format(setup=setup)], env=env, capture_output=True,
-                       text=True, timeout=timeout, cwd=os.path.dirname(os.path.abspath(__file__)))
+    r = subprocess.run(
+        [sys.executable, "-c", _FIRST_CALL.format(setup=setup)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=os.path.dirname(os.path.abspath(__file__)),
+    )
     line = next((ln for ln in r.stdout.splitlines() if ln.startswith("FIRSTCALL ")), None)
     if r.returncode or line is None:
         raise RuntimeError(f"first-call run failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")

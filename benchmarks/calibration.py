@@ -77,8 +77,11 @@ def np_kde_ece(s, y, kernel, g=1025):
             return np.exp(-0.5 * u**2) / math.sqrt(2 * math.pi)
         return np.where(np.abs(u) < 1, 35 / 32 * (1 - u**2) ** 3, 0.0)
 
-    kk = k((grid[:, None] - grid[None]) / h) + k((grid[:, None] + grid[None]) / h) + \
-        k((grid[:, None] + grid[None] - 2) / h)
+    kk = (
+        k((grid[:, None] - grid[None]) / h)
+        + k((grid[:, None] + grid[None]) / h)
+        + k((grid[:, None] + grid[None] - 2) / h)
+    )
     f = kk @ binned(np.ones_like(s)) / (len(s) * h)
     f1 = kk @ binned(y) / (len(s) * h)
     return np.trapezoid(np.abs(f1 - grid * f), grid)
@@ -96,30 +99,43 @@ def main(argv=None):
     labels = jnp.asarray(y)
     b = int(round(math.sqrt(args.n)))
     s64, y64 = s.astype(np.float64), y.astype(np.float64)
-    for name, binning, mapping in [("ECE_l", "uniform", "hard"), ("ECE_a", "adaptive", "hard"),
-                                   ("ECE_c", "uniform", "convex"), ("ECE_ac", "adaptive", "convex")]:
-        f = lambda: cal.ece(probs, labels, "class", cls=1, binning=binning, mapping=mapping).block_until_ready()  # noqa: E731
+    for name, binning, mapping in [
+        ("ECE_l", "uniform", "hard"),
+        ("ECE_a", "adaptive", "hard"),
+        ("ECE_c", "uniform", "convex"),
+        ("ECE_ac", "adaptive", "convex"),
+    ]:
+        f = lambda: cal.ece(probs, labels, "class", cls=1, binning=binning, mapping=mapping).block_until_ready()
         v = float(f())
         t_j, _ = best_time(f, args.repeat)
         t_n, ref = best_time(lambda: np_binned(s64, y64, b, binning, mapping), 1)
         assert abs(v - ref) < 1e-4, (name, v, ref)
-        report(f"{name} ({binning}, {mapping}, {b} bins) on {args.n:,} scores: jitted vs NumPy loop over bins "
-               f"(ECE {v:.4f})", t_n, t_j)
+        report(
+            f"{name} ({binning}, {mapping}, {b} bins) on {args.n:,} scores: jitted vs NumPy loop over bins "
+            f"(ECE {v:.4f})",
+            t_n,
+            t_j,
+        )
     for name, kernel in [("ECE_d (Gaussian KDE)", "gaussian"), ("KDE-ECE (triweight)", "triweight")]:
-        f = lambda: cal.ece_kde(probs, labels, "class", cls=1, kernel=kernel).block_until_ready()  # noqa: E731
+        f = lambda: cal.ece_kde(probs, labels, "class", cls=1, kernel=kernel).block_until_ready()
         v = float(f())
         t_j, _ = best_time(f, args.repeat)
         t_n, ref = best_time(lambda: np_kde_ece(s64, y64, kernel), 1)
         assert abs(v - ref) < 1e-4, (name, v, ref)
-        report(f"{name} on {args.n:,} scores: jitted vs NumPy (same linear binning + kernel matrix) "
-               f"(ECE {v:.4f})", t_n, t_j)
+        report(
+            f"{name} on {args.n:,} scores: jitted vs NumPy (same linear binning + kernel matrix) (ECE {v:.4f})",
+            t_n,
+            t_j,
+        )
 
     n = 2000
     pb, yb = probs[:n], labels[:n]
     key = jax.random.key(0)
     cal.reliability_curve(key, pb, yb, "class", cls=1, num_bootstrap=200)[1].block_until_ready()
-    t_v, _ = best_time(lambda: cal.reliability_curve(key, pb, yb, "class", cls=1, num_bootstrap=200)[1]
-                       .block_until_ready(), args.repeat)
+    t_v, _ = best_time(
+        lambda: cal.reliability_curve(key, pb, yb, "class", cls=1, num_bootstrap=200)[1].block_until_ready(),
+        args.repeat,
+    )
     h = float(cal.silverman_bandwidth(pb[:, 1]))  # the curve's default: one bandwidth for every resample
     one = jax.jit(lambda p_, y_: cal.local_calibration_error(p_, y_, "class", cls=1, grid_size=257, bandwidth=h))
     sb, ybn = np.asarray(pb), np.asarray(yb)
@@ -138,8 +154,12 @@ def main(argv=None):
     _, med, _, _ = cal.reliability_curve(key, pb, yb, "class", cls=1, num_bootstrap=200)
     inner = slice(50, 207)  # different resamples: the medians agree to bootstrap noise
     assert np.nanmax(np.abs(np.asarray(med)[inner] - q_loop[0][inner])) < 0.05
-    report(f"bootstrap reliability curve, 200 resamples of {n} scores: vmapped vs Python loop over resamples "
-           "(jitted curve per resample)", t_l, t_v)
+    report(
+        f"bootstrap reliability curve, 200 resamples of {n} scores: vmapped vs Python loop over resamples "
+        "(jitted curve per resample)",
+        t_l,
+        t_v,
+    )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,9 @@ def setup(popsize, epochs):
     prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=3)
     pop = jax.vmap(lambda k: bs.sample_gene(prob, k))(jax.random.split(jax.random.key(1), popsize))
     n_val = len(ds.train) // 10
-    data = tuple(jnp.asarray(a) for a in (ds.train.x[n_val:], ds.train.y[n_val:], ds.train.x[:n_val],
-                                          ds.train.y[:n_val]))
+    data = tuple(
+        jnp.asarray(a) for a in (ds.train.x[n_val:], ds.train.y[n_val:], ds.train.x[:n_val], ds.train.y[:n_val])
+    )
     return ds, model, v, graph, prob, pop, data
 
 
@@ -69,7 +70,7 @@ def matmul_peak(n: int = 2048, repeat: int = 5) -> float:
     dot = jax.jit(jnp.dot)
     dot(a, a).block_until_ready()
     t, _ = best_time(lambda: dot(a, a).block_until_ready(), repeat)
-    return 2 * n ** 3 / t / 1e9
+    return 2 * n**3 / t / 1e9
 
 
 def main(argv=None):
@@ -87,15 +88,20 @@ def main(argv=None):
         n = len(jax.devices())
         evolution.evaluate(fit, pop, v, data, key, devices=jax.devices()[:1]).block_until_ready()
         evolution.evaluate(fit, pop, v, data, key).block_until_ready()
-        t1, f1 = best_time(lambda: evolution.evaluate(fit, pop, v, data, key, devices=jax.devices()[:1])
-                           .block_until_ready(), args.repeat)
+        t1, f1 = best_time(
+            lambda: evolution.evaluate(fit, pop, v, data, key, devices=jax.devices()[:1]).block_until_ready(),
+            args.repeat,
+        )
         t2, f2 = best_time(lambda: evolution.evaluate(fit, pop, v, data, key).block_until_ready(), args.repeat)
         assert np.allclose(np.asarray(f1), np.asarray(f2), atol=1.5 / len(data[3])), (f1, f2)
         report(f"population of {args.popsize} sharded over {n} forced host devices vs 1 device", t1, t2)
         return
 
-    print(f"population {args.popsize}, {args.epochs} fine-tune epoch(s) of {len(data[0])} digits per gene, "
-          f"devices {jax.devices()}", flush=True)
+    print(
+        f"population {args.popsize}, {args.epochs} fine-tune epoch(s) of {len(data[0])} digits per gene, "
+        f"devices {jax.devices()}",
+        flush=True,
+    )
     evolution.evaluate(fit, pop, v, data, key).block_until_ready()
     t_vmap, f_vmap = best_time(lambda: evolution.evaluate(fit, pop, v, data, key).block_until_ready(), args.repeat)
 
@@ -107,8 +113,11 @@ def main(argv=None):
         loops[name] = best_time(lambda one=one: [float(one(g, v, data, key)) for g in genes], args.repeat)
     for name, (t_loop, f_loop) in loops.items():
         assert np.allclose(f_loop, np.asarray(f_vmap), atol=1.5 / len(data[3]))
-        report(f"vmapped fitness of {args.popsize} fine-tuned nets vs loop over genes (jitted per-gene fitness, "
-               f"{name})", t_loop, t_vmap)
+        report(
+            f"vmapped fitness of {args.popsize} fine-tuned nets vs loop over genes (jitted per-gene fitness, {name})",
+            t_loop,
+            t_vmap,
+        )
 
     # one-off-script baseline: per gene, mask + Python loop of jitted train steps + evaluation
     x_tr, y_tr, x_val, y_val = data
@@ -119,6 +128,7 @@ def main(argv=None):
         def loss(p):
             logits, upd = model.apply({"params": p, "batch_stats": stats}, xb, train=True, mutable=["batch_stats"])
             return optax.softmax_cross_entropy_with_integer_labels(logits, yb).mean(), upd["batch_stats"]
+
         g, stats = jax.grad(loss, has_aux=True)(params)
         u, opt = tx.update(g, opt, params)
         u = jax.tree.map(lambda a, m: jnp.where(m, a, 0.0), u, elem)
@@ -146,8 +156,11 @@ def main(argv=None):
 
     script_loop()
     t_script, f_script = best_time(script_loop, args.repeat)
-    report(f"vmapped fitness of {args.popsize} fine-tuned nets vs per-step Python training loop over genes",
-           t_script, t_vmap)
+    report(
+        f"vmapped fitness of {args.popsize} fine-tuned nets vs per-step Python training loop over genes",
+        t_script,
+        t_vmap,
+    )
 
     # roofline: the population's FLOPs (XLA's count of one train step and one evaluation, times the steps run)
     # against the measured peak of one large float32 matmul on this machine, in this process
@@ -158,14 +171,29 @@ def main(argv=None):
     flops = args.popsize * (steps * _flops(train_step, *step_args) + _flops(acc, w0["params"], w0["batch_stats"]))
     peak = matmul_peak()
     rate = flops / t_vmap / 1e9
-    print(f"population fitness: {100 * rate / peak:.0f} % of measured matmul peak ({rate:.1f} GFLOP/s of "
-          f"{peak:.1f}; {flops / 1e9:.1f} GFLOP per evaluation of {args.popsize} genes, {steps} SGD steps each)",
-          flush=True)
+    print(
+        f"population fitness: {100 * rate / peak:.0f} % of measured matmul peak ({rate:.1f} GFLOP/s of "
+        f"{peak:.1f}; {flops / 1e9:.1f} GFLOP per evaluation of {args.popsize} genes, {steps} SGD steps each)",
+        flush=True,
+    )
 
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
-    r = subprocess.run([sys.executable, os.path.abspath(__file__), "--devices-child", "--popsize",
-                        str(args.popsize), "--epochs", str(args.epochs), "--repeat", str(args.repeat)],
-                       env=env, capture_output=True, text=True)
+    r = subprocess.run(
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--devices-child",
+            "--popsize",
+            str(args.popsize),
+            "--epochs",
+            str(args.epochs),
+            "--repeat",
+            str(args.repeat),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     print(r.stdout.strip().splitlines()[-1] if r.returncode == 0 else f"2-device run failed:\n{r.stderr[-2000:]}")
 
 

@@ -31,19 +31,19 @@ import os
 if "XLA_FLAGS" not in os.environ:  # (d) needs 2 host devices; everything else runs on the first
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 
-import argparse  # noqa: E402
-import functools  # noqa: E402
-import time  # noqa: E402
+import argparse
+import functools
+import time
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from benchkit import best_time, first_call, report  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from benchkit import best_time, first_call, report
 
-from jaxkit import data  # noqa: E402
+from jaxkit import data
 from jaxkit import evolution as evo
 from jaxkit import fairness as fair
-from jaxkit.evolution import moo  # noqa: E402
+from jaxkit.evolution import moo
 
 
 def zdt1(x):
@@ -68,37 +68,52 @@ def run():
 
 
 def bench_zdt1(args):
-    from pymoo.algorithms.moo.nsga2 import NSGA2  # noqa: PLC0415
-    from pymoo.indicators.hv import HV  # noqa: PLC0415
-    from pymoo.optimize import minimize  # noqa: PLC0415
-    from pymoo.problems import get_problem  # noqa: PLC0415
+    from pymoo.algorithms.moo.nsga2 import NSGA2
+    from pymoo.indicators.hv import HV
+    from pymoo.optimize import minimize
+    from pymoo.problems import get_problem
 
-    nsga = evo.NSGA2(100, 2, lambda k: jax.random.uniform(k, (30,)),
-                     crossover=functools.partial(moo.sbx_crossover, eta=15.0, lo=0.0, hi=1.0),
-                     mutate=lambda k, p, r: moo.polynomial_mutation(k, p, lo=0.0, hi=1.0, eta=20.0,
-                                                                    individual_rate=0.9))
+    nsga = evo.NSGA2(
+        100,
+        2,
+        lambda k: jax.random.uniform(k, (30,)),
+        crossover=functools.partial(moo.sbx_crossover, eta=15.0, lo=0.0, hi=1.0),
+        mutate=lambda k, p, r: moo.polynomial_mutation(k, p, lo=0.0, hi=1.0, eta=20.0, individual_rate=0.9),
+    )
     ref = np.array([1.1, 1.1])
     t = time.perf_counter()
     jax.block_until_ready(evo.run(nsga, zdt1, jax.random.key(0), 250))
     compile_s = time.perf_counter() - t
     hv_j, hv_p, t_j, t_p = [], [], [], []
     for s in range(args.seeds):
-        tj, (state, _) = best_time(lambda s=s: jax.block_until_ready(evo.run(nsga, zdt1, jax.random.key(s), 250)),
-                                   args.repeat)
+        tj, (state, _) = best_time(
+            lambda s=s: jax.block_until_ready(evo.run(nsga, zdt1, jax.random.key(s), 250)), args.repeat
+        )
         hv_j.append(float(moo.hypervolume(state.objectives, ref)))
         t_j.append(tj)
-        tp, res = best_time(lambda s=s: minimize(get_problem("zdt1"), NSGA2(pop_size=100), ("n_gen", 250), seed=s,
-                                                 verbose=False), 1)
+        tp, res = best_time(
+            lambda s=s: minimize(get_problem("zdt1"), NSGA2(pop_size=100), ("n_gen", 250), seed=s, verbose=False), 1
+        )
         hv_p.append(float(HV(ref_point=ref)(res.F)))
         t_p.append(tp)
-    print(f"(a) first call incl. compilation {compile_s:.2f} s; final HV over {args.seeds} seeds: "
-          f"jaxkit {np.mean(hv_j):.5f} ± {np.std(hv_j):.5f}, pymoo {np.mean(hv_p):.5f} ± {np.std(hv_p):.5f} "
-          f"(gap {100 * (np.mean(hv_p) - np.mean(hv_j)) / np.mean(hv_p):+.2f} %; true front 0.87667)", flush=True)
-    report("(a) NSGA-II on ZDT1, 100 x 250 generations: one lax.scan vs pymoo NSGA2", float(np.median(t_p)),
-           float(np.median(t_j)))
+    print(
+        f"(a) first call incl. compilation {compile_s:.2f} s; final HV over {args.seeds} seeds: "
+        f"jaxkit {np.mean(hv_j):.5f} ± {np.std(hv_j):.5f}, pymoo {np.mean(hv_p):.5f} ± {np.std(hv_p):.5f} "
+        f"(gap {100 * (np.mean(hv_p) - np.mean(hv_j)) / np.mean(hv_p):+.2f} %; true front 0.87667)",
+        flush=True,
+    )
+    report(
+        "(a) NSGA-II on ZDT1, 100 x 250 generations: one lax.scan vs pymoo NSGA2",
+        float(np.median(t_p)),
+        float(np.median(t_j)),
+    )
     t_first, n_compiles = first_call(FIRST_ZDT1)
-    report(f"(a) NSGA-II on ZDT1, 100 x 250 generations, first call in a fresh process (no compilation cache; "
-           f"{n_compiles} XLA compilations) vs pymoo NSGA2's whole run", float(np.median(t_p)), t_first)
+    report(
+        f"(a) NSGA-II on ZDT1, 100 x 250 generations, first call in a fresh process (no compilation cache; "
+        f"{n_compiles} XLA compilations) vs pymoo NSGA2's whole run",
+        float(np.median(t_p)),
+        t_first,
+    )
 
 
 def fairness_setup(popsize):
@@ -110,8 +125,9 @@ def fairness_setup(popsize):
     fitness = fair.moea_fitness(num_groups=k, steps=10, batch_size=64, learning_rate=0.01)
     nsga = evo.NSGA2(popsize, 3, functools.partial(fair.init_mlp, num_features=tr.x.shape[1], hidden=64))
     state = nsga.init(jax.random.key(0))
-    state, _ = evo.step(nsga, fitness, jax.random.key(1), state, jax.random.key(2), train, val, has_aux=True,
-                        devices=jax.devices()[:1])  # generation 0 done: the timed one varies weights
+    state, _ = evo.step(
+        nsga, fitness, jax.random.key(1), state, jax.random.key(2), train, val, has_aux=True, devices=jax.devices()[:1]
+    )  # generation 0 done: the timed one varies weights
     return nsga, fitness, state, train, val
 
 
@@ -121,8 +137,9 @@ def bench_generation(args):
     k_ask, k_tr = jax.random.key(3), jax.random.key(4)
 
     def vmapped(devices=one):
-        return jax.block_until_ready(evo.step(nsga, fitness, k_ask, state, k_tr, train, val, has_aux=True,
-                                              devices=devices))
+        return jax.block_until_ready(
+            evo.step(nsga, fitness, k_ask, state, k_tr, train, val, has_aux=True, devices=devices)
+        )
 
     fit_one = jax.jit(fitness)
 
@@ -138,8 +155,12 @@ def bench_generation(args):
     t_v, (s_v, f_v) = best_time(vmapped, rep)
     t_l, (s_l, f_l) = best_time(loop, rep)
     np.testing.assert_allclose(np.asarray(f_v), np.asarray(f_l), rtol=1e-4, atol=1e-5)
-    report(f"(b) one generation, {args.popsize} nets partially trained (10 Adam steps) + objectives + NSGA-II: "
-           "one vmapped program vs Python loop over models (jitted per-model fitness)", t_l, t_v)
+    report(
+        f"(b) one generation, {args.popsize} nets partially trained (10 Adam steps) + objectives + NSGA-II: "
+        "one vmapped program vs Python loop over models (jitted per-model fitness)",
+        t_l,
+        t_v,
+    )
     if len(jax.devices()) >= 2:
         two = jax.devices()[:2]
         vmapped(two)
@@ -162,14 +183,15 @@ def naive_rank(f):
         front = left & (cnt == 0)
         return jnp.where(front, r, rank), left & ~front, r + 1
 
-    rank, _, _ = jax.lax.while_loop(lambda c: jnp.any(c[1]), body,
-                                    (jnp.zeros(n, jnp.int32), jnp.ones(n, bool), jnp.int32(0)))
+    rank, _, _ = jax.lax.while_loop(
+        lambda c: jnp.any(c[1]), body, (jnp.zeros(n, jnp.int32), jnp.ones(n, bool), jnp.int32(0))
+    )
     return rank
 
 
 def bench_sort(args):
-    from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance  # noqa: PLC0415
-    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting  # noqa: PLC0415
+    from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
+    from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 
     nds = NonDominatedSorting()
 
@@ -191,10 +213,17 @@ def bench_sort(args):
         t_n, rn = best_time(lambda: naive_rank(fj).block_until_ready(), args.repeat * 3)
         assert (np.asarray(r) == rp).all() and (np.asarray(rn) == rp).all()
         np.testing.assert_allclose(np.asarray(cd), cdp, rtol=1e-4)
-        report(f"(c) non-dominated sort + crowding, {n} x 3 objectives ({rp.max() + 1} fronts): "
-               "jaxkit blocked sort vs pymoo (compiled moocore sort)", t_p, t_j)
-        report(f"(c) non-dominated sort alone, {n} x 3: jaxkit blocked sort vs naive JAX front peeling",
-               t_n, best_time(lambda: moo.non_dominated_sort(fj).block_until_ready(), args.repeat * 3)[0])
+        report(
+            f"(c) non-dominated sort + crowding, {n} x 3 objectives ({rp.max() + 1} fronts): "
+            "jaxkit blocked sort vs pymoo (compiled moocore sort)",
+            t_p,
+            t_j,
+        )
+        report(
+            f"(c) non-dominated sort alone, {n} x 3: jaxkit blocked sort vs naive JAX front peeling",
+            t_n,
+            best_time(lambda: moo.non_dominated_sort(fj).block_until_ready(), args.repeat * 3)[0],
+        )
 
 
 def main(argv=None):

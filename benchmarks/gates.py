@@ -58,6 +58,7 @@ def main(argv=None):
             (_, stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
             upd, opt = tx.update(grads, opt, params)
             return optax.apply_updates(params, upd), opt, stats
+
         return step
 
     def runner(gated_run):
@@ -69,6 +70,7 @@ def main(argv=None):
             for i in range(args.steps):
                 p, o, s = step(p, o, s, jax.random.key(i))
             return jax.block_until_ready(p)
+
         run()
         return run
 
@@ -78,8 +80,10 @@ def main(argv=None):
     report("gated step overhead (ungated / gated; target > 0.77, i.e. < 1.3x slower)", tu, tg)
 
     # 2. latency of the removed model
-    theta = {n: jnp.where(jnp.arange(t.shape[0]) < (t.shape[0] + 1) // 2, 1.0, -1.0)
-             for n, t in gates.init_gates(graph).items()}
+    theta = {
+        n: jnp.where(jnp.arange(t.shape[0]) < (t.shape[0] + 1) // 2, 1.0, -1.0)
+        for n, t in gates.init_gates(graph).items()
+    }
     masks = gates.fold(theta)
     kept = prune.kept_counts(graph, masks)
     inner = tuple(kept[f"params/BasicBlock_{i}/Conv_0"] for i in range(6))
@@ -88,8 +92,9 @@ def main(argv=None):
     sv = prune.remove(graph, masks, v)
     xb = jax.random.normal(jax.random.key(3), (256, 32, 32, 3))
     full_f, small_f = jax.jit(model.apply), jax.jit(small.apply)
-    np.testing.assert_allclose(small_f(sv, xb[:4]), apply(v, xb[:4], gates=gates.deterministic_gates(theta)),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        small_f(sv, xb[:4]), apply(v, xb[:4], gates=gates.deterministic_gates(theta)), rtol=1e-4, atol=1e-4
+    )
     jax.block_until_ready(full_f(v, xb)), jax.block_until_ready(small_f(sv, xb))
     tf, _ = best_time(lambda: jax.block_until_ready(full_f(v, xb)), args.repeat)
     ts, _ = best_time(lambda: jax.block_until_ready(small_f(sv, xb)), args.repeat)

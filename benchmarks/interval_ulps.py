@@ -50,9 +50,14 @@ def sweep(dtype, name: str, n: int, seed: int = 0) -> np.ndarray:
     fi = np.finfo(dtype)
     lo_e, hi_e = np.log10(fi.tiny), np.log10(fi.max)
     mags = 10 ** rng.uniform(lo_e, hi_e, n // 2)
-    pts = [rng.choice([-1, 1], n // 2) * mags, rng.uniform(-40, 40, n // 4),
-           rng.normal(0, 1e-3, n // 16), 1 + rng.normal(0, 1e-4, n // 16), -1 + rng.normal(0, 1e-4, n // 16),
-           np.array([0.0, -0.0, 1.0, -1.0, fi.tiny, -fi.tiny, fi.max, -fi.max])]
+    pts = [
+        rng.choice([-1, 1], n // 2) * mags,
+        rng.uniform(-40, 40, n // 4),
+        rng.normal(0, 1e-3, n // 16),
+        1 + rng.normal(0, 1e-4, n // 16),
+        -1 + rng.normal(0, 1e-4, n // 16),
+        np.array([0.0, -0.0, 1.0, -1.0, fi.tiny, -fi.tiny, fi.max, -fi.max]),
+    ]
     x = np.concatenate(pts)
     a, b = DOMAIN.get(name, (-np.inf, np.inf))
     x = np.clip(x, a, b) if name != "log1p" else np.maximum(x, -1 + 2 * fi.eps)

@@ -45,14 +45,23 @@ def main(argv=None):
         run(b, lp=lp)()  # compile
         times[b, lp], r = best_time(run(b, lp=lp), args.repeat)
         assert r.exact and abs(r.upper - EXACT[2]) <= 1e-9 * EXACT[2], (b, r)
-        print(f"batch={b:4d} lp={lp:7s}: L2 = {r.upper:.12f} exact={r.exact} nodes={r.nodes} lp_calls={r.lp_calls} "
-              f"(HiGHS {r.highs_calls}) {times[b, lp]:.3f} s", flush=True)
+        print(
+            f"batch={b:4d} lp={lp:7s}: L2 = {r.upper:.12f} exact={r.exact} nodes={r.nodes} lp_calls={r.lp_calls} "
+            f"(HiGHS {r.highs_calls}) {times[b, lp]:.3f} s",
+            flush=True,
+        )
     best_b = min(args.batches, key=lambda b: times[b, "batched"])
     best = times[best_b, "batched"]
-    report(f"lipbab exact p=2 (10,30,30,30,3), batch={best_b} vs batch=1 sequential as the paper (one HiGHS LP at a time)",
-           times[1, "highs"], best)
-    report(f"lipbab exact p=2 (10,30,30,30,3), batch={best_b} vs batch=1 with the same batched LPs", times[1, "batched"],
-           best)
+    report(
+        f"lipbab exact p=2 (10,30,30,30,3), batch={best_b} vs batch=1 sequential as the paper (one HiGHS LP at a time)",
+        times[1, "highs"],
+        best,
+    )
+    report(
+        f"lipbab exact p=2 (10,30,30,30,3), batch={best_b} vs batch=1 with the same batched LPs",
+        times[1, "batched"],
+        best,
+    )
     for p in (1, 2, np.inf):
         run(best_b, p)()  # compile for this p
         t, r = best_time(run(best_b, p), args.repeat)
@@ -61,9 +70,14 @@ def main(argv=None):
     t_first, n_compiles = first_call(
         "from jaxkit import lipschitz\n"
         "net = lipschitz.paper_network('sd_10-30-30-30-3')\n"
-        f"def run():\n    lipschitz.lipschitz_constant(net.params, net.box, p=2, batch={best_b})\n")
-    report(f"lipbab exact p=2 (10,30,30,30,3), first call in a fresh process (no compilation cache; {n_compiles} XLA "
-           f"compilations) vs paper (Colab, GLPK, {PAPER_S[2]} s)", PAPER_S[2], t_first)
+        f"def run():\n    lipschitz.lipschitz_constant(net.params, net.box, p=2, batch={best_b})\n"
+    )
+    report(
+        f"lipbab exact p=2 (10,30,30,30,3), first call in a fresh process (no compilation cache; {n_compiles} XLA "
+        f"compilations) vs paper (Colab, GLPK, {PAPER_S[2]} s)",
+        PAPER_S[2],
+        t_first,
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,7 @@ def mmd_numpy(xs, xt, bw):
 
     n, m = len(xs), len(xt)
     kss, ktt, kst = k(xs, xs), k(xt, xt), k(xs, xt)
-    return ((kss.sum() - np.trace(kss)) / (n * (n - 1)) + (ktt.sum() - np.trace(ktt)) / (m * (m - 1))
-            - 2 * kst.mean())
+    return (kss.sum() - np.trace(kss)) / (n * (n - 1)) + (ktt.sum() - np.trace(ktt)) / (m * (m - 1)) - 2 * kst.mean()
 
 
 def main():

@@ -87,8 +87,11 @@ def main(argv=None):
         runs[name], _ = best_time(run, args.repeat)
     overhead = runs["masked"] / runs["plain"]
     print(f"masked step overhead: {overhead:.3f}x (target < 1.2x)")
-    report("train step: unmasked vs masked_updates + apply_masks (overhead, < 1.2x wanted; ratio > 0.83 means met)",
-           runs["plain"], runs["masked"])
+    report(
+        "train step: unmasked vs masked_updates + apply_masks (overhead, < 1.2x wanted; ratio > 0.83 means met)",
+        runs["plain"],
+        runs["masked"],
+    )
 
 
 if __name__ == "__main__":

@@ -64,22 +64,35 @@ def main():
     mlp = models.MLP((256, 256, 10))
     for name, model, xx in (("digits CNN", cnn, x), ("MLP 64-256-256-10", mlp, x.reshape(64, -1))):
         params = model.init(jax.random.key(0), xx)
-        apply = lambda p, v, model=model: model.apply(p, v)  # noqa: E731
+        apply = lambda p, v, model=model: model.apply(p, v)
         base = scan_steps(apply, sgd, params, xx, y)
-        overhead(f"(a) GC step, {name}, batch 64: centralize_gradients+sgd vs sgd", base,
-                 scan_steps(apply, gc, params, xx, y))
-        overhead(f"(a) WC reparameterisation step, {name}: reparameterize(apply) vs apply", base,
-                 scan_steps(nz.reparameterize(apply, "center"), sgd, params, xx, y))
+        overhead(
+            f"(a) GC step, {name}, batch 64: centralize_gradients+sgd vs sgd",
+            base,
+            scan_steps(apply, gc, params, xx, y),
+        )
+        overhead(
+            f"(a) WC reparameterisation step, {name}: reparameterize(apply) vs apply",
+            base,
+            scan_steps(nz.reparameterize(apply, "center"), sgd, params, xx, y),
+        )
         moved = jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0) if a.ndim > 1 else a, params)
-        moved_apply = lambda p, v, apply=apply: apply(jax.tree.map(  # noqa: E731
-            lambda a: jnp.moveaxis(a, 0, -1) if a.ndim > 1 else a, p), v)
-        report(f"(a) GC, {name}: jaxkit centralize_gradients vs optax.centralize on output-first kernels",
-               scan_steps(moved_apply, optax.chain(optax.centralize(), sgd), moved, xx, y),
-               scan_steps(apply, gc, params, xx, y))
+        moved_apply = lambda p, v, apply=apply: apply(
+            jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1) if a.ndim > 1 else a, p),
+            v,
+        )
+        report(
+            f"(a) GC, {name}: jaxkit centralize_gradients vs optax.centralize on output-first kernels",
+            scan_steps(moved_apply, optax.chain(optax.centralize(), sgd), moved, xx, y),
+            scan_steps(apply, gc, params, xx, y),
+        )
     params = cnn.init(jax.random.key(0), x)
-    apply = lambda p, v: cnn.apply(p, v)  # noqa: E731
-    overhead("(b) Jacobian penalty step (1 projection), digits CNN: CE + penalty vs CE",
-             scan_steps(apply, sgd, params, x, y), scan_steps(apply, sgd, params, x, y, penalty=0.05))
+    apply = lambda p, v: cnn.apply(p, v)
+    overhead(
+        "(b) Jacobian penalty step (1 projection), digits CNN: CE + penalty vs CE",
+        scan_steps(apply, sgd, params, x, y),
+        scan_steps(apply, sgd, params, x, y, penalty=0.05),
+    )
 
     k = 8
     net = models.NormCNN(10, "local", k)
@@ -100,8 +113,9 @@ def main():
         np.testing.assert_array_equal(ref, np.asarray(vm(v, xt)))
         t_loop, _ = best_time(loop, 20)
         t_vm, _ = best_time(lambda: np.asarray(vm(v, xt)), 20)
-        report(f"(c) LocalNorm {mode}, K = {k}, 128 images: vmapped over groups vs Python loop over groups",
-               t_loop, t_vm)
+        report(
+            f"(c) LocalNorm {mode}, K = {k}, 128 images: vmapped over groups vs Python loop over groups", t_loop, t_vm
+        )
 
 
 if __name__ == "__main__":

@@ -27,21 +27,27 @@ import os
 if "XLA_FLAGS" not in os.environ:
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
 
-import argparse  # noqa: E402
-import time  # noqa: E402
+import argparse
+import time
 
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-from benchkit import best_time, report  # noqa: E402
+import jax
+import jax.numpy as jnp
+import numpy as np
+from benchkit import best_time, report
 
-from jaxkit import rl  # noqa: E402
+from jaxkit import rl
 
 
 def bench(hidden, steps, runs, repeat):
     env = rl.MountainCarContinuous()
-    tr = rl.Trainer(env, rl.DDPG(2, 1, hidden=hidden), rl.IntrinsicMotivation(2, 1, hidden=hidden),
-                    total_steps=10 * steps, buffer_size=10_000, warmup_steps=100)
+    tr = rl.Trainer(
+        env,
+        rl.DDPG(2, 1, hidden=hidden),
+        rl.IntrinsicMotivation(2, 1, hidden=hidden),
+        total_steps=10 * steps,
+        buffer_size=10_000,
+        warmup_steps=100,
+    )
     keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in range(runs)])
     kinds = rl.kinds_index(["gated"] * runs)
     dev0 = jax.devices()[0]
@@ -75,8 +81,12 @@ def bench(hidden, steps, runs, repeat):
 
         t_sh, out_sh = best_time(sharded, repeat)
         np.testing.assert_allclose(np.asarray(out_sh)[:n], np.asarray(out_vm), rtol=1e-3, atol=1e-4)
-        report(f"{runs} seeds x {steps} steps, hidden {hidden}: vmapped over {jax.device_count()} host devices vs "
-               f"{runs} sequential runs", t_seq, t_sh)
+        report(
+            f"{runs} seeds x {steps} steps, hidden {hidden}: vmapped over {jax.device_count()} host devices vs "
+            f"{runs} sequential runs",
+            t_seq,
+            t_sh,
+        )
         lines.append(f"  steps/s: vmapped + sharded {total / t_sh:,.0f}")
     print("\n".join(lines), flush=True)
 

@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchkit import best_time, report  # noqa: E402
+from benchkit import best_time, report
 
-from jaxkit import data, explain, models, robust  # noqa: E402
+from jaxkit import data, explain, models, robust
 
 
 def main(argv=None):
@@ -57,21 +57,31 @@ def main(argv=None):
 
     for attack in ("fgsm", "bim"):
         kw = {"steps": args.bim_steps} if attack == "bim" else {}
-        vm = lambda: robust.robust_accuracy(model.apply, params, x, y, eps, attack, clip=(0.0, 1.0), **kw)  # noqa
-        lp = lambda: loop(attack)  # noqa: E731
+        vm = lambda: robust.robust_accuracy(model.apply, params, x, y, eps, attack, clip=(0.0, 1.0), **kw)
+        lp = lambda: loop(attack)
         np.testing.assert_allclose(vm(), lp(), atol=1.5 / len(y))  # same numbers (one flip of rounding allowed)
-        sq = lambda: robust.robust_accuracy(model.apply, params, x, y, eps, attack, clip=(0.0, 1.0),  # noqa: E731
-                                            vectorize=False, **kw)
+        sq = lambda: robust.robust_accuracy(
+            model.apply,
+            params,
+            x,
+            y,
+            eps,
+            attack,
+            clip=(0.0, 1.0),
+            vectorize=False,
+            **kw,
+        )
         t_loop, _ = best_time(lp, args.repeat)
         t_vm, _ = best_time(vm, args.repeat)
         t_sq, _ = best_time(sq, args.repeat)
         report(f"robust accuracy, {attack.upper()} at {len(eps)} eps, vmapped vs Python loop", t_loop, t_vm)
-        report(f"robust accuracy, {attack.upper()} at {len(eps)} eps, one call with lax.map vs Python loop", t_loop,
-               t_sq)
+        report(
+            f"robust accuracy, {attack.upper()} at {len(eps)} eps, one call with lax.map vs Python loop", t_loop, t_sq
+        )
 
     xb = x[:256]
-    batch = lambda: explain.gradcam(model.apply, params, xb).block_until_ready()  # noqa: E731
-    one = lambda: [explain.gradcam(model.apply, params, xb[i:i + 1]).block_until_ready() for i in range(256)]  # noqa
+    batch = lambda: explain.gradcam(model.apply, params, xb).block_until_ready()
+    one = lambda: [explain.gradcam(model.apply, params, xb[i : i + 1]).block_until_ready() for i in range(256)]
     np.testing.assert_allclose(batch(), np.concatenate(one()), rtol=1e-4, atol=1e-5)
     t_one, _ = best_time(one, max(args.repeat // 3, 2))
     t_batch, _ = best_time(batch, args.repeat)

@@ -33,8 +33,10 @@ def scripts(only=None, folder=HERE) -> list[str]:
     if only:
         unknown = sorted(set(only) - {n[:-3] for n in names})
         if unknown:
-            raise SystemExit(f"run_all.py: error: --only: no benchmark named {', '.join(unknown)} "
-                             f"(have {', '.join(n[:-3] for n in names)})")
+            raise SystemExit(
+                f"run_all.py: error: --only: no benchmark named {', '.join(unknown)} "
+                f"(have {', '.join(n[:-3] for n in names)})"
+            )
         names = [n for n in names if n[:-3] in only]
     return names
 
@@ -47,8 +49,10 @@ def machine() -> dict:
     except OSError:
         pass
     info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
-    probe = ("import jax, jaxkit; print(jax.__version__, jaxkit.__version__, jax.default_backend(), "
-             "jax.device_count(), jax.devices()[0].device_kind, sep='|')")
+    probe = (
+        "import jax, jaxkit; print(jax.__version__, jaxkit.__version__, jax.default_backend(), "
+        "jax.device_count(), jax.devices()[0].device_kind, sep='|')"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
     if out.returncode == 0:
         jax_v, jk_v, backend, n, kind = out.stdout.strip().splitlines()[-1].split("|")
@@ -56,8 +60,12 @@ def machine() -> dict:
     else:
         info.update(jax="?", jaxkit="?", backend="unknown", devices="?")
     try:
-        info["commit"] = subprocess.run(["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True,
-                                        text=True, timeout=30).stdout.strip() or "?"
+        info["commit"] = (
+            subprocess.run(
+                ["git", "-C", HERE, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=30
+            ).stdout.strip()
+            or "?"
+        )
     except OSError:
         info["commit"] = "?"
     return info
@@ -90,8 +98,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     names = scripts(args.only, args.dir)
     info = machine()
-    header = [f"# jaxkit benchmarks, {datetime.date.today().isoformat()}{' (--full)' if args.full else ''}",
-              *(f"# {k}: {v}" for k, v in info.items()), ""]
+    header = [
+        f"# jaxkit benchmarks, {datetime.date.today().isoformat()}{' (--full)' if args.full else ''}",
+        *(f"# {k}: {v}" for k, v in info.items()),
+        "",
+    ]
     print("\n".join(header), flush=True)
     lines, failed, total = [], [], time.perf_counter()
     for name in names:
@@ -102,10 +113,13 @@ def main(argv=None) -> int:
             failed.append(name)
         lines += [f"## {name}: {status}, {seconds:.1f} s", *kept, ""]
     total = time.perf_counter() - total
-    lines.append(f"# total {total:.0f} s for {len(names)} scripts" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    lines.append(
+        f"# total {total:.0f} s for {len(names)} scripts" + (f"; failed: {', '.join(failed)}" if failed else "")
+    )
     os.makedirs(args.out, exist_ok=True)
-    path = os.path.join(args.out, f"{datetime.date.today().isoformat()}-{info['backend']}"
-                                  f"{'-full' if args.full else ''}.txt")
+    path = os.path.join(
+        args.out, f"{datetime.date.today().isoformat()}-{info['backend']}{'-full' if args.full else ''}.txt"
+    )
     with open(path + ".tmp", "w") as fh:
         fh.write("\n".join(header + lines) + "\n")
     os.replace(path + ".tmp", path)

@@ -41,8 +41,8 @@ def main(argv=None):
     print(f"devices: {jax.devices()}")
     generator, critic = gan.Generator(), gan.Critic()
     g_params = generator.init(jax.random.key(0), jnp.zeros((1, 4)))["params"]
-    ga = lambda p, z: generator.apply({"params": p}, z)  # noqa: E731
-    ca = lambda p, x: critic.apply({"params": p}, x)  # noqa: E731
+    ga = lambda p, z: generator.apply({"params": p}, z)
+    ca = lambda p, x: critic.apply({"params": p}, x)
     x = np.asarray(jax.random.uniform(jax.random.key(2), (args.pixels, 20, 1, 1), minval=-1, maxval=1))
     kw = dict(noise_dim=4, runs=args.runs, iterations=args.iterations)
 
@@ -50,14 +50,20 @@ def main(argv=None):
         return anomaly.recreation_cost(jax.random.key(0), ga, g_params, x, chunk=args.pixels, **kw)
 
     def one_at_a_time():
-        return np.concatenate([anomaly.recreation_cost(jax.random.key(i), ga, g_params, x[i:i + 1], chunk=1, **kw)
-                               for i in range(len(x))])
+        return np.concatenate(
+            [
+                anomaly.recreation_cost(jax.random.key(i), ga, g_params, x[i : i + 1], chunk=1, **kw)
+                for i in range(len(x))
+            ]
+        )
 
     batched(), anomaly.recreation_cost(jax.random.key(0), ga, g_params, x[:1], chunk=1, **kw)
     tb, _ = best_time(batched, args.repeat)
     to, _ = best_time(one_at_a_time, 1)
-    print(f"recreation cost, {args.pixels} pixels x {args.runs} starts x {args.iterations} iterations: "
-          f"{args.pixels / tb:,.0f} pixels/s batched, {args.pixels / to:,.1f} pixels/s one at a time")
+    print(
+        f"recreation cost, {args.pixels} pixels x {args.runs} starts x {args.iterations} iterations: "
+        f"{args.pixels / tb:,.0f} pixels/s batched, {args.pixels / to:,.1f} pixels/s one at a time"
+    )
     report("recreation cost batched vs one pixel at a time", to, tb)
 
     # 2. fused iteration vs separate jitted pieces
@@ -104,14 +110,24 @@ def main(argv=None):
 
     # 3. thorough preset throughput and extrapolation
     xt = np.asarray(jax.random.uniform(jax.random.key(4), (args.thorough_pixels, 20, 1, 1), minval=-1, maxval=1))
-    th = lambda: anomaly.recreation_cost(jax.random.key(0), ga, g_params, xt, noise_dim=4, runs=16,  # noqa: E731
-                                         iterations=100, chunk=args.thorough_pixels)
+    th = lambda: anomaly.recreation_cost(
+        jax.random.key(0),
+        ga,
+        g_params,
+        xt,
+        noise_dim=4,
+        runs=16,
+        iterations=100,
+        chunk=args.thorough_pixels,
+    )
     th()
     tt, _ = best_time(th, 1)
     rate = args.thorough_pixels / tt
     hours = 1600 * 700 / rate / 3600
-    print(f"thorough (16 x 100): {rate:,.0f} pixels/s on {jax.devices()[0].platform}; a 1600 x 700 image would take "
-          f"{hours:.1f} h here (thesis: ~20 h on 4 GPUs)")
+    print(
+        f"thorough (16 x 100): {rate:,.0f} pixels/s on {jax.devices()[0].platform}; a 1600 x 700 image would take "
+        f"{hours:.1f} h here (thesis: ~20 h on 4 GPUs)"
+    )
 
 
 if __name__ == "__main__":

@@ -60,14 +60,15 @@ def sgd(args, steps_per_epoch, frozen):
     total = args.epochs * steps_per_epoch
     bounds = {int(f * total): 0.1 for f in (0.3, 0.6, 0.9) if int(f * total) > 0}
     lr = optax.piecewise_constant_schedule(args.lr, bounds)
-    return optax.chain(optax.add_decayed_weights(args.weight_decay), optax.sgd(lr, momentum=0.9),
-                       prune.masked_updates(frozen))
+    return optax.chain(
+        optax.add_decayed_weights(args.weight_decay), optax.sgd(lr, momentum=0.9), prune.masked_updates(frozen)
+    )
 
 
 def reorganise(args, method, model, state, graph, masks, ds, key):
     """Train ``state`` for ``args.epochs`` with the method's multiplier; returns the trained variables."""
     if method == "index":
-        schedule = lambda e, l: 0.0 * e  # noqa: E731  (pruned outputs cut from the first step)
+        schedule = lambda e, l: 0.0 * e
     else:
         schedule = schedules.bfrifp_decay(len(masks), args.lambda_e, args.lambda_l)
     apply = bfrifp.reorganize(model, graph, masks, schedule=schedule, rfpn=method.endswith("rfpn"))
@@ -78,8 +79,9 @@ def reorganise(args, method, model, state, graph, masks, ds, key):
     @jax.jit
     def step(params, stats, opt, x, y, epoch, k):
         def loss_fn(p):
-            logits, upd = apply({"params": p, "batch_stats": stats}, x, epoch=epoch, key=k, train=True,
-                                mutable=["batch_stats"])
+            logits, upd = apply(
+                {"params": p, "batch_stats": stats}, x, epoch=epoch, key=k, train=True, mutable=["batch_stats"]
+            )
             return models.cross_entropy(logits, y).mean(), upd["batch_stats"]
 
         (loss, stats), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -88,15 +90,23 @@ def reorganise(args, method, model, state, graph, masks, ds, key):
 
     params, stats, opt = state.params, state.batch_stats, tx.init(state.params)
     for e in range(args.epochs):
-        for i, (xb, yb) in enumerate(jdata.batches(jax.random.fold_in(key, e), ds.train.x, ds.train.y,
-                                                   batch_size=args.batch_size, drop_remainder=True)):
-            params, stats, opt, _ = step(params, stats, opt, xb, yb, e + i / spe,
-                                         jax.random.fold_in(jax.random.fold_in(key, 10_000 + e), i))
+        for i, (xb, yb) in enumerate(
+            jdata.batches(
+                jax.random.fold_in(key, e), ds.train.x, ds.train.y, batch_size=args.batch_size, drop_remainder=True
+            )
+        ):
+            params, stats, opt, _ = step(
+                params, stats, opt, xb, yb, e + i / spe, jax.random.fold_in(jax.random.fold_in(key, 10_000 + e), i)
+            )
     # pruned filters must not have moved (gradient mask), so removal only drops frozen weights
-    moved = [np.any(np.asarray(a)[~np.asarray(m)] != np.asarray(b)[~np.asarray(m)])
-             for a, b, m in zip(jax.tree.leaves(params), jax.tree.leaves(state.params), jax.tree.leaves(frozen))]
+    moved = [
+        np.any(np.asarray(a)[~np.asarray(m)] != np.asarray(b)[~np.asarray(m)])
+        for a, b, m in zip(jax.tree.leaves(params), jax.tree.leaves(state.params), jax.tree.leaves(frozen))
+    ]
     assert not any(moved), "pruned filters moved"
-    return {"params": params, "batch_stats": stats}, float(apply.factors(args.epochs)[max(apply.layers, key=apply.layers.get)])
+    return {"params": params, "batch_stats": stats}, float(
+        apply.factors(args.epochs)[max(apply.layers, key=apply.layers.get)]
+    )
 
 
 @expkit.experiment
@@ -109,8 +119,9 @@ def main(argv=None):
     res = {m: {"before": [], "after": []} for m in METHODS}
     base_acc = []
     for seed in args.seeds:
-        model, state = expkit.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
-                                           lr=args.pretrain_lr)
+        model, state = expkit.pretrain_vgg(
+            ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size, lr=args.pretrain_lr
+        )
         base = models.evaluate(state, ds.test.x, ds.test.y)["accuracy"]
         base_acc.append(base)
         graph = prune.build_graph(model, state.variables, ds.train.x[:1])
@@ -124,31 +135,53 @@ def main(argv=None):
         acc_cut = models.evaluate(cut, ds.test.x, ds.test.y)["accuracy"]
         print(f"seed {seed}: unpruned {base:.4f}, prune set removed without training {acc_cut:.4f}", flush=True)
         for method in METHODS:
-            variables, d_end = reorganise(args, method, model, state, graph, masks, ds,
-                                          jax.random.fold_in(jax.random.key(seed), 7))
+            variables, d_end = reorganise(
+                args, method, model, state, graph, masks, ds, jax.random.fold_in(jax.random.key(seed), 7)
+            )
             final = expkit.small_state(small, prune.remove(graph, masks, variables), ds.train.x[:1], optax.sgd(0.0))
             acc = models.evaluate(final, ds.test.x, ds.test.y)["accuracy"]
             res[method]["before"].append(acc_cut)
             res[method]["after"].append(acc)
-            print(f"  {method:12s} removed-model accuracy {acc:.4f} (last layer's D at the end {d_end:.1e})",
-                  flush=True)
+            print(
+                f"  {method:12s} removed-model accuracy {acc:.4f} (last layer's D at the end {d_end:.1e})", flush=True
+            )
     base_cost, cost = prune.count(graph), prune.count(graph, masks)
     p_red, m_red = cost.reduction(base_cost)
-    rows = [[m, expkit.mean_std(res[m]["after"], 100),
-             expkit.mean_std([b - a for b, a in zip(base_acc, res[m]["after"])], 100),
-             f"{cost.params:,} (-{p_red:.1%})", f"{cost.macs:,} (-{m_red:.1%})"] for m in METHODS]
-    print(expkit.format_table(
-        ["method", "accuracy %", "drop vs unpruned %", "params", "MACs"], rows,
-        title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({base_cost.params:,} params, {base_cost.macs:,} MACs); "
-              f"prune set: {args.prune_set}, alpha = {args.alpha}; cut without training "
-              f"{expkit.mean_std(res['index']['before'], 100)} %; {args.epochs} epochs each; {len(args.seeds)} seeds"))
+    rows = [
+        [
+            m,
+            expkit.mean_std(res[m]["after"], 100),
+            expkit.mean_std([b - a for b, a in zip(base_acc, res[m]["after"])], 100),
+            f"{cost.params:,} (-{p_red:.1%})",
+            f"{cost.macs:,} (-{m_red:.1%})",
+        ]
+        for m in METHODS
+    ]
+    print(
+        expkit.format_table(
+            ["method", "accuracy %", "drop vs unpruned %", "params", "MACs"],
+            rows,
+            title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % "
+            f"({base_cost.params:,} params, {base_cost.macs:,} MACs); "
+            f"prune set: {args.prune_set}, alpha = {args.alpha}; cut without training "
+            f"{expkit.mean_std(res['index']['before'], 100)} %; {args.epochs} epochs each; {len(args.seeds)} seeds",
+        )
+    )
     out = expkit.output_dir(args.out)
     n = len(masks)
     decay = schedules.bfrifp_decay(n, args.lambda_e, args.lambda_l)
     es = np.linspace(0, min(args.epochs, 8), 161)
     curves = {l: [float(decay(e, l)) for e in es] for l in range(1, n + 1)}
-    expkit.write_json(out, {"config": vars(args), "unpruned": base_acc, "results": res, "params": [base_cost.params, cost.params],
-                   "macs": [base_cost.macs, cost.macs]})
+    expkit.write_json(
+        out,
+        {
+            "config": vars(args),
+            "unpruned": base_acc,
+            "results": res,
+            "params": [base_cost.params, cost.params],
+            "macs": [base_cost.macs, cost.macs],
+        },
+    )
     plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -164,8 +197,12 @@ def main(argv=None):
         fig.tight_layout()
         fig.savefig(os.path.join(out, "decay.png"), dpi=120)
     print(f"\ntotal {time.perf_counter() - t_all:.1f} s; outputs in {out}")
-    return {"unpruned": base_acc, "results": res, "params": (base_cost.params, cost.params),
-            "macs": (base_cost.macs, cost.macs)}
+    return {
+        "unpruned": base_acc,
+        "results": res,
+        "params": (base_cost.params, cost.params),
+        "macs": (base_cost.macs, cost.macs),
+    }
 
 
 if __name__ == "__main__":

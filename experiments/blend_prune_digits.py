@@ -60,8 +60,12 @@ def parse_args(argv=None):
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--stat-batches", type=int, default=4, help="batches for activation/gradient criteria")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--checkpoint", default=None, help="resume folder: pre-training, EA state, the generation-0 analysis and the final "
-                   "fine-tunes (one sub-folder per seed)")
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        help="resume folder: pre-training, EA state, the generation-0 analysis and the final "
+        "fine-tunes (one sub-folder per seed)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", default="results/blend_prune_digits")
     return p.parse_args(argv)
@@ -76,11 +80,20 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = expkit.parse_cfg(args.cfg)
     ds = expkit.load_dataset(args.dataset, args.data_dir)
-    config = bs.BlendConfig(k=args.k, popsize=args.popsize, generations=args.generations,
-                            crossover_rate=args.crossover_rate, mutation_rate=args.mutation_rate,
-                            drop_rate=args.drop_rate, drop_ratio=args.drop_ratio, selection=args.selection)
-    expkit.print_config(args, {"data": repr(ds), "vgg_cfg": cfg, "blend_config": str(config),
-                               "devices": [str(d) for d in jax.devices()]})
+    config = bs.BlendConfig(
+        k=args.k,
+        popsize=args.popsize,
+        generations=args.generations,
+        crossover_rate=args.crossover_rate,
+        mutation_rate=args.mutation_rate,
+        drop_rate=args.drop_rate,
+        drop_ratio=args.drop_ratio,
+        selection=args.selection,
+    )
+    expkit.print_config(
+        args,
+        {"data": repr(ds), "vgg_cfg": cfg, "blend_config": str(config), "devices": [str(d) for d in jax.devices()]},
+    )
     t_all = time.perf_counter()
     n_val = int(round(args.val_fraction * len(ds.train)))
     x_tr, y_tr = jnp.asarray(ds.train.x[n_val:]), jnp.asarray(ds.train.y[n_val:])
@@ -96,25 +109,37 @@ def main(argv=None):
         def part(name, ck=ck):
             return os.path.join(ck, name) if ck else None
 
-        model, state = expkit.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
-                                           lr=args.pretrain_lr, checkpoint_dir=part("pretrain"))
+        model, state = expkit.pretrain_vgg(
+            ds,
+            cfg,
+            seed,
+            epochs=args.pretrain_epochs,
+            batch_size=args.batch_size,
+            lr=args.pretrain_lr,
+            checkpoint_dir=part("pretrain"),
+        )
         v = state.variables
         base_acc.append(float(accuracy(model, v, x_te, y_te)))
         graph = prune.build_graph(model, v, ds.train.x[:1])
         n = args.stat_batches * args.batch_size
-        xs = ds.train.x[n_val:n_val + n].reshape((args.stat_batches, args.batch_size) + ds.train.x.shape[1:])
-        ys = ds.train.y[n_val:n_val + n].reshape(args.stat_batches, args.batch_size)
+        xs = ds.train.x[n_val : n_val + n].reshape((args.stat_batches, args.batch_size) + ds.train.x.shape[1:])
+        ys = ds.train.y[n_val : n_val + n].reshape(args.stat_batches, args.batch_size)
         scores = prune.all_scores(graph, v, prune.collect_stats(model, v, xs, ys, graph))
         key = jax.random.key(seed)
         prob = bs.problem(jax.random.fold_in(key, 1), scores, ratio=args.ratio, k=args.k)
         print(f"seed {seed}: unpruned {base_acc[-1]:.4f}; clusters per layer:", flush=True)
         for g, lab in zip(prob.groups, np.asarray(prob.labels)):
-            print(f"  {g}: " + "  ".join("{" + ", ".join(c for c, lb in zip(prob.criteria, lab) if lb == k) + "}"
-                                         for k in range(args.k)))
+            print(
+                f"  {g}: "
+                + "  ".join(
+                    "{" + ", ".join(c for c, lb in zip(prob.criteria, lab) if lb == k) + "}" for k in range(args.k)
+                )
+            )
         ga, gp = bs.strategy(prob, config)
         data = (x_tr, y_tr, x_val, y_val)
-        fit = bs.finetune_fitness(model, graph, prob, epochs=args.fitness_epochs, batch_size=args.batch_size,
-                                  learning_rate=args.fitness_lr)
+        fit = bs.finetune_fitness(
+            model, graph, prob, epochs=args.fitness_epochs, batch_size=args.batch_size, learning_rate=args.fitness_lr
+        )
         fit0 = bs.finetune_fitness(model, graph, prob, epochs=0)
         seen = {}
 
@@ -122,20 +147,41 @@ def main(argv=None):
 
         def record(g, st, pop, f, seen=seen, fit0=fit0, v=v, data=data, key=key, part=part, seed_cfg=seed_cfg):
             if g == 0:  # Fig. 3: accuracy right after pruning vs after the short fine-tune, random genes
-                seen.update(checkpoint.memo(part("generation0.json"), seed_cfg, lambda: {
-                    "pruned": np.asarray(evolution.evaluate(fit0, pop, v, data, key)).tolist(),
-                    "tuned": np.asarray(f).tolist()}, verbose=False))
+                seen.update(
+                    checkpoint.memo(
+                        part("generation0.json"),
+                        seed_cfg,
+                        lambda: {
+                            "pruned": np.asarray(evolution.evaluate(fit0, pop, v, data, key)).tolist(),
+                            "tuned": np.asarray(f).tolist(),
+                        },
+                        verbose=False,
+                    )
+                )
 
         t = time.perf_counter()
-        st, hist = evolution.optimize(ga, fit, jax.random.fold_in(key, 2), args.generations, v, data,
-                                      jax.random.fold_in(key, 3), params=gp, checkpoint_dir=part("ea"),
-                                      progress=not args.no_progress, callback=record, config=seed_cfg)
+        st, hist = evolution.optimize(
+            ga,
+            fit,
+            jax.random.fold_in(key, 2),
+            args.generations,
+            v,
+            data,
+            jax.random.fold_in(key, 3),
+            params=gp,
+            checkpoint_dir=part("ea"),
+            progress=not args.no_progress,
+            callback=record,
+            config=seed_cfg,
+        )
         if "pruned" not in seen and ck:  # resumed after generation 0: its analysis was kept beside the checkpoint
             seen.update(checkpoint.memo(part("generation0.json"), seed_cfg, dict, verbose=False))
         seen = {k: np.asarray(v_) for k, v_ in seen.items()}
-        print(f"  EA: {args.generations} generations x {args.popsize} genes in {time.perf_counter() - t:.1f} s; "
-              f"best validation fitness {hist[-1]['best']:.4f} (generation 0 best {hist[0]['gen_best']:.4f})",
-              flush=True)
+        print(
+            f"  EA: {args.generations} generations x {args.popsize} genes in {time.perf_counter() - t:.1f} s; "
+            f"best validation fitness {hist[-1]['best']:.4f} (generation 0 best {hist[0]['gen_best']:.4f})",
+            flush=True,
+        )
         histories.append(hist)
         if scatter is None and "pruned" in seen:
             scatter = seen
@@ -145,15 +191,26 @@ def main(argv=None):
         def full_finetune(st=st, singles=singles, prob=prob, graph=graph, model=model, v=v, key=key):
             top = jax.tree.map(lambda x: x[: args.top], st.population)
             genes = jax.tree.map(lambda t, *s: jnp.concatenate([t, jnp.stack(s)]), top, *singles)
-            tune = bs.masked_finetune(model, graph, prob, epochs=args.finetune_epochs, batch_size=args.batch_size,
-                                      learning_rate=args.finetune_lr)
+            tune = bs.masked_finetune(
+                model,
+                graph,
+                prob,
+                epochs=args.finetune_epochs,
+                batch_size=args.batch_size,
+                learning_rate=args.finetune_lr,
+            )
             tuned = bs.finetune_genes(tune, genes, v, (x_tr, y_tr), jax.random.fold_in(key, 4))  # compiled once
-            pruned = jax.vmap(lambda g: accuracy(model, bs.masked_finetune(model, graph, prob, epochs=0)(
-                g, v, (x_tr, y_tr), key), x_te, y_te))(genes)
-            return {"pruned": np.asarray(pruned).tolist(),
-                    "acc_val": np.asarray(jax.vmap(lambda w: accuracy(model, w, x_val, y_val))(tuned)).tolist(),
-                    "acc_te": np.asarray(jax.vmap(lambda w: accuracy(model, w, x_te, y_te))(tuned)).tolist(),
-                    "factors": np.asarray(st.population["P"][: args.top]).tolist()}
+            pruned = jax.vmap(
+                lambda g: accuracy(
+                    model, bs.masked_finetune(model, graph, prob, epochs=0)(g, v, (x_tr, y_tr), key), x_te, y_te
+                )
+            )(genes)
+            return {
+                "pruned": np.asarray(pruned).tolist(),
+                "acc_val": np.asarray(jax.vmap(lambda w: accuracy(model, w, x_val, y_val))(tuned)).tolist(),
+                "acc_te": np.asarray(jax.vmap(lambda w: accuracy(model, w, x_te, y_te))(tuned)).tolist(),
+                "factors": np.asarray(st.population["P"][: args.top]).tolist(),
+            }
 
         final = checkpoint.memo(part("final.json"), seed_cfg, full_finetune)
         pruned, acc_val, acc_te = (np.asarray(final[k]) for k in ("pruned", "acc_val", "acc_te"))
@@ -165,31 +222,51 @@ def main(argv=None):
             rows[c]["finetuned"].append(float(acc_te[args.top + i]))
         factors.append(np.asarray(final["factors"][best]))
         single_best = max(prob.criteria, key=lambda c: rows[c]["finetuned"][-1])
-        print(f"  blended: test {acc_te[best]:.4f} (validation {acc_val[best]:.4f}); best single criterion "
-              f"{single_best} {rows[single_best]['finetuned'][-1]:.4f}", flush=True)
+        print(
+            f"  blended: test {acc_te[best]:.4f} (validation {acc_val[best]:.4f}); best single criterion "
+            f"{single_best} {rows[single_best]['finetuned'][-1]:.4f}",
+            flush=True,
+        )
     base_cost = prune.count(graph)
     cost = prune.count(graph, bs.gene_masks(prob, singles[0]))
-    table = [[c, expkit.mean_std(r["pruned"], 100), expkit.mean_std(r["finetuned"], 100)]
-             for c, r in rows.items() if r["finetuned"]]
+    table = [
+        [c, expkit.mean_std(r["pruned"], 100), expkit.mean_std(r["finetuned"], 100)]
+        for c, r in rows.items()
+        if r["finetuned"]
+    ]
     means = {c: np.mean(r["finetuned"]) for c, r in rows.items() if r["finetuned"]}
     best_single = max((c for c in means if c != "blended (EA)"), key=means.get)
-    print(expkit.format_table(
-        ["criterion", "pruned acc %", "fine-tuned acc %"], table,
-        title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({base_cost.params:,} params); pruned "
-              f"{args.ratio:.0%} of filters per layer ({cost.params:,} params, {cost.macs:,} MACs); "
-              f"{len(args.seeds)} seeds; same full fine-tune ({args.finetune_epochs} epochs) for every row"))
-    print(f"\nblended {means['blended (EA)'] * 100:.2f} % vs best single criterion ({best_single}) "
-          f"{means[best_single] * 100:.2f} %: {(means['blended (EA)'] - means[best_single]) * 100:+.2f} points")
+    print(
+        expkit.format_table(
+            ["criterion", "pruned acc %", "fine-tuned acc %"],
+            table,
+            title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({base_cost.params:,} params); pruned "
+            f"{args.ratio:.0%} of filters per layer ({cost.params:,} params, {cost.macs:,} MACs); "
+            f"{len(args.seeds)} seeds; same full fine-tune ({args.finetune_epochs} epochs) for every row",
+        )
+    )
+    print(
+        f"\nblended {means['blended (EA)'] * 100:.2f} % vs best single criterion ({best_single}) "
+        f"{means[best_single] * 100:.2f} %: {(means['blended (EA)'] - means[best_single]) * 100:+.2f} points"
+    )
     r = None
     if scatter is not None and len(scatter["pruned"]) > 2 and np.std(scatter["pruned"]) > 0:
         r = float(np.corrcoef(scatter["pruned"], scatter["tuned"])[0, 1])
         rho = float(prune.spearman(jnp.asarray(scatter["pruned"]), jnp.asarray(scatter["tuned"])))
-        print(f"pruned vs {args.fitness_epochs}-epoch fine-tuned accuracy of generation 0 (seed {args.seeds[0]}): "
-              f"Pearson {r:+.2f}, Spearman {rho:+.2f}")
+        print(
+            f"pruned vs {args.fitness_epochs}-epoch fine-tuned accuracy of generation 0 (seed {args.seeds[0]}): "
+            f"Pearson {r:+.2f}, Spearman {rho:+.2f}"
+        )
     out = expkit.output_dir(args.out)
-    result = {"config": vars(args), "unpruned": base_acc, "rows": rows, "best_single": best_single,
-              "history": [[h["best"] for h in hist] for hist in histories], "factors": [f.tolist() for f in factors],
-              "pruned_vs_tuned_r": r}
+    result = {
+        "config": vars(args),
+        "unpruned": base_acc,
+        "rows": rows,
+        "best_single": best_single,
+        "history": [[h["best"] for h in hist] for hist in histories],
+        "factors": [f.tolist() for f in factors],
+        "pruned_vs_tuned_r": r,
+    }
     expkit.write_json(out, result)
     plt = expkit.pyplot()
     if plt is not None:

@@ -61,7 +61,7 @@ def parse_args(argv=None):
 
 
 def r2(y, pred):
-    from sklearn.metrics import r2_score  # noqa: PLC0415
+    from sklearn.metrics import r2_score
 
     return float(r2_score(y, pred, multioutput="variance_weighted"))
 
@@ -81,6 +81,7 @@ def fit(model, ds, args, seed, mu, sd):
 
         def loss(p):
             return jnp.mean((model.apply({"params": p}, x, train=True, rngs={"dropout": k}) - y) ** 2)
+
         l, g = jax.value_and_grad(loss)(params)
         upd, opt = tx.update(g, opt, params)
         return (optax.apply_updates(params, upd), opt), l
@@ -103,8 +104,8 @@ def fit(model, ds, args, seed, mu, sd):
 
 
 def forest(ds, args, seed):
-    from sklearn.decomposition import PCA  # noqa: PLC0415
-    from sklearn.ensemble import RandomForestRegressor  # noqa: PLC0415
+    from sklearn.decomposition import PCA
+    from sklearn.ensemble import RandomForestRegressor
 
     pca = PCA(n_components=min(args.pca, ds.train.y.shape[1], len(ds.train)), random_state=seed).fit(ds.train.y)
     rf = RandomForestRegressor(n_estimators=args.trees, random_state=seed, n_jobs=-1)
@@ -115,8 +116,15 @@ def forest(ds, args, seed):
 @expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
-    ds = jdata.make_cups(args.samples, k=args.k, n_theta=args.n_theta, n_profile=args.n_profile,
-                         test_size=args.test_size, noise=args.noise, seed=0)
+    ds = jdata.make_cups(
+        args.samples,
+        k=args.k,
+        n_theta=args.n_theta,
+        n_profile=args.n_profile,
+        test_size=args.test_size,
+        noise=args.noise,
+        seed=0,
+    )
     m, k = ds.m, args.k
     expkit.print_config(args, {"data": repr(ds)})
     mu, sd = ds.train.y.mean(0), ds.train.y.std(0) + 1e-6
@@ -132,21 +140,46 @@ def main(argv=None):
             for seed in args.seeds:
                 r_cup, params = fit(cupnet.CupNet(c, depth=h, dropout=args.dropout), ds, args, seed, mu, sd)
                 assert cupnet.count_params(params, c) == n_cup
-                r_ref, _ = fit(cupnet.RefNet(width=s, depth=h, out=3 * m, dropout=args.dropout), ds, args, seed,
-                               mu, sd)
+                r_ref, _ = fit(cupnet.RefNet(width=s, depth=h, out=3 * m, dropout=args.dropout), ds, args, seed, mu, sd)
                 res["cupnet"].append(r_cup)
                 res["refnet"].append(r_ref)
-            print(f"h={h} alpha={alpha}: c(alpha)={int(c.sum()):,} ({c.mean():.1%} of m^2), CupNet {n_cup:,} params "
-                  f"R² {expkit.mean_std(res['cupnet'], digits=3)}; RefNet s={s} {n_ref:,} params "
-                  f"R² {expkit.mean_std(res['refnet'], digits=3)}", flush=True)
-            rows.append([h, alpha, f"{c.mean():.1%}", f"{n_cup:,}", expkit.mean_std(res["cupnet"], digits=3),
-                         s, f"{n_ref:,}", expkit.mean_std(res["refnet"], digits=3)])
-            out_json.append({"h": h, "alpha": alpha, "connections": int(c.sum()), "n_cup": n_cup, "refnet_width": s,
-                             "n_ref": n_ref, **res})
+            print(
+                f"h={h} alpha={alpha}: c(alpha)={int(c.sum()):,} ({c.mean():.1%} of m^2), CupNet {n_cup:,} params "
+                f"R² {expkit.mean_std(res['cupnet'], digits=3)}; RefNet s={s} {n_ref:,} params "
+                f"R² {expkit.mean_std(res['refnet'], digits=3)}",
+                flush=True,
+            )
+            rows.append(
+                [
+                    h,
+                    alpha,
+                    f"{c.mean():.1%}",
+                    f"{n_cup:,}",
+                    expkit.mean_std(res["cupnet"], digits=3),
+                    s,
+                    f"{n_ref:,}",
+                    expkit.mean_std(res["refnet"], digits=3),
+                ]
+            )
+            out_json.append(
+                {
+                    "h": h,
+                    "alpha": alpha,
+                    "connections": int(c.sum()),
+                    "n_cup": n_cup,
+                    "refnet_width": s,
+                    "n_ref": n_ref,
+                    **res,
+                }
+            )
     rf = [forest(ds, args, seed) for seed in args.seeds]
-    print(expkit.format_table(
-        ["h", "alpha", "C density", "CupNet params", "CupNet R²", "RefNet s", "RefNet params", "RefNet R²"], rows,
-        title=f"\n{ds!r}: test R² (mean ± std over {len(args.seeds)} seeds)"))
+    print(
+        expkit.format_table(
+            ["h", "alpha", "C density", "CupNet params", "CupNet R²", "RefNet s", "RefNet params", "RefNet R²"],
+            rows,
+            title=f"\n{ds!r}: test R² (mean ± std over {len(args.seeds)} seeds)",
+        )
+    )
     print(f"random forest ({args.trees} trees) + PCA ({args.pca} components): R² {expkit.mean_std(rf, digits=3)}")
     out = expkit.output_dir(args.out)
     expkit.write_json(out, {"config": vars(args), "rows": out_json, "forest": rf})

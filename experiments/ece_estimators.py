@@ -16,7 +16,8 @@ convex), ECE_ac (adaptive, convex), each with sqrt(N) and with 15 bins, and
 the KDE estimators ECE_d (Gaussian, Silverman) and the triweight KDE-ECE.
 
     python experiments/ece_estimators.py           # 2 x 2 (C, d) grid, ~2 min on CPU
-    python experiments/ece_estimators.py --full    # the paper's grid: C, d in {2,5,7}, 5 data sets, 3 training sets, 2e6 holdout
+    python experiments/ece_estimators.py --full    # the paper's grid: C, d in {2,5,7}, 5 data sets,
+                                                   # 3 training sets, 2e6 holdout
 """
 
 from __future__ import annotations
@@ -32,15 +33,16 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import calibration as cal  # noqa: E402
+from jaxkit import calibration as cal
 
 # the table's columns: each library estimator (calibration.ESTIMATORS) with the options the study uses
 ESTIMATORS = {
     **{f"{e} sqrtN": (e, {}) for e in ("ECE_l", "ECE_a", "ECE_c", "ECE_ac")},
     **{f"{e} 15": (e, {"n_bins": 15}) for e in ("ECE_l", "ECE_a", "ECE_c", "ECE_ac")},
-    "ECE_d (KDE, Gaussian)": ("ECE_d", {"grid_size": 513}), "KDE-ECE (triweight)": ("KDE-ECE", {"grid_size": 513}),
+    "ECE_d (KDE, Gaussian)": ("ECE_d", {"grid_size": 513}),
+    "KDE-ECE (triweight)": ("KDE-ECE", {"grid_size": 513}),
 }
 MODELS = ("logistic", "naive_bayes", "svc", "random_forest")
 
@@ -57,8 +59,14 @@ def parse_args(argv=None):
     p.add_argument("--true-bins", type=int, default=2000)
     p.add_argument("--sizes", type=int, nargs="+", default=[30, 60, 120, 250, 500])
     p.add_argument("--sets", type=int, default=200, help="evaluation sets per size")
-    p.add_argument("--estimators", nargs="+", default=list(ESTIMATORS), choices=list(ESTIMATORS), metavar="NAME",
-                   help="subset of: " + "; ".join(ESTIMATORS))
+    p.add_argument(
+        "--estimators",
+        nargs="+",
+        default=list(ESTIMATORS),
+        choices=list(ESTIMATORS),
+        metavar="NAME",
+        help="subset of: " + "; ".join(ESTIMATORS),
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--full", action="store_true", help="the paper's grid (540 score distributions, 2e6 holdout)")
     p.add_argument("--out", default="experiments/results/ece_estimators")
@@ -84,15 +92,18 @@ def mixture(rng, c, d):
 
 
 def make_model(name, seed):
-    from sklearn.calibration import CalibratedClassifierCV  # noqa: PLC0415
-    from sklearn.ensemble import RandomForestClassifier  # noqa: PLC0415
-    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
-    from sklearn.naive_bayes import GaussianNB  # noqa: PLC0415
-    from sklearn.svm import SVC  # noqa: PLC0415
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.naive_bayes import GaussianNB
+    from sklearn.svm import SVC
 
-    return {"logistic": lambda: LogisticRegression(max_iter=1000), "naive_bayes": GaussianNB,
-            "svc": lambda: CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),  # = SVC(probability=True)
-            "random_forest": lambda: RandomForestClassifier(100, random_state=seed)}[name]()
+    return {
+        "logistic": lambda: LogisticRegression(max_iter=1000),
+        "naive_bayes": GaussianNB,
+        "svc": lambda: CalibratedClassifierCV(SVC(random_state=seed), ensemble=False),  # = SVC(probability=True)
+        "random_forest": lambda: RandomForestClassifier(100, random_state=seed),
+    }[name]()
 
 
 _JITTED: dict = {}
@@ -146,14 +157,23 @@ def main(argv=None):
     res = {"config": vars(args), "p95_relative_error": p95}
     out = expkit.output_dir(args.out)
     for setting in settings:
-        rows = [[e] + [f"{np.median(p95[setting][e][n]):.3f}" if p95[setting][e][n] else "-" for n in args.sizes]
-                for e in names]
+        rows = [
+            [e] + [f"{np.median(p95[setting][e][n]):.3f}" if p95[setting][e][n] else "-" for n in args.sizes]
+            for e in names
+        ]
         print()
-        print(expkit.format_table(["estimator"] + [f"N={n}" for n in args.sizes], rows,
-                                  f"{setting} ECE: median over {count} score distributions of the 95th-percentile "
-                                  f"relative error over {args.sets} evaluation sets"))
-        best = {n: min(names, key=lambda e: np.median(p95[setting][e][n]) if p95[setting][e][n] else np.inf)
-                for n in args.sizes}
+        print(
+            expkit.format_table(
+                ["estimator"] + [f"N={n}" for n in args.sizes],
+                rows,
+                f"{setting} ECE: median over {count} score distributions of the 95th-percentile "
+                f"relative error over {args.sets} evaluation sets",
+            )
+        )
+        best = {
+            n: min(names, key=lambda e: np.median(p95[setting][e][n]) if p95[setting][e][n] else np.inf)
+            for n in args.sizes
+        }
         print("best per N: " + ", ".join(f"{n}: {b}" for n, b in best.items()))
     expkit.write_json(out, res)
     plt = expkit.pyplot()
@@ -161,11 +181,20 @@ def main(argv=None):
         fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
         for ax, setting in zip(axes, settings):
             for e in names:
-                ax.plot(args.sizes, [np.median(p95[setting][e][n]) if p95[setting][e][n] else np.nan
-                                     for n in args.sizes], marker="o", ms=3, label=e,
-                        ls="--" if e.endswith(" 15") else "-")
-            ax.set(xscale="log", title=f"{setting} ECE", xlabel="evaluation set size N",
-                   ylabel="median 95th-pct relative error")
+                ax.plot(
+                    args.sizes,
+                    [np.median(p95[setting][e][n]) if p95[setting][e][n] else np.nan for n in args.sizes],
+                    marker="o",
+                    ms=3,
+                    label=e,
+                    ls="--" if e.endswith(" 15") else "-",
+                )
+            ax.set(
+                xscale="log",
+                title=f"{setting} ECE",
+                xlabel="evaluation set size N",
+                ylabel="median 95th-pct relative error",
+            )
         axes[1].legend(fontsize=7)
         expkit.save_figure(fig, out, "relative_error.png", dpi=120)
     return res

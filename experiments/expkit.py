@@ -29,9 +29,9 @@ from jaxkit.checkpoint import CheckpointError
 
 def print_config(args, extra: dict | None = None) -> dict:
     """Print the run's full configuration (flags, seeds, versions) as JSON and return it."""
-    import jax  # noqa: PLC0415
+    import jax
 
-    import jaxkit  # noqa: PLC0415
+    import jaxkit
 
     cfg = dict(vars(args))
     cfg.update(extra or {})
@@ -72,11 +72,13 @@ def compilation_cache() -> str:
     Location: ``$JAXKIT_JAX_CACHE_DIR``, else ``~/.cache/jaxkit/jax_cache``. A cache configured before (by the
     test suite, or by ``JAX_COMPILATION_CACHE_DIR``) is left as it is.
     """
-    import jax  # noqa: PLC0415
+    import jax
 
     if not jax.config.jax_compilation_cache_dir:
-        jax.config.update("jax_compilation_cache_dir", os.environ.get(
-            "JAXKIT_JAX_CACHE_DIR", os.path.expanduser("~/.cache/jaxkit/jax_cache")))
+        jax.config.update(
+            "jax_compilation_cache_dir",
+            os.environ.get("JAXKIT_JAX_CACHE_DIR", os.path.expanduser("~/.cache/jaxkit/jax_cache")),
+        )
     return jax.config.jax_compilation_cache_dir
 
 
@@ -161,8 +163,11 @@ def experiment(main):
             raise SystemExit(2) from None
         except KeyboardInterrupt:
             _discard()
-            print("\ninterrupted: earlier results are untouched; checkpoints are kept, so the same command resumes.",
-                  file=sys.stderr, flush=True)
+            print(
+                "\ninterrupted: earlier results are untouched; checkpoints are kept, so the same command resumes.",
+                file=sys.stderr,
+                flush=True,
+            )
             raise SystemExit(130) from None
         except BaseException:
             _discard()
@@ -183,15 +188,64 @@ def experiment(main):
 
 # ------------------------------------------------------------------------------------------- command lines
 # Counts that must be >= 1 (everything else of type int must be >= 0; seeds may be any int >= 0).
-POSITIVE_INTS = {"epochs", "steps", "generations", "popsize", "trials", "iterations", "batch_size", "chunk", "bins",
-                 "samples", "sets", "sizes", "runs", "hidden", "pool", "per_class", "true_bins", "uap_steps",
-                 "uap_batch", "sim_samples", "pgd_steps", "n_theta", "n_profile", "noise_dim", "latent", "trees",
-                 "pretrain_epochs", "train_sets", "stat_batches", "window", "holdout", "size", "checkpoint_every",
-                 "min_iterations", "classes", "dims", "train_size", "pca", "top", "rare", "n_proj", "seeds"}
+POSITIVE_INTS = {
+    "epochs",
+    "steps",
+    "generations",
+    "popsize",
+    "trials",
+    "iterations",
+    "batch_size",
+    "chunk",
+    "bins",
+    "samples",
+    "sets",
+    "sizes",
+    "runs",
+    "hidden",
+    "pool",
+    "per_class",
+    "true_bins",
+    "uap_steps",
+    "uap_batch",
+    "sim_samples",
+    "pgd_steps",
+    "n_theta",
+    "n_profile",
+    "noise_dim",
+    "latent",
+    "trees",
+    "pretrain_epochs",
+    "train_sets",
+    "stat_batches",
+    "window",
+    "holdout",
+    "size",
+    "checkpoint_every",
+    "min_iterations",
+    "classes",
+    "dims",
+    "train_size",
+    "pca",
+    "top",
+    "rare",
+    "n_proj",
+    "seeds",
+}
 # Floats that must be > 0, and those that must lie in [0, 1] (fractions, probabilities, pruning ratios).
 POSITIVE_FLOATS = {"lr", "pretrain_lr", "model_lr", "time_limit", "sigma", "tau", "temperature"}
-UNIT_FLOATS = {"ratio", "rate", "rates", "mutation_rate", "crossover_rate", "val_fraction", "test_size", "s_floor",
-               "s_warmup", "s"}
+UNIT_FLOATS = {
+    "ratio",
+    "rate",
+    "rates",
+    "mutation_rate",
+    "crossover_rate",
+    "val_fraction",
+    "test_size",
+    "s_floor",
+    "s_warmup",
+    "s",
+}
 
 
 def _int_type(name: str, minimum: int):
@@ -266,10 +320,10 @@ def parser(doc: str | None) -> Parser:
 def pyplot():
     """``matplotlib.pyplot`` with a non-interactive backend, or ``None`` if matplotlib is missing."""
     try:
-        import matplotlib  # noqa: PLC0415
+        import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt  # noqa: PLC0415
+        import matplotlib.pyplot as plt
     except ImportError:
         print("matplotlib is not installed: skipping plots (pip install 'jaxkit[plot]').")
         return None
@@ -278,7 +332,7 @@ def pyplot():
 
 def save_figure(fig, out: str, name: str, dpi: int = 120) -> str:
     """Save ``fig`` as ``out/name`` (tight layout), close it, print and return the path."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415
+    import matplotlib.pyplot as plt
 
     path = os.path.join(out, name)
     fig.tight_layout()
@@ -290,7 +344,7 @@ def save_figure(fig, out: str, name: str, dpi: int = 120) -> str:
 
 def load_dataset(name: str, data_dir: str | None = None):
     """``"digits"`` (scikit-learn's bundled 8x8 digits) or ``"tfds:NAME"`` (prepared offline in ``data_dir``)."""
-    from jaxkit import data  # noqa: PLC0415
+    from jaxkit import data
 
     if name == "digits":
         return data.load_digits(seed=0)
@@ -304,24 +358,40 @@ def parse_cfg(text: str) -> tuple:
     return tuple("M" if c.strip().upper() == "M" else int(c) for c in text.split(","))
 
 
-
-def pretrain_vgg(ds, cfg, seed: int, *, epochs: int, batch_size: int, lr: float, batch_norm: bool = True,
-                 checkpoint_dir: str | None = None):
+def pretrain_vgg(
+    ds,
+    cfg,
+    seed: int,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    batch_norm: bool = True,
+    checkpoint_dir: str | None = None,
+):
     """Train ``VGG(cfg)`` with Adam (cosine decay) from ``jax.random.key(seed)``; returns ``(model, state)``.
 
     The unpruned starting point shared by the pruning experiments (resumable with ``checkpoint_dir``).
     """
-    import jax  # noqa: PLC0415
-    import optax  # noqa: PLC0415
+    import jax
+    import optax
 
-    from jaxkit import models  # noqa: PLC0415
+    from jaxkit import models
 
     model = models.VGG(cfg=tuple(cfg), num_classes=ds.num_classes, batch_norm=batch_norm)
     k_init, k_train = jax.random.split(jax.random.key(seed))
     steps = max(epochs * (len(ds.train) // batch_size), 1)
     state = models.create_train_state(k_init, model, ds.train.x[:1], optax.adam(optax.cosine_decay_schedule(lr, steps)))
-    state, _ = models.train(state, ds, key=k_train, epochs=epochs, batch_size=batch_size, progress=False,
-                            checkpoint_dir=checkpoint_dir, config={"lr": lr, "epochs": epochs})
+    state, _ = models.train(
+        state,
+        ds,
+        key=k_train,
+        epochs=epochs,
+        batch_size=batch_size,
+        progress=False,
+        checkpoint_dir=checkpoint_dir,
+        config={"lr": lr, "epochs": epochs},
+    )
     return model, state
 
 
@@ -339,13 +409,14 @@ def narrow_cfg(cfg, kept: dict) -> tuple:
 
 def small_state(model, variables, sample, tx):
     """A TrainState for ``model`` holding ``variables`` (e.g. a pruned, narrower params tree)."""
-    import jax  # noqa: PLC0415
+    import jax
 
-    from jaxkit import models  # noqa: PLC0415
+    from jaxkit import models
 
     state = models.create_train_state(jax.random.key(0), model, sample, tx)
-    return state.replace(params=variables["params"], batch_stats=variables.get("batch_stats", {}),
-                         opt_state=tx.init(variables["params"]))
+    return state.replace(
+        params=variables["params"], batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(variables["params"])
+    )
 
 
 def pretrain_parser(doc: str):
@@ -362,16 +433,16 @@ def pretrain_parser(doc: str):
 
 def narrow_resnet(model, graph, masks):
     """The ``models.ResNet`` whose widths match ``prune.remove(graph, masks, ...)`` of ``model``."""
-    from jaxkit import models, prune  # noqa: PLC0415
+    from jaxkit import models, prune
 
     kept = prune.kept_counts(graph, masks)
     n_blocks = sum(model.stage_sizes)
     inner = tuple(kept[f"params/BasicBlock_{i}/Conv_0"] for i in range(n_blocks))
     ends = list(np.cumsum(model.stage_sizes) - 1)
-    widths = tuple(kept.get(graph.group(f"params/BasicBlock_{i}/Conv_1").name, w)
-                   for i, w in zip(ends, model.widths))
-    return models.ResNet(model.stage_sizes, widths, model.num_classes, model.shortcut, model.bn_momentum,
-                         inner_widths=inner)
+    widths = tuple(kept.get(graph.group(f"params/BasicBlock_{i}/Conv_1").name, w) for i, w in zip(ends, model.widths))
+    return models.ResNet(
+        model.stage_sizes, widths, model.num_classes, model.shortcut, model.bn_momentum, inner_widths=inner
+    )
 
 
 def make_epoch(step, x, y, *, batch_size: int):
@@ -383,8 +454,8 @@ def make_epoch(step, x, y, *, batch_size: int):
     ran ~20x slower than the same step called from Python (jax 0.10; see docs/design-notes.md). Seeds are not
     vmapped either: a vmapped conv becomes a grouped conv, also slow on CPU.
     """
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
     x, y = jnp.asarray(x), jnp.asarray(y)
     nb = len(x) // batch_size
@@ -407,8 +478,8 @@ def classifier_step(apply, tx, batch_norm: bool):
 
     ``apply(variables, x, train=True[, mutable=["batch_stats"]])`` gives logits; with ``batch_norm`` the updated
     running statistics are kept."""
-    import jax  # noqa: PLC0415
-    import optax  # noqa: PLC0415
+    import jax
+    import optax
 
     def step(state, xb, yb, key):
         v, o = state
@@ -430,8 +501,8 @@ def classifier_step(apply, tx, batch_norm: bool):
 def fit_epochs(epoch, state, key, *, epochs: int, on_epoch=None):
     """Run ``epochs`` calls of a :func:`make_epoch` function (epoch ``e`` uses ``fold_in(key, e)``);
     ``on_epoch(e, state, mean_loss)`` after each. Returns ``(state, [mean loss per epoch])``."""
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
     losses = []
     for e in range(epochs):
@@ -444,9 +515,11 @@ def fit_epochs(epoch, state, key, *, epochs: int, on_epoch=None):
 
 def accuracy(predict, x, y, batch_size: int = 512) -> float:
     """Share of ``argmax predict(xb)`` equal to ``y``, in batches."""
-    import numpy as _np  # noqa: PLC0415
+    import numpy as _np
 
     hits = 0
     for i in range(0, len(x), batch_size):
-        hits += int(_np.sum(_np.asarray(predict(x[i:i + batch_size])).argmax(-1) == _np.asarray(y[i:i + batch_size])))
+        hits += int(
+            _np.sum(_np.asarray(predict(x[i : i + batch_size])).argmax(-1) == _np.asarray(y[i : i + batch_size]))
+        )
     return hits / len(x)

@@ -38,13 +38,13 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import data  # noqa: E402
+from jaxkit import data
 from jaxkit import evolution as evo
 from jaxkit import fairness as fair
-from jaxkit.checkpoint import Run, config_digest  # noqa: E402
-from jaxkit.evolution import moo  # noqa: E402
+from jaxkit.checkpoint import Run, config_digest
+from jaxkit.evolution import moo
 
 VARIANT_NAMES = tuple(fair.VARIANTS)
 
@@ -98,12 +98,16 @@ def load(args):
 
 
 def make_strategy(args, num_features, num_objectives):
-    import functools  # noqa: PLC0415
+    import functools
 
     cross = {"none": None, "sbx": moo.sbx_crossover, "uniform": evo.uniform_crossover}[args.crossover]
-    return evo.NSGA2(args.popsize, num_objectives, functools.partial(fair.init_mlp, num_features=num_features,
-                                                                     hidden=args.hidden),
-                     crossover=cross, mutate=functools.partial(evo.gaussian_mutation, sigma=args.sigma))
+    return evo.NSGA2(
+        args.popsize,
+        num_objectives,
+        functools.partial(fair.init_mlp, num_features=num_features, hidden=args.hidden),
+        crossover=cross,
+        mutate=functools.partial(evo.gaussian_mutation, sigma=args.sigma),
+    )
 
 
 _PROGRAMS: dict = {}
@@ -111,13 +115,32 @@ _PROGRAMS: dict = {}
 
 def programs(args, variant, num_features, num_groups):
     """Strategy, fitness and test scorer of a variant, built once so every trial reuses the compiled programs."""
-    k = (variant, num_features, num_groups, args.popsize, args.hidden, args.lr, args.steps, args.batch_size,
-         args.sigma, args.crossover, args.alpha, args.benefit)
+    k = (
+        variant,
+        num_features,
+        num_groups,
+        args.popsize,
+        args.hidden,
+        args.lr,
+        args.steps,
+        args.batch_size,
+        args.sigma,
+        args.crossover,
+        args.alpha,
+        args.benefit,
+    )
     if k not in _PROGRAMS:
         objectives = fair.VARIANTS[variant]
         nsga = make_strategy(args, num_features, len(objectives))
-        fitness = fair.moea_fitness(objectives, num_groups=num_groups, steps=args.steps, batch_size=args.batch_size,
-                                    learning_rate=args.lr, alpha=args.alpha, benefit=args.benefit)
+        fitness = fair.moea_fitness(
+            objectives,
+            num_groups=num_groups,
+            steps=args.steps,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            alpha=args.alpha,
+            benefit=args.benefit,
+        )
 
         def score(p, x, y, g):
             return fair.model_objectives(p, x, y, g, num_groups, alpha=args.alpha, benefit=args.benefit)
@@ -136,15 +159,28 @@ def run_one(args, variant, trial, splits, num_groups, ckdir, config=None):
     nsga, fitness, test_objs = programs(args, variant, tr.x.shape[1], num_groups)
     key = jax.random.key(args.seed + trial)
     state = nsga.init(jax.random.fold_in(key, -1 % 2**31))
-    run = Run(ckdir, state, {"run": config, "variant": variant, "trial": trial}, total=args.generations,
-              what="generation", overwrite=args.restart, verbose=not args.no_progress)
+    run = Run(
+        ckdir,
+        state,
+        {"run": config, "variant": variant, "trial": trial},
+        total=args.generations,
+        what="generation",
+        overwrite=args.restart,
+        verbose=not args.no_progress,
+    )
     state = jax.tree.map(jnp.asarray, run.state)
     hist = run.metadata.get("history", {"test": [], "val": []})
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
     start = len(hist["test"])
-    bar = tqdm(range(start, args.generations), initial=start, total=args.generations, leave=False,
-               desc=f"F_{variant} trial {trial}", disable=args.no_progress)
+    bar = tqdm(
+        range(start, args.generations),
+        initial=start,
+        total=args.generations,
+        leave=False,
+        desc=f"F_{variant} trial {trial}",
+        disable=args.no_progress,
+    )
     for g in bar:
         k_ask, k_train = jax.random.split(jax.random.fold_in(key, g))
         state, _ = evo.step(nsga, fitness, k_ask, state, k_train, train, val, has_aux=True)
@@ -177,7 +213,7 @@ def _front(points):
 
 
 def _mark(ref, other, larger_is_better=True):
-    from scipy.stats import ranksums  # noqa: PLC0415
+    from scipy.stats import ranksums
 
     if len(ref) < 2 or np.allclose(ref, other):
         return "="
@@ -198,8 +234,13 @@ def report(args, runs, out):
 
     hv = {v: [_hv(f, norm) for f in final[v]] for v in variants}
     rows = [[f"F_{v}", expkit.mean_std(hv[v], digits=5), "" if v == ref else _mark(hv[ref], hv[v])] for v in variants]
-    print(expkit.format_table(["variant", "HV (test, 3 objectives)", f"F_{ref} vs"], rows,
-                              "Table 1: final hypervolume (normalised by the pseudo-front of all runs, ref 1.1)"))
+    print(
+        expkit.format_table(
+            ["variant", "HV (test, 3 objectives)", f"F_{ref} vs"],
+            rows,
+            "Table 1: final hypervolume (normalised by the pseudo-front of all runs, ref 1.1)",
+        )
+    )
 
     names = ("error", "f_I", "f_G")
     rows, dominated = [], {}
@@ -215,28 +256,51 @@ def report(args, runs, out):
                 continue
             e_v = np.asarray(res["variants"][v]["extremes"])
             n = min(len(e_ref), len(e_v))
-            not_dom = sum(not (np.all(e_v[t, j] <= e_ref[t, j]) and np.any(e_v[t, j] < e_ref[t, j]))
-                          for t in range(n) for j in range(3))
+            not_dom = sum(
+                not (np.all(e_v[t, j] <= e_ref[t, j]) and np.any(e_v[t, j] < e_ref[t, j]))
+                for t in range(n)
+                for j in range(3)
+            )
             dominated[v] = f"{not_dom}/{3 * n}"
     print()
-    print(expkit.format_table(["variant", "extreme", "error (MSE)", "f_I", "f_G"], rows,
-                              "Table 2: extreme models of the final populations (test; mean ± std over trials)"))
+    print(
+        expkit.format_table(
+            ["variant", "extreme", "error (MSE)", "f_I", "f_G"],
+            rows,
+            "Table 2: extreme models of the final populations (test; mean ± std over trials)",
+        )
+    )
     if dominated:
-        print(f"F_{ref}'s extreme models not dominated by the same-objective extreme of: "
-              + ", ".join(f"F_{v} {s}" for v, s in dominated.items()))
+        print(
+            f"F_{ref}'s extreme models not dominated by the same-objective extreme of: "
+            + ", ".join(f"F_{v} {s}" for v, s in dominated.items())
+        )
 
     pd = {v: [moo.pure_diversity(norm(_front(f))) for f in final[v]] for v in variants}
-    sp = {v: [float(moo.spacing(norm(_front(f)))) if len(_front(f)) > 1 else 0.0 for f in final[v]]
-          for v in variants}
-    rows = [[f"F_{v}", f"{np.mean(pd[v]):.4g} ± {np.std(pd[v], ddof=1) if len(pd[v]) > 1 else 0:.3g}",
-             "" if v == ref else _mark(pd[ref], pd[v]), expkit.mean_std(sp[v], digits=4),
-             "" if v == ref else _mark(sp[ref], sp[v], larger_is_better=False)] for v in variants]
+    sp = {v: [float(moo.spacing(norm(_front(f)))) if len(_front(f)) > 1 else 0.0 for f in final[v]] for v in variants}
+    rows = [
+        [
+            f"F_{v}",
+            f"{np.mean(pd[v]):.4g} ± {np.std(pd[v], ddof=1) if len(pd[v]) > 1 else 0:.3g}",
+            "" if v == ref else _mark(pd[ref], pd[v]),
+            expkit.mean_std(sp[v], digits=4),
+            "" if v == ref else _mark(sp[ref], sp[v], larger_is_better=False),
+        ]
+        for v in variants
+    ]
     print()
-    print(expkit.format_table(["variant", "PD", "", "spacing", ""], rows,
-                              "Table 3: pure diversity (larger better) and spacing (smaller better) of final fronts"))
+    print(
+        expkit.format_table(
+            ["variant", "PD", "", "spacing", ""],
+            rows,
+            "Table 3: pure diversity (larger better) and spacing (smaller better) of final fronts",
+        )
+    )
     acc = {v: [max(r["test_accuracy"]) for r in by[v]] for v in variants}
-    print("\nbest test accuracy in the final population: " +
-          ", ".join(f"F_{v} {expkit.mean_std(acc[v], 100)}%" for v in variants))
+    print(
+        "\nbest test accuracy in the final population: "
+        + ", ".join(f"F_{v} {expkit.mean_std(acc[v], 100)}%" for v in variants)
+    )
 
     curves_test = {v: np.mean([[_hv(g, norm) for g in r["test"]] for r in by[v]], axis=0) for v in variants}
     curves_val = {}
@@ -244,8 +308,16 @@ def report(args, runs, out):
         vnorm = _normaliser(np.concatenate([np.asarray(r["val"][-1]) for r in by[v]]))
         curves_val[v] = np.mean([[_hv(g, vnorm) for g in r["val"]] for r in by[v]], axis=0)
     for v in variants:
-        res["variants"][v].update({"hv": hv[v], "pd": pd[v], "spacing": sp[v], "best_accuracy": acc[v],
-                                   "hv_curve_test": curves_test[v].tolist(), "hv_curve_val": curves_val[v].tolist()})
+        res["variants"][v].update(
+            {
+                "hv": hv[v],
+                "pd": pd[v],
+                "spacing": sp[v],
+                "best_accuracy": acc[v],
+                "hv_curve_test": curves_test[v].tolist(),
+                "hv_curve_val": curves_val[v].tolist(),
+            }
+        )
     expkit.write_json(out, res)
     plt = expkit.pyplot()
     if plt is not None:
@@ -279,12 +351,22 @@ def main(argv=None):
     args.sensitive = list(args.sensitive or d.sensitive)
     splits = d.split((0.6, 0.2, 0.2), seed=args.split_seed)
     _, num_groups = d.groups(*args.sensitive)
-    expkit.print_config(args, {"dataset": repr(d), "groups": num_groups,
-                               "split": [len(s) for s in splits], "seeds": [args.seed + t for t in range(args.trials)]})
+    expkit.print_config(
+        args,
+        {
+            "dataset": repr(d),
+            "groups": num_groups,
+            "split": [len(s) for s in splits],
+            "seeds": [args.seed + t for t in range(args.trials)],
+        },
+    )
     out = expkit.output_dir(args.out)
     # runs and checkpoints are keyed by everything that changes a run's numbers
-    keep = {k: v for k, v in vars(args).items() if k not in ("out", "no_progress", "trials", "variants",
-                                                             "checkpoint_every", "full", "restart")}
+    keep = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("out", "no_progress", "trials", "variants", "checkpoint_every", "full", "restart")
+    }
     tag = config_digest(keep, 10)
     runs_dir = expkit.state_dir(args.out, "runs", tag)  # finished runs: kept even if this invocation fails
     runs, t0 = [], time.time()
@@ -298,8 +380,15 @@ def main(argv=None):
                     runs.append(rec)
                     continue
             t1 = time.time()
-            rec = run_one(args, v, t, splits, num_groups, os.path.abspath(os.path.join(args.out, "checkpoints", tag,
-                                                                                        f"F_{v}_trial{t}")), keep)
+            rec = run_one(
+                args,
+                v,
+                t,
+                splits,
+                num_groups,
+                os.path.abspath(os.path.join(args.out, "checkpoints", tag, f"F_{v}_trial{t}")),
+                keep,
+            )
             with open(path, "w") as fh:
                 json.dump(rec, fh)
             runs.append(rec)

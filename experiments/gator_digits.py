@@ -52,10 +52,23 @@ from jaxkit import data as jdata
 from jaxkit import gates, models, prune, schedules
 
 RECIPES = {
-    "cifar-resnet56": dict(dataset="tfds:cifar10", stages="9,9,9", widths="16,32,64", optimizer="sgd",
-                           weight_decay=1e-4, batch_size=128, pretrain_epochs=240, lr=0.1, gated_epochs=90,
-                           model_lr=0.01, gate_lr=0.01, finetune_epochs=30, finetune_lr=1e-3,
-                           schedule="paper", alphas=[0.25, 0.5, 1.0, 2.0, 4.0]),
+    "cifar-resnet56": dict(
+        dataset="tfds:cifar10",
+        stages="9,9,9",
+        widths="16,32,64",
+        optimizer="sgd",
+        weight_decay=1e-4,
+        batch_size=128,
+        pretrain_epochs=240,
+        lr=0.1,
+        gated_epochs=90,
+        model_lr=0.01,
+        gate_lr=0.01,
+        finetune_epochs=30,
+        finetune_lr=1e-3,
+        schedule="paper",
+        alphas=[0.25, 0.5, 1.0, 2.0, 4.0],
+    ),
 }
 # step-decay points (fractions of a phase) of the paper's recipe, x0.1 at each
 PAPER_DECAY = {"pretrain": (0.5, 0.75), "gated": (2 / 3,), "finetune": (0.5, 0.75)}
@@ -63,8 +76,12 @@ PAPER_DECAY = {"pretrain": (0.5, 0.75), "gated": (2 / 3,), "finetune": (0.5, 0.7
 
 def parse_args(argv=None):
     p = expkit.parser(__doc__)
-    p.add_argument("--recipe", choices=sorted(RECIPES), default=None,
-                   help="set the defaults of a paper recipe (explicit flags still win)")
+    p.add_argument(
+        "--recipe",
+        choices=sorted(RECIPES),
+        default=None,
+        help="set the defaults of a paper recipe (explicit flags still win)",
+    )
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--stages", default="1,1,1", help="blocks per stage")
@@ -74,18 +91,32 @@ def parse_args(argv=None):
     p.add_argument("--pretrain-epochs", type=int, default=12)
     p.add_argument("--gated-epochs", type=int, default=5)
     p.add_argument("--finetune-epochs", type=int, default=3)
-    p.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
-                   help="optimizer of the weights (sgd: momentum 0.9 + --weight-decay)")
+    p.add_argument(
+        "--optimizer",
+        choices=["adam", "sgd"],
+        default="adam",
+        help="optimizer of the weights (sgd: momentum 0.9 + --weight-decay)",
+    )
     p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--schedule", choices=["cosine", "paper"], default="cosine",
-                   help="cosine: cosine pre-training, constant lr after; paper: x0.1 steps of the recipe")
+    p.add_argument(
+        "--schedule",
+        choices=["cosine", "paper"],
+        default="cosine",
+        help="cosine: cosine pre-training, constant lr after; paper: x0.1 steps of the recipe",
+    )
     p.add_argument("--lr", type=float, default=3e-3, help="lr of pre-training")
     p.add_argument("--model-lr", type=float, default=1e-3, help="lr of the weights in the gated phase")
     p.add_argument("--finetune-lr", type=float, default=None, help="lr of fine-tuning (default: --model-lr)")
     p.add_argument("--gate-lr", type=float, default=2.0, help="SGD (momentum 0.9) lr of the gates")
     p.add_argument("--alpha-ramp", type=int, default=0, help="our extension: ramp alpha from 0 over N steps")
-    p.add_argument("--temperature", type=float, nargs=2, default=None, metavar=("T0", "T1"),
-                   help="our extension: anneal the gate temperature T0 -> T1 over each gated phase")
+    p.add_argument(
+        "--temperature",
+        type=float,
+        nargs=2,
+        default=None,
+        metavar=("T0", "T1"),
+        help="our extension: anneal the gate temperature T0 -> T1 over each gated phase",
+    )
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--out", default="results/gator_digits")
@@ -131,7 +162,9 @@ def gated_phase(args, model, graph, cm, ds, key, state, alpha):
     steps = max(args.gated_epochs * per_epoch, 1)
     gate_sched = args.gate_lr
     if args.schedule == "paper":
-        gate_sched = optax.piecewise_constant_schedule(args.gate_lr, {int(f * steps): 0.1 for f in PAPER_DECAY["gated"]})
+        gate_sched = optax.piecewise_constant_schedule(
+            args.gate_lr, {int(f * steps): 0.1 for f in PAPER_DECAY["gated"]}
+        )
     tx = gates.split_optimizer(weights_tx(args, args.model_lr, steps, "gated"), optax.sgd(gate_sched, 0.9))
     alpha_at = schedules.ramp(alpha, args.alpha_ramp)
     tau_at = schedules.temperature(*args.temperature, steps) if args.temperature else (lambda t: 1.0)
@@ -141,8 +174,11 @@ def gated_phase(args, model, graph, cm, ds, key, state, alpha):
     stats = variables["batch_stats"]
     t = 0
     for e in range(args.gated_epochs):
-        for i, (xb, yb) in enumerate(jdata.batches(jax.random.fold_in(key, e), ds.train.x, ds.train.y,
-                                                   batch_size=args.batch_size, drop_remainder=True)):
+        for i, (xb, yb) in enumerate(
+            jdata.batches(
+                jax.random.fold_in(key, e), ds.train.x, ds.train.y, batch_size=args.batch_size, drop_remainder=True
+            )
+        ):
             k = jax.random.fold_in(jax.random.fold_in(key, 99), e * 1000 + i)
             params, opt, stats, _ = step(params, opt, stats, xb, yb, k, alpha_at(t), tau_at(t))
             t += 1
@@ -186,29 +222,36 @@ def main(argv=None):
         k_init, k_train = jax.random.split(jax.random.key(seed))
         steps = max(args.pretrain_epochs * (len(ds.train) // args.batch_size), 1)
         st = models.create_train_state(k_init, model, ds.train.x[:1], weights_tx(args, args.lr, steps, "pretrain"))
-        st, _ = models.train(st, ds, key=k_train, epochs=args.pretrain_epochs, batch_size=args.batch_size,
-                             progress=False)
+        st, _ = models.train(
+            st, ds, key=k_train, epochs=args.pretrain_epochs, batch_size=args.batch_size, progress=False
+        )
         base = models.evaluate(st, ds.test.x, ds.test.y)["accuracy"]
         base_acc.append(base)
         graph = prune.build_graph(model, st.variables, ds.train.x[:1])
         names = gates.edges(graph)
         full_cost = prune.count(graph)
         full_lat = latency(model, st.variables, x_lat)
-        print(f"seed {seed}: unpruned {base:.4f}, {full_cost.params:,} params, {full_cost.macs:,} MACs, "
-              f"{len(names)} gated edges, latency {full_lat * 1e3:.2f} ms / 256", flush=True)
+        print(
+            f"seed {seed}: unpruned {base:.4f}, {full_cost.params:,} params, {full_cost.macs:,} MACs, "
+            f"{len(names)} gated edges, latency {full_lat * 1e3:.2f} ms / 256",
+            flush=True,
+        )
         for kind in args.kinds:
             lat_table = None
             if kind == "latency":
+
                 def build(masks, st=st, graph=graph):
                     small = expkit.narrow_resnet(model, graph, masks) if masks else model
                     v = prune.remove(graph, masks, st.variables) if masks else st.variables
                     f = jax.jit(partial(small.apply, train=False))
                     return lambda: f(v, x_lat)
+
                 lat_table = gates.latency_factors(build, graph, names, repeat=10)
             cm = gates.cost_model(graph, kind, names=names, latency=lat_table)
             state0 = (st.variables, gates.init_gates(graph, groups=names))
-            phase = partial(gated_phase, args, model, graph, cm, ds,
-                            jax.random.fold_in(jax.random.key(seed), len(kind)))
+            phase = partial(
+                gated_phase, args, model, graph, cm, ds, jax.random.fold_in(jax.random.key(seed), len(kind))
+            )
 
             def finish(state, masks, alpha, st=st, graph=graph, names=names, seed=seed):
                 variables, theta = state
@@ -223,32 +266,74 @@ def main(argv=None):
                 # L1 baseline at the same MACs, from the pre-trained weights, same fine-tuning
                 l1 = l1_masks_at(graph, st.variables, names, cost.macs)
                 l1_cost = prune.count(graph, l1)
-                l1_acc = finetune(args, expkit.narrow_resnet(model, graph, l1), prune.remove(graph, l1, st.variables),
-                                  ds, key)
+                l1_acc = finetune(
+                    args, expkit.narrow_resnet(model, graph, l1), prune.remove(graph, l1, st.variables), ds, key
+                )
                 return acc, cost, lat, blocks, l1_acc, l1_cost
 
-            for alpha, _, _, (acc, cost, lat, blocks, l1_acc, l1_cost) in gates.alpha_path(args.alphas, phase,
-                                                                                              state0, finish):
-                r = rows.setdefault((kind, alpha), {"acc": [], "params": [], "macs": [], "lat": [], "blocks": [],
-                                                    "l1_acc": [], "l1_macs": []})
-                for k_, v_ in (("acc", acc), ("params", cost.params), ("macs", cost.macs), ("lat", lat / full_lat),
-                               ("blocks", len(blocks)), ("l1_acc", l1_acc), ("l1_macs", l1_cost.macs)):
+            for alpha, _, _, (acc, cost, lat, blocks, l1_acc, l1_cost) in gates.alpha_path(
+                args.alphas, phase, state0, finish
+            ):
+                r = rows.setdefault(
+                    (kind, alpha),
+                    {"acc": [], "params": [], "macs": [], "lat": [], "blocks": [], "l1_acc": [], "l1_macs": []},
+                )
+                for k_, v_ in (
+                    ("acc", acc),
+                    ("params", cost.params),
+                    ("macs", cost.macs),
+                    ("lat", lat / full_lat),
+                    ("blocks", len(blocks)),
+                    ("l1_acc", l1_acc),
+                    ("l1_macs", l1_cost.macs),
+                ):
                     r[k_].append(v_)
-                print(f"  {kind:8s} alpha {alpha:5.2f}: acc {acc:.4f} (L1 {l1_acc:.4f} at {l1_cost.macs:,} MACs)  "
-                      f"params {cost.params:,}  MACs {cost.macs:,}  latency x{full_lat / lat:.2f}  "
-                      f"removed blocks {blocks}", flush=True)
+                print(
+                    f"  {kind:8s} alpha {alpha:5.2f}: acc {acc:.4f} (L1 {l1_acc:.4f} at {l1_cost.macs:,} MACs)  "
+                    f"params {cost.params:,}  MACs {cost.macs:,}  latency x{full_lat / lat:.2f}  "
+                    f"removed blocks {blocks}",
+                    flush=True,
+                )
     table = []
     for (kind, alpha), r in rows.items():
-        table.append([kind, alpha, expkit.mean_std(r["acc"], 100), expkit.mean_std(r["l1_acc"], 100),
-                      f"{np.mean(r['params']):,.0f}", f"-{1 - np.mean(r['macs']) / full_cost.macs:.1%}",
-                      f"{1 / np.mean(r['lat']):.2f}x", f"{np.mean(r['blocks']):.1f}"])
-    print(expkit.format_table(["cost", "alpha", "Gator acc %", "L1 acc % (same MACs)", "params", "MACs",
-                               "CPU speed-up", "blocks removed"], table,
-                              title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({full_cost.params:,} params, "
-                                    f"{full_cost.macs:,} MACs); {len(args.seeds)} seeds"))
+        table.append(
+            [
+                kind,
+                alpha,
+                expkit.mean_std(r["acc"], 100),
+                expkit.mean_std(r["l1_acc"], 100),
+                f"{np.mean(r['params']):,.0f}",
+                f"-{1 - np.mean(r['macs']) / full_cost.macs:.1%}",
+                f"{1 / np.mean(r['lat']):.2f}x",
+                f"{np.mean(r['blocks']):.1f}",
+            ]
+        )
+    print(
+        expkit.format_table(
+            [
+                "cost",
+                "alpha",
+                "Gator acc %",
+                "L1 acc % (same MACs)",
+                "params",
+                "MACs",
+                "CPU speed-up",
+                "blocks removed",
+            ],
+            table,
+            title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({full_cost.params:,} params, "
+            f"{full_cost.macs:,} MACs); {len(args.seeds)} seeds",
+        )
+    )
     out = expkit.output_dir(args.out)
-    expkit.write_json(out, {"config": vars(args), "unpruned": base_acc,
-                   "rows": [{"kind": k, "alpha": a, **r} for (k, a), r in rows.items()]})
+    expkit.write_json(
+        out,
+        {
+            "config": vars(args),
+            "unpruned": base_acc,
+            "rows": [{"kind": k, "alpha": a, **r} for (k, a), r in rows.items()],
+        },
+    )
     plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(figsize=(6, 4))

@@ -31,10 +31,10 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import explain, models  # noqa: E402
-from jaxkit.explain import manipulate as mp  # noqa: E402
+from jaxkit import explain, models
+from jaxkit.explain import manipulate as mp
 
 KINDS = ("T1", "T2", "T3", "T4")
 
@@ -44,8 +44,12 @@ def parse_args(argv=None):
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (pixels scaled to [0, 1])")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--widths", default="16,32", help="SmallCNN conv widths (the last one is manipulated)")
-    p.add_argument("--head", default="flatten", choices=("flatten", "gap"),
-                   help="flatten -> dense (VGG-like, the paper) or global average pooling -> dense")
+    p.add_argument(
+        "--head",
+        default="flatten",
+        choices=("flatten", "gap"),
+        help="flatten -> dense (VGG-like, the paper) or global average pooling -> dense",
+    )
     p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--lr", type=float, default=1e-3)
@@ -66,8 +70,12 @@ def parse_args(argv=None):
 def x_target(h, w):
     """An 'X' drawn on the feature map's grid (T2's target image)."""
     i, j = np.mgrid[:h, :w]
-    return jnp.asarray(((np.abs(i / max(h - 1, 1) - j / max(w - 1, 1)) < 0.3)
-                        | (np.abs(i / max(h - 1, 1) + j / max(w - 1, 1) - 1) < 0.3)).astype(np.float32))
+    return jnp.asarray(
+        (
+            (np.abs(i / max(h - 1, 1) - j / max(w - 1, 1)) < 0.3)
+            | (np.abs(i / max(h - 1, 1) + j / max(w - 1, 1) - 1) < 0.3)
+        ).astype(np.float32)
+    )
 
 
 def accuracy_and_logits(f, p, x, y):
@@ -87,8 +95,9 @@ def run_seed(args, ds, seed):
     step = expkit.classifier_step(lambda v, x, train=False: model.apply(v, x), tx, batch_norm=False)
     epoch = expkit.make_epoch(step, ds.train.x, ds.train.y, batch_size=args.batch_size)
     params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
-    (params, _), _ = expkit.fit_epochs(epoch, (params, tx.init(params["params"])), jax.random.fold_in(jax.random.key(seed), 1),
-                                       epochs=args.epochs)
+    (params, _), _ = expkit.fit_epochs(
+        epoch, (params, tx.init(params["params"])), jax.random.fold_in(jax.random.key(seed), 1), epochs=args.epochs
+    )
     x, y = jnp.asarray(ds.test.x), jnp.asarray(ds.test.y)
     conv, dense = f"Conv_{len(widths) - 1}", "Dense_0"
     acc0, z0 = accuracy_and_logits(model.apply, params, x, y)
@@ -103,21 +112,27 @@ def run_seed(args, ds, seed):
     grids["T1"] = m
 
     target = x_target(h, w)
-    f2, b2 = mp.inject_target_explanation(wide.apply, params, x, target, conv=conv, dense=dense, c_W=args.c_w2,
-                                          c_I=args.c_i)
+    f2, b2 = mp.inject_target_explanation(
+        wide.apply, params, x, target, conv=conv, dense=dense, c_W=args.c_w2, c_I=args.c_i
+    )
     acc, z = accuracy_and_logits(f2, b2, x, y)
     m = explain.gradcam(f2, b2, x)
     out["T2"] = {"acc": acc, "dlogit": float(jnp.max(jnp.abs(z - z0))), "l1": l1(m, target)}
     grids["T2"] = m
 
-    f3, b3 = mp.inject_semi_random_explanation(jax.random.fold_in(jax.random.key(seed), 3), wide.apply, params, x,
-                                               conv=conv, dense=dense, c_F=args.c_f)
+    f3, b3 = mp.inject_semi_random_explanation(
+        jax.random.fold_in(jax.random.key(seed), 3), wide.apply, params, x, conv=conv, dense=dense, c_F=args.c_f
+    )
     acc, z = accuracy_and_logits(f3, b3, x, y)
     m = explain.gradcam(f3, b3, x)
     ref = explain.normalize_maps(f3.term(b3["term"], x))
-    out["T3"] = {"acc": acc, "dlogit": float(jnp.max(jnp.abs(z - z0))), "l1": l1(m, ref),
-                 # the output term alone: logits of the manipulated vs the merely widened model
-                 "dlogit_term": float(jnp.max(jnp.abs(z - wide.apply(b3["model"], x))))}
+    out["T3"] = {
+        "acc": acc,
+        "dlogit": float(jnp.max(jnp.abs(z - z0))),
+        "l1": l1(m, ref),
+        # the output term alone: logits of the manipulated vs the merely widened model
+        "dlogit_term": float(jnp.max(jnp.abs(z - wide.apply(b3["model"], x)))),
+    }
     grids["T3"] = m
 
     sticker = mp.random_sticker(jax.random.fold_in(jax.random.key(seed), 4), args.sticker, x.shape[-1])
@@ -130,9 +145,16 @@ def run_seed(args, ds, seed):
     acc_s, zs = accuracy_and_logits(f4, b4, xs, y)
     ms = explain.gradcam(f4, b4, xs)
     ref = explain.normalize_maps(f4.term(b4["term"], xs))
-    out["T4"] = {"acc": acc, "dlogit": float(jnp.max(jnp.abs(z - z0))), "l1": l1(m, maps0),
-                 "acc_stickers_original": acc_s0, "acc_stickers": acc_s, "dlogit_stickers": float(jnp.max(jnp.abs(zs - zs0))),
-                 "l1_stickers": l1(ms, ref), "clean_fired": float(fired.mean())}
+    out["T4"] = {
+        "acc": acc,
+        "dlogit": float(jnp.max(jnp.abs(z - z0))),
+        "l1": l1(m, maps0),
+        "acc_stickers_original": acc_s0,
+        "acc_stickers": acc_s,
+        "dlogit_stickers": float(jnp.max(jnp.abs(zs - zs0))),
+        "l1_stickers": l1(ms, ref),
+        "clean_fired": float(fired.mean()),
+    }
     grids["T4"], grids["T4 + stickers"], grids["x + stickers"] = m, ms, xs[..., 0]
     grids["x"] = x[..., 0]
     return out, grids
@@ -148,30 +170,62 @@ def main(argv=None):
     for s in args.seeds:
         r, grids = run_seed(args, ds, s)
         results.append(r)
-        print(f"seed {s}: clean {100 * r['clean']:.2f} %, " + ", ".join(
-            f"{k} acc {100 * r[k]['acc']:.2f} % dlogit {r[k]['dlogit']:.2g} L1 {r[k]['l1']:.2g}" for k in KINDS)
-            + f"  ({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"seed {s}: clean {100 * r['clean']:.2f} %, "
+            + ", ".join(
+                f"{k} acc {100 * r[k]['acc']:.2f} % dlogit {r[k]['dlogit']:.2g} L1 {r[k]['l1']:.2g}" for k in KINDS
+            )
+            + f"  ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     rows = []
     for k in KINDS:
-        rows.append([k, expkit.mean_std([r["clean"] for r in results], 100), expkit.mean_std([r[k]["acc"] for r in results], 100),
-                     expkit.mean_std([r[k]["dlogit"] for r in results], 1, 4), expkit.mean_std([r[k]["l1"] for r in results], 1, 4)])
-    rows.append(["T4 + stickers", expkit.mean_std([r["T4"]["acc_stickers_original"] for r in results], 100),
-                 expkit.mean_std([r["T4"]["acc_stickers"] for r in results], 100),
-                 expkit.mean_std([r["T4"]["dlogit_stickers"] for r in results], 1, 4),
-                 expkit.mean_std([r["T4"]["l1_stickers"] for r in results], 1, 5)])
-    print(expkit.format_table(["manipulation", "acc before %", "acc after %", "max |dlogit|", "L1 to target"], rows,
-                              f"\nfloat32, mean ± std over seeds {args.seeds} (T4 row: L1 to the original map; "
-                              "T4 + stickers: accuracies on stickered inputs)"))
-    print("T3 logit change from the output term alone (vs the widened model without it): "
-          + expkit.mean_std([r["T3"]["dlogit_term"] for r in results], 1, 8)
-          + "; the rest is float32 rounding of the widened dense layer's summation order")
-    print("original model: share of all-zero Grad-CAM maps (ReLU of a negative weighted sum; frequent with a "
-          "flatten head on small maps, see --head gap): " + expkit.mean_std([r["zero_maps"] for r in results], 100, 1)
-          + " %")
-    print("T4 detector fired on clean test images: "
-          + expkit.mean_std([r["T4"]["clean_fired"] for r in results], 100) + " %")
-    print("paper (VGG-16, ImageNet): accuracy unchanged; max logit change 0.017 (T1), 0.005 (T2), 0 (T3); "
-          "L1 0.005 (T1), 0.011 (T2), 0.059 (T3), 0.00006 (T4 with stickers)")
+        rows.append(
+            [
+                k,
+                expkit.mean_std([r["clean"] for r in results], 100),
+                expkit.mean_std([r[k]["acc"] for r in results], 100),
+                expkit.mean_std([r[k]["dlogit"] for r in results], 1, 4),
+                expkit.mean_std([r[k]["l1"] for r in results], 1, 4),
+            ]
+        )
+    rows.append(
+        [
+            "T4 + stickers",
+            expkit.mean_std([r["T4"]["acc_stickers_original"] for r in results], 100),
+            expkit.mean_std([r["T4"]["acc_stickers"] for r in results], 100),
+            expkit.mean_std([r["T4"]["dlogit_stickers"] for r in results], 1, 4),
+            expkit.mean_std([r["T4"]["l1_stickers"] for r in results], 1, 5),
+        ]
+    )
+    print(
+        expkit.format_table(
+            ["manipulation", "acc before %", "acc after %", "max |dlogit|", "L1 to target"],
+            rows,
+            f"\nfloat32, mean ± std over seeds {args.seeds} (T4 row: L1 to the original map; "
+            "T4 + stickers: accuracies on stickered inputs)",
+        )
+    )
+    print(
+        "T3 logit change from the output term alone (vs the widened model without it): "
+        + expkit.mean_std([r["T3"]["dlogit_term"] for r in results], 1, 8)
+        + "; the rest is float32 rounding of the widened dense layer's summation order"
+    )
+    print(
+        "original model: share of all-zero Grad-CAM maps (ReLU of a negative weighted sum; frequent with a "
+        "flatten head on small maps, see --head gap): "
+        + expkit.mean_std([r["zero_maps"] for r in results], 100, 1)
+        + " %"
+    )
+    print(
+        "T4 detector fired on clean test images: "
+        + expkit.mean_std([r["T4"]["clean_fired"] for r in results], 100)
+        + " %"
+    )
+    print(
+        "paper (VGG-16, ImageNet): accuracy unchanged; max logit change 0.017 (T1), 0.005 (T2), 0 (T3); "
+        "L1 0.005 (T1), 0.011 (T2), 0.059 (T3), 0.00006 (T4 with stickers)"
+    )
     plt = expkit.pyplot()
     if plt is not None:
         cols = ["x", "original", "T1", "T2", "T3", "T4", "x + stickers", "T4 + stickers"]
@@ -179,8 +233,7 @@ def main(argv=None):
         fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n))
         for i in range(n):
             for j, c in enumerate(cols):
-                axes[i, j].imshow(np.asarray(grids[c][i]), cmap="gray" if c.startswith("x") else "jet",
-                                  vmin=0, vmax=1)
+                axes[i, j].imshow(np.asarray(grids[c][i]), cmap="gray" if c.startswith("x") else "jet", vmin=0, vmax=1)
                 axes[i, j].axis("off")
                 if i == 0:
                     axes[i, j].set_title(c, fontsize=8)

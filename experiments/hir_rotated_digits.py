@@ -38,13 +38,11 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import data, losses, models  # noqa: E402
+from jaxkit import data, losses, models
 
 METHODS = ("CE", "HIR", "MK-MMD")
-
-
 
 
 def parse_args(argv=None):
@@ -131,16 +129,19 @@ def run_table(args, dom, methods, per_class, paired, alpha_of):
     acc = {m: {dom.names[t]: [] for t in tests} for m in methods}
     t0 = time.time()
     for m in methods:
-        train, accuracy = program(args, m, dom.y, dom.num_classes, len(dom.angles) - 1, per_class, paired,
-                                  alpha_of(m))
+        train, accuracy = program(args, m, dom.y, dom.num_classes, len(dom.angles) - 1, per_class, paired, alpha_of(m))
         for t in tests:
             tr, te = dom.leave_one_out(t)
             x_tr = jnp.asarray(dom.x[tr])
             for s in args.seeds:
                 p, _ = train(jax.random.key(s), x_tr)
                 acc[m][dom.names[t]].append(float(accuracy(p, jnp.asarray(dom.x[te]), jnp.asarray(dom.y))))
-        print(f"{m}: " + ", ".join(f"{k} {100 * np.mean(v):.1f}" for k, v in acc[m].items())
-              + f"  ({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"{m}: "
+            + ", ".join(f"{k} {100 * np.mean(v):.1f}" for k, v in acc[m].items())
+            + f"  ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     return acc
 
 
@@ -157,8 +158,15 @@ def table(acc, title):
 def main(argv=None):
     args = parse_args(argv)
     dom = load(args)
-    expkit.print_config(args, {"domains": dom.names, "images_per_domain": len(dom.y), "seeds": args.seeds,
-                               "batch": args.per_class * dom.num_classes * (len(dom.angles) - 1)})
+    expkit.print_config(
+        args,
+        {
+            "domains": dom.names,
+            "images_per_domain": len(dom.y),
+            "seeds": args.seeds,
+            "batch": args.per_class * dom.num_classes * (len(dom.angles) - 1),
+        },
+    )
     out = expkit.output_dir(args.out)
     alphas = {"CE": 0.0, "HIR": args.alpha, "MK-MMD": args.alpha_mmd}
     acc = run_table(args, dom, args.methods, args.per_class, False, lambda m: alphas[m])
@@ -170,8 +178,12 @@ def main(argv=None):
         for paired in (False, True):
             a = run_table(args, dom, ["HIR"], 1, paired, lambda m: args.alpha_small)
             small["paired" if paired else "unpaired"] = a["HIR"]
-        print(table(small, f"HIR with batches of 1 image per class per domain (alpha = {args.alpha_small}): "
-                           "unpaired vs paired"))
+        print(
+            table(
+                small,
+                f"HIR with batches of 1 image per class per domain (alpha = {args.alpha_small}): unpaired vs paired",
+            )
+        )
         print("paper (rotated MNIST, batch 50): unpaired 86.78 %, paired 64.21 %")
         res["small_batch"] = small
     expkit.write_json(out, res)

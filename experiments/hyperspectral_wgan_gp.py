@@ -44,12 +44,24 @@ def parse_args(argv=None):
     p.add_argument("--cube-key", default="cube", help="array name of the cube in .npz/.mat scenes")
     p.add_argument("--size", type=int, default=128, help="synthetic scene side (pixels)")
     p.add_argument("--scene-seed", type=int, default=0)
-    p.add_argument("--scale", choices=("sqrt_radiance", "minmax"), default="sqrt_radiance",
-                   help="sqrt radiance in [0, 256): x*2/255.99-1; other data: min-max to [-1, 1]")
-    p.add_argument("--train-on", choices=("background", "all"), default="background",
-                   help="train on background windows (4/5 split) or on the whole image, anomalies included")
-    p.add_argument("--preset", choices=sorted(gan.PRESETS), default="gulrajani",
-                   help="optimiser preset (thesis: lr 5e-6..5e-7, generator first; needs ~20k iterations)")
+    p.add_argument(
+        "--scale",
+        choices=("sqrt_radiance", "minmax"),
+        default="sqrt_radiance",
+        help="sqrt radiance in [0, 256): x*2/255.99-1; other data: min-max to [-1, 1]",
+    )
+    p.add_argument(
+        "--train-on",
+        choices=("background", "all"),
+        default="background",
+        help="train on background windows (4/5 split) or on the whole image, anomalies included",
+    )
+    p.add_argument(
+        "--preset",
+        choices=sorted(gan.PRESETS),
+        default="gulrajani",
+        help="optimiser preset (thesis: lr 5e-6..5e-7, generator first; needs ~20k iterations)",
+    )
     p.add_argument("--iterations", type=int, default=1500, help="generator iterations (thesis: 20000)")
     p.add_argument("--batch-size", type=int, default=64, help="thesis: 256")
     p.add_argument("--lambda-gp", type=float, default=10.0)
@@ -64,8 +76,11 @@ def parse_args(argv=None):
     p.add_argument("--chunk", type=int, default=4096, help="pixels per recreation-cost chunk")
     p.add_argument("--local-rx", default="3,11", help="inner,outer window of local RX")
     p.add_argument("--gmm-components", type=int, default=6)
-    p.add_argument("--checkpoint-dir", default=None, help="resume from / save to DIR (a different configuration "
-                   "there is an error; see --restart)")
+    p.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="resume from / save to DIR (a different configuration there is an error; see --restart)",
+    )
     p.add_argument("--restart", action="store_true", help="discard the checkpoints in --checkpoint-dir first")
     p.add_argument("--checkpoint-every", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
@@ -82,38 +97,65 @@ def load(args) -> data.HyperspectralScene:
 
 def train_gan(args, x_train: np.ndarray, generator, critic, eval_fn, progress: bool):
     """WGAN-GP training with checkpoints every ``--checkpoint-every`` iterations; returns (state, history)."""
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
     preset = gan.PRESETS[args.preset]
     g_tx, d_tx = preset.optimizers(args.iterations)
     key = jax.random.key(args.seed)
     state = gan.init_state(jax.random.fold_in(key, 0), generator, critic, args.noise_dim, x_train[:1], g_tx, d_tx)
-    ga = lambda p, z: generator.apply({"params": p}, z)  # noqa: E731
-    ca = lambda p, x: critic.apply({"params": p}, x)  # noqa: E731
-    step = gan.make_train_step(ga, ca, g_tx, d_tx, noise_dim=args.noise_dim, n_critic=preset.n_critic,
-                               lambda_gp=args.lambda_gp, order=preset.order, one_sided=args.one_sided)
-    from jaxkit.checkpoint import Run  # noqa: PLC0415
+    ga = lambda p, z: generator.apply({"params": p}, z)
+    ca = lambda p, x: critic.apply({"params": p}, x)
+    step = gan.make_train_step(
+        ga,
+        ca,
+        g_tx,
+        d_tx,
+        noise_dim=args.noise_dim,
+        n_critic=preset.n_critic,
+        lambda_gp=args.lambda_gp,
+        order=preset.order,
+        one_sided=args.one_sided,
+    )
+    from jaxkit.checkpoint import Run
 
-    config = {k: v for k, v in vars(args).items() if k not in ("out", "no_progress", "checkpoint_dir", "restart",
-                                                               "checkpoint_every")}
-    run = Run(args.checkpoint_dir, state, {**config, "data": x_train}, total=args.iterations, what="iteration",
-              overwrite=args.restart)
+    config = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("out", "no_progress", "checkpoint_dir", "restart", "checkpoint_every")
+    }
+    run = Run(
+        args.checkpoint_dir,
+        state,
+        {**config, "data": x_train},
+        total=args.iterations,
+        what="iteration",
+        overwrite=args.restart,
+    )
     state = jax.tree.map(jnp.asarray, run.state)
     start, history = run.start, list(run.metadata.get("history", []))
     ckpt = args.checkpoint_dir
     xs = jnp.asarray(x_train)
     sample = jax.jit(lambda k: xs[jax.random.randint(k, (preset.n_critic, args.batch_size), 0, xs.shape[0])])
-    bar = tqdm(range(start, args.iterations), initial=start, total=args.iterations, desc="WGAN-GP", unit="it",
-               disable=not progress)
+    bar = tqdm(
+        range(start, args.iterations),
+        initial=start,
+        total=args.iterations,
+        desc="WGAN-GP",
+        unit="it",
+        disable=not progress,
+    )
     metrics = {}
     try:
         for it in bar:
             k = jax.random.fold_in(key, it + 1)
             new, metrics = step(state, sample(jax.random.fold_in(k, 1)), k)
             if not all(np.isfinite(float(v)) for v in metrics.values()):
-                print(f"\nloss turned NaN/inf at iteration {it + 1} ({ {k: float(v) for k, v in metrics.items()} }); "
-                      f"stopping. The last good checkpoint is kept"
-                      f"{' in ' + args.checkpoint_dir if ckpt else ''}.", flush=True)
+                print(
+                    f"\nloss turned NaN/inf at iteration {it + 1} ({ {k: float(v) for k, v in metrics.items()} }); "
+                    f"stopping. The last good checkpoint is kept"
+                    f"{' in ' + args.checkpoint_dir if ckpt else ''}.",
+                    flush=True,
+                )
                 break
             state = new
             if it % 50 == 0:
@@ -121,8 +163,11 @@ def train_gan(args, x_train: np.ndarray, generator, critic, eval_fn, progress: b
             if (it + 1) % args.checkpoint_every == 0 or it + 1 == args.iterations:
                 rec = {"iteration": it + 1, **{k: float(v) for k, v in metrics.items()}, **eval_fn(state)}
                 history.append(rec)
-                print(f"\n  iteration {it + 1}: W {rec['wasserstein']:.4f}  gp {rec['gp']:.4f}  "
-                      f"critic AUC {rec['critic_auc']:.3f}", flush=True)
+                print(
+                    f"\n  iteration {it + 1}: W {rec['wasserstein']:.4f}  gp {rec['gp']:.4f}  "
+                    f"critic AUC {rec['critic_auc']:.3f}",
+                    flush=True,
+                )
                 run.save(it + 1, state, {"history": history})
     finally:
         bar.close()
@@ -146,8 +191,10 @@ def main(argv=None):
     train_idx = np.arange(h * w) if args.train_on == "all" else split["train"]
     x_train = data.pixel_windows(x, args.window, train_idx)
     x_all = data.pixel_windows(x, args.window)
-    print(f"{len(train_idx):,} training windows, {len(split['val']):,} validation, {len(split['anomaly'])} anomalous",
-          flush=True)
+    print(
+        f"{len(train_idx):,} training windows, {len(split['val']):,} validation, {len(split['anomaly'])} anomalous",
+        flush=True,
+    )
     names = list(scene.target_names)
     scores, times = {}, {}
     t = time.perf_counter()
@@ -158,14 +205,15 @@ def main(argv=None):
     scores[f"local RX {inner}/{outer}"] = anomaly.local_rx(scene.cube, inner, outer)
     times[f"local RX {inner}/{outer}"] = time.perf_counter() - t
     t = time.perf_counter()
-    scores["GMM"] = anomaly.gmm_scores(scene.cube, scene.cube.reshape(-1, b)[train_idx],
-                                       n_components=args.gmm_components, seed=args.seed)
+    scores["GMM"] = anomaly.gmm_scores(
+        scene.cube, scene.cube.reshape(-1, b)[train_idx], n_components=args.gmm_components, seed=args.seed
+    )
     times["GMM"] = time.perf_counter() - t
 
     critic = gan.Critic(window=args.window, dim=args.dim)
     generator = gan.Generator(window=args.window, dim=args.dim, noise_dim=args.noise_dim)
-    ga = lambda p, z: generator.apply({"params": p}, z)  # noqa: E731
-    ca = lambda p, x: critic.apply({"params": p}, x)  # noqa: E731
+    ga = lambda p, z: generator.apply({"params": p}, z)
+    ca = lambda p, x: critic.apply({"params": p}, x)
 
     def critic_auc(state):
         d = anomaly.discriminator_scores(ca, state.d_params, x_all).reshape(h, w)
@@ -180,28 +228,48 @@ def main(argv=None):
     times["critic -D(x)"] = time.perf_counter() - t
     t = time.perf_counter()
     scores[f"recreation {args.runs}x{args.min_iterations}"] = anomaly.recreation_cost(
-        jax.random.key(args.seed + 1), ga, state.g_params, x_all, noise_dim=args.noise_dim, runs=args.runs,
-        iterations=args.min_iterations, noise_weight=args.noise_weight, chunk=args.chunk,
-        progress=not args.no_progress).reshape(h, w)
+        jax.random.key(args.seed + 1),
+        ga,
+        state.g_params,
+        x_all,
+        noise_dim=args.noise_dim,
+        runs=args.runs,
+        iterations=args.min_iterations,
+        noise_weight=args.noise_weight,
+        chunk=args.chunk,
+        progress=not args.no_progress,
+    ).reshape(h, w)
     times[f"recreation {args.runs}x{args.min_iterations}"] = time.perf_counter() - t
     tables = {m: anomaly.evaluate_targets(s, scene.inner, scene.outer, names=names) for m, s in scores.items()}
     methods = list(scores)
     rows = []
     for i, r0 in enumerate(tables[methods[0]]):
-        rows.append([r0["target"], r0["pixels"]] + [f"{tables[m][i]['auc']:.3f} / {tables[m][i]['log_auc']:.3f} / "
-                                                    f"{tables[m][i]['lg_far']:.1f}" for m in methods])
+        rows.append(
+            [r0["target"], r0["pixels"]]
+            + [
+                f"{tables[m][i]['auc']:.3f} / {tables[m][i]['log_auc']:.3f} / {tables[m][i]['lg_far']:.1f}"
+                for m in methods
+            ]
+        )
     n_neg = int(scene.background.sum())
-    print(expkit.format_table(["target", "px"] + methods, rows,
-                              title=f"\nAUC / logAUC / lgFAR per target ({n_neg:,} negatives; logAUC chance "
-                                    f"{anomaly.log_auc_chance(n_neg):.3f})"))
+    print(
+        expkit.format_table(
+            ["target", "px"] + methods,
+            rows,
+            title=f"\nAUC / logAUC / lgFAR per target ({n_neg:,} negatives; logAUC chance "
+            f"{anomaly.log_auc_chance(n_neg):.3f})",
+        )
+    )
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in times.items()))
     out = expkit.output_dir(args.out)
     expkit.write_json(out, {"config": vars(args), "tables": tables, "history": history, "seconds": times})
     plt = expkit.pyplot()
     if plt is not None:
         pos, neg = scene.inner.any(0), scene.background
-        curves = {m: (np.r_[s[pos], s[neg]], np.r_[np.ones(pos.sum(), bool), np.zeros(neg.sum(), bool)])
-                  for m, s in scores.items()}
+        curves = {
+            m: (np.r_[s[pos], s[neg]], np.r_[np.ones(pos.sum(), bool), np.zeros(neg.sum(), bool)])
+            for m, s in scores.items()
+        }
         fig, ax = plt.subplots(figsize=(7, 5))
         anomaly.plot_semilog_roc(ax, curves)
         ax.set_title("semi-log ROC, all targets")

@@ -33,9 +33,9 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import data, losses, models  # noqa: E402
+from jaxkit import data, losses, models
 
 METHODS = ("CE", "weighted CE", "balanced sampling", "CB focal", "injection")
 
@@ -64,12 +64,22 @@ def main(argv=None):
     train = data.make_imbalanced(d.train, args.imbalance, seed=0)
     counts = np.bincount(train.y, minlength=d.num_classes)
     rare = list(np.argsort(counts, kind="stable")[: args.rare])
-    expkit.print_config(args, {"class_sizes": counts.tolist(), "rare_classes": [int(r) for r in rare],
-                               "seeds": args.seeds, "expected_wait_batches": data.expected_wait(args.rare,
-                                                                                                args.inject)})
+    expkit.print_config(
+        args,
+        {
+            "class_sizes": counts.tolist(),
+            "rare_classes": [int(r) for r in rare],
+            "seeds": args.seeds,
+            "expected_wait_batches": data.expected_wait(args.rare, args.inject),
+        },
+    )
     out = expkit.output_dir(args.out)
-    pool_x = np.concatenate([data.synthesize(train.x[train.y == r].reshape(-1, 8, 8, 1), args.pool, seed=int(r))
-                             .reshape(args.pool, -1) for r in rare])
+    pool_x = np.concatenate(
+        [
+            data.synthesize(train.x[train.y == r].reshape(-1, 8, 8, 1), args.pool, seed=int(r)).reshape(args.pool, -1)
+            for r in rare
+        ]
+    )
     pool_y = np.repeat(np.asarray(rare, np.int32), args.pool)
     x, y = jnp.asarray(train.x), jnp.asarray(train.y)
     px, py = jnp.asarray(pool_x), jnp.asarray(pool_y)
@@ -124,13 +134,20 @@ def main(argv=None):
             recalls.append(np.diag(cm) / cm.sum(1))
         res[m] = np.asarray(recalls)
         conf[m] = np.sum(cms, 0)
-        print(f"{m}: balanced accuracy {expkit.mean_std(res[m].mean(1), 100)} %  ({time.time() - t0:.0f} s)",
-              flush=True)
+        print(
+            f"{m}: balanced accuracy {expkit.mean_std(res[m].mean(1), 100)} %  ({time.time() - t0:.0f} s)", flush=True
+        )
     headers = ["method", "balanced acc %", "rare-class recall %"] + [f"c{c} (n={counts[c]})" for c in range(10)]
-    rows = [[m, expkit.mean_std(r.mean(1), 100), expkit.mean_std(r[:, rare].mean(1), 100)]
-            + [f"{100 * r[:, c].mean():.0f}" for c in range(10)] for m, r in res.items()]
-    print(expkit.format_table(headers, rows, f"\nPer-class test recall (mean over seeds {args.seeds}); "
-                                             f"imbalance {args.imbalance:g}"))
+    rows = [
+        [m, expkit.mean_std(r.mean(1), 100), expkit.mean_std(r[:, rare].mean(1), 100)]
+        + [f"{100 * r[:, c].mean():.0f}" for c in range(10)]
+        for m, r in res.items()
+    ]
+    print(
+        expkit.format_table(
+            headers, rows, f"\nPer-class test recall (mean over seeds {args.seeds}); imbalance {args.imbalance:g}"
+        )
+    )
     plt = expkit.pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, len(conf), figsize=(3 * len(conf), 3))
@@ -140,8 +157,9 @@ def main(argv=None):
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
         expkit.save_figure(fig, out, "confusion_matrices.png")
-    expkit.write_json(out, {"config": vars(args), "class_sizes": counts.tolist(),
-                   "recall": {m: r.tolist() for m, r in res.items()}})
+    expkit.write_json(
+        out, {"config": vars(args), "class_sizes": counts.tolist(), "recall": {m: r.tolist() for m, r in res.items()}}
+    )
     return res
 
 

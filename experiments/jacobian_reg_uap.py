@@ -32,14 +32,12 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import models, robust  # noqa: E402
+from jaxkit import models, robust
 
 METHODS = ("standard", "uat", "jacobian")
 NAMES = {"standard": "standard training", "uat": "universal adv. training", "jacobian": "Jacobian regularisation"}
-
-
 
 
 def parse_args(argv=None):
@@ -104,14 +102,23 @@ def evaluate(args, ds, model, params, seed):
     uer, tsr = {}, {}
     for i, eps in enumerate(args.eps):
         k = jax.random.fold_in(jax.random.key(seed), 100 + i)
-        d = robust.universal_perturbation(k, model.apply, params, (xtr, ytr), eps, steps=args.uap_steps,
-                                          batch_size=args.uap_batch, clip=(0.0, 1.0))
+        d = robust.universal_perturbation(
+            k, model.apply, params, (xtr, ytr), eps, steps=args.uap_steps, batch_size=args.uap_batch, clip=(0.0, 1.0)
+        )
         uer[eps] = float(robust.universal_evasion_rate(model.apply, params, xte, yte, d, clip=(0.0, 1.0)))
         rates = []
         for t in targets:
-            dt = robust.universal_perturbation(jax.random.fold_in(k, t), model.apply, params, (xtr, ytr), eps,
-                                               target=t, steps=args.uap_steps, batch_size=args.uap_batch,
-                                               clip=(0.0, 1.0))
+            dt = robust.universal_perturbation(
+                jax.random.fold_in(k, t),
+                model.apply,
+                params,
+                (xtr, ytr),
+                eps,
+                target=t,
+                steps=args.uap_steps,
+                batch_size=args.uap_batch,
+                clip=(0.0, 1.0),
+            )
             rates.append(float(robust.targeted_success_rate(model.apply, params, xte, yte, dt, t, clip=(0.0, 1.0))))
         tsr[eps] = float(np.mean(rates))
     n = min(args.sim_samples, len(xte))
@@ -136,32 +143,46 @@ def main(argv=None):
             state, _ = expkit.fit_epochs(epoch, state, jax.random.fold_in(jax.random.key(s), 1), epochs=args.epochs)
             r = evaluate(args, ds, model, state[0], s)
             results[m].append(r)
-            print(f"{NAMES[m]} seed {s}: error {100 * r['error']:.2f} %, UER "
-                  + ", ".join(f"{100 * v:.1f} % @ {e}" for e, v in r["uer"].items())
-                  + f", median similarity {np.median(r['similarity']):.3f}  ({time.time() - t0:.0f} s)", flush=True)
-    headers = ["method", "test error %"] + [f"UER % eps={e}" for e in args.eps] + [f"TSR % eps={e}" for e in args.eps] \
+            print(
+                f"{NAMES[m]} seed {s}: error {100 * r['error']:.2f} %, UER "
+                + ", ".join(f"{100 * v:.1f} % @ {e}" for e, v in r["uer"].items())
+                + f", median similarity {np.median(r['similarity']):.3f}  ({time.time() - t0:.0f} s)",
+                flush=True,
+            )
+    headers = (
+        ["method", "test error %"]
+        + [f"UER % eps={e}" for e in args.eps]
+        + [f"TSR % eps={e}" for e in args.eps]
         + ["median J-sim"]
+    )
     rows = []
     for m in args.methods:
         rs = results[m]
-        rows.append([NAMES[m], expkit.mean_std([r["error"] for r in rs], 100)]
-                    + [expkit.mean_std([r["uer"][e] for r in rs], 100, 1) for e in args.eps]
-                    + [expkit.mean_std([r["tsr"][e] for r in rs], 100, 1) for e in args.eps]
-                    + [expkit.mean_std([np.median(r["similarity"]) for r in rs], 1, 3)])
+        rows.append(
+            [NAMES[m], expkit.mean_std([r["error"] for r in rs], 100)]
+            + [expkit.mean_std([r["uer"][e] for r in rs], 100, 1) for e in args.eps]
+            + [expkit.mean_std([r["tsr"][e] for r in rs], 100, 1) for e in args.eps]
+            + [expkit.mean_std([np.median(r["similarity"]) for r in rs], 1, 3)]
+        )
     print(expkit.format_table(headers, rows, f"\nTable 1 layout -- mean ± std over seeds {args.seeds}"))
-    print("paper (MNIST, eps 0.2): UER standard 85.88 %, UAT 27.49 %, Jacobian 20.47 %; error 0.92 -> 0.90 %; "
-          "median similarity 0.58 -> 0.18")
+    print(
+        "paper (MNIST, eps 0.2): UER standard 85.88 %, UAT 27.49 %, Jacobian 20.47 %; error 0.92 -> 0.90 %; "
+        "median similarity 0.58 -> 0.18"
+    )
     plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(figsize=(6, 3.5))
         for m in args.methods:
-            ax.hist(np.concatenate([r["similarity"] for r in results[m]]), bins=50, alpha=0.5, density=True,
-                    label=NAMES[m])
+            ax.hist(
+                np.concatenate([r["similarity"] for r in results[m]]), bins=50, alpha=0.5, density=True, label=NAMES[m]
+            )
         ax.set_xlabel("Jacobian cosine similarity of test pairs")
         ax.legend()
         expkit.save_figure(fig, out, "jacobian_similarity.png")
-    summary = {m: [{k: (v if k != "similarity" else float(np.median(v))) for k, v in r.items()} for r in rs]
-               for m, rs in results.items()}
+    summary = {
+        m: [{k: (v if k != "similarity" else float(np.median(v))) for k, v in r.items()} for r in rs]
+        for m, rs in results.items()
+    }
     expkit.write_json(out, {"config": vars(args), "results": summary})
     return summary
 

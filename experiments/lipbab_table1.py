@@ -29,8 +29,12 @@ import optax
 
 from jaxkit import data, lipschitz, models
 
-ARCHS = {"iris_4-5-5-3": ((5, 5, 3), 1.0), "sd_10-15-10-3": ((15, 10, 3), 0.1),
-         "sd_10-20-15-10-3": ((20, 15, 10, 3), 0.1), "sd_10-30-30-30-3": ((30, 30, 30, 3), 0.1)}
+ARCHS = {
+    "iris_4-5-5-3": ((5, 5, 3), 1.0),
+    "sd_10-15-10-3": ((15, 10, 3), 0.1),
+    "sd_10-20-15-10-3": ((20, 15, 10, 3), 0.1),
+    "sd_10-30-30-30-3": ((30, 30, 30, 3), 0.1),
+}
 PS = (1, 2, np.inf)
 
 
@@ -38,19 +42,29 @@ def parse_args(argv=None):
     p = expkit.parser(__doc__)
     p.add_argument("--sources", default="golden,trained", help="comma list of golden, trained")
     p.add_argument("--nets", default=",".join(ARCHS), help="comma list of network names")
-    p.add_argument("--golden-dir", default=None,
-                   help="a folder with your own copies of the paper's .npz files (default: the copies shipped with "
-                        "jaxkit, jaxkit.lipschitz.paper_network)")
+    p.add_argument(
+        "--golden-dir",
+        default=None,
+        help="a folder with your own copies of the paper's .npz files (default: the copies shipped with "
+        "jaxkit, jaxkit.lipschitz.paper_network)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds for 'trained'")
     p.add_argument("--epochs", type=int, default=200)
     p.add_argument("--batch", type=int, default=32, help="LipBaB nodes expanded per vmapped step")
-    p.add_argument("--lp", default="batched", choices=("batched", "highs"),
-                   help="feasibility LPs: checked batched simplex, or one HiGHS LP at a time (the paper's way)")
+    p.add_argument(
+        "--lp",
+        default="batched",
+        choices=("batched", "highs"),
+        help="feasibility LPs: checked batched simplex, or one HiGHS LP at a time (the paper's way)",
+    )
     p.add_argument("--time-limit", type=float, default=600.0, help="seconds per search")
     p.add_argument("--out", default="results/lipbab_table1")
-    p.add_argument("--no-warmup", action="store_true",
-                   help="time the first search of each (network, p) too, XLA compilation included (by default one "
-                        "untimed exact search compiles first, so the times are the search's own)")
+    p.add_argument(
+        "--no-warmup",
+        action="store_true",
+        help="time the first search of each (network, p) too, XLA compilation included (by default one "
+        "untimed exact search compiles first, so the times are the search's own)",
+    )
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
@@ -65,11 +79,11 @@ def golden_params(name, directory=None):
 
 def train_net(name, seed, epochs):
     widths, _ = ARCHS[name]
-    ds = data.load_iris(seed=seed) if name.startswith("iris") else data.make_classification(
-        1000, 10, 3, seed=seed)
+    ds = data.load_iris(seed=seed) if name.startswith("iris") else data.make_classification(1000, 10, 3, seed=seed)
     state = models.create_train_state(jax.random.key(seed), models.MLP(widths), ds.train.x[:1], optax.adam(1e-2))
-    state, hist = models.train(state, ds, key=jax.random.key(seed + 1), epochs=epochs,
-                               batch_size=min(32, len(ds.train)), progress=False)
+    state, hist = models.train(
+        state, ds, key=jax.random.key(seed + 1), epochs=epochs, batch_size=min(32, len(ds.train)), progress=False
+    )
     return jax.tree.map(np.asarray, state.params), hist[-1]["test_accuracy"]
 
 
@@ -80,14 +94,24 @@ def run_net(params, box, args, label):
             lipschitz.lipschitz_constant(params, box, p=p, batch=args.batch, lp=args.lp, time_limit=args.time_limit)
         approx = {}
         for k in (2.0, 1.5, 1.0):
-            r = lipschitz.lipschitz_constant(params, box, p=p, k=k, batch=args.batch, lp=args.lp,
-                                             time_limit=args.time_limit,
-                                             progress=not args.no_progress)
+            r = lipschitz.lipschitz_constant(
+                params,
+                box,
+                p=p,
+                k=k,
+                batch=args.batch,
+                lp=args.lp,
+                time_limit=args.time_limit,
+                progress=not args.no_progress,
+            )
             approx[k] = r
         rows.append((p, approx))
         curves[p] = approx[1.0].history
-        print(f"  {label} p={p}: exact={approx[1.0].exact} L={approx[1.0].upper:.6f} "
-              f"nodes={approx[1.0].nodes} lps={approx[1.0].lp_calls} {approx[1.0].seconds:.2f}s", flush=True)
+        print(
+            f"  {label} p={p}: exact={approx[1.0].exact} L={approx[1.0].upper:.6f} "
+            f"nodes={approx[1.0].nodes} lps={approx[1.0].lp_calls} {approx[1.0].seconds:.2f}s",
+            flush=True,
+        )
     return rows, curves
 
 
@@ -109,8 +133,13 @@ def main(argv=None):
     if parser_error:  # before any work, and before anything is written
         print(f"lipbab_table1.py: error: {parser_error}", file=sys.stderr)
         raise SystemExit(2)
-    expkit.print_config(args, {"golden_dir": gdir or "jaxkit's shipped copies (jaxkit.lipschitz.paper_network)",
-                               "boxes": {n: f"[0, {b}]^n" for n, (_, b) in ARCHS.items()}})
+    expkit.print_config(
+        args,
+        {
+            "golden_dir": gdir or "jaxkit's shipped copies (jaxkit.lipschitz.paper_network)",
+            "boxes": {n: f"[0, {b}]^n" for n, (_, b) in ARCHS.items()},
+        },
+    )
     expkit.compilation_cache()
     table, results, fig_curves = [], [], {}
     t_all = time.perf_counter()
@@ -131,26 +160,57 @@ def main(argv=None):
                 for p, ap in rows:
                     ex = ap[1.0]
                     ref = lipschitz.paper_network(name).exact[p] if source == "golden" else None
-                    table.append([
-                        label if p == 1 else "", "inf" if p == np.inf else p,
-                        f"{ex.first_estimate:.3f}",
-                        f"{ap[2.0].upper:.3f} ({ap[2.0].seconds:.2f}s)",
-                        f"{ap[1.5].upper:.3f} ({ap[1.5].seconds:.2f}s)",
-                        f"{ex.upper:.6f}" + ("" if ex.exact else " (budget)"),
-                        f"{ex.seconds:.2f}", ex.nodes,
-                        "-" if ref is None else f"{ref:.6f} ({abs(ex.upper - ref) / ref:.0e})",
-                        "-" if source != "golden" else lipschitz.paper_network(name).paper_seconds[p],
-                    ])
-                    results.append({"net": label, "p": str(p), "first": ex.first_estimate, "k2": ap[2.0].upper,
-                                    "k1.5": ap[1.5].upper, "exact": ex.upper, "lower": ex.lower,
-                                    "is_exact": ex.exact, "seconds": ex.seconds, "nodes": ex.nodes,
-                                    "lp_calls": ex.lp_calls, "golden": ref, "test_accuracy": acc})
-    print(expkit.format_table(
-        ["network", "p", "first estimate", "2-approx (time)", "1.5-approx (time)", "exact", "time s", "nodes",
-         "paper exact (rel. diff)", "paper time s"], table,
-        title=f"\nLipBaB Table 1 (batch={args.batch}, lp={args.lp}, "
-              f"{'compile included' if args.no_warmup else 'after an untimed warm-up search'}; "
-              f"paper: sequential Python + GLPK on Colab)"))
+                    table.append(
+                        [
+                            label if p == 1 else "",
+                            "inf" if p == np.inf else p,
+                            f"{ex.first_estimate:.3f}",
+                            f"{ap[2.0].upper:.3f} ({ap[2.0].seconds:.2f}s)",
+                            f"{ap[1.5].upper:.3f} ({ap[1.5].seconds:.2f}s)",
+                            f"{ex.upper:.6f}" + ("" if ex.exact else " (budget)"),
+                            f"{ex.seconds:.2f}",
+                            ex.nodes,
+                            "-" if ref is None else f"{ref:.6f} ({abs(ex.upper - ref) / ref:.0e})",
+                            "-" if source != "golden" else lipschitz.paper_network(name).paper_seconds[p],
+                        ]
+                    )
+                    results.append(
+                        {
+                            "net": label,
+                            "p": str(p),
+                            "first": ex.first_estimate,
+                            "k2": ap[2.0].upper,
+                            "k1.5": ap[1.5].upper,
+                            "exact": ex.upper,
+                            "lower": ex.lower,
+                            "is_exact": ex.exact,
+                            "seconds": ex.seconds,
+                            "nodes": ex.nodes,
+                            "lp_calls": ex.lp_calls,
+                            "golden": ref,
+                            "test_accuracy": acc,
+                        }
+                    )
+    print(
+        expkit.format_table(
+            [
+                "network",
+                "p",
+                "first estimate",
+                "2-approx (time)",
+                "1.5-approx (time)",
+                "exact",
+                "time s",
+                "nodes",
+                "paper exact (rel. diff)",
+                "paper time s",
+            ],
+            table,
+            title=f"\nLipBaB Table 1 (batch={args.batch}, lp={args.lp}, "
+            f"{'compile included' if args.no_warmup else 'after an untimed warm-up search'}; "
+            f"paper: sequential Python + GLPK on Colab)",
+        )
+    )
     print(f"\ntotal time {time.perf_counter() - t_all:.1f} s")
     out = expkit.output_dir(args.out)
     expkit.write_json(out, results, "table1.json")

@@ -33,9 +33,9 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import models, robust  # noqa: E402
+from jaxkit import models, robust
 from jaxkit import normalize as nz
 
 
@@ -61,9 +61,11 @@ def trainer(model, tx, ds, batch_size, bn):
     if bn:
         apply = model.apply
     else:  # LocalNorm has no train flag
+
         def apply(v, x, train=True):
             del train
             return model.apply(v, x)
+
     return expkit.make_epoch(expkit.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=batch_size)
 
 
@@ -86,7 +88,7 @@ def main(argv=None):
     xte, yte = jnp.asarray(ds.test.x[:n_test]), np.asarray(ds.test.y[:n_test])
 
     def batched(fn, x):  # test batches of the training batch size (the last one smaller, still divisible by K)
-        return jnp.concatenate([fn(x[i:i + batch]) for i in range(0, len(x), batch)])
+        return jnp.concatenate([fn(x[i : i + batch]) for i in range(0, len(x), batch)])
 
     bn_eval = jax.jit(lambda v, x: jnp.argmax(bn_net.apply(v, x), -1))
     dyn_eval = jax.jit(lambda v, x: jnp.argmax(nz.dynamic_bn_apply(bn_net.apply, v, x), -1))
@@ -100,30 +102,44 @@ def main(argv=None):
         x0 = jnp.asarray(ds.train.x[:1])
         vb = models.init_variables(bn_net, jax.random.fold_in(key, 0), x0)
         vl = models.init_variables(ln_net, jax.random.fold_in(key, 0), x0, group=0)
-        (vb, _), _ = expkit.fit_epochs(epoch_bn, (vb, tx.init(vb["params"])), jax.random.fold_in(key, 1),
-                                       epochs=args.epochs)
-        (vl, _), _ = expkit.fit_epochs(epoch_ln, (vl, tx.init(vl["params"])), jax.random.fold_in(key, 1),
-                                       epochs=args.epochs)
+        (vb, _), _ = expkit.fit_epochs(
+            epoch_bn, (vb, tx.init(vb["params"])), jax.random.fold_in(key, 1), epochs=args.epochs
+        )
+        (vl, _), _ = expkit.fit_epochs(
+            epoch_ln, (vl, tx.init(vl["params"])), jax.random.fold_in(key, 1), epochs=args.epochs
+        )
         preds = {"BN": lambda x: bn_eval(vb, x), "dynamic BN": lambda x: dyn_eval(vb, x)}
         preds.update({f"LocalNorm {m}": (lambda x, m=m: modes[m](vl, x)) for m in nz.TEST_MODES})
         if args.convert:
             vc = nz.bn_to_localnorm(vb, k)
-            (vc, _), _ = expkit.fit_epochs(epoch_ft, (vc, tx_ft.init(vc["params"])), jax.random.fold_in(key, 2),
-                                           epochs=args.finetune_epochs)
+            (vc, _), _ = expkit.fit_epochs(
+                epoch_ft, (vc, tx_ft.init(vc["params"])), jax.random.fold_in(key, 2), epochs=args.finetune_epochs
+            )
             preds["BN -> LocalNorm single_vote"] = lambda x: modes["single_vote"](vc, x)
         for j, (kind, level) in enumerate(noises):
             nk = jax.random.fold_in(key, 1000 + j)
-            xn = (robust.multiplicative_gaussian_noise(nk, xte, level) if kind == "gauss"
-                  else robust.multiplicative_bernoulli_noise(nk, xte, level))
+            xn = (
+                robust.multiplicative_gaussian_noise(nk, xte, level)
+                if kind == "gauss"
+                else robust.multiplicative_bernoulli_noise(nk, xte, level)
+            )
             for name, fn in preds.items():
                 a = float(np.mean(np.asarray(batched(fn, xn)) == yte))
                 acc.setdefault(name, {}).setdefault(f"{kind} {level}", []).append(a)
-        print(f"seed {seed}: clean BN {acc['BN']['gauss 0.0'][-1]:.3f}, LocalNorm single_vote "
-              f"{acc['LocalNorm single_vote']['gauss 0.0'][-1]:.3f}  ({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"seed {seed}: clean BN {acc['BN']['gauss 0.0'][-1]:.3f}, LocalNorm single_vote "
+            f"{acc['LocalNorm single_vote']['gauss 0.0'][-1]:.3f}  ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     cols = [f"{kind} {level}" for kind, level in noises]
     rows = [[name] + [expkit.mean_std(acc[name][c], 100, 1) for c in cols] for name in acc]
-    print(expkit.format_table(["method"] + [c.replace("gauss", "sigma").replace("bernoulli", "drop") for c in cols],
-                              rows, f"\nTest accuracy % under multiplicative noise, mean ± std over seeds {args.seeds}"))
+    print(
+        expkit.format_table(
+            ["method"] + [c.replace("gauss", "sigma").replace("bernoulli", "drop") for c in cols],
+            rows,
+            f"\nTest accuracy % under multiplicative noise, mean ± std over seeds {args.seeds}",
+        )
+    )
     print("paper (CIFAR-10, VGG19): clean BN 88.83 %, LocalNorm voting 95.29 %; sigma = 1: BN 29 %, LocalNorm 83 %")
     plt = expkit.pyplot()
     if plt is not None:

@@ -79,11 +79,14 @@ def main(argv=None):
             opt_state = optax.tree_utils.tree_set(ft_tx.init(state.params), masks=elem)
             pruned = state.replace(params=prune.apply_masks(state.params, elem), tx=ft_tx, opt_state=opt_state)
             acc_p = models.evaluate(pruned, ds.test.x, ds.test.y)["accuracy"]
-            tuned, _ = models.train(pruned, ds, key=k_ft, epochs=args.finetune_epochs, batch_size=args.batch_size,
-                                    progress=False)
+            tuned, _ = models.train(
+                pruned, ds, key=k_ft, epochs=args.finetune_epochs, batch_size=args.batch_size, progress=False
+            )
             acc_f = models.evaluate(tuned, ds.test.x, ds.test.y)["accuracy"]
-            assert all(np.all(np.asarray(p)[~np.asarray(m)] == 0) for p, m in
-                       zip(jax.tree.leaves(tuned.params), jax.tree.leaves(elem))), "pruned weights moved"
+            assert all(
+                np.all(np.asarray(p)[~np.asarray(m)] == 0)
+                for p, m in zip(jax.tree.leaves(tuned.params), jax.tree.leaves(elem))
+            ), "pruned weights moved"
             rows[c]["pruned"].append(acc_p)
             rows[c]["finetuned"].append(acc_f)
             print(f"  {c:16s} pruned {acc_p:.4f}  fine-tuned {acc_f:.4f}", flush=True)
@@ -93,20 +96,41 @@ def main(argv=None):
     table = []
     for c in prune.CRITERIA:
         drop = [b - f for b, f in zip(base_acc, rows[c]["finetuned"])]
-        table.append([c, expkit.mean_std(rows[c]["pruned"], 100), expkit.mean_std(rows[c]["finetuned"], 100),
-                      expkit.mean_std(drop, 100), f"{cost.params:,}", f"{cost.macs:,}"])
-    print(expkit.format_table(
-        ["criterion", "pruned acc %", "fine-tuned acc %", "drop vs unpruned %", "params", "MACs"], table,
-        title=f"Unpruned: {expkit.mean_std(base_acc, 100)} % test accuracy, {base_cost.params:,} params, "
-              f"{base_cost.macs:,} MACs; pruned {args.ratio:.0%} of filters per layer "
-              f"(-{p_red:.1%} params, -{m_red:.1%} MACs); {len(args.seeds)} seeds"))
+        table.append(
+            [
+                c,
+                expkit.mean_std(rows[c]["pruned"], 100),
+                expkit.mean_std(rows[c]["finetuned"], 100),
+                expkit.mean_std(drop, 100),
+                f"{cost.params:,}",
+                f"{cost.macs:,}",
+            ]
+        )
+    print(
+        expkit.format_table(
+            ["criterion", "pruned acc %", "fine-tuned acc %", "drop vs unpruned %", "params", "MACs"],
+            table,
+            title=f"Unpruned: {expkit.mean_std(base_acc, 100)} % test accuracy, {base_cost.params:,} params, "
+            f"{base_cost.macs:,} MACs; pruned {args.ratio:.0%} of filters per layer "
+            f"(-{p_red:.1%} params, -{m_red:.1%} MACs); {len(args.seeds)} seeds",
+        )
+    )
     print(f"\nSpearman correlation between criteria, layer {args.spearman_layer} (seed {args.seeds[0]}):")
     short = [c.replace("taylor_", "t_") for c in prune.CRITERIA]
     print(expkit.format_table([""] + short, [[s] + [f"{v:+.2f}" for v in r] for s, r in zip(short, spearman)]))
     out = expkit.output_dir(args.out)
-    expkit.write_json(out, {"config": vars(args), "unpruned": base_acc, "rows": rows,
-                            "params": [base_cost.params, cost.params], "macs": [base_cost.macs, cost.macs],
-                            "spearman": spearman.tolist()}, "table.json")
+    expkit.write_json(
+        out,
+        {
+            "config": vars(args),
+            "unpruned": base_acc,
+            "rows": rows,
+            "params": [base_cost.params, cost.params],
+            "macs": [base_cost.macs, cost.macs],
+            "spearman": spearman.tolist(),
+        },
+        "table.json",
+    )
     plt = expkit.pyplot()
     if plt is not None:
         fig, ax = plt.subplots(figsize=(7, 6))
@@ -118,8 +142,13 @@ def main(argv=None):
         fig.tight_layout()
         fig.savefig(os.path.join(out, "spearman.png"), dpi=120)
     print(f"\ntotal {time.perf_counter() - t_all:.1f} s; outputs in {out}")
-    return {"unpruned": base_acc, "rows": rows, "spearman": spearman, "params": (base_cost.params, cost.params),
-            "macs": (base_cost.macs, cost.macs)}
+    return {
+        "unpruned": base_acc,
+        "rows": rows,
+        "spearman": spearman,
+        "params": (base_cost.params, cost.params),
+        "macs": (base_cost.macs, cost.macs),
+    }
 
 
 if __name__ == "__main__":

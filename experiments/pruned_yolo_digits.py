@@ -44,17 +44,25 @@ def parse_args(argv=None):
     p = expkit.pretrain_parser(__doc__)
     p.add_argument("--iterations", type=int, default=3, help="prune iterations (paper: 4 x 50 %%, 3 x 25 %%)")
     p.add_argument("--rate", type=float, default=0.3, help="fraction of remaining channels removed per iteration")
-    p.add_argument("--min-keep", type=int, default=4,
-                   help="channels every layer keeps (theta = |gamma| sum|w| favours wide-fan-in layers, so the "
-                        "global ranking would otherwise empty the first conv)")
+    p.add_argument(
+        "--min-keep",
+        type=int,
+        default=4,
+        help="channels every layer keeps (theta = |gamma| sum|w| favours wide-fan-in layers, so the "
+        "global ranking would otherwise empty the first conv)",
+    )
     p.add_argument("--policy", choices=("split", "same"), default="split", help="for shortcut-tied groups")
     p.add_argument("--sparsity-epochs", type=int, default=4)
     p.add_argument("--finetune-epochs", type=int, default=3)
     p.add_argument("--lr", type=float, default=0.01, help="SGD lr (momentum 0.9, cosine decay per phase)")
     p.add_argument("--weight-decay", type=float, default=5e-4)
-    p.add_argument("--s", type=float, default=0.2,
-                   help="peak L1 coefficient on BN gammas (large: digits gets a few hundred sparsity steps, "
-                        "COCO tens of thousands)")
+    p.add_argument(
+        "--s",
+        type=float,
+        default=0.2,
+        help="peak L1 coefficient on BN gammas (large: digits gets a few hundred sparsity steps, "
+        "COCO tens of thousands)",
+    )
     p.add_argument("--s-warmup", type=float, default=0.1, help="warm-up fraction of the sparsity steps")
     p.add_argument("--s-floor", type=float, default=0.2, help="cosine floor as a fraction of --s (authors' code)")
     p.add_argument("--soft-divisor", type=float, default=5.0)
@@ -71,8 +79,10 @@ def optimizer(args, graph, params, steps, sparse):
     if sparse:
         sched = schedules.warmup_cosine_sparsity(args.s, steps, int(args.s_warmup * steps), floor=args.s_floor)
         parts.append(pruned_yolo.bn_l1(sched, pruned_yolo.bn_scale_mask(graph, params)))
-    parts += [optax.add_decayed_weights(args.weight_decay, mask=kernels),
-              optax.sgd(optax.cosine_decay_schedule(args.lr, max(steps, 1)), momentum=0.9)]
+    parts += [
+        optax.add_decayed_weights(args.weight_decay, mask=kernels),
+        optax.sgd(optax.cosine_decay_schedule(args.lr, max(steps, 1)), momentum=0.9),
+    ]
     return optax.chain(*parts)
 
 
@@ -92,12 +102,18 @@ def run(args, method, ds, model, cfg, state, seed):
             bn_mask = pruned_yolo.bn_scale_mask(graph, st.params)
 
             def hook(epoch, s, bn_mask=bn_mask):
-                params, _ = pruned_yolo.soft_mask(s.params, bn_mask, divisor=args.soft_divisor,
-                                                  factor=args.soft_factor)
+                params, _ = pruned_yolo.soft_mask(s.params, bn_mask, divisor=args.soft_divisor, factor=args.soft_factor)
                 return s.replace(params=params)
 
-        st, _ = models.train(st, ds, key=jax.random.fold_in(key, 2 * it), epochs=args.sparsity_epochs,
-                             batch_size=args.batch_size, progress=False, before_epoch=hook)
+        st, _ = models.train(
+            st,
+            ds,
+            key=jax.random.fold_in(key, 2 * it),
+            epochs=args.sparsity_epochs,
+            batch_size=args.batch_size,
+            progress=False,
+            before_epoch=hook,
+        )
         acc_sparse = models.evaluate(st, ds.test.x, ds.test.y)["accuracy"]
         theta = pruned_yolo.importance(graph, st.variables)
         masks = prune.global_masks(theta, args.rate, policy=args.policy, min_keep=args.min_keep)
@@ -108,19 +124,43 @@ def run(args, method, ds, model, cfg, state, seed):
         ft_tx = optimizer(args, None, variables["params"], args.finetune_epochs * spe, False)
         pruned = expkit.small_state(model, variables, ds.train.x[:1], ft_tx)
         acc_pruned = models.evaluate(pruned, ds.test.x, ds.test.y)["accuracy"]
-        tuned, _ = models.train(pruned, ds, key=jax.random.fold_in(key, 2 * it + 1), epochs=args.finetune_epochs,
-                                batch_size=args.batch_size, progress=False)
+        tuned, _ = models.train(
+            pruned,
+            ds,
+            key=jax.random.fold_in(key, 2 * it + 1),
+            epochs=args.finetune_epochs,
+            batch_size=args.batch_size,
+            progress=False,
+        )
         variables = tuned.variables
         acc = models.evaluate(tuned, ds.test.x, ds.test.y)["accuracy"]
-        gammas = np.concatenate([np.abs(np.asarray(x)) for x, on in
-                                 zip(jax.tree.leaves(st.params), jax.tree.leaves(pruned_yolo.bn_scale_mask(
-                                     graph, st.params))) if on])
-        records.append({"iteration": it + 1, "cfg": cfg, "params": cost.params, "macs": cost.macs,
-                        "acc_sparse": acc_sparse, "acc_pruned": acc_pruned, "acc_finetuned": acc,
-                        "gamma_small_fraction": float(np.mean(gammas < 0.05))})
-        print(f"  {method:12s} it {it + 1}: cfg {cfg}  params {cost.params:,}  MACs {cost.macs:,}  "
-              f"|gamma|<0.05: {records[-1]['gamma_small_fraction']:.0%}  after sparsity {acc_sparse:.4f}  "
-              f"pruned {acc_pruned:.4f}  fine-tuned {acc:.4f}", flush=True)
+        gammas = np.concatenate(
+            [
+                np.abs(np.asarray(x))
+                for x, on in zip(
+                    jax.tree.leaves(st.params), jax.tree.leaves(pruned_yolo.bn_scale_mask(graph, st.params))
+                )
+                if on
+            ]
+        )
+        records.append(
+            {
+                "iteration": it + 1,
+                "cfg": cfg,
+                "params": cost.params,
+                "macs": cost.macs,
+                "acc_sparse": acc_sparse,
+                "acc_pruned": acc_pruned,
+                "acc_finetuned": acc,
+                "gamma_small_fraction": float(np.mean(gammas < 0.05)),
+            }
+        )
+        print(
+            f"  {method:12s} it {it + 1}: cfg {cfg}  params {cost.params:,}  MACs {cost.macs:,}  "
+            f"|gamma|<0.05: {records[-1]['gamma_small_fraction']:.0%}  after sparsity {acc_sparse:.4f}  "
+            f"pruned {acc_pruned:.4f}  fine-tuned {acc:.4f}",
+            flush=True,
+        )
     return records
 
 
@@ -134,8 +174,9 @@ def main(argv=None):
     results = {m: [] for m in METHODS}
     base_acc = []
     for seed in args.seeds:
-        model, state = expkit.pretrain_vgg(ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size,
-                                           lr=args.pretrain_lr)
+        model, state = expkit.pretrain_vgg(
+            ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size, lr=args.pretrain_lr
+        )
         base_acc.append(models.evaluate(state, ds.test.x, ds.test.y)["accuracy"])
         base_cost = prune.count(prune.build_graph(model, state.variables, ds.train.x[:1]))
         print(f"seed {seed}: unpruned {base_acc[-1]:.4f}", flush=True)
@@ -147,14 +188,25 @@ def main(argv=None):
             recs = [r[it] for r in results[m]]
             p = [r["params"] for r in recs]
             mac = [r["macs"] for r in recs]
-            rows.append([it + 1, m, f"{np.mean(p):,.0f} (-{1 - np.mean(p) / base_cost.params:.1%})",
-                         f"{np.mean(mac):,.0f} (-{1 - np.mean(mac) / base_cost.macs:.1%})",
-                         expkit.mean_std([r["acc_pruned"] for r in recs], 100),
-                         expkit.mean_std([r["acc_finetuned"] for r in recs], 100)])
-    print(expkit.format_table(
-        ["iteration", "method", "params (mean)", "MACs (mean)", "pruned acc %", "fine-tuned acc %"], rows,
-        title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % ({base_cost.params:,} params, {base_cost.macs:,} MACs); "
-              f"{args.rate:.0%} of remaining channels per iteration, global theta ranking; {len(args.seeds)} seeds"))
+            rows.append(
+                [
+                    it + 1,
+                    m,
+                    f"{np.mean(p):,.0f} (-{1 - np.mean(p) / base_cost.params:.1%})",
+                    f"{np.mean(mac):,.0f} (-{1 - np.mean(mac) / base_cost.macs:.1%})",
+                    expkit.mean_std([r["acc_pruned"] for r in recs], 100),
+                    expkit.mean_std([r["acc_finetuned"] for r in recs], 100),
+                ]
+            )
+    print(
+        expkit.format_table(
+            ["iteration", "method", "params (mean)", "MACs (mean)", "pruned acc %", "fine-tuned acc %"],
+            rows,
+            title=f"\nUnpruned {expkit.mean_std(base_acc, 100)} % "
+            f"({base_cost.params:,} params, {base_cost.macs:,} MACs); "
+            f"{args.rate:.0%} of remaining channels per iteration, global theta ranking; {len(args.seeds)} seeds",
+        )
+    )
     out = expkit.output_dir(args.out)
     expkit.write_json(out, {"config": vars(args), "unpruned": base_acc, "results": results})
     print(f"\ntotal {time.perf_counter() - t_all:.1f} s; outputs in {out}")

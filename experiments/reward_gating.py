@@ -36,11 +36,11 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import rl  # noqa: E402
-from jaxkit.checkpoint import Run, config_digest  # noqa: E402
-from jaxkit.rl import reliability as rel  # noqa: E402
+from jaxkit import rl
+from jaxkit.checkpoint import Run, config_digest
+from jaxkit.rl import reliability as rel
 
 NAMES = {"baseline": "Baseline", "fm": "FM", "mc": "MC", "gated": "gated MC"}
 
@@ -86,17 +86,35 @@ def make_trainer(args):
     env = rl.MountainCarContinuous() if args.env == "mountaincar" else rl.SparseNavigate()
     hidden = tuple(int(h) for h in args.hidden.split(","))
     agent = rl.DDPG(env.obs_dim, env.act_dim, hidden=hidden, gamma=args.gamma, tau=args.tau)
-    im = rl.IntrinsicMotivation(env.obs_dim, env.act_dim, sigma=args.sigma, eps_fm=args.eps, eps_mc=args.eps,
-                                hidden=hidden)
-    return rl.Trainer(env, agent, im, total_steps=args.steps, buffer_size=args.buffer, batch_size=args.batch_size,
-                      warmup_steps=args.warmup, noise_init=args.noise_init, noise_final=args.noise_final)
+    im = rl.IntrinsicMotivation(
+        env.obs_dim, env.act_dim, sigma=args.sigma, eps_fm=args.eps, eps_mc=args.eps, hidden=hidden
+    )
+    return rl.Trainer(
+        env,
+        agent,
+        im,
+        total_steps=args.steps,
+        buffer_size=args.buffer,
+        batch_size=args.batch_size,
+        warmup_steps=args.warmup,
+        noise_init=args.noise_init,
+        noise_final=args.noise_final,
+    )
 
 
 def empty_history(n_runs, bins):
-    z = lambda *s: np.zeros(s).tolist()  # noqa: E731
-    return {"steps_done": 0, "curve_sum": z(n_runs, bins), "ret_sum": z(n_runs), "episodes": z(n_runs),
-            "successes": z(n_runs), "wins": z(n_runs, 4), "int_sum": z(n_runs, 4), "mc_sum": z(n_runs, 4),
-            "diverged": [False] * n_runs}
+    z = lambda *s: np.zeros(s).tolist()
+    return {
+        "steps_done": 0,
+        "curve_sum": z(n_runs, bins),
+        "ret_sum": z(n_runs),
+        "episodes": z(n_runs),
+        "successes": z(n_runs),
+        "wins": z(n_runs, 4),
+        "int_sum": z(n_runs, 4),
+        "mc_sum": z(n_runs, 4),
+        "diverged": [False] * n_runs,
+    }
 
 
 def accumulate(hist, logs, start, args):
@@ -124,16 +142,21 @@ def accumulate(hist, logs, start, args):
 
 def train(args, trainer, kinds, keys, ckdir, config=None):
     n = len(kinds)
-    run = Run(ckdir, trainer.init_many(keys), {"run": config, "kinds": kinds, "keys": keys}, total=args.steps,
-              what="step", overwrite=args.restart)
+    run = Run(
+        ckdir,
+        trainer.init_many(keys),
+        {"run": config, "kinds": kinds, "keys": keys},
+        total=args.steps,
+        what="step",
+        overwrite=args.restart,
+    )
     states = jax.tree.map(jnp.asarray, run.state)
     hist = run.metadata.get("history", empty_history(n, args.bins))
     placed, _ = rl.place_runs(states)
     kinds_p, _ = rl.place_runs(jnp.asarray(kinds))
-    from tqdm.auto import tqdm  # noqa: PLC0415
+    from tqdm.auto import tqdm
 
-    bar = tqdm(total=args.steps, initial=hist["steps_done"], desc=f"{n} runs", unit="step",
-               disable=args.no_progress)
+    bar = tqdm(total=args.steps, initial=hist["steps_done"], desc=f"{n} runs", unit="step", disable=args.no_progress)
     while hist["steps_done"] < args.steps:
         start = hist["steps_done"]
         placed, logs = trainer.run_many(placed, kinds_p, args.chunk)
@@ -151,11 +174,13 @@ def train(args, trainer, kinds, keys, ckdir, config=None):
 def reliability_table(curves, alpha, window):
     """Chan et al. measures for one agent's (runs, T) curves."""
     smooth = np.asarray(rel.moving_average(curves, max(1, curves.shape[1] // 20)))
-    return {"DR (IQR across runs)": float(np.median(rel.dispersion_across_runs(smooth))),
-            "RR (CVaR across runs)": float(rel.risk_across_runs(curves[:, -1], alpha)),
-            "DT (IQR across time)": float(np.median(np.mean(rel.dispersion_across_time(curves, window), axis=1))),
-            "SRT (CVaR of differences)": float(np.median(rel.short_term_risk_across_time(curves, alpha))),
-            "LRT (CVaR of drawdown)": float(np.median(rel.long_term_risk_across_time(curves, alpha)))}
+    return {
+        "DR (IQR across runs)": float(np.median(rel.dispersion_across_runs(smooth))),
+        "RR (CVaR across runs)": float(rel.risk_across_runs(curves[:, -1], alpha)),
+        "DT (IQR across time)": float(np.median(np.mean(rel.dispersion_across_time(curves, window), axis=1))),
+        "SRT (CVaR of differences)": float(np.median(rel.short_term_risk_across_time(curves, alpha))),
+        "LRT (CVaR of drawdown)": float(np.median(rel.long_term_risk_across_time(curves, alpha))),
+    }
 
 
 def report(args, hist, agent_of_run, out):
@@ -172,20 +197,41 @@ def report(args, hist, agent_of_run, out):
         bad = [int(i) for i in np.where((np.asarray(agent_of_run) == a) & diverged)[0]]
         wins = np.asarray(hist["wins"])[sel] / q_steps
         r = reliability_table(curves[sel], args.alpha, max(2, args.bins // 10)) if sel.sum() >= 2 else {}
-        res["agents"][a] = {"avg_return": avg_ret[sel].tolist(), "success_rate": succ[sel].tolist(),
-                            "surprise_share_per_quarter": wins.mean(0).tolist() if len(wins) else [],
-                            "reliability": r, "diverged_runs": bad, "curves": curves[sel].tolist()}
-        rows.append([NAMES[a], expkit.mean_std(avg_ret[sel]), expkit.mean_std(succ[sel], 100, 1),
-                     f"{sel.sum()}" + (f" ({len(bad)} diverged)" if bad else "")])
+        res["agents"][a] = {
+            "avg_return": avg_ret[sel].tolist(),
+            "success_rate": succ[sel].tolist(),
+            "surprise_share_per_quarter": wins.mean(0).tolist() if len(wins) else [],
+            "reliability": r,
+            "diverged_runs": bad,
+            "curves": curves[sel].tolist(),
+        }
+        rows.append(
+            [
+                NAMES[a],
+                expkit.mean_std(avg_ret[sel]),
+                expkit.mean_std(succ[sel], 100, 1),
+                f"{sel.sum()}" + (f" ({len(bad)} diverged)" if bad else ""),
+            ]
+        )
         if a in ("mc", "gated"):
             rows3.append([NAMES[a]] + [f"{100 * w:.2f} %" for w in wins.mean(0)])
         rows_r.append([NAMES[a]] + [f"{v:.4g}" for v in r.values()])
-    print(expkit.format_table(["agent", "avg cumulative external reward / episode", "episodes at goal %", "runs"],
-                              rows, "Table 2 -- mean ± std over seeds"))
+    print(
+        expkit.format_table(
+            ["agent", "avg cumulative external reward / episode", "episodes at goal %", "runs"],
+            rows,
+            "Table 2 -- mean ± std over seeds",
+        )
+    )
     print("paper (MountainCar, DDPG): Baseline 53.4 ± 58.4, FM 54.8 ± 59.3, MC 60.2 ± 52.7, gated MC 66.1 ± 55.6\n")
     if rows3:
-        print(expkit.format_table(["agent", "Q1", "Q2", "Q3", "Q4"], rows3,
-                                  "Table 3 -- share of steps where the surprise term wins the gate"))
+        print(
+            expkit.format_table(
+                ["agent", "Q1", "Q2", "Q3", "Q4"],
+                rows3,
+                "Table 3 -- share of steps where the surprise term wins the gate",
+            )
+        )
         print("paper (MountainCar, gated MC): 0.36 % in the first quarter, 0 % later\n")
     names = list(reliability_table(curves[:2], args.alpha, 2).keys()) if len(curves) >= 2 else []
     print(expkit.format_table(["agent"] + names, rows_r, f"Reliability (Chan et al. 2020; alpha = {args.alpha})"))
@@ -236,8 +282,10 @@ def main(argv=None):
     t0 = time.time()
     hist = train(args, trainer, kinds, keys, expkit.state_dir(args.out, "checkpoints", tag), keep)
     dt = time.time() - t0
-    print(f"{len(seeds)} runs x {args.steps} steps in {dt:.1f} s "
-          f"({len(seeds) * args.steps / max(dt, 1e-9):.0f} run-steps/s)\n")
+    print(
+        f"{len(seeds)} runs x {args.steps} steps in {dt:.1f} s "
+        f"({len(seeds) * args.steps / max(dt, 1e-9):.0f} run-steps/s)\n"
+    )
     return report(args, hist, agent_of_run, out)
 
 

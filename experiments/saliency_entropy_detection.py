@@ -28,9 +28,9 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import explain, models, robust  # noqa: E402
+from jaxkit import explain, models, robust
 
 ATTACKS = ("fgsm", "pgd")
 
@@ -69,32 +69,54 @@ def run_seed(args, ds, seed):
     step = expkit.classifier_step(lambda v, x, train=False: model.apply(v, x), tx, batch_norm=False)
     epoch = expkit.make_epoch(step, ds.train.x, ds.train.y, batch_size=args.batch_size)
     params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
-    (params, _), _ = expkit.fit_epochs(epoch, (params, tx.init(params["params"])),
-                                       jax.random.fold_in(jax.random.key(seed), 1), epochs=args.epochs)
-    score = lambda m: np.asarray(explain.entropy_scores(m, args.window, args.bins))  # noqa: E731
+    (params, _), _ = expkit.fit_epochs(
+        epoch, (params, tx.init(params["params"])), jax.random.fold_in(jax.random.key(seed), 1), epochs=args.epochs
+    )
+    score = lambda m: np.asarray(explain.entropy_scores(m, args.window, args.bins))
     thr = explain.fit_threshold(score(response(args, model.apply, params, jnp.asarray(ds.train.x))), args.fpr)
     x, y = jnp.asarray(ds.test.x), jnp.asarray(ds.test.y)
     clean_maps = response(args, model.apply, params, x)
     clean = score(clean_maps)
-    out = {"clean_acc": float(jnp.mean(jnp.argmax(model.apply(params, x), -1) == y)), "threshold": thr,
-           "clean_entropy": float(clean.mean())}
+    out = {
+        "clean_acc": float(jnp.mean(jnp.argmax(model.apply(params, x), -1) == y)),
+        "threshold": thr,
+        "clean_entropy": float(clean.mean()),
+    }
     grid = {"x": x[..., 0], "clean map": clean_maps}
     for a in args.attacks:
         for e in args.eps:
             if a == "fgsm":
                 xa = robust.fgsm(model.apply, params, x, y, e, clip=(0.0, 1.0))
             else:
-                xa = robust.pgd(jax.random.fold_in(jax.random.key(seed), 7), model.apply, params, x, y, e,
-                                steps=args.pgd_steps, clip=(0.0, 1.0))
+                xa = robust.pgd(
+                    jax.random.fold_in(jax.random.key(seed), 7),
+                    model.apply,
+                    params,
+                    x,
+                    y,
+                    e,
+                    steps=args.pgd_steps,
+                    clip=(0.0, 1.0),
+                )
             fooled = np.asarray(jnp.argmax(model.apply(params, xa), -1) != y)
             maps = response(args, model.apply, params, xa)
             s = score(maps)
             rep = explain.detection_report(clean, s, threshold=thr)
-            rep_f = explain.detection_report(clean, s[fooled], threshold=thr) if fooled.any() else {"auc": np.nan,
-                                                                                                    "tpr": np.nan}
-            out[f"{a}@{e}"] = {"fooled": float(fooled.mean()), "auc": rep["auc"], "tpr": rep["tpr"],
-                               "fpr": rep["fpr"], "auc_fooled": rep_f["auc"], "tpr_fooled": rep_f["tpr"],
-                               "entropy": float(s.mean()), "roc": [rep["roc"][0].tolist(), rep["roc"][1].tolist()]}
+            rep_f = (
+                explain.detection_report(clean, s[fooled], threshold=thr)
+                if fooled.any()
+                else {"auc": np.nan, "tpr": np.nan}
+            )
+            out[f"{a}@{e}"] = {
+                "fooled": float(fooled.mean()),
+                "auc": rep["auc"],
+                "tpr": rep["tpr"],
+                "fpr": rep["fpr"],
+                "auc_fooled": rep_f["auc"],
+                "tpr_fooled": rep_f["tpr"],
+                "entropy": float(s.mean()),
+                "roc": [rep["roc"][0].tolist(), rep["roc"][1].tolist()],
+            }
             if e == max(args.eps):
                 grid[f"{a} x"], grid[f"{a} map"] = xa[..., 0], maps
     return out, grid
@@ -110,22 +132,44 @@ def main(argv=None):
     for s in args.seeds:
         r, grid = run_seed(args, ds, s)
         results.append(r)
-        print(f"seed {s}: clean accuracy {100 * r['clean_acc']:.2f} %, clean entropy {r['clean_entropy']:.3f}, "
-              + ", ".join(f"{k} AUC {v['auc']:.3f}" for k, v in r.items() if "@" in k)
-              + f"  ({time.time() - t0:.0f} s)", flush=True)
+        print(
+            f"seed {s}: clean accuracy {100 * r['clean_acc']:.2f} %, clean entropy {r['clean_entropy']:.3f}, "
+            + ", ".join(f"{k} AUC {v['auc']:.3f}" for k, v in r.items() if "@" in k)
+            + f"  ({time.time() - t0:.0f} s)",
+            flush=True,
+        )
     keys = [f"{a}@{e}" for a in args.attacks for e in args.eps]
-    rows = [[k, expkit.mean_std([r[k]["fooled"] for r in results], 100, 1),
-             expkit.mean_std([r[k]["entropy"] for r in results], 1, 3),
-             expkit.mean_std([r[k]["auc"] for r in results], 1, 3),
-             expkit.mean_std([r[k]["tpr"] for r in results], 100, 1),
-             expkit.mean_std([r[k]["fpr"] for r in results], 100, 1),
-             expkit.mean_std([r[k]["auc_fooled"] for r in results], 1, 3),
-             expkit.mean_std([r[k]["tpr_fooled"] for r in results], 100, 1)] for k in keys]
-    print(expkit.format_table(["attack@eps", "fooled %", "mean entropy", "AUC", "detected %", "clean flagged %",
-                               "AUC (fooled only)", "detected % (fooled)"], rows,
-                              f"\n{args.maps} maps, window {args.window}, {args.bins} bins, threshold at "
-                              f"{100 * args.fpr:.0f} % FPR on clean training data; mean ± std over seeds {args.seeds}; "
-                              "clean test entropy " + expkit.mean_std([r["clean_entropy"] for r in results], 1, 3)))
+    rows = [
+        [
+            k,
+            expkit.mean_std([r[k]["fooled"] for r in results], 100, 1),
+            expkit.mean_std([r[k]["entropy"] for r in results], 1, 3),
+            expkit.mean_std([r[k]["auc"] for r in results], 1, 3),
+            expkit.mean_std([r[k]["tpr"] for r in results], 100, 1),
+            expkit.mean_std([r[k]["fpr"] for r in results], 100, 1),
+            expkit.mean_std([r[k]["auc_fooled"] for r in results], 1, 3),
+            expkit.mean_std([r[k]["tpr_fooled"] for r in results], 100, 1),
+        ]
+        for k in keys
+    ]
+    print(
+        expkit.format_table(
+            [
+                "attack@eps",
+                "fooled %",
+                "mean entropy",
+                "AUC",
+                "detected %",
+                "clean flagged %",
+                "AUC (fooled only)",
+                "detected % (fooled)",
+            ],
+            rows,
+            f"\n{args.maps} maps, window {args.window}, {args.bins} bins, threshold at "
+            f"{100 * args.fpr:.0f} % FPR on clean training data; mean ± std over seeds {args.seeds}; "
+            "clean test entropy " + expkit.mean_std([r["clean_entropy"] for r in results], 1, 3),
+        )
+    )
     plt = expkit.pyplot()
     if plt is not None:
         cols = [c for c in grid]

@@ -31,13 +31,19 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import calibration as cal  # noqa: E402
+from jaxkit import calibration as cal
 from jaxkit import data, losses, models
 
-METHODS = ("one-hot", "temperature scaling", "uniform LS", "L1 similarity LS", "L2 similarity LS",
-           "autoencoder similarity LS")
+METHODS = (
+    "one-hot",
+    "temperature scaling",
+    "uniform LS",
+    "L1 similarity LS",
+    "L2 similarity LS",
+    "autoencoder similarity LS",
+)
 
 
 def parse_args(argv=None):
@@ -51,8 +57,12 @@ def parse_args(argv=None):
     p.add_argument("--beta", type=float, default=2.0, help="similarity sharpness (paper: 0.5 .. 6)")
     p.add_argument("--latent", type=int, default=8, help="autoencoder latent size")
     p.add_argument("--val-fraction", type=float, default=0.2, help="of the training split, for temperature scaling")
-    p.add_argument("--train-size", type=int, default=None,
-                   help="keep only this many training examples (small -> the one-hot model overfits, overconfident)")
+    p.add_argument(
+        "--train-size",
+        type=int,
+        default=None,
+        help="keep only this many training examples (small -> the one-hot model overfits, overconfident)",
+    )
     p.add_argument("--out", default="experiments/results/similarity_label_smoothing")
     return p.parse_args(argv)
 
@@ -94,11 +104,13 @@ def train(key, x, targets, args, features, kind="ce"):
 
 
 def metrics(probs, y):
-    return {"accuracy": float(np.mean(np.argmax(probs, 1) == y)),
-            "conf ECE": float(cal.ece(probs, y, "confidence", n_bins=15)),
-            "output ECE": float(cal.ece(probs, y, "output", n_bins=15)),
-            "KDE-ECE triweight": float(cal.ece_kde_triweight(probs, y)),
-            "ECE_d Gaussian": float(cal.ece_kde(probs, y))}
+    return {
+        "accuracy": float(np.mean(np.argmax(probs, 1) == y)),
+        "conf ECE": float(cal.ece(probs, y, "confidence", n_bins=15)),
+        "output ECE": float(cal.ece(probs, y, "output", n_bins=15)),
+        "KDE-ECE triweight": float(cal.ece_kde_triweight(probs, y)),
+        "ECE_d Gaussian": float(cal.ece_kde(probs, y)),
+    }
 
 
 @expkit.experiment
@@ -123,16 +135,18 @@ def main(argv=None):
         # class distances: raw pixels (L1, L2) and an autoencoder's latent space (L2)
         d1 = losses.class_mean_pairwise_distance(x_tr, y_tr, c, p=1)
         d2 = losses.class_mean_pairwise_distance(x_tr, y_tr, c, p=2)
-        _, ae_params = train(jax.random.fold_in(key, 7), x_tr, x_tr, args, (64, args.latent, 64, x_tr.shape[1]),
-                            kind="mse")
+        _, ae_params = train(
+            jax.random.fold_in(key, 7), x_tr, x_tr, args, (64, args.latent, 64, x_tr.shape[1]), kind="mse"
+        )
         encode = models.MLP((64, args.latent))
         enc_params = {"Dense_0": ae_params["Dense_0"], "Dense_1": ae_params["Dense_1"]}
         z = np.asarray(encode.apply({"params": enc_params}, jnp.asarray(x_tr)))
         dz = losses.class_mean_pairwise_distance(z, y_tr, c, p=2)
         targets = {"one-hot": np.eye(c)[y_tr], "uniform LS": losses.uniform_smooth_labels(y_tr, c, args.alpha)}
         for name, d in (("L1 similarity LS", d1), ("L2 similarity LS", d2), ("autoencoder similarity LS", dz)):
-            targets[name] = losses.similarity_smooth_labels(y_tr, losses.class_similarity_matrix(d, args.beta),
-                                                            args.alpha)
+            targets[name] = losses.similarity_smooth_labels(
+                y_tr, losses.class_similarity_matrix(d, args.beta), args.alpha
+            )
         for name, t in targets.items():
             model, params = train(key, x_tr, np.asarray(t, np.float32), args, feats)
             logits = np.asarray(model.apply({"params": params}, jnp.asarray(x_te)))
@@ -150,9 +164,13 @@ def main(argv=None):
     cols = ["accuracy", "conf ECE", "output ECE", "KDE-ECE triweight", "ECE_d Gaussian"]
     rows = [[m] + [expkit.mean_std([r[k] for r in results[m]], 100) for k in cols] for m in METHODS]
     print()
-    print(expkit.format_table(["method"] + [f"{k} %" for k in cols], rows,
-                              f"digits MLP, test split, mean ± std over seeds {args.seeds} "
-                              f"(alpha {args.alpha}, beta {args.beta})"))
+    print(
+        expkit.format_table(
+            ["method"] + [f"{k} %" for k in cols],
+            rows,
+            f"digits MLP, test split, mean ± std over seeds {args.seeds} (alpha {args.alpha}, beta {args.beta})",
+        )
+    )
     print("temperature fitted on validation: " + ", ".join(f"{r['T']:.2f}" for r in results["temperature scaling"]))
     out = expkit.output_dir(args.out)
     expkit.write_json(out, {"config": vars(args), "results": results})

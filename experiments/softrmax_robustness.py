@@ -35,9 +35,9 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import data, models, robust  # noqa: E402
+from jaxkit import data, models, robust
 
 HEADS = ("softmax", "softrmax")
 TASKS = {"3v7": (3, 7), "all": None}
@@ -83,8 +83,9 @@ def trainer(args, ds, head):
 
     def fit(seed):
         params = models.init_variables(model, jax.random.key(seed), jnp.asarray(ds.train.x[:1]))
-        state, _ = expkit.fit_epochs(epoch, (params, tx.init(params)), jax.random.fold_in(jax.random.key(seed), 1),
-                                     epochs=args.epochs)
+        state, _ = expkit.fit_epochs(
+            epoch, (params, tx.init(params)), jax.random.fold_in(jax.random.key(seed), 1), epochs=args.epochs
+        )
         return state[0]
 
     return model, fit
@@ -99,25 +100,36 @@ def evaluate(args, ds, model, head, params, sub_params):
     clip = (0.0, 1.0)
     r = {"clean": float(robust.robust_accuracy(model.apply, params, x, y, [0.0])[0])}
     r["fgsm"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "fgsm", loss=head, clip=clip).tolist()
-    r["bim"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "bim", steps=args.bim_steps, loss=head,
-                                      clip=clip).tolist()
+    r["bim"] = robust.robust_accuracy(
+        model.apply, params, x, y, args.eps, "bim", steps=args.bim_steps, loss=head, clip=clip
+    ).tolist()
     # the margin max_{j!=y} z_j - z_y on the raw outputs: the decision is argmax z for both heads, so this white-box
     # attack does not depend on the head's loss (a check for gradient masking by the softRmax NLL)
-    r["fgsm_margin"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "fgsm", loss="margin",
-                                              clip=clip).tolist()
-    r["bim_margin"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "bim", steps=args.bim_steps,
-                                             loss="margin", clip=clip).tolist()
-    r["bim_many"] = float(robust.robust_accuracy(model.apply, params, x, y, [max(args.eps)], "bim",
-                                                 steps=args.bim_many, loss=head, clip=clip)[0])
+    r["fgsm_margin"] = robust.robust_accuracy(
+        model.apply, params, x, y, args.eps, "fgsm", loss="margin", clip=clip
+    ).tolist()
+    r["bim_margin"] = robust.robust_accuracy(
+        model.apply, params, x, y, args.eps, "bim", steps=args.bim_steps, loss="margin", clip=clip
+    ).tolist()
+    r["bim_many"] = float(
+        robust.robust_accuracy(
+            model.apply, params, x, y, [max(args.eps)], "bim", steps=args.bim_many, loss=head, clip=clip
+        )[0]
+    )
     means = robust.class_means(ds.train.x, ds.train.y, ds.num_classes)
-    per_target = [robust.robust_accuracy(model.apply, params, x, y, args.eps, "average", means=means, target=t,
-                                         clip=clip).tolist() for t in range(ds.num_classes)]
+    per_target = [
+        robust.robust_accuracy(
+            model.apply, params, x, y, args.eps, "average", means=means, target=t, clip=clip
+        ).tolist()
+        for t in range(ds.num_classes)
+    ]
     r["average_per_target"] = per_target
     r["average_min"] = np.min(np.asarray(per_target), axis=0).tolist()
     src = (model.apply, sub_params)
     r["sub_fgsm"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "fgsm", source=src, clip=clip).tolist()
-    r["sub_bim"] = robust.robust_accuracy(model.apply, params, x, y, args.eps, "bim", steps=args.bim_steps,
-                                          source=src, clip=clip).tolist()
+    r["sub_bim"] = robust.robust_accuracy(
+        model.apply, params, x, y, args.eps, "bim", steps=args.bim_steps, source=src, clip=clip
+    ).tolist()
     pred = np.asarray(jnp.argmax(model.apply(params, x), -1))
     ok = pred == np.asarray(y)
     r["ratio"] = np.asarray(robust.magnitude_margin_ratio(model.apply, params, x[ok], y[ok])).tolist()
@@ -147,41 +159,67 @@ def main(argv=None):
                 sub = fit_sub(s + args.substitute_seed)
                 r = evaluate(args, ds, model, head, params, sub)
                 results[(task, head)].append(r)
-                print(f"[{task}] {head} seed {s}: clean {100 * r['clean']:.2f} %, FGSM "
-                      + ", ".join(f"{100 * a:.1f}" for a in r["fgsm"]) + " %, BIM "
-                      + ", ".join(f"{100 * a:.1f}" for a in r["bim"]) + f" %  ({time.time() - t0:.0f} s)", flush=True)
+                print(
+                    f"[{task}] {head} seed {s}: clean {100 * r['clean']:.2f} %, FGSM "
+                    + ", ".join(f"{100 * a:.1f}" for a in r["fgsm"])
+                    + " %, BIM "
+                    + ", ".join(f"{100 * a:.1f}" for a in r["bim"])
+                    + f" %  ({time.time() - t0:.0f} s)",
+                    flush=True,
+                )
     emax = max(args.eps)
     for task in args.tasks:
-        headers = (["head", "clean %"] + [f"FGSM {e}" for e in args.eps] + [f"BIM{args.bim_steps} {e}" for e in args.eps]
-                   + [f"BIM{args.bim_many} {emax}"] + [f"FGSM-margin {e}" for e in args.eps]
-                   + [f"BIM-margin {e}" for e in args.eps] + [f"avg-sample {e}" for e in args.eps]
-                   + [f"subst. FGSM {e}" for e in args.eps] + [f"subst. BIM {e}" for e in args.eps]
-                   + ["median R"])
+        headers = (
+            ["head", "clean %"]
+            + [f"FGSM {e}" for e in args.eps]
+            + [f"BIM{args.bim_steps} {e}" for e in args.eps]
+            + [f"BIM{args.bim_many} {emax}"]
+            + [f"FGSM-margin {e}" for e in args.eps]
+            + [f"BIM-margin {e}" for e in args.eps]
+            + [f"avg-sample {e}" for e in args.eps]
+            + [f"subst. FGSM {e}" for e in args.eps]
+            + [f"subst. BIM {e}" for e in args.eps]
+            + ["median R"]
+        )
         rows = []
         for head in args.heads:
             rs = results[(task, head)]
-            col = lambda k, i: expkit.mean_std([r[k][i] for r in rs], 100, 1)  # noqa: E731
-            rows.append([head, expkit.mean_std([r["clean"] for r in rs], 100)]
-                        + [col("fgsm", i) for i in range(len(args.eps))] + [col("bim", i) for i in range(len(args.eps))]
-                        + [expkit.mean_std([r["bim_many"] for r in rs], 100, 1)]
-                        + [col("fgsm_margin", i) for i in range(len(args.eps))]
-                        + [col("bim_margin", i) for i in range(len(args.eps))]
-                        + [col("average_min", i) for i in range(len(args.eps))]
-                        + [col("sub_fgsm", i) for i in range(len(args.eps))]
-                        + [col("sub_bim", i) for i in range(len(args.eps))]
-                        + [expkit.mean_std([np.median(r["ratio"]) for r in rs], 1, 4)])
-        print(expkit.format_table(headers, rows, f"\n[{task}] Table 5.1 layout: accuracy % (avg-sample: worst target "
-                                                 f"class), mean ± std over seeds {args.seeds}"))
+            col = lambda k, i: expkit.mean_std([r[k][i] for r in rs], 100, 1)
+            rows.append(
+                [head, expkit.mean_std([r["clean"] for r in rs], 100)]
+                + [col("fgsm", i) for i in range(len(args.eps))]
+                + [col("bim", i) for i in range(len(args.eps))]
+                + [expkit.mean_std([r["bim_many"] for r in rs], 100, 1)]
+                + [col("fgsm_margin", i) for i in range(len(args.eps))]
+                + [col("bim_margin", i) for i in range(len(args.eps))]
+                + [col("average_min", i) for i in range(len(args.eps))]
+                + [col("sub_fgsm", i) for i in range(len(args.eps))]
+                + [col("sub_bim", i) for i in range(len(args.eps))]
+                + [expkit.mean_std([np.median(r["ratio"]) for r in rs], 1, 4)]
+            )
+        print(
+            expkit.format_table(
+                headers,
+                rows,
+                f"\n[{task}] Table 5.1 layout: accuracy % (avg-sample: worst target "
+                f"class), mean ± std over seeds {args.seeds}",
+            )
+        )
         for head in args.heads:
             per = np.mean([np.asarray(r["average_per_target"])[:, -1] for r in results[(task, head)]], 0)
-            print(f"[{task}] {head}: average-sample accuracy % at eps {emax} per target class: "
-                  + " ".join(f"{100 * a:.0f}" for a in per))
+            print(
+                f"[{task}] {head}: average-sample accuracy % at eps {emax} per target class: "
+                + " ".join(f"{100 * a:.0f}" for a in per)
+            )
         for head in args.heads:
             c = np.mean([r["posterior_curve"] for r in results[(task, head)]], 0)
-            print(f"[{task}] {head}: mean top posterior vs FGSM eps {args.curve_eps}: "
-                  + " ".join(f"{v:.3f}" for v in c))
-    print("paper (MNIST 3-vs-7, FGSM/BIM eps 0.1, 0.3): softmax 99.75 | 77.18 18.69 | 71.64 0.24; "
-          "softRmax 99.95 | 95.88 88.71 | 94.90 66.24; all classes FGSM 0.3: 0.41 vs 49.30")
+            print(
+                f"[{task}] {head}: mean top posterior vs FGSM eps {args.curve_eps}: " + " ".join(f"{v:.3f}" for v in c)
+            )
+    print(
+        "paper (MNIST 3-vs-7, FGSM/BIM eps 0.1, 0.3): softmax 99.75 | 77.18 18.69 | 71.64 0.24; "
+        "softRmax 99.95 | 95.88 88.71 | 94.90 66.24; all classes FGSM 0.3: 0.41 vs 49.30"
+    )
     plt = expkit.pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, 2 * len(args.tasks), figsize=(5 * 2 * len(args.tasks), 3.5))
@@ -198,8 +236,12 @@ def main(argv=None):
             axes[2 * i].legend()
             axes[2 * i + 1].legend()
         expkit.save_figure(fig, out, "ratio_and_posterior.png")
-    summary = {f"{t}/{h}": [{k: v for k, v in r.items() if k != "ratio"} | {"median_ratio": float(np.median(r["ratio"]))}
-                            for r in rs] for (t, h), rs in results.items()}
+    summary = {
+        f"{t}/{h}": [
+            {k: v for k, v in r.items() if k != "ratio"} | {"median_ratio": float(np.median(r["ratio"]))} for r in rs
+        ]
+        for (t, h), rs in results.items()
+    }
     expkit.write_json(out, {"config": vars(args), "results": summary})
     return summary
 

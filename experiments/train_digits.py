@@ -61,12 +61,22 @@ def main(argv=None):
         state = models.create_train_state(init_key, model, ds.train.x[:1], tx)
         ckpt = os.path.join(args.checkpoint_dir, f"seed_{seed}") if args.checkpoint_dir else None
         t0 = time.perf_counter()
-        state, hist = models.train(state, ds, key=train_key, epochs=args.epochs, batch_size=args.batch_size,
-                                   checkpoint_dir=ckpt, progress=not args.no_progress, overwrite=args.restart,
-                                   config={"lr": args.lr, "epochs": args.epochs, "dataset": args.dataset})
-        print(f"seed {seed}: test accuracy {hist[-1]['test_accuracy']:.4f} "
-              f"({time.perf_counter() - t0:.1f} s, {sum(x.size for x in jax.tree.leaves(state.params))} params)",
-              flush=True)
+        state, hist = models.train(
+            state,
+            ds,
+            key=train_key,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            checkpoint_dir=ckpt,
+            progress=not args.no_progress,
+            overwrite=args.restart,
+            config={"lr": args.lr, "epochs": args.epochs, "dataset": args.dataset},
+        )
+        print(
+            f"seed {seed}: test accuracy {hist[-1]['test_accuracy']:.4f} "
+            f"({time.perf_counter() - t0:.1f} s, {sum(x.size for x in jax.tree.leaves(state.params))} params)",
+            flush=True,
+        )
         histories.append(hist)
     seconds = time.perf_counter() - t_all
     if not all(np.isfinite(h[-1]["train_loss"]) for h in histories):
@@ -75,13 +85,22 @@ def main(argv=None):
 
     keys = ["train_loss", "train_accuracy", "test_loss", "test_accuracy"]
     curves = {k: np.array([[r[k] for r in h] for h in histories]) for k in keys}  # [seeds, epochs]
-    rows = [[e + 1] + [expkit.mean_std(curves[k][:, e], 100 if "acc" in k else 1, 2 if "acc" in k else 4)
-                       for k in keys] for e in range(args.epochs)]
-    print(expkit.format_table(["epoch", "train loss", "train acc %", "test loss", "test acc %"], rows,
-                              title=f"\nlearning curves (mean ± std over seeds {args.seeds})"))
+    rows = [
+        [e + 1] + [expkit.mean_std(curves[k][:, e], 100 if "acc" in k else 1, 2 if "acc" in k else 4) for k in keys]
+        for e in range(args.epochs)
+    ]
+    print(
+        expkit.format_table(
+            ["epoch", "train loss", "train acc %", "test loss", "test acc %"],
+            rows,
+            title=f"\nlearning curves (mean ± std over seeds {args.seeds})",
+        )
+    )
     final = curves["test_accuracy"][:, -1]
-    print(f"\nfinal test accuracy: {expkit.mean_std(final, 100)} % over {len(args.seeds)} seed(s); "
-          f"total time {seconds:.1f} s")
+    print(
+        f"\nfinal test accuracy: {expkit.mean_std(final, 100)} % over {len(args.seeds)} seed(s); "
+        f"total time {seconds:.1f} s"
+    )
 
     out = expkit.output_dir(args.out)
     expkit.write_json(out, {"seeds": args.seeds, "histories": histories, "seconds": seconds}, "history.json")

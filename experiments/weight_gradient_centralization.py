@@ -14,7 +14,8 @@ WC+GC incl. the dense layer 87.07 %; WN 71.74, WS 73.00; ResNet-34 + BN
 91.00 -> 92.68 %.
 
     python experiments/weight_gradient_centralization.py                  # digits, a few minutes on CPU
-    python experiments/weight_gradient_centralization.py --dataset tfds:cifar10 --cfg 64,64,M,128,128,M,256,256,M --epochs 60
+    python experiments/weight_gradient_centralization.py --dataset tfds:cifar10 \
+        --cfg 64,64,M,128,128,M,256,256,M --epochs 60
 """
 
 from __future__ import annotations
@@ -29,13 +30,19 @@ import numpy as np
 import optax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import expkit  # noqa: E402
+import expkit
 
-from jaxkit import models  # noqa: E402
+from jaxkit import models
 from jaxkit import normalize as nz
 
-VARIANTS = {"baseline": (None, False), "WC": ("center", False), "GC": (None, True), "WC+GC": ("center", True),
-            "WS": ("standardize", False), "WN": ("normalize", False)}
+VARIANTS = {
+    "baseline": (None, False),
+    "WC": ("center", False),
+    "GC": (None, True),
+    "WC+GC": ("center", True),
+    "WS": ("standardize", False),
+    "WN": ("normalize", False),
+}
 
 
 def parse_args(argv=None):
@@ -49,10 +56,15 @@ def parse_args(argv=None):
     p.add_argument("--no-dense", action="store_true", help="centralise conv kernels only")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"], help="SGD with momentum 0.9, or Adam")
     p.add_argument("--lr", type=float, default=0.05, help="peak learning rate (cosine decay)")
-    p.add_argument("--weight-decay", type=float, default=5e-4,
-                   help="L2 decay added to the gradient before GC (as PyTorch SGD + GC implementations do)")
-    p.add_argument("--straight-through", action="store_true",
-                   help="WC/WS/WN forward, gradient passed to the raw weights unchanged")
+    p.add_argument(
+        "--weight-decay",
+        type=float,
+        default=5e-4,
+        help="L2 decay added to the gradient before GC (as PyTorch SGD + GC implementations do)",
+    )
+    p.add_argument(
+        "--straight-through", action="store_true", help="WC/WS/WN forward, gradient passed to the raw weights unchanged"
+    )
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -64,8 +76,7 @@ def run(args, ds, variant, bn):
     """Every seed of one (variant, BN) setting, sharing one compiled epoch; returns test accuracies per seed."""
     kind, gc = VARIANTS[variant]
     mask = ["Conv_*/kernel"] + ([] if args.no_dense else ["Dense_0/kernel"])
-    model = models.VGG(cfg=expkit.parse_cfg(args.cfg), num_classes=ds.num_classes, batch_norm=bn,
-                       hidden=(args.hidden,))
+    model = models.VGG(cfg=expkit.parse_cfg(args.cfg), num_classes=ds.num_classes, batch_norm=bn, hidden=(args.hidden,))
     apply = nz.reparameterize(model.apply, kind, mask, args.straight_through) if kind else model.apply
     steps = args.epochs * (len(ds.train) // args.batch_size)
     sched = optax.cosine_decay_schedule(args.lr, max(steps, 1))
@@ -75,16 +86,16 @@ def run(args, ds, variant, bn):
     tx = optax.chain(*decay, *([nz.centralize_gradients(mask)] if gc else []), opt)
 
     def init(seed):
-        variables = models.init_variables(model, jax.random.fold_in(jax.random.key(seed), 0), jnp.asarray(ds.train.x[:1]))
+        variables = models.init_variables(
+            model, jax.random.fold_in(jax.random.key(seed), 0), jnp.asarray(ds.train.x[:1])
+        )
         return variables, tx.init(variables["params"])
-
 
     epoch = expkit.make_epoch(expkit.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=args.batch_size)
     predict = jax.jit(lambda v: apply(v, jnp.asarray(ds.test.x), train=False))
     accs = []
     for seed in args.seeds:
-        state, _ = expkit.fit_epochs(epoch, init(seed), jax.random.fold_in(jax.random.key(seed), 1),
-                                     epochs=args.epochs)
+        state, _ = expkit.fit_epochs(epoch, init(seed), jax.random.fold_in(jax.random.key(seed), 1), epochs=args.epochs)
         accs.append(float(np.mean(np.asarray(predict(state[0])).argmax(-1) == ds.test.y)))
     return accs
 
@@ -101,10 +112,17 @@ def main(argv=None):
             accs = run(args, ds, v, bn == "on")
             res[f"{v} / BN {bn}"] = accs
             print(f"{v:>8} BN {bn:>3}: {expkit.mean_std(accs, 100)} %  ({time.time() - t0:.0f} s)", flush=True)
-    rows = [[v] + [expkit.mean_std(res[f"{v} / BN {bn}"], 100) if f"{v} / BN {bn}" in res else "-"
-                   for bn in args.bn] for v in args.variants]
-    print(expkit.format_table(["variant"] + [f"test acc % (BN {bn})" for bn in args.bn], rows,
-                              f"\nTest accuracy, mean ± std over seeds {args.seeds}"))
+    rows = [
+        [v] + [expkit.mean_std(res[f"{v} / BN {bn}"], 100) if f"{v} / BN {bn}" in res else "-" for bn in args.bn]
+        for v in args.variants
+    ]
+    print(
+        expkit.format_table(
+            ["variant"] + [f"test acc % (BN {bn})" for bn in args.bn],
+            rows,
+            f"\nTest accuracy, mean ± std over seeds {args.seeds}",
+        )
+    )
     print("paper (CIFAR-10, no BN): baseline 81.87, WC 85.01, WC+GC 85.75, incl. dense 87.07, WN 71.74, WS 73.00 %")
     expkit.write_json(out, {"config": vars(args), "accuracy": res})
     return res

@@ -31,8 +31,15 @@ def _where(mask: np.ndarray) -> str:
     return f"index {tuple(int(i) for i in idx)}" if idx else "the value"
 
 
-def array(x: Any, name: str, *, ndim: int | Iterable[int] | None = None, min_ndim: int | None = None,
-          kind: str | None = None, nonempty: bool = False) -> Any:
+def array(
+    x: Any,
+    name: str,
+    *,
+    ndim: int | Iterable[int] | None = None,
+    min_ndim: int | None = None,
+    kind: str | None = None,
+    nonempty: bool = False,
+) -> Any:
     """``x`` as an array, checked: rank ``ndim`` (an int or allowed ints) / at least ``min_ndim``, dtype
     ``kind`` (``"f"`` floating, ``"i"`` integer, ``"b"`` bool, ``"r"`` real: int / float / bool, ``"n"`` any
     number incl. complex), no empty leading axis.
@@ -59,11 +66,21 @@ def array(x: Any, name: str, *, ndim: int | Iterable[int] | None = None, min_ndi
         raise ValueError(f"`{name}` must have at least {min_ndim} dimension(s), got shape {tuple(shape)}.")
     if kind is not None:
         real = jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating) or dt == jnp.bool_
-        ok = {"f": jnp.issubdtype(dt, jnp.floating), "i": jnp.issubdtype(dt, jnp.integer),
-              "b": dt == jnp.bool_, "r": real, "n": jnp.issubdtype(dt, jnp.number) or dt == jnp.bool_}[kind]
+        ok = {
+            "f": jnp.issubdtype(dt, jnp.floating),
+            "i": jnp.issubdtype(dt, jnp.integer),
+            "b": dt == jnp.bool_,
+            "r": real,
+            "n": jnp.issubdtype(dt, jnp.number) or dt == jnp.bool_,
+        }[kind]
         if not ok:
-            want = {"f": "floating-point", "i": "integer", "b": "boolean", "r": "real (int, float or bool)",
-                    "n": "numeric"}[kind]
+            want = {
+                "f": "floating-point",
+                "i": "integer",
+                "b": "boolean",
+                "r": "real (int, float or bool)",
+                "n": "numeric",
+            }[kind]
             raise TypeError(f"`{name}` must be {want}, got dtype {dt}.")
     if nonempty and (len(shape) == 0 or shape[0] == 0 or int(np.prod(shape)) == 0):
         raise ValueError(f"`{name}` is empty (shape {tuple(shape)}); expected at least one sample.")
@@ -107,8 +124,9 @@ def positive_int(v: Any, name: str, *, minimum: int = 1) -> int:
     return int(v)
 
 
-def number(v: Any, name: str, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False,
-           hi_open: bool = False) -> float:
+def number(
+    v: Any, name: str, *, lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False
+) -> float:
     """``float(v)`` if finite and in the range (closed unless ``*_open``); else ``ValueError`` naming ``name``."""
     try:
         f = float(v)
@@ -119,8 +137,9 @@ def number(v: Any, name: str, *, lo: float | None = None, hi: float | None = Non
     if (lo is not None and (f < lo or (lo_open and f == lo))) or (hi is not None and (f > hi or (hi_open and f == hi))):
         lb = "(" if lo_open else "["
         ub = ")" if hi_open else "]"
-        raise ValueError(f"`{name}` must lie in {lb}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{ub}, "
-                         f"got {v}.")
+        raise ValueError(
+            f"`{name}` must lie in {lb}{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}{ub}, got {v}."
+        )
     return f
 
 
@@ -144,8 +163,9 @@ def labels(y: Any, name: str, num_classes: int | None = None) -> Any:
         v = np.asarray(y)
         bad = (v < 0) | (v >= num_classes)
         if bad.any():
-            raise ValueError(f"`{name}` must hold class indices in [0, {num_classes}), got {v[bad].flat[0]} at "
-                             f"{_where(bad)}.")
+            raise ValueError(
+                f"`{name}` must hold class indices in [0, {num_classes}), got {v[bad].flat[0]} at {_where(bad)}."
+            )
     return y
 
 
@@ -153,8 +173,10 @@ def same_leading(name_a: str, a: Any, name_b: str, b: Any) -> None:
     """Same number of rows (samples) in ``a`` and ``b``."""
     na, nb = jnp.shape(a)[:1], jnp.shape(b)[:1]
     if na != nb:
-        raise ValueError(f"`{name_a}` has {na[0] if na else 'no'} rows but `{name_b}` has {nb[0] if nb else 'no'}; "
-                         "expected one per sample in both.")
+        raise ValueError(
+            f"`{name_a}` has {na[0] if na else 'no'} rows but `{name_b}` has {nb[0] if nb else 'no'}; "
+            "expected one per sample in both."
+        )
 
 
 @functools.lru_cache(maxsize=128)
@@ -163,8 +185,9 @@ def _out_shape(fn, params_def, params_specs, x_spec, name) -> tuple:
     try:
         out = jax.eval_shape(fn, params, jax.ShapeDtypeStruct(*x_spec))
     except (FlaxError, TypeError, ValueError) as e:  # the model cannot take inputs of this shape
-        raise ValueError(f"`{name}` of shape {x_spec[0]} does not fit the model: {type(e).__name__}: "
-                         f"{str(e)[:200]}") from e
+        raise ValueError(
+            f"`{name}` of shape {x_spec[0]} does not fit the model: {type(e).__name__}: {str(e)[:200]}"
+        ) from e
     return tuple(getattr(out, "shape", ()))
 
 
@@ -172,8 +195,12 @@ def fits(fn, params: Any, x: Any, name: str = "x") -> tuple:
     """The output shape of ``fn(params, x)`` (abstract evaluation, cached per shapes and dtypes), or a ValueError
     naming ``name`` when the model cannot take inputs of ``x``'s shape. Works on tracers too."""
     leaves, tdef = jax.tree.flatten(params)
-    key = (tdef, tuple((tuple(jnp.shape(v)), jnp.result_type(v)) for v in leaves),
-           (tuple(jnp.shape(x)), jnp.result_type(x)), name)
+    key = (
+        tdef,
+        tuple((tuple(jnp.shape(v)), jnp.result_type(v)) for v in leaves),
+        (tuple(jnp.shape(x)), jnp.result_type(x)),
+        name,
+    )
     try:
         hash(fn)
         hash(key)
@@ -205,8 +232,10 @@ def batch_and_labels(x, y):
     x = float_batch(x)
     y = jnp.asarray(array(y, "y", ndim=1, kind="i"))
     if y.shape[0] != x.shape[0]:
-        raise ValueError(f"`x` has {x.shape[0]} inputs (shape {x.shape}) but `y` has {y.shape[0]} labels; expected "
-                         "one label per input.")
+        raise ValueError(
+            f"`x` has {x.shape[0]} inputs (shape {x.shape}) but `y` has {y.shape[0]} labels; expected "
+            "one label per input."
+        )
     return x, y
 
 
@@ -228,10 +257,10 @@ def labels_for(logits, labels, name="labels"):
         raise ValueError(f"`logits` is empty (shape {logits.shape}); expected at least one row.")
     lab = array(labels, name, kind="i")
     if jnp.shape(lab) != logits.shape[:-1]:
-        raise ValueError(f"`{name}` must have shape {logits.shape[:-1]} (one per row of `logits`), got "
-                         f"{jnp.shape(lab)}.")
+        raise ValueError(
+            f"`{name}` must have shape {logits.shape[:-1]} (one per row of `logits`), got {jnp.shape(lab)}."
+        )
     return jnp.asarray(lab)
-
 
 
 def class_labels(labels, n, num_classes=None, ref="x"):

@@ -28,8 +28,7 @@ def leading_size(tree: PyTree, name: str = "population") -> int:
     """The leading axis shared by every leaf (``ValueError`` naming ``name`` if they disagree or it is < 1)."""
     sizes = {int(np.shape(x)[0]) if np.ndim(x) else -1 for x in jax.tree.leaves(tree)}
     if not sizes or len(sizes) != 1 or min(sizes) < 1:
-        raise ValueError(f"`{name}` leaves must share a non-empty leading population axis, got sizes "
-                         f"{sorted(sizes)}.")
+        raise ValueError(f"`{name}` leaves must share a non-empty leading population axis, got sizes {sorted(sizes)}.")
     return sizes.pop()
 
 
@@ -73,8 +72,9 @@ def gather(x: jax.Array) -> jax.Array:
     return jax.device_put(x, jax.devices()[0]) if len(x.sharding.device_set) > 1 else x
 
 
-def place(tree: PyTree, devices: Sequence[Any] | None = None, axis: str = "pop",
-          name: str = "tree") -> tuple[PyTree, int]:
+def place(
+    tree: PyTree, devices: Sequence[Any] | None = None, axis: str = "pop", name: str = "tree"
+) -> tuple[PyTree, int]:
     """Members of ``tree`` padded and laid out over ``devices``: ``(placed, n)``; slice results with ``[:n]``.
     One device: ``tree`` unchanged."""
     m = mesh(devices, axis)

@@ -38,9 +38,24 @@ from jaxkit import _checks as _c
 from jaxkit.metrics import auc, far_floor, lg_far, log_auc, log_auc_chance, partial_auc, roc_curve
 
 __all__ = [
-    "as_pixels", "rx_fit", "rx_scores", "global_rx", "local_rx", "gmm_scores", "discriminator_scores",
-    "recreation_cost", "anogan_scores", "roc_curve", "auc", "log_auc", "lg_far", "log_auc_chance", "partial_auc",
-    "evaluate_targets", "plot_semilog_roc", "plot_heatmap",
+    "as_pixels",
+    "rx_fit",
+    "rx_scores",
+    "global_rx",
+    "local_rx",
+    "gmm_scores",
+    "discriminator_scores",
+    "recreation_cost",
+    "anogan_scores",
+    "roc_curve",
+    "auc",
+    "log_auc",
+    "lg_far",
+    "log_auc_chance",
+    "partial_auc",
+    "evaluate_targets",
+    "plot_semilog_roc",
+    "plot_heatmap",
 ]
 
 
@@ -63,10 +78,6 @@ def as_pixels(x, name: str = "cube", bands: int | None = None) -> np.ndarray:
     return a
 
 
-
-
-
-
 def rx_fit(background, *, reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     """Background mean and inverse covariance (float64). ``reg`` adds ``reg * trace / B`` to the diagonal."""
     x = as_pixels(background, "background")
@@ -77,20 +88,24 @@ def rx_fit(background, *, reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
     mu = x.mean(0)
     cov = np.zeros((x.shape[1], x.shape[1]))
     for s in range(0, len(x), 65536):  # the centred Gram matrix in chunks: BLAS, no full-size centred copy
-        d = x[s:s + 65536] - mu
+        d = x[s : s + 65536] - mu
         cov += d.T @ d
     cov /= len(x) - 1
     const = np.flatnonzero(np.diag(cov) <= 0)
     if const.size == len(cov):
         raise ValueError("every band of `background` is constant (zero variance): RX has no covariance to invert.")
     if const.size and reg == 0:
-        raise ValueError(f"`background` band(s) {const.tolist()} are constant (zero variance), so the covariance is "
-                         "singular with reg=0; pass reg > 0 (e.g. the default 1e-6) or drop those bands.")
+        raise ValueError(
+            f"`background` band(s) {const.tolist()} are constant (zero variance), so the covariance is "
+            "singular with reg=0; pass reg > 0 (e.g. the default 1e-6) or drop those bands."
+        )
     cov = cov + reg * np.trace(cov) / len(cov) * np.eye(len(cov))
     rank = np.linalg.matrix_rank(cov)  # inv() of a singular matrix often "succeeds" with huge entries
     if rank < len(cov):
-        raise ValueError(f"the `background` covariance is singular (rank {rank} of {len(cov)}: bands are linearly "
-                         "dependent); pass reg > 0 (e.g. the default 1e-6).")
+        raise ValueError(
+            f"the `background` covariance is singular (rank {rank} of {len(cov)}: bands are linearly "
+            "dependent); pass reg > 0 (e.g. the default 1e-6)."
+        )
     return mu, np.linalg.inv(cov)
 
 
@@ -114,8 +129,8 @@ def _mahalanobis(pixels: np.ndarray, mu: np.ndarray, cov_inv: np.ndarray, chunk:
     full-size temporaries; the chunk stays in cache)."""
     out = np.empty(len(pixels))
     for s in range(0, len(pixels), chunk):
-        d = pixels[s:s + chunk] - mu
-        out[s:s + chunk] = np.einsum("ij,ij->i", d @ cov_inv, d)
+        d = pixels[s : s + chunk] - mu
+        out[s : s + chunk] = np.einsum("ij,ij->i", d @ cov_inv, d)
     return out
 
 
@@ -216,8 +231,9 @@ def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3, rows: i
     return out
 
 
-def gmm_scores(x, background, *, n_components: int = 5, seed: int = 0, max_fit: int | None = 50_000,
-               **kwargs) -> np.ndarray:
+def gmm_scores(
+    x, background, *, n_components: int = 5, seed: int = 0, max_fit: int | None = 50_000, **kwargs
+) -> np.ndarray:
     """Negative log-likelihood under a ``GaussianMixture`` fitted to ``background`` (cube -> ``[H, W]``).
 
     ``max_fit`` subsamples the background (seeded) to bound the fit time;
@@ -270,9 +286,10 @@ def discriminator_scores(critic_apply: Callable, params: PyTree, x, *, chunk: in
     x = _samples(x, "x")
     try:
         jax.eval_shape(critic_apply, params, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
-    except Exception as e:  # noqa: BLE001 -- any failure of the user's model on this shape
-        raise ValueError(f"`x` of sample shape {x.shape[1:]} does not fit `critic_apply`: "
-                         f"{type(e).__name__}: {str(e)[:200]}") from e
+    except Exception as e:
+        raise ValueError(
+            f"`x` of sample shape {x.shape[1:]} does not fit `critic_apply`: {type(e).__name__}: {str(e)[:200]}"
+        ) from e
     out = np.empty(len(x), np.float64)
     for s, e, b in _padded(x, min(chunk, len(x))):
         out[s:e] = np.asarray(_neg_critic(critic_apply, params, b))[: e - s]
@@ -307,10 +324,22 @@ def _recreate(key, generator_apply, g_params, x, *, runs, iterations, noise_dim,
     return jnp.min(c, axis=1), z.reshape(n, runs, noise_dim)[jnp.arange(n), best]
 
 
-def recreation_cost(key: jax.Array, generator_apply: Callable, g_params: PyTree, x, *, noise_dim: int,
-                    runs: int = 4, iterations: int = 50, lr: float = 0.1, momentum: float = 0.9,
-                    noise_weight: float = 100.0, chunk: int = 4096, return_z: bool = False,
-                    progress: bool = False):
+def recreation_cost(
+    key: jax.Array,
+    generator_apply: Callable,
+    g_params: PyTree,
+    x,
+    *,
+    noise_dim: int,
+    runs: int = 4,
+    iterations: int = 50,
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    noise_weight: float = 100.0,
+    chunk: int = 4096,
+    return_z: bool = False,
+    progress: bool = False,
+):
     """Recreation cost ``R(x) = min_z mean((x - G(z))^2) + w mean(z^2)``, ``w = 10^-noise_weight``.
 
     ``z`` starts ``N(0, I)`` (``runs`` starts per pixel) and follows momentum
@@ -344,16 +373,35 @@ def recreation_cost(key: jax.Array, generator_apply: Callable, g_params: PyTree,
     if progress:
         it = tqdm(it, desc="recreation cost", unit="chunk", leave=False)
     for i, (s, e, b) in enumerate(it):
-        c, z = _recreate(jax.random.fold_in(key, i), generator_apply, g_params, jnp.asarray(b), runs=int(runs),
-                         iterations=int(iterations), noise_dim=int(noise_dim), lr=float(lr),
-                         momentum=float(momentum), w=w)
+        c, z = _recreate(
+            jax.random.fold_in(key, i),
+            generator_apply,
+            g_params,
+            jnp.asarray(b),
+            runs=int(runs),
+            iterations=int(iterations),
+            noise_dim=int(noise_dim),
+            lr=float(lr),
+            momentum=float(momentum),
+            w=w,
+        )
         costs[s:e] = np.asarray(c)[: e - s]
         zs[s:e] = np.asarray(z)[: e - s]
     return (costs, zs) if return_z else costs
 
 
-def anogan_scores(key: jax.Array, generator_apply: Callable, g_params: PyTree, critic_features: Callable,
-                  d_params: PyTree, x, *, noise_dim: int, lam: float = 0.1, **kwargs) -> np.ndarray:
+def anogan_scores(
+    key: jax.Array,
+    generator_apply: Callable,
+    g_params: PyTree,
+    critic_features: Callable,
+    d_params: PyTree,
+    x,
+    *,
+    noise_dim: int,
+    lam: float = 0.1,
+    **kwargs,
+) -> np.ndarray:
     """AnoGAN's ``A(x) = (1 - lam) R(x) + lam * mean|f(x) - f(G(z*))|`` (Schlegl et al., 2017).
 
     ``f = critic_features(d_params, x)`` (e.g. ``critic.apply(v, x, method=Critic.features)``);
@@ -365,7 +413,9 @@ def anogan_scores(key: jax.Array, generator_apply: Callable, g_params: PyTree, c
     x = np.asarray(x, np.float32)
     chunk = min(4096, len(x))
     f = np.empty(len(x), np.float64)
-    for (s, e, xb), (_, _, zb) in zip(_padded(x, chunk), _padded(np.asarray(z), chunk)):  # equal-size chunks: one compile
+    for (s, e, xb), (_, _, zb) in zip(
+        _padded(x, chunk), _padded(np.asarray(z), chunk)
+    ):  # equal-size chunks: one compile
         f[s:e] = np.asarray(_feature_distance(critic_features, generator_apply, d_params, g_params, xb, zb))[: e - s]
     return (1 - lam) * r + lam * f
 
@@ -407,8 +457,16 @@ def evaluate_targets(scores, inner, outer, *, names: Sequence[str] | None = None
             continue
         sc = np.r_[s[pos], s[neg]]
         lab = np.r_[np.ones(pos.sum(), bool), np.zeros(neg.sum(), bool)]
-        rows.append({"target": name, "pixels": int(pos.sum()), "auc": auc(sc, lab), "log_auc": log_auc(sc, lab),
-                     "lg_far": lg_far(sc, lab), "chance": log_auc_chance(int(neg.sum()))})
+        rows.append(
+            {
+                "target": name,
+                "pixels": int(pos.sum()),
+                "auc": auc(sc, lab),
+                "log_auc": log_auc(sc, lab),
+                "lg_far": lg_far(sc, lab),
+                "chance": log_auc_chance(int(neg.sum())),
+            }
+        )
     return rows
 
 
@@ -417,8 +475,12 @@ def plot_semilog_roc(ax, curves: dict[str, tuple[np.ndarray, np.ndarray]], *, n_
     for label, (sc, lab) in curves.items():
         fpr, tpr, _ = roc_curve(sc, lab)
         lo = far_floor(int((~np.asarray(lab, bool)).sum()) if n_neg is None else n_neg, None)
-        ax.plot(np.maximum(fpr, lo), tpr, label=f"{label} (AUC {auc(sc, lab):.3f}, logAUC {log_auc(sc, lab):.3f})",
-                drawstyle="steps-post")
+        ax.plot(
+            np.maximum(fpr, lo),
+            tpr,
+            label=f"{label} (AUC {auc(sc, lab):.3f}, logAUC {log_auc(sc, lab):.3f})",
+            drawstyle="steps-post",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")

@@ -50,9 +50,22 @@ import numpy as np
 from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
 
-__all__ = ["SETTINGS", "ESTIMATORS", "scores_and_events", "bin_weights", "ece", "mce", "kde_density", "ece_kde",
-           "ece_kde_triweight", "local_calibration_error", "reliability_curve", "reliability_diagram",
-           "fit_temperature", "silverman_bandwidth"]
+__all__ = [
+    "SETTINGS",
+    "ESTIMATORS",
+    "scores_and_events",
+    "bin_weights",
+    "ece",
+    "mce",
+    "kde_density",
+    "ece_kde",
+    "ece_kde_triweight",
+    "local_calibration_error",
+    "reliability_curve",
+    "reliability_diagram",
+    "fit_temperature",
+    "silverman_bandwidth",
+]
 
 SETTINGS = ("confidence", "class", "classwise", "output")
 _TOL = 1e-3
@@ -68,8 +81,7 @@ def _check(probs, labels):
         p = p.astype(jnp.float32)
     y = jnp.asarray(_c.array(labels, "labels", kind="r"))
     if y.shape != (p.shape[0],):
-        raise ValueError(f"`labels` must have shape ({p.shape[0]},) (one class index per row of probs), "
-                         f"got {y.shape}.")
+        raise ValueError(f"`labels` must have shape ({p.shape[0]},) (one class index per row of probs), got {y.shape}.")
     if is_concrete(p):
         pa = np.asarray(p, np.float64)
         if pa.min() < -_TOL or pa.max() > 1 + _TOL or np.isnan(pa).any():
@@ -80,8 +92,9 @@ def _check(probs, labels):
     if is_concrete(y):
         ya = np.asarray(y)
         if ya.size and (ya.min() < 0 or ya.max() >= p.shape[1] or not np.all(np.mod(ya, 1) == 0)):
-            raise ValueError(f"`labels` must be class indices in [0, {p.shape[1]}), got range "
-                             f"[{ya.min()}, {ya.max()}].")
+            raise ValueError(
+                f"`labels` must be class indices in [0, {p.shape[1]}), got range [{ya.min()}, {ya.max()}]."
+            )
     return p, y.astype(jnp.int32)
 
 
@@ -186,15 +199,32 @@ def _binned_estimate(probs, labels, setting, binning, mapping, n_bins, cls, redu
     return _binned(s, y, b, binning, mapping, reduce)
 
 
-def ece(probs, labels, setting: str = "confidence", *, binning: str = "uniform", mapping: str = "hard",
-        n_bins: int | None = None, cls: int | None = None) -> jax.Array:
+def ece(
+    probs,
+    labels,
+    setting: str = "confidence",
+    *,
+    binning: str = "uniform",
+    mapping: str = "hard",
+    n_bins: int | None = None,
+    cls: int | None = None,
+) -> jax.Array:
     """Binned expected calibration error (``B = round(sqrt(N))`` bins unless ``n_bins``); see the module docstring."""
     return _binned_estimate(probs, labels, setting, binning, mapping, n_bins, cls, "ece")
 
 
-def mce(probs, labels, setting: str = "confidence", *, binning: str = "uniform", mapping: str = "hard",
-        n_bins: int | None = None, cls: int | None = None) -> jax.Array:
-    """Maximum calibration error: the largest ``|mean(y - s)|`` over non-empty bins (mean over classes for classwise)."""
+def mce(
+    probs,
+    labels,
+    setting: str = "confidence",
+    *,
+    binning: str = "uniform",
+    mapping: str = "hard",
+    n_bins: int | None = None,
+    cls: int | None = None,
+) -> jax.Array:
+    """Maximum calibration error: the largest ``|mean(y - s)|`` over non-empty bins (mean over classes for
+    classwise)."""
     return _binned_estimate(probs, labels, setting, binning, mapping, n_bins, cls, "mce")
 
 
@@ -242,8 +272,9 @@ def _linear_bin(s, w, grid_size):
     return out.at[lo].add(w * (1 - t)).at[lo + 1].add(w * t)
 
 
-def kde_density(s, weights=None, *, bandwidth=None, grid_size: int = 1025, kernel: str = "gaussian",
-                reflect: bool = True) -> tuple[jax.Array, jax.Array]:
+def kde_density(
+    s, weights=None, *, bandwidth=None, grid_size: int = 1025, kernel: str = "gaussian", reflect: bool = True
+) -> tuple[jax.Array, jax.Array]:
     """``(grid, f)``: kernel density of scores in [0, 1] on a grid, ``f(g) = 1/(n h) sum_i w_i K((g - s_i)/h)``.
 
     Reflection at 0 and 1 adds the mirrored points ``-s_i`` and ``2 - s_i``.
@@ -263,8 +294,11 @@ def _kde_grid(s, w, h, grid_size, kernel, reflect):
     d = grid[:, None] - grid[None, :]
     k = _kernel(d / h, kernel)
     if reflect:
-        k = k + _kernel((grid[:, None] + grid[None, :]) / h, kernel) + \
-            _kernel((grid[:, None] + grid[None, :] - 2.0) / h, kernel)
+        k = (
+            k
+            + _kernel((grid[:, None] + grid[None, :]) / h, kernel)
+            + _kernel((grid[:, None] + grid[None, :] - 2.0) / h, kernel)
+        )
     return grid, (k @ c) / (s.shape[0] * h)
 
 
@@ -279,8 +313,15 @@ def _ece_kde(s, y, grid_size, kernel):
     return jnp.mean(jax.vmap(one)(s, y))
 
 
-def ece_kde(probs, labels, setting: str = "confidence", *, grid_size: int = 1025, kernel: str = "gaussian",
-            cls: int | None = None) -> jax.Array:
+def ece_kde(
+    probs,
+    labels,
+    setting: str = "confidence",
+    *,
+    grid_size: int = 1025,
+    kernel: str = "gaussian",
+    cls: int | None = None,
+) -> jax.Array:
     """Posocco & Bonnefoy's ``ECE_d = int |pi f(s|Y=1) - s f(s)| ds`` (Gaussian kernel, Silverman, reflection).
 
     Differentiable in ``probs``; mean over classes for ``"classwise"``. The bandwidth is Silverman's, floored at
@@ -291,8 +332,9 @@ def ece_kde(probs, labels, setting: str = "confidence", *, grid_size: int = 1025
     return _ece_kde(s, y, int(grid_size), kernel)
 
 
-def ece_kde_triweight(probs, labels, setting: str = "confidence", *, grid_size: int = 1025,
-                      cls: int | None = None) -> jax.Array:
+def ece_kde_triweight(
+    probs, labels, setting: str = "confidence", *, grid_size: int = 1025, cls: int | None = None
+) -> jax.Array:
     """The triweight-kernel KDE-ECE (Zhang et al.'s Mix-n-Match; Liu & JaJa's "KDE" columns)."""
     return ece_kde(probs, labels, setting, grid_size=grid_size, kernel="triweight", cls=cls)
 
@@ -311,8 +353,16 @@ ESTIMATORS = {
 }
 
 
-def local_calibration_error(probs, labels, setting: str = "confidence", *, grid_size: int = 1025,
-                            kernel: str = "gaussian", bandwidth=None, cls: int | None = None):
+def local_calibration_error(
+    probs,
+    labels,
+    setting: str = "confidence",
+    *,
+    grid_size: int = 1025,
+    kernel: str = "gaussian",
+    bandwidth=None,
+    cls: int | None = None,
+):
     """``(grid, LCE, density)``: ``LCE(s) = P(Y=1 | s) - s`` by Bayes with two KDEs (NaN where ``f(s) ~ 0``).
 
     ``bandwidth`` defaults to Silverman's rule on the scores. Not defined for
@@ -333,9 +383,19 @@ def _lce(s, y, h, grid_size, kernel):
     return grid, jnp.where(ok, f1 / jnp.where(ok, f, 1.0) - grid, jnp.nan), f
 
 
-def reliability_curve(key: jax.Array, probs, labels, setting: str = "confidence", *, num_bootstrap: int = 200,
-                      grid_size: int = 257, kernel: str = "gaussian", band: float = 0.9,
-                      bandwidth: str | float = "full", cls: int | None = None):
+def reliability_curve(
+    key: jax.Array,
+    probs,
+    labels,
+    setting: str = "confidence",
+    *,
+    num_bootstrap: int = 200,
+    grid_size: int = 257,
+    kernel: str = "gaussian",
+    band: float = 0.9,
+    bandwidth: str | float = "full",
+    cls: int | None = None,
+):
     """``(grid, median, lo, hi)`` of ``rel(s) = LCE(s) + s`` over ``num_bootstrap`` resamples (one vmapped program).
 
     ``lo`` / ``hi`` are the ``(1 - band)/2`` and ``(1 + band)/2`` percentiles.
@@ -410,12 +470,17 @@ def _quantiles(grid, rel, band):
 def _bootstrap(key, s, y, h, num, grid_size, kernel, band):
     n = s.shape[0]
     grid = jnp.linspace(0.0, 1.0, grid_size, dtype=s.dtype)
-    kmat = _kernel((grid[:, None] - grid[None, :]) / h, kernel) + _kernel((grid[:, None] + grid[None, :]) / h, kernel) \
+    kmat = (
+        _kernel((grid[:, None] - grid[None, :]) / h, kernel)
+        + _kernel((grid[:, None] + grid[None, :]) / h, kernel)
         + _kernel((grid[:, None] + grid[None, :] - 2.0) / h, kernel)
+    )
 
     def counts(k):  # linear-binned counts of one resample: all samples, and those with Y = 1
         idx = jax.random.randint(k, (n,), 0, n)
-        return jnp.stack([_linear_bin(s[idx], jnp.ones((n,), s.dtype), grid_size), _linear_bin(s[idx], y[idx], grid_size)])
+        return jnp.stack(
+            [_linear_bin(s[idx], jnp.ones((n,), s.dtype), grid_size), _linear_bin(s[idx], y[idx], grid_size)]
+        )
 
     c = jax.vmap(counts)(jax.random.split(key, num))  # [B, 2, G]
     dens = jnp.einsum("gh,bkh->bkg", kmat, c) / (n * h)
@@ -437,8 +502,9 @@ def _bootstrap_resample_h(key, s, y, num, grid_size, kernel, band):
     return _quantiles(grid, jax.vmap(one)(jax.random.split(key, num)), band)
 
 
-def reliability_diagram(probs, labels, setting: str = "confidence", *, n_bins: int = 15,
-                        binning: str = "uniform", cls: int | None = None) -> dict:
+def reliability_diagram(
+    probs, labels, setting: str = "confidence", *, n_bins: int = 15, binning: str = "uniform", cls: int | None = None
+) -> dict:
     """Per bin (hard mapping): ``count``, ``confidence`` (mean score), ``accuracy`` (mean event), ``edges``.
 
     ``"output"`` pools all (sample, class) pairs; ``"classwise"`` is refused (one diagram per class).
@@ -454,8 +520,12 @@ def reliability_diagram(probs, labels, setting: str = "confidence", *, n_bins: i
     safe = jnp.where(count > 0, count, 1.0)
     conf = jax.ops.segment_sum(s, idx, num_segments=b) / safe
     acc = jax.ops.segment_sum(y, idx, num_segments=b) / safe
-    return {"count": count, "confidence": jnp.where(count > 0, conf, jnp.nan),
-            "accuracy": jnp.where(count > 0, acc, jnp.nan), "edges": _edges(s, b, binning)}
+    return {
+        "count": count,
+        "confidence": jnp.where(count > 0, conf, jnp.nan),
+        "accuracy": jnp.where(count > 0, acc, jnp.nan),
+        "edges": _edges(s, b, binning),
+    }
 
 
 # ----------------------------------------------------------------------------- temperature scaling
@@ -464,8 +534,9 @@ def reliability_diagram(probs, labels, setting: str = "confidence", *, n_bins: i
 @jax.jit
 def _fit_temperature(logits, labels):
     def dnll(log_beta):  # derivative of the NLL in beta = 1/T; NLL is convex in beta, so its sign brackets
-        return jax.grad(lambda b: -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits * b), labels[:, None],
-                                                                 1)))(jnp.exp(log_beta))
+        return jax.grad(lambda b: -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits * b), labels[:, None], 1)))(
+            jnp.exp(log_beta)
+        )
 
     def body(_, lohi):
         lo, hi = lohi

@@ -47,8 +47,16 @@ import numpy as np
 
 from jaxkit import __version__
 
-__all__ = ["Checkpointer", "Run", "CheckpointError", "CheckpointMismatch", "structure", "fingerprint",
-           "config_digest", "memo"]
+__all__ = [
+    "Checkpointer",
+    "Run",
+    "CheckpointError",
+    "CheckpointMismatch",
+    "structure",
+    "fingerprint",
+    "config_digest",
+    "memo",
+]
 
 _STRUCTURE = "_structure"
 _CONFIG = "_config"
@@ -76,16 +84,24 @@ def _jsonable(v: Any) -> Any:
         return _jsonable(v.item())
     if hasattr(v, "shape") and hasattr(v, "dtype"):
         a = np.asarray(jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v)
-        return {"array": list(a.shape), "dtype": str(a.dtype),
-                "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16]}
+        return {
+            "array": list(a.shape),
+            "dtype": str(a.dtype),
+            "sha256": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()[:16],
+        }
     if isinstance(v, functools.partial):  # jax.tree_util.Partial too: the function and what it is bound to
         return {"partial": _jsonable(v.func), "args": _jsonable(list(v.args)), "keywords": _jsonable(dict(v.keywords))}
     if inspect.ismethod(v):  # e.g. a Flax module's ``apply``: the module's configuration counts
         return {"method": v.__func__.__qualname__, "of": _jsonable(v.__self__)}
     if hasattr(v, "__dataclass_fields__"):
-        return {"type": type(v).__name__,
-                **{f: _jsonable(getattr(v, f, None)) for f in v.__dataclass_fields__
-                   if not f.startswith("_") and f not in ("parent", "name")}}
+        return {
+            "type": type(v).__name__,
+            **{
+                f: _jsonable(getattr(v, f, None))
+                for f in v.__dataclass_fields__
+                if not f.startswith("_") and f not in ("parent", "name")
+            },
+        }
     if callable(v):
         return f"{getattr(v, '__module__', '?')}.{getattr(v, '__qualname__', type(v).__name__)}"
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(v))  # no memory addresses: they differ between processes
@@ -134,8 +150,13 @@ def _structure_difference(saved: list, now: list) -> str | None:
     if [e[0] for e in saved] != [e[0] for e in now]:
         s, n = {e[0] for e in saved}, {e[0] for e in now}
         extra, missing = sorted(s - n), sorted(n - s)
-        what = (f"leaf {extra[0]} is there but not here" if extra else
-                f"leaf {missing[0]} is here but not there" if missing else "the leaves are in another order")
+        what = (
+            f"leaf {extra[0]} is there but not here"
+            if extra
+            else f"leaf {missing[0]} is here but not there"
+            if missing
+            else "the leaves are in another order"
+        )
         return f"the state's structure differs: {what}"
     for (path, shape_s, dtype_s), (_, shape_n, dtype_n) in zip(saved, now):
         if list(shape_s) != list(shape_n) or dtype_s != dtype_n:
@@ -219,9 +240,11 @@ class Checkpointer:
         leaves = jax.tree.leaves(out["state"])
         for got, ref, (path, *_) in zip(leaves, jax.tree.leaves(abstract), structure(abstract)):
             if np.shape(got) != np.shape(ref):
-                raise CheckpointMismatch(f"checkpoint step {step} in {self.directory} does not fit this run: state "
-                                         f"leaf {path} has shape {list(np.shape(got))} there and "
-                                         f"{list(np.shape(ref))} here.")
+                raise CheckpointMismatch(
+                    f"checkpoint step {step} in {self.directory} does not fit this run: state "
+                    f"leaf {path} has shape {list(np.shape(got))} there and "
+                    f"{list(np.shape(ref))} here."
+                )
         state = jax.tree.unflatten(jax.tree.structure(like), leaves)
         return state, meta
 
@@ -246,8 +269,11 @@ class Checkpointer:
                 first = (str(e).strip().splitlines() or [""])[0][:200]
                 problems.append(f"step {s} ({type(e).__name__}: {first})")
                 if step is None and s != steps[-1]:
-                    warnings.warn(f"checkpoint step {s} in {self.directory} is unreadable ({type(e).__name__}: "
-                                  f"{first}); falling back to an older one.", stacklevel=2)
+                    warnings.warn(
+                        f"checkpoint step {s} in {self.directory} is unreadable ({type(e).__name__}: "
+                        f"{first}); falling back to an older one.",
+                        stacklevel=2,
+                    )
         raise CheckpointError(f"no readable checkpoint in {self.directory}: {'; '.join(problems)}.")
 
     def clear(self) -> None:
@@ -286,9 +312,18 @@ class Run:
     step, 0 when fresh) describe where to continue.
     """
 
-    def __init__(self, directory: str | os.PathLike | None, like: Any, config: dict | None = None, *,
-                 total: int | None = None, what: str = "step", overwrite: bool = False, max_to_keep: int = 2,
-                 verbose: bool = True):
+    def __init__(
+        self,
+        directory: str | os.PathLike | None,
+        like: Any,
+        config: dict | None = None,
+        *,
+        total: int | None = None,
+        what: str = "step",
+        overwrite: bool = False,
+        max_to_keep: int = 2,
+        verbose: bool = True,
+    ):
         self.state, self.metadata, self.start = like, {}, 0
         self.directory, self._ckpt, self.config = None, None, None
         if directory is None:
@@ -296,8 +331,9 @@ class Run:
         self.directory = os.path.abspath(os.fspath(directory))
         self.config = fingerprint(config)
         if int(max_to_keep) < 2:
-            raise ValueError(f"`max_to_keep` must be >= 2 (a corrupted newest checkpoint needs an older one), got "
-                             f"{max_to_keep}.")
+            raise ValueError(
+                f"`max_to_keep` must be >= 2 (a corrupted newest checkpoint needs an older one), got {max_to_keep}."
+            )
         self._ckpt = Checkpointer(self.directory, max_to_keep=max_to_keep)
         if overwrite:
             self._ckpt.clear()
@@ -307,12 +343,16 @@ class Run:
         state, meta = self._ckpt.restore(like)
         saved = meta.pop(_CONFIG, None)
         if saved is None:
-            raise CheckpointMismatch(f"checkpoints in {self.directory} carry no configuration (written by another "
-                                     f"program or an older jaxkit); pass overwrite=True to start over.")
+            raise CheckpointMismatch(
+                f"checkpoints in {self.directory} carry no configuration (written by another "
+                f"program or an older jaxkit); pass overwrite=True to start over."
+            )
         diff = _first_difference(saved, self.config, "config")
         if diff:
-            raise CheckpointMismatch(f"checkpoints in {self.directory} were made by a different run: {diff}. Use "
-                                     f"another directory, or overwrite=True (--restart) to start over.")
+            raise CheckpointMismatch(
+                f"checkpoints in {self.directory} were made by a different run: {diff}. Use "
+                f"another directory, or overwrite=True (--restart) to start over."
+            )
         self.start = int(meta.pop("_step"))
         self.state, self.metadata = state, meta
         if verbose:

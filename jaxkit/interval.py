@@ -51,8 +51,21 @@ from flax import struct
 from jaxkit import tree as jt
 from jaxkit._checks import is_concrete
 
-__all__ = ["Interval", "box", "check", "convert", "matmul", "dense", "relu", "monotone", "ibp", "mlp_layers",
-           "contains", "MONOTONE_FUNCTIONS", "MONOTONE_ULPS"]
+__all__ = [
+    "Interval",
+    "box",
+    "check",
+    "convert",
+    "matmul",
+    "dense",
+    "relu",
+    "monotone",
+    "ibp",
+    "mlp_layers",
+    "contains",
+    "MONOTONE_FUNCTIONS",
+    "MONOTONE_ULPS",
+]
 
 
 def _u(dtype) -> float:
@@ -305,8 +318,10 @@ def matmul(w: jax.Array, x: Interval) -> Interval:
     x = check(x, "x")
     _check_matrix(w, "w")
     if len(x.shape) not in (1, 2) or x.shape[:1] != jnp.shape(w)[1:]:
-        raise ValueError(f"`w` has {jnp.shape(w)[1]} columns but `x` has shape {x.shape}; expected x of shape [n] "
-                         f"or [n, k] with n = {jnp.shape(w)[1]}.")
+        raise ValueError(
+            f"`w` has {jnp.shape(w)[1]} columns but `x` has shape {x.shape}; expected x of shape [n] "
+            f"or [n, k] with n = {jnp.shape(w)[1]}."
+        )
     return _matmul(w, x, "w")
 
 
@@ -371,12 +386,25 @@ def _relu(x: Interval) -> Interval:
 # name: (function, increasing). ``monotone`` knows the error bound of these (MONOTONE_ULPS); any other monotone
 # function needs the caller's own ``ulps``.
 MONOTONE_FUNCTIONS: dict[str, tuple[Callable[[jax.Array], jax.Array], bool]] = {
-    "exp": (jnp.exp, True), "expm1": (jnp.expm1, True), "log": (jnp.log, True), "log1p": (jnp.log1p, True),
-    "tanh": (jnp.tanh, True), "sigmoid": (jax.nn.sigmoid, True), "softplus": (jax.nn.softplus, True),
-    "arctan": (jnp.arctan, True), "sqrt": (jnp.sqrt, True),
+    "exp": (jnp.exp, True),
+    "expm1": (jnp.expm1, True),
+    "log": (jnp.log, True),
+    "log1p": (jnp.log1p, True),
+    "tanh": (jnp.tanh, True),
+    "sigmoid": (jax.nn.sigmoid, True),
+    "softplus": (jax.nn.softplus, True),
+    "arctan": (jnp.arctan, True),
+    "sqrt": (jnp.sqrt, True),
 }
-_ALIASES = {jax.lax.logistic: "sigmoid", jax.lax.tanh: "tanh", jax.lax.exp: "exp", jax.lax.log: "log",
-            jax.lax.sqrt: "sqrt", jax.lax.log1p: "log1p", jax.lax.expm1: "expm1"}
+_ALIASES = {
+    jax.lax.logistic: "sigmoid",
+    jax.lax.tanh: "tanh",
+    jax.lax.exp: "exp",
+    jax.lax.log: "log",
+    jax.lax.sqrt: "sqrt",
+    jax.lax.log1p: "log1p",
+    jax.lax.expm1: "expm1",
+}
 
 # Outward steps (``nextafter``, the module's subnormal-safe rounding) that contain the exact value of XLA's
 # functions: measured by benchmarks/interval_ulps.py (2**21 points per function and dtype over the whole range,
@@ -388,10 +416,28 @@ _ALIASES = {jax.lax.logistic: "sigmoid", jax.lax.tanh: "tanh", jax.lax.exp: "exp
 # rounded). Other back-ends or flags: run the script there and pass ``ulps=``.
 MONOTONE_ULPS: dict[str, dict[str, dict[str, int]]] = {
     "cpu": {
-        "float32": {"exp": 10, "expm1": 14, "log": 6, "log1p": 8, "tanh": 12, "sigmoid": 8, "softplus": 8,
-                    "arctan": 14, "sqrt": 4},
-        "float64": {"exp": 6, "expm1": 12, "log": 4, "log1p": 256, "tanh": 16, "sigmoid": 8, "softplus": 8,
-                    "arctan": 10, "sqrt": 4},
+        "float32": {
+            "exp": 10,
+            "expm1": 14,
+            "log": 6,
+            "log1p": 8,
+            "tanh": 12,
+            "sigmoid": 8,
+            "softplus": 8,
+            "arctan": 14,
+            "sqrt": 4,
+        },
+        "float64": {
+            "exp": 6,
+            "expm1": 12,
+            "log": 4,
+            "log1p": 256,
+            "tanh": 16,
+            "sigmoid": 8,
+            "softplus": 8,
+            "arctan": 10,
+            "sqrt": 4,
+        },
     },
 }
 
@@ -405,8 +451,9 @@ def _monotone_name(fn) -> str | None:
     return _ALIASES.get(fn)
 
 
-def monotone(fn: Callable[[jax.Array], jax.Array] | str, x: Interval, increasing: bool | None = None,
-             ulps: int | None = None) -> Interval:
+def monotone(
+    fn: Callable[[jax.Array], jax.Array] | str, x: Interval, increasing: bool | None = None, ulps: int | None = None
+) -> Interval:
     """Bounds for an elementwise monotone function, applied to the end points and widened outward.
 
     Args:
@@ -426,8 +473,9 @@ def monotone(fn: Callable[[jax.Array], jax.Array] | str, x: Interval, increasing
     """
     name = _monotone_name(fn)
     if isinstance(fn, str) and name is None:
-        raise ValueError(f"`fn`: unknown function {fn!r}; known: {sorted(MONOTONE_FUNCTIONS)} (or pass a callable "
-                         "and `ulps`).")
+        raise ValueError(
+            f"`fn`: unknown function {fn!r}; known: {sorted(MONOTONE_FUNCTIONS)} (or pass a callable and `ulps`)."
+        )
     x = check(x, "x")
     if ulps is None:
         backend, dt = jax.default_backend(), jnp.dtype(x.dtype).name
@@ -436,7 +484,8 @@ def monotone(fn: Callable[[jax.Array], jax.Array] | str, x: Interval, increasing
             raise ValueError(
                 f"`ulps`: no measured error bound for {name or getattr(fn, '__name__', fn)!r} in {dt} on "
                 f"{backend!r} (measured: {sorted(MONOTONE_ULPS.get(backend, {}).get(dt, {}))}); pass ulps= "
-                "(benchmarks/interval_ulps.py measures it).")
+                "(benchmarks/interval_ulps.py measures it)."
+            )
     if int(ulps) < 0:
         raise ValueError(f"`ulps` must be >= 0, got {ulps}.")
     f: Callable = MONOTONE_FUNCTIONS[name][0] if name else cast(Callable, fn)  # a str fn has a name (checked)
@@ -471,12 +520,15 @@ def mlp_layers(params: Any) -> list[tuple[jax.Array, jax.Array]]:
     else:
         p = jt.params_of(params)
         if not isinstance(p, dict) and not hasattr(p, "keys"):
-            raise ValueError(f"`params` must be Flax MLP params (Dense_i with kernel and bias), got {type(p).__name__}.")
+            raise ValueError(
+                f"`params` must be Flax MLP params (Dense_i with kernel and bias), got {type(p).__name__}."
+            )
         dense_keys = [k for k in p.keys() if str(k).startswith("Dense_")]
         other = [k for k in p.keys() if k not in dense_keys]
         if other or not dense_keys:
             raise ValueError(
-                f"`params` is not an MLP of nn.Dense layers: expected only keys Dense_0..Dense_{{L-1}}, got {list(p.keys())}."
+                f"`params` is not an MLP of nn.Dense layers: expected only keys Dense_0..Dense_{{L-1}}, got "
+                f"{list(p.keys())}."
             )
         dense_keys.sort(key=lambda k: int(str(k).split("_")[1]))
         if [int(str(k).split("_")[1]) for k in dense_keys] != list(range(len(dense_keys))):
@@ -497,14 +549,17 @@ def mlp_layers(params: Any) -> list[tuple[jax.Array, jax.Array]]:
         if bias is None:
             bias = np.zeros(kshape[1], np.result_type(kern))
         if np.shape(bias) != (kshape[1],):
-            raise ValueError(f"`params` layer {i}: bias shape {np.shape(bias)} does not match kernel output size "
-                             f"{kshape[1]}.")
+            raise ValueError(
+                f"`params` layer {i}: bias shape {np.shape(bias)} does not match kernel output size {kshape[1]}."
+            )
         for what, v in (("kernel", kern), ("bias", bias)):
             if np.dtype(jnp.result_type(v)).kind not in "iuf":
                 raise TypeError(f"`params` layer {i}: {what} must hold real numbers, got {jnp.result_type(v)}.")
         if i > 0 and np.shape(out[-1][0])[1] != kshape[0]:
-            raise ValueError(f"`params` layer {i}: kernel expects {kshape[0]} inputs but layer {i - 1} has "
-                             f"{np.shape(out[-1][0])[1]} outputs.")
+            raise ValueError(
+                f"`params` layer {i}: kernel expects {kshape[0]} inputs but layer {i - 1} has "
+                f"{np.shape(out[-1][0])[1]} outputs."
+            )
         out.append((kern, bias))
     return out
 
@@ -520,8 +575,10 @@ def ibp(params: Any, x: Interval, activation: str = "relu") -> tuple[Interval, l
     x = check(x, "x")
     layers = mlp_layers(params)
     if len(x.shape) != 1 or x.shape[0] != np.shape(layers[0][0])[0]:
-        raise ValueError(f"`x` must be an interval of shape ({np.shape(layers[0][0])[0]},) (the network's inputs; "
-                         f"vmap for a batch), got shape {x.shape}.")
+        raise ValueError(
+            f"`x` must be an interval of shape ({np.shape(layers[0][0])[0]},) (the network's inputs; "
+            f"vmap for a batch), got shape {x.shape}."
+        )
     pre = []
     h = x
     for i, (k, b) in enumerate(layers):

@@ -12,7 +12,7 @@ from scipy.stats import rankdata
 
 from jaxkit import _checks as _c
 
-__all__ = ['roc_curve', 'auc', 'log_auc', 'lg_far', 'log_auc_chance', 'partial_auc', 'far_floor']
+__all__ = ["roc_curve", "auc", "log_auc", "lg_far", "log_auc_chance", "partial_auc", "far_floor"]
 
 
 def _scores_labels(scores, labels):

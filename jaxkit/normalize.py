@@ -50,9 +50,23 @@ import optax
 from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 
-__all__ = ["center", "standardize", "unit_norm", "WEIGHT_TRANSFORMS", "transform_weights", "centralize_gradients",
-           "project_weights", "reparameterize", "Reparameterized", "LocalNorm", "localnorm_predict", "majority_vote",
-           "bn_to_localnorm", "dynamic_bn_apply", "TEST_MODES"]
+__all__ = [
+    "center",
+    "standardize",
+    "unit_norm",
+    "WEIGHT_TRANSFORMS",
+    "transform_weights",
+    "centralize_gradients",
+    "project_weights",
+    "reparameterize",
+    "Reparameterized",
+    "LocalNorm",
+    "localnorm_predict",
+    "majority_vote",
+    "bn_to_localnorm",
+    "dynamic_bn_apply",
+    "TEST_MODES",
+]
 
 PyTree = Any
 
@@ -202,8 +216,12 @@ def _check_input(apply_fn, variables, x, kwargs, name="x"):
     _c.fits(lambda v, xx: apply_fn(v, xx, **kwargs), variables, _c.array(x, name, kind="r", nonempty=True), name)
 
 
-def Reparameterized(module: nn.Module, kind: str = "center", mask=None,  # noqa: N802 (a module factory)
-                    straight_through: bool = False) -> nn.Module:
+def Reparameterized(
+    module: nn.Module,
+    kind: str = "center",
+    mask=None,
+    straight_through: bool = False,
+) -> nn.Module:
     """A copy of ``module`` whose ``params`` are WC / WS / WN-transformed on read (``nn.map_variables``).
 
     Params are created raw at ``init``; paths inside ``mask`` are relative to
@@ -213,10 +231,12 @@ def Reparameterized(module: nn.Module, kind: str = "center", mask=None,  # noqa:
     fn = _kind(kind)
     if straight_through:
         fn = _straight_through(fn)
-    fields = {f.name: getattr(module, f.name) for f in dataclasses.fields(module)
-              if f.init and f.name not in ("parent", "name")}
-    cls = nn.map_variables(type(module), "params", trans_in_fn=lambda p: _map_filters(fn, p, mask, "params"),
-                           init=True)
+    fields = {
+        f.name: getattr(module, f.name)
+        for f in dataclasses.fields(module)
+        if f.init and f.name not in ("parent", "name")
+    }
+    cls = nn.map_variables(type(module), "params", trans_in_fn=lambda p: _map_filters(fn, p, mask, "params"), init=True)
     return cls(**fields)
 
 
@@ -258,8 +278,10 @@ class LocalNorm(nn.Module):
         else:
             n = x.shape[0]
             if n % k:
-                raise ValueError(f"LocalNorm: the batch size of `x` ({n}) must be divisible by `num_groups` = {k} "
-                                 f"(groups of consecutive samples); pad the batch or pass `group=`.")
+                raise ValueError(
+                    f"LocalNorm: the batch size of `x` ({n}) must be divisible by `num_groups` = {k} "
+                    f"(groups of consecutive samples); pad the batch or pass `group=`."
+                )
             xs = x.reshape((k, n // k) + x.shape[1:])
             sc, bi = scale, bias
         axes = tuple(range(1, xs.ndim - 1))
@@ -288,8 +310,9 @@ def majority_vote(logits):
     return jnp.argmax(votes + tiebreak, -1)
 
 
-def localnorm_predict(apply_fn: Callable, variables: PyTree, x, num_groups: int, mode: str = "single_vote",
-                      group: int = 0, **kwargs):
+def localnorm_predict(
+    apply_fn: Callable, variables: PyTree, x, num_groups: int, mode: str = "single_vote", group: int = 0, **kwargs
+):
     """Predicted classes ``(N,)`` of a LocalNorm model under one of the paper's test modes.
 
     ``apply_fn(variables, x, group=...)`` must pass ``group`` on to its
@@ -307,12 +330,13 @@ def localnorm_predict(apply_fn: Callable, variables: PyTree, x, num_groups: int,
     x = jnp.asarray(x)
     out = _c.fits(lambda v, xx: apply_fn(v, xx, group=None if mode == "groups" else 0, **kwargs), variables, x)
     if len(out) != 2 or out[0] != x.shape[0]:
-        raise ValueError(f"`x` of shape {x.shape} gives model outputs of shape {out}; expected logits "
-                         f"({x.shape[0]}, num_classes).")
+        raise ValueError(
+            f"`x` of shape {x.shape} gives model outputs of shape {out}; expected logits ({x.shape[0]}, num_classes)."
+        )
     k = int(num_groups)
     if mode == "groups":
         return jnp.argmax(apply_fn(variables, x, group=None, **kwargs), -1)
-    one = lambda xi, g: apply_fn(variables, xi[None], group=g, **kwargs)[0]  # noqa: E731
+    one = lambda xi, g: apply_fn(variables, xi[None], group=g, **kwargs)[0]
     if mode == "single":
         return jnp.argmax(jax.vmap(one, in_axes=(0, None))(x, group), -1)
     groups = jnp.arange(k)
@@ -361,7 +385,8 @@ def dynamic_bn_apply(apply_fn: Callable, variables: PyTree, x, *args, train_kwar
     flag also enables dropout needs ``rngs=`` in ``kwargs``.
     """
     x = _c.array(x, "x", kind="r", nonempty=True)
-    _c.fits(lambda v, xx: apply_fn(v, xx, *args, mutable=["batch_stats"], **{train_kwarg: True}, **kwargs),
-            variables, x)
+    _c.fits(
+        lambda v, xx: apply_fn(v, xx, *args, mutable=["batch_stats"], **{train_kwarg: True}, **kwargs), variables, x
+    )
     out, _ = apply_fn(variables, x, *args, mutable=["batch_stats"], **{train_kwarg: True}, **kwargs)
     return out

@@ -33,8 +33,10 @@ def _step(step, name="step"):
     if _c.is_concrete(t):
         v = np.asarray(t, np.float64)
         if np.any(~np.isfinite(v)) or np.any(v < 0):
-            raise ValueError(f"`{name}` must be a finite count >= 0 ({name} 0 is before the first update), got "
-                             f"{v.ravel()[~(np.isfinite(v.ravel()) & (v.ravel() >= 0))][0]}.")
+            raise ValueError(
+                f"`{name}` must be a finite count >= 0 ({name} 0 is before the first update), got "
+                f"{v.ravel()[~(np.isfinite(v.ravel()) & (v.ravel() >= 0))][0]}."
+            )
     t = jnp.asarray(t, jnp.float32)
     return jnp.where(t < 0, jnp.nan, t)
 
@@ -44,8 +46,9 @@ def _pos(name, v, strict=True):
         raise ValueError(f"`{name}` must be {'>' if strict else '>='} 0, got {v}.")
 
 
-def bfrifp_decay(n_layers: int, lambda_e: float = 2.0, lambda_l: float = 5.0,
-                 depth_norm: float | None = None) -> Callable:
+def bfrifp_decay(
+    n_layers: int, lambda_e: float = 2.0, lambda_l: float = 5.0, depth_norm: float | None = None
+) -> Callable:
     """``D(l, e) = exp(min(-lambda_e * e + lambda_l * (n - l) / L, 0))``.
 
     ``l = 1..n`` is the layer index (1 = first), ``e`` the (possibly fractional:

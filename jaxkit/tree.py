@@ -96,15 +96,12 @@ def validate(tree: PyTree, name: str = "tree") -> list[tuple[str, Any]]:
         from flax import nnx  # noqa: PLC0415  (optional fast path; flax is a dependency)
 
         if isinstance(tree, nnx.Module):
-            raise ValueError(
-                f"`{name}` is an nnx.Module; pass its state: `graphdef, state = nnx.split(module)`."
-            )
+            raise ValueError(f"`{name}` is an nnx.Module; pass its state: `graphdef, state = nnx.split(module)`.")
     except ImportError:  # pragma: no cover
         pass
     if hasattr(tree, "apply") and hasattr(tree, "init") and not isinstance(tree, Mapping):
         raise ValueError(
-            f"`{name}` is a Flax module ({type(tree).__name__}); pass its params, "
-            "e.g. `module.init(key, x)['params']`."
+            f"`{name}` is a Flax module ({type(tree).__name__}); pass its params, e.g. `module.init(key, x)['params']`."
         )
     flat, _ = jax.tree_util.tree_flatten_with_path(tree)
     if not flat:

@@ -28,13 +28,23 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # with a cold compilation cache (from --durations); a test that is not listed keeps its place after these.
 # The WGAN-GP runs share one xdist_group (one compiled step via the persistent cache) and run in a row.
 LONG_TESTS = {
-    "test_hyperspectral_gan_detects": 97, "test_notebook_runs_top_to_bottom[hyperspectral_anomaly": 96,
-    "test_hyperspectral_experiment_resumes": 95, "test_blend_prune_digits": 90, "test_gator_digits": 39,
-    "test_pruned_yolo_digits": 39, "test_runs_killed_at_random_moments": 60,
-    "test_notebook_runs_top_to_bottom[lipschitz": 33, "test_notebook_runs_top_to_bottom[evolution": 31,
-    "test_place_runs_shards": 28, "test_softrmax_robustness_experiment": 25, "test_lipbab_table1_reproduces": 24,
-    "test_nsga2_sharded_evaluation": 22, "test_dense_grid_lower_bound": 19, "test_removal_through_flatten": 15,
-    "test_vmapped_runs_equal": 14, "test_recreation_cost_finds": 14,
+    "test_hyperspectral_gan_detects": 97,
+    "test_notebook_runs_top_to_bottom[hyperspectral_anomaly": 96,
+    "test_hyperspectral_experiment_resumes": 95,
+    "test_blend_prune_digits": 90,
+    "test_gator_digits": 39,
+    "test_pruned_yolo_digits": 39,
+    "test_runs_killed_at_random_moments": 60,
+    "test_notebook_runs_top_to_bottom[lipschitz": 33,
+    "test_notebook_runs_top_to_bottom[evolution": 31,
+    "test_place_runs_shards": 28,
+    "test_softrmax_robustness_experiment": 25,
+    "test_lipbab_table1_reproduces": 24,
+    "test_nsga2_sharded_evaluation": 22,
+    "test_dense_grid_lower_bound": 19,
+    "test_removal_through_flatten": 15,
+    "test_vmapped_runs_equal": 14,
+    "test_recreation_cost_finds": 14,
 }
 
 
@@ -59,13 +69,14 @@ def digits():
 
 def run_forced_devices(n: int, code: str) -> str:
     """Run ``code`` in a fresh Python with ``n`` forced host CPU devices; assert it exits 0 and prints ``ok``."""
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-    import textwrap  # noqa: PLC0415
+    import subprocess
+    import sys
+    import textwrap
 
     env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
-    r = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0 and "ok" in r.stdout.lower(), r.stdout + r.stderr
     return r.stdout
 

@@ -23,8 +23,10 @@ def _fail_if_unexpected(report):
         reason = _reason(report.longrepr)
         if not any(a in reason for a in ALLOWED_SKIPS):
             report.outcome = "failed"
-            report.longrepr = (f"unexpected skip: {reason}\n(only optional dependencies outside the test extras may "
-                               "skip; list them in tests/skip_policy.py ALLOWED_SKIPS with the reason)")
+            report.longrepr = (
+                f"unexpected skip: {reason}\n(only optional dependencies outside the test extras may "
+                "skip; list them in tests/skip_policy.py ALLOWED_SKIPS with the reason)"
+            )
 
 
 @pytest.hookimpl(hookwrapper=True)

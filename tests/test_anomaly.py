@@ -84,7 +84,7 @@ def test_log_auc_truncates_at_a_user_l_by_interpolating_the_crossing_segment():
         fpr, tpr, _ = anomaly.roc_curve(ss, yy)
         for l in rng.uniform(fpr[fpr > 0].min(), 0.9, size=3):
             j = np.searchsorted(fpr, l, side="right")
-            t_l = np.interp(l, fpr[j - 1:j + 1], tpr[j - 1:j + 1])
+            t_l = np.interp(l, fpr[j - 1 : j + 1], tpr[j - 1 : j + 1])
             x, t = np.r_[fpr[:j], l, fpr[j:]], np.r_[tpr[:j], t_l, tpr[j:]]
             xl = np.log10(np.maximum(x, l))
             ref = np.sum(np.diff(xl) * (t[1:] + t[:-1]) / 2) / abs(np.log10(l))
@@ -142,15 +142,14 @@ def test_rx_equals_float64_mahalanobis(scene):
 def test_global_rx_equals_spy():
     """SPy's ``spectral.rx`` (the peer in benchmarks/anomaly.py): all pixels as background, and a masked background
     through ``calc_stats``; float64 both, relative 1e-12. Also across the chunk boundary of the scoring loop."""
-    import spectral  # noqa: PLC0415
+    import spectral
 
     rng = np.random.default_rng(0)
     cube = rng.normal(size=(200, 180, 7)) * rng.uniform(0.5, 3, 7) + 3  # 36,000 pixels: two scoring chunks
     np.testing.assert_allclose(anomaly.global_rx(cube, reg=0.0), spectral.rx(cube), rtol=1e-12)
     mask = rng.uniform(size=cube.shape[:2]) < 0.3
     stats = spectral.calc_stats(cube[mask][:, None, :])
-    np.testing.assert_allclose(anomaly.global_rx(cube, mask, reg=0.0), spectral.rx(cube, background=stats),
-                               rtol=1e-12)
+    np.testing.assert_allclose(anomaly.global_rx(cube, mask, reg=0.0), spectral.rx(cube, background=stats), rtol=1e-12)
 
 
 def test_local_rx_against_brute_force():
@@ -158,7 +157,7 @@ def test_local_rx_against_brute_force():
     cube = rng.gamma(3.0, size=(12, 11, 3))
     got = anomaly.local_rx(cube, 3, 7, reg=0.01)
     for i, j in [(0, 0), (5, 5), (11, 3), (6, 10)]:
-        ys, xs = np.mgrid[max(i - 3, 0):min(i + 4, 12), max(j - 3, 0):min(j + 4, 11)]
+        ys, xs = np.mgrid[max(i - 3, 0) : min(i + 4, 12), max(j - 3, 0) : min(j + 4, 11)]
         ring = (np.abs(ys - i) > 1) | (np.abs(xs - j) > 1)
         px = cube[ys[ring], xs[ring]]
         mu = px.mean(0)
@@ -179,10 +178,16 @@ def test_local_rx_against_brute_force():
 def test_synthetic_scene_target_difficulty(big_scene):
     s = big_scene
     names = list(s.target_names)
-    rx = {r["target"]: r["auc"] for r in anomaly.evaluate_targets(
-        anomaly.global_rx(s.cube, s.background), s.inner, s.outer, names=names)}
-    gmm = {r["target"]: r["auc"] for r in anomaly.evaluate_targets(
-        anomaly.gmm_scores(s.cube, s.cube[s.background], n_components=6), s.inner, s.outer, names=names)}
+    rx = {
+        r["target"]: r["auc"]
+        for r in anomaly.evaluate_targets(anomaly.global_rx(s.cube, s.background), s.inner, s.outer, names=names)
+    }
+    gmm = {
+        r["target"]: r["auc"]
+        for r in anomaly.evaluate_targets(
+            anomaly.gmm_scores(s.cube, s.cube[s.background], n_components=6), s.inner, s.outer, names=names
+        )
+    }
     assert rx["bright panel"] >= 0.9 and rx["camouflage panel"] >= 0.9
     assert gmm["in-ellipsoid"] > rx["in-ellipsoid"] + 0.3  # multimodal model sees what global RX cannot
     assert rx["in-ellipsoid"] < 0.7
@@ -204,12 +209,14 @@ def test_recreation_cost_finds_the_generating_z_and_streams_in_chunks():
     x = np.asarray(ga(p, z_true))
     noise = np.asarray(jax.random.uniform(jax.random.key(2), x.shape, minval=-0.5, maxval=0.5))
     far = np.clip(x + noise, -1, 1)
-    c = anomaly.recreation_cost(jax.random.key(0), ga, p, np.r_[x, far], noise_dim=3, runs=4, iterations=300,
-                                lr=0.5, chunk=7)
+    c = anomaly.recreation_cost(
+        jax.random.key(0), ga, p, np.r_[x, far], noise_dim=3, runs=4, iterations=300, lr=0.5, chunk=7
+    )
     assert c[:10].max() < 0.1 * c[10:].min()  # samples of G are recreated, off-manifold pixels are not
     # the cost equals the objective at the returned z
-    c2, z = anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, runs=2, iterations=5, chunk=4,
-                                    return_z=True, noise_weight=1)
+    c2, z = anomaly.recreation_cost(
+        jax.random.key(0), ga, p, x, noise_dim=3, runs=2, iterations=5, chunk=4, return_z=True, noise_weight=1
+    )
     direct = np.mean((x - np.asarray(ga(p, z))) ** 2, axis=(1, 2, 3)) + 0.1 * np.mean(np.asarray(z) ** 2, -1)
     np.testing.assert_allclose(c2, direct, rtol=1e-4, atol=1e-7)
     with pytest.raises(ValueError, match="runs"):
@@ -229,11 +236,11 @@ def test_discriminator_and_anogan_scores():
     critic = gan.Critic(dim=2)
     x = np.asarray(jax.random.uniform(jax.random.key(3), (9, 20, 1, 1), minval=-1, maxval=1))
     pc = critic.init(jax.random.key(0), jnp.asarray(x[:1]))["params"]
-    ca = lambda p, a: critic.apply({"params": p}, a)  # noqa: E731
+    ca = lambda p, a: critic.apply({"params": p}, a)
     d = anomaly.discriminator_scores(ca, pc, x, chunk=4)
     np.testing.assert_allclose(d, -np.asarray(ca(pc, x)), rtol=1e-5, atol=1e-6)
     ga, pg = _tiny_generator()
-    feats = lambda p, a: critic.apply({"params": p}, a, method=critic.features)  # noqa: E731
+    feats = lambda p, a: critic.apply({"params": p}, a, method=critic.features)
     a0 = anomaly.anogan_scores(jax.random.key(0), ga, pg, feats, pc, x, noise_dim=3, lam=0.0, iterations=5)
     r = anomaly.recreation_cost(jax.random.key(0), ga, pg, x, noise_dim=3, iterations=5)
     np.testing.assert_allclose(a0, r, rtol=1e-6)
@@ -298,7 +305,8 @@ def test_load_envi(tmp_path, interleave):
     cube.transpose(order).astype(">u2").tofile(tmp_path / "scene.img")
     (tmp_path / "scene.hdr").write_text(
         "ENVI\nsamples = 7\nlines = 5\nbands = 4\nheader offset = 0\ndata type = 12\n"
-        f"interleave = {interleave}\nbyte order = 1\nwavelength = {{0.4, 0.5, 0.6, 0.7}}\n")
+        f"interleave = {interleave}\nbyte order = 1\nwavelength = {{0.4, 0.5, 0.6, 0.7}}\n"
+    )
     s = data.load_scene(str(tmp_path / "scene.hdr"))
     np.testing.assert_array_equal(s.cube, cube)
     assert s.inner.shape == (0, 5, 7)

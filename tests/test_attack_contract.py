@@ -40,8 +40,9 @@ def _public(name, apply_fn, params, x, y, means, eps, norm, clip):
     if name == "bim":
         return robust.bim(apply_fn, params, x, y, eps, steps=STEPS, norm=norm, clip=clip)
     if name == "pgd":
-        return robust.pgd(key, apply_fn, params, x, y, eps, norm=norm, steps=STEPS, step_size=2.5 * eps / STEPS,
-                          clip=clip)
+        return robust.pgd(
+            key, apply_fn, params, x, y, eps, norm=norm, steps=STEPS, step_size=2.5 * eps / STEPS, clip=clip
+        )
     return robust.average_sample_attack(x, y, means, 0, eps, clip=clip)
 
 
@@ -57,8 +58,9 @@ def _accuracy(apply_fn, params, x, y):
 
 
 # the average-sample attack is an l-inf attack only
-@pytest.mark.parametrize("name, norm", [(n, p) for n in sorted(robust.ATTACKS) for p in ("inf", "2")
-                                        if not (n == "average" and p == "2")])
+@pytest.mark.parametrize(
+    "name, norm", [(n, p) for n in sorted(robust.ATTACKS) for p in ("inf", "2") if not (n == "average" and p == "2")]
+)
 def test_adversarial_inputs_stay_in_the_ball_and_the_clip_range(problem, name, norm):
     apply_fn, params, x, y, means = problem
     eps = 0.1

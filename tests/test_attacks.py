@@ -6,10 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_accuracy_close
 
 from jaxkit import robust
-
-from conftest import assert_accuracy_close
 
 
 def naive_softrmax(z):
@@ -36,7 +35,7 @@ def test_softrmax_float32_is_accurate_near_a_centre():
     np.testing.assert_allclose(lp, np.log(ref), rtol=1e-4, atol=1e-4)
     # the O(k) identity alone, in float32, is what the recomputation fixes: it is far off here
     z32 = z.astype(np.float32)
-    d_id = (z32 ** 2).sum(-1, keepdims=True) - 2 * z32 + np.float32(1)
+    d_id = (z32**2).sum(-1, keepdims=True) - 2 * z32 + np.float32(1)
     d_ref = np.stack([np.sum((z - np.eye(k)[j]) ** 2, -1) for j in range(k)], -1)
     top = d_ref.argmin(-1)
     rel = np.abs(d_id[np.arange(64), top] - d_ref[np.arange(64), top]) / d_ref[np.arange(64), top]
@@ -198,8 +197,11 @@ def test_robust_accuracy_is_one_compiled_call_that_matches_a_loop(net):
     assert len(traces) == n  # same shapes: no retrace
     # the loop is another program (per-eps attack, separate forward pass): decisions agree up to near ties
     loop = [apply(v, robust.fgsm(apply, v, x, y, e) if e else x) for e in eps]
-    for accs in (acc, robust.robust_accuracy(apply, v, x, y, eps, "fgsm", batch_size=5),
-                 robust.robust_accuracy(apply, v, x, y, eps, "fgsm", vectorize=False)):
+    for accs in (
+        acc,
+        robust.robust_accuracy(apply, v, x, y, eps, "fgsm", batch_size=5),
+        robust.robust_accuracy(apply, v, x, y, eps, "fgsm", vectorize=False),
+    ):
         for a, logits in zip(accs, loop):
             assert_accuracy_close(a, logits, y)
     bim = robust.robust_accuracy(apply, v, x, y, [0.1], "bim", steps=4)

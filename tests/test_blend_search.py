@@ -3,11 +3,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_accuracy_close
 
 from jaxkit import data, evolution, models, prune
 from jaxkit.prune import blend_search as bs
-
-from conftest import assert_accuracy_close
 
 CFG = (8, "M", 8)
 
@@ -83,19 +82,22 @@ def test_masked_finetune_equals_the_physically_removed_network(setup):
     kw = dict(epochs=2, batch_size=64, learning_rate=0.05, momentum=0.9, weight_decay=1e-3)
     tuned = jax.jit(bs.masked_finetune(model, graph, prob, **kw))(gene, v, (x_tr, y_tr), key)
     elem = prune.expand(graph, masks, v)
-    assert all(bool(jnp.all(jnp.where(m, 0.0, x) == 0)) for x, m in zip(jax.tree.leaves(tuned["params"]),
-                                                                        jax.tree.leaves(elem["params"])))
+    assert all(
+        bool(jnp.all(jnp.where(m, 0.0, x) == 0))
+        for x, m in zip(jax.tree.leaves(tuned["params"]), jax.tree.leaves(elem["params"]))
+    )
     # reference: the narrower network, trained with plain optax on the same batches
     tx = optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(0.05, 0.9))
     p, stats, opt = sv["params"], sv["batch_stats"], tx.init(sv["params"])
     for e in range(2):
         perm = jax.random.permutation(jax.random.fold_in(key, e), 256)
         for b in range(4):
-            idx = perm[64 * b: 64 * (b + 1)]
+            idx = perm[64 * b : 64 * (b + 1)]
 
             def loss(p, stats=stats, idx=idx):
-                logits, upd = small.apply({"params": p, "batch_stats": stats}, x_tr[idx], train=True,
-                                          mutable=["batch_stats"])
+                logits, upd = small.apply(
+                    {"params": p, "batch_stats": stats}, x_tr[idx], train=True, mutable=["batch_stats"]
+                )
                 return optax.softmax_cross_entropy_with_integer_labels(logits, y_tr[idx]).mean(), upd["batch_stats"]
 
             g, stats = jax.grad(loss, has_aux=True)(p)
@@ -124,16 +126,19 @@ def test_fitness_vmapped_equals_per_gene_and_epoch0_is_pruned_accuracy(setup):
     assert float(acc1.mean()) > float(acc0.mean())  # fine-tuning recovers accuracy
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda s: bs.problem(jax.random.key(0), s, k=3), "exactly one"),
-    (lambda s: bs.problem(jax.random.key(0), s, ratio=0.5, k=20), "`k` must be"),
-    (lambda s: bs.problem(jax.random.key(0), s, ratio=1.0), "`ratio`"),
-    (lambda s: bs.problem(jax.random.key(0), s, prune_counts={"params/Conv_9": 1}), "unknown groups"),
-    (lambda s: bs.problem(jax.random.key(0), s, ratio=0.5, criteria=["l1", "nope"]), "not in `scores`"),
-    (lambda s: bs.BlendConfig(mutation_rate=1.2), "mutation_rate"),
-    (lambda s: bs.BlendConfig(popsize=1), "popsize"),
-    (lambda s: bs.BlendConfig(crossover_unit="gene"), "crossover_unit"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda s: bs.problem(jax.random.key(0), s, k=3), "exactly one"),
+        (lambda s: bs.problem(jax.random.key(0), s, ratio=0.5, k=20), "`k` must be"),
+        (lambda s: bs.problem(jax.random.key(0), s, ratio=1.0), "`ratio`"),
+        (lambda s: bs.problem(jax.random.key(0), s, prune_counts={"params/Conv_9": 1}), "unknown groups"),
+        (lambda s: bs.problem(jax.random.key(0), s, ratio=0.5, criteria=["l1", "nope"]), "not in `scores`"),
+        (lambda s: bs.BlendConfig(mutation_rate=1.2), "mutation_rate"),
+        (lambda s: bs.BlendConfig(popsize=1), "popsize"),
+        (lambda s: bs.BlendConfig(crossover_unit="gene"), "crossover_unit"),
+    ],
+)
 def test_bad_input(setup, call, match):
     with pytest.raises(ValueError, match=match):
         call(setup[4])
@@ -142,7 +147,7 @@ def test_bad_input(setup, call, match):
 def test_a_second_seed_reuses_the_compiled_fitness_and_fine_tune(setup):
     """The next seed's problem (other scores, same shapes) and a fresh model/graph of the same architecture run
     the programs compiled for the first: no per-seed recompilation (it cost ~14 s per extra seed)."""
-    from jaxkit.evolution.evaluate import _vmapped_tree  # noqa: PLC0415
+    from jaxkit.evolution.evaluate import _vmapped_tree
 
     ds, model, v, graph, scores, prob = setup
     d = tuple(jnp.asarray(a) for a in (ds.train.x[:128], ds.train.y[:128], ds.test.x[:64], ds.test.y[:64]))
@@ -155,8 +160,12 @@ def test_a_second_seed_reuses_the_compiled_fitness_and_fine_tune(setup):
         pop = jax.vmap(lambda k, p=p2: bs.sample_gene(p, k))(jax.random.split(jax.random.key(seed), 3))
         fit = bs.finetune_fitness(m2, g2, p2, epochs=1, batch_size=64, learning_rate=0.05)
         tune = bs.masked_finetune(m2, g2, p2, epochs=1, batch_size=64)
-        runs.append((evolution.evaluate(fit, pop, v, d, jax.random.key(0)),
-                     bs.finetune_genes(tune, pop, v, d[:2], jax.random.key(0))))
+        runs.append(
+            (
+                evolution.evaluate(fit, pop, v, d, jax.random.key(0)),
+                bs.finetune_genes(tune, pop, v, d[:2], jax.random.key(0)),
+            )
+        )
         sizes = (_vmapped_tree(3, batch_size=None)._cache_size(), bs.finetune_genes._cache_size())
         if seed == 0:
             first = sizes

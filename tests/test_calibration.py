@@ -31,8 +31,9 @@ def _ece_loop(s, y, b):
     return total
 
 
-@pytest.mark.parametrize("binning, mapping", [("uniform", "hard"), ("adaptive", "hard"), ("uniform", "convex"),
-                                              ("adaptive", "convex")])
+@pytest.mark.parametrize(
+    "binning, mapping", [("uniform", "hard"), ("adaptive", "hard"), ("uniform", "convex"), ("adaptive", "convex")]
+)
 def test_known_ece_one_sixth_and_zero(binning, mapping):
     p, y = _binary(100_000, 2)
     assert float(cal.ece(p, y, "class", cls=1, binning=binning, mapping=mapping)) == pytest.approx(1 / 6, abs=0.01)
@@ -60,8 +61,9 @@ def test_hard_uniform_ece_equals_numpy_loop_and_settings():
     cw = np.mean([_ece_loop(p[:, c], (y == c) * 1.0, 15) for c in range(4)])
     assert float(cal.ece(p, y, "classwise", n_bins=15)) == pytest.approx(cw, abs=1e-5)
     onehot = np.eye(4)[y]
-    assert float(cal.ece(p, y, "output", n_bins=15)) == pytest.approx(_ece_loop(p.ravel(), onehot.ravel(), 15),
-                                                                      abs=1e-5)
+    assert float(cal.ece(p, y, "output", n_bins=15)) == pytest.approx(
+        _ece_loop(p.ravel(), onehot.ravel(), 15), abs=1e-5
+    )
     gaps = []
     for j in range(15):
         m = (conf > j / 15) & (conf <= (j + 1) / 15)
@@ -86,9 +88,11 @@ def test_equals_netcal_on_stored_outputs(case, n_bins):
     assert str(ref["netcal_version"]) == "1.4.0"
     p, y = ref[f"{case}/probs"], ref[f"{case}/labels"]
     kw = {"setting": "class", "cls": 1} if case == "binary" else {"setting": "confidence"}
-    for ours, theirs in [(cal.ece(p, y, n_bins=n_bins, **kw), "ece_uniform"),
-                         (cal.ece(p, y, n_bins=n_bins, binning="adaptive", **kw), "ece_adaptive"),
-                         (cal.mce(p, y, n_bins=n_bins, **kw), "mce_uniform")]:
+    for ours, theirs in [
+        (cal.ece(p, y, n_bins=n_bins, **kw), "ece_uniform"),
+        (cal.ece(p, y, n_bins=n_bins, binning="adaptive", **kw), "ece_adaptive"),
+        (cal.mce(p, y, n_bins=n_bins, **kw), "mce_uniform"),
+    ]:
         assert float(ours) == pytest.approx(float(ref[f"{case}/{theirs}_{n_bins}"]), abs=1e-6), (theirs, n_bins)
 
 
@@ -108,12 +112,15 @@ def test_bin_weights_adaptive_equal_counts_and_convex_rows():
     near = np.min(np.abs(np.asarray(g)[1:-1, None] - centres[None]), 1) < 1e-3
     assert second[~near].max() < 1e-5
     # a score at a centre goes wholly to that bin; half-way between two centres is split evenly
-    np.testing.assert_allclose(np.asarray(cal.bin_weights(jnp.array([0.375, 0.5]), 4, "uniform", "convex")),
-                               [[0, 1, 0, 0], [0, 0.5, 0.5, 0]], atol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(cal.bin_weights(jnp.array([0.375, 0.5]), 4, "uniform", "convex")),
+        [[0, 1, 0, 0], [0, 0.5, 0.5, 0]],
+        atol=1e-6,
+    )
 
 
 def test_kde_density_matches_scipy_away_from_borders():
-    from scipy.stats import gaussian_kde  # noqa: PLC0415
+    from scipy.stats import gaussian_kde
 
     s = np.clip(RNG.beta(4, 4, 3000), 0, 1).astype(np.float32)
     h = float(cal.silverman_bandwidth(s))
@@ -137,7 +144,9 @@ def test_reliability_curve_bootstrap_and_diagram():
     grid, med, lo, hi = cal.reliability_curve(jax.random.key(0), p, y, "class", cls=1, num_bootstrap=50)
     inner = (np.asarray(grid) > 0.2) & (np.asarray(grid) < 0.8)
     np.testing.assert_allclose(np.asarray(med)[inner], np.asarray(grid)[inner] ** 2, atol=0.05)  # rel(s) = s^2
-    assert (np.asarray(lo)[inner] <= np.asarray(med)[inner]).all() and (np.asarray(med)[inner] <= np.asarray(hi)[inner]).all()
+    assert (np.asarray(lo)[inner] <= np.asarray(med)[inner]).all() and (
+        np.asarray(med)[inner] <= np.asarray(hi)[inner]
+    ).all()
     d = cal.reliability_diagram(p, y, "class", cls=1, n_bins=10)
     assert float(d["count"].sum()) == 4000
     np.testing.assert_allclose(np.asarray(d["accuracy"]), np.asarray(d["confidence"]) ** 2, atol=0.05)
@@ -159,17 +168,20 @@ def test_temperature_scaling_lowers_nll():
     assert nll(logits / t) < nll(logits)
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: cal.ece(np.full((4, 2), 0.6), np.zeros(4, int)), "sum to 1"),
-    (lambda: cal.ece(np.array([[1.2, -0.2]] * 4), np.zeros(4, int)), r"\[0, 1\]"),
-    (lambda: cal.ece(np.full((4, 2), 0.5), np.array([0, 1, 2, 0])), "labels"),
-    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), n_bins=10), "n_bins"),
-    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), "top"), "setting"),
-    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), binning="quantile"), "binning"),
-    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), mapping="soft"), "mapping"),
-    (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(3, int)), "labels"),
-    (lambda: cal.ece_kde(np.full((4, 2), 0.5), np.zeros(4, int), kernel="box"), "kernel"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: cal.ece(np.full((4, 2), 0.6), np.zeros(4, int)), "sum to 1"),
+        (lambda: cal.ece(np.array([[1.2, -0.2]] * 4), np.zeros(4, int)), r"\[0, 1\]"),
+        (lambda: cal.ece(np.full((4, 2), 0.5), np.array([0, 1, 2, 0])), "labels"),
+        (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), n_bins=10), "n_bins"),
+        (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), "top"), "setting"),
+        (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), binning="quantile"), "binning"),
+        (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(4, int), mapping="soft"), "mapping"),
+        (lambda: cal.ece(np.full((4, 2), 0.5), np.zeros(3, int)), "labels"),
+        (lambda: cal.ece_kde(np.full((4, 2), 0.5), np.zeros(4, int), kernel="box"), "kernel"),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -180,7 +192,7 @@ def test_bootstrap_quantiles_equal_numpy_nanquantile():
     rel[[1, 5, 9], 2] = np.nan
     rel[:, 7] = np.nan  # a grid point with no valid replicate
     grid, med, lo, hi = cal._quantiles(jnp.zeros(11), jnp.asarray(rel), 0.9)
-    import warnings  # noqa: PLC0415
+    import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -192,11 +204,22 @@ def test_bootstrap_quantiles_equal_numpy_nanquantile():
 
 
 def test_estimators_jit_once_per_shape():
-    import chex  # noqa: PLC0415
+    import chex
 
-    f = jax.jit(chex.assert_max_traces(lambda p, y: jnp.stack([
-        cal.ece(p, y), cal.ece(p, y, "classwise", binning="adaptive", mapping="convex"), cal.mce(p, y, n_bins=5),
-        cal.ece_kde(p, y, grid_size=129), cal.ece(p, y, "output", n_bins=10)]), n=1))
+    f = jax.jit(
+        chex.assert_max_traces(
+            lambda p, y: jnp.stack(
+                [
+                    cal.ece(p, y),
+                    cal.ece(p, y, "classwise", binning="adaptive", mapping="convex"),
+                    cal.mce(p, y, n_bins=5),
+                    cal.ece_kde(p, y, grid_size=129),
+                    cal.ece(p, y, "output", n_bins=10),
+                ]
+            ),
+            n=1,
+        )
+    )
     for seed in range(3):
         p, y = _binary(400, 2, seed)
         out = np.asarray(f(jnp.asarray(p), jnp.asarray(y)))

@@ -12,7 +12,8 @@ import numpy as np
 import optax
 import pytest
 
-from jaxkit import data, evolution as evo, models
+from jaxkit import data, models
+from jaxkit import evolution as evo
 from jaxkit.checkpoint import Checkpointer, CheckpointError, CheckpointMismatch, Run, config_digest, fingerprint
 
 STATE = {"a": np.arange(5.0), "b": np.ones((2, 3), np.int32)}
@@ -50,13 +51,19 @@ def test_a_corrupted_newest_checkpoint_falls_back_with_a_warning(tmp_path, damag
         p = step / "metadata" / "metadata"
         p.write_text(p.read_text()[:7])
     elif damage == "deleted state":
-        import shutil  # noqa: PLC0415
+        import shutil
 
         shutil.rmtree(step / "state")
     else:
         (step / "metadata" / "metadata").unlink()
-    with Checkpointer(tmp_path) as c, pytest.warns(UserWarning, match=rf"step 2 in {re.escape(str(tmp_path))} is "
-                                                                       "unreadable"):
+    with (
+        Checkpointer(tmp_path) as c,
+        pytest.warns(
+            UserWarning,
+            match=rf"step 2 in {re.escape(str(tmp_path))} is "
+            "unreadable",
+        ),
+    ):
         state, meta = c.restore(STATE)
     assert meta == {"h": [1]}
     np.testing.assert_array_equal(state["a"], STATE["a"])
@@ -90,9 +97,11 @@ def test_run_resumes_only_the_same_configuration(tmp_path, capsys):
     assert again.start == 3 and again.metadata == {"history": [1, 2, 3]}
     again.close()
     assert f"resumed from epoch 3 of 10 in {tmp_path}" in capsys.readouterr().out
-    for change, expect in [({"width": 48}, r"config\['width'\] is 32 there and 48 here"),
-                           ({"data": np.arange(1, 5)}, r"config\['data'\]\['sha256'\]"),
-                           ({"seed": 1}, r"config\['seed'\] is missing there and 1 here")]:
+    for change, expect in [
+        ({"width": 48}, r"config\['width'\] is 32 there and 48 here"),
+        ({"data": np.arange(1, 5)}, r"config\['data'\]\['sha256'\]"),
+        ({"seed": 1}, r"config\['seed'\] is missing there and 1 here"),
+    ]:
         with pytest.raises(CheckpointMismatch, match=expect) as e:
             Run(tmp_path, STATE, {**cfg, **change})
         assert "overwrite=True" in str(e.value)
@@ -119,7 +128,7 @@ def test_fingerprints_are_canonical():
 
 # ------------------------------------------------------------------------------- the loops that use Run
 def _sphere(x):
-    return jnp.sum(x ** 2)
+    return jnp.sum(x**2)
 
 
 def _uniform(k):
@@ -130,15 +139,20 @@ def test_optimize_never_resumes_another_run(tmp_path):
     ga = evo.GA(8, _uniform)
     evo.optimize(ga, _sphere, jax.random.key(0), 2, checkpoint_dir=str(tmp_path), progress=False)
     with pytest.raises(CheckpointMismatch, match=r"\.population is float32\[8, 3\] there and float32\[10, 3\] here"):
-        evo.optimize(evo.GA(10, _uniform), _sphere, jax.random.key(0), 2, checkpoint_dir=str(tmp_path),
-                     progress=False)
+        evo.optimize(evo.GA(10, _uniform), _sphere, jax.random.key(0), 2, checkpoint_dir=str(tmp_path), progress=False)
     with pytest.raises(CheckpointMismatch, match=r"config\['key'\]"):  # another key
         evo.optimize(ga, _sphere, jax.random.key(1), 3, checkpoint_dir=str(tmp_path), progress=False)
     with pytest.raises(CheckpointMismatch, match="crossover_rate"):
-        evo.optimize(ga, _sphere, jax.random.key(0), 3, checkpoint_dir=str(tmp_path), progress=False,
-                     params=evo.GAParams(crossover_rate=0.5))
-    s, h = evo.optimize(ga, _sphere, jax.random.key(1), 2, checkpoint_dir=str(tmp_path), progress=False,
-                        overwrite=True)
+        evo.optimize(
+            ga,
+            _sphere,
+            jax.random.key(0),
+            3,
+            checkpoint_dir=str(tmp_path),
+            progress=False,
+            params=evo.GAParams(crossover_rate=0.5),
+        )
+    s, h = evo.optimize(ga, _sphere, jax.random.key(1), 2, checkpoint_dir=str(tmp_path), progress=False, overwrite=True)
     ref, href = evo.optimize(ga, _sphere, jax.random.key(1), 2, progress=False)
     assert [r["fitness"] for r in h] == [r["fitness"] for r in href]
 
@@ -147,8 +161,7 @@ def test_train_never_resumes_another_run(tmp_path):
     ds = data.make_classification(200, 6, 3, seed=0)
 
     def state(width, seed=0):
-        return models.create_train_state(jax.random.key(seed), models.MLP((width, 3)), ds.train.x[:1],
-                                         optax.adam(1e-2))
+        return models.create_train_state(jax.random.key(seed), models.MLP((width, 3)), ds.train.x[:1], optax.adam(1e-2))
 
     kw = dict(key=jax.random.key(0), epochs=1, batch_size=32, progress=False)
     models.train(state(32), ds, checkpoint_dir=str(tmp_path), config={"lr": 1e-2}, **kw)
@@ -157,13 +170,19 @@ def test_train_never_resumes_another_run(tmp_path):
     with pytest.raises(CheckpointMismatch, match="initial_state"):
         models.train(state(32, seed=1), ds, checkpoint_dir=str(tmp_path), config={"lr": 1e-2}, **kw)
     with pytest.raises(CheckpointMismatch, match=r"config\['key'\]"):
-        models.train(state(32), ds, checkpoint_dir=str(tmp_path), config={"lr": 1e-2},
-                     **{**kw, "key": jax.random.key(5)})
+        models.train(
+            state(32), ds, checkpoint_dir=str(tmp_path), config={"lr": 1e-2}, **{**kw, "key": jax.random.key(5)}
+        )
     with pytest.raises(CheckpointMismatch, match=r"config\['lr'\] is 0.01 there and 0.1 here"):
         models.train(state(32), ds, checkpoint_dir=str(tmp_path), config={"lr": 0.1}, **kw)
     with pytest.raises(CheckpointMismatch, match="data"):
-        models.train(state(32), data.make_classification(200, 6, 3, seed=1), checkpoint_dir=str(tmp_path),
-                     config={"lr": 1e-2}, **kw)
+        models.train(
+            state(32),
+            data.make_classification(200, 6, 3, seed=1),
+            checkpoint_dir=str(tmp_path),
+            config={"lr": 1e-2},
+            **kw,
+        )
     _, hist = models.train(state(32), ds, checkpoint_dir=str(tmp_path), config={"lr": 1e-2}, **{**kw, "epochs": 2})
     assert [r["epoch"] for r in hist] == [1, 2]  # a finished run may be extended
     assert os.path.isdir(tmp_path)
@@ -174,8 +193,8 @@ CHILD = os.path.join(os.path.dirname(__file__), "helpers", "resumable_child.py")
 
 
 def _child(directory, cache):
-    import subprocess  # noqa: PLC0415
-    import sys  # noqa: PLC0415
+    import subprocess
+    import sys
 
     env = {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache), "XLA_FLAGS": ""}
     log = open(f"{directory}.log", "a")  # a file, not a pipe: a chatty child can never block on a full pipe
@@ -191,8 +210,11 @@ def _log(proc):
 
 
 def _steps(directory):
-    return {part: sorted(int(p) for p in os.listdir(directory / part) if p.isdigit())
-            for part in ("ga", "train") if (directory / part).is_dir()}
+    return {
+        part: sorted(int(p) for p in os.listdir(directory / part) if p.isdigit())
+        for part in ("ga", "train")
+        if (directory / part).is_dir()
+    }
 
 
 @pytest.mark.slow
@@ -200,8 +222,8 @@ def test_runs_killed_at_random_moments_resume_to_the_same_result(tmp_path):
     """SIGKILL a child running optimize + train at random moments (some during a save), rerun it on the same
     directory until it finishes: the result must equal an uninterrupted run's exactly (same programs, same
     device: resuming must not change a bit)."""
-    import signal  # noqa: PLC0415
-    import time  # noqa: PLC0415
+    import signal
+    import time
 
     cache = tmp_path / "cache"
     t0 = time.perf_counter()  # the reference run; it also fills the compilation cache the others load from
@@ -232,7 +254,9 @@ def test_runs_killed_at_random_moments_resume_to_the_same_result(tmp_path):
         assert sorted(got.files) == sorted(want.files)
         for k in want.files:
             np.testing.assert_array_equal(got[k], want[k], err_msg=f"episode {episodes}: {k}")
-    print(f"\nfault injection: {kills} SIGKILLs ({mid_save} left a save unfinished), {starts} starts in {episodes} "
-          f"runs, {resumed} of them resumed from a checkpoint; all {episodes} results identical to the "
-          f"uninterrupted run")
+    print(
+        f"\nfault injection: {kills} SIGKILLs ({mid_save} left a save unfinished), {starts} starts in {episodes} "
+        f"runs, {resumed} of them resumed from a checkpoint; all {episodes} results identical to the "
+        f"uninterrupted run"
+    )
     assert kills >= target and resumed >= 3

@@ -44,10 +44,12 @@ def test_make_classification_matches_sklearn_and_is_deterministic():
     d = data.make_classification(200, 10, 3, seed=7)
     d2 = data.make_classification(200, 10, 3, seed=7)
     np.testing.assert_array_equal(d.train.x, d2.train.x)
-    x, y = skd.make_classification(n_samples=200, n_features=10, n_classes=3, n_informative=3,
-                                   n_redundant=2, random_state=7)
+    x, y = skd.make_classification(
+        n_samples=200, n_features=10, n_classes=3, n_informative=3, n_redundant=2, random_state=7
+    )
     assert sorted(map(tuple, np.round(np.concatenate([d.train.x, d.test.x]), 4))) == sorted(
-        map(tuple, np.round(x.astype(np.float32), 4)))
+        map(tuple, np.round(x.astype(np.float32), 4))
+    )
     assert d.num_classes == 3 and d.train.x.dtype == np.float32
 
 
@@ -80,7 +82,8 @@ def test_bad_inputs_raise_clear_errors():
 
 
 def test_load_tfds_reads_local_data_without_network():
-    import tensorflow_datasets as tfds  # noqa: PLC0415  (test extra; heavy, so imported where used)
+    import tensorflow_datasets as tfds
+
     with tfds.testing.mock_data(num_examples=12):
         ds = data.load_tfds("mnist", max_examples=10)
     assert ds.train.x.shape == (10, 28, 28, 1) and ds.test.x.shape == (10, 28, 28, 1)
@@ -111,15 +114,20 @@ def test_select_classes_relabels_in_the_given_order():
 
 
 def test_load_scene_names_the_file_and_format_when_it_cannot_read_it(tmp_path):
-    import pickle  # noqa: PLC0415
+    import pickle
 
     (tmp_path / "empty.npy").write_bytes(b"")
     np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     (tmp_path / "cut.mat").write_bytes(b"MATLAB 5.0 MAT-file" + b"\0" * 20)
     (tmp_path / "cut.npz").write_bytes(pickle.dumps([1, 2])[:5])
     np.save(tmp_path / "flat.npy", np.ones(5, np.float32))
-    cases = [("empty.npy", "a NumPy .npy array"), ("objects.npy", "pickled objects, which jaxkit never loads"),
-             ("cut.mat", "a MATLAB .mat file"), ("cut.npz", "a NumPy .npz archive"), ("flat.npy", "[H, W, B]")]
+    cases = [
+        ("empty.npy", "a NumPy .npy array"),
+        ("objects.npy", "pickled objects, which jaxkit never loads"),
+        ("cut.mat", "a MATLAB .mat file"),
+        ("cut.npz", "a NumPy .npz archive"),
+        ("flat.npy", "[H, W, B]"),
+    ]
     for name, says in cases:
         with pytest.raises(ValueError) as e:
             data.load_scene(str(tmp_path / name))

@@ -7,7 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import REPO
 
 
@@ -33,15 +32,16 @@ def test_train_digits_demo_reaches_95_percent(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_lipbab_table1_reproduces_the_golden_constants(tmp_path):
-    import jax  # noqa: PLC0415
-    from test_lipschitz import GOLDEN  # noqa: PLC0415  (the paper's constants, typed in independently)
+    import jax
+    from test_lipschitz import GOLDEN
 
     cache = jax.config.jax_compilation_cache_dir
     jax.config.update("jax_compilation_cache_dir", str(tmp_path / "suite_cache"))  # as with JAXKIT_JAX_CACHE_DIR
     try:
         exp = _load_experiment("lipbab_table1")
-        rows = exp.main(["--sources", "golden", "--nets", "iris_4-5-5-3,sd_10-30-30-30-3",
-                         "--out", str(tmp_path), "--no-progress"])  # the networks shipped with jaxkit
+        rows = exp.main(
+            ["--sources", "golden", "--nets", "iris_4-5-5-3,sd_10-30-30-30-3", "--out", str(tmp_path), "--no-progress"]
+        )  # the networks shipped with jaxkit
         kept = jax.config.jax_compilation_cache_dir
     finally:
         jax.config.update("jax_compilation_cache_dir", cache)
@@ -54,11 +54,14 @@ def test_lipbab_table1_reproduces_the_golden_constants(tmp_path):
     assert os.path.exists(tmp_path / "convergence.png")
 
 
-@pytest.mark.parametrize("argv, says", [
-    (["--golden-dir", "no_such_dir"], "--golden-dir: 'no_such_dir' has no iris_4-5-5-3.npz"),
-    (["--nets", "foo"], "--nets: expected a comma list of"),
-    (["--sources", "golden,bar"], "--sources: expected a comma list of golden, trained"),
-])
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--golden-dir", "no_such_dir"], "--golden-dir: 'no_such_dir' has no iris_4-5-5-3.npz"),
+        (["--nets", "foo"], "--nets: expected a comma list of"),
+        (["--sources", "golden,bar"], "--sources: expected a comma list of golden, trained"),
+    ],
+)
 def test_lipbab_table1_rejects_bad_arguments_before_any_work(tmp_path, capsys, argv, says):
     (tmp_path / "table1.json").write_text("earlier result")
     exp = _load_experiment("lipbab_table1")
@@ -100,8 +103,22 @@ def test_bfrifp_digits(tmp_path, capsys):
 @pytest.mark.slow
 def test_pruned_yolo_digits(tmp_path, capsys):
     exp = _load_experiment("pruned_yolo_digits")
-    out = exp.main(["--seeds", "0", "--pretrain-epochs", "8", "--iterations", "2", "--sparsity-epochs", "2",
-                    "--finetune-epochs", "2", "--out", str(tmp_path)])
+    out = exp.main(
+        [
+            "--seeds",
+            "0",
+            "--pretrain-epochs",
+            "8",
+            "--iterations",
+            "2",
+            "--sparsity-epochs",
+            "2",
+            "--finetune-epochs",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     sparse, plain = out["results"]["pruned-yolo"][0], out["results"]["no-sparsity"][0]
     assert sparse[-1]["gamma_small_fraction"] > 0.2 and plain[-1]["gamma_small_fraction"] == 0.0  # L1 + soft mask
     assert sparse[1]["params"] < sparse[0]["params"] < 16_794  # each iteration prunes further
@@ -112,8 +129,24 @@ def test_pruned_yolo_digits(tmp_path, capsys):
 @pytest.mark.slow
 def test_cupnet_experiment(tmp_path, capsys):
     exp = _load_experiment("cupnet")
-    out = exp.main(["--seeds", "0", "--samples", "300", "--epochs", "40", "--depths", "1", "--alphas", "8",
-                    "--trees", "20", "--out", str(tmp_path)])
+    out = exp.main(
+        [
+            "--seeds",
+            "0",
+            "--samples",
+            "300",
+            "--epochs",
+            "40",
+            "--depths",
+            "1",
+            "--alphas",
+            "8",
+            "--trees",
+            "20",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     row = out["rows"][0]
     assert row["n_ref"] >= row["n_cup"] and row["refnet_width"] > 0
     assert row["cupnet"][0] > 0.5 and out["forest"][0] > 0.5  # both learn the deformation
@@ -122,8 +155,21 @@ def test_cupnet_experiment(tmp_path, capsys):
 
 # --dim 8 / batch 64 as the other GAN runs (and the notebook): one compiled train step, shared through the
 # persistent compilation cache by the tests of the "gan" xdist group (one worker, one after another)
-HS_SMALL = ["--size", "40", "--iterations", "40", "--checkpoint-every", "20", "--dim", "8", "--runs", "2",
-            "--min-iterations", "5", "--no-progress"]
+HS_SMALL = [
+    "--size",
+    "40",
+    "--iterations",
+    "40",
+    "--checkpoint-every",
+    "20",
+    "--dim",
+    "8",
+    "--runs",
+    "2",
+    "--min-iterations",
+    "5",
+    "--no-progress",
+]
 
 
 @pytest.mark.slow
@@ -142,8 +188,12 @@ def test_hyperspectral_experiment_resumes_and_stops_on_nan(tmp_path, capsys, mon
     # a loss that turns NaN after 70 stops a 100-iteration run and keeps the last good checkpoint (60); the same
     # command then resumes there and finishes; another configuration on that folder is a one-line error (exit 2)
     # (one folder for all three: each run costs ~10 s of tracing and cache loads)
-    long = HS_SMALL[:2] + ["--iterations", "100"] + HS_SMALL[4:] + ["--out", str(tmp_path / "long"),
-                                                                    "--checkpoint-dir", ck + "_long"]
+    long = (
+        HS_SMALL[:2]
+        + ["--iterations", "100"]
+        + HS_SMALL[4:]
+        + ["--out", str(tmp_path / "long"), "--checkpoint-dir", ck + "_long"]
+    )
     orig = exp.gan.make_train_step
 
     def nan_after_70(*a, **k):
@@ -152,6 +202,7 @@ def test_hyperspectral_experiment_resumes_and_stops_on_nan(tmp_path, capsys, mon
         def wrapped(state, real, key):
             new, m = step(state, real, key)
             return new, ({**m, "critic_loss": float("nan")} if int(new.step) > 70 else m)
+
         return wrapped
 
     monkeypatch.setattr(exp.gan, "make_train_step", nan_after_70)
@@ -175,8 +226,21 @@ def test_hyperspectral_experiment_resumes_and_stops_on_nan(tmp_path, capsys, mon
 @pytest.mark.xdist_group("gan")
 def test_hyperspectral_gan_detects_the_bright_and_camouflage_targets(tmp_path):
     exp = _load_experiment("hyperspectral_wgan_gp")
-    out = exp.main(["--size", "64", "--iterations", "500", "--checkpoint-every", "500", "--min-iterations", "30",
-                    "--no-progress", "--out", str(tmp_path)])
+    out = exp.main(
+        [
+            "--size",
+            "64",
+            "--iterations",
+            "500",
+            "--checkpoint-every",
+            "500",
+            "--min-iterations",
+            "30",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     auc = {m: {r["target"]: r["auc"] for r in rows} for m, rows in out["tables"].items()}
     rec = auc["recreation 4x30"]  # a short run: 0.999 / 0.900 here (800 iterations x 4x50 restarts: ~0.99 / 0.91)
     for target in ("bright panel", "camouflage panel"):
@@ -190,9 +254,30 @@ def test_hyperspectral_gan_detects_the_bright_and_camouflage_targets(tmp_path):
 @pytest.mark.slow
 def test_gator_digits(tmp_path, capsys):
     exp = _load_experiment("gator_digits")
-    out = exp.main(["--seeds", "0", "--kinds", "flops", "--alphas", "2", "4", "--pretrain-epochs", "6",
-                    "--gated-epochs", "3", "--finetune-epochs", "2", "--alpha-ramp", "10", "--temperature", "2", "1",
-                    "--out", str(tmp_path)])
+    out = exp.main(
+        [
+            "--seeds",
+            "0",
+            "--kinds",
+            "flops",
+            "--alphas",
+            "2",
+            "4",
+            "--pretrain-epochs",
+            "6",
+            "--gated-epochs",
+            "3",
+            "--finetune-epochs",
+            "2",
+            "--alpha-ramp",
+            "10",
+            "--temperature",
+            "2",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     r = out["rows"]["flops:4.0"]
     assert r["macs"][0] <= out["rows"]["flops:2.0"]["macs"][0]  # the iterative loop only prunes more
     assert out["unpruned"][0] >= 0.9
@@ -204,9 +289,26 @@ def test_gator_digits(tmp_path, capsys):
 @pytest.mark.slow
 def test_blend_prune_digits_blended_within_tolerance_of_best_single(tmp_path, capsys):
     exp = _load_experiment("blend_prune_digits")
-    argv = ["--seeds", "0", "1", "--popsize", "6", "--generations", "3", "--fitness-epochs", "1",
-            "--pretrain-epochs", "8", "--finetune-epochs", "3", "--no-progress",
-            "--checkpoint", str(tmp_path / "ckpt"), "--out", str(tmp_path)]
+    argv = [
+        "--seeds",
+        "0",
+        "1",
+        "--popsize",
+        "6",
+        "--generations",
+        "3",
+        "--fitness-epochs",
+        "1",
+        "--pretrain-epochs",
+        "8",
+        "--finetune-epochs",
+        "3",
+        "--no-progress",
+        "--checkpoint",
+        str(tmp_path / "ckpt"),
+        "--out",
+        str(tmp_path),
+    ]
     out = exp.main(argv)
     rows = out["rows"]
     blended = sum(rows["blended (EA)"]["finetuned"]) / 2
@@ -229,12 +331,24 @@ def test_blend_prune_digits_blended_within_tolerance_of_best_single(tmp_path, ca
 def test_gator_recipe_flag_sets_the_papers_cifar_recipe():
     exp = _load_experiment("gator_digits")
     a = exp.parse_args(["--recipe", "cifar-resnet56", "--seeds", "3"])
-    assert (a.dataset, a.stages, a.widths, a.optimizer, a.schedule) == ("tfds:cifar10", "9,9,9", "16,32,64", "sgd", "paper")
+    assert (a.dataset, a.stages, a.widths, a.optimizer, a.schedule) == (
+        "tfds:cifar10",
+        "9,9,9",
+        "16,32,64",
+        "sgd",
+        "paper",
+    )
     assert (a.pretrain_epochs, a.gated_epochs, a.finetune_epochs, a.batch_size) == (240, 90, 30, 128)
     assert (a.lr, a.model_lr, a.finetune_lr, a.weight_decay, a.seeds) == (0.1, 0.01, 1e-3, 1e-4, [3])
     assert exp.parse_args(["--recipe", "cifar-resnet56", "--gated-epochs", "2"]).gated_epochs == 2  # flags win
     d = exp.parse_args([])
-    assert (d.dataset, d.optimizer, d.finetune_lr, d.temperature, d.alpha_ramp) == ("digits", "adam", d.model_lr, None, 0)
+    assert (d.dataset, d.optimizer, d.finetune_lr, d.temperature, d.alpha_ramp) == (
+        "digits",
+        "adam",
+        d.model_lr,
+        None,
+        0,
+    )
     # the paper's x0.1 points: 120/180 of 240 epochs, 60 of 90 gated epochs
     assert [int(f * 240) for f in exp.PAPER_DECAY["pretrain"]] == [120, 180]
     assert [round(f * 90) for f in exp.PAPER_DECAY["gated"]] == [60]
@@ -242,8 +356,9 @@ def test_gator_recipe_flag_sets_the_papers_cifar_recipe():
 
 def test_fair_moea_resumes_exactly(tmp_path):
     exp = _load_experiment("fair_moea")
-    args = exp.parse_args(["--samples", "400", "--popsize", "6", "--generations", "4", "--checkpoint-every", "1",
-                           "--no-progress"])
+    args = exp.parse_args(
+        ["--samples", "400", "--popsize", "6", "--generations", "4", "--checkpoint-every", "1", "--no-progress"]
+    )
     d = exp.load(args)
     args.sensitive = list(d.sensitive)
     splits = d.split(seed=0)
@@ -270,8 +385,22 @@ def test_fair_moea_resumes_exactly(tmp_path):
 @pytest.mark.slow
 def test_fair_moea_experiment_tables(tmp_path, capsys):
     exp = _load_experiment("fair_moea")
-    argv = ["--samples", "600", "--popsize", "8", "--generations", "4", "--trials", "2", "--no-progress",
-            "--variants", "E", "EIG", "--out", str(tmp_path)]
+    argv = [
+        "--samples",
+        "600",
+        "--popsize",
+        "8",
+        "--generations",
+        "4",
+        "--trials",
+        "2",
+        "--no-progress",
+        "--variants",
+        "E",
+        "EIG",
+        "--out",
+        str(tmp_path),
+    ]
     res = exp.main(argv)
     text = capsys.readouterr().out
     for table in ("Table 1", "Table 2", "Table 3", '"seeds"'):
@@ -286,9 +415,32 @@ def test_fair_moea_experiment_tables(tmp_path, capsys):
 @pytest.mark.slow
 def test_ece_estimators_experiment(tmp_path, capsys):
     exp = _load_experiment("ece_estimators")
-    res = exp.main(["--classes", "3", "--dims", "2", "--models", "logistic", "naive_bayes", "--holdout", "20000",
-                    "--true-bins", "200", "--sizes", "30", "200", "--sets", "40", "--out", str(tmp_path),
-                    "--estimators", "ECE_l sqrtN", "ECE_c sqrtN", "ECE_d (KDE, Gaussian)"])
+    res = exp.main(
+        [
+            "--classes",
+            "3",
+            "--dims",
+            "2",
+            "--models",
+            "logistic",
+            "naive_bayes",
+            "--holdout",
+            "20000",
+            "--true-bins",
+            "200",
+            "--sizes",
+            "30",
+            "200",
+            "--sets",
+            "40",
+            "--out",
+            str(tmp_path),
+            "--estimators",
+            "ECE_l sqrtN",
+            "ECE_c sqrtN",
+            "ECE_d (KDE, Gaussian)",
+        ]
+    )
     text = capsys.readouterr().out
     assert "confidence ECE: median" in text and "classwise ECE: median" in text
     err = res["p95_relative_error"]["confidence"]
@@ -310,8 +462,23 @@ def test_similarity_label_smoothing_experiment(tmp_path, capsys):
 @pytest.mark.slow
 def test_reward_gating_experiment_tables_and_exact_resume(tmp_path, capsys, monkeypatch):
     exp = _load_experiment("reward_gating")
-    argv = ["--seeds", "2", "--steps", "400", "--chunk", "200", "--bins", "20", "--warmup", "50", "--buffer", "400",
-            "--hidden", "8,8", "--no-progress"]
+    argv = [
+        "--seeds",
+        "2",
+        "--steps",
+        "400",
+        "--chunk",
+        "200",
+        "--bins",
+        "20",
+        "--warmup",
+        "50",
+        "--buffer",
+        "400",
+        "--hidden",
+        "8,8",
+        "--no-progress",
+    ]
     ref = exp.main(argv + ["--out", str(tmp_path / "a")])
     text = capsys.readouterr().out
     assert "Table 2" in text and "Table 3" in text and "Reliability" in text and '"seeds": [' in text
@@ -338,8 +505,8 @@ def test_reward_gating_experiment_tables_and_exact_resume(tmp_path, capsys, monk
     for a in exp.rl.AGENTS:
         np.testing.assert_allclose(res["agents"][a]["curves"], ref["agents"][a]["curves"], rtol=1e-5, atol=1e-7)
     # the run's folder is keyed by its configuration, and its checkpoints refuse any other run (here: other keys)
-    import jax  # noqa: PLC0415
-    import jax.numpy as jnp  # noqa: PLC0415
+    import jax
+    import jax.numpy as jnp
 
     from jaxkit.checkpoint import CheckpointMismatch
 
@@ -356,8 +523,9 @@ def test_reward_gating_experiment_tables_and_exact_resume(tmp_path, capsys, monk
 @pytest.mark.slow
 def test_weight_gradient_centralization_experiment(tmp_path, capsys):
     exp = _load_experiment("weight_gradient_centralization")
-    res = exp.main(["--variants", "baseline", "WC+GC", "--bn", "off", "--seeds", "0", "--epochs", "6",
-                    "--out", str(tmp_path)])
+    res = exp.main(
+        ["--variants", "baseline", "WC+GC", "--bn", "off", "--seeds", "0", "--epochs", "6", "--out", str(tmp_path)]
+    )
     text = capsys.readouterr().out
     assert "Test accuracy, mean ± std over seeds [0]" in text and "WC+GC" in text
     assert set(res) == {"baseline / BN off", "WC+GC / BN off"}
@@ -368,8 +536,27 @@ def test_weight_gradient_centralization_experiment(tmp_path, capsys):
 @pytest.mark.slow
 def test_jacobian_reg_uap_experiment(tmp_path, capsys):
     exp = _load_experiment("jacobian_reg_uap")
-    res = exp.main(["--methods", "standard", "jacobian", "--seeds", "0", "--epochs", "3", "--eps", "0.2",
-                    "--targets", "1", "--uap-steps", "20", "--sim-samples", "40", "--out", str(tmp_path)])
+    res = exp.main(
+        [
+            "--methods",
+            "standard",
+            "jacobian",
+            "--seeds",
+            "0",
+            "--epochs",
+            "3",
+            "--eps",
+            "0.2",
+            "--targets",
+            "1",
+            "--uap-steps",
+            "20",
+            "--sim-samples",
+            "40",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     text = capsys.readouterr().out
     assert "Table 1 layout" in text and "UER % eps=0.2" in text and "median J-sim" in text
     for m in ("standard", "jacobian"):
@@ -381,12 +568,35 @@ def test_jacobian_reg_uap_experiment(tmp_path, capsys):
 @pytest.mark.slow
 def test_localnorm_noise_experiment(tmp_path, capsys):
     exp = _load_experiment("localnorm_noise")
-    acc = exp.main(["--seeds", "0", "--epochs", "3", "--sigmas", "0", "1.5", "--rates", "0.4", "--convert",
-                    "--finetune-epochs", "1", "--out", str(tmp_path)])
+    acc = exp.main(
+        [
+            "--seeds",
+            "0",
+            "--epochs",
+            "3",
+            "--sigmas",
+            "0",
+            "1.5",
+            "--rates",
+            "0.4",
+            "--convert",
+            "--finetune-epochs",
+            "1",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     text = capsys.readouterr().out
     assert "multiplicative noise" in text and "LocalNorm batch_vote" in text
-    assert {"BN", "dynamic BN", "LocalNorm single", "LocalNorm single_vote", "LocalNorm groups",
-            "LocalNorm batch_vote", "BN -> LocalNorm single_vote"} == set(acc)
+    assert {
+        "BN",
+        "dynamic BN",
+        "LocalNorm single",
+        "LocalNorm single_vote",
+        "LocalNorm groups",
+        "LocalNorm batch_vote",
+        "BN -> LocalNorm single_vote",
+    } == set(acc)
     assert acc["BN"]["gauss 0.0"][0] > acc["BN"]["gauss 1.5"][0]  # noise hurts
     assert os.path.exists(tmp_path / "accuracy_vs_noise.png")
 
@@ -394,8 +604,9 @@ def test_localnorm_noise_experiment(tmp_path, capsys):
 @pytest.mark.slow
 def test_hir_rotated_digits_experiment(tmp_path, capsys):
     exp = _load_experiment("hir_rotated_digits")
-    res = exp.main(["--seeds", "0", "--steps", "50", "--test-domains", "0", "--methods", "CE", "MK-MMD",
-                    "--out", str(tmp_path)])  # HIR runs in the small-batch comparison
+    res = exp.main(
+        ["--seeds", "0", "--steps", "50", "--test-domains", "0", "--methods", "CE", "MK-MMD", "--out", str(tmp_path)]
+    )  # HIR runs in the small-batch comparison
     text = capsys.readouterr().out
     assert "Table 3.2 layout" in text and "unpaired vs paired" in text
     for m in ("CE", "MK-MMD"):
@@ -418,8 +629,27 @@ def test_imbalance_digits_experiment(tmp_path, capsys):
 @pytest.mark.slow
 def test_softrmax_robustness_experiment(tmp_path, capsys):
     exp = _load_experiment("softrmax_robustness")
-    res = exp.main(["--tasks", "3v7", "--seeds", "0", "--epochs", "8", "--eps", "0.3", "--bim-steps", "3",
-                    "--bim-many", "6", "--curve-eps", "0", "2", "--out", str(tmp_path)])
+    res = exp.main(
+        [
+            "--tasks",
+            "3v7",
+            "--seeds",
+            "0",
+            "--epochs",
+            "8",
+            "--eps",
+            "0.3",
+            "--bim-steps",
+            "3",
+            "--bim-many",
+            "6",
+            "--curve-eps",
+            "0",
+            "2",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     text = capsys.readouterr().out
     assert "Table 5.1 layout" in text and "subst. BIM 0.3" in text and "per target class" in text
     assert "BIM-margin 0.3" in text
@@ -446,8 +676,9 @@ def test_gradcam_manipulation_experiment(tmp_path, capsys):
 @pytest.mark.slow
 def test_saliency_entropy_detection_experiment(tmp_path, capsys):
     exp = _load_experiment("saliency_entropy_detection")
-    res = exp.main(["--seeds", "0", "--epochs", "3", "--eps", "0.2", "--pgd-steps", "3", "--grid", "2",
-                    "--out", str(tmp_path)])
+    res = exp.main(
+        ["--seeds", "0", "--epochs", "3", "--eps", "0.2", "--pgd-steps", "3", "--grid", "2", "--out", str(tmp_path)]
+    )
     text = capsys.readouterr().out
     assert "AUC (fooled only)" in text and "pgd@0.2" in text
     r = res[0]["fgsm@0.2"]
@@ -460,20 +691,22 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "colabs", "*.ipynb")))
 
 # The GAN notebook runs in the GAN runs' xdist_group: run beside them instead (measured, cold cache) the slow pass
 # took 497 s instead of 435-474 s -- three compute-heavy GAN programs at once on two cores.
-NOTEBOOK_PARAMS = [pytest.param(p, id=os.path.basename(p),
-                                marks=[pytest.mark.xdist_group("gan")] if "hyperspectral" in p else [])
-                   for p in NOTEBOOKS]
+NOTEBOOK_PARAMS = [
+    pytest.param(p, id=os.path.basename(p), marks=[pytest.mark.xdist_group("gan")] if "hyperspectral" in p else [])
+    for p in NOTEBOOKS
+]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOK_PARAMS)
 def test_notebook_runs_top_to_bottom(path):
-    import nbclient  # noqa: PLC0415  (test extras)
-    import nbformat  # noqa: PLC0415
+    import nbclient
+    import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    client = nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                     resources={"metadata": {"path": os.path.dirname(path)}})
+    client = nbclient.NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": os.path.dirname(path)}}
+    )
     # Notebooks are demo-sized, so compile-bound: XLA's -O0 ran them 0-40 % faster (measured on 8 of them; the
     # GAN notebook, the one compute-heavy, is unchanged), as for the unit tests (see the Makefile).
     flags = os.environ.get("XLA_FLAGS", "")

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import REPO
+
 from jaxkit import evolution as evo
 
 
@@ -68,8 +68,13 @@ def test_de_operators():
     pop = (2.0 ** jnp.arange(8.0))[:, None]
     d = np.asarray(evo.de_mutation(jax.random.key(5), pop, 1.0))[:, 0]
     for i, v in enumerate(d):
-        found = [(r1, r2, r3) for r1 in range(8) for r2 in range(8) for r3 in range(8)
-                 if len({i, r1, r2, r3}) == 4 and 2.0 ** r1 + 2.0 ** r2 - 2.0 ** r3 == v]
+        found = [
+            (r1, r2, r3)
+            for r1 in range(8)
+            for r2 in range(8)
+            for r3 in range(8)
+            if len({i, r1, r2, r3}) == 4 and 2.0**r1 + 2.0**r2 - 2.0**r3 == v
+        ]
         assert found
 
 
@@ -79,20 +84,21 @@ def test_selection_minimises_and_ranks_nan_last():
     assert list(np.asarray(evo.truncation_selection(evo.ranking_key(f, maximize=True), 5))) == [0, 3, 2, 4, 1]
     # contestants drawn with replacement: the best wins iff drawn, P = 1 - (4/5)^size; NaN only if all are NaN
     win = np.asarray(evo.tournament_selection(jax.random.key(0), f, 4000, size=5))
-    assert abs(np.mean(win == 4) - (1 - 0.8 ** 5)) < 0.03 and np.mean(win == 1) < 0.002
+    assert abs(np.mean(win == 4) - (1 - 0.8**5)) < 0.03 and np.mean(win == 1) < 0.002
     win2 = np.asarray(evo.tournament_selection(jax.random.key(1), f, 4000, size=2))
     assert abs(np.mean(win2 == 4) - 0.36) < 0.03 and abs(np.mean(win2 == 1) - 0.04) < 0.015
-    pop, fit = evo.elitist_merge(jnp.arange(3.0), jnp.asarray([5.0, 1.0, 3.0]), jnp.arange(10.0, 13.0),
-                                 jnp.asarray([2.0, jnp.nan, 0.0]))
+    pop, fit = evo.elitist_merge(
+        jnp.arange(3.0), jnp.asarray([5.0, 1.0, 3.0]), jnp.arange(10.0, 13.0), jnp.asarray([2.0, jnp.nan, 0.0])
+    )
     assert list(np.asarray(pop)) == [12.0, 1.0, 10.0] and list(np.asarray(fit)) == [0.0, 1.0, 2.0]
 
 
 def _sphere(x):
-    return jnp.sum(x ** 2)
+    return jnp.sum(x**2)
 
 
 def _rastrigin(x):
-    return 10 * x.shape[0] + jnp.sum(x ** 2 - 10 * jnp.cos(2 * jnp.pi * x))
+    return 10 * x.shape[0] + jnp.sum(x**2 - 10 * jnp.cos(2 * jnp.pi * x))
 
 
 def _uniform(k):
@@ -114,12 +120,12 @@ def test_sphere_and_rastrigin_10d_converge():
     assert float(s.best_fitness) < 1e-3
     s, _ = evo.run(ga, _rastrigin, jax.random.key(0), 600)
     assert float(s.best_fitness) < 5.0, float(s.best_fitness)  # random start: ~100; within 5 of the optimum
-    assert float(jnp.sum(s.best_member ** 2)) < 5.0
+    assert float(jnp.sum(s.best_member**2)) < 5.0
 
 
 def test_fixed_key_reproduces_and_resume_continues_exactly(tmp_path):
     ga = evo.GA(8, _uniform, mutate=_ga_mutate, maximize=True)
-    f = lambda x: -_rastrigin(x)  # noqa: E731
+    f = lambda x: -_rastrigin(x)
     s1, h1 = evo.optimize(ga, f, jax.random.key(7), 6, progress=False)
     s2, h2 = evo.optimize(ga, f, jax.random.key(7), 6, progress=False)
     chex.assert_trees_all_equal(s1, s2)
@@ -150,27 +156,40 @@ def test_nan_fitness_is_ranked_last_and_reported():
     st = ga.init(jax.random.key(0))
     pop, st = ga.ask(jax.random.key(1), st)
     with pytest.warns(RuntimeWarning, match="2 of 4 fitness values are NaN"):
-        fit = evo.evaluate(lambda x: jnp.where(x[0] > 0, jnp.nan, _sphere(x)),
-                           jax.tree.map(lambda x: x.at[:2, 0].set(jnp.asarray([1.0, 1.0])).at[2:, 0].set(-1.0), pop))
+        fit = evo.evaluate(
+            lambda x: jnp.where(x[0] > 0, jnp.nan, _sphere(x)),
+            jax.tree.map(lambda x: x.at[:2, 0].set(jnp.asarray([1.0, 1.0])).at[2:, 0].set(-1.0), pop),
+        )
     st = ga.tell(pop, fit, st)
     assert int(st.nan_count) == 2 and not np.isnan(float(st.best_fitness))
     assert np.isnan(np.asarray(st.fitness)[-2:]).all()  # sorted best first, NaN at the end
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: evo.GA(1, _uniform), "popsize"),
-    (lambda: evo.DE(3, _uniform), "popsize"),
-    (lambda: evo.GA(4, _uniform, selection="roulette"), "selection"),
-    (lambda: evo.GA(4, _uniform).init(jax.random.key(0), evo.GAParams(crossover_rate=1.5)), "crossover_rate"),
-    (lambda: evo.uniform_crossover(jax.random.key(0), _pop(), _pop(), -0.1), "rate"),
-    (lambda: evo.drop(jax.random.key(0), _pop(), 2.0), "rate"),
-    (lambda: evo.evaluate(lambda g: g["P"], _pop()), r"one scalar \(or one vector of objectives\) per member"),
-    (lambda: evo.evaluate(lambda g: g["missing"], _pop()), "failed on one member"),
-    (lambda: evo.GA(4, _uniform).tell(jnp.zeros((4, 10)), jnp.zeros((4, 2)), evo.GA(4, _uniform).init(
-        jax.random.key(0))), "shape \\(4,\\)"),
-    (lambda: evo.categorical_mutation(jax.random.key(0), jnp.zeros((2, 3), jnp.int32), 0.1, jnp.ones((4, 5), bool)),
-     "allowed"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: evo.GA(1, _uniform), "popsize"),
+        (lambda: evo.DE(3, _uniform), "popsize"),
+        (lambda: evo.GA(4, _uniform, selection="roulette"), "selection"),
+        (lambda: evo.GA(4, _uniform).init(jax.random.key(0), evo.GAParams(crossover_rate=1.5)), "crossover_rate"),
+        (lambda: evo.uniform_crossover(jax.random.key(0), _pop(), _pop(), -0.1), "rate"),
+        (lambda: evo.drop(jax.random.key(0), _pop(), 2.0), "rate"),
+        (lambda: evo.evaluate(lambda g: g["P"], _pop()), r"one scalar \(or one vector of objectives\) per member"),
+        (lambda: evo.evaluate(lambda g: g["missing"], _pop()), "failed on one member"),
+        (
+            lambda: evo.GA(4, _uniform).tell(
+                jnp.zeros((4, 10)), jnp.zeros((4, 2)), evo.GA(4, _uniform).init(jax.random.key(0))
+            ),
+            "shape \\(4,\\)",
+        ),
+        (
+            lambda: evo.categorical_mutation(
+                jax.random.key(0), jnp.zeros((2, 3), jnp.int32), 0.1, jnp.ones((4, 5), bool)
+            ),
+            "allowed",
+        ),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -7,12 +7,14 @@ import glob
 import os
 
 import pytest
-
 from test_end_to_end import _load_experiment
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "experiments", "*.py"))
-                     if not p.endswith("expkit.py"))
+EXPERIMENTS = sorted(
+    os.path.basename(p)[:-3]
+    for p in glob.glob(os.path.join(REPO, "experiments", "*.py"))
+    if not p.endswith("expkit.py")
+)
 
 BAD = [  # (experiment, arguments, what the one-line message must contain); each was accepted or crashed before
     ("train_digits", ["--epochs", "0"], "--epochs: must be >= 1"),
@@ -59,7 +61,7 @@ def test_help_shows_every_default(name, capsys):
 
 
 def _parser(exp):
-    import argparse  # noqa: PLC0415
+    import argparse
 
     made = []
     real = argparse.ArgumentParser.parse_args
@@ -78,7 +80,7 @@ def _parser(exp):
 
 
 def test_a_failed_run_never_replaces_earlier_results(tmp_path, monkeypatch):
-    import expkit  # noqa: PLC0415 -- experiments/ is on sys.path via _load_experiment
+    import expkit
 
     _load_experiment("train_digits")
     (tmp_path / "results.json").write_text("earlier result")

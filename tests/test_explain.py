@@ -53,8 +53,9 @@ def test_gradcam_of_a_gap_linear_head_equals_cam():
     top = np.argmax(m.apply(v, x), -1)
     ref = np.maximum(np.einsum("bhwk,bk->bhw", A, np.asarray(w)[:, top].T) / 36, 0)
     np.testing.assert_allclose(g, ref, rtol=1e-5, atol=1e-7)
-    np.testing.assert_allclose(explain.gradcam(m.apply, v, x, target=1),
-                               explain.cam(m.apply, v, x, w, target=1), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        explain.gradcam(m.apply, v, x, target=1), explain.cam(m.apply, v, x, w, target=1), rtol=1e-5, atol=1e-6
+    )
 
 
 def test_gradcam_by_layer_equals_the_features_head_split(cnn):
@@ -98,7 +99,7 @@ def numpy_local_entropy(q, window):
     out = np.zeros((h, w))
     for i in range(h):
         for j in range(w):
-            patch = q[max(i - r, 0):i + r + 1, max(j - r, 0):j + r + 1].ravel()
+            patch = q[max(i - r, 0) : i + r + 1, max(j - r, 0) : j + r + 1].ravel()
             _, counts = np.unique(patch, return_counts=True)
             p = counts / counts.sum()
             out[i, j] = -(p * np.log2(p)).sum()
@@ -113,8 +114,12 @@ def test_local_spatial_entropy_equals_a_numpy_loop():
         q = np.clip(np.floor(maps[b] * 8), 0, 7)
         np.testing.assert_allclose(got[b], numpy_local_entropy(q, 5), rtol=1e-5, atol=1e-6)
     img = rng.integers(0, 256, (10, 10)).astype(np.uint8)  # skimage.filters.rank.entropy's convention
-    np.testing.assert_allclose(explain.local_spatial_entropy(img, window=3, bins=256),
-                               numpy_local_entropy(img.astype(int), 3), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        explain.local_spatial_entropy(img, window=3, bins=256),
+        numpy_local_entropy(img.astype(int), 3),
+        rtol=1e-5,
+        atol=1e-6,
+    )
     assert float(explain.entropy_scores(np.zeros((6, 6)))) == 0.0
     with pytest.raises(ValueError, match="window"):
         explain.local_spatial_entropy(maps, window=4)
@@ -197,7 +202,7 @@ def test_t1_constant_map_keeps_the_logits(cnn64, cnn):
     _, v32, x32 = cnn
     wide32 = mp.inject_constant_explanation(v32, "Conv_1", "Dense_0")
     shift = 100 * 100 * 16  # c_A c_W N_Z: float32 rounding of that size
-    np.testing.assert_allclose(CNN((6, 6)).apply(wide32, x32), CNN().apply(v32, x32), atol=shift * 2 ** -22)
+    np.testing.assert_allclose(CNN((6, 6)).apply(wide32, x32), CNN().apply(v32, x32), atol=shift * 2**-22)
     assert _top1_l1(explain.gradcam(CNN((6, 6)).apply, wide32, x32), 1.0) < 1e-3
     assert _top1_l1(explain.gradcam(CNN().apply, v32, x32), 1.0) > 0.1  # the original map is not constant
 
@@ -206,8 +211,9 @@ def test_t2_target_map_keeps_the_logits(cnn64):
     v, x = cnn64
     target = jnp.zeros((4, 4)).at[0, 1:3].set(1.0).at[3, 3].set(0.5)
     with jax.enable_x64(True):
-        model, bundle = mp.inject_target_explanation(CNN((6, 6)).apply, v, x, target.astype(jnp.float64),
-                                                     conv="Conv_1", dense="Dense_0")
+        model, bundle = mp.inject_target_explanation(
+            CNN((6, 6)).apply, v, x, target.astype(jnp.float64), conv="Conv_1", dense="Dense_0"
+        )
         np.testing.assert_allclose(model(bundle, x), CNN().apply(v, x), atol=1e-9, rtol=0)
         assert _top1_l1(explain.gradcam(model, bundle, x), target) < 1e-3
         with pytest.raises(ValueError, match="feature map's size"):
@@ -218,8 +224,9 @@ def test_t2_target_map_keeps_the_logits(cnn64):
 
 def test_t3_changes_no_float32_logit_and_follows_the_side_branch(cnn):
     _, v, x = cnn
-    model, bundle = mp.inject_semi_random_explanation(jax.random.key(3), CNN((6, 6)).apply, v, x, conv="Conv_1",
-                                                      dense="Dense_0")
+    model, bundle = mp.inject_semi_random_explanation(
+        jax.random.key(3), CNN((6, 6)).apply, v, x, conv="Conv_1", dense="Dense_0"
+    )
     # the side branch's output term is an exact zero; the rest is two programs (a widened dense layer sums in
     # another order), so logits agree to float32 rounding of values ~0.3: atol 1e-6 (measured <= 3e-8)
     np.testing.assert_allclose(model(bundle, x), CNN().apply(v, x), rtol=0, atol=1e-6)
@@ -230,8 +237,7 @@ def test_t3_changes_no_float32_logit_and_follows_the_side_branch(cnn):
 def test_t4_backdoor_only_fires_on_the_sticker(cnn):
     _, v, x = cnn
     sticker = mp.random_sticker(jax.random.key(4))
-    model, bundle = mp.inject_backdoor_explanation(CNN((6, 6)).apply, v, x, sticker, conv="Conv_1",
-                                                   dense="Dense_0")
+    model, bundle = mp.inject_backdoor_explanation(CNN((6, 6)).apply, v, x, sticker, conv="Conv_1", dense="Dense_0")
     np.testing.assert_allclose(explain.gradcam(model, bundle, x), explain.gradcam(CNN().apply, v, x), atol=1e-6)
     np.testing.assert_allclose(model(bundle, x), CNN().apply(v, x), rtol=0, atol=1e-6)  # as T3: two programs
     xs = x.at[:, 4:7, 1:4, :].set(sticker)  # one sticker centred at (5, 2): map cell (2, 1)

@@ -20,8 +20,11 @@ def _ge_np(b, a):
 def _decomp_np(b, g, a):
     """Speicher et al.'s definition with each group's own size and mean, the naive way (float64)."""
     b, n, mu = np.asarray(b, np.float64), len(b), np.mean(b)
-    within = sum((np.sum(g == k) / n) * (b[g == k].mean() / mu) ** a * _ge_np(b[g == k], a)
-                 for k in np.unique(g) if b[g == k].mean() > 0)
+    within = sum(
+        (np.sum(g == k) / n) * (b[g == k].mean() / mu) ** a * _ge_np(b[g == k], a)
+        for k in np.unique(g)
+        if b[g == k].mean() > 0
+    )
     between = sum(np.sum(g == k) * ((b[g == k].mean() / mu) ** a - 1) for k in np.unique(g)) / (n * a * (a - 1))
     return within, between
 
@@ -80,14 +83,24 @@ def test_group_metrics_equal_fairlearn():
         yhat = (rng.random(400) < 0.3 + 0.2 * (y == 1)).astype(int)
         g = rng.integers(0, 3 + seed, 400)
         k = 3 + seed
-        for ours, theirs in [(fair.demographic_parity_difference, fl.demographic_parity_difference),
-                             (fair.demographic_parity_ratio, fl.demographic_parity_ratio),
-                             (fair.equalized_odds_difference, fl.equalized_odds_difference),
-                             (fair.equal_opportunity_difference, fl.equal_opportunity_difference)]:
+        for ours, theirs in [
+            (fair.demographic_parity_difference, fl.demographic_parity_difference),
+            (fair.demographic_parity_ratio, fl.demographic_parity_ratio),
+            (fair.equalized_odds_difference, fl.equalized_odds_difference),
+            (fair.equal_opportunity_difference, fl.equal_opportunity_difference),
+        ]:
             assert float(ours(y, yhat, g, k)) == pytest.approx(theirs(y, yhat, sensitive_features=g), abs=1e-6)
-        mf = fl.MetricFrame(metrics={"selection_rate": fl.selection_rate, "tpr": fl.true_positive_rate,
-                                     "fpr": fl.false_positive_rate, "count": fl.count},
-                            y_true=y, y_pred=yhat, sensitive_features=g)
+        mf = fl.MetricFrame(
+            metrics={
+                "selection_rate": fl.selection_rate,
+                "tpr": fl.true_positive_rate,
+                "fpr": fl.false_positive_rate,
+                "count": fl.count,
+            },
+            y_true=y,
+            y_pred=yhat,
+            sensitive_features=g,
+        )
         rates = fair.group_rates(y, yhat, g, k)
         for name in ("selection_rate", "tpr", "fpr", "count"):
             np.testing.assert_allclose(np.asarray(rates[name]), mf.by_group[name].to_numpy(float), rtol=1e-6)
@@ -103,16 +116,19 @@ def test_empty_groups_are_ignored():
     assert np.isnan(float(fair.group_rates(y, yhat, g, 3)["selection_rate"][1]))
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: fair.generalized_entropy_index(jnp.ones(3), alpha=1), "alpha"),
-    (lambda: fair.generalized_entropy_index(jnp.ones(3), alpha=0), "alpha"),
-    (lambda: fair.benefits(jnp.ones(3), jnp.ones(4)), "y_pred.*4.*3"),
-    (lambda: fair.ge_decomposition(jnp.ones(3), jnp.zeros(4, int)), "groups"),
-    (lambda: fair.ge_decomposition(jnp.ones(3), jnp.array([0, 1, 5]), 2), "codes"),
-    (lambda: fair.demographic_parity_difference(jnp.ones(3), jnp.ones(3), jnp.ones((3, 1), int)), "groups"),
-    (lambda: fair.fairness_objectives(jnp.ones(3), jnp.ones(3), jnp.zeros(3, int), 1, benefit="raw"), "benefit"),
-    (lambda: jax.jit(lambda g: fair.group_rates(jnp.ones(3), jnp.ones(3), g))(jnp.zeros(3, int)), "num_groups"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: fair.generalized_entropy_index(jnp.ones(3), alpha=1), "alpha"),
+        (lambda: fair.generalized_entropy_index(jnp.ones(3), alpha=0), "alpha"),
+        (lambda: fair.benefits(jnp.ones(3), jnp.ones(4)), "y_pred.*4.*3"),
+        (lambda: fair.ge_decomposition(jnp.ones(3), jnp.zeros(4, int)), "groups"),
+        (lambda: fair.ge_decomposition(jnp.ones(3), jnp.array([0, 1, 5]), 2), "codes"),
+        (lambda: fair.demographic_parity_difference(jnp.ones(3), jnp.ones(3), jnp.ones((3, 1), int)), "groups"),
+        (lambda: fair.fairness_objectives(jnp.ones(3), jnp.ones(3), jnp.zeros(3, int), 1, benefit="raw"), "benefit"),
+        (lambda: jax.jit(lambda g: fair.group_rates(jnp.ones(3), jnp.ones(3), g))(jnp.zeros(3, int)), "num_groups"),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
@@ -137,8 +153,9 @@ def test_moea_fitness_vmapped_equals_per_member(shared):
     for i in range(3):
         o, t = jax.jit(fit)(jax.tree.map(lambda a: a[i], pop), key, (x, y), (x, y, g))
         np.testing.assert_allclose(np.asarray(o), np.asarray(objs[i]), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(np.asarray(t["Dense_0"]["kernel"]), np.asarray(trained["Dense_0"]["kernel"][i]),
-                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            np.asarray(t["Dense_0"]["kernel"]), np.asarray(trained["Dense_0"]["kernel"][i]), rtol=1e-5, atol=1e-6
+        )
     # training lowers the training loss: the local search does something
     before = jax.vmap(lambda p: fair.model_objectives(p, x, y, g, 3)[0])(pop)
     assert bool(jnp.all(objs[:, 0] < before)), (objs[:, 0], before)
@@ -154,14 +171,19 @@ DEGENERATE = {  # (y_true, y_pred, groups): the cases where conventions differ
     "everything selected": ([1, 0, 1, 0, 1, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]),
     "one class only": ([1, 1, 1, 1, 1, 1], [1, 0, 1, 1, 1, 0], [0, 0, 0, 1, 1, 1]),
 }
-PAIRS = [("demographic_parity_difference",) * 2, ("demographic_parity_ratio",) * 2,
-         ("equalized_odds_difference",) * 2, ("equalized_odds_ratio",) * 2, ("equal_opportunity_difference",) * 2,
-         ("equal_opportunity_ratio",) * 2]
+PAIRS = [
+    ("demographic_parity_difference",) * 2,
+    ("demographic_parity_ratio",) * 2,
+    ("equalized_odds_difference",) * 2,
+    ("equalized_odds_ratio",) * 2,
+    ("equal_opportunity_difference",) * 2,
+    ("equal_opportunity_ratio",) * 2,
+]
 
 
 @pytest.mark.parametrize("case", list(DEGENERATE))
 def test_group_metrics_equal_fairlearn_on_degenerate_groups(case):
-    import warnings  # noqa: PLC0415
+    import warnings
 
     y, p, g = (np.asarray(v) for v in DEGENERATE[case])
     for ours, theirs in PAIRS:

@@ -36,7 +36,7 @@ def test_gradient_penalty_norm_spans_all_non_batch_axes_and_uses_uniform_weights
     # critic D(x) = sum(x^2)/2 has gradient x-hat: its norm over all axes per sample
     real = jnp.ones((8, 2, 3))
     fake = -jnp.ones((8, 2, 3))
-    d = lambda p, x: 0.5 * jnp.sum(x.reshape(x.shape[0], -1) ** 2, -1)  # noqa: E731
+    d = lambda p, x: 0.5 * jnp.sum(x.reshape(x.shape[0], -1) ** 2, -1)
     key = jax.random.key(3)
     xhat = gan.interpolate(key, real, fake)
     a = (1 - np.asarray(xhat)[:, 0, 0]) / 2  # xhat = 1 - 2a
@@ -81,7 +81,7 @@ def test_thesis_network_shapes(window):
 @pytest.mark.parametrize("transpose", [False, True])
 def test_width2_taps_equal_flax_conv_layers(transpose):
     """The WINDOW = 1 layers (two shifted matmuls) against Flax's own Conv / ConvTranspose: same params, outputs."""
-    from jaxkit.gan.thesis import _Taps2  # noqa: PLC0415
+    from jaxkit.gan.thesis import _Taps2
 
     rng = np.random.default_rng(0)
     checked = 0
@@ -109,8 +109,13 @@ def test_thesis_depth_schedule():
     """Depth 20 -> 10 -> 5 -> 4 -> 2 -> 1 in the critic, mirrored in the generator."""
     critic = gan.Critic(dim=1)
     x = jnp.zeros((2, 20, 1, 1))
-    _, st = critic.apply(critic.init(jax.random.key(0), x), x, capture_intermediates=True, method=critic.features,
-                         mutable=["intermediates"])
+    _, st = critic.apply(
+        critic.init(jax.random.key(0), x),
+        x,
+        capture_intermediates=True,
+        method=critic.features,
+        mutable=["intermediates"],
+    )
     depths = [st["intermediates"][f"block_{i}"]["__call__"][0].shape[1] for i in range(5)]
     assert depths == [10, 5, 4, 2, 1]
     gen = gan.Generator(dim=1)
@@ -159,7 +164,7 @@ def eight_gaussians(key, n):
 def energy_distance(a, b):
     """Szekely's energy distance (float64, brute force): 0 iff the distributions agree."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    d = lambda x, y: np.mean(np.linalg.norm(x[:, None] - y[None], axis=-1))  # noqa: E731
+    d = lambda x, y: np.mean(np.linalg.norm(x[:, None] - y[None], axis=-1))
     return 2 * d(a, b) - d(a, a) - d(b, b)
 
 
@@ -168,9 +173,17 @@ def test_wgan_gp_moves_generator_toward_eight_gaussians():
     gen, critic = _MLP(2), _MLP(1)
     g_tx = d_tx = optax.adam(3e-4, b1=0.5, b2=0.9)
     state = gan.init_state(jax.random.key(0), gen, critic, 2, jnp.zeros((1, 2)), g_tx, d_tx)
-    ga = lambda p, z: gen.apply({"params": p}, z)  # noqa: E731
-    step = gan.make_train_step(ga, lambda p, x: critic.apply({"params": p}, x), g_tx, d_tx, noise_dim=2,
-                               n_critic=5, lambda_gp=0.1, order="critic_first")
+    ga = lambda p, z: gen.apply({"params": p}, z)
+    step = gan.make_train_step(
+        ga,
+        lambda p, x: critic.apply({"params": p}, x),
+        g_tx,
+        d_tx,
+        noise_dim=2,
+        n_critic=5,
+        lambda_gp=0.1,
+        order="critic_first",
+    )
     z = jax.random.normal(jax.random.key(9), (1000, 2))
     ref = eight_gaussians(jax.random.key(5), 1000)
     start = energy_distance(ga(state.g_params, z), ref)
@@ -188,8 +201,9 @@ def test_train_step_compiles_once_and_checks_real_shape():
     tx = optax.adam(1e-3)
     state = gan.init_state(jax.random.key(0), gen, critic, 2, jnp.zeros((1, 2)), tx, tx)
     traced = chex.assert_max_traces(lambda p, z: gen.apply({"params": p}, z), n=2)  # generator + critic phase
-    step = gan.make_train_step(traced, lambda p, x: critic.apply({"params": p}, x), tx, tx, noise_dim=2,
-                               n_critic=3, order="generator_first")
+    step = gan.make_train_step(
+        traced, lambda p, x: critic.apply({"params": p}, x), tx, tx, noise_dim=2, n_critic=3, order="generator_first"
+    )
     for i in range(3):
         state, _ = step(state, jnp.ones((3, 16, 2)), jax.random.key(i))
     with pytest.raises(ValueError, match="n_critic"):

@@ -115,7 +115,9 @@ def test_folded_and_removed_equals_gated_with_deterministic_gates(arch):
     v = model.init(jax.random.key(1), x)
     g = prune.build_graph(model, v, x[:1])
     th = gates.init_gates(g)
-    th = {n: jax.random.normal(jax.random.fold_in(jax.random.key(2), i), t.shape) for i, (n, t) in enumerate(th.items())}
+    th = {
+        n: jax.random.normal(jax.random.fold_in(jax.random.key(2), i), t.shape) for i, (n, t) in enumerate(th.items())
+    }
     apply = gates.gated(model, g)
     want = apply(v, x, gates=gates.deterministic_gates(th))
     masks = gates.fold(th)
@@ -126,8 +128,11 @@ def test_folded_and_removed_equals_gated_with_deterministic_gates(arch):
         widths = (kept["params/Conv_0"], kept["params/BasicBlock_1/Conv_1"])
         narrow = models.ResNet((1, 1), widths, 10, "B", inner_widths=inner)
     else:
-        narrow = models.VGG(cfg=(kept["params/Conv_0"], "M", kept["params/Conv_1"], kept["params/Conv_2"]),
-                            num_classes=10, batch_norm=arch == "vgg_bn")
+        narrow = models.VGG(
+            cfg=(kept["params/Conv_0"], "M", kept["params/Conv_1"], kept["params/Conv_2"]),
+            num_classes=10,
+            batch_norm=arch == "vgg_bn",
+        )
     np.testing.assert_allclose(narrow.apply(small_v, x), want, rtol=1e-5, atol=1e-5)
     # per-sample gates of shape [B, C] broadcast the same way
     per_sample = {n: jnp.broadcast_to(t, (4,) + t.shape) for n, t in gates.deterministic_gates(th).items()}
@@ -176,8 +181,9 @@ def test_cost_falls_while_accuracy_holds_on_digits():
         opt = tx.init(params)
         step = gates.make_train_step(apply, cm, tx)
         for e in range(epochs):
-            for i, (xb, yb) in enumerate(data.batches(jax.random.key(e), ds.train.x, ds.train.y, batch_size=64,
-                                                      drop_remainder=True)):
+            for i, (xb, yb) in enumerate(
+                data.batches(jax.random.key(e), ds.train.x, ds.train.y, batch_size=64, drop_remainder=True)
+            ):
                 params, opt, stats, _ = step(params, opt, stats, xb, yb, jax.random.key(1000 * e + i), alpha)
         return params, stats
 
@@ -229,7 +235,7 @@ def test_alpha_path_threads_the_gated_state_and_folds():
     assert [r for *_, r in out] == [3, 2, 1]  # theta after phases: [-.5,.5,2.5,5], [-2.5,-1.5,.5,3], [.., -1.5, 1]
     assert [a for a, *_ in out] == [1.0, 2.0, 2.0] and out[-1][2]["n"] == 3
     # all closed -> fold keeps min_keep channels
-    (_, masks, _, _), = gates.alpha_path([10.0], phase, st, min_keep=1)
+    ((_, masks, _, _),) = gates.alpha_path([10.0], phase, st, min_keep=1)
     assert list(np.asarray(masks["e"])) == [False, False, False, True]
     for bad, match in (([], "non-empty"), ([-1.0], ">= 0"), ([2.0, 1.0], "non-decreasing")):
         with pytest.raises(ValueError, match=match):
@@ -251,6 +257,7 @@ def test_train_step_temperature_is_traced(small):
         p1, *_ = step(params, opt, v.get("batch_stats", {}), x, y, key, 1.0, tau)
         ref = jax.grad(lambda t: cm(gates.sample_gates(t, key, 4, temperature=tau)))(params["gates"])
         for n in ref:
-            np.testing.assert_allclose(np.asarray(p0["gates"][n] - p1["gates"][n]), np.asarray(ref[n]),
-                                       rtol=1e-3, atol=1e-6)
+            np.testing.assert_allclose(
+                np.asarray(p0["gates"][n] - p1["gates"][n]), np.asarray(ref[n]), rtol=1e-3, atol=1e-6
+            )
     assert step._cache_size() == 1

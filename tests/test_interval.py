@@ -11,8 +11,10 @@ from jaxkit import models
 
 def _params(sizes, seed, dtype=np.float32):
     rng = np.random.default_rng(seed)
-    return {f"Dense_{i}": {"kernel": rng.normal(size=(a, b)).astype(dtype), "bias": rng.normal(size=b).astype(dtype)}
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+    return {
+        f"Dense_{i}": {"kernel": rng.normal(size=(a, b)).astype(dtype), "bias": rng.normal(size=b).astype(dtype)}
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+    }
 
 
 def _forward64(params, x):
@@ -26,8 +28,7 @@ def _forward64(params, x):
 
 
 @settings(max_examples=25, deadline=None)
-@given(seed=st.integers(0, 10_000), dtype=st.sampled_from([np.float32, np.float64]),
-       width=st.floats(1e-3, 2.0))
+@given(seed=st.integers(0, 10_000), dtype=st.sampled_from([np.float32, np.float64]), width=st.floats(1e-3, 2.0))
 def test_ibp_contains_every_sampled_output(seed, dtype, width):
     with jax.enable_x64(dtype == np.float64):
         params = _params((4, 6, 5, 3), seed, dtype)
@@ -45,12 +46,12 @@ def test_ibp_contains_every_sampled_output(seed, dtype, width):
 def test_outward_rounding_contains_the_exact_sum_where_plain_float32_does_not():
     # 1 + 2^-30 is not representable in float32: plain rounding gives [1, 1], which excludes the true value.
     a = iv.Interval(jnp.float32(1.0), jnp.float32(1.0))
-    b = iv.Interval(jnp.float32(2.0 ** -30), jnp.float32(2.0 ** -30))
+    b = iv.Interval(jnp.float32(2.0**-30), jnp.float32(2.0**-30))
     s = a + b
-    assert float(s.lo) <= 1 + 2.0 ** -30 <= float(s.hi)
+    assert float(s.lo) <= 1 + 2.0**-30 <= float(s.hi)
     assert float(s.hi) > 1.0  # widened
-    plain = np.float32(1.0) + np.float32(2.0 ** -30)
-    assert float(plain) < 1 + 2.0 ** -30
+    plain = np.float32(1.0) + np.float32(2.0**-30)
+    assert float(plain) < 1 + 2.0**-30
 
 
 @settings(max_examples=40, deadline=None)
@@ -113,6 +114,7 @@ def test_bad_inputs_raise_clear_errors():
 
 # ------------------------------------------------------------------------------------------ soundness on every input
 
+
 def _ref(name, x):
     """Exact function in higher precision: float64 for float32 inputs, longdouble (x87, 64-bit mantissa) for float64."""
     w = x.astype(np.float64 if x.dtype == np.float32 else np.longdouble)
@@ -130,11 +132,16 @@ def _points(dtype, name, n=1_050_000, seed=123):
     rng = np.random.default_rng(seed)
     fi = np.finfo(dtype)
     mags = 10 ** rng.uniform(np.log10(fi.smallest_subnormal), np.log10(fi.max), n // 2)
-    x = np.concatenate([rng.choice([-1, 1], n // 2) * mags, rng.uniform(-30, 30, n // 4),
-                        rng.normal(0, 1e-6, n // 8), rng.choice([-1, 1], n // 16) + rng.normal(0, 1e-3, n // 16),
-                        np.sqrt(0.5) - 1 + rng.normal(0, 1e-3, n // 16),  # XLA's float64 log1p is worst here
-                        [0.0, -0.0, fi.tiny, -fi.tiny, fi.smallest_subnormal, -fi.smallest_subnormal, fi.max,
-                         -fi.max]])
+    x = np.concatenate(
+        [
+            rng.choice([-1, 1], n // 2) * mags,
+            rng.uniform(-30, 30, n // 4),
+            rng.normal(0, 1e-6, n // 8),
+            rng.choice([-1, 1], n // 16) + rng.normal(0, 1e-3, n // 16),
+            np.sqrt(0.5) - 1 + rng.normal(0, 1e-3, n // 16),  # XLA's float64 log1p is worst here
+            [0.0, -0.0, fi.tiny, -fi.tiny, fi.smallest_subnormal, -fi.smallest_subnormal, fi.max, -fi.max],
+        ]
+    )
     lo = {"log": 0.0, "sqrt": 0.0, "log1p": -1.0}.get(name, -np.inf)
     return np.maximum(x, lo).astype(dtype)
 
@@ -162,7 +169,7 @@ def test_two_ulps_were_not_enough_for_float32_tanh():
 
 
 def _frac(v):
-    from fractions import Fraction  # noqa: PLC0415
+    from fractions import Fraction
 
     return Fraction(float(v))
 
@@ -178,12 +185,24 @@ def _contains_exact(iv_out, exact):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_rounding_is_outward_near_zero_whether_or_not_subnormals_are_flushed(dtype):
     """Products, sums and quotients with results in or near the subnormal range (flushed to 0 by XLA on CPU)."""
-    from fractions import Fraction  # noqa: PLC0415
+    from fractions import Fraction
 
     fi = np.finfo(dtype)
     e = 19 if dtype == np.float32 else 160  # operands whose products underflow
-    vals = [10.0 ** -e, 10.0 ** -(e + 2), 10.0 ** -(e + 4), -(10.0 ** -(e + 1)), 3 * 10.0 ** -(e + 3), float(fi.tiny),
-            -float(fi.tiny), 1.5 * float(fi.tiny), float(fi.smallest_subnormal), 1.0, -2.0, 1e3]
+    vals = [
+        10.0**-e,
+        10.0 ** -(e + 2),
+        10.0 ** -(e + 4),
+        -(10.0 ** -(e + 1)),
+        3 * 10.0 ** -(e + 3),
+        float(fi.tiny),
+        -float(fi.tiny),
+        1.5 * float(fi.tiny),
+        float(fi.smallest_subnormal),
+        1.0,
+        -2.0,
+        1e3,
+    ]
     with jax.enable_x64(dtype == np.float64):
         a = np.array([v for v in vals for _ in vals], dtype)
         b = np.array([w for _ in vals for w in vals], dtype)
@@ -196,7 +215,7 @@ def test_rounding_is_outward_near_zero_whether_or_not_subnormals_are_flushed(dty
         assert _contains_exact(q, [x / y if y else Fraction(0) for x, y in zip(fa, fb)])
         assert np.all(np.isinf(np.asarray(q.lo)[b == 0])) and np.all(np.isinf(np.asarray(q.hi)[b == 0]))
         # the issue's case: 1e-20 * 1e-20 in float32 used to give [1.4e-45, 1.4e-45] -> flushed to [0, 0]
-        p = iv.Interval(jnp.asarray(a[:1]), jnp.asarray(a[:1])) * (10.0 ** -e)
+        p = iv.Interval(jnp.asarray(a[:1]), jnp.asarray(a[:1])) * (10.0**-e)
         assert float(p.lo[0]) <= 0.0 < float(p.hi[0]) and float(p.hi[0]) >= fi.tiny
         # no bound is ever left subnormal
         for out in (A * B, A + B, A - B):
@@ -212,9 +231,9 @@ def test_conversions_round_outward():
         assert _frac(b.lo) <= _frac(v) <= _frac(b.hi) and float(b.lo) < float(b.hi), v
     exact = iv.box(0.5, 0.5, dtype=f32)
     assert float(exact.lo) == float(exact.hi) == 0.5  # representable: a point
-    sub = iv.box(2.0 ** -149, 2.0 ** -149, dtype=f32)  # subnormal: flushed by XLA, so widened to [0, tiny]
+    sub = iv.box(2.0**-149, 2.0**-149, dtype=f32)  # subnormal: flushed by XLA, so widened to [0, tiny]
     assert float(sub.lo) == 0.0 and float(sub.hi) == np.finfo(f32).tiny
-    assert _contains_exact(sub * 2.0 ** 100, [_frac(2.0 ** -49)])
+    assert _contains_exact(sub * 2.0**100, [_frac(2.0**-49)])
     big = iv.box(1e39, 1e39, dtype=f32)
     assert float(big.lo) == np.finfo(f32).max and np.isposinf(float(big.hi))
     neg = iv.box(-1e39, -1e39, dtype=f32)
@@ -227,7 +246,7 @@ def test_conversions_round_outward():
     w = np.full((1, 3), 0.1)
     out = iv.matmul(w, iv.Interval(jnp.ones(3, f32), jnp.ones(3, f32)))
     assert _contains_exact(out, [3 * _frac(0.1)])
-    lo, hi = iv.convert(jnp.asarray([0.1, 2.0 ** -140], f32), f32)  # float32 in: exact, but never subnormal
+    lo, hi = iv.convert(jnp.asarray([0.1, 2.0**-140], f32), f32)  # float32 in: exact, but never subnormal
     assert float(lo[0]) == float(hi[0]) == float(f32(0.1))
     assert float(lo[1]) == 0.0 and float(hi[1]) == np.finfo(f32).tiny
 
@@ -236,8 +255,12 @@ def test_nan_or_inverted_intervals_never_give_finite_bounds():
     bad = iv.Interval(jnp.array([2.0, 0.0]), jnp.array([1.0, 1.0]))
     nan = iv.Interval(jnp.array([jnp.nan, 0.0]), jnp.array([1.0, 1.0]))
     params = _params((2, 3, 1), 0)
-    for fn in (iv.relu, lambda x: iv.ibp(params, x)[0], lambda x: iv.monotone("tanh", x),
-               lambda x: iv.matmul(np.ones((2, 2)), x)):
+    for fn in (
+        iv.relu,
+        lambda x: iv.ibp(params, x)[0],
+        lambda x: iv.monotone("tanh", x),
+        lambda x: iv.matmul(np.ones((2, 2)), x),
+    ):
         with pytest.raises(ValueError, match="inverted"):
             fn(bad)
         with pytest.raises(ValueError, match=r"`x\.lo` is NaN at index \(0,\)"):

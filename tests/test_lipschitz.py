@@ -34,8 +34,8 @@ def golden_params(name):
 
 @pytest.mark.parametrize("name", list(GOLDEN))
 def test_paper_networks_ship_with_the_package_unchanged(name):
-    import hashlib  # noqa: PLC0415
-    import importlib.resources  # noqa: PLC0415
+    import hashlib
+    import importlib.resources
 
     blob = (importlib.resources.files("jaxkit.lipschitz") / "paper_nets" / f"{name}.npz").read_bytes()
     assert hashlib.sha256(blob).hexdigest() == SHA256[name]
@@ -43,7 +43,8 @@ def test_paper_networks_ship_with_the_package_unchanged(name):
     hi, gold = GOLDEN[name]
     n0 = int(name.split("_")[1].split("-")[0])
     assert [net.params[f"Dense_{i}"]["kernel"].shape[1] for i in range(len(net.params))] == [
-        int(w) for w in name.split("_")[1].split("-")[1:]]
+        int(w) for w in name.split("_")[1].split("-")[1:]
+    ]
     assert all(v.dtype == np.float64 for layer in net.params.values() for v in layer.values())
     np.testing.assert_array_equal(net.box[0], np.zeros(n0))
     np.testing.assert_array_equal(net.box[1], np.full(n0, hi))
@@ -58,8 +59,10 @@ def test_paper_network_rejects_an_unknown_name():
 
 def random_params(sizes, seed, scale=1.0):
     rng = np.random.default_rng(seed)
-    return {f"Dense_{i}": {"kernel": scale * rng.normal(size=(a, b)) / np.sqrt(a), "bias": 0.3 * rng.normal(size=b)}
-            for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))}
+    return {
+        f"Dense_{i}": {"kernel": scale * rng.normal(size=(a, b)) / np.sqrt(a), "bias": 0.3 * rng.normal(size=b)}
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:]))
+    }
 
 
 def jac_norms_on_points(params, pts, p):
@@ -105,8 +108,13 @@ def enumerate_exact(params, lo, hi, p):
             a_ub, b_ub, bnds = np.hstack([a, norms[:, None]]), np.concatenate(rhs), [(None, None)] * n0 + [(0, 1)]
         else:
             eye = np.eye(n0)
-            a_ub = np.vstack([np.hstack([a, norms[:, None]]), np.hstack([-eye, np.ones((n0, 1))]),
-                              np.hstack([eye, np.ones((n0, 1))])])
+            a_ub = np.vstack(
+                [
+                    np.hstack([a, norms[:, None]]),
+                    np.hstack([-eye, np.ones((n0, 1))]),
+                    np.hstack([eye, np.ones((n0, 1))]),
+                ]
+            )
             b_ub = np.concatenate([np.concatenate(rhs), -lo, hi])
             bnds = [(None, None)] * n0 + [(0, None)]
         res = linprog(np.r_[np.zeros(n0), -1.0], A_ub=a_ub, b_ub=b_ub, bounds=bnds, method="highs")
@@ -159,7 +167,7 @@ def test_dense_grid_lower_bound_is_reached_never_exceeded(n0):
         r = lb.lipschitz_constant(params, (lo, hi), p=p)
         assert r.exact
         prev = 0.0
-        for res in ((20_000,) if n0 == 1 else (60, 900)):
+        for res in (20_000,) if n0 == 1 else (60, 900):
             axes = [np.linspace(lo[i], hi[i], res) for i in range(n0)]
             pts = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, n0)
             grid = jac_norms_on_points(params, pts, p).max()
@@ -236,21 +244,28 @@ def test_a_budget_stopped_search_has_a_positive_sound_lower_bound(p):
 def test_point_lower_bound_ignores_points_where_several_neurons_sit_at_zero():
     """f(x) = 3 relu(x + 10) - 3 relu(x) + 3 relu(-x) is constant (slope 0) on (-1, 0): at x = 0 both relu(x) and
     relu(-x) sit at 0, and the 'both inactive' Jacobian there is 3 although no point near 0 has that gradient."""
-    import importlib  # noqa: PLC0415
+    import importlib
 
     from jaxkit.lipschitz import bounds as b_
 
     s_ = importlib.import_module("jaxkit.lipschitz.search")  # the module (the package re-exports a function)
 
-    net = b_.Net((np.array([[1.0], [1.0], [-1.0]]), np.array([[3.0, -3.0, 3.0]])),
-                 (np.array([10.0, 0.0, 0.0]), np.zeros(1)))
+    net = b_.Net(
+        (np.array([[1.0], [1.0], [-1.0]]), np.array([[3.0, -3.0, 3.0]])), (np.array([10.0, 0.0, 0.0]), np.zeros(1))
+    )
     lo, hi = np.array([-1.0]), np.array([0.5])
     assert s_.point_lower_bound(net, np.array([[0.0]]), 2, lo, hi) == 0.0  # not differentiable there: ignored
     assert s_.point_lower_bound(net, np.array([[-0.5]]), 2, lo, hi) == 0.0  # slope 0 on the left
     assert s_.point_lower_bound(net, np.array([[0.25]]), 2, lo, hi) == pytest.approx(0.0, abs=1e-12)
     assert s_.point_lower_bound(net, np.array([[0.6]]), 2, lo, hi) == 0.0  # outside the box: ignored
-    r = lb.lipschitz_constant({"Dense_0": {"kernel": net.weights[0].T, "bias": net.biases[0]},
-                               "Dense_1": {"kernel": net.weights[1].T, "bias": net.biases[1]}}, (lo, hi), p=2)
+    r = lb.lipschitz_constant(
+        {
+            "Dense_0": {"kernel": net.weights[0].T, "bias": net.biases[0]},
+            "Dense_1": {"kernel": net.weights[1].T, "bias": net.biases[1]},
+        },
+        (lo, hi),
+        p=2,
+    )
     assert r.exact and r.upper == pytest.approx(0.0, abs=1e-12)
 
 
@@ -310,8 +325,11 @@ def test_a_linear_map_has_the_exact_constant_of_its_matrix(mode):
     kernel, bias = rng.normal(size=(4, 3)), rng.normal(size=3)  # Flax layout: W = kernel.T
     box = (np.zeros(4), np.ones(4)) if mode == "local" else None
     w = kernel.T
-    for p, ref in ((1, np.abs(w).sum(0).max()), (2, np.linalg.svd(w, compute_uv=False)[0]),
-                   (np.inf, np.abs(w).sum(1).max())):
+    for p, ref in (
+        (1, np.abs(w).sum(0).max()),
+        (2, np.linalg.svd(w, compute_uv=False)[0]),
+        (np.inf, np.abs(w).sum(1).max()),
+    ):
         r = lb.lipschitz_constant({"Dense_0": {"kernel": kernel, "bias": bias}}, box, p=p, mode=mode)
         assert r.exact and r.status == "exact" and r.lower == r.upper
         assert r.upper == pytest.approx(ref, rel=1e-12)
@@ -363,8 +381,13 @@ def test_phase1_optimum_equals_scipy_on_the_same_auxiliary_lp():
     for i in range(k):
         v = valid[i]
         # min u  s.t.  g y - u <= h - cap,  0 <= y <= 1,  u >= 0   (variables y, u)
-        res = linprog(np.r_[np.zeros(n), 1.0], A_ub=np.hstack([g[i][v], -np.ones((v.sum(), 1))]), b_ub=h[i][v] - cap,
-                      bounds=[(0, 1)] * n + [(0, None)], method="highs")
+        res = linprog(
+            np.r_[np.zeros(n), 1.0],
+            A_ub=np.hstack([g[i][v], -np.ones((v.sum(), 1))]),
+            b_ub=h[i][v] - cap,
+            bounds=[(0, 1)] * n + [(0, None)],
+            method="highs",
+        )
         assert sol.x0[i] == pytest.approx(res.fun - cap, abs=1e-9)
         viol = g[i][v] @ sol.y[i] - h[i][v]
         assert np.max(viol, initial=-cap) <= sol.x0[i] + 1e-9  # y* attains the violation it reports
@@ -379,8 +402,9 @@ def test_farkas_certificate_hand_example_and_no_false_certificate():
     assert not lplib.certified_empty(a, c, np.array([[1.0, 0.0]]), region)[0]
     c_ok = np.array([[0.6, -0.5]])  # 0.5 < x < 0.6: no multipliers can certify it empty
     rng = np.random.default_rng(0)
-    assert not lplib.certified_empty(np.repeat(a, 200, 0), np.repeat(c_ok, 200, 0), rng.exponential(size=(200, 2)),
-                                     region).any()
+    assert not lplib.certified_empty(
+        np.repeat(a, 200, 0), np.repeat(c_ok, 200, 0), rng.exponential(size=(200, 2)), region
+    ).any()
 
 
 def test_lp_solvers_agree_and_the_simplex_compiles_once():

@@ -16,7 +16,9 @@ def _brute(x, y, c, p):
     for a in range(c):
         for b in range(c):
             xa, xb = x[y == a], x[y == b]
-            dist = np.abs(xa[:, None] - xb[None]).sum(-1) if p == 1 else np.sqrt(((xa[:, None] - xb[None]) ** 2).sum(-1))
+            dist = (
+                np.abs(xa[:, None] - xb[None]).sum(-1) if p == 1 else np.sqrt(((xa[:, None] - xb[None]) ** 2).sum(-1))
+            )
             if a == b:
                 n = len(xa)
                 d[a, b] = dist.sum() / (n * (n - 1)) if n > 1 else 0.0
@@ -68,8 +70,17 @@ def test_jit_and_bad_input():
 
 
 # ---------------------------------------------------------------- shift and imbalance
-from jaxkit.losses import (BalancerState, RunningMeanBalancer, balanced_sum, class_balanced_focal_loss,  # noqa: E402
-                           class_balanced_weights, focal_loss, hir_loss, mk_mmd, pairwise_kl)
+from jaxkit.losses import (
+    BalancerState,
+    RunningMeanBalancer,
+    balanced_sum,
+    class_balanced_focal_loss,
+    class_balanced_weights,
+    focal_loss,
+    hir_loss,
+    mk_mmd,
+    pairwise_kl,
+)
 
 
 def _kl(p, q):
@@ -115,7 +126,7 @@ def test_mk_mmd_brute_force_and_closed_form():
 
     def k(a, b):
         d = ((a[:, None] - b[None]) ** 2).sum(-1)
-        return np.mean([np.exp(-d / (2 * s ** 2)) for s in bw], axis=0)
+        return np.mean([np.exp(-d / (2 * s**2)) for s in bw], axis=0)
 
     kss, ktt, kst = k(xs, xs), k(xt, xt), k(xs, xt)
     biased = kss.mean() + ktt.mean() - 2 * kst.mean()
@@ -127,19 +138,26 @@ def test_mk_mmd_brute_force_and_closed_form():
     d, s, mu = 2, 1.5, np.array([1.0, 0.0])
     a = jax.random.normal(jax.random.key(2), (4000, d))
     b = jax.random.normal(jax.random.key(3), (4000, d)) + mu
-    same = (s ** 2 / (s ** 2 + 2)) ** (d / 2)
-    cross = (s ** 2 / (s ** 2 + 2)) ** (d / 2) * np.exp(-mu @ mu / (2 * (s ** 2 + 2)))
+    same = (s**2 / (s**2 + 2)) ** (d / 2)
+    cross = (s**2 / (s**2 + 2)) ** (d / 2) * np.exp(-mu @ mu / (2 * (s**2 + 2)))
     np.testing.assert_allclose(mk_mmd(a, b, [s]), 2 * same - 2 * cross, atol=3e-3)
 
 
 def test_unbiased_mmd_averages_to_zero_on_one_distribution():
-    f = jax.jit(jax.vmap(lambda k: jnp.stack([mk_mmd(*jnp.split(jax.random.normal(k, (40, 3)), 2), [1.0]),
-                                              mk_mmd(*jnp.split(jax.random.normal(k, (40, 3)), 2), [1.0],
-                                                     unbiased=False)])))
+    f = jax.jit(
+        jax.vmap(
+            lambda k: jnp.stack(
+                [
+                    mk_mmd(*jnp.split(jax.random.normal(k, (40, 3)), 2), [1.0]),
+                    mk_mmd(*jnp.split(jax.random.normal(k, (40, 3)), 2), [1.0], unbiased=False),
+                ]
+            )
+        )
+    )
     vals = np.asarray(f(jax.random.split(jax.random.key(4), 400)))
     se = vals[:, 0].std() / np.sqrt(400)
     assert abs(vals[:, 0].mean()) < 3 * se  # unbiased: mean 0
-    assert vals[:, 1].mean() > 10 * se       # biased: positive
+    assert vals[:, 1].mean() > 10 * se  # biased: positive
 
 
 def test_default_bandwidths_and_bad_input():
@@ -169,11 +187,14 @@ def test_class_balanced_focal_loss_references():
     counts = np.array([100, 10, 5, 1])
     n = counts.sum()
     beta = (n - 1) / n
-    w = (1 - beta) / (1 - beta ** counts)
+    w = (1 - beta) / (1 - beta**counts)
     np.testing.assert_allclose(class_balanced_weights(counts), w, rtol=1e-5)
     np.testing.assert_allclose(class_balanced_weights(counts, normalize=True), w * 4 / w.sum(), rtol=1e-5)
-    np.testing.assert_allclose(class_balanced_focal_loss(z, y, counts, gamma=2.0),
-                               np.mean(w[yn] * ((1 - pt) ** 2 * -np.log(pt)).sum(-1)), rtol=1e-5)
+    np.testing.assert_allclose(
+        class_balanced_focal_loss(z, y, counts, gamma=2.0),
+        np.mean(w[yn] * ((1 - pt) ** 2 * -np.log(pt)).sum(-1)),
+        rtol=1e-5,
+    )
     with pytest.raises(ValueError, match="beta"):
         class_balanced_weights(counts, beta=1.0)
     with pytest.raises(ValueError, match="counts"):
@@ -213,7 +234,7 @@ def _focal64(z, y, gamma):
     """Float64 reference of the summed sigmoid focal loss, computed stably (log1p / exp of negatives only)."""
     z = np.asarray(z, np.float64)
     t = np.where(np.eye(z.shape[1], dtype=bool)[y], z, -z)
-    log_sig = lambda v: -np.logaddexp(0.0, -v)  # noqa: E731
+    log_sig = lambda v: -np.logaddexp(0.0, -v)
     return (np.exp(gamma * log_sig(-t)) * -log_sig(t)).sum(-1)
 
 
@@ -232,8 +253,10 @@ def test_focal_loss_gradient_is_finite_and_right_at_saturated_logits(gamma):
         for j in range(z.shape[1]):
             d = np.zeros(z.shape)
             d[i, j] = eps
-            num[i, j] = (_focal64(np.asarray(z) + d, np.asarray(y), gamma).sum()
-                         - _focal64(np.asarray(z) - d, np.asarray(y), gamma).sum()) / (2 * eps)
+            num[i, j] = (
+                _focal64(np.asarray(z) + d, np.asarray(y), gamma).sum()
+                - _focal64(np.asarray(z) - d, np.asarray(y), gamma).sum()
+            ) / (2 * eps)
     np.testing.assert_allclose(g, num, rtol=1e-3, atol=1e-6)
     np.testing.assert_allclose(focal_loss(z, y, gamma), _focal64(z, np.asarray(y), gamma), rtol=1e-5, atol=1e-30)
 

@@ -51,8 +51,9 @@ def test_init_variables_equals_flax_init_with_static_kwargs():
 
 @pytest.fixture(scope="module")
 def small_state(digits):
-    return models.create_train_state(jax.random.key(0), models.VGG(cfg=(8, "M", 8)), digits.train.x[:1],
-                                     optax.sgd(0.1, momentum=0.9))
+    return models.create_train_state(
+        jax.random.key(0), models.VGG(cfg=(8, "M", 8)), digits.train.x[:1], optax.sgd(0.1, momentum=0.9)
+    )
 
 
 def test_train_step_lowers_the_loss_and_updates_batch_stats(small_state, digits):
@@ -67,8 +68,9 @@ def test_train_step_lowers_the_loss_and_updates_batch_stats(small_state, digits)
 
 def test_train_step_traces_once():
     step = jax.jit(chex.assert_max_traces(models.train_step.__wrapped__, n=1))
-    state = models.create_train_state(jax.random.key(0), models.MLP((4, 2)), np.ones((1, 3), np.float32),
-                                      optax.adam(1e-2))
+    state = models.create_train_state(
+        jax.random.key(0), models.MLP((4, 2)), np.ones((1, 3), np.float32), optax.adam(1e-2)
+    )
     x, y = np.ones((5, 3), np.float32), np.zeros(5, np.int32)
     for _ in range(3):
         state, _ = step(state, x, y)
@@ -109,8 +111,9 @@ def test_interrupted_training_resumes_at_the_right_epoch_with_the_same_result(tm
     ds = data.Dataset("digits_small", data.Split(ds.train.x[:300], ds.train.y[:300]), ds.test, 10)
 
     def fresh():
-        return models.create_train_state(jax.random.key(0), models.VGG(cfg=(4, "M", 8)), ds.train.x[:1],
-                                         optax.sgd(0.05, momentum=0.9))
+        return models.create_train_state(
+            jax.random.key(0), models.VGG(cfg=(4, "M", 8)), ds.train.x[:1], optax.sgd(0.05, momentum=0.9)
+        )
 
     kw = dict(key=jax.random.key(5), epochs=4, batch_size=32, progress=False)
     ref, ref_hist = models.train(fresh(), ds, **kw)
@@ -124,8 +127,9 @@ def test_interrupted_training_resumes_at_the_right_epoch_with_the_same_result(tm
 
     with pytest.raises(_Stop):
         models.train(fresh(), ds, checkpoint_dir=str(tmp_path), callback=crash_after_two, **kw)
-    resumed, hist = models.train(fresh(), ds, checkpoint_dir=str(tmp_path),
-                                 callback=lambda e, s, r: epochs_run.append(e), **kw)
+    resumed, hist = models.train(
+        fresh(), ds, checkpoint_dir=str(tmp_path), callback=lambda e, s, r: epochs_run.append(e), **kw
+    )
     assert epochs_run == [1, 2, 3, 4]  # epochs 1-2 were not redone
     assert [r["epoch"] for r in hist] == [1, 2, 3, 4]
     assert int(resumed.step) == int(ref.step) == 4 * (300 // 32)
@@ -154,15 +158,20 @@ def test_before_epoch_hook_transforms_the_state_before_each_epoch(small_state, d
     assert seen == [(0, 0), (1, steps)]
     plain, _ = models.train(small_state, digits, key=jax.random.key(0), epochs=2, progress=False)
     # the zeroed restart shows in the result: far smaller weights than the uninterrupted run
-    norm = lambda p: float(sum(jnp.sum(x ** 2) for x in jax.tree.leaves(p)))  # noqa: E731
+    norm = lambda p: float(sum(jnp.sum(x**2) for x in jax.tree.leaves(p)))
     assert norm(state.params) < 0.5 * norm(plain.params)
 
 
-@pytest.mark.parametrize("kw", [
-    dict(padding="SAME", strides=(1, 1)), dict(padding="VALID", strides=(2, 2)), dict(padding=((2, 0), (1, 1)),
-                                                                                     strides=(1, 2)),
-    dict(padding="SAME", strides=(1, 1), kernel_dilation=(2, 2)), dict(padding="SAME", feature_group_count=2),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(padding="SAME", strides=(1, 1)),
+        dict(padding="VALID", strides=(2, 2)),
+        dict(padding=((2, 0), (1, 1)), strides=(1, 2)),
+        dict(padding="SAME", strides=(1, 1), kernel_dilation=(2, 2)),
+        dict(padding="SAME", feature_group_count=2),
+    ],
+)
 def test_im2col_conv_equals_xla_conv_also_under_vmap(kw):
     import flax.linen as nn
 
@@ -174,7 +183,7 @@ def test_im2col_conv_equals_xla_conv_also_under_vmap(kw):
     np.testing.assert_allclose(np.asarray(got), np.asarray(ref), rtol=1e-5, atol=1e-5)
     # a population of kernels under vmap (the case im2col exists for), gradients included
     vs = jax.tree.map(lambda a: jnp.stack([a, 2 * a, -a]), v)
-    loss = lambda f: lambda v: jnp.sum(f(v, x) ** 2)  # noqa: E731
+    loss = lambda f: lambda v: jnp.sum(f(v, x) ** 2)
     g_ref = jax.vmap(jax.grad(loss(conv.apply)))(vs)
     g_got = jax.vmap(jax.grad(loss(models.with_im2col(conv.apply))))(vs)
     for a, b in zip(jax.tree.leaves(g_got), jax.tree.leaves(g_ref)):

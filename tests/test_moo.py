@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run_forced_devices
 from pymoo.indicators.hv import HV
 from pymoo.operators.survival.rank_and_crowding.metrics import calc_crowding_distance
 from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
@@ -13,8 +14,6 @@ from pymoo.util.nds.non_dominated_sorting import NonDominatedSorting
 from jaxkit import evolution as evo
 from jaxkit.checkpoint import Checkpointer
 from jaxkit.evolution import moo
-
-from conftest import run_forced_devices
 
 RNG = np.random.default_rng(0)
 FRONTS = {
@@ -49,8 +48,11 @@ def test_ranks_and_crowding_equal_pymoo(name, block_size):
 
 def test_crowding_with_infinite_objectives_equals_pymoo():
     f = np.array([[0, 3], [1, 2], [2, 1], [np.inf, 0]], np.float64)
-    np.testing.assert_allclose(np.asarray(moo.crowding_distance(f.astype(np.float32), jnp.zeros(4, jnp.int32))),
-                               [np.inf, 1 / 3, 1 / 3, np.inf], rtol=1e-6)  # was [nan, .333, nan, nan]
+    np.testing.assert_allclose(
+        np.asarray(moo.crowding_distance(f.astype(np.float32), jnp.zeros(4, jnp.int32))),
+        [np.inf, 1 / 3, 1 / 3, np.inf],
+        rtol=1e-6,
+    )  # was [nan, .333, nan, nan]
     np.testing.assert_allclose(calc_crowding_distance(f), [np.inf, 1 / 3, 1 / 3, np.inf])
     rng = np.random.default_rng(11)
     for trial in range(30):  # random fronts with +-inf entries, NaN rows and 1-2 member fronts mixed in
@@ -91,8 +93,9 @@ def test_nds_brute_force_definition_and_nan_last():
 def test_hypervolume_equals_pymoo(m):
     for f in (RNG.random((50, m)), np.round(RNG.random((40, m)) * 4) / 4, RNG.random((30, m)) + 0.8):
         ref = np.full(m, 1.1)
-        np.testing.assert_allclose(float(moo.hypervolume(f.astype(np.float32), ref)), HV(ref_point=ref)(f),
-                                   rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(
+            float(moo.hypervolume(f.astype(np.float32), ref)), HV(ref_point=ref)(f), rtol=1e-5, atol=1e-7
+        )
     # by hand: one point (0.5, 0.5[, 0.5]) with reference 1 -> 0.5^m
     assert float(moo.hypervolume(np.full((1, m), 0.5), np.ones(m))) == pytest.approx(0.5**m)
 
@@ -155,9 +158,13 @@ def _zdt1(x):
 
 
 def _zdt_nsga(popsize=40, dim=10):
-    return evo.NSGA2(popsize, 2, lambda k: jax.random.uniform(k, (dim,)),
-                     crossover=functools.partial(evo.sbx_crossover, lo=0.0, hi=1.0),
-                     mutate=lambda k, p, r: evo.polynomial_mutation(k, p, lo=0.0, hi=1.0, individual_rate=0.9))
+    return evo.NSGA2(
+        popsize,
+        2,
+        lambda k: jax.random.uniform(k, (dim,)),
+        crossover=functools.partial(evo.sbx_crossover, lo=0.0, hi=1.0),
+        mutate=lambda k, p, r: evo.polynomial_mutation(k, p, lo=0.0, hi=1.0, individual_rate=0.9),
+    )
 
 
 ZDT1_HV_OPT = 1.1 * 1.1 - 1 / 3  # ref (1.1, 1.1): the box minus the area under the front f2 = 1 - sqrt(f1)
@@ -202,7 +209,7 @@ def test_nsga2_survival_is_rank_then_crowding():
 
 def test_nsga2_maximize_and_state_checkpoint(tmp_path):
     nsga = evo.NSGA2(6, 2, lambda k: jax.random.normal(k, (3,)), maximize=(True, False))
-    fit = lambda g: jnp.stack([-jnp.sum(g**2), jnp.sum((g - 1) ** 2)])  # noqa: E731
+    fit = lambda g: jnp.stack([-jnp.sum(g**2), jnp.sum((g - 1) ** 2)])
     s1, h1 = evo.optimize(nsga, fit, jax.random.key(3), 5, progress=False, checkpoint_dir=str(tmp_path / "c"))
     s1b, _ = evo.optimize(nsga, fit, jax.random.key(3), 3, progress=False, checkpoint_dir=str(tmp_path / "d"))
     s2, h2 = evo.optimize(nsga, fit, jax.random.key(3), 5, progress=False, checkpoint_dir=str(tmp_path / "d"))
@@ -218,7 +225,9 @@ def test_nsga2_maximize_and_state_checkpoint(tmp_path):
 
 
 def test_nsga2_sharded_evaluation_equals_one_device():
-    run_forced_devices(2, """
+    run_forced_devices(
+        2,
+        """
 import jax, jax.numpy as jnp, numpy as np
 from jaxkit import evolution as evo
 assert len(jax.devices()) == 2
@@ -242,7 +251,8 @@ for g in range(3):
     np.testing.assert_allclose(np.asarray(f1), np.asarray(f2), rtol=1e-6)
 np.testing.assert_allclose(np.asarray(s1.population), np.asarray(s2.population), rtol=1e-6)
 print("ok")
-""")
+""",
+    )
 
 
 def test_sbx_and_pm_stay_in_bounds_and_keep_means():
@@ -260,24 +270,30 @@ def test_sbx_and_pm_stay_in_bounds_and_keep_means():
     np.testing.assert_array_equal(np.asarray(same), np.asarray(a))
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: evo.NSGA2(3, 2, lambda k: jnp.zeros(2)), "popsize"),
-    (lambda: evo.NSGA2(4, 2, lambda k: jnp.zeros(2), maximize=(True,)), "maximize"),
-    (lambda: moo.non_dominated_sort(jnp.zeros(5)), r"\[N, M\]"),
-    (lambda: moo.hypervolume(jnp.zeros((3, 2)), [1.0, 1.0, 1.0]), "ref_point"),
-    (lambda: moo.crowding_distance(jnp.zeros((3, 2)), jnp.zeros(4, jnp.int32)), "ranks"),
-    (lambda: moo.spacing(jnp.zeros((1, 2))), "at least 2"),
-    (lambda: evo.NSGA2(4, 2, lambda k: jnp.zeros(2)).tell(jnp.zeros((4, 2)), jnp.zeros((4, 3)),
-                                                         evo.NSGA2(4, 2, lambda k: jnp.zeros(2)).init(
-                                                             jax.random.key(0))), r"shape \(4, 2\)"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: evo.NSGA2(3, 2, lambda k: jnp.zeros(2)), "popsize"),
+        (lambda: evo.NSGA2(4, 2, lambda k: jnp.zeros(2), maximize=(True,)), "maximize"),
+        (lambda: moo.non_dominated_sort(jnp.zeros(5)), r"\[N, M\]"),
+        (lambda: moo.hypervolume(jnp.zeros((3, 2)), [1.0, 1.0, 1.0]), "ref_point"),
+        (lambda: moo.crowding_distance(jnp.zeros((3, 2)), jnp.zeros(4, jnp.int32)), "ranks"),
+        (lambda: moo.spacing(jnp.zeros((1, 2))), "at least 2"),
+        (
+            lambda: evo.NSGA2(4, 2, lambda k: jnp.zeros(2)).tell(
+                jnp.zeros((4, 2)), jnp.zeros((4, 3)), evo.NSGA2(4, 2, lambda k: jnp.zeros(2)).init(jax.random.key(0))
+            ),
+            r"shape \(4, 2\)",
+        ),
+    ],
+)
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
 
 
 def test_nds_traces_once_per_shape():
-    import chex  # noqa: PLC0415
+    import chex
 
     f = jax.jit(chex.assert_max_traces(lambda x: moo.rank_and_crowding(x), n=1))
     for s in range(3):
@@ -286,7 +302,7 @@ def test_nds_traces_once_per_shape():
 
 def test_step_with_nan_objectives_warns_and_ranks_them_last():
     nsga = evo.NSGA2(6, 2, lambda k: jax.random.normal(k, (2,)))
-    fit = lambda g: jnp.where(g[0] > 0, jnp.nan, 1.0) * jnp.stack([jnp.sum(g ** 2), jnp.sum((g - 1) ** 2)])  # noqa: E731
+    fit = lambda g: jnp.where(g[0] > 0, jnp.nan, 1.0) * jnp.stack([jnp.sum(g**2), jnp.sum((g - 1) ** 2)])
     st = nsga.init(jax.random.key(0))
     with pytest.warns(RuntimeWarning, match="fitness values are NaN"):
         st, f = evo.step(nsga, fit, jax.random.key(1), st)
@@ -300,6 +316,7 @@ def _zdt(which):
         g = 1 + 9 * jnp.sum(x[1:]) / (x.shape[-1] - 1)
         f2 = g * (1 - jnp.sqrt(x[0] / g)) if which == 1 else g * (1 - (x[0] / g) ** 2)
         return jnp.stack([x[0], f2])
+
     return f
 
 
@@ -308,13 +325,23 @@ def _zdt(which):
 def test_box_preset_matches_pymoo_nsga2_on_zdt(which):
     """box_nsga2 (pymoo's NSGA-II defaults) vs pymoo's NSGA2(): 5 seeds each, population 100, 200 generations,
     30 variables: mean hypervolume (ref (1.1, 1.1)) within 1 % (measured: ZDT1 -0.06 %, ZDT2 -0.04 %)."""
-    from pymoo.algorithms.moo.nsga2 import NSGA2 as PymooNSGA2  # noqa: PLC0415
-    from pymoo.optimize import minimize  # noqa: PLC0415
-    from pymoo.problems import get_problem  # noqa: PLC0415
+    from pymoo.algorithms.moo.nsga2 import NSGA2 as PymooNSGA2
+    from pymoo.optimize import minimize
+    from pymoo.problems import get_problem
 
     pop, gens, n_var, ref = 100, 200, 30, np.array([1.1, 1.1])
-    theirs = [HV(ref_point=ref)(minimize(get_problem(f"zdt{which}", n_var=n_var), PymooNSGA2(pop_size=pop),
-                                         ("n_gen", gens), seed=s, verbose=False).F) for s in range(5)]
+    theirs = [
+        HV(ref_point=ref)(
+            minimize(
+                get_problem(f"zdt{which}", n_var=n_var),
+                PymooNSGA2(pop_size=pop),
+                ("n_gen", gens),
+                seed=s,
+                verbose=False,
+            ).F
+        )
+        for s in range(5)
+    ]
     nsga, params = evo.box_nsga2(pop, 2, np.zeros(n_var), np.ones(n_var))
     fit = _zdt(which)
 

@@ -6,10 +6,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import assert_same_predictions
 
 from jaxkit import normalize as nz
-
-from conftest import assert_same_predictions
 
 
 class Net(nn.Module):
@@ -127,8 +126,10 @@ def test_localnorm_one_group_equals_flax_batchnorm():
     v = {"params": {"scale": jnp.array([[1.5, 0.5, 2.0]]), "bias": jnp.array([[0.1, -0.2, 0.3]])}}
     bn = nn.BatchNorm(use_running_average=False, epsilon=1e-5)
     bv = bn.init(jax.random.key(0), x)
-    bv = {"params": {"scale": v["params"]["scale"][0], "bias": v["params"]["bias"][0]},
-          "batch_stats": bv["batch_stats"]}
+    bv = {
+        "params": {"scale": v["params"]["scale"][0], "bias": v["params"]["bias"][0]},
+        "batch_stats": bv["batch_stats"],
+    }
     want, _ = bn.apply(bv, x, mutable=["batch_stats"])
     np.testing.assert_allclose(ln.apply(v, x), want, rtol=1e-4, atol=1e-5)
 
@@ -175,11 +176,17 @@ def test_localnorm_test_modes_and_voting_against_loops():
     net = LNNet()
     predict = jax.jit(nz.localnorm_predict, static_argnums=(0, 3, 4, 5))
     v = net.init(jax.random.key(1), x)
-    v = {"params": {**v["params"], "norm0": {"scale": jax.random.uniform(jax.random.key(2), (4, 4), minval=.5,
-                                                                         maxval=2.),
-                                             "bias": jax.random.normal(jax.random.key(3), (4, 4))}}}
+    v = {
+        "params": {
+            **v["params"],
+            "norm0": {
+                "scale": jax.random.uniform(jax.random.key(2), (4, 4), minval=0.5, maxval=2.0),
+                "bias": jax.random.normal(jax.random.key(3), (4, 4)),
+            },
+        }
+    }
     ap = jax.jit(lambda xx, g: net.apply(v, xx, group=g))  # the reference loops, one image / group at a time
-    per = np.stack([[np.asarray(ap(x[i:i + 1], g))[0] for i in range(8)] for g in range(4)])
+    per = np.stack([[np.asarray(ap(x[i : i + 1], g))[0] for i in range(8)] for g in range(4)])
     single = predict(net.apply, v, x, 4, "single", 2)
     assert_same_predictions(single, per[2])  # one image at a time vs the batch: two programs
     votes = np.stack([np.bincount(per[:, i].argmax(-1), minlength=3) for i in range(8)])
@@ -203,8 +210,10 @@ def test_bn_to_localnorm_and_dynamic_bn():
     x = jax.random.normal(jax.random.key(14), (8, 5, 5, 2)) * 2 + 1
     bn_net, ln_net = LNNet(norm="bn"), LNNet(norm="local", groups=4)
     v = bn_net.init(jax.random.key(0), x)
-    v = {"params": {**v["params"], "norm0": {"scale": jnp.arange(1.0, 5.0), "bias": jnp.arange(4.0)}},
-         "batch_stats": v["batch_stats"]}
+    v = {
+        "params": {**v["params"], "norm0": {"scale": jnp.arange(1.0, 5.0), "bias": jnp.arange(4.0)}},
+        "batch_stats": v["batch_stats"],
+    }
     lv = nz.bn_to_localnorm(v, 4)
     assert lv["params"]["norm0"]["scale"].shape == (4, 4)
     np.testing.assert_array_equal(lv["params"]["norm0"]["bias"][3], jnp.arange(4.0))
@@ -229,7 +238,8 @@ def test_gc_and_wc_train_step_is_jittable_and_compiles_once(params):
     @chex.assert_max_traces(n=1)
     def step(p, o):
         loss, g = jax.value_and_grad(
-            lambda q: optax.softmax_cross_entropy_with_integer_labels(apply({"params": q}, x), y).mean())(p)
+            lambda q: optax.softmax_cross_entropy_with_integer_labels(apply({"params": q}, x), y).mean()
+        )(p)
         u, o = tx.update(g, o, p)
         return optax.apply_updates(p, u), o, loss
 

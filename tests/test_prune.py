@@ -45,6 +45,7 @@ def _randomize(v, seed=1):
     """Random params *and* BN statistics so that no entry is special."""
     leaves, treedef = jax.tree.flatten(v)
     keys = jax.random.split(jax.random.key(seed), len(leaves))
+
     def draw(k, x):
         scale = 1.0 / np.sqrt(np.prod(x.shape[:-1])) if x.ndim > 1 else 1.0  # kernels: fan-in scaling
         return scale * jax.random.uniform(k, x.shape, minval=0.5, maxval=1.5) * jnp.sign(jax.random.normal(k, x.shape))
@@ -73,9 +74,13 @@ def test_vgg_groups_couple_conv_bn_and_next_layer(vgg):
     g0 = g.group("Conv_0")
     paths = {(m.path, m.axis, m.role) for m in g0.members}
     assert paths == {
-        ("params/Conv_0/kernel", 3, "out"), ("params/BatchNorm_0/scale", 0, "elem"),
-        ("params/BatchNorm_0/bias", 0, "elem"), ("batch_stats/BatchNorm_0/mean", 0, "elem"),
-        ("batch_stats/BatchNorm_0/var", 0, "elem"), ("params/Conv_1/kernel", 2, "in")}
+        ("params/Conv_0/kernel", 3, "out"),
+        ("params/BatchNorm_0/scale", 0, "elem"),
+        ("params/BatchNorm_0/bias", 0, "elem"),
+        ("batch_stats/BatchNorm_0/mean", 0, "elem"),
+        ("batch_stats/BatchNorm_0/var", 0, "elem"),
+        ("params/Conv_1/kernel", 2, "in"),
+    }
     out = g.group("Dense_0")
     assert not out.prunable and out.reason == "model output"
 
@@ -213,8 +218,9 @@ def test_removal_through_flatten_and_resnet_inner_channels():
     widths = [prune.kept_counts(gr, mk)[f"params/BasicBlock_{i}/Conv_0"] for i in range(2)]
     xb = jax.random.normal(jax.random.key(1), (4, 8, 8, 3))
     vm = dict(vr, params=prune.apply_masks(vr["params"], prune.expand(gr, mk, vr["params"])))
-    np.testing.assert_allclose(models.ResNet((1, 1), (4, 8), 3, inner_widths=widths).apply(small, xb),
-                               r.apply(vm, xb), atol=1e-4, rtol=1e-4)
+    np.testing.assert_allclose(
+        models.ResNet((1, 1), (4, 8), 3, inner_widths=widths).apply(small, xb), r.apply(vm, xb), atol=1e-4, rtol=1e-4
+    )
 
 
 def test_masked_updates_keep_pruned_weights_exactly_zero(vgg):
@@ -288,12 +294,17 @@ def test_weight_criteria_against_float64_numpy(vgg):
         i = gr.name.split("_")[-1]
         f = _np_filters(v["params"][f"Conv_{i}"]["kernel"], 3)
         d = np.linalg.norm(f[:, None] - f[None], axis=-1)
-        gm = scipy.optimize.minimize(lambda y: np.linalg.norm(f - y, axis=1).sum(), f.mean(0), method="BFGS",
-                                     options={"gtol": 1e-10}).x
-        ref = {"l1": np.abs(f).sum(1), "l2": np.linalg.norm(f, axis=1), "fpgm": d.sum(1),
-               "fermat": np.linalg.norm(f - gm, axis=1),
-               "bn_gamma": np.abs(v["params"][f"BatchNorm_{i}"]["scale"]),
-               "bn_beta": np.abs(v["params"][f"BatchNorm_{i}"]["bias"])}
+        gm = scipy.optimize.minimize(
+            lambda y: np.linalg.norm(f - y, axis=1).sum(), f.mean(0), method="BFGS", options={"gtol": 1e-10}
+        ).x
+        ref = {
+            "l1": np.abs(f).sum(1),
+            "l2": np.linalg.norm(f, axis=1),
+            "fpgm": d.sum(1),
+            "fermat": np.linalg.norm(f - gm, axis=1),
+            "bn_gamma": np.abs(v["params"][f"BatchNorm_{i}"]["scale"]),
+            "bn_beta": np.abs(v["params"][f"BatchNorm_{i}"]["bias"]),
+        }
         for c, r in ref.items():
             np.testing.assert_allclose(sc[c][gr.name], _np_minmax(r), atol=2e-4, err_msg=f"{c} {gr.name}")
             assert float(jnp.min(sc[c][gr.name])) == 0.0 and float(jnp.max(sc[c][gr.name])) == 1.0
@@ -304,18 +315,23 @@ def test_data_criteria_against_numpy(vgg, digits):
     xs = jnp.asarray(digits.train.x[:96].reshape(3, 32, 8, 8, 1))
     ys = jnp.asarray(digits.train.y[:96].reshape(3, 32))
     st = prune.collect_stats(m, v, xs, ys, g)
-    sc = prune.all_scores(g, v, st, criteria=["apoz", "entropy", "taylor_l1", "taylor_l2", "taylor_bn_gamma",
-                                               "taylor_bn_beta"], bins=8)
+    sc = prune.all_scores(
+        g, v, st, criteria=["apoz", "entropy", "taylor_l1", "taylor_l2", "taylor_bn_gamma", "taylor_bn_beta"], bins=8
+    )
     # Reference: per-batch gradients and activations from a plain loop (no scan), numpy reductions in float64.
     acts, gws = {}, []
     for b in range(3):
+
         def loss(p):
             out, inter = m.apply(dict(v, params=p), xs[b], capture_intermediates=True, mutable=["intermediates"])
             return optax.softmax_cross_entropy_with_integer_labels(out, ys[b]).mean(), inter
+
         (_, inter), grad = jax.value_and_grad(loss, has_aux=True)(v["params"])
         gws.append(jax.tree.map(lambda a, w: np.asarray(a, np.float64) * np.asarray(w, np.float64), grad, v["params"]))
         for i in range(4):
-            acts.setdefault(i, []).append(np.maximum(np.asarray(inter["intermediates"][f"BatchNorm_{i}"]["__call__"][0]), 0))
+            acts.setdefault(i, []).append(
+                np.maximum(np.asarray(inter["intermediates"][f"BatchNorm_{i}"]["__call__"][0]), 0)
+            )
     for i in range(4):
         name = f"params/Conv_{i}"
         a = np.concatenate(acts[i])

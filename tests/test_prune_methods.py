@@ -22,8 +22,13 @@ def vgg():
     v = model.init(jax.random.key(1), x)
     # non-trivial BN statistics and scales so the checks are not vacuous
     v = jax.tree_util.tree_map_with_path(
-        lambda kp, a: a + 0.3 * jax.random.normal(jax.random.fold_in(jax.random.key(2), hash(str(kp)) % 1000),
-                                                  a.shape) if "BatchNorm" in str(kp) else a, v)
+        lambda kp, a: (
+            a + 0.3 * jax.random.normal(jax.random.fold_in(jax.random.key(2), hash(str(kp)) % 1000), a.shape)
+            if "BatchNorm" in str(kp)
+            else a
+        ),
+        v,
+    )
     v["batch_stats"] = jax.tree.map(jnp.abs, v["batch_stats"])
     return model, v, x, prune.build_graph(model, v, x[:1])
 
@@ -59,7 +64,10 @@ def test_random_masks_deterministic_and_sized(vgg):
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert any(not np.array_equal(a[k], c[k]) for k in a)
     assert {k: int(np.sum(~np.asarray(v))) for k, v in a.items()} == {
-        "params/Conv_0": 4, "params/Conv_1": 4, "params/Conv_2": 8}
+        "params/Conv_0": 4,
+        "params/Conv_1": 4,
+        "params/Conv_2": 8,
+    }
 
 
 def _scale_bn(g, v, masks, factors):
@@ -92,8 +100,7 @@ def test_reorganize_matches_scaled_params(vgg, vgg_nobn, epoch):
         apply = bfrifp.reorganize(model, g, masks)
         d = apply.factors(epoch)
         assert d == {n: pytest.approx(float(schedules.bfrifp_decay(3)(epoch, l))) for n, l in apply.layers.items()}
-        np.testing.assert_allclose(apply(v, x, epoch=epoch), model.apply(ref(g, v, masks, d), x), rtol=1e-5,
-                                   atol=1e-5)
+        np.testing.assert_allclose(apply(v, x, epoch=epoch), model.apply(ref(g, v, masks, d), x), rtol=1e-5, atol=1e-5)
     assert apply.layers == {"params/Conv_0": 1, "params/Conv_1": 2, "params/Conv_2": 3}
 
 
@@ -152,9 +159,11 @@ def test_freeze_masks_keep_pruned_filters_but_train_next_inputs(vgg):
     @jax.jit
     def step(params, opt, e):
         def loss(p):
-            logits, _ = apply({"params": p, "batch_stats": v["batch_stats"]}, x, epoch=e, train=True,
-                              mutable=["batch_stats"])
+            logits, _ = apply(
+                {"params": p, "batch_stats": v["batch_stats"]}, x, epoch=e, train=True, mutable=["batch_stats"]
+            )
             return models.cross_entropy(logits, y).mean()
+
         upd, opt = tx.update(jax.grad(loss)(params), opt, params)
         return optax.apply_updates(params, upd), opt
 
@@ -215,8 +224,12 @@ def test_global_masks_hand_worked():
 
 
 def test_global_masks_tied_policies():
-    tied = np.array([[0.1, 0.2, 0.9, 0.3],    # tied layer 0
-                     [0.2, 0.8, 0.05, 0.9]])  # tied layer 1
+    tied = np.array(
+        [
+            [0.1, 0.2, 0.9, 0.3],  # tied layer 0
+            [0.2, 0.8, 0.05, 0.9],
+        ]
+    )  # tied layer 1
     scores = {"tied": tied, "other": np.array([0.15, 0.7, 0.5, 0.65])}
     # 12 channel scores, ratio 0.5 -> 6 lowest (.05 .1 .15 .2 .2 .3): threshold 0.3.
     # layer 0 has 3 below (ch 0, 1, 3), layer 1 has 2 (ch 0, 2); ch 0 is below in both.
@@ -249,8 +262,7 @@ def test_bn_l1_adds_signed_schedule_on_bn_scales(vgg):
     for i in range(4):
         upd, state = step(zeros, state, params)
         s = float(sched(i))
-        np.testing.assert_allclose(upd["BatchNorm_2"]["scale"], s * np.sign(params["BatchNorm_2"]["scale"]),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(upd["BatchNorm_2"]["scale"], s * np.sign(params["BatchNorm_2"]["scale"]), rtol=1e-6)
         np.testing.assert_array_equal(upd["Conv_2"]["kernel"], 0)
     assert int(state.count) == 4
     with pytest.raises(ValueError, match="params"):
@@ -267,8 +279,7 @@ def test_soft_mask_against_numpy(vgg):
     t = allg.mean() / 5
     for i in range(3):
         gam = params[f"BatchNorm_{i}"]["scale"]
-        np.testing.assert_allclose(new[f"BatchNorm_{i}"]["scale"], np.where(np.abs(gam) < t, gam * 0.1, gam),
-                                   rtol=1e-6)
+        np.testing.assert_allclose(new[f"BatchNorm_{i}"]["scale"], np.where(np.abs(gam) < t, gam * 0.1, gam), rtol=1e-6)
         np.testing.assert_array_equal(new[f"BatchNorm_{i}"]["bias"], params[f"BatchNorm_{i}"]["bias"])
     assert float(frac) == pytest.approx(np.mean(allg < t)) and float(frac) > 0
     with pytest.raises(ValueError, match="divisor"):

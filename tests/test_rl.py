@@ -22,7 +22,7 @@ def _mountain_car_np(x, v, a):
     if x == -1.2 and v < 0:
         v = 0.0
     term = bool(x >= 0.45 and v >= 0)
-    reward = (100.0 if term else 0.0) - a ** 2 * 0.1
+    reward = (100.0 if term else 0.0) - a**2 * 0.1
     return x, v, reward, term
 
 
@@ -37,10 +37,15 @@ def test_mountain_car_matches_float64_transcription():
     vs[:20] = -np.abs(vs[:20])  # moving into the wall: the car stops
     acts = rng.uniform(-2, 2, n)  # beyond the bounds: force clipped, cost not
     step = jax.jit(jax.vmap(lambda p, a: env.step(rl.EnvState(p, jnp.int32(5)), a)))
-    obs, st, rew, term, trunc = step(jnp.asarray(np.stack([xs, vs], 1), jnp.float32),
-                                     jnp.asarray(acts[:, None], jnp.float32))
-    ref = np.array([_mountain_car_np(float(np.float32(x)), float(np.float32(v)), float(np.float32(a)))
-                    for x, v, a in zip(xs, vs, acts)])
+    obs, st, rew, term, trunc = step(
+        jnp.asarray(np.stack([xs, vs], 1), jnp.float32), jnp.asarray(acts[:, None], jnp.float32)
+    )
+    ref = np.array(
+        [
+            _mountain_car_np(float(np.float32(x)), float(np.float32(v)), float(np.float32(a)))
+            for x, v, a in zip(xs, vs, acts)
+        ]
+    )
     np.testing.assert_allclose(np.asarray(obs), ref[:, :2], atol=2e-6)
     np.testing.assert_allclose(np.asarray(rew), ref[:, 2], rtol=1e-5, atol=1e-5)
     near = np.abs(ref[:, 0] - 0.45) < 1e-5
@@ -113,8 +118,9 @@ def test_reward_functions_hand_computed():
     # 0.2/0.1 + 0.1/0.2 - 2 = 0.5; |e - e_hat| = 0.1 vs sigma
     np.testing.assert_allclose(rl.surprise_reward(e, eh, sigma=0.05), [0.5, 0.5, 0.0, 0.0], rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(rl.surprise_reward(e, eh, sigma=0.15), [0, 0, 0, 0])
-    np.testing.assert_allclose(rl.surprise_reward(e, eh, sigma=0.005), [0.5, 0.5, 0, 0.3 / 0.31 + 0.31 / 0.3 - 2],
-                               rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(
+        rl.surprise_reward(e, eh, sigma=0.005), [0.5, 0.5, 0, 0.3 / 0.31 + 0.31 / 0.3 - 2], rtol=1e-4, atol=1e-7
+    )
     r, wins = rl.gate([0.1, 0.5, 0.1], [2.0, 0.5, 0.0], eps_fm=1.0, eps_mc=1.0)
     np.testing.assert_allclose(r, [np.tanh(2.0), np.tanh(0.5), np.tanh(0.1)], rtol=1e-6)
     assert np.asarray(wins).tolist() == [True, False, False]  # ties go to the prediction error
@@ -183,8 +189,13 @@ def test_ddpg_critic_regresses_to_reward_and_actor_climbs_it():
     n = 256
     obs = jax.random.uniform(jax.random.key(1), (n, 1), minval=-1, maxval=1)
     act = jax.random.uniform(jax.random.key(2), (n, 1), minval=-1, maxval=1)
-    batch = {"obs": obs, "action": act, "reward": -(act[:, 0] - 0.3) ** 2, "next_obs": obs,
-             "terminal": jnp.zeros(n, bool)}
+    batch = {
+        "obs": obs,
+        "action": act,
+        "reward": -((act[:, 0] - 0.3) ** 2),
+        "next_obs": obs,
+        "terminal": jnp.zeros(n, bool),
+    }
     st, m = jax.jit(lambda s: jax.lax.scan(lambda s, _: ag.update(s, batch), s, None, length=1500))(state)
     q = ag.q_value(st.critic, obs, act)
     np.testing.assert_allclose(q, batch["reward"], atol=0.05)  # gamma = 0: Q(s, a) = r
@@ -203,8 +214,13 @@ def test_ddpg_target_uses_terminal_mask():
     ag = rl.DDPG(1, 1, hidden=(8,), gamma=0.9)
     st = ag.init(jax.random.key(0))
     obs = jnp.zeros((2, 1))
-    b = {"obs": obs, "action": jnp.zeros((2, 1)), "reward": jnp.zeros(2), "next_obs": obs,
-         "terminal": jnp.array([True, False])}
+    b = {
+        "obs": obs,
+        "action": jnp.zeros((2, 1)),
+        "reward": jnp.zeros(2),
+        "next_obs": obs,
+        "terminal": jnp.array([True, False]),
+    }
     q_next = ag.q_value(st.target_critic, obs, ag.policy(st.target_actor, obs))
     # loss at the initial params equals the hand-built target's
     y = np.array([0.0, 0.9 * float(q_next[1])])
@@ -217,8 +233,14 @@ def test_ddpg_target_uses_terminal_mask():
 @pytest.fixture(scope="module")
 def tiny_trainer():
     env = rl.MountainCarContinuous()
-    return rl.Trainer(env, rl.DDPG(2, 1, hidden=(8, 8)), rl.IntrinsicMotivation(2, 1, hidden=(8, 8), sigma=1e-3),
-                      total_steps=60, buffer_size=64, warmup_steps=10)
+    return rl.Trainer(
+        env,
+        rl.DDPG(2, 1, hidden=(8, 8)),
+        rl.IntrinsicMotivation(2, 1, hidden=(8, 8), sigma=1e-3),
+        total_steps=60,
+        buffer_size=64,
+        warmup_steps=10,
+    )
 
 
 def test_vmapped_runs_equal_separate_runs(tiny_trainer):
@@ -236,8 +258,9 @@ def test_vmapped_runs_equal_separate_runs(tiny_trainer):
         for a, b in zip(jax.tree.leaves(one), jax.tree.leaves(jax.tree.map(lambda x: x[i], many))):
             np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64), rtol=2e-4, atol=1e-6)
         for k in rl.LOG_FIELDS:
-            np.testing.assert_allclose(np.asarray(log1[k], np.float64), np.asarray(logs[k][i], np.float64),
-                                       rtol=2e-4, atol=1e-6)
+            np.testing.assert_allclose(
+                np.asarray(log1[k], np.float64), np.asarray(logs[k][i], np.float64), rtol=2e-4, atol=1e-6
+            )
     assert np.asarray(many.step).tolist() == [30] * 3 and not np.asarray(many.diverged).any()
     assert np.asarray(logs["int_reward"][0]).max() == 0.0  # the baseline gets no intrinsic reward
 
@@ -257,15 +280,20 @@ def test_a_diverging_run_is_flagged_without_touching_the_others(tiny_trainer):
     kinds = rl.kinds_index(["gated", "gated"])
     states = tr.init_many(keys)
     clean, _ = tr.run_many(states, kinds, 15)
-    poisoned = states.replace(agent=states.agent.replace(
-        critic=jax.tree.map(lambda x: x.at[1].set(jnp.nan), states.agent.critic)))
+    poisoned = states.replace(
+        agent=states.agent.replace(critic=jax.tree.map(lambda x: x.at[1].set(jnp.nan), states.agent.critic))
+    )
     out, _ = tr.run_many(poisoned, kinds, 15)
     assert np.asarray(out.diverged).tolist() == [False, True]
-    np.testing.assert_allclose(out.agent.actor["params"]["Dense_0"]["kernel"][0],
-                               clean.agent.actor["params"]["Dense_0"]["kernel"][0], rtol=1e-5)
+    np.testing.assert_allclose(
+        out.agent.actor["params"]["Dense_0"]["kernel"][0],
+        clean.agent.actor["params"]["Dense_0"]["kernel"][0],
+        rtol=1e-5,
+    )
     # the diverged run stopped learning: its actor kept its initial weights
-    np.testing.assert_array_equal(out.agent.actor["params"]["Dense_0"]["kernel"][1],
-                                  states.agent.actor["params"]["Dense_0"]["kernel"][1])
+    np.testing.assert_array_equal(
+        out.agent.actor["params"]["Dense_0"]["kernel"][1], states.agent.actor["params"]["Dense_0"]["kernel"][1]
+    )
 
 
 def test_trainer_bad_configuration():
@@ -289,7 +317,9 @@ def test_place_runs_single_device_is_identity():
 def test_place_runs_shards_and_matches_single_device():
     from conftest import run_forced_devices
 
-    run_forced_devices(2, """
+    run_forced_devices(
+        2,
+        """
 import jax, jax.numpy as jnp, numpy as np
 from jaxkit import rl
 env = rl.MountainCarContinuous()
@@ -306,7 +336,8 @@ out, _ = tr.run_many(placed, kp, 12)
 for a, b in zip(jax.tree.leaves(ref), jax.tree.leaves(out)):
     np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64)[:3], rtol=2e-4, atol=1e-6)
 print("ok")
-""")
+""",
+    )
 
 
 # ---------------------------------------------------------------- reliability
@@ -320,10 +351,12 @@ def test_iqr_and_cvar_equal_numpy():
         hi = [r[r >= np.percentile(r, 100 * (1 - alpha)) - 1e-12].mean() for r in x]
         np.testing.assert_allclose(rel.cvar(x, alpha, axis=1), lo, rtol=1e-5)
         np.testing.assert_allclose(rel.cvar(x, alpha, axis=1, tail="upper"), hi, rtol=1e-5)
-    np.testing.assert_allclose(rel.risk_across_runs(x[:, -1], 0.3),
-                               x[:, -1][x[:, -1] <= np.percentile(x[:, -1], 30)].mean(), rtol=1e-5)
-    np.testing.assert_allclose(rel.dispersion_across_runs(x), np.percentile(x, 75, 0) - np.percentile(x, 25, 0),
-                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        rel.risk_across_runs(x[:, -1], 0.3), x[:, -1][x[:, -1] <= np.percentile(x[:, -1], 30)].mean(), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        rel.dispersion_across_runs(x), np.percentile(x, 75, 0) - np.percentile(x, 25, 0), rtol=1e-5, atol=1e-6
+    )
     with pytest.raises(ValueError, match="alpha"):
         rel.cvar(x, 0.0)
     with pytest.raises(ValueError, match="tail"):
@@ -332,7 +365,7 @@ def test_iqr_and_cvar_equal_numpy():
 
 def _released_cvar(array, tail, alpha):
     """Chan et al.'s ``compute_cvar`` (rl_reliability_metrics/metrics/metric_utils.py), transcribed in float64."""
-    import scipy.stats  # noqa: PLC0415
+    import scipy.stats
 
     array = np.asarray(array, np.float64)
     if tail == "lower":
@@ -342,14 +375,23 @@ def _released_cvar(array, tail, alpha):
 
 def test_cvar_equals_the_released_compute_cvar_on_tied_and_continuous_data():
     rng = np.random.default_rng(4)
-    data = [np.array([1.0, 1.0, 1.0, 2.0, 5.0, 7.0, 1.0]),  # ties at the VaR: all of them count
-            np.array([0.0, 0.5, 0.5, 0.5, 2.0, 4.0]), np.round(rng.normal(size=40) * 2) / 2,
-            rng.normal(size=33), rng.integers(0, 4, 25).astype(float), np.full(9, 3.0)]
+    data = [
+        np.array([1.0, 1.0, 1.0, 2.0, 5.0, 7.0, 1.0]),  # ties at the VaR: all of them count
+        np.array([0.0, 0.5, 0.5, 0.5, 2.0, 4.0]),
+        np.round(rng.normal(size=40) * 2) / 2,
+        rng.normal(size=33),
+        rng.integers(0, 4, 25).astype(float),
+        np.full(9, 3.0),
+    ]
     for x in data:
         for alpha in (0.05, 0.1, 0.25, 0.5, 0.8, 1.0):
             for tail in ("lower", "upper"):
-                np.testing.assert_allclose(float(rel.cvar(x, alpha, tail=tail)), _released_cvar(x, tail, alpha),
-                                           rtol=1e-6, err_msg=f"{x} {alpha} {tail}")
+                np.testing.assert_allclose(
+                    float(rel.cvar(x, alpha, tail=tail)),
+                    _released_cvar(x, tail, alpha),
+                    rtol=1e-6,
+                    err_msg=f"{x} {alpha} {tail}",
+                )
         np.testing.assert_allclose(float(rel.risk_across_runs(x, 0.5)), _released_cvar(x, "lower", 0.5), rtol=1e-6)
     # the issue's kind of case: the rank rule averaged only floor(alpha (n-1)) + 1 values
     x = np.array([1.0, 1.0, 1.0, 2.0, 5.0, 7.0, 1.0])
@@ -363,16 +405,19 @@ def test_across_time_measures_equal_numpy():
     rng = np.random.default_rng(1)
     c = np.cumsum(rng.normal(size=(4, 31)), axis=1)
     d = np.diff(c, axis=1)
-    want = np.array([[np.percentile(r[i:i + 6], 75) - np.percentile(r[i:i + 6], 25) for i in range(0, 30, 6)]
-                     for r in d])
+    want = np.array(
+        [[np.percentile(r[i : i + 6], 75) - np.percentile(r[i : i + 6], 25) for i in range(0, 30, 6)] for r in d]
+    )
     np.testing.assert_allclose(rel.dispersion_across_time(c, 6), want, rtol=1e-4, atol=1e-6)
-    np.testing.assert_allclose(rel.short_term_risk_across_time(c, 0.1),
-                               [r[r <= np.percentile(r, 10)].mean() for r in d], rtol=1e-4)
+    np.testing.assert_allclose(
+        rel.short_term_risk_across_time(c, 0.1), [r[r <= np.percentile(r, 10)].mean() for r in d], rtol=1e-4
+    )
     dd = np.maximum.accumulate(c, axis=1) - c
     np.testing.assert_allclose(rel.drawdown(c), dd, atol=1e-5)
-    np.testing.assert_allclose(rel.long_term_risk_across_time(c, 0.1),
-                               [r[r >= np.percentile(r, 90)].mean() for r in dd], rtol=1e-4)
-    ma = np.stack([[r[max(0, t - 2):t + 1].mean() for t in range(31)] for r in c])
+    np.testing.assert_allclose(
+        rel.long_term_risk_across_time(c, 0.1), [r[r >= np.percentile(r, 90)].mean() for r in dd], rtol=1e-4
+    )
+    ma = np.stack([[r[max(0, t - 2) : t + 1].mean() for t in range(31)] for r in c])
     np.testing.assert_allclose(rel.moving_average(c, 3), ma, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="window"):
         rel.dispersion_across_time(c, 1)

@@ -34,8 +34,11 @@ def test_exact_jacobians_equal_per_sample_jacrev(small):
     for i in range(6):
         ref = jax.jacrev(lambda xi: apply(v, xi[None])[0])(x[i])
         np.testing.assert_allclose(jac[i], ref, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(robust.jacobian_frobenius_penalty(apply, v, x, exact=True),
-                               np.sum(np.asarray(jac, np.float64) ** 2) / 6, rtol=1e-5)
+    np.testing.assert_allclose(
+        robust.jacobian_frobenius_penalty(apply, v, x, exact=True),
+        np.sum(np.asarray(jac, np.float64) ** 2) / 6,
+        rtol=1e-5,
+    )
 
 
 def test_projection_estimate_converges_to_the_exact_norm(small):
@@ -51,10 +54,11 @@ def test_linear_model_penalty_and_similarity():
     w = jax.random.normal(jax.random.key(3), (5, 4))
     p = {"w": w, "b": jnp.zeros(4)}
     x = jax.random.normal(jax.random.key(4), (7, 5))
-    np.testing.assert_allclose(robust.jacobian_frobenius_penalty(linear, p, x, exact=True), jnp.sum(w ** 2), rtol=1e-5)
+    np.testing.assert_allclose(robust.jacobian_frobenius_penalty(linear, p, x, exact=True), jnp.sum(w**2), rtol=1e-5)
     est = jax.jit(jax.vmap(lambda k: robust.jacobian_frobenius_penalty(linear, p, x, k, n_proj=2000)))(
-        jax.random.split(jax.random.key(0), 3))  # unbiased: the mean over many projections is ||W||_F^2
-    np.testing.assert_allclose(est, jnp.full(3, jnp.sum(w ** 2)), rtol=0.05)
+        jax.random.split(jax.random.key(0), 3)
+    )  # unbiased: the mean over many projections is ||W||_F^2
+    np.testing.assert_allclose(est, jnp.full(3, jnp.sum(w**2)), rtol=0.05)
     np.testing.assert_allclose(robust.jacobian_cosine_similarity(linear, p, x), np.ones((7, 7)), atol=1e-5)
 
 
@@ -71,6 +75,7 @@ def test_penalised_loss_is_differentiable_and_compiles_once(small):
         def loss(p):
             ce = optax.softmax_cross_entropy_with_integer_labels(apply(p, x), y).mean()
             return ce + 0.05 / 2 * robust.jacobian_frobenius_penalty(apply, p, x, key, n_proj=1)
+
         return jax.value_and_grad(loss)(params)
 
     l1, g1 = loss_grad(v, jax.random.key(0))
@@ -100,14 +105,12 @@ def test_uap_on_a_linear_two_class_model_reaches_the_closed_form():
     x = jax.random.normal(jax.random.key(6), (300, 4))
     y = jnp.zeros(300, jnp.int32)  # all of class 0
     for norm in ("inf", "2"):
-        d = robust.universal_perturbation(jax.random.key(7), linear, p, (x, y), 0.2, norm, steps=200,
-                                          batch_size=50)
+        d = robust.universal_perturbation(jax.random.key(7), linear, p, (x, y), 0.2, norm, steps=200, batch_size=50)
         direction = w[:, 1] - w[:, 0]
         want = 0.2 * jnp.sign(direction) if norm == "inf" else 0.2 * direction / jnp.linalg.norm(direction)
         np.testing.assert_allclose(d, want, atol=1e-3)
     # targeted at class 1 is the same direction here; targeted at 0 (the true class) pushes the other way
-    d0 = robust.universal_perturbation(jax.random.key(7), linear, p, (x, y), 0.2, target=0, steps=100,
-                                       batch_size=50)
+    d0 = robust.universal_perturbation(jax.random.key(7), linear, p, (x, y), 0.2, target=0, steps=100, batch_size=50)
     np.testing.assert_allclose(d0, -0.2 * jnp.sign(w[:, 1] - w[:, 0]), atol=1e-3)
 
 

@@ -55,18 +55,21 @@ def test_ramp():
     assert [float(step(t)) for t in (0, 2, 3, 9)] == pytest.approx([0.5, 0.5, 2.0, 2.0])
 
 
-@pytest.mark.parametrize("call, match", [
-    (lambda: schedules.ramp(-1.0, 10), "final"),
-    (lambda: schedules.ramp(1.0, -1), "ramp_steps"),
-    (lambda: schedules.bfrifp_decay(0), "n_layers"),
-    (lambda: schedules.bfrifp_decay(5, lambda_e=0), "lambda_e"),
-    (lambda: schedules.warmup_cosine_sparsity(1.0, 10, 10), "warmup_steps < total_steps"),
-    (lambda: schedules.warmup_cosine_sparsity(1.0, 10, 0, floor=2), "floor"),
-    (lambda: schedules.gmp_sparsity(1.0, 0, 10), "final"),
-    (lambda: schedules.gmp_sparsity(0.5, 10, 10), "end_step"),
-    (lambda: schedules.temperature(1.0, 0.0, 10), "final"),
-    (lambda: schedules.temperature(1.0, 0.5, 10, "step"), "kind"),
-])
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: schedules.ramp(-1.0, 10), "final"),
+        (lambda: schedules.ramp(1.0, -1), "ramp_steps"),
+        (lambda: schedules.bfrifp_decay(0), "n_layers"),
+        (lambda: schedules.bfrifp_decay(5, lambda_e=0), "lambda_e"),
+        (lambda: schedules.warmup_cosine_sparsity(1.0, 10, 10), "warmup_steps < total_steps"),
+        (lambda: schedules.warmup_cosine_sparsity(1.0, 10, 0, floor=2), "floor"),
+        (lambda: schedules.gmp_sparsity(1.0, 0, 10), "final"),
+        (lambda: schedules.gmp_sparsity(0.5, 10, 10), "end_step"),
+        (lambda: schedules.temperature(1.0, 0.0, 10), "final"),
+        (lambda: schedules.temperature(1.0, 0.5, 10, "step"), "kind"),
+    ],
+)
 def test_schedule_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()

@@ -66,7 +66,7 @@ def test_injection_waiting_time_matches_its_formula():
     seen = (pool[idx] == 0).any(1)
     p_hat = seen.mean()
     assert 1 / p_hat == pytest.approx(data.expected_wait(4, 3), rel=0.03)
-    assert data.expected_wait(4, 3) == pytest.approx(1 / (1 - 0.75 ** 3))
+    assert data.expected_wait(4, 3) == pytest.approx(1 / (1 - 0.75**3))
 
 
 def test_synthesize_is_deterministic_and_valid():

@@ -5,7 +5,7 @@ import subprocess
 
 from conftest import REPO
 
-INNER = '''
+INNER = """
 import pytest
 
 def test_skipped_inside():
@@ -21,7 +21,7 @@ def test_xfail():
 
 def test_passes():
     pass
-'''
+"""
 
 
 def test_unexpected_skips_fail_the_run(pytester):
@@ -42,8 +42,11 @@ def test_nothing_in_the_repository_reads_outside_it():
     files = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
     bad = []
     for f in files:
-        if f.endswith((".py", ".ipynb", ".md", ".cfg", ".toml", ".txt", ".yaml", ".yml")) or f in ("Makefile",) \
-                or f.startswith(".ci/"):
+        if (
+            f.endswith((".py", ".ipynb", ".md", ".cfg", ".toml", ".txt", ".yaml", ".yml"))
+            or f in ("Makefile",)
+            or f.startswith(".ci/")
+        ):
             with open(os.path.join(REPO, f), encoding="utf-8", errors="replace") as fh:
                 text = fh.read()
             if any(p in text for p in OUTSIDE):

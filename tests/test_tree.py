@@ -24,12 +24,18 @@ def vgg_vars():
 def test_flatten_paths_of_real_flax_params(vgg_vars):
     flat = jt.flatten(vgg_vars)
     assert set(flat) == {
-        "params/Conv_0/kernel", "params/Conv_1/kernel",
-        "params/BatchNorm_0/scale", "params/BatchNorm_0/bias",
-        "params/BatchNorm_1/scale", "params/BatchNorm_1/bias",
-        "params/Dense_0/kernel", "params/Dense_0/bias",
-        "batch_stats/BatchNorm_0/mean", "batch_stats/BatchNorm_0/var",
-        "batch_stats/BatchNorm_1/mean", "batch_stats/BatchNorm_1/var",
+        "params/Conv_0/kernel",
+        "params/Conv_1/kernel",
+        "params/BatchNorm_0/scale",
+        "params/BatchNorm_0/bias",
+        "params/BatchNorm_1/scale",
+        "params/BatchNorm_1/bias",
+        "params/Dense_0/kernel",
+        "params/Dense_0/bias",
+        "batch_stats/BatchNorm_0/mean",
+        "batch_stats/BatchNorm_0/var",
+        "batch_stats/BatchNorm_1/mean",
+        "batch_stats/BatchNorm_1/var",
     }
     assert flat["params/Conv_1/kernel"].shape == (3, 3, 4, 6)
     assert jt.unflatten(flat) == jax.tree.map(lambda x: x, dict(vgg_vars))
@@ -52,7 +58,7 @@ def _reference_match(pattern: str, path: str) -> bool:
     pat, segs = pattern.strip("/").split("/"), path.split("/")
     if pattern.startswith("/"):
         return len(pat) == len(segs) and all(fnmatch.fnmatchcase(s, p) for s, p in zip(segs, pat))
-    return len(pat) <= len(segs) and all(fnmatch.fnmatchcase(s, p) for s, p in zip(segs[-len(pat):], pat))
+    return len(pat) <= len(segs) and all(fnmatch.fnmatchcase(s, p) for s, p in zip(segs[-len(pat) :], pat))
 
 
 seg = st.text(alphabet="ab_0", min_size=1, max_size=3)

@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ['Split', 'Dataset', 'batches', 'num_batches']
+__all__ = ["Split", "Dataset", "batches", "num_batches"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +78,10 @@ def batches(
     n = len(arrays[0])
     for i, a in enumerate(arrays):
         if np.ndim(a) == 0 or len(a) != n:
-            raise ValueError(f"`arrays`: array {i} has {len(a) if np.ndim(a) else 'no'} rows, array 0 has {n}; "
-                             f"batches need aligned rows.")
+            raise ValueError(
+                f"`arrays`: array {i} has {len(a) if np.ndim(a) else 'no'} rows, array 0 has {n}; "
+                f"batches need aligned rows."
+            )
     if int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
     order = np.arange(n) if key is None else np.asarray(jax.random.permutation(key, n))

@@ -1,5 +1,4 @@
-"""Synthetic deep-drawn cups: process parameters and deformed meshes (the CupNet pruning study's data).
-"""
+"""Synthetic deep-drawn cups: process parameters and deformed meshes (the CupNet pruning study's data)."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ import numpy as np
 from jaxkit import _checks as _c
 from jaxkit.data.core import Split
 
-__all__ = ['CupMeshes', 'CUP_PARAMS', 'cup_reference', 'make_cups']
+__all__ = ["CupMeshes", "CUP_PARAMS", "cup_reference", "make_cups"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,16 +33,25 @@ class CupMeshes:
         return len(self.reference)
 
     def __repr__(self) -> str:
-        return (f"CupMeshes(m={self.m}, k={len(self.param_names)}, train={len(self.train)}, "
-                f"test={len(self.test)})")
+        return f"CupMeshes(m={self.m}, k={len(self.param_names)}, train={len(self.train)}, test={len(self.test)})"
 
 
-CUP_PARAMS = ("depth", "blank_holder", "friction", "anisotropy", "dent_angle", "dent_depth", "springback",
-              "thickness", "die_radius")
+CUP_PARAMS = (
+    "depth",
+    "blank_holder",
+    "friction",
+    "anisotropy",
+    "dent_angle",
+    "dent_depth",
+    "springback",
+    "thickness",
+    "die_radius",
+)
 
 
-def cup_reference(n_theta: int = 24, n_profile: int = 10, *, radius: float = 30.0, height: float = 25.0,
-                  flange: float = 10.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def cup_reference(
+    n_theta: int = 24, n_profile: int = 10, *, radius: float = 30.0, height: float = 25.0, flange: float = 10.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Reference cup mesh: a surface of revolution (bottom, wall, flange) in mm.
 
     Returns ``(points [m, 3], theta [m], t [m])`` with ``m = n_theta * n_profile``;
@@ -64,8 +72,16 @@ def cup_reference(n_theta: int = 24, n_profile: int = 10, *, radius: float = 30.
     return pts, theta, t
 
 
-def make_cups(n_samples: int = 1000, *, k: int = 5, n_theta: int = 24, n_profile: int = 10,
-              test_size: float = 0.1, noise: float = 0.0, seed: int = 0) -> CupMeshes:
+def make_cups(
+    n_samples: int = 1000,
+    *,
+    k: int = 5,
+    n_theta: int = 24,
+    n_profile: int = 10,
+    test_size: float = 0.1,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> CupMeshes:
     """A deterministic stand-in for the CupNet paper's (private) deep-drawing simulations.
 
     ``k`` (1..9) process parameters ``p ~ U[0, 1]`` (:data:`CUP_PARAMS`, in that
@@ -106,13 +122,13 @@ def make_cups(n_samples: int = 1000, *, k: int = 5, n_theta: int = 24, n_profile
     dz = (P["depth"] - 0.5) * 10.0 * wall
     dz = dz + 3.0 * P["anisotropy"] * np.cos(4 * th) * (seg >= 2) * (0.3 + flange)
     dz = dz + 2.5 * np.maximum(0.6 - P["blank_holder"], 0) * (0.5 + P["friction"]) * np.sin(8 * th) * flange
-    dr = 2.0 * P["springback"] * wall ** 2 * (seg < 2) + 2.0 * P["springback"] * (seg >= 2)
+    dr = 2.0 * P["springback"] * wall**2 * (seg < 2) + 2.0 * P["springback"] * (seg >= 2)
     dr = dr + (P["thickness"] - 0.5) * 0.8 * (seg >= 1)
-    corner = np.exp(-((seg - 1) / 0.25) ** 2)
+    corner = np.exp(-(((seg - 1) / 0.25) ** 2))
     dr = dr - 3.0 * P["die_radius"] * corner
     dz = dz + 3.0 * P["die_radius"] * corner
     ang = np.angle(np.exp(1j * (th - 2 * np.pi * P["dent_angle"])))
-    dent = np.exp(-(ang / 0.35) ** 2 - ((seg - 1.5) / 0.25) ** 2)
+    dent = np.exp(-((ang / 0.35) ** 2) - ((seg - 1.5) / 0.25) ** 2)
     dr = dr - 4.0 * P["dent_depth"] * dent
     r1 = r0 + dr
     x1, y1, z1 = r1 * np.cos(th), r1 * np.sin(th), z0 + dz
@@ -124,5 +140,9 @@ def make_cups(n_samples: int = 1000, *, k: int = 5, n_theta: int = 24, n_profile
     te, tr = perm[:n_test], perm[n_test:]
     x = p[:, : int(k)].astype(np.float32)
     disp = disp.astype(np.float32)
-    return CupMeshes(reference=ref.astype(np.float32), train=Split(x[tr], disp[tr]), test=Split(x[te], disp[te]),
-                     param_names=CUP_PARAMS[: int(k)])
+    return CupMeshes(
+        reference=ref.astype(np.float32),
+        train=Split(x[tr], disp[tr]),
+        test=Split(x[te], disp[te]),
+        param_names=CUP_PARAMS[: int(k)],
+    )

@@ -13,12 +13,34 @@ from scipy.ndimage import gaussian_filter, maximum_filter
 
 from jaxkit import _checks as _c
 
-__all__ = ['HyperspectralScene', 'TARGET_NAMES', 'check_cube', 'make_hyperspectral_scene', 'scale_cube', 'pixel_windows', 'window_split', 'load_scene']
+__all__ = [
+    "HyperspectralScene",
+    "TARGET_NAMES",
+    "check_cube",
+    "make_hyperspectral_scene",
+    "scale_cube",
+    "pixel_windows",
+    "window_split",
+    "load_scene",
+]
 
 
-TARGET_NAMES = ("bright panel", "camouflage panel", "low-contrast", "panel in shadow", "in-ellipsoid",
-                "red panel", "blue panel", "grey metal", "small bright", "orange panel", "dark panel",
-                "white tarp", "green tarp", "yellow panel")
+TARGET_NAMES = (
+    "bright panel",
+    "camouflage panel",
+    "low-contrast",
+    "panel in shadow",
+    "in-ellipsoid",
+    "red panel",
+    "blue panel",
+    "grey metal",
+    "small bright",
+    "orange panel",
+    "dark panel",
+    "white tarp",
+    "green tarp",
+    "yellow panel",
+)
 
 
 ENDMEMBER_NAMES = ("vegetation", "soil", "dry grass", "asphalt", "water/shadow")
@@ -80,8 +102,8 @@ def _smooth_field(rng, shape, sigma):
 
 
 def _endmembers(wl: np.ndarray) -> np.ndarray:
-    sig = lambda x, c, s: 1 / (1 + np.exp(-(x - c) / s))  # noqa: E731
-    bump = lambda x, c, s: np.exp(-0.5 * ((x - c) / s) ** 2)  # noqa: E731
+    sig = lambda x, c, s: 1 / (1 + np.exp(-(x - c) / s))
+    bump = lambda x, c, s: np.exp(-0.5 * ((x - c) / s) ** 2)
     veg = 0.04 + 0.05 * bump(wl, 0.55, 0.03) + 0.46 * sig(wl, 0.72, 0.015)
     soil = 0.12 + 0.25 * (wl - 0.41) / 0.57 - 0.05 * ((wl - 0.7) / 0.3) ** 2
     grass = 0.08 + 0.3 * sig(wl, 0.6, 0.08) + 0.05 * sig(wl, 0.72, 0.02)
@@ -102,8 +124,9 @@ def _render(h, w, cy, cx, size, shape, ss=4):
     return inside.reshape(h, ss, w, ss).mean((1, 3))
 
 
-def make_hyperspectral_scene(height: int = 128, width: int = 128, *, bands: int = 20, seed: int = 0,
-                             noise: float = 1.0) -> HyperspectralScene:
+def make_hyperspectral_scene(
+    height: int = 128, width: int = 128, *, bands: int = 20, seed: int = 0, noise: float = 1.0
+) -> HyperspectralScene:
     """A deterministic synthetic airborne scene standing in for the thesis's private image.
 
     20 bands over 0.41-0.98 um; smooth endmember spectra (vegetation with a
@@ -160,7 +183,9 @@ def make_hyperspectral_scene(height: int = 128, width: int = 128, *, bands: int 
     spectra = {
         "bright panel": np.full_like(wl, 0.85),
         # green paint: vegetation-like in the visible, but a slow rise through the NIR instead of a red edge
-        "camouflage panel": 0.04 + 0.06 * np.exp(-0.5 * ((wl - 0.55) / 0.03) ** 2) + 0.2 * np.clip((wl - 0.6) / 0.38, 0, 1),
+        "camouflage panel": 0.04
+        + 0.06 * np.exp(-0.5 * ((wl - 0.55) / 0.03) ** 2)
+        + 0.2 * np.clip((wl - 0.6) / 0.38, 0, 1),
         "low-contrast": em[1] * 1.06,
         "panel in shadow": np.full_like(wl, 0.7),
         "red panel": 0.05 + 0.5 / (1 + np.exp(-(wl - 0.6) / 0.02)),
@@ -210,9 +235,15 @@ def make_hyperspectral_scene(height: int = 128, width: int = 128, *, bands: int 
         radiance = radiance * (1 - fill[..., None]) + fill[..., None] * target_rad
     radiance = radiance + noise * rng.normal(size=radiance.shape) * np.sqrt(40.0 * radiance + 400.0)
     cube = np.floor(np.sqrt(np.clip(radiance, 0, None))).clip(0, 255.99).astype(np.float32)
-    return HyperspectralScene(cube=cube, inner=inner, outer=outer, wavelengths=wl.astype(np.float32),
-                              target_names=names, endmembers=em.astype(np.float32),
-                              abundances=ab.astype(np.float32))
+    return HyperspectralScene(
+        cube=cube,
+        inner=inner,
+        outer=outer,
+        wavelengths=wl.astype(np.float32),
+        target_names=names,
+        endmembers=em.astype(np.float32),
+        abundances=ab.astype(np.float32),
+    )
 
 
 def scale_cube(cube, mode: str = "sqrt_radiance") -> np.ndarray:
@@ -286,15 +317,20 @@ def load_scene(path: str, *, inner=None, outer=None, cube_key: str = "cube") -> 
         raise FileNotFoundError(f"scene file {path} does not exist.")
     try:
         cube, stored = _read_scene_file(path, ext, cube_key)
-    except Exception as e:  # noqa: BLE001 -- numpy / scipy / tifffile each raise their own types
+    except Exception as e:
         if isinstance(e, (FileNotFoundError, ImportError)) or str(e).startswith(str(path)):
             raise
         why = (str(e).splitlines() or [""])[0][:150]
         if "pickle" in why:
             why = "not a plain numeric array file (it holds pickled objects, which jaxkit never loads)"
-        expected = {".npy": "a NumPy .npy array [H, W, B]", ".npz": f"a NumPy .npz archive with {cube_key!r}",
-                    ".mat": f"a MATLAB .mat file with {cube_key!r}", ".hdr": "an ENVI header beside its binary file",
-                    ".tif": "a GeoTIFF", ".tiff": "a GeoTIFF"}[ext]
+        expected = {
+            ".npy": "a NumPy .npy array [H, W, B]",
+            ".npz": f"a NumPy .npz archive with {cube_key!r}",
+            ".mat": f"a MATLAB .mat file with {cube_key!r}",
+            ".hdr": "an ENVI header beside its binary file",
+            ".tif": "a GeoTIFF",
+            ".tiff": "a GeoTIFF",
+        }[ext]
         raise ValueError(f"{path} cannot be read as {expected}: {why}") from None
     try:
         cube = check_cube(np.asarray(cube, np.float32))
@@ -312,8 +348,7 @@ def load_scene(path: str, *, inner=None, outer=None, cube_key: str = "cube") -> 
     i_m, o_m = mask(inner, "inner"), mask(outer, "outer")
     if o_m.shape[0] == 0 and i_m.shape[0] > 0:
         o_m = i_m
-    return HyperspectralScene(cube=cube, inner=i_m, outer=o_m,
-                              target_names=tuple(f"T{i + 1}" for i in range(len(i_m))))
+    return HyperspectralScene(cube=cube, inner=i_m, outer=o_m, target_names=tuple(f"T{i + 1}" for i in range(len(i_m))))
 
 
 def _read_scene_file(path, ext, cube_key):
@@ -362,8 +397,9 @@ def _read_envi(hdr_path: str) -> np.ndarray:
     dtype = dtype.newbyteorder(">" if meta.get("byte order", "0") == "1" else "<")
     interleave = meta.get("interleave", "bsq").lower()
     base = os.path.splitext(hdr_path)[0]
-    data_path = next((p for p in (base, base + ".img", base + ".dat", base + ".raw", base + ".bin")
-                      if os.path.isfile(p)), None)
+    data_path = next(
+        (p for p in (base, base + ".img", base + ".dat", base + ".raw", base + ".bin") if os.path.isfile(p)), None
+    )
     if data_path is None:
         raise ValueError(f"no data file next to {hdr_path} (tried no extension, .img, .dat, .raw, .bin).")
     raw = np.fromfile(data_path, dtype=dtype, offset=int(meta.get("header offset", 0)))

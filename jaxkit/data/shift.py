@@ -15,7 +15,17 @@ from jaxkit import _checks as _c
 from jaxkit.data.core import Split
 from jaxkit.data.sklearn import load_digits
 
-__all__ = ['RotatedDomains', 'make_rotated_digits', 'domain_batch_sampler', 'domain_batch_indices', 'make_imbalanced', 'balanced_sampler', 'injection_sampler', 'expected_wait', 'synthesize']
+__all__ = [
+    "RotatedDomains",
+    "make_rotated_digits",
+    "domain_batch_sampler",
+    "domain_batch_indices",
+    "make_imbalanced",
+    "balanced_sampler",
+    "injection_sampler",
+    "expected_wait",
+    "synthesize",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,8 +53,9 @@ class RotatedDomains:
         return [i for i in range(d) if i != int(test)], int(test)
 
 
-def make_rotated_digits(angles=(0, 15, 30, 45, 60, 75), per_class: int = 100, *, seed: int = 0, x=None,
-                        y=None) -> RotatedDomains:
+def make_rotated_digits(
+    angles=(0, 15, 30, 45, 60, 75), per_class: int = 100, *, seed: int = 0, x=None, y=None
+) -> RotatedDomains:
     """Rotated-digit domains: ``per_class`` images of every class (from ``x, y``, default scikit-learn's 8x8
     digits in [0, 1]), each rotated by every angle (``scipy.ndimage.rotate``, bilinear, same size, zero fill).
 
@@ -74,8 +85,12 @@ def make_rotated_digits(angles=(0, 15, 30, 45, 60, 75), per_class: int = 100, *,
         chosen.append(rng.choice(pool, per_class, replace=False))
     idx = np.concatenate(chosen)
     base = x[idx, ..., 0]
-    rot = np.stack([np.stack([ndimage.rotate(im, float(a), reshape=False, order=1, mode="constant")
-                              for im in base]) for a in angles])[..., None]
+    rot = np.stack(
+        [
+            np.stack([ndimage.rotate(im, float(a), reshape=False, order=1, mode="constant") for im in base])
+            for a in angles
+        ]
+    )[..., None]
     return RotatedDomains(np.clip(rot, 0, 1).astype(np.float32), y[idx], tuple(angles), len(classes))
 
 
@@ -142,8 +157,9 @@ def balanced_sampler(labels, num_classes: int | None = None):
 
     Every class (each must have a sample) is drawn with probability ``1/C``, whatever its size.
     """
-    y = np.asarray(_c.labels(_c.array(np.asarray(labels), "labels", ndim=1, nonempty=True), "labels",
-                             num_classes)).astype(np.int64)
+    y = np.asarray(
+        _c.labels(_c.array(np.asarray(labels), "labels", ndim=1, nonempty=True), "labels", num_classes)
+    ).astype(np.int64)
     c = int(num_classes if num_classes is not None else y.max() + 1)
     counts = np.bincount(y, minlength=c)
     if np.any(counts == 0):
@@ -180,8 +196,9 @@ def expected_wait(num_rare: int, per_batch: int) -> float:
     return 1.0 / (1.0 - (1.0 - 1.0 / r) ** k)
 
 
-def synthesize(x, n: int, *, seed: int = 0, max_angle: float = 15.0, max_shift: float = 1.0,
-               noise: float = 0.05) -> np.ndarray:
+def synthesize(
+    x, n: int, *, seed: int = 0, max_angle: float = 15.0, max_shift: float = 1.0, noise: float = 0.05
+) -> np.ndarray:
     """``n`` new images from the few of ``x (k, H, W[, 1])``: random rotation (+-``max_angle``), sub-pixel shift
     (+-``max_shift``), additive Gaussian noise, clipped to [0, 1] -- rare-class synthesis by augmentation."""
     x = _c.array(np.asarray(x), "x", ndim=(3, 4), kind="r")

@@ -14,16 +14,16 @@ import numpy as np
 from jaxkit import _checks as _c
 from jaxkit.data.core import Dataset, Split
 
-__all__ = ['load_digits', 'select_classes', 'load_iris', 'load_breast_cancer', 'make_classification']
+__all__ = ["load_digits", "select_classes", "load_iris", "load_breast_cancer", "make_classification"]
 
 
 def _split(name, x, y, test_size, seed, standardize) -> Dataset:
     from sklearn.model_selection import train_test_split  # noqa: PLC0415
 
     _c.number(test_size, "test_size", lo=0.0, hi=1.0, lo_open=True, hi_open=True)
-    x_tr, x_te, y_tr, y_te = (np.asarray(a) for a in train_test_split(
-        x, y, test_size=test_size, random_state=int(seed), stratify=y
-    ))
+    x_tr, x_te, y_tr, y_te = (
+        np.asarray(a) for a in train_test_split(x, y, test_size=test_size, random_state=int(seed), stratify=y)
+    )
     if standardize:
         # Statistics of the training split only, so no test information leaks.
         mean = x_tr.mean(axis=0)

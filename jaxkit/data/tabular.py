@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ['FairTabular', 'make_fair_tabular', 'load_german', 'load_compas', 'load_adult']
+__all__ = ["FairTabular", "make_fair_tabular", "load_german", "load_compas", "load_adult"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,11 +61,13 @@ class FairTabular:
 
     def take(self, idx) -> FairTabular:
         idx = np.asarray(idx)
-        return dataclasses.replace(self, x=self.x[idx], y=self.y[idx],
-                                   sensitive={k: v[idx] for k, v in self.sensitive.items()})
+        return dataclasses.replace(
+            self, x=self.x[idx], y=self.y[idx], sensitive={k: v[idx] for k, v in self.sensitive.items()}
+        )
 
-    def split(self, fractions: Sequence[float] = (0.6, 0.2, 0.2), *, seed: int = 0,
-              standardize: bool = True) -> tuple[FairTabular, ...]:
+    def split(
+        self, fractions: Sequence[float] = (0.6, 0.2, 0.2), *, seed: int = 0, standardize: bool = True
+    ) -> tuple[FairTabular, ...]:
         """Random split (the paper's 6:2:2 train/validation/test by default), standardised with train statistics."""
         fr = np.asarray(fractions, np.float64)
         if fr.ndim != 1 or len(fr) < 2 or (fr <= 0).any() or not np.isclose(fr.sum(), 1.0):
@@ -80,10 +82,18 @@ class FairTabular:
         return tuple(parts)
 
 
-def make_fair_tabular(n: int = 3000, *, num_features: int = 8, group_sizes: Sequence[int] = (2, 3),
-                      group_weights: Sequence[Sequence[float]] | None = None, shift: float = 1.0,
-                      label_bias: float = 1.0, noise: float = 0.5, include_sensitive: bool = True,
-                      seed: int = 0) -> FairTabular:
+def make_fair_tabular(
+    n: int = 3000,
+    *,
+    num_features: int = 8,
+    group_sizes: Sequence[int] = (2, 3),
+    group_weights: Sequence[Sequence[float]] | None = None,
+    shift: float = 1.0,
+    label_bias: float = 1.0,
+    noise: float = 0.5,
+    include_sensitive: bool = True,
+    seed: int = 0,
+) -> FairTabular:
     """Synthetic tabular data whose group unfairness is set by two parameters.
 
     Each sensitive attribute ``k`` has ``group_sizes[k]`` categories drawn with
@@ -129,8 +139,14 @@ def make_fair_tabular(n: int = 3000, *, num_features: int = 8, group_sizes: Sequ
         for nm in names:
             cols.append(np.eye(len(cats[nm]))[sens[nm]])
             fnames += list(cats[nm])
-    return FairTabular(f"synthetic(shift={shift}, label_bias={label_bias})", np.concatenate(cols, 1).astype(np.float32),
-                       y, sens, cats, tuple(fnames))
+    return FairTabular(
+        f"synthetic(shift={shift}, label_bias={label_bias})",
+        np.concatenate(cols, 1).astype(np.float32),
+        y,
+        sens,
+        cats,
+        tuple(fnames),
+    )
 
 
 def _encode(name, records, numeric, categorical, sensitive, label, include_sensitive) -> FairTabular:
@@ -164,10 +180,29 @@ def _need_file(path, what):
         raise FileNotFoundError(f"{what}: {path!r} not found (jaxkit does not download; put a local copy there).")
 
 
-_GERMAN_COLUMNS = ("status", "month", "credit_history", "purpose", "credit_amount", "savings", "employment",
-                   "investment_as_income_percentage", "personal_status", "other_debtors", "residence_since",
-                   "property", "age", "installment_plans", "housing", "number_of_credits", "skill_level",
-                   "people_liable_for", "telephone", "foreign_worker", "credit")
+_GERMAN_COLUMNS = (
+    "status",
+    "month",
+    "credit_history",
+    "purpose",
+    "credit_amount",
+    "savings",
+    "employment",
+    "investment_as_income_percentage",
+    "personal_status",
+    "other_debtors",
+    "residence_since",
+    "property",
+    "age",
+    "installment_plans",
+    "housing",
+    "number_of_credits",
+    "skill_level",
+    "people_liable_for",
+    "telephone",
+    "foreign_worker",
+    "credit",
+)
 
 
 def load_german(path: str, *, include_sensitive: bool = True) -> FairTabular:
@@ -193,12 +228,31 @@ def load_german(path: str, *, include_sensitive: bool = True) -> FairTabular:
             r["sex"] = sex.get(r.pop("personal_status"), "unknown")
             r["age"] = "adult" if float(r["age"]) >= 25 else "youth"
             records.append(r)
-    numeric = ["month", "credit_amount", "investment_as_income_percentage", "residence_since", "number_of_credits",
-               "people_liable_for"]
-    categorical = ["status", "credit_history", "purpose", "savings", "employment", "other_debtors", "property",
-                   "installment_plans", "housing", "skill_level", "telephone", "foreign_worker"]
-    return _encode("german", records, numeric, categorical, ["sex", "age"], lambda r: int(r["credit"] == "1"),
-                   include_sensitive)
+    numeric = [
+        "month",
+        "credit_amount",
+        "investment_as_income_percentage",
+        "residence_since",
+        "number_of_credits",
+        "people_liable_for",
+    ]
+    categorical = [
+        "status",
+        "credit_history",
+        "purpose",
+        "savings",
+        "employment",
+        "other_debtors",
+        "property",
+        "installment_plans",
+        "housing",
+        "skill_level",
+        "telephone",
+        "foreign_worker",
+    ]
+    return _encode(
+        "german", records, numeric, categorical, ["sex", "age"], lambda r: int(r["credit"] == "1"), include_sensitive
+    )
 
 
 def load_compas(path: str, *, include_sensitive: bool = True) -> FairTabular:
@@ -216,9 +270,22 @@ def load_compas(path: str, *, include_sensitive: bool = True) -> FairTabular:
     records = []
     with open(path, newline="", encoding="ISO-8859-1") as fh:
         reader = csv.DictReader(fh)
-        need = {"sex", "age", "age_cat", "race", "juv_fel_count", "juv_misd_count", "juv_other_count",
-                "priors_count", "c_charge_degree", "c_charge_desc", "score_text", "two_year_recid",
-                "days_b_screening_arrest", "is_recid"}
+        need = {
+            "sex",
+            "age",
+            "age_cat",
+            "race",
+            "juv_fel_count",
+            "juv_misd_count",
+            "juv_other_count",
+            "priors_count",
+            "c_charge_degree",
+            "c_charge_desc",
+            "score_text",
+            "two_year_recid",
+            "days_b_screening_arrest",
+            "is_recid",
+        }
         missing = need - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path}: missing columns {sorted(missing)}.")
@@ -227,19 +294,44 @@ def load_compas(path: str, *, include_sensitive: bool = True) -> FairTabular:
                 days = float(r["days_b_screening_arrest"])
             except ValueError:
                 continue
-            if not -30 <= days <= 30 or r["is_recid"] == "-1" or r["c_charge_degree"] == "O" \
-                    or r["score_text"] in ("N/A", ""):
+            if (
+                not -30 <= days <= 30
+                or r["is_recid"] == "-1"
+                or r["c_charge_degree"] == "O"
+                or r["score_text"] in ("N/A", "")
+            ):
                 continue
             records.append(r)
     numeric = ["age", "juv_fel_count", "juv_misd_count", "juv_other_count", "priors_count"]
     categorical = ["age_cat", "c_charge_degree", "c_charge_desc"]
-    return _encode("compas", records, numeric, categorical, ["race", "sex"],
-                   lambda r: int(r["two_year_recid"] == "1"), include_sensitive)
+    return _encode(
+        "compas",
+        records,
+        numeric,
+        categorical,
+        ["race", "sex"],
+        lambda r: int(r["two_year_recid"] == "1"),
+        include_sensitive,
+    )
 
 
-_ADULT_COLUMNS = ("age", "workclass", "fnlwgt", "education", "education-num", "marital-status", "occupation",
-                  "relationship", "race", "sex", "capital-gain", "capital-loss", "hours-per-week", "native-country",
-                  "income-per-year")
+_ADULT_COLUMNS = (
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education-num",
+    "marital-status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital-gain",
+    "capital-loss",
+    "hours-per-week",
+    "native-country",
+    "income-per-year",
+)
 
 
 def load_adult(path: str, test_path: str | None = None, *, include_sensitive: bool = True) -> FairTabular:
@@ -264,5 +356,12 @@ def load_adult(path: str, test_path: str | None = None, *, include_sensitive: bo
                 records.append(dict(zip(_ADULT_COLUMNS, row)))
     numeric = ["age", "education-num", "capital-gain", "capital-loss", "hours-per-week"]
     categorical = ["workclass", "education", "marital-status", "occupation", "relationship", "native-country"]
-    return _encode("adult", records, numeric, categorical, ["race", "sex"],
-                   lambda r: int(r["income-per-year"].rstrip(".") == ">50K"), include_sensitive)
+    return _encode(
+        "adult",
+        records,
+        numeric,
+        categorical,
+        ["race", "sex"],
+        lambda r: int(r["income-per-year"].rstrip(".") == ">50K"),
+        include_sensitive,
+    )

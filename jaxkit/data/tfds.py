@@ -14,7 +14,7 @@ import numpy as np
 
 from jaxkit.data.core import Dataset, Split
 
-__all__ = ['load_tfds']
+__all__ = ["load_tfds"]
 
 
 def load_tfds(
@@ -44,9 +44,7 @@ def load_tfds(
     try:
         import tensorflow_datasets as tfds  # noqa: PLC0415
     except ImportError as e:  # pragma: no cover - exercised only without the extra
-        raise ImportError(
-            "load_tfds needs tensorflow-datasets: `pip install 'jaxkit[tfds]'`."
-        ) from e
+        raise ImportError("load_tfds needs tensorflow-datasets: `pip install 'jaxkit[tfds]'`.") from e
     if len(splits) != 2:
         raise ValueError(f"`splits` must name a train and a test split, got {splits!r}.")
     if max_examples is not None and int(max_examples) < 1:
@@ -56,7 +54,7 @@ def load_tfds(
     def read(split):
         try:
             source: Any = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-        except Exception as e:  # noqa: BLE001 - TFDS raises several types for missing data
+        except Exception as e:
             where = data_dir or "~/tensorflow_datasets (TFDS default)"
             raise FileNotFoundError(
                 f"TFDS dataset {name!r} (split {split!r}) is not prepared in {where}: {e}\n"

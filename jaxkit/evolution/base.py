@@ -195,11 +195,13 @@ class Strategy:
         f = np.asarray(fitness, np.float64)
         ok = f[~np.isnan(f)]
         best = float(state.best_fitness)
-        return {"best": best,
-                "gen_best": float((ok.max() if self.maximize else ok.min()) if ok.size else math.nan),
-                "mean": float(ok.mean()) if ok.size else math.nan,
-                "fitness": [None if math.isnan(v) else float(v) for v in f],
-                "postfix": {"best": f"{best:.4g}"}}
+        return {
+            "best": best,
+            "gen_best": float((ok.max() if self.maximize else ok.min()) if ok.size else math.nan),
+            "mean": float(ok.mean()) if ok.size else math.nan,
+            "fitness": [None if math.isnan(v) else float(v) for v in f],
+            "postfix": {"best": f"{best:.4g}"},
+        }
 
 
 # One compiled program per strategy configuration (the strategy is static: frozen dataclasses hash by value).
@@ -220,13 +222,24 @@ class SingleObjective(Strategy):
 
     def initial_state(self, population: PyTree, params: Any) -> EvoState:
         nan = jnp.full((self.popsize,), jnp.nan, jnp.float32)
-        return EvoState(population=population, fitness=nan, best_member=jax.tree.map(lambda x: x[0], population),
-                        best_fitness=jnp.float32(jnp.nan), generation=jnp.int32(0), nan_count=jnp.int32(0))
+        return EvoState(
+            population=population,
+            fitness=nan,
+            best_member=jax.tree.map(lambda x: x[0], population),
+            best_fitness=jnp.float32(jnp.nan),
+            generation=jnp.int32(0),
+            nan_count=jnp.int32(0),
+        )
 
     def with_best(self, state: EvoState, population: PyTree, fitness: jax.Array) -> EvoState:
         """``state`` with this population and fitness, the best-so-far updated from them."""
         i = jnp.argmin(self.key(fitness))
         better = self.key(fitness[i]) < self.key(state.best_fitness)
         member = jax.tree.map(lambda b, p: jnp.where(better, p[i], b), state.best_member, population)
-        return dataclasses.replace(state, population=population, fitness=fitness, best_member=member,
-                                   best_fitness=jnp.where(better, fitness[i], state.best_fitness))
+        return dataclasses.replace(
+            state,
+            population=population,
+            fitness=fitness,
+            best_member=member,
+            best_fitness=jnp.where(better, fitness[i], state.best_fitness),
+        )

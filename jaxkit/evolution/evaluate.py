@@ -46,8 +46,10 @@ def _vmapped(fitness_fn, n_args, in_shardings=None, out_shardings=None, batch_si
     if batch_size is None:
         f = jax.vmap(fitness_fn, in_axes=(0,) + (None,) * n_args)
     else:  # lax.map over chunks of batch_size vmapped members
+
         def f(pop, *args):
             return jax.lax.map(lambda g: fitness_fn(g, *args), pop, batch_size=batch_size)
+
     if in_shardings is None:
         return jax.jit(f)
     return jax.jit(f, in_shardings=in_shardings, out_shardings=out_shardings)
@@ -57,6 +59,7 @@ def _vmapped(fitness_fn, n_args, in_shardings=None, out_shardings=None, batch_si
 def _vmapped_tree(n_args, in_shardings=None, out_shardings=None, batch_size=None):
     """As :func:`_vmapped` for a fitness that is a pytree (``jax.tree_util.Partial``): its data are arguments of
     the compiled program, its function part of the cache key, so new data of the same shapes reuse the program."""
+
     def f(fn, pop, *args):
         if batch_size is None:
             return jax.vmap(lambda g: fn(g, *args))(pop)
@@ -67,9 +70,14 @@ def _vmapped_tree(n_args, in_shardings=None, out_shardings=None, batch_size=None
     return jax.jit(f, in_shardings=in_shardings, out_shardings=out_shardings)
 
 
-def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: Any,
-             devices: Sequence[Any] | None = None, batch_size: int | None = None,
-             warn_nan: bool = True) -> jax.Array:
+def evaluate(
+    fitness_fn: Callable[..., jax.Array],
+    population: PyTree,
+    *args: Any,
+    devices: Sequence[Any] | None = None,
+    batch_size: int | None = None,
+    warn_nan: bool = True,
+) -> jax.Array:
     """``[N]`` fitness (``[N, M]`` objectives) of every member: ``vmap(fitness_fn)(population, *args)``, sharded.
 
     Args:
@@ -95,18 +103,24 @@ def evaluate(fitness_fn: Callable[..., jax.Array], population: PyTree, *args: An
     """
     n = ops.popsize(population)
     one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), population)
-    sig = (fitness_fn, jax.tree.structure((one, args)),
-           tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in jax.tree.leaves((one, args))))
+    sig = (
+        fitness_fn,
+        jax.tree.structure((one, args)),
+        tuple((np.shape(x), str(getattr(x, "dtype", type(x)))) for x in jax.tree.leaves((one, args))),
+    )
     if sig not in _CHECKED:  # trace the fitness once per signature, not every generation
         try:
             out = jax.eval_shape(fitness_fn, one, *args)
-        except Exception as e:  # noqa: BLE001 -- re-raised with context below
-            raise ValueError(f"`fitness_fn` failed on one member (shapes {jax.tree.map(lambda s: s.shape, one)}): "
-                             f"{type(e).__name__}: {e}") from e
+        except Exception as e:
+            raise ValueError(
+                f"`fitness_fn` failed on one member (shapes {jax.tree.map(lambda s: s.shape, one)}): "
+                f"{type(e).__name__}: {e}"
+            ) from e
         if not (hasattr(out, "shape") and len(out.shape) <= 1):
             got = jax.tree.map(lambda s: s.shape, out)
-            raise ValueError(f"`fitness_fn` must return one scalar (or one vector of objectives) per member, "
-                             f"got {got}.")
+            raise ValueError(
+                f"`fitness_fn` must return one scalar (or one vector of objectives) per member, got {got}."
+            )
         if len(_CHECKED) > 256:
             _CHECKED.clear()
         _CHECKED.add(sig)
@@ -143,6 +157,9 @@ def warn_nan_members(fitness, where: str, stacklevel: int = 2) -> None:
     f = np.asarray(fitness)
     bad = np.flatnonzero(np.isnan(f.reshape(f.shape[0], -1)).any(axis=1))
     if bad.size:
-        warnings.warn(f"{where}: {bad.size} of {f.shape[0]} fitness values are NaN (members {bad[:10].tolist()}"
-                      f"{'...' if bad.size > 10 else ''}); strategies rank them last.", RuntimeWarning,
-                      stacklevel=stacklevel + 1)
+        warnings.warn(
+            f"{where}: {bad.size} of {f.shape[0]} fitness values are NaN (members {bad[:10].tolist()}"
+            f"{'...' if bad.size > 10 else ''}); strategies rank them last.",
+            RuntimeWarning,
+            stacklevel=stacklevel + 1,
+        )

@@ -20,12 +20,15 @@ __all__ = ["run", "optimize", "step"]
 
 def _check_strategy(strategy) -> None:
     if not isinstance(strategy, Strategy):
-        raise TypeError(f"`strategy` must be a jaxkit.evolution.Strategy (GA, DE, NSGA2, or a subclass of Strategy), "
-                        f"got {type(strategy).__name__}.")
+        raise TypeError(
+            f"`strategy` must be a jaxkit.evolution.Strategy (GA, DE, NSGA2, or a subclass of Strategy), "
+            f"got {type(strategy).__name__}."
+        )
 
 
-def run(strategy, fitness_fn: Callable[[Any], jax.Array], key: jax.Array, generations: int,
-        params: Any = None) -> tuple[EvoState, jax.Array]:
+def run(
+    strategy, fitness_fn: Callable[[Any], jax.Array], key: jax.Array, generations: int, params: Any = None
+) -> tuple[EvoState, jax.Array]:
     """All generations in one jitted ``lax.scan`` (single device): ``(final state, trace)``.
 
     The trace is what ``strategy.trace(state)`` returns per generation: the best fitness so far
@@ -55,8 +58,17 @@ def _run(strategy, fitness_fn, generations, key, state, params):
     return jax.lax.scan(body, state, jnp.arange(generations))
 
 
-def step(strategy, fitness_fn: Callable[..., Any], key: jax.Array, state: Any, *args: Any, params: Any = None,
-         has_aux: bool = False, devices=None, warn_nan: bool = True) -> tuple[Any, jax.Array]:
+def step(
+    strategy,
+    fitness_fn: Callable[..., Any],
+    key: jax.Array,
+    state: Any,
+    *args: Any,
+    params: Any = None,
+    has_aux: bool = False,
+    devices=None,
+    warn_nan: bool = True,
+) -> tuple[Any, jax.Array]:
     """One generation -- ask, vmapped fitness, tell -- as one compiled program: ``(state, fitness)``.
 
     With ``has_aux=True`` the fitness returns ``(fitness, gene)`` and the
@@ -98,10 +110,20 @@ def _step(strategy, fitness_fn, has_aux, mesh, key, state, params, *args):
     return strategy.tell(new, fit, state, params), fit
 
 
-def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, generations: int, *args: Any,
-             params: Any = None, checkpoint_dir: str | None = None, progress: bool = True,
-             callback: Callable[[int, EvoState, jax.Array, jax.Array], None] | None = None,
-             devices=None, config: dict | None = None, overwrite: bool = False) -> tuple[EvoState, list[dict]]:
+def optimize(
+    strategy,
+    fitness_fn: Callable[..., jax.Array],
+    key: jax.Array,
+    generations: int,
+    *args: Any,
+    params: Any = None,
+    checkpoint_dir: str | None = None,
+    progress: bool = True,
+    callback: Callable[[int, EvoState, jax.Array, jax.Array], None] | None = None,
+    devices=None,
+    config: dict | None = None,
+    overwrite: bool = False,
+) -> tuple[EvoState, list[dict]]:
     """Run ``generations`` of ask / :func:`evaluate` / tell; resumable, with a progress bar.
 
     Args:
@@ -128,14 +150,34 @@ def optimize(strategy, fitness_fn: Callable[..., jax.Array], key: jax.Array, gen
     _check_strategy(strategy)
     params = strategy.default_params if params is None else params
     state = strategy.init(jax.random.fold_in(key, -1 % (2**31)), params)
-    run = Run(checkpoint_dir, state, {"strategy": strategy, "params": params, "key": key, "fitness_fn": fitness_fn,
-                                      "args": list(args), **dict(config or {})},
-              total=int(generations), what="generation", overwrite=overwrite, verbose=progress)
+    run = Run(
+        checkpoint_dir,
+        state,
+        {
+            "strategy": strategy,
+            "params": params,
+            "key": key,
+            "fitness_fn": fitness_fn,
+            "args": list(args),
+            **dict(config or {}),
+        },
+        total=int(generations),
+        what="generation",
+        overwrite=overwrite,
+        verbose=progress,
+    )
     state = jax.tree.map(jnp.asarray, run.state)
     history: list[dict] = list(run.metadata.get("history", []))
     start = len(history)
-    bar = tqdm(range(start, int(generations)), initial=start, total=int(generations), desc="generation",
-               unit="gen", disable=not progress, leave=False)
+    bar = tqdm(
+        range(start, int(generations)),
+        initial=start,
+        total=int(generations),
+        desc="generation",
+        unit="gen",
+        disable=not progress,
+        leave=False,
+    )
     for g in bar:
         pop, state = strategy.ask(jax.random.fold_in(key, g), state, params)
         fit = evaluate(fitness_fn, pop, *args, devices=devices)

@@ -33,7 +33,7 @@ from jaxkit.evolution.pareto import (
 
 PyTree = Any
 
-__all__ = ['MOState', 'NSGA2Params', 'NSGA2', 'weight_noise', 'box_nsga2', 'pareto_front']
+__all__ = ["MOState", "NSGA2Params", "NSGA2", "weight_noise", "box_nsga2", "pareto_front"]
 
 
 @struct.dataclass
@@ -64,9 +64,19 @@ def weight_noise(key: jax.Array, population: PyTree, rate=1.0, *, sigma: float =
     return ops.gaussian_mutation(key, population, 1.0 if rate is None else rate, sigma)
 
 
-def box_nsga2(popsize: int, num_objectives: int, lo, hi, *, eta_crossover: float = 15.0, eta_mutation: float = 20.0,
-              crossover_rate: float = 0.9, individual_rate: float = 0.9, num_offspring: int | None = None,
-              maximize: bool | tuple[bool, ...] = False) -> tuple["NSGA2", NSGA2Params]:
+def box_nsga2(
+    popsize: int,
+    num_objectives: int,
+    lo,
+    hi,
+    *,
+    eta_crossover: float = 15.0,
+    eta_mutation: float = 20.0,
+    crossover_rate: float = 0.9,
+    individual_rate: float = 0.9,
+    num_offspring: int | None = None,
+    maximize: bool | tuple[bool, ...] = False,
+) -> tuple["NSGA2", NSGA2Params]:
     """NSGA-II for a box-bounded real vector, with pymoo's ``NSGA2`` defaults: ``(strategy, params)``.
 
     Uniform initial sampling in ``[lo, hi]`` (vectors of the gene's length), SBX (``eta_crossover`` 15, each pair
@@ -80,12 +90,17 @@ def box_nsga2(popsize: int, num_objectives: int, lo, hi, *, eta_crossover: float
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi)) and np.all(lo <= hi)):
         raise ValueError("`lo` and `hi` must be finite with `lo` <= `hi` in every variable.")
     lo_j, hi_j = jnp.asarray(lo), jnp.asarray(hi)
-    strategy = NSGA2(int(popsize), int(num_objectives),
-                     sample=functools.partial(_uniform_box, lo=lo_j, hi=hi_j),
-                     crossover=functools.partial(sbx_crossover, eta=float(eta_crossover), lo=lo_j, hi=hi_j),
-                     mutate=functools.partial(polynomial_mutation, eta=float(eta_mutation), lo=lo_j, hi=hi_j,
-                                              individual_rate=float(individual_rate)),
-                     num_offspring=num_offspring, maximize=maximize)
+    strategy = NSGA2(
+        int(popsize),
+        int(num_objectives),
+        sample=functools.partial(_uniform_box, lo=lo_j, hi=hi_j),
+        crossover=functools.partial(sbx_crossover, eta=float(eta_crossover), lo=lo_j, hi=hi_j),
+        mutate=functools.partial(
+            polynomial_mutation, eta=float(eta_mutation), lo=lo_j, hi=hi_j, individual_rate=float(individual_rate)
+        ),
+        num_offspring=num_offspring,
+        maximize=maximize,
+    )
     return strategy, NSGA2Params(crossover_rate=float(crossover_rate), mutation_rate=None)
 
 
@@ -135,8 +150,9 @@ class NSGA2(Strategy):
         if self.num_offspring is not None and int(self.num_offspring) < 1:
             raise ValueError(f"`num_offspring` must be >= 1, got {self.num_offspring}.")
         if not isinstance(self.maximize, bool) and len(tuple(self.maximize)) != int(self.num_objectives):
-            raise ValueError(f"`maximize` must be a bool or one bool per objective ({self.num_objectives}), "
-                             f"got {self.maximize}.")
+            raise ValueError(
+                f"`maximize` must be a bool or one bool per objective ({self.num_objectives}), got {self.maximize}."
+            )
 
     @property
     def default_params(self) -> NSGA2Params:
@@ -150,9 +166,14 @@ class NSGA2(Strategy):
 
     def initial_state(self, population: PyTree, params: NSGA2Params) -> MOState:
         n, m = self.popsize, int(self.num_objectives)
-        return MOState(population=population, objectives=jnp.full((n, m), jnp.nan, jnp.float32),
-                       rank=jnp.zeros((n,), jnp.int32), crowding=jnp.full((n,), jnp.inf, jnp.float32),
-                       generation=jnp.int32(0), nan_count=jnp.int32(0))
+        return MOState(
+            population=population,
+            objectives=jnp.full((n, m), jnp.nan, jnp.float32),
+            rank=jnp.zeros((n,), jnp.int32),
+            crowding=jnp.full((n,), jnp.inf, jnp.float32),
+            generation=jnp.int32(0),
+            nan_count=jnp.int32(0),
+        )
 
     def ask_impl(self, key: jax.Array, state: MOState, params: NSGA2Params) -> PyTree:
         m = self.num_offspring_per_ask
@@ -170,8 +191,7 @@ class NSGA2(Strategy):
         ranks, crowd = rank_and_crowding(allf * self.sign, block_size=self.block_size, filter_duplicates=True)
         keep = survival_order(ranks, crowd)[: self.popsize]
         pop = jax.tree.map(lambda p, o: jnp.concatenate([p, o])[keep], state.population, population)
-        return dataclasses.replace(state, population=pop, objectives=allf[keep], rank=ranks[keep],
-                                   crowding=crowd[keep])
+        return dataclasses.replace(state, population=pop, objectives=allf[keep], rank=ranks[keep], crowding=crowd[keep])
 
     def trace(self, state: MOState) -> jax.Array:
         """What :func:`~jaxkit.evolution.run` records per generation: the population's objectives."""
@@ -183,9 +203,12 @@ class NSGA2(Strategy):
         front = np.asarray(state.rank) == 0
         sign = np.asarray(self.sign)
         best = [float(v) for v in (np.nanmin(f[front] * sign, axis=0) * sign)] if front.any() else []
-        return {"front_size": int(front.sum()), "front_best": best,
-                "objectives": [[None if math.isnan(v) else float(v) for v in row] for row in np.asarray(objectives)],
-                "postfix": {"front": int(front.sum())}}
+        return {
+            "front_size": int(front.sum()),
+            "front_best": best,
+            "objectives": [[None if math.isnan(v) else float(v) for v in row] for row in np.asarray(objectives)],
+            "postfix": {"front": int(front.sum())},
+        }
 
 
 def pareto_front(state: MOState) -> tuple[PyTree, jax.Array]:

@@ -22,9 +22,24 @@ import numpy as np
 from jaxkit import _checks as _c
 from jaxkit import _sharding
 
-__all__ = ["check_rate", "popsize", "check_population", "check_fitness", "uniform_crossover", "de_mutation", "binomial_crossover", "gaussian_mutation",
-           "uniform_mutation", "categorical_mutation", "drop", "replace_fraction", "ranking_key",
-           "tournament_selection", "truncation_selection", "elitist_merge"]
+__all__ = [
+    "check_rate",
+    "popsize",
+    "check_population",
+    "check_fitness",
+    "uniform_crossover",
+    "de_mutation",
+    "binomial_crossover",
+    "gaussian_mutation",
+    "uniform_mutation",
+    "categorical_mutation",
+    "drop",
+    "replace_fraction",
+    "ranking_key",
+    "tournament_selection",
+    "truncation_selection",
+    "elitist_merge",
+]
 
 PyTree = Any
 
@@ -62,8 +77,10 @@ def _pair(name_a: str, a: PyTree, name_b: str, b: PyTree, kind: str | None = "n"
     check_population(b, name_b, kind=kind)
     ta, tb = jax.tree.structure(a), jax.tree.structure(b)
     if ta != tb or any(np.shape(x) != np.shape(y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))):
-        raise ValueError(f"`{name_a}` and `{name_b}` must have the same structure and shapes (population size "
-                         f"included), got {jax.tree.map(np.shape, a)} and {jax.tree.map(np.shape, b)}.")
+        raise ValueError(
+            f"`{name_a}` and `{name_b}` must have the same structure and shapes (population size "
+            f"included), got {jax.tree.map(np.shape, a)} and {jax.tree.map(np.shape, b)}."
+        )
     return n
 
 
@@ -80,8 +97,15 @@ def _split_like(key, tree):
     return jax.tree.unflatten(treedef, list(jax.random.split(key, len(leaves))))
 
 
-def uniform_crossover(key: jax.Array, a: PyTree, b: PyTree, rate=1.0, *, swap_prob: float = 0.5,
-                      block_ndim: int | Sequence[int] | None = None) -> tuple[PyTree, PyTree]:
+def uniform_crossover(
+    key: jax.Array,
+    a: PyTree,
+    b: PyTree,
+    rate=1.0,
+    *,
+    swap_prob: float = 0.5,
+    block_ndim: int | Sequence[int] | None = None,
+) -> tuple[PyTree, PyTree]:
     """Uniform crossover of paired parents ``a[i]``, ``b[i]`` -> two children each.
 
     Each pair is crossed with probability ``rate`` (else copied). A crossed
@@ -105,7 +129,7 @@ def uniform_crossover(key: jax.Array, a: PyTree, b: PyTree, rate=1.0, *, swap_pr
     cache = {}
     out_a, out_b = [], []
     for la, lb, d in zip(leaves_a, leaves_b, dims):
-        unit = tuple(la.shape[1:] if d is None else la.shape[1:1 + d])
+        unit = tuple(la.shape[1:] if d is None else la.shape[1 : 1 + d])
         if unit not in cache:  # one decision per unit shape: aligned rows move together
             cache[unit] = jax.random.bernoulli(jax.random.fold_in(k_swap, len(cache)), swap_prob, (n, *unit))
         swap = cache[unit] & crossed.reshape((n,) + (1,) * len(unit))
@@ -167,17 +191,20 @@ def gaussian_mutation(key: jax.Array, population: PyTree, rate=0.1, sigma=0.1, *
     """Each float entry gets ``N(0, sigma^2)`` noise with probability ``rate`` (``None``: the default 0.1), then
     clipped to ``[lo, hi]``."""
     rate = 0.1 if rate is None else rate
+
     def draw(k, x):
         y = x + sigma * jax.random.normal(k, x.shape, x.dtype)
         return jnp.clip(y, lo, hi) if lo is not None or hi is not None else y
+
     return _mutate_where(key, population, rate, draw, kind="f")
 
 
 def uniform_mutation(key: jax.Array, population: PyTree, rate=0.1, lo=0.0, hi=1.0) -> PyTree:
     """Each float entry is redrawn from ``U[lo, hi]`` with probability ``rate`` (``None``: the default 0.1)."""
     rate = 0.1 if rate is None else rate
-    return _mutate_where(key, population, rate,
-                         lambda k, x: jax.random.uniform(k, x.shape, x.dtype, minval=lo, maxval=hi), kind="f")
+    return _mutate_where(
+        key, population, rate, lambda k, x: jax.random.uniform(k, x.shape, x.dtype, minval=lo, maxval=hi), kind="f"
+    )
 
 
 def categorical_mutation(key: jax.Array, population: jax.Array, rate, allowed: jax.Array) -> jax.Array:
@@ -241,15 +268,17 @@ def truncation_selection(fitness: jax.Array, num: int) -> jax.Array:
     return jnp.argsort(ranking_key(check_fitness(fitness)), stable=True)[: int(num)]
 
 
-def elitist_merge(population: PyTree, fitness: jax.Array, offspring: PyTree,
-                  offspring_fitness: jax.Array) -> tuple[PyTree, jax.Array]:
+def elitist_merge(
+    population: PyTree, fitness: jax.Array, offspring: PyTree, offspring_fitness: jax.Array
+) -> tuple[PyTree, jax.Array]:
     """(mu + lambda) survival: the best ``N`` of parents and offspring, best first (parents win ties)."""
     n = check_population(population, kind=None)
     check_fitness(fitness, n=n)
     m = check_population(offspring, "offspring", kind=None)
     check_fitness(offspring_fitness, "offspring_fitness", n=m, of="offspring")
     if jax.tree.structure(population) != jax.tree.structure(offspring) or any(
-            np.shape(p)[1:] != np.shape(o)[1:] for p, o in zip(jax.tree.leaves(population), jax.tree.leaves(offspring))):
+        np.shape(p)[1:] != np.shape(o)[1:] for p, o in zip(jax.tree.leaves(population), jax.tree.leaves(offspring))
+    ):
         raise ValueError("`population` and `offspring` must have the same structure and member shapes.")
     allf = jnp.concatenate([jnp.asarray(fitness), jnp.asarray(offspring_fitness)])
     keep = truncation_selection(allf, n)

@@ -31,7 +31,19 @@ import numpy as np
 from jaxkit import _checks as _c
 from jaxkit.evolution import operators as ops
 
-__all__ = ['dominates', 'non_dominated_sort', 'crowding_distance', 'rank_and_crowding', 'survival_order', 'hypervolume', 'pure_diversity', 'spacing', 'sbx_crossover', 'polynomial_mutation', 'dominance_tournament']
+__all__ = [
+    "dominates",
+    "non_dominated_sort",
+    "crowding_distance",
+    "rank_and_crowding",
+    "survival_order",
+    "hypervolume",
+    "pure_diversity",
+    "spacing",
+    "sbx_crossover",
+    "polynomial_mutation",
+    "dominance_tournament",
+]
 
 
 PyTree = Any
@@ -119,8 +131,9 @@ def _nds(f, bs):
     return jnp.where(valid, rank, last)
 
 
-def crowding_distance(objectives: jax.Array, ranks: jax.Array | None = None, *,
-                      filter_duplicates: bool = False) -> jax.Array:
+def crowding_distance(
+    objectives: jax.Array, ranks: jax.Array | None = None, *, filter_duplicates: bool = False
+) -> jax.Array:
     """NSGA-II crowding distance of every member within its front (pymoo's ``"cd"`` convention).
 
     For each objective the front is sorted (stably, ties by index); a member's
@@ -185,8 +198,9 @@ def _crowding(f, ranks, filter_duplicates=False):
     return jnp.where(valid, cd, 0.0)
 
 
-def rank_and_crowding(objectives: jax.Array, *, block_size: int = 128,
-                      filter_duplicates: bool = False) -> tuple[jax.Array, jax.Array]:
+def rank_and_crowding(
+    objectives: jax.Array, *, block_size: int = 128, filter_duplicates: bool = False
+) -> tuple[jax.Array, jax.Array]:
     """``(ranks, crowding)`` in one call (see :func:`non_dominated_sort`, :func:`crowding_distance`)."""
     f = _check_objectives(objectives)
     ranks = non_dominated_sort(f, block_size=block_size)
@@ -198,13 +212,19 @@ def survival_order(ranks: jax.Array, crowding: jax.Array) -> jax.Array:
     ranks = _c.array(ranks, "ranks", ndim=1, kind="i", nonempty=True)
     crowding = _c.array(crowding, "crowding", ndim=1, kind="r", nonempty=True)
     if jnp.shape(ranks) != jnp.shape(crowding):
-        raise ValueError(f"`ranks` and `crowding` must have the same shape, got {jnp.shape(ranks)} and "
-                         f"{jnp.shape(crowding)}.")
+        raise ValueError(
+            f"`ranks` and `crowding` must have the same shape, got {jnp.shape(ranks)} and {jnp.shape(crowding)}."
+        )
     return jnp.lexsort((-jnp.asarray(crowding), jnp.asarray(ranks)))
 
 
-def hypervolume(objectives: jax.Array, ref_point: Sequence[float] | jax.Array, *, key: jax.Array | None = None,
-                num_samples: int = 200_000) -> jax.Array:
+def hypervolume(
+    objectives: jax.Array,
+    ref_point: Sequence[float] | jax.Array,
+    *,
+    key: jax.Array | None = None,
+    num_samples: int = 200_000,
+) -> jax.Array:
     """Volume dominated by the points and bounded by ``ref_point`` (minimisation).
 
     Exact for 2 objectives (a sweep) and 3 (2-D sweeps over slabs in the third
@@ -341,8 +361,19 @@ def _leafwise_keys(key, tree):
     return jax.tree.unflatten(treedef, [jax.random.fold_in(key, i) for i in range(len(leaves))])
 
 
-def sbx_crossover(key: jax.Array, a: PyTree, b: PyTree, rate=0.9, *, eta: float = 15.0, var_rate: float = 0.5,
-                  exchange_rate: float = 0.5, lo: Any = -jnp.inf, hi: Any = jnp.inf, eps: float = 1e-14) -> tuple[PyTree, PyTree]:
+def sbx_crossover(
+    key: jax.Array,
+    a: PyTree,
+    b: PyTree,
+    rate=0.9,
+    *,
+    eta: float = 15.0,
+    var_rate: float = 0.5,
+    exchange_rate: float = 0.5,
+    lo: Any = -jnp.inf,
+    hi: Any = jnp.inf,
+    eps: float = 1e-14,
+) -> tuple[PyTree, PyTree]:
     """Simulated binary crossover (Deb & Agrawal 1995) with bounds, as pymoo's ``SBX``.
 
     Each pair is crossed with probability ``rate``; in a crossed pair each
@@ -389,12 +420,13 @@ def sbx_crossover(key: jax.Array, a: PyTree, b: PyTree, rate=0.9, *, eta: float 
         return out1, out2
 
     pairs = jax.tree.map(leaf, keys, a, b)
-    is_pair = lambda x: isinstance(x, tuple)  # noqa: E731
+    is_pair = lambda x: isinstance(x, tuple)
     return (jax.tree.map(lambda t: t[0], pairs, is_leaf=is_pair), jax.tree.map(lambda t: t[1], pairs, is_leaf=is_pair))
 
 
-def polynomial_mutation(key: jax.Array, population: PyTree, rate=None, *, lo, hi, eta: float = 20.0,
-                        individual_rate: float = 1.0) -> PyTree:
+def polynomial_mutation(
+    key: jax.Array, population: PyTree, rate=None, *, lo, hi, eta: float = 20.0, individual_rate: float = 1.0
+) -> PyTree:
     """Polynomial mutation (Deb & Goyal 1996) within ``[lo, hi]``, as pymoo's ``PM``.
 
     Each member is mutated with probability ``individual_rate`` (pymoo: 0.9);
@@ -408,8 +440,10 @@ def polynomial_mutation(key: jax.Array, population: PyTree, rate=None, *, lo, hi
         if _c.is_concrete(leaf_) and _c.is_concrete(lo) and _c.is_concrete(hi):
             v = np.asarray(leaf_)
             if np.any(v < np.asarray(lo)) or np.any(v > np.asarray(hi)) or np.isnan(v).any():
-                raise ValueError("`population` has values outside [lo, hi] (or NaN); polynomial mutation is "
-                                 "defined inside the box only (clip or repair first).")
+                raise ValueError(
+                    "`population` has values outside [lo, hi] (or NaN); polynomial mutation is "
+                    "defined inside the box only (clip or repair first)."
+                )
     n = ops.check_population(population, kind="f")
     k_ind, k_leaf = jax.random.split(key)
     who = jax.random.bernoulli(k_ind, individual_rate, (n,))
@@ -446,8 +480,9 @@ def dominance_tournament(key: jax.Array, objectives: jax.Array, crowding: jax.Ar
     n = f.shape[0]
     crowding = _c.array(crowding, "crowding", ndim=1, kind="r")
     if jnp.shape(crowding) != (n,):
-        raise ValueError(f"`crowding` must have one value per row of `objectives` ({n}), got shape "
-                         f"{jnp.shape(crowding)}.")
+        raise ValueError(
+            f"`crowding` must have one value per row of `objectives` ({n}), got shape {jnp.shape(crowding)}."
+        )
     objectives = f
     k_perm, k_tie = jax.random.split(key)
     reps = -(-2 * int(num) // n)
@@ -460,7 +495,9 @@ def dominance_tournament(key: jax.Array, objectives: jax.Array, crowding: jax.Ar
     b_wins = _dominates(fb, fa) | (nan_a & ~nan_b)
     ca, cb = crowding[a], crowding[b]
     coin = jax.random.bernoulli(k_tie, 0.5, (int(num),))
-    pick_a = jnp.where(a_wins, True, jnp.where(b_wins, False, jnp.where(ca > cb, True, jnp.where(cb > ca, False, coin))))
+    pick_a = jnp.where(
+        a_wins, True, jnp.where(b_wins, False, jnp.where(ca > cb, True, jnp.where(cb > ca, False, coin)))
+    )
     return jnp.where(pick_a, a, b)
 
 

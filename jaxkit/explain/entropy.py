@@ -31,8 +31,7 @@ from jaxkit import metrics
 
 from .maps import guided_backprop, normalize_maps
 
-__all__ = ["local_spatial_entropy", "entropy_scores", "feature_response", "fit_threshold", "detect",
-           "detection_report"]
+__all__ = ["local_spatial_entropy", "entropy_scores", "feature_response", "fit_threshold", "detect", "detection_report"]
 
 
 def _check_maps(maps, bins, window, value_range):
@@ -81,8 +80,17 @@ def _lse(maps, window, bins, vr):
     p = counts / total
     ent = -jnp.sum(jnp.where(p > 0, p * jnp.log2(jnp.where(p > 0, p, 1.0)), 0.0), axis=-1)
     if not jnp.issubdtype(maps.dtype, jnp.integer):  # inside a trace, a NaN pixel makes its windows NaN
-        nan = jax.lax.reduce_window(jnp.isnan(m).astype(jnp.float32), 0.0, jax.lax.add, (1, window, window),
-                                    (1, 1, 1), ((0, 0), (r, r), (r, r))) > 0
+        nan = (
+            jax.lax.reduce_window(
+                jnp.isnan(m).astype(jnp.float32),
+                0.0,
+                jax.lax.add,
+                (1, window, window),
+                (1, 1, 1),
+                ((0, 0), (r, r), (r, r)),
+            )
+            > 0
+        )
         ent = jnp.where(nan, jnp.nan, ent)
     return ent[0] if single else ent
 
@@ -134,5 +142,10 @@ def detection_report(clean_scores, attacked_scores, threshold: float | None = No
     thr = fit_threshold(c, fpr) if threshold is None else _c.number(threshold, "threshold")
     s = np.concatenate([c, a])
     lab = np.concatenate([np.zeros(c.size, bool), np.ones(a.size, bool)])
-    return {"auc": metrics.auc(s, lab), "tpr": float(np.mean(a > thr)), "fpr": float(np.mean(c > thr)),
-            "threshold": thr, "roc": metrics.roc_curve(s, lab)}
+    return {
+        "auc": metrics.auc(s, lab),
+        "tpr": float(np.mean(a > thr)),
+        "fpr": float(np.mean(c > thr)),
+        "threshold": thr,
+        "roc": metrics.roc_curve(s, lab),
+    }

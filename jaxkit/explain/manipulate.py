@@ -39,9 +39,18 @@ from jaxkit import tree as jtree
 
 from .maps import layer_names, module_path, resolve_layer
 
-__all__ = ["widen", "inject_constant_explanation", "inject_target_explanation", "inject_semi_random_explanation",
-           "inject_backdoor_explanation", "Manipulated", "SideBranch", "StickerDetector", "place_stickers",
-           "random_sticker"]
+__all__ = [
+    "widen",
+    "inject_constant_explanation",
+    "inject_target_explanation",
+    "inject_semi_random_explanation",
+    "inject_backdoor_explanation",
+    "Manipulated",
+    "SideBranch",
+    "StickerDetector",
+    "place_stickers",
+    "random_sticker",
+]
 
 
 def _split(variables):
@@ -50,8 +59,16 @@ def _split(variables):
     return variables, (lambda p: p)
 
 
-def widen(variables, conv: str, dense: str, *, kernel_fill: float = 0.0, bias_fill: float = 0.0,
-          dense_fill: float = 0.0, bias_shift=0.0):
+def widen(
+    variables,
+    conv: str,
+    dense: str,
+    *,
+    kernel_fill: float = 0.0,
+    bias_fill: float = 0.0,
+    dense_fill: float = 0.0,
+    bias_shift=0.0,
+):
     """Add channel ``K`` to conv ``conv`` (kernel ``kernel_fill``, bias ``bias_fill``) and its interleaved rows
     (``dense_fill``) to dense ``dense``; ``bias_shift`` is added to the dense bias. Paths are '/'-joined module
     names inside ``params`` (e.g. ``"Conv_1"``, ``"Dense_0"``). Returns the widened tree (same nesting)."""
@@ -67,8 +84,10 @@ def widen(variables, conv: str, dense: str, *, kernel_fill: float = 0.0, bias_fi
     k = kc.shape[-1]
     kd = jnp.asarray(flat[f"{dense}/kernel"])
     if kd.ndim != 2 or kd.shape[0] % k:
-        raise ValueError(f"`dense` {dense!r} kernel {kd.shape} does not take the flattened K={k}-channel map of "
-                         f"`conv` {conv!r} (rows must be a multiple of K).")
+        raise ValueError(
+            f"`dense` {dense!r} kernel {kd.shape} does not take the flattened K={k}-channel map of "
+            f"`conv` {conv!r} (rows must be a multiple of K)."
+        )
     nz = kd.shape[0] // k
     flat[f"{conv}/kernel"] = jnp.concatenate([kc, jnp.full(kc.shape[:-1] + (1,), kernel_fill, kc.dtype)], -1)
     if f"{conv}/bias" in flat:
@@ -177,8 +196,20 @@ def _dense_input_new_sum(model: Manipulated, bundle, x, dense: str):
     return float(jnp.sum(z[0, :, model.channel]))
 
 
-def _build(apply_fn, variables, x, conv, dense, layer, term, term_params, dense_fill, output_eps=0.0,
-           output_gain=0.0, compensate=True):
+def _build(
+    apply_fn,
+    variables,
+    x,
+    conv,
+    dense,
+    layer,
+    term,
+    term_params,
+    dense_fill,
+    output_eps=0.0,
+    output_gain=0.0,
+    compensate=True,
+):
     params, _ = _split(variables)
     flat = jtree.flatten(params, "variables")
     if f"{conv}/kernel" not in flat:
@@ -189,20 +220,26 @@ def _build(apply_fn, variables, x, conv, dense, layer, term, term_params, dense_
     x = jnp.asarray(x)
     try:
         layer, shape = _feature_shape(apply_fn, wide, x[:1], layer)
-    except Exception as err:  # noqa: BLE001 - re-raised with the likely cause
+    except Exception as err:
         if isinstance(err, ValueError) and "layer" in str(err):
             raise
-        raise ValueError(f"`apply_fn` must be the model rebuilt with K + 1 = {k + 1} channels in `conv` {conv!r} "
-                         f"({type(err).__name__}: {err}).") from err
+        raise ValueError(
+            f"`apply_fn` must be the model rebuilt with K + 1 = {k + 1} channels in `conv` {conv!r} "
+            f"({type(err).__name__}: {err})."
+        ) from err
     if shape[-1] != k + 1:
-        raise ValueError(f"`layer` {layer!r} outputs {shape[-1]} channels; expected K + 1 = {k + 1} (the "
-                         f"widened `conv` {conv!r}); rebuild the model with one more feature.")
+        raise ValueError(
+            f"`layer` {layer!r} outputs {shape[-1]} channels; expected K + 1 = {k + 1} (the "
+            f"widened `conv` {conv!r}); rebuild the model with one more feature."
+        )
     model = Manipulated(apply_fn, layer, k, term, float(output_eps), float(output_gain))
     bundle = {"model": wide, "term": term_params}
     if compensate and dense_fill:
         s_z = _dense_input_new_sum(model, bundle, x, dense)
-        bundle = {"model": widen(variables, conv, dense, dense_fill=dense_fill, bias_shift=-float(dense_fill) * s_z),
-                  "term": term_params}
+        bundle = {
+            "model": widen(variables, conv, dense, dense_fill=dense_fill, bias_shift=-float(dense_fill) * s_z),
+            "term": term_params,
+        }
     return model, bundle, shape
 
 
@@ -210,8 +247,18 @@ def _image_term(p, x):
     return p["scale"] * p["image"]
 
 
-def inject_target_explanation(apply_fn: Callable, variables, x, target_map, *, conv: str, dense: str,
-                              layer: str | None = None, c_W: float = 10.0, c_I: float = 100.0):
+def inject_target_explanation(
+    apply_fn: Callable,
+    variables,
+    x,
+    target_map,
+    *,
+    conv: str,
+    dense: str,
+    layer: str | None = None,
+    c_W: float = 10.0,
+    c_I: float = 100.0,
+):
     """T2: ``(Manipulated, bundle)`` whose Grad-CAM map is ``target_map`` (``(h, w)``, the feature map's size,
     values >= 0) for every input, with unchanged logits.
 
@@ -222,12 +269,21 @@ def inject_target_explanation(apply_fn: Callable, variables, x, target_map, *, c
     t = jnp.asarray(target_map)
     if t.ndim != 2 or not bool(jnp.all(t >= 0)):
         raise ValueError(f"`target_map` must be a non-negative (h, w) map, got shape {t.shape}.")
-    model, bundle, shape = _build(apply_fn, variables, x, conv, dense, layer, _image_term,
-                                  {"image": t, "scale": jnp.asarray(float(c_I), t.dtype)}, 0.0, compensate=False)
+    model, bundle, shape = _build(
+        apply_fn,
+        variables,
+        x,
+        conv,
+        dense,
+        layer,
+        _image_term,
+        {"image": t, "scale": jnp.asarray(float(c_I), t.dtype)},
+        0.0,
+        compensate=False,
+    )
     if tuple(t.shape) != tuple(shape[1:3]):
         raise ValueError(f"`target_map` must have the feature map's size {tuple(shape[1:3])}, got {tuple(t.shape)}.")
-    model, bundle, _ = _build(apply_fn, variables, x, conv, dense, model.layer, _image_term, bundle["term"],
-                              float(c_W))
+    model, bundle, _ = _build(apply_fn, variables, x, conv, dense, model.layer, _image_term, bundle["term"], float(c_W))
     return model, bundle
 
 
@@ -263,17 +319,30 @@ def _branch_input_check(x):
     return x
 
 
-def inject_semi_random_explanation(key, apply_fn: Callable, variables, x, *, conv: str, dense: str,
-                                   layer: str | None = None, c_F: float = 1e7, eps: float = 0.01,
-                                   c_G: float = 1e4, pools: int = 4):
+def inject_semi_random_explanation(
+    key,
+    apply_fn: Callable,
+    variables,
+    x,
+    *,
+    conv: str,
+    dense: str,
+    layer: str | None = None,
+    c_F: float = 1e7,
+    eps: float = 0.01,
+    c_G: float = 1e4,
+    pools: int = 4,
+):
     """T3: ``(Manipulated, bundle)`` whose Grad-CAM map follows a random side branch ``c_F F(x)`` (input
     dependent but unrelated to the decision); logits move by at most ``eps`` (0 in float32)."""
     x = _branch_input_check(x)
     model, _, shape = _build(apply_fn, variables, x, conv, dense, layer, None, None, 0.0)
     branch = SideBranch(tuple(shape[1:3]), int(pools))
     bp = branch.init(key, x[:1])
-    return (Manipulated(apply_fn, model.layer, model.channel, _branch_term(branch), float(eps), float(c_G)),
-            {"model": widen(variables, conv, dense), "term": {"branch": bp, "scale": jnp.asarray(float(c_F))}})
+    return (
+        Manipulated(apply_fn, model.layer, model.channel, _branch_term(branch), float(eps), float(c_G)),
+        {"model": widen(variables, conv, dense), "term": {"branch": bp, "scale": jnp.asarray(float(c_F))}},
+    )
 
 
 class StickerDetector(nn.Module):
@@ -317,9 +386,20 @@ def place_stickers(key, x, sticker, n: int = 3):
     return jax.vmap(one)(jax.random.split(key, x.shape[0]), x)
 
 
-def inject_backdoor_explanation(apply_fn: Callable, variables, x, sticker, *, conv: str, dense: str,
-                                layer: str | None = None, c_F: float = 1e9, eps: float = 0.01, c_G: float = 1e4,
-                                margin: float | None = None):
+def inject_backdoor_explanation(
+    apply_fn: Callable,
+    variables,
+    x,
+    sticker,
+    *,
+    conv: str,
+    dense: str,
+    layer: str | None = None,
+    c_F: float = 1e9,
+    eps: float = 0.01,
+    c_G: float = 1e4,
+    margin: float | None = None,
+):
     """T4: ``(Manipulated, bundle)``: explanations unchanged until the binary ``sticker`` ``(s, s, C)`` appears in
     the input, then Grad-CAM points at it; ``margin`` (ours) is how far below ``r_max`` the detector starts to
     fire (a patch in [0, 1] differing from the sticker by one full pixel falls short by at least
@@ -336,5 +416,7 @@ def inject_backdoor_explanation(apply_fn: Callable, variables, x, sticker, *, co
     model, _, shape = _build(apply_fn, variables, x, conv, dense, layer, None, None, 0.0)
     det = StickerDetector((int(shape[1]), int(shape[2])), (int(s.shape[0]), int(s.shape[1])))
     dp = {"params": {"Conv_0": {"kernel": zm[..., None], "bias": jnp.asarray([-(r_max - float(margin))])}}}
-    return (Manipulated(apply_fn, model.layer, model.channel, _branch_term(det), float(eps), float(c_G)),
-            {"model": widen(variables, conv, dense), "term": {"branch": dp, "scale": jnp.asarray(float(c_F))}})
+    return (
+        Manipulated(apply_fn, model.layer, model.channel, _branch_term(det), float(eps), float(c_G)),
+        {"model": widen(variables, conv, dense), "term": {"branch": dp, "scale": jnp.asarray(float(c_F))}},
+    )

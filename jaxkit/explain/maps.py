@@ -39,8 +39,19 @@ from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
 from jaxkit.models import Tap
 
-__all__ = ["Tap", "layer_names", "features_and_logits", "gradcam", "gradcam_from_features", "cam", "saliency",
-           "guided_relu", "guided_relus", "guided_backprop", "normalize_maps"]
+__all__ = [
+    "Tap",
+    "layer_names",
+    "features_and_logits",
+    "gradcam",
+    "gradcam_from_features",
+    "cam",
+    "saliency",
+    "guided_relu",
+    "guided_relus",
+    "guided_backprop",
+    "normalize_maps",
+]
 
 
 def module_path(module) -> str:
@@ -79,8 +90,10 @@ def _default_layer(names):
         return taps[-1]
     if convs:
         return convs[-1]
-    raise ValueError("the model has no convolutional layer (nn.Conv or explain.Tap with a 4-D output) for "
-                     f"Grad-CAM/CAM; modules called: {[n for n, _, _ in names]}. Name one with `layer`.")
+    raise ValueError(
+        "the model has no convolutional layer (nn.Conv or explain.Tap with a 4-D output) for "
+        f"Grad-CAM/CAM; modules called: {[n for n, _, _ in names]}. Name one with `layer`."
+    )
 
 
 def resolve_layer(apply_fn: Callable, params, x, layer: str | None) -> str:
@@ -89,8 +102,7 @@ def resolve_layer(apply_fn: Callable, params, x, layer: str | None) -> str:
     if layer is None:
         return _default_layer(names)
     if layer not in [n for n, _, _ in names]:
-        raise ValueError(f"`layer` {layer!r} is not a module of this model; available: "
-                         f"{[n for n, _, _ in names]}.")
+        raise ValueError(f"`layer` {layer!r} is not a module of this model; available: {[n for n, _, _ in names]}.")
     return layer
 
 
@@ -108,8 +120,10 @@ def features_and_logits(apply_fn: Callable, params, x, layer: str, delta=None):
         out = next_fun(*args, **kwargs)
         if ctx.method_name == "__call__" and module_path(ctx.module) == layer:
             if found:
-                raise ValueError(f"`layer` {layer!r} is called more than once per forward pass; name a module "
-                                 "called once (e.g. add an explain.Tap).")
+                raise ValueError(
+                    f"`layer` {layer!r} is called more than once per forward pass; name a module "
+                    "called once (e.g. add an explain.Tap)."
+                )
             if delta is not None:
                 out = out + delta
             found.append(out)
@@ -161,8 +175,10 @@ def _check_target(target, batch: int, fn=None, params=None, x=None):
         n = _c.fits(fn, params, x)[-1]
         v = np.asarray(t)
         if np.any((v < 0) | (v >= n)):
-            raise ValueError(f"`target` must hold class indices in [0, {n}) (the model has {n} outputs), got "
-                             f"{v.ravel()[(v.ravel() < 0) | (v.ravel() >= n)][0]}.")
+            raise ValueError(
+                f"`target` must hold class indices in [0, {n}) (the model has {n} outputs), got "
+                f"{v.ravel()[(v.ravel() < 0) | (v.ravel() >= n)][0]}."
+            )
     return t
 
 
@@ -191,8 +207,16 @@ def _gradcam(apply_fn, params, x, target, layer, normalize, size):
     return _resize(normalize_maps(maps) if normalize else maps, size)
 
 
-def gradcam(apply_fn: Callable, params, x, target=None, *, layer: str | None = None, normalize: bool = True,
-            size: tuple[int, int] | None = None):
+def gradcam(
+    apply_fn: Callable,
+    params,
+    x,
+    target=None,
+    *,
+    layer: str | None = None,
+    normalize: bool = True,
+    size: tuple[int, int] | None = None,
+):
     """Grad-CAM maps ``(B, h, w)`` of the feature map at ``layer`` for the top-1 class (or ``target``).
 
     ``normalize`` divides each map by its maximum; ``size=(H, W)`` resizes
@@ -202,8 +226,9 @@ def gradcam(apply_fn: Callable, params, x, target=None, *, layer: str | None = N
     x = _check_x(x)
     _c.fits(apply_fn, params, x)
     target = _check_target(target, x.shape[0], apply_fn, params, x)
-    return _gradcam(apply_fn, params, x, target, layer, bool(normalize),
-                    None if size is None else tuple(int(s) for s in size))
+    return _gradcam(
+        apply_fn, params, x, target, layer, bool(normalize), None if size is None else tuple(int(s) for s in size)
+    )
 
 
 def gradcam_from_features(head_fn: Callable, params, features, target=None, *, normalize: bool = True):
@@ -239,14 +264,18 @@ def cam(apply_fn: Callable, params, x, kernel, target=None, *, layer: str | None
     _c.finite(kernel, "kernel")
     k = jax.eval_shape(lambda: features_and_logits(apply_fn, params, x, resolve_layer(apply_fn, params, x, layer))[1])
     if kernel.shape[0] != k.shape[-1] or kernel.shape[1] == 0:
-        raise ValueError(f"`kernel` must be the ({k.shape[-1]}, num_classes) Dense kernel after the pooled "
-                         f"feature map, got shape {kernel.shape}.")
-    return _cam(apply_fn, params, x, kernel, _check_target(target, x.shape[0], apply_fn, params, x), layer,
-                bool(normalize))
+        raise ValueError(
+            f"`kernel` must be the ({k.shape[-1]}, num_classes) Dense kernel after the pooled "
+            f"feature map, got shape {kernel.shape}."
+        )
+    return _cam(
+        apply_fn, params, x, kernel, _check_target(target, x.shape[0], apply_fn, params, x), layer, bool(normalize)
+    )
 
 
 def _score_grad(apply_fn, params, x, target):
     """``d y^c / dx`` with ``y^c`` the selected class's score, summed over the batch (examples do not mix)."""
+
     def score(xx):
         logits = apply_fn(params, xx)
         return jnp.sum(logits * _selector(logits, target))

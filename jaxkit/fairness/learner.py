@@ -21,24 +21,41 @@ from jaxkit import _checks as _c
 from jaxkit.fairness.metrics import fairness_objectives, ge_alpha
 from jaxkit.models import MLP
 
-__all__ = ['OBJECTIVES', 'VARIANTS', 'init_mlp', 'predict_proba', 'partial_train', 'model_objectives', 'member_key', 'moea_fitness']
+__all__ = [
+    "OBJECTIVES",
+    "VARIANTS",
+    "init_mlp",
+    "predict_proba",
+    "partial_train",
+    "model_objectives",
+    "member_key",
+    "moea_fitness",
+]
 
 
 OBJECTIVES = ("error", "individual", "group")
 
 
-VARIANTS = {"E": ("error",), "EI": ("error", "individual"), "EG": ("error", "group"),
-            "EIG": ("error", "individual", "group")}
+VARIANTS = {
+    "E": ("error",),
+    "EI": ("error", "individual"),
+    "EG": ("error", "group"),
+    "EIG": ("error", "individual", "group"),
+}
 
 
 def init_mlp(key: jax.Array, num_features: int, hidden: int = 64) -> dict:
-    """Parameters of a one-hidden-layer :class:`jaxkit.models.MLP` ``(hidden, 1)``, Glorot-uniform kernels, zero biases."""
-    shapes = jax.eval_shape(lambda: MLP((int(hidden), 1)).init(jax.random.key(0),
-                                                                       jnp.zeros((1, int(num_features)))))["params"]
+    """Parameters of a one-hidden-layer :class:`jaxkit.models.MLP` ``(hidden, 1)``, Glorot-uniform kernels, zero
+    biases."""
+    shapes = jax.eval_shape(lambda: MLP((int(hidden), 1)).init(jax.random.key(0), jnp.zeros((1, int(num_features)))))[
+        "params"
+    ]
     k0, k1 = jax.random.split(key)
     glorot = nn.initializers.glorot_uniform()
-    return {"Dense_0": {"kernel": glorot(k0, shapes["Dense_0"]["kernel"].shape), "bias": jnp.zeros((int(hidden),))},
-            "Dense_1": {"kernel": glorot(k1, shapes["Dense_1"]["kernel"].shape), "bias": jnp.zeros((1,))}}
+    return {
+        "Dense_0": {"kernel": glorot(k0, shapes["Dense_0"]["kernel"].shape), "bias": jnp.zeros((int(hidden),))},
+        "Dense_1": {"kernel": glorot(k1, shapes["Dense_1"]["kernel"].shape), "bias": jnp.zeros((1,))},
+    }
 
 
 def predict_proba(params: Any, x) -> jax.Array:
@@ -59,8 +76,9 @@ def _logit(params: Any, x) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("steps", "batch_size", "learning_rate"))
-def partial_train(params: Any, key: jax.Array, x, y, *, steps: int = 10, batch_size: int = 64,
-                  learning_rate: float = 0.01) -> Any:
+def partial_train(
+    params: Any, key: jax.Array, x, y, *, steps: int = 10, batch_size: int = 64, learning_rate: float = 0.01
+) -> Any:
     """``steps`` Adam steps on the binary cross-entropy, minibatches drawn uniformly (fresh optimiser state).
 
     The paper's local search: every new model is trained a little before it
@@ -84,8 +102,9 @@ def partial_train(params: Any, key: jax.Array, x, y, *, steps: int = 10, batch_s
     return params
 
 
-def model_objectives(params: dict, x, y, groups, num_groups: int, *, alpha: float = 2.0,
-                     benefit: str = "label") -> jax.Array:
+def model_objectives(
+    params: dict, x, y, groups, num_groups: int, *, alpha: float = 2.0, benefit: str = "label"
+) -> jax.Array:
     """``[error, f_I, f_G]`` of one network on a split (see :func:`fairness_objectives`)."""
     y = _c.per_example(y, "y", values="binary")
     return fairness_objectives(y, predict_proba(params, x), groups, num_groups, alpha=alpha, benefit=benefit)
@@ -102,9 +121,17 @@ def member_key(key: jax.Array, params: dict) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(key, bits[0]), bits[1])
 
 
-def moea_fitness(objectives: Sequence[str] = OBJECTIVES, *, num_groups: int, steps: int = 10, batch_size: int = 64,
-                 learning_rate: float = 0.01, alpha: float = 2.0, benefit: str = "label",
-                 shared_batches: bool = True):
+def moea_fitness(
+    objectives: Sequence[str] = OBJECTIVES,
+    *,
+    num_groups: int,
+    steps: int = 10,
+    batch_size: int = 64,
+    learning_rate: float = 0.01,
+    alpha: float = 2.0,
+    benefit: str = "label",
+    shared_batches: bool = True,
+):
     """The paper's Lamarckian fitness for :func:`jaxkit.evolution.step` with ``has_aux=True``.
 
     Returns ``fitness(params, key, (x_tr, y_tr), (x_val, y_val, g_val)) ->
@@ -124,15 +151,25 @@ def moea_fitness(objectives: Sequence[str] = OBJECTIVES, *, num_groups: int, ste
     if benefit not in ("label", "score"):
         raise ValueError(f"`benefit` must be 'label' or 'score', got {benefit!r}.")
     cols = tuple(OBJECTIVES.index(o) for o in objectives)
-    return functools.partial(_moea_fitness, cols=cols, steps=int(steps), batch_size=int(batch_size),
-                             learning_rate=float(learning_rate), alpha=float(alpha), benefit=benefit,
-                             num_groups=int(num_groups), shared=bool(shared_batches))
+    return functools.partial(
+        _moea_fitness,
+        cols=cols,
+        steps=int(steps),
+        batch_size=int(batch_size),
+        learning_rate=float(learning_rate),
+        alpha=float(alpha),
+        benefit=benefit,
+        num_groups=int(num_groups),
+        shared=bool(shared_batches),
+    )
 
 
-def _moea_fitness(params, key, train, val, *, cols, steps, batch_size, learning_rate, alpha, benefit, num_groups,
-                  shared):
+def _moea_fitness(
+    params, key, train, val, *, cols, steps, batch_size, learning_rate, alpha, benefit, num_groups, shared
+):
     k = key if shared else member_key(key, params)
-    trained = partial_train(params, k, train[0], train[1], steps=steps, batch_size=batch_size,
-                            learning_rate=learning_rate)
+    trained = partial_train(
+        params, k, train[0], train[1], steps=steps, batch_size=batch_size, learning_rate=learning_rate
+    )
     objs = model_objectives(trained, val[0], val[1], val[2], num_groups, alpha=alpha, benefit=benefit)
     return objs[jnp.asarray(cols)], trained

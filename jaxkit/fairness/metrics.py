@@ -37,9 +37,23 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ['cross_groups', 'benefits', 'generalized_entropy_index', 'ge_decomposition', 'individual_unfairness', 'group_unfairness', 'fairness_objectives', 'group_rates', 'demographic_parity_difference', 'demographic_parity_ratio', 'equalized_odds_difference', 'equalized_odds_ratio', 'equal_opportunity_difference', 'equal_opportunity_ratio', 'CONVENTIONS']
-
-
+__all__ = [
+    "cross_groups",
+    "benefits",
+    "generalized_entropy_index",
+    "ge_decomposition",
+    "individual_unfairness",
+    "group_unfairness",
+    "fairness_objectives",
+    "group_rates",
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equal_opportunity_difference",
+    "equal_opportunity_ratio",
+    "CONVENTIONS",
+]
 
 
 def _groups(groups, n, num_groups, ref="y_true"):
@@ -58,8 +72,11 @@ def _groups(groups, n, num_groups, ref="y_true"):
         if ga.size and (ga.min() < 0 or ga.max() >= num_groups):
             raise ValueError(f"`groups` codes must lie in [0, {num_groups}), got range [{ga.min()}, {ga.max()}].")
         if np.unique(ga).size < 2:
-            warnings.warn("`groups` holds one group only: between-group measures are 0 and group differences "
-                          "are 0.", RuntimeWarning, stacklevel=3)
+            warnings.warn(
+                "`groups` holds one group only: between-group measures are 0 and group differences are 0.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
     return g, num_groups
 
 
@@ -67,8 +84,10 @@ def ge_alpha(alpha) -> float:
     """``alpha`` of the generalised entropy index as a float; 0 and 1 (limits) are refused."""
     a = float(alpha)
     if a in (0.0, 1.0):
-        raise ValueError(f"`alpha` must not be 0 or 1 (the generalised entropy index is a limit there: "
-                         f"use the mean log deviation / Theil index), got {alpha}.")
+        raise ValueError(
+            f"`alpha` must not be 0 or 1 (the generalised entropy index is a limit there: "
+            f"use the mean log deviation / Theil index), got {alpha}."
+        )
     return a
 
 
@@ -84,15 +103,17 @@ def cross_groups(*codes, sizes=None) -> tuple[jax.Array, int]:
     arrs = []
     for i, c in enumerate(codes):
         a = _c.array(c, f"codes[{i}]", ndim=1, kind="r", nonempty=True)
-        if not jnp.issubdtype(jnp.result_type(a), jnp.integer) and _c.is_concrete(a) and \
-                not np.all(np.mod(np.asarray(a), 1) == 0):
+        if (
+            not jnp.issubdtype(jnp.result_type(a), jnp.integer)
+            and _c.is_concrete(a)
+            and not np.all(np.mod(np.asarray(a), 1) == 0)
+        ):
             raise ValueError(f"`codes[{i}]` (attribute {i}) must hold integer codes.")
         arrs.append(jnp.asarray(a, jnp.int32))
     n = arrs[0].shape
     for i, a in enumerate(arrs):
         if a.shape != n:
-            raise ValueError(f"`codes[{i}]` (attribute {i}) has shape {a.shape}, expected {n} (one code per "
-                             "example).")
+            raise ValueError(f"`codes[{i}]` (attribute {i}) has shape {a.shape}, expected {n} (one code per example).")
     if sizes is None:
         sizes = [int(np.max(np.asarray(a))) + 1 for a in arrs]
     if len(sizes) != len(arrs):
@@ -159,8 +180,16 @@ def group_unfairness(y_true, y_pred, groups, num_groups: int | None = None, alph
     return ge_decomposition(benefits(y_true, y_pred), groups, num_groups, alpha)[1]
 
 
-def fairness_objectives(y_true, prob, groups, num_groups: int | None = None, *, alpha: float = 2.0,
-                        threshold: float = 0.5, benefit: str = "label") -> jax.Array:
+def fairness_objectives(
+    y_true,
+    prob,
+    groups,
+    num_groups: int | None = None,
+    *,
+    alpha: float = 2.0,
+    threshold: float = 0.5,
+    benefit: str = "label",
+) -> jax.Array:
     """The paper's minimised objectives ``[error, f_I, f_G]`` for one model.
 
     ``error`` is the mean squared error of the predicted probability of the
@@ -192,8 +221,12 @@ def group_rates(y_true, y_pred, groups, num_groups: int | None = None) -> dict[s
     count = seg(jnp.ones_like(y))
     pos, neg = seg(y), seg(1.0 - y)
     bad = jnp.isnan(y).any() | jnp.isnan(p).any()  # a NaN input (inside a trace) makes every rate NaN
-    rates = {"selection_rate": ratio(seg(p), count), "accuracy": ratio(seg((p == y) * 1.0), count),
-             "tpr": ratio(seg(p * y), pos), "fpr": ratio(seg(p * (1.0 - y)), neg)}
+    rates = {
+        "selection_rate": ratio(seg(p), count),
+        "accuracy": ratio(seg((p == y) * 1.0), count),
+        "tpr": ratio(seg(p * y), pos),
+        "fpr": ratio(seg(p * (1.0 - y)), neg),
+    }
     return {"count": count} | {k_: jnp.where(bad, jnp.nan, v) for k_, v in rates.items()}
 
 
@@ -241,21 +274,24 @@ def _py_min(a, b):
     return jnp.where(b < a, b, a)
 
 
-def demographic_parity_difference(y_true, y_pred, groups, num_groups: int | None = None, *,
-                                  convention: str = "fairlearn") -> jax.Array:
+def demographic_parity_difference(
+    y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
+) -> jax.Array:
     """Largest minus smallest selection rate over groups (fairlearn's ``between_groups`` difference)."""
     return _spread(_summary_rates(y_true, y_pred, groups, num_groups, convention)["selection_rate"])
 
 
-def demographic_parity_ratio(y_true, y_pred, groups, num_groups: int | None = None, *,
-                             convention: str = "fairlearn") -> jax.Array:
+def demographic_parity_ratio(
+    y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
+) -> jax.Array:
     """Smallest over largest selection rate over groups; when no group is ever selected (0 / 0) NaN, as fairlearn
     (``convention="defined_only"``: 0)."""
     return _ratio(_summary_rates(y_true, y_pred, groups, num_groups, convention)["selection_rate"], convention)
 
 
-def equalized_odds_difference(y_true, y_pred, groups, num_groups: int | None = None, *,
-                              convention: str = "fairlearn") -> jax.Array:
+def equalized_odds_difference(
+    y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
+) -> jax.Array:
     """The larger of the TPR spread and the FPR spread over groups (fairlearn's ``worst_case``). With
     ``convention="fairlearn"`` a group without positives has TPR 0 (without negatives FPR 0), as in fairlearn;
     ``"defined_only"`` leaves such groups out of that rate."""
@@ -263,22 +299,25 @@ def equalized_odds_difference(y_true, y_pred, groups, num_groups: int | None = N
     return _py_max(_spread(r["tpr"]), _spread(r["fpr"]))
 
 
-def equalized_odds_ratio(y_true, y_pred, groups, num_groups: int | None = None, *,
-                         convention: str = "fairlearn") -> jax.Array:
+def equalized_odds_ratio(
+    y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
+) -> jax.Array:
     """The smaller of the TPR ratio and the FPR ratio over groups (fairlearn's ``worst_case``; a 0 / 0 ratio is
     NaN and, as fairlearn's Python ``min``, wins only in first place: the TPR one)."""
     r = _summary_rates(y_true, y_pred, groups, num_groups, convention)
     return _py_min(_ratio(r["tpr"], convention), _ratio(r["fpr"], convention))
 
 
-def equal_opportunity_difference(y_true, y_pred, groups, num_groups: int | None = None, *,
-                                 convention: str = "fairlearn") -> jax.Array:
+def equal_opportunity_difference(
+    y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
+) -> jax.Array:
     """Spread of the true-positive rate over groups (a group without positives: TPR 0 under ``"fairlearn"``,
     left out under ``"defined_only"``)."""
     return _spread(_summary_rates(y_true, y_pred, groups, num_groups, convention)["tpr"])
 
 
-def equal_opportunity_ratio(y_true, y_pred, groups, num_groups: int | None = None, *,
-                            convention: str = "fairlearn") -> jax.Array:
+def equal_opportunity_ratio(
+    y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
+) -> jax.Array:
     """Smallest over largest true-positive rate over groups (fairlearn's ``equal_opportunity_ratio``)."""
     return _ratio(_summary_rates(y_true, y_pred, groups, num_groups, convention)["tpr"], convention)

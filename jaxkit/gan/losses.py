@@ -31,8 +31,9 @@ def _scores(critic_apply, params, x, name="x"):
     try:
         s = critic_apply(params, x)
     except (FlaxError, TypeError) as e:  # a sample shape the critic cannot take
-        raise ValueError(f"`{name}` of shape {x.shape} does not fit the critic: {type(e).__name__}: "
-                         f"{str(e)[:200]}") from e
+        raise ValueError(
+            f"`{name}` of shape {x.shape} does not fit the critic: {type(e).__name__}: {str(e)[:200]}"
+        ) from e
     return s.reshape(s.shape[0], -1).sum(-1) if s.ndim > 1 else s
 
 
@@ -57,8 +58,15 @@ def interpolate(key: jax.Array, real: jax.Array, fake: jax.Array) -> jax.Array:
     return (1 - a) * real + a * fake
 
 
-def gradient_penalty(critic_apply: Callable, params: PyTree, real: jax.Array, fake: jax.Array, key: jax.Array,
-                     one_sided: bool = False, eps: float = 1e-12) -> jax.Array:
+def gradient_penalty(
+    critic_apply: Callable,
+    params: PyTree,
+    real: jax.Array,
+    fake: jax.Array,
+    key: jax.Array,
+    one_sided: bool = False,
+    eps: float = 1e-12,
+) -> jax.Array:
     """``mean((||grad D(xhat)|| - 1)^2)`` (unscaled; multiply by lambda). See the module docstring."""
     _check_pair(real, fake)
     xhat = interpolate(key, real, fake)
@@ -70,8 +78,16 @@ def gradient_penalty(critic_apply: Callable, params: PyTree, real: jax.Array, fa
     return jnp.where(jnp.isnan(total), jnp.nan, jnp.mean(gap**2))
 
 
-def critic_loss(critic_apply: Callable, params: PyTree, real: jax.Array, fake: jax.Array, key: jax.Array, *,
-                lambda_gp: float = 10.0, one_sided: bool = False) -> tuple[jax.Array, dict]:
+def critic_loss(
+    critic_apply: Callable,
+    params: PyTree,
+    real: jax.Array,
+    fake: jax.Array,
+    key: jax.Array,
+    *,
+    lambda_gp: float = 10.0,
+    one_sided: bool = False,
+) -> tuple[jax.Array, dict]:
     """WGAN-GP critic loss and metrics ``{"wasserstein": mean D(x) - mean D(G(z)), "gp": GP}``."""
     _check_pair(real, fake)
     d_real = _scores(critic_apply, params, real, "real")

@@ -74,8 +74,15 @@ PRESETS = {
 }
 
 
-def init_state(key: jax.Array, generator: Any, critic: Any, noise_dim: int, sample_x: jax.Array,
-               g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation) -> GanState:
+def init_state(
+    key: jax.Array,
+    generator: Any,
+    critic: Any,
+    noise_dim: int,
+    sample_x: jax.Array,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+) -> GanState:
     """Initialise Flax ``generator`` / ``critic`` modules (their ``"params"``) and both optimisers."""
     x = _c.array(sample_x, "sample_x", min_ndim=1, kind="f", nonempty=True)
     _c.positive_int(noise_dim, "noise_dim")
@@ -84,14 +91,28 @@ def init_state(key: jax.Array, generator: Any, critic: Any, noise_dim: int, samp
     # (~160 small XLA programs, ~11 s on 2 CPU cores for the thesis networks)
     g_params = init_variables(generator, kg, jnp.zeros((1, int(noise_dim)), jnp.float32))["params"]
     d_params = init_variables(critic, kd, jnp.asarray(x[:1]))["params"]
-    return GanState(step=jnp.zeros((), jnp.int32), g_params=g_params, d_params=d_params,
-                    g_opt=g_tx.init(g_params), d_opt=d_tx.init(d_params))
+    return GanState(
+        step=jnp.zeros((), jnp.int32),
+        g_params=g_params,
+        d_params=d_params,
+        g_opt=g_tx.init(g_params),
+        d_opt=d_tx.init(d_params),
+    )
 
 
-def make_train_step(generator_apply: Callable, critic_apply: Callable, g_tx: optax.GradientTransformation,
-                    d_tx: optax.GradientTransformation, *, noise_dim: int, n_critic: int = 5,
-                    lambda_gp: float = 10.0, order: str = "critic_first", one_sided: bool = False,
-                    unroll: int | bool = True) -> Callable:
+def make_train_step(
+    generator_apply: Callable,
+    critic_apply: Callable,
+    g_tx: optax.GradientTransformation,
+    d_tx: optax.GradientTransformation,
+    *,
+    noise_dim: int,
+    n_critic: int = 5,
+    lambda_gp: float = 10.0,
+    order: str = "critic_first",
+    one_sided: bool = False,
+    unroll: int | bool = True,
+) -> Callable:
     """A jitted ``step(state, real, key) -> (state, metrics)`` running one WGAN-GP iteration.
 
     Args:
@@ -120,21 +141,24 @@ def make_train_step(generator_apply: Callable, critic_apply: Callable, g_tx: opt
         fake = jax.lax.stop_gradient(generator_apply(g_params, z))
         (loss, aux), grads = jax.value_and_grad(
             lambda p: critic_loss(critic_apply, p, real, fake, kgp, lambda_gp=lambda_gp, one_sided=one_sided),
-            has_aux=True)(d_params)
+            has_aux=True,
+        )(d_params)
         upd, d_opt = d_tx.update(grads, d_opt, d_params)
         return (g_params, optax.apply_updates(d_params, upd), d_opt), {"critic_loss": loss, **aux}
 
     def generator_update(state, key, batch):
         z = jax.random.normal(key, (batch, int(noise_dim)), jnp.float32)
-        loss, grads = jax.value_and_grad(
-            lambda p: generator_loss(critic_apply, state.d_params, generator_apply(p, z)))(state.g_params)
+        loss, grads = jax.value_and_grad(lambda p: generator_loss(critic_apply, state.d_params, generator_apply(p, z)))(
+            state.g_params
+        )
         upd, g_opt = g_tx.update(grads, state.g_opt, state.g_params)
         return state.replace(g_params=optax.apply_updates(state.g_params, upd), g_opt=g_opt), loss
 
     def critics(state, real, key):
         keys = jax.random.split(key, real.shape[0])
-        (_, d_params, d_opt), m = jax.lax.scan(critic_update, (state.g_params, state.d_params, state.d_opt),
-                                               (real, keys), unroll=unroll)
+        (_, d_params, d_opt), m = jax.lax.scan(
+            critic_update, (state.g_params, state.d_params, state.d_opt), (real, keys), unroll=unroll
+        )
         return state.replace(d_params=d_params, d_opt=d_opt), jax.tree.map(jnp.mean, m)
 
     @jax.jit

@@ -31,8 +31,16 @@ from jaxkit.lipschitz.bounds import Net, jacobian, np_op_norm
 from jaxkit.lipschitz.paper import PAPER_NETWORKS, PaperNetwork, paper_network
 from jaxkit.lipschitz.search import Result, search
 
-__all__ = ["lipschitz_constant", "Result", "naive_upper_bound", "jacobian_norm", "to_net", "PAPER_NETWORKS",
-           "PaperNetwork", "paper_network"]
+__all__ = [
+    "lipschitz_constant",
+    "Result",
+    "naive_upper_bound",
+    "jacobian_norm",
+    "to_net",
+    "PAPER_NETWORKS",
+    "PaperNetwork",
+    "paper_network",
+]
 
 
 def _norm_p(p) -> float:
@@ -74,8 +82,9 @@ def _check_box(box, n0):
         except (TypeError, ValueError) as e:
             raise TypeError(f"`box` {name} must be real numbers, got {type(v).__name__}.") from e
         if a.ndim > 1 or (a.ndim == 1 and a.shape[0] != n0):
-            raise ValueError(f"`box` {name} must be a scalar or have shape ({n0},) (the network's inputs), "
-                             f"got shape {a.shape}.")
+            raise ValueError(
+                f"`box` {name} must be a scalar or have shape ({n0},) (the network's inputs), got shape {a.shape}."
+            )
         ends.append(np.broadcast_to(a, (n0,)).copy())
     lo, hi = ends
     if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
@@ -158,12 +167,36 @@ def lipschitz_constant(
         t0 = time.perf_counter()
         value = np_op_norm(net.weights[0], p)
         seconds = time.perf_counter() - t0
-        return Result(lower=value, upper=value, exact=True, status="exact", nodes=1, lp_calls=0, seconds=seconds,
-                      first_estimate=value, p=p, k=float(k), mode=mode, batch=int(batch),
-                      history=((1, seconds, value, value),))
-    return search(net, lo, hi, p=p, k=float(k), batch=int(batch), max_nodes=max_nodes, time_limit=time_limit,
-                  progress=progress, tol=float(tol), mode=mode, lp=lp,
-                  lookahead=int(lookahead))
+        return Result(
+            lower=value,
+            upper=value,
+            exact=True,
+            status="exact",
+            nodes=1,
+            lp_calls=0,
+            seconds=seconds,
+            first_estimate=value,
+            p=p,
+            k=float(k),
+            mode=mode,
+            batch=int(batch),
+            history=((1, seconds, value, value),),
+        )
+    return search(
+        net,
+        lo,
+        hi,
+        p=p,
+        k=float(k),
+        batch=int(batch),
+        max_nodes=max_nodes,
+        time_limit=time_limit,
+        progress=progress,
+        tol=float(tol),
+        mode=mode,
+        lp=lp,
+        lookahead=int(lookahead),
+    )
 
 
 def naive_upper_bound(params: Any, p: float | str = 2) -> float:

@@ -85,6 +85,7 @@ def _gamma(n: int, dtype) -> float:
 
 def _concretise(coef, const, vlo, vhi):
     """Range of ``coef @ v + const`` over the box ``vlo <= v <= vhi``; infinite bounds allowed."""
+
     def part(c, b):
         return jnp.where(c == 0, 0.0, c * b)
 

@@ -68,8 +68,8 @@ def paper_network(name: str) -> PaperNetwork:
     b, exact, seconds = _TABLE[name]
     with importlib.resources.as_file(importlib.resources.files("jaxkit.lipschitz") / "paper_nets" / f"{name}.npz") as f:
         with np.load(f) as d:
-            params = {f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]}
-                      for i in range(len(d.files) // 2)}
+            params = {
+                f"Dense_{i}": {"kernel": d[f"kernel_{i}"], "bias": d[f"bias_{i}"]} for i in range(len(d.files) // 2)
+            }
     n0 = params["Dense_0"]["kernel"].shape[0]
-    return PaperNetwork(name, params, (np.zeros(n0), np.full(n0, b)), dict(zip(_PS, exact)),
-                        dict(zip(_PS, seconds)))
+    return PaperNetwork(name, params, (np.zeros(n0), np.full(n0, b)), dict(zip(_PS, exact)), dict(zip(_PS, seconds)))

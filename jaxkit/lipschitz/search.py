@@ -89,8 +89,9 @@ class Result:
 
 
 class _Search:
-    def __init__(self, net: _b.Net, box_lo, box_hi, p: float, batch: int, tol: float, lp: str = "batched",
-                 lookahead: int = 3):
+    def __init__(
+        self, net: _b.Net, box_lo, box_hi, p: float, batch: int, tol: float, lp: str = "batched", lookahead: int = 3
+    ):
         self.net, self.p, self.batch = net, p, int(batch)
         self.n0, self.H = net.sizes[0], net.n_hidden
         self.layer_of = np.repeat(np.arange(len(net.hidden)), net.hidden)
@@ -127,8 +128,9 @@ class _Search:
             pats[: len(chunk)] = [nd.pattern for nd in chunk]
             with jax.enable_x64(True):
                 out = jax.device_get(_b.evaluate(self.w, self.bias, self.lo, self.hi, pats, p=self.p))
-            for nd, pat, up, ex, zk, zc in zip(chunk, out.pattern, out.upper.tolist(), out.exact.tolist(), out.z_coef,
-                                               out.z_const):
+            for nd, pat, up, ex, zk, zc in zip(
+                chunk, out.pattern, out.upper.tolist(), out.exact.tolist(), out.z_coef, out.z_const
+            ):
                 nd.pattern, nd.upper, nd.exact, nd.z_coef, nd.z_const = pat, up, ex, zk, zc
             self.nodes += len(chunk)
 
@@ -155,8 +157,9 @@ class _Search:
         for nd in nodes:
             stars = np.flatnonzero(nd.pattern < 0)
             cands = stars[self.layer_of[stars] == self.layer_of[stars[0]]]
-            states.append({"node": nd, "cands": cands, "pos": 0, "pattern": nd.pattern.copy(), "kids": None,
-                           "by_wit": None})
+            states.append(
+                {"node": nd, "cands": cands, "pos": 0, "pattern": nd.pattern.copy(), "kids": None, "by_wit": None}
+            )
         while True:
             _witness_sides([st for st in states if st["kids"] is None and st["by_wit"] is None])
             asked = []
@@ -165,8 +168,10 @@ class _Search:
                     self._advance(st, asked)
             if not asked:
                 return [kid for st in states for kid in st["kids"]]
-            rows = [(st["node"].a, st["node"].c, st["node"].witnesses, _side_row(st["node"], j, side))
-                    for st, j, side in asked]
+            rows = [
+                (st["node"].a, st["node"].c, st["node"].witnesses, _side_row(st["node"], j, side))
+                for st, j, side in asked
+            ]
             for (st, j, side), (ok, wit) in zip(asked, self._solve(rows)):
                 st["known"][(j, side)] = ok
                 if ok and wit is not None:
@@ -281,9 +286,22 @@ def point_lower_bound(net: _b.Net, points: np.ndarray, p: float, box_lo=None, bo
     return float(norms.max()) * (1.0 - 1e-12)
 
 
-def search(net: _b.Net, box_lo, box_hi, *, p: float, k: float, batch: int, max_nodes: int | None,
-           time_limit: float | None, progress: bool, tol: float, mode: str, lp: str = "batched",
-           lookahead: int = 3) -> Result:
+def search(
+    net: _b.Net,
+    box_lo,
+    box_hi,
+    *,
+    p: float,
+    k: float,
+    batch: int,
+    max_nodes: int | None,
+    time_limit: float | None,
+    progress: bool,
+    tol: float,
+    mode: str,
+    lp: str = "batched",
+    lookahead: int = 3,
+) -> Result:
     t0 = time.perf_counter()
     s = _Search(net, box_lo, box_hi, p, batch, tol, lp, lookahead)
     center = (np.asarray(box_lo) + np.asarray(box_hi)) / 2 if box_lo is not None else np.zeros(s.n0)
@@ -351,6 +369,19 @@ def search(net: _b.Net, box_lo, box_hi, *, p: float, k: float, batch: int, max_n
     finally:
         bar.close()
     gub = max(-heap[0][0], glb) if heap else glb
-    return Result(lower=glb, upper=gub, exact=gub <= glb, status="exact" if gub <= glb else status,
-                  nodes=s.nodes, lp_calls=s.lp_calls, highs_calls=s.highs_calls, seconds=time.perf_counter() - t0,
-                  first_estimate=first, p=p, k=k, mode=mode, batch=batch, history=tuple(history))
+    return Result(
+        lower=glb,
+        upper=gub,
+        exact=gub <= glb,
+        status="exact" if gub <= glb else status,
+        nodes=s.nodes,
+        lp_calls=s.lp_calls,
+        highs_calls=s.highs_calls,
+        seconds=time.perf_counter() - t0,
+        first_estimate=first,
+        p=p,
+        k=k,
+        mode=mode,
+        batch=batch,
+        history=tuple(history),
+    )

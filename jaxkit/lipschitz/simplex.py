@@ -51,10 +51,20 @@ def _phase1_one(g, h, valid, *, cap: float, max_iter: int) -> Phase1:
     dtype = g.dtype
     # Columns: y (n), u (1), row slacks (m), box slacks (n), rhs.
     ncol = n + 1 + m + n
-    gen = jnp.concatenate([jnp.where(valid[:, None], g, 0.0), -valid[:, None].astype(dtype), jnp.eye(m, dtype=dtype),
-                           jnp.zeros((m, n), dtype), jnp.where(valid, h - cap, 1.0)[:, None]], axis=1)
-    box = jnp.concatenate([jnp.eye(n, dtype=dtype), jnp.zeros((n, 1 + m), dtype), jnp.eye(n, dtype=dtype),
-                           jnp.ones((n, 1), dtype)], axis=1)
+    gen = jnp.concatenate(
+        [
+            jnp.where(valid[:, None], g, 0.0),
+            -valid[:, None].astype(dtype),
+            jnp.eye(m, dtype=dtype),
+            jnp.zeros((m, n), dtype),
+            jnp.where(valid, h - cap, 1.0)[:, None],
+        ],
+        axis=1,
+    )
+    box = jnp.concatenate(
+        [jnp.eye(n, dtype=dtype), jnp.zeros((n, 1 + m), dtype), jnp.eye(n, dtype=dtype), jnp.ones((n, 1), dtype)],
+        axis=1,
+    )
     obj = jnp.zeros((1, ncol + 1), dtype).at[0, n].set(-1.0)  # reduced costs of max -u; rhs = -objective
     t = jnp.concatenate([gen, box, obj])
     basis = jnp.arange(n + 1, n + 1 + m + n)

@@ -11,7 +11,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ['class_balanced_weights', 'focal_loss', 'class_balanced_focal_loss']
+__all__ = ["class_balanced_weights", "focal_loss", "class_balanced_focal_loss"]
 
 
 def class_balanced_weights(counts, beta: float | None = None, normalize: bool = False):
@@ -30,7 +30,7 @@ def class_balanced_weights(counts, beta: float | None = None, normalize: bool = 
     b = (n - 1) / n if beta is None else float(beta)
     if not 0 <= b < 1:
         raise ValueError(f"`beta` must lie in [0, 1), got {beta}.")
-    w = (1 - b) / (1 - b ** c) if b > 0 else np.ones_like(c)
+    w = (1 - b) / (1 - b**c) if b > 0 else np.ones_like(c)
     if normalize:
         w = w * c.size / w.sum()
     return jnp.asarray(w, jnp.float32)
@@ -50,8 +50,9 @@ def focal_loss(logits, labels, gamma: float = 2.0):
     return jnp.sum(jnp.exp(gamma * jax.nn.log_sigmoid(-t)) * -jax.nn.log_sigmoid(t), axis=-1)
 
 
-def class_balanced_focal_loss(logits, labels, counts, beta: float | None = None, gamma: float = 2.0,
-                              normalize: bool = False):
+def class_balanced_focal_loss(
+    logits, labels, counts, beta: float | None = None, gamma: float = 2.0, normalize: bool = False
+):
     """Mean over the batch of ``class_balanced_weights(counts, beta)[y] * focal_loss(logits, y, gamma)``.
 
     ``gamma`` is not given in the thesis: 2 (Lin et al.'s default) is our choice.

@@ -15,11 +15,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ['hir_loss', 'pairwise_kl', 'median_bandwidths', 'mk_mmd']
-
-
-
-
+__all__ = ["hir_loss", "pairwise_kl", "median_bandwidths", "mk_mmd"]
 
 
 def _logits_labels(logits, labels):
@@ -100,7 +96,7 @@ def mk_mmd(xs, xt, bandwidths=None, unbiased: bool = True, squared: bool = True)
     if bandwidths is not None and _c.is_concrete(bw) and not np.all(np.asarray(bw) > 0):
         raise ValueError(f"`bandwidths` must all be > 0, got {np.asarray(bw)}.")
 
-    coef = 1.0 / (2.0 * bw ** 2)
+    coef = 1.0 / (2.0 * bw**2)
 
     def k_of(d):  # mean over the kernels, as one fused element-wise sum (no (kernels, n, m) array)
         return sum(jnp.exp(-d * coef[i]) for i in range(coef.shape[0])) / coef.shape[0]

@@ -21,13 +21,17 @@ import jax.numpy as jnp
 
 from jaxkit import _checks as _c
 
-__all__ = ['class_mean_pairwise_distance', 'class_similarity_matrix', 'similarity_smooth_labels', 'uniform_smooth_labels']
+__all__ = [
+    "class_mean_pairwise_distance",
+    "class_similarity_matrix",
+    "similarity_smooth_labels",
+    "uniform_smooth_labels",
+]
 
 
-
-
-def class_mean_pairwise_distance(x, labels, num_classes: int | None = None, *, p: int = 2,
-                                 chunk: int = 256) -> jax.Array:
+def class_mean_pairwise_distance(
+    x, labels, num_classes: int | None = None, *, p: int = 2, chunk: int = 256
+) -> jax.Array:
     """``[C, C]`` mean distance between examples of each pair of classes (``p`` = 1 or 2, on flattened ``x``).
 
     Off-diagonal entries average all cross-class pairs; the diagonal averages
@@ -67,8 +71,9 @@ def _pairwise(x, y, c, p, chunk):
     return jnp.where(pairs > 0, tot / jnp.where(pairs > 0, pairs, 1.0), 0.0)
 
 
-def class_similarity_matrix(distances, beta: float = 1.0, *, standardize: bool = True,
-                            include_diagonal: bool = False) -> jax.Array:
+def class_similarity_matrix(
+    distances, beta: float = 1.0, *, standardize: bool = True, include_diagonal: bool = False
+) -> jax.Array:
     """``S[k, k'] = softmax_{k'}(-beta d_k(k'))`` over ``k' != k`` (rows sum to 1, zero diagonal).
 
     ``standardize`` z-scores each row first, over the off-diagonal entries

@@ -11,11 +11,21 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-__all__ = ['im2col_conv', 'with_im2col']
+__all__ = ["im2col_conv", "with_im2col"]
 
 
-def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None, dimension_numbers=None,
-                feature_group_count=1, precision=None, preferred_element_type=None):
+def im2col_conv(
+    lhs,
+    rhs,
+    window_strides,
+    padding,
+    lhs_dilation=None,
+    rhs_dilation=None,
+    dimension_numbers=None,
+    feature_group_count=1,
+    precision=None,
+    preferred_element_type=None,
+):
     """``lax.conv_general_dilated`` as shifted slices @ kernel (NHWC inputs, HWIO kernels).
 
     Same numbers as the XLA convolution; other layouts, feature groups and
@@ -29,29 +39,51 @@ def im2col_conv(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilati
     layout = ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
     strides = tuple(window_strides)
     rdil = tuple(rhs_dilation or (1,) * nd)
-    ok = (feature_group_count == 1 and all(d == 1 for d in (lhs_dilation or (1,) * nd))
-          and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-          == lax.conv_dimension_numbers(lhs.shape, rhs.shape, layout))
+    ok = (
+        feature_group_count == 1
+        and all(d == 1 for d in (lhs_dilation or (1,) * nd))
+        and lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+        == lax.conv_dimension_numbers(lhs.shape, rhs.shape, layout)
+    )
     window = tuple((k - 1) * d + 1 for k, d in zip(rhs.shape[:nd], rdil))
-    pads = (lax.padtype_to_pads(lhs.shape[1:-1], window, strides, padding) if isinstance(padding, str)
-            else [tuple(p) for p in padding]) if ok else []
+    pads = (
+        (
+            lax.padtype_to_pads(lhs.shape[1:-1], window, strides, padding)
+            if isinstance(padding, str)
+            else [tuple(p) for p in padding]
+        )
+        if ok
+        else []
+    )
     if not ok or any(lo < 0 or hi < 0 for lo, hi in pads):
-        return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=lhs_dilation,
-                                        rhs_dilation=rhs_dilation, dimension_numbers=dimension_numbers,
-                                        feature_group_count=feature_group_count, precision=precision,
-                                        preferred_element_type=preferred_element_type)
+        return lax.conv_general_dilated(
+            lhs,
+            rhs,
+            window_strides,
+            padding,
+            lhs_dilation=lhs_dilation,
+            rhs_dilation=rhs_dilation,
+            dimension_numbers=dimension_numbers,
+            feature_group_count=feature_group_count,
+            precision=precision,
+            preferred_element_type=preferred_element_type,
+        )
     x = jnp.pad(lhs, [(0, 0), *pads, (0, 0)])
     out = [(x.shape[1 + i] - window[i]) // strides[i] + 1 for i in range(nd)]
     cols = []
     for offset in np.ndindex(*rhs.shape[:nd]):  # kernel offsets in HW(D) order, as the kernel's reshape
         start = [o * d for o, d in zip(offset, rdil)]
-        cols.append(lax.slice(x, (0, *start, 0),
-                              (x.shape[0], *[s + (n - 1) * st + 1 for s, n, st in zip(start, out, strides)],
-                               x.shape[-1]), (1, *strides, 1)))
+        cols.append(
+            lax.slice(
+                x,
+                (0, *start, 0),
+                (x.shape[0], *[s + (n - 1) * st + 1 for s, n, st in zip(start, out, strides)], x.shape[-1]),
+                (1, *strides, 1),
+            )
+        )
     patches = jnp.stack(cols, axis=-2)  # [N, *out, taps, C_in]
     k = rhs.reshape(len(cols), rhs.shape[-2], rhs.shape[-1])
-    return jnp.einsum("...tc,tco->...o", patches, k, precision=precision,
-                      preferred_element_type=preferred_element_type)
+    return jnp.einsum("...tc,tco->...o", patches, k, precision=precision, preferred_element_type=preferred_element_type)
 
 
 def with_im2col(apply_fn: Callable) -> Callable:
@@ -61,10 +93,15 @@ def with_im2col(apply_fn: Callable) -> Callable:
     :func:`im2col_conv`); modules that set their own convolution function are
     left alone.
     """
+
     def interceptor(next_fun, args, kwargs, context):
         m = context.module
-        if (context.method_name == "__call__" and type(m) is nn.Conv and m.conv_general_dilated is None
-                and m.conv_general_dilated_cls is None):
+        if (
+            context.method_name == "__call__"
+            and type(m) is nn.Conv
+            and m.conv_general_dilated is None
+            and m.conv_general_dilated_cls is None
+        ):
             object.__setattr__(m, "conv_general_dilated", im2col_conv)  # frozen module: restored below
             try:
                 return next_fun(*args, **kwargs)

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ['Tap', 'MLP', 'VGG', 'SmallCNN', 'DIGITS_CFG', 'BasicBlock', 'ResNet', 'resnet56']
+__all__ = ["Tap", "MLP", "VGG", "SmallCNN", "DIGITS_CFG", "BasicBlock", "ResNet", "resnet56"]
 
 
 PyTree = Any
@@ -183,19 +183,27 @@ class ResNet(nn.Module):
         if x.ndim != 4:
             raise ValueError(f"ResNet expects `x` as NHWC images (rank 4), got shape {x.shape}.")
         if len(self.stage_sizes) != len(self.widths):
-            raise ValueError(f"ResNet: `stage_sizes` {tuple(self.stage_sizes)} and `widths` {tuple(self.widths)} "
-                             "must have the same length.")
+            raise ValueError(
+                f"ResNet: `stage_sizes` {tuple(self.stage_sizes)} and `widths` {tuple(self.widths)} "
+                "must have the same length."
+            )
         x = nn.Conv(int(self.widths[0]), (3, 3), padding=((1, 1), (1, 1)), use_bias=False)(x)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum)(x))
         inner = list(self.inner_widths) if self.inner_widths is not None else None
         if inner is not None and len(inner) != sum(self.stage_sizes):
-            raise ValueError(f"ResNet: `inner_widths` needs one width per block ({sum(self.stage_sizes)}), "
-                             f"got {len(inner)}.")
+            raise ValueError(
+                f"ResNet: `inner_widths` needs one width per block ({sum(self.stage_sizes)}), got {len(inner)}."
+            )
         k = 0
         for i, (n, w) in enumerate(zip(self.stage_sizes, self.widths)):
             for j in range(int(n)):
-                x = BasicBlock(int(w), 2 if (i > 0 and j == 0) else 1, self.shortcut, self.bn_momentum,
-                               inner[k] if inner is not None else None)(x, train)
+                x = BasicBlock(
+                    int(w),
+                    2 if (i > 0 and j == 0) else 1,
+                    self.shortcut,
+                    self.bn_momentum,
+                    inner[k] if inner is not None else None,
+                )(x, train)
                 k += 1
         x = x.mean(axis=(1, 2))
         return nn.Dense(self.num_classes)(x)

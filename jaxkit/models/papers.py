@@ -15,7 +15,8 @@ __all__ = ["CCSANet", "LeNet", "NormCNN"]
 
 
 class CCSANet(nn.Module):
-    """The CCSA / HIR digits network (Motiian et al. 2017, used by the HIR study): 2 conv layers x 32 kernels (3x3, ReLU, 2x2 max-pool after the second) + dense 128 -> 64 -> classes."""
+    """The CCSA / HIR digits network (Motiian et al. 2017, used by the HIR study): 2 conv layers x 32 kernels
+    (3x3, ReLU, 2x2 max-pool after the second) + dense 128 -> 64 -> classes."""
 
     num_classes: int = 10
 
@@ -46,7 +47,8 @@ class LeNet(nn.Module):
 
 
 class NormCNN(nn.Module):
-    """The LocalNorm study's network: conv -> (BatchNorm | LocalNorm) -> ReLU -> max-pool blocks, global average pool, dense classifier.
+    """The LocalNorm study's network: conv -> (BatchNorm | LocalNorm) -> ReLU -> max-pool blocks, global average
+    pool, dense classifier.
 
     Norm layers are named ``norm0, norm1, ...`` in both variants so BN params convert to LocalNorm by path.
     """

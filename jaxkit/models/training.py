@@ -27,7 +27,16 @@ from jaxkit.checkpoint import Run
 
 PyTree = Any
 
-__all__ = ['TrainState', 'init_variables', 'create_train_state', 'cross_entropy', 'train_step', 'eval_step', 'evaluate', 'train']
+__all__ = [
+    "TrainState",
+    "init_variables",
+    "create_train_state",
+    "cross_entropy",
+    "train_step",
+    "eval_step",
+    "evaluate",
+    "train",
+]
 
 
 class TrainState(struct.PyTreeNode):
@@ -97,8 +106,10 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     logits = _c.array(logits, "logits", min_ndim=1, kind="f")
     labels = _c.labels(labels, "labels", jnp.shape(logits)[-1])
     if jnp.shape(labels) != jnp.shape(logits)[:-1]:
-        raise ValueError(f"`labels` must have shape {tuple(jnp.shape(logits)[:-1])} (one per row of `logits`), got "
-                         f"{tuple(jnp.shape(labels))}.")
+        raise ValueError(
+            f"`labels` must have shape {tuple(jnp.shape(logits)[:-1])} (one per row of `logits`), got "
+            f"{tuple(jnp.shape(labels))}."
+        )
     if 0 in jnp.shape(logits):
         raise ValueError(f"`logits` is empty (shape {tuple(jnp.shape(logits))}).")
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
@@ -153,7 +164,7 @@ def evaluate(state: TrainState, x: np.ndarray, y: np.ndarray, batch_size: int = 
     _c.same_leading("x", x, "y", y)
     bs = min(int(batch_size), n)
     totals = {"loss": 0.0, "correct": 0.0, "count": 0.0}
-    for (xb, yb) in _data.batches(None, x, y, batch_size=bs):
+    for xb, yb in _data.batches(None, x, y, batch_size=bs):
         w = np.ones(len(yb), np.float32)
         if len(yb) < bs:
             pad = bs - len(yb)
@@ -209,25 +220,50 @@ def train(
     n_train = len(dataset.train)
     if not 1 <= int(batch_size) <= n_train:
         raise ValueError(f"`batch_size` must lie in [1, {n_train}] (the training set size), got {batch_size}.")
-    fingerprint = {"model": state.apply_fn, "initial_state": _state_leaves(state), "key": key,
-                   "batch_size": int(batch_size), "n_train": n_train,
-                   "data": [dataset.train.x, dataset.train.y, dataset.test.x, dataset.test.y],
-                   "before_epoch": before_epoch, **dict(config or {})}
-    run = Run(checkpoint_dir, _state_leaves(state), fingerprint, total=int(epochs), what="epoch",
-              overwrite=overwrite, verbose=progress)
+    fingerprint = {
+        "model": state.apply_fn,
+        "initial_state": _state_leaves(state),
+        "key": key,
+        "batch_size": int(batch_size),
+        "n_train": n_train,
+        "data": [dataset.train.x, dataset.train.y, dataset.test.x, dataset.test.y],
+        "before_epoch": before_epoch,
+        **dict(config or {}),
+    }
+    run = Run(
+        checkpoint_dir,
+        _state_leaves(state),
+        fingerprint,
+        total=int(epochs),
+        what="epoch",
+        overwrite=overwrite,
+        verbose=progress,
+    )
     if run.start:
         state = state.replace(**jax.tree.map(jnp.asarray, run.state))
     history: list[dict] = list(run.metadata.get("history", []))
     start = run.start
-    bar = tqdm(range(start, int(epochs)), initial=start, total=int(epochs), desc="train", unit="epoch",
-               disable=not progress, leave=False)
+    bar = tqdm(
+        range(start, int(epochs)),
+        initial=start,
+        total=int(epochs),
+        desc="train",
+        unit="epoch",
+        disable=not progress,
+        leave=False,
+    )
     try:
         for epoch in bar:
             t0 = time.perf_counter()
             if before_epoch is not None:
                 state = before_epoch(epoch, state)
-            for xb, yb in _data.batches(jax.random.fold_in(key, epoch), dataset.train.x, dataset.train.y,
-                                        batch_size=int(batch_size), drop_remainder=True):
+            for xb, yb in _data.batches(
+                jax.random.fold_in(key, epoch),
+                dataset.train.x,
+                dataset.train.y,
+                batch_size=int(batch_size),
+                drop_remainder=True,
+            ):
                 state, _ = train_step(state, xb, yb)
             tr = evaluate(state, dataset.train.x, dataset.train.y)
             te = evaluate(state, dataset.test.x, dataset.test.y)

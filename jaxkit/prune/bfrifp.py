@@ -78,8 +78,9 @@ def index_masks(graph: Graph, ratio: float | Mapping[str, float], *, groups=None
     return out
 
 
-def random_masks(key: jax.Array, graph: Graph, ratio: float | Mapping[str, float], *,
-                 groups=None) -> dict[str, jax.Array]:
+def random_masks(
+    key: jax.Array, graph: Graph, ratio: float | Mapping[str, float], *, groups=None
+) -> dict[str, jax.Array]:
     """Prune set drawn uniformly at random: ``floor(ratio * C)`` channels per group."""
     out = {}
     for i, g in enumerate(_groups(graph, groups)):
@@ -103,9 +104,17 @@ def layer_order(graph: Graph, names) -> dict[str, int]:
     return {g.name: i + 1 for i, g in enumerate(ranked)}
 
 
-def reorganize(apply_fn: Callable | nn.Module, graph: Graph, masks: Mapping[str, Any], *,
-               schedule: Callable | None = None, layers: Mapping[str, int] | None = None,
-               rfpn: bool = False, rfpn_threshold: float = 0.01, noise_std: float = 0.01) -> Callable:
+def reorganize(
+    apply_fn: Callable | nn.Module,
+    graph: Graph,
+    masks: Mapping[str, Any],
+    *,
+    schedule: Callable | None = None,
+    layers: Mapping[str, int] | None = None,
+    rfpn: bool = False,
+    rfpn_threshold: float = 0.01,
+    noise_std: float = 0.01,
+) -> Callable:
     """Wrap ``apply_fn`` so pruned channels are scaled by ``D(l, epoch)`` (and fire noise with RFPN).
 
     Args:

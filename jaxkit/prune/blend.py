@@ -116,8 +116,9 @@ def _kmeans(key, x, k, iters):
     return jnp.argmin(d2(centers), axis=1), centers
 
 
-def blend(scores: Mapping[str, Mapping[str, jax.Array]], selected: Sequence[str],
-          weights: Sequence[float] | jax.Array) -> dict[str, jax.Array]:
+def blend(
+    scores: Mapping[str, Mapping[str, jax.Array]], selected: Sequence[str], weights: Sequence[float] | jax.Array
+) -> dict[str, jax.Array]:
     """``{group: sum_i weights[i] * scores[selected[i]][group]}`` (criteria normalised beforehand)."""
     sel = list(selected)
     w = jnp.asarray(_c.array(weights, "weights", ndim=1, kind="r"), jnp.float32)
@@ -133,6 +134,8 @@ def blend(scores: Mapping[str, Mapping[str, jax.Array]], selected: Sequence[str]
         for g in groups:
             a = _c.array(scores[c][g], f"scores[{c!r}][{g!r}]", ndim=1, kind="r", nonempty=True)
             if jnp.shape(a) != jnp.shape(scores[sel[0]][g]):
-                raise ValueError(f"`scores[{c!r}][{g!r}]` has shape {jnp.shape(a)}, expected "
-                                 f"{jnp.shape(scores[sel[0]][g])} (one score per channel).")
+                raise ValueError(
+                    f"`scores[{c!r}][{g!r}]` has shape {jnp.shape(a)}, expected "
+                    f"{jnp.shape(scores[sel[0]][g])} (one score per channel)."
+                )
     return {g: cast(jax.Array, sum(w[i] * jnp.asarray(scores[c][g]) for i, c in enumerate(sel))) for g in groups}

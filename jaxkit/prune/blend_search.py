@@ -46,9 +46,19 @@ from jaxkit.prune.blend import correlation_matrix, kmeans
 from jaxkit.prune.graph import Graph
 from jaxkit.prune.masks import apply_masks, expand
 
-__all__ = ["BlendConfig", "BlendProblem", "problem", "sample_gene", "blended_scores", "gene_masks", "strategy",
-           "masked_finetune", "finetune_genes", "finetune_fitness",
-           "single_criterion_gene"]
+__all__ = [
+    "BlendConfig",
+    "BlendProblem",
+    "problem",
+    "sample_gene",
+    "blended_scores",
+    "gene_masks",
+    "strategy",
+    "masked_finetune",
+    "finetune_genes",
+    "finetune_fitness",
+    "single_criterion_gene",
+]
 
 PyTree = Any
 
@@ -110,9 +120,16 @@ class BlendProblem:
         return self.allowed.shape[0], self.allowed.shape[1]
 
 
-def problem(key: jax.Array, scores: Mapping[str, Mapping[str, jax.Array]], *, ratio: float | None = None,
-            prune_counts: Mapping[str, int] | None = None, k: int = 3, criteria: Sequence[str] | None = None,
-            kmeans_iters: int = 50) -> BlendProblem:
+def problem(
+    key: jax.Array,
+    scores: Mapping[str, Mapping[str, jax.Array]],
+    *,
+    ratio: float | None = None,
+    prune_counts: Mapping[str, int] | None = None,
+    k: int = 3,
+    criteria: Sequence[str] | None = None,
+    kmeans_iters: int = 50,
+) -> BlendProblem:
     """Cluster the criteria per layer and fix how many filters each layer loses.
 
     Args:
@@ -161,8 +178,14 @@ def problem(key: jax.Array, scores: Mapping[str, Mapping[str, jax.Array]], *, ra
         al[~al.any(axis=1)] = True
         labels.append(lab)
         allowed.append(al)
-    return BlendProblem(scores=stacked, allowed=jnp.asarray(np.stack(allowed)), labels=jnp.asarray(np.stack(labels)),
-                        groups=groups, criteria=crit, prune_counts=counts)
+    return BlendProblem(
+        scores=stacked,
+        allowed=jnp.asarray(np.stack(allowed)),
+        labels=jnp.asarray(np.stack(labels)),
+        groups=groups,
+        criteria=crit,
+        prune_counts=counts,
+    )
 
 
 def sample_gene(prob: BlendProblem, key: jax.Array) -> dict[str, jax.Array]:
@@ -206,6 +229,7 @@ def _mutate(prob: BlendProblem, drop_rate: float):
         p = evolution.drop(k_d, p, drop_rate, 0.0)
         s = evolution.categorical_mutation(k_s, pop["S"], rate, prob.allowed)
         return {"P": p, "S": s}
+
     return mutate
 
 
@@ -216,10 +240,17 @@ def strategy(prob: BlendProblem, config: BlendConfig = BlendConfig()) -> tuple[e
     def crossover(key, a, b, rate):
         return evolution.uniform_crossover(key, a, b, rate, block_ndim=block)
 
-    ga = evolution.GA(popsize=int(config.popsize), sample=lambda k: sample_gene(prob, k), crossover=crossover,
-                      mutate=_mutate(prob, float(config.drop_rate)), selection=config.selection, maximize=True)
-    return ga, evolution.GAParams(crossover_rate=config.crossover_rate, mutation_rate=config.mutation_rate,
-                                  fresh_fraction=config.drop_ratio)
+    ga = evolution.GA(
+        popsize=int(config.popsize),
+        sample=lambda k: sample_gene(prob, k),
+        crossover=crossover,
+        mutate=_mutate(prob, float(config.drop_rate)),
+        selection=config.selection,
+        maximize=True,
+    )
+    return ga, evolution.GAParams(
+        crossover_rate=config.crossover_rate, mutation_rate=config.mutation_rate, fresh_fraction=config.drop_ratio
+    )
 
 
 class _ByValue:
@@ -237,9 +268,19 @@ class _ByValue:
         return isinstance(other, _ByValue) and other.key == self.key
 
 
-def masked_finetune(model, graph: Graph, prob: BlendProblem, *, epochs: int = 1, batch_size: int = 64,
-                    learning_rate: float = 1e-3, momentum: float = 0.9, weight_decay: float = 1e-4,
-                    optimizer: str = "sgd", im2col: bool = True):
+def masked_finetune(
+    model,
+    graph: Graph,
+    prob: BlendProblem,
+    *,
+    epochs: int = 1,
+    batch_size: int = 64,
+    learning_rate: float = 1e-3,
+    momentum: float = 0.9,
+    weight_decay: float = 1e-4,
+    optimizer: str = "sgd",
+    im2col: bool = True,
+):
     """``tune(gene, variables, (x_train, y_train), key) -> variables``: prune by the gene, fine-tune, keep pruned at 0.
 
     The gene's masks zero the pruned filters, their BatchNorm entries and the
@@ -260,8 +301,17 @@ def masked_finetune(model, graph: Graph, prob: BlendProblem, *, epochs: int = 1,
         raise ValueError(f"`epochs` must be >= 0, got {epochs}.")
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"`optimizer` must be 'sgd' or 'adam', got {optimizer!r}.")
-    core = _tune_core(model, _ByValue(graph), int(epochs), int(batch_size), float(learning_rate), float(momentum),
-                      float(weight_decay), optimizer, bool(im2col))
+    core = _tune_core(
+        model,
+        _ByValue(graph),
+        int(epochs),
+        int(batch_size),
+        float(learning_rate),
+        float(momentum),
+        float(weight_decay),
+        optimizer,
+        bool(im2col),
+    )
     return jax.tree_util.Partial(core, prob)
 
 
@@ -282,16 +332,18 @@ def _tune_core(model, graph_key: _ByValue, epochs, bs, learning_rate, momentum, 
         n = (x_tr.shape[0] // bs) * bs
         if n == 0:
             raise ValueError(f"`batch_size` ({bs}) exceeds the {x_tr.shape[0]} training examples.")
-        perms = jnp.stack([jax.random.permutation(jax.random.fold_in(key, e), x_tr.shape[0])[:n]
-                           for e in range(epochs)]).reshape(-1, bs)
+        perms = jnp.stack(
+            [jax.random.permutation(jax.random.fold_in(key, e), x_tr.shape[0])[:n] for e in range(epochs)]
+        ).reshape(-1, bs)
 
         def step(carry, idx):
             params, stats, opt = carry
 
             def loss(p):
                 if stats:
-                    logits, upd = apply({"params": p, "batch_stats": stats}, x_tr[idx], train=True,
-                                        mutable=["batch_stats"])
+                    logits, upd = apply(
+                        {"params": p, "batch_stats": stats}, x_tr[idx], train=True, mutable=["batch_stats"]
+                    )
                     new = upd["batch_stats"]
                 else:
                     logits, new = apply({"params": p}, x_tr[idx], train=True), stats

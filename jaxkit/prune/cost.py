@@ -49,8 +49,13 @@ class Cost:
         return 1 - self.params / base.params, 1 - self.macs / base.macs
 
 
-def count(graph: Graph, masks: Mapping[str, Any] | None = None, *, collections: tuple[str, ...] = ("params",),
-          exclude: tuple[str, ...] = ()) -> Cost:
+def count(
+    graph: Graph,
+    masks: Mapping[str, Any] | None = None,
+    *,
+    collections: tuple[str, ...] = ("params",),
+    exclude: tuple[str, ...] = (),
+) -> Cost:
     """Parameters and MACs of the model the graph was traced from, under channel ``masks``.
 
     Args:

@@ -49,8 +49,17 @@ from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 from jaxkit.prune.graph import Graph, Group
 
-__all__ = ["CRITERIA", "WEIGHT_CRITERIA", "Stats", "collect_stats", "all_scores", "scores", "minmax",
-           "geometric_median", "bn_layer"]
+__all__ = [
+    "CRITERIA",
+    "WEIGHT_CRITERIA",
+    "Stats",
+    "collect_stats",
+    "all_scores",
+    "scores",
+    "minmax",
+    "geometric_median",
+    "bn_layer",
+]
 
 PyTree = Any
 WEIGHT_CRITERIA = ("l1", "l2", "fpgm", "fermat", "bn_gamma", "bn_beta")
@@ -200,8 +209,9 @@ _SCORERS = {
 assert tuple(_SCORERS) == CRITERIA
 
 
-def _raw(name: str, graph: Graph, group: Group, flat: Mapping[str, Any], stats: Stats | None, *,
-         fermat_iters: int, bins: int):
+def _raw(
+    name: str, graph: Graph, group: Group, flat: Mapping[str, Any], stats: Stats | None, *, fermat_iters: int, bins: int
+):
     if name in DATA_CRITERIA and stats is None:
         raise ValueError(f"Criterion {name!r} needs data statistics: pass `stats=collect_stats(...)`.")
     if name not in _SCORERS:
@@ -224,9 +234,17 @@ _CACHE: collections.OrderedDict = collections.OrderedDict()
 _CACHE_SIZE = 16
 
 
-def all_scores(graph: Graph, variables: PyTree, stats: Stats | None = None, *,
-               criteria: Sequence[str] | None = None, groups: Sequence[str] | None = None,
-               normalize: bool = True, fermat_iters: int = 50, bins: int = 32) -> dict[str, dict[str, jax.Array]]:
+def all_scores(
+    graph: Graph,
+    variables: PyTree,
+    stats: Stats | None = None,
+    *,
+    criteria: Sequence[str] | None = None,
+    groups: Sequence[str] | None = None,
+    normalize: bool = True,
+    fermat_iters: int = 50,
+    bins: int = 32,
+) -> dict[str, dict[str, jax.Array]]:
     """``{criterion: {group name: scores[C]}}`` for all prunable groups, in one jitted call.
 
     Args:
@@ -290,9 +308,16 @@ def _activation_layer(graph: Graph, group: Group) -> str:
     return layer.split("/", 1)[1] if layer.startswith(("params/", "batch_stats/")) else layer
 
 
-def collect_stats(model: nn.Module, variables: PyTree, xs: jax.Array, ys: jax.Array, graph: Graph, *,
-                  loss_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
-                  apply_kwargs: Mapping[str, Any] | None = None) -> Stats:
+def collect_stats(
+    model: nn.Module,
+    variables: PyTree,
+    xs: jax.Array,
+    ys: jax.Array,
+    graph: Graph,
+    *,
+    loss_fn: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
+    apply_kwargs: Mapping[str, Any] | None = None,
+) -> Stats:
     """Activation and gradient statistics over ``B`` batches in one jitted ``lax.scan``.
 
     Args:
@@ -325,8 +350,9 @@ def collect_stats(model: nn.Module, variables: PyTree, xs: jax.Array, ys: jax.Ar
         x, y = batch
 
         def loss(p):
-            out, inter = model.apply({"params": p, **rest}, x, capture_intermediates=True,
-                                     mutable=["intermediates"], **kw)
+            out, inter = model.apply(
+                {"params": p, **rest}, x, capture_intermediates=True, mutable=["intermediates"], **kw
+            )
             return loss_fn(out, y), inter["intermediates"]
 
         (_, inter), g = jax.value_and_grad(loss, has_aux=True)(params)

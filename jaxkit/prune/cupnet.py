@@ -34,8 +34,16 @@ import numpy as np
 
 from jaxkit import tree as _tree
 
-__all__ = ["connectivity", "MaskedDense", "CupNet", "RefNet", "cupnet_params", "refnet_params", "refnet_width",
-           "count_params"]
+__all__ = [
+    "connectivity",
+    "MaskedDense",
+    "CupNet",
+    "RefNet",
+    "cupnet_params",
+    "refnet_params",
+    "refnet_width",
+    "count_params",
+]
 
 
 def connectivity(points: np.ndarray, alpha: Any) -> np.ndarray:
@@ -76,8 +84,9 @@ class MaskedDense(nn.Module):
             raise ValueError(f"MaskedDense: input has {x.shape[-1]} features, `structure` expects {c.shape[0]}.")
         # fan-in of each output is its number of connections: scale the init per column
         fan_in = np.maximum(c.sum(0), 1).astype(np.float32)
-        init = self.kernel_init or (lambda key, shape, dtype=jnp.float32:
-                                    jax.random.normal(key, shape, dtype) * jnp.sqrt(2.0 / fan_in)[None, :])
+        init = self.kernel_init or (
+            lambda key, shape, dtype=jnp.float32: jax.random.normal(key, shape, dtype) * jnp.sqrt(2.0 / fan_in)[None, :]
+        )
         w = self.param("kernel", init, c.shape)
         y = x @ (w * jnp.asarray(c, w.dtype))
         if self.use_bias:
@@ -105,7 +114,7 @@ class CupNet(nn.Module):
         x = nn.Dense(3 * m, name="frame")(x)
         outs = []
         for axis, seg in enumerate("xyz"):
-            y = x[..., axis * m:(axis + 1) * m]
+            y = x[..., axis * m : (axis + 1) * m]
             for i in range(int(self.depth)):
                 y = nn.relu(MaskedDense(c, name=f"{seg}_masked_{i}")(y))
                 y = nn.Dropout(self.dropout, deterministic=not train)(y)
@@ -179,7 +188,8 @@ def count_params(params, structure: np.ndarray | None = None, *, marker: str = "
         parts = path.split("/")
         masked = structure is not None and parts[-1] == "kernel" and len(parts) > 1 and marker in parts[-2]
         if masked and np.shape(x) != np.shape(cast(np.ndarray, structure)):
-            raise ValueError(f"`structure` has shape {np.shape(cast(np.ndarray, structure))}, kernel {path!r} has "
-                             f"{np.shape(x)}.")
+            raise ValueError(
+                f"`structure` has shape {np.shape(cast(np.ndarray, structure))}, kernel {path!r} has {np.shape(x)}."
+            )
         total += int(np.asarray(cast(np.ndarray, structure), bool).sum()) if masked else int(np.size(x))
     return total

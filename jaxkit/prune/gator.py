@@ -54,9 +54,24 @@ from jaxkit import _checks as _c
 from jaxkit.prune.graph import Graph
 from jaxkit.prune.hooks import channel_hooks, intercept
 
-__all__ = ["THETA0", "edges", "init_gates", "sample_gates", "deterministic_gates", "kill", "gated", "CostModel",
-           "cost_model", "cost_loss", "split_optimizer", "make_train_step", "latency_factors", "fold", "open_fraction",
-           "alpha_path"]
+__all__ = [
+    "THETA0",
+    "edges",
+    "init_gates",
+    "sample_gates",
+    "deterministic_gates",
+    "kill",
+    "gated",
+    "CostModel",
+    "cost_model",
+    "cost_loss",
+    "split_optimizer",
+    "make_train_step",
+    "latency_factors",
+    "fold",
+    "open_fraction",
+    "alpha_path",
+]
 
 PyTree = Any
 THETA0 = math.log(199.0)  # sigmoid(THETA0) = 0.995
@@ -86,8 +101,9 @@ def _check_gates(gate_params, name="gate_params"):
         _c.no_nan(theta, f"{name}[{edge!r}]")  # NaN would read as a closed gate; +-inf are valid (dead / open)
 
 
-def sample_gates(gate_params: Mapping[str, jax.Array], key: jax.Array, batch: int, *,
-                 temperature: float | jax.Array = 1.0) -> dict[str, jax.Array]:
+def sample_gates(
+    gate_params: Mapping[str, jax.Array], key: jax.Array, batch: int, *, temperature: float | jax.Array = 1.0
+) -> dict[str, jax.Array]:
     """Per-sample binary gates ``[batch, C]`` with the straight-through gradient of ``sigmoid((theta + x) / tau)``.
 
     Forward: ``1[theta + x >= 0]``, ``x ~ Logistic(0, 1)``; backward:
@@ -146,8 +162,9 @@ def gated(apply_fn: Callable | nn.Module, graph: Graph, names: Sequence[str] | N
             raise ValueError(f"`gates` lacks the edges {sorted(missing)}.")
         for n in names:
             if jnp.shape(gates[n])[-1:] != (sizes[n],) or jnp.ndim(gates[n]) > 2:
-                raise ValueError(f"`gates[{n!r}]` must be [C] or [B, C] with C = {sizes[n]}, "
-                                 f"got {jnp.shape(gates[n])}.")
+                raise ValueError(
+                    f"`gates[{n!r}]` must be [C] or [B, C] with C = {sizes[n]}, got {jnp.shape(gates[n])}."
+                )
 
         def modify(x, hook, mpath, call):
             g = gates[names[hook.slot]]
@@ -264,8 +281,9 @@ def make_train_step(apply: Callable, cost: CostModel, tx, *, task_loss: Callable
     return step
 
 
-def cost_model(graph: Graph, kind: str = "flops", *, names: Sequence[str] | None = None,
-               latency: Mapping[str, float] | None = None) -> CostModel:
+def cost_model(
+    graph: Graph, kind: str = "flops", *, names: Sequence[str] | None = None, latency: Mapping[str, float] | None = None
+) -> CostModel:
     """Build the cost of ``kind`` in ``("memory", "flops", "latency")`` for the graph's edges.
 
     Memory (Eq. 5) and FLOPs (Eq. 6) come from the graph's conv/dense layers
@@ -309,8 +327,13 @@ def cost_model(graph: Graph, kind: str = "flops", *, names: Sequence[str] | None
     return dataclasses.replace(model, denominator=denom)
 
 
-def latency_factors(build: Callable[[Mapping[str, jax.Array]], Callable[[], Any]], graph: Graph,
-                    names: Sequence[str] | None = None, *, repeat: int = 10) -> dict[str, float]:
+def latency_factors(
+    build: Callable[[Mapping[str, jax.Array]], Callable[[], Any]],
+    graph: Graph,
+    names: Sequence[str] | None = None,
+    *,
+    repeat: int = 10,
+) -> dict[str, float]:
     """``{edge: latency drop (s)}`` of the whole network when 50 % of the edge's channels are removed.
 
     ``build(masks)`` returns a zero-argument function running the **physically
@@ -336,7 +359,7 @@ def latency_factors(build: Callable[[Mapping[str, jax.Array]], Callable[[], Any]
     for n in names:
         size = graph.group(n).size
         m = np.ones(size, bool)
-        m[size - size // 2:] = False
+        m[size - size // 2 :] = False
         out[n] = max(full - timed({n: jnp.asarray(m)}), 1e-3 * full)
     return out
 
@@ -361,9 +384,14 @@ def fold(gate_params: Mapping[str, jax.Array], *, min_keep: int = 1) -> dict[str
     return out
 
 
-def alpha_path(alphas: Sequence[float], gated_phase: Callable[[Any, float], tuple[Any, Mapping[str, jax.Array]]],
-               state: Any, finish: Callable[[Any, dict[str, jax.Array], float], Any] | None = None, *,
-               min_keep: int = 1):
+def alpha_path(
+    alphas: Sequence[float],
+    gated_phase: Callable[[Any, float], tuple[Any, Mapping[str, jax.Array]]],
+    state: Any,
+    finish: Callable[[Any, dict[str, jax.Array], float], Any] | None = None,
+    *,
+    min_keep: int = 1,
+):
     """The paper's iterative pruning: a generator over increasing ``alphas``.
 
     For each ``alpha``: ``state, theta = gated_phase(state, alpha)`` (the gated

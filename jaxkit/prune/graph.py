@@ -142,8 +142,11 @@ class Graph:
             if name == g.id or name == g.name or (isinstance(name, str) and _strip(g.name) == _strip(name)):
                 return g
         for g in self.groups:
-            if any(name in (m.path, _layer_of(m.path)) or _strip(str(name)) == _strip(_layer_of(m.path))
-                   for m in g.members if m.role == "out"):
+            if any(
+                name in (m.path, _layer_of(m.path)) or _strip(str(name)) == _strip(_layer_of(m.path))
+                for m in g.members
+                if m.role == "out"
+            ):
                 return g
         known = ", ".join(g.name for g in self.prunable)
         raise ValueError(f"No channel group named {name!r}; prunable groups: {known}.")
@@ -160,8 +163,10 @@ class Graph:
         for prefix in ("", "params/"):
             if any(prefix + p in self.shapes for p in paths):
                 return flat, prefix
-        raise ValueError(f"`{name}` does not match the graph: none of its paths (e.g. {paths[0]!r}) is a graph "
-                         "variable. Build the graph from the same model's variables.")
+        raise ValueError(
+            f"`{name}` does not match the graph: none of its paths (e.g. {paths[0]!r}) is a graph "
+            "variable. Build the graph from the same model's variables."
+        )
 
     def group_masks(self, masks: Mapping[str, Any], traced: bool = False) -> dict[int, Any]:
         """``{group id: bool [C]}`` from ``{group name: mask}`` (True = keep), checked: prunable groups, one entry per
@@ -199,7 +204,7 @@ def _layer_of(path: str) -> str:
 def _strip(path: str) -> str:
     for prefix in ("params/", "batch_stats/"):
         if path.startswith(prefix):
-            return path[len(prefix):]
+            return path[len(prefix) :]
     return path
 
 
@@ -320,9 +325,11 @@ def _run(b: _Builder, jaxpr, env: dict) -> None:
                 env[outs[0]] = _Info(x.space, x.repeat)
         elif name == "slice":
             x = ins[0]
-            full = (eqn.params["start_indices"][-1] == 0 and
-                    eqn.params["limit_indices"][-1] == eqn.invars[0].aval.shape[-1] and
-                    (eqn.params["strides"] or (1,))[-1] == 1)
+            full = (
+                eqn.params["start_indices"][-1] == 0
+                and eqn.params["limit_indices"][-1] == eqn.invars[0].aval.shape[-1]
+                and (eqn.params["strides"] or (1,))[-1] == 1
+            )
             if full:
                 env[outs[0]] = _Info(x.space, x.repeat, x.refs)
             else:
@@ -364,7 +371,8 @@ def _elementwise(b: _Builder, eqn, ins: list[_Info]) -> _Info:
         return _Info(x.space, x.repeat, x.refs, x.leaf)
     n = _last(eqn.outvars[0].aval)
     active = [
-        x for v, x in zip(eqn.invars, ins)
+        x
+        for v, x in zip(eqn.invars, ins)
         if n is not None and n > 1 and _last(v.aval) == n and (x.space is not None or x.refs)
     ]
     if not active:
@@ -403,8 +411,13 @@ def _view(b: _Builder, eqn, x: _Info) -> _Info:
     elif name in ("reshape", "squeeze", "expand_dims"):
         if out_shape[-1] == in_shape[-1] and _nontrivial(out_shape[:-1]) == _nontrivial(in_shape[:-1]):
             src = len(in_shape) - 1
-        elif name == "reshape" and out_shape[-1] == int(np.prod(in_shape[1:])) and len(in_shape) > 2 and \
-                int(np.prod(out_shape[:-1])) == in_shape[0] and x.space is not None:
+        elif (
+            name == "reshape"
+            and out_shape[-1] == int(np.prod(in_shape[1:]))
+            and len(in_shape) > 2
+            and int(np.prod(out_shape[:-1])) == in_shape[0]
+            and x.space is not None
+        ):
             # flatten [N, ..., C] -> [N, ...*C]: channel fastest, repeated prod(...) times
             return _Info(x.space, x.repeat * int(np.prod(in_shape[1:-1])))
         elif out_shape[-1] == 1 or (x.space is None and not x.refs):
@@ -438,8 +451,13 @@ def _linear(b: _Builder, eqn, ins: list[_Info]) -> _Info:
         lhs_spec, rhs_spec, out_spec = dn.lhs_spec, dn.rhs_spec, dn.out_spec
         nd = len(lv.aval.shape)
         groups = int(eqn.params["feature_group_count"])
-        ok = (rhs.leaf is not None and lhs_spec[1] == nd - 1 and out_spec[1] == nd - 1
-              and int(eqn.params.get("batch_group_count", 1)) == 1 and lhs.repeat == 1)
+        ok = (
+            rhs.leaf is not None
+            and lhs_spec[1] == nd - 1
+            and out_spec[1] == nd - 1
+            and int(eqn.params.get("batch_group_count", 1)) == 1
+            and lhs.repeat == 1
+        )
         if not ok:
             _freeze_all(b, ins, "conv whose kernel is not a variable or whose layout is not NHWC")
             return _fresh(b, ov, "output of an unsupported conv")
@@ -464,13 +482,31 @@ def _linear(b: _Builder, eqn, ins: list[_Info]) -> _Info:
             out = b.new(out_n, "grouped conv")
             b.add(out, Member(rhs.leaf, out_axis, "out"))
             in_group = lhs.space
-        b.layers.append(dict(kernel=rhs.leaf, kind="conv", in_space=in_group, out_space=out, in_size=c_in,
-                             out_size=out_n, in_repeat=1, groups=groups, spatial=spatial, window=window))
+        b.layers.append(
+            dict(
+                kernel=rhs.leaf,
+                kind="conv",
+                in_space=in_group,
+                out_space=out,
+                in_size=c_in,
+                out_size=out_n,
+                in_repeat=1,
+                groups=groups,
+                spatial=spatial,
+                window=window,
+            )
+        )
         return _Info(out)
     (lc, rc), (lb, rb) = eqn.params["dimension_numbers"]
     nl = len(lv.aval.shape)
-    ok = (rhs.leaf is not None and len(rv.aval.shape) == 2 and tuple(lc) == (nl - 1,) and tuple(rc) == (0,)
-          and not lb and not rb)
+    ok = (
+        rhs.leaf is not None
+        and len(rv.aval.shape) == 2
+        and tuple(lc) == (nl - 1,)
+        and tuple(rc) == (0,)
+        and not lb
+        and not rb
+    )
     if not ok:
         _freeze_all(b, ins, "dot_general that is not x @ kernel")
         return _fresh(b, ov, "output of an unsupported dot_general")
@@ -480,9 +516,20 @@ def _linear(b: _Builder, eqn, ins: list[_Info]) -> _Info:
     if lhs.space is not None:
         b.add(lhs.space, Member(rhs.leaf, 0, "in", lhs.repeat))
     spatial = int(np.prod(ov.aval.shape[1:-1])) if len(ov.aval.shape) > 2 else 1
-    b.layers.append(dict(kernel=rhs.leaf, kind="dense", in_space=lhs.space, out_space=out,
-                         in_size=int(lv.aval.shape[-1]), out_size=out_n, in_repeat=lhs.repeat, groups=1,
-                         spatial=spatial, window=1))
+    b.layers.append(
+        dict(
+            kernel=rhs.leaf,
+            kind="dense",
+            in_space=lhs.space,
+            out_space=out,
+            in_size=int(lv.aval.shape[-1]),
+            out_size=out_n,
+            in_repeat=lhs.repeat,
+            groups=1,
+            spatial=spatial,
+            window=1,
+        )
+    )
     return _Info(out)
 
 
@@ -518,15 +565,17 @@ def build_graph(apply_fn: Callable[..., Any] | Any, variables: PyTree, *args, **
 
     try:
         closed = jax.make_jaxpr(model_output)(variables)
-    except Exception as e:  # noqa: BLE001 - re-raised with context
+    except Exception as e:
         raise ValueError(f"build_graph: could not trace `apply_fn(variables, *args)`: {e}") from e
     jaxpr = closed.jaxpr
     paths = [p for p, _ in flat]
     if len(paths) != len(jaxpr.invars):
         raise ValueError("build_graph: `variables` leaves do not match the traced inputs.")
     b = _Builder()
-    env = {v: _Info(leaf=p, refs=frozenset({(p, len(v.aval.shape) - 1)}) if v.aval.shape else frozenset())
-           for v, p in zip(jaxpr.invars, paths)}
+    env = {
+        v: _Info(leaf=p, refs=frozenset({(p, len(v.aval.shape) - 1)}) if v.aval.shape else frozenset())
+        for v, p in zip(jaxpr.invars, paths)
+    }
     _run(b, jaxpr, env)
     for v in jaxpr.outvars:
         if not isinstance(v, jcore.Literal) and env.get(v) is not None:
@@ -554,6 +603,18 @@ def build_graph(apply_fn: Callable[..., Any] | Any, variables: PyTree, *args, **
     for d in b.layers:
         gi = index.get(b.find(d["in_space"])) if d["in_space"] is not None else None
         go = index.get(b.find(d["out_space"]))
-        layers.append(Layer(d["kernel"], d["kind"], gi, go, d["in_size"], d["out_size"], d["in_repeat"],
-                            d["groups"], d["spatial"], d["window"]))
+        layers.append(
+            Layer(
+                d["kernel"],
+                d["kind"],
+                gi,
+                go,
+                d["in_size"],
+                d["out_size"],
+                d["in_repeat"],
+                d["groups"],
+                d["spatial"],
+                d["window"],
+            )
+        )
     return Graph(tuple(groups), tuple(layers), shapes)

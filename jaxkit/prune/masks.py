@@ -45,8 +45,6 @@ PyTree = Any
 ROLES = ("out", "in", "elem")
 
 
-
-
 def score_vectors(scores: Mapping[str, Any], name: str = "scores") -> dict[str, np.ndarray]:
     """``{group: float64 [C]}`` from per-channel scores, checked: real, 1-D, non-empty, finite (concrete)."""
     if not isinstance(scores, Mapping) or not scores:
@@ -131,10 +129,6 @@ def channel_masks(
     return out
 
 
-
-
-
-
 def expand(graph: Graph, masks: Mapping[str, Any], tree: PyTree, *, roles: Sequence[str] = ROLES) -> PyTree:
     """Element masks (bool, shaped like ``tree``'s leaves) from channel masks.
 
@@ -183,13 +177,15 @@ def apply_masks(tree: PyTree, masks: PyTree) -> PyTree:
             try:
                 np.broadcast_shapes(np.shape(m), np.shape(x))
             except ValueError:
-                raise ValueError(f"Mask for {_tree.path_str(kp)!r} has shape {np.shape(m)}, "
-                                 f"leaf has {np.shape(x)}.") from None
+                raise ValueError(
+                    f"Mask for {_tree.path_str(kp)!r} has shape {np.shape(m)}, leaf has {np.shape(x)}."
+                ) from None
     return jax.tree.map(lambda x, m: jnp.where(m, x, jnp.zeros((), x.dtype)), tree, masks)
 
 
-def magnitude_masks(tree: PyTree, sparsity: float, *, pattern: _tree.Pattern = "**/kernel",
-                    scope: str = "layer") -> PyTree:
+def magnitude_masks(
+    tree: PyTree, sparsity: float, *, pattern: _tree.Pattern = "**/kernel", scope: str = "layer"
+) -> PyTree:
     """Unstructured magnitude masks: drop the ``sparsity`` fraction of smallest ``|w|``.
 
     Leaves not selected by ``pattern`` get all-True masks. ``scope="global"``

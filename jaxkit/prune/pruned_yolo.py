@@ -77,8 +77,9 @@ def importance(graph: Graph, variables: PyTree, *, groups=None) -> dict[str, jax
     return out
 
 
-def global_masks(scores: Mapping[str, Any], ratio: float, *, policy: str = "split",
-                 min_keep: int = 1) -> dict[str, jax.Array]:
+def global_masks(
+    scores: Mapping[str, Any], ratio: float, *, policy: str = "split", min_keep: int = 1
+) -> dict[str, jax.Array]:
     """Prune ``ratio`` of all channels by one global threshold on ``scores``.
 
     Args:
@@ -143,8 +144,9 @@ class BnL1State(NamedTuple):
     count: jax.Array  # int32 steps seen; the schedule's argument
 
 
-def bn_l1(strength: float | Callable[[jax.Array], jax.Array], mask: PyTree | Callable[[PyTree], PyTree]
-          ) -> optax.GradientTransformation:
+def bn_l1(
+    strength: float | Callable[[jax.Array], jax.Array], mask: PyTree | Callable[[PyTree], PyTree]
+) -> optax.GradientTransformation:
     """Optax transform adding the L1 sub-gradient ``s(step) * sign(gamma)`` on masked leaves.
 
     Network-slimming / Pruned-YOLO sparsity training: put it **first** in the
@@ -165,15 +167,17 @@ def bn_l1(strength: float | Callable[[jax.Array], jax.Array], mask: PyTree | Cal
             raise ValueError("bn_l1 needs `params` in update().")
         m = mask(params) if callable(mask) else mask
         s = jnp.asarray(sched(state.count))
-        updates = jax.tree.map(lambda u, p, on: jnp.where(on, u + s.astype(u.dtype) * jnp.sign(p), u),
-                               updates, params, m)
+        updates = jax.tree.map(
+            lambda u, p, on: jnp.where(on, u + s.astype(u.dtype) * jnp.sign(p), u), updates, params, m
+        )
         return updates, BnL1State(count=cast(jax.Array, optax.safe_int32_increment(state.count)))
 
     return optax.GradientTransformation(init, update)
 
 
-def soft_mask(params: PyTree, mask: PyTree, *, divisor: float = 5.0, factor: float = 0.1,
-              absolute: bool = True) -> tuple[PyTree, Any]:
+def soft_mask(
+    params: PyTree, mask: PyTree, *, divisor: float = 5.0, factor: float = 0.1, absolute: bool = True
+) -> tuple[PyTree, Any]:
     """Pruned-YOLO's soft mask: multiply every ``gamma`` below ``mean(gamma) / divisor`` by ``factor``.
 
     The mean is over all BatchNorm scales selected by ``mask`` (e.g.
@@ -186,8 +190,10 @@ def soft_mask(params: PyTree, mask: PyTree, *, divisor: float = 5.0, factor: flo
         raise ValueError(f"`divisor` must be > 0 and `factor` in [0, 1], got {divisor}, {factor}.")
     if jax.tree.structure(params) != jax.tree.structure(mask):
         raise ValueError("`mask` must have the structure of `params` (see bn_scale_mask).")
-    pm = [(p, jnp.broadcast_to(jnp.asarray(m, bool), jnp.shape(p)))
-          for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask))]
+    pm = [
+        (p, jnp.broadcast_to(jnp.asarray(m, bool), jnp.shape(p)))
+        for p, m in zip(jax.tree.leaves(params), jax.tree.leaves(mask))
+    ]
     static = [m for m in jax.tree.leaves(mask) if isinstance(m, (bool, np.bool_, np.ndarray))]
     if len(static) == len(jax.tree.leaves(mask)) and not any(np.any(m) for m in static):
         raise ValueError("`mask` selects no BatchNorm scale.")

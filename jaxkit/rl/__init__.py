@@ -17,18 +17,41 @@ from jaxkit.rl import ddpg, envs, intrinsic, reliability, replay, train
 from jaxkit.rl.ddpg import DDPG, DDPGState
 from jaxkit.rl.envs import EnvState, MountainCarContinuous, SparseNavigate, step_autoreset
 from jaxkit.rl.intrinsic import (
-                                 AGENTS,
-                                 IMState,
-                                 IntrinsicMotivation,
-                                 agent_reward,
-                                 gate,
-                                 prediction_error,
-                                 prediction_error_reward,
-                                 surprise_reward,
+    AGENTS,
+    IMState,
+    IntrinsicMotivation,
+    agent_reward,
+    gate,
+    prediction_error,
+    prediction_error_reward,
+    surprise_reward,
 )
 from jaxkit.rl.train import LOG_FIELDS, RunState, Trainer, kinds_index, place_runs
 
-__all__ = ["ddpg", "envs", "intrinsic", "reliability", "replay", "train", "DDPG", "DDPGState", "EnvState",
-           "MountainCarContinuous", "SparseNavigate", "step_autoreset", "AGENTS", "IMState", "IntrinsicMotivation",
-           "agent_reward", "gate", "prediction_error", "prediction_error_reward", "surprise_reward", "LOG_FIELDS",
-           "RunState", "Trainer", "kinds_index", "place_runs"]
+__all__ = [
+    "ddpg",
+    "envs",
+    "intrinsic",
+    "reliability",
+    "replay",
+    "train",
+    "DDPG",
+    "DDPGState",
+    "EnvState",
+    "MountainCarContinuous",
+    "SparseNavigate",
+    "step_autoreset",
+    "AGENTS",
+    "IMState",
+    "IntrinsicMotivation",
+    "agent_reward",
+    "gate",
+    "prediction_error",
+    "prediction_error_reward",
+    "surprise_reward",
+    "LOG_FIELDS",
+    "RunState",
+    "Trainer",
+    "kinds_index",
+    "place_runs",
+]

@@ -46,8 +46,10 @@ def _small_output(params, key, scale=3e-3):
     last = sorted(params["params"], key=lambda n: int(n.split("_")[-1]))[-1]
     k1, k2 = jax.random.split(key)
     layer = params["params"][last]
-    new = {"kernel": jax.random.uniform(k1, layer["kernel"].shape, jnp.float32, -scale, scale),
-           "bias": jax.random.uniform(k2, layer["bias"].shape, jnp.float32, -scale, scale)}
+    new = {
+        "kernel": jax.random.uniform(k1, layer["kernel"].shape, jnp.float32, -scale, scale),
+        "bias": jax.random.uniform(k2, layer["bias"].shape, jnp.float32, -scale, scale),
+    }
     return {"params": {**params["params"], last: new}}
 
 
@@ -145,6 +147,12 @@ class DDPG:
         a_loss, a_grad = jax.value_and_grad(actor_loss)(state.actor)
         a_upd, actor_opt = self.actor_tx.update(a_grad, state.actor_opt, state.actor)
         actor = optax.apply_updates(state.actor, a_upd)
-        new = DDPGState(actor, critic, soft_update(state.target_actor, actor, self.tau),
-                        soft_update(state.target_critic, critic, self.tau), actor_opt, critic_opt)
+        new = DDPGState(
+            actor,
+            critic,
+            soft_update(state.target_actor, actor, self.tau),
+            soft_update(state.target_critic, critic, self.tau),
+            actor_opt,
+            critic_opt,
+        )
         return new, {"critic_loss": c_loss, "actor_loss": a_loss}

@@ -83,7 +83,7 @@ class MountainCarContinuous:
         x = jnp.clip(x + v, self.min_position, self.max_position)
         v = jnp.where((x == self.min_position) & (v < 0), 0.0, v)
         terminated = (x >= self.goal_position) & (v >= self.goal_velocity)
-        reward = jnp.where(terminated, 100.0, 0.0) - 0.1 * a ** 2
+        reward = jnp.where(terminated, 100.0, 0.0) - 0.1 * a**2
         t = state.t + 1
         physics = jnp.stack([x, v]).astype(jnp.float32)
         return physics, EnvState(physics, t), reward.astype(jnp.float32), terminated, t >= self.max_steps
@@ -116,10 +116,16 @@ class SparseNavigate:
         d = jnp.stack([jnp.cos(ang), jnp.sin(ang)], axis=1)  # (R, 2)
         big = jnp.float32(1e6)
         # distance along each ray to the wall it meets first (axis-aligned box [-1, 1]^2)
-        tx = jnp.where(d[:, 0] > 1e-6, (1 - pos[0]) / jnp.maximum(d[:, 0], 1e-6),
-                       jnp.where(d[:, 0] < -1e-6, (-1 - pos[0]) / jnp.minimum(d[:, 0], -1e-6), big))
-        ty = jnp.where(d[:, 1] > 1e-6, (1 - pos[1]) / jnp.maximum(d[:, 1], 1e-6),
-                       jnp.where(d[:, 1] < -1e-6, (-1 - pos[1]) / jnp.minimum(d[:, 1], -1e-6), big))
+        tx = jnp.where(
+            d[:, 0] > 1e-6,
+            (1 - pos[0]) / jnp.maximum(d[:, 0], 1e-6),
+            jnp.where(d[:, 0] < -1e-6, (-1 - pos[0]) / jnp.minimum(d[:, 0], -1e-6), big),
+        )
+        ty = jnp.where(
+            d[:, 1] > 1e-6,
+            (1 - pos[1]) / jnp.maximum(d[:, 1], 1e-6),
+            jnp.where(d[:, 1] < -1e-6, (-1 - pos[1]) / jnp.minimum(d[:, 1], -1e-6), big),
+        )
         lidar = jnp.minimum(tx, ty) / (2 * jnp.sqrt(2.0))
         return jnp.concatenate([pos, lidar]).astype(jnp.float32)
 
@@ -130,10 +136,9 @@ class SparseNavigate:
     def step(self, state: EnvState, action):
         a = jnp.clip(check_action(self, action), -1.0, 1.0)
         pos = jnp.clip(state.physics + self.speed * a, -1.0, 1.0)
-        terminated = jnp.sum((pos - 0.8) ** 2) <= self.goal_radius ** 2
+        terminated = jnp.sum((pos - 0.8) ** 2) <= self.goal_radius**2
         t = state.t + 1
-        return (self._observe(pos), EnvState(pos, t), terminated.astype(jnp.float32), terminated,
-                t >= self.max_steps)
+        return (self._observe(pos), EnvState(pos, t), terminated.astype(jnp.float32), terminated, t >= self.max_steps)
 
 
 def step_autoreset(env, key, state: EnvState, action):

@@ -35,8 +35,16 @@ from jaxkit import _checks as _c
 from jaxkit._checks import is_concrete
 from jaxkit.models import MLP
 
-__all__ = ["AGENTS", "IMState", "IntrinsicMotivation", "prediction_error", "prediction_error_reward",
-           "surprise_reward", "gate", "agent_reward"]
+__all__ = [
+    "AGENTS",
+    "IMState",
+    "IntrinsicMotivation",
+    "prediction_error",
+    "prediction_error_reward",
+    "surprise_reward",
+    "gate",
+    "agent_reward",
+]
 
 AGENTS = ("baseline", "fm", "mc", "gated")
 
@@ -167,8 +175,10 @@ class IntrinsicMotivation:
     def _inputs(self, obs, action):
         obs, action = jnp.asarray(obs, jnp.float32), jnp.asarray(action, jnp.float32)
         if obs.shape[-1:] != (self.obs_dim,) or action.shape[-1:] != (self.act_dim,):
-            raise ValueError(f"`obs` and `action` must end in sizes {self.obs_dim} and {self.act_dim}, "
-                             f"got shapes {obs.shape} and {action.shape}.")
+            raise ValueError(
+                f"`obs` and `action` must end in sizes {self.obs_dim} and {self.act_dim}, "
+                f"got shapes {obs.shape} and {action.shape}."
+            )
         if obs.shape[:-1] != action.shape[:-1]:
             raise ValueError(f"`obs` {obs.shape} and `action` {action.shape} must share their batch shape.")
         return jnp.concatenate([obs, action], axis=-1).reshape((-1, self.obs_dim + self.act_dim)), obs.shape[:-1]
@@ -188,8 +198,14 @@ class IntrinsicMotivation:
         r_fm = prediction_error_reward(e)
         r_mc = surprise_reward(e, e_hat, self.sigma)
         r_gate, wins = gate(r_fm, r_mc, self.eps_fm, self.eps_mc)
-        return {"error": e, "error_estimate": e_hat, "r_fm": r_fm, "r_mc": r_mc, "r_gate": r_gate,
-                "surprise_wins": wins}
+        return {
+            "error": e,
+            "error_estimate": e_hat,
+            "r_fm": r_fm,
+            "r_mc": r_mc,
+            "r_gate": r_gate,
+            "surprise_wins": wins,
+        }
 
     def agent_reward(self, state: IMState, kind, obs, action, next_obs):
         """Intrinsic reward of agent ``kind`` (see :func:`agent_reward`) for a transition or batch."""
@@ -209,7 +225,9 @@ class IntrinsicMotivation:
         fwd = optax.apply_updates(state.forward, f_upd)
 
         x, _ = self._inputs(meta_batch["obs"], meta_batch["action"])
-        target = jax.lax.stop_gradient(prediction_error(meta_batch["next_obs"], cast(jax.Array, self.forward_net.apply(cast(Any, fwd), x))))
+        target = jax.lax.stop_gradient(
+            prediction_error(meta_batch["next_obs"], cast(jax.Array, self.forward_net.apply(cast(Any, fwd), x)))
+        )
 
         def mc_loss(p):
             return jnp.mean((cast(jax.Array, self.meta_net.apply(p, x))[:, 0] - target) ** 2)

@@ -29,8 +29,18 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ["iqr", "cvar", "detrend", "drawdown", "moving_average", "dispersion_across_runs", "risk_across_runs",
-           "dispersion_across_time", "short_term_risk_across_time", "long_term_risk_across_time"]
+__all__ = [
+    "iqr",
+    "cvar",
+    "detrend",
+    "drawdown",
+    "moving_average",
+    "dispersion_across_runs",
+    "risk_across_runs",
+    "dispersion_across_time",
+    "short_term_risk_across_time",
+    "long_term_risk_across_time",
+]
 
 
 def _alpha(alpha):
@@ -144,4 +154,3 @@ def short_term_risk_across_time(curves, alpha: float = 0.05):
 def long_term_risk_across_time(curves, alpha: float = 0.05):
     """CVaR (upper tail) of each run's drawdown: ``(runs,)``; larger = deeper declines."""
     return _cvar(drawdown(curves), alpha, 1, "upper", "curves")
-

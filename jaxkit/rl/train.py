@@ -44,8 +44,17 @@ from jaxkit.rl.intrinsic import AGENTS, IMState, IntrinsicMotivation, agent_rewa
 
 __all__ = ["RunState", "Trainer", "LOG_FIELDS", "kinds_index", "place_runs"]
 
-LOG_FIELDS = ("ext_reward", "int_reward", "fm_term", "mc_term", "surprise_wins", "error", "done", "success",
-              "episode_return")
+LOG_FIELDS = (
+    "ext_reward",
+    "int_reward",
+    "fm_term",
+    "mc_term",
+    "surprise_wins",
+    "error",
+    "done",
+    "success",
+    "episode_return",
+)
 
 
 @struct.dataclass
@@ -55,7 +64,7 @@ class RunState:
     buffer: replay.ReplayState
     env: EnvState
     obs: jax.Array
-    key: jax.Array          # raw uint32 key data (checkpoint-friendly)
+    key: jax.Array  # raw uint32 key data (checkpoint-friendly)
     step: jax.Array
     episode_return: jax.Array
     diverged: jax.Array
@@ -112,9 +121,17 @@ class Trainer:
         k_agent, k_im, k_env, k_run = jax.random.split(key, 4)
         obs, env_state = self.env.reset(k_env)
         example = self._transition(obs, jnp.zeros((self.env.act_dim,)), jnp.float32(0), obs, jnp.bool_(False))
-        return RunState(self.agent.init(k_agent), self.motivation.init(k_im), replay.init(self.buffer_size, example),
-                        env_state, obs, jax.random.key_data(k_run), jnp.zeros((), jnp.int32), jnp.float32(0),
-                        jnp.bool_(False))
+        return RunState(
+            self.agent.init(k_agent),
+            self.motivation.init(k_im),
+            replay.init(self.buffer_size, example),
+            env_state,
+            obs,
+            jax.random.key_data(k_run),
+            jnp.zeros((), jnp.int32),
+            jnp.float32(0),
+            jnp.bool_(False),
+        )
 
     def _step(self, kind, state: RunState, _):
         ag, im = self.agent, self.motivation
@@ -130,20 +147,39 @@ class Trainer:
 
         batch = replay.sample(k_a, buffer, self.batch_size)
         r_b = im.rewards(state.motivation, batch["obs"], batch["action"], batch["next_obs"])
-        batch = {**batch, "reward": batch["reward"] + agent_reward(kind, r_b["r_fm"], r_b["r_mc"], im.eps_fm,
-                                                                   im.eps_mc)}
+        batch = {
+            **batch,
+            "reward": batch["reward"] + agent_reward(kind, r_b["r_fm"], r_b["r_mc"], im.eps_fm, im.eps_mc),
+        }
         new_agent, a_metrics = ag.update(state.agent, batch)
-        new_im, m_metrics = im.update(state.motivation, replay.sample(k_f, buffer, self.batch_size),
-                                      replay.sample(k_m, buffer, self.batch_size))
+        new_im, m_metrics = im.update(
+            state.motivation, replay.sample(k_f, buffer, self.batch_size), replay.sample(k_m, buffer, self.batch_size)
+        )
         finite = jnp.all(jnp.isfinite(jnp.stack(list(a_metrics.values()) + list(m_metrics.values()))))
         learn = (buffer.size >= max(self.warmup_steps, 1)) & finite & ~state.diverged
         ep_ret = state.episode_return + r_ext
-        new_state = RunState(_where(learn, new_agent, state.agent), _where(learn, new_im, state.motivation), buffer,
-                             env_state, obs, jax.random.key_data(key), state.step + 1,
-                             jnp.where(done, 0.0, ep_ret), state.diverged | ~finite)
-        log = {"ext_reward": r_ext, "int_reward": r_int, "fm_term": fm_term, "mc_term": mc_term,
-               "surprise_wins": sig["surprise_wins"], "error": sig["error"], "done": done, "success": terminated,
-               "episode_return": ep_ret}
+        new_state = RunState(
+            _where(learn, new_agent, state.agent),
+            _where(learn, new_im, state.motivation),
+            buffer,
+            env_state,
+            obs,
+            jax.random.key_data(key),
+            state.step + 1,
+            jnp.where(done, 0.0, ep_ret),
+            state.diverged | ~finite,
+        )
+        log = {
+            "ext_reward": r_ext,
+            "int_reward": r_int,
+            "fm_term": fm_term,
+            "mc_term": mc_term,
+            "surprise_wins": sig["surprise_wins"],
+            "error": sig["error"],
+            "done": done,
+            "success": terminated,
+            "episode_return": ep_ret,
+        }
         return new_state, log
 
     @functools.partial(jax.jit, static_argnums=(0, 3))

@@ -17,7 +17,17 @@ from jaxkit.robust.margins import prediction_margin
 from jaxkit.robust.projection import ascent_direction, batch_norms, clip_range, nonneg_eps, norm_name, project_each
 from jaxkit.robust.softrmax import softrmax_cross_entropy
 
-__all__ = ['LOSSES', 'ATTACKS', 'margin_loss', 'fgsm', 'pgd', 'bim', 'class_means', 'average_sample_attack', 'robust_accuracy']
+__all__ = [
+    "LOSSES",
+    "ATTACKS",
+    "margin_loss",
+    "fgsm",
+    "pgd",
+    "bim",
+    "class_means",
+    "average_sample_attack",
+    "robust_accuracy",
+]
 
 
 def margin_loss(logits, labels):
@@ -28,8 +38,11 @@ def margin_loss(logits, labels):
     return -prediction_margin(logits, _c.labels_for(logits, labels))
 
 
-LOSSES = {"softmax": optax.softmax_cross_entropy_with_integer_labels, "softrmax": softrmax_cross_entropy,
-          "margin": margin_loss}
+LOSSES = {
+    "softmax": optax.softmax_cross_entropy_with_integer_labels,
+    "softrmax": softrmax_cross_entropy,
+    "margin": margin_loss,
+}
 
 
 UNROLL = 10
@@ -39,13 +52,15 @@ def _loss_fn(loss):
     if callable(loss):
         return loss
     if loss not in LOSSES:
-        raise ValueError(f"`loss` must be one of {tuple(LOSSES)} or a callable (logits, labels) -> per-example loss, "
-                         f"got {loss!r}.")
+        raise ValueError(
+            f"`loss` must be one of {tuple(LOSSES)} or a callable (logits, labels) -> per-example loss, got {loss!r}."
+        )
     return LOSSES[loss]
 
 
 def _input_grad(apply_fn, params, x, labels, loss):
     """Per-example ``grad_x loss(f(x_i), labels_i)`` (the batch sum, so examples do not mix) and the losses."""
+
     def total(xx):
         ls = loss(apply_fn(params, xx), labels)
         return jnp.sum(ls), ls
@@ -77,8 +92,9 @@ def _check_attack(x, y, eps):
     return x, y, jnp.asarray(e, x.dtype)
 
 
-def fgsm(apply_fn: Callable, params, x, y, eps, *, norm: str = "inf", targeted: bool = False, loss="softmax",
-         clip=None):
+def fgsm(
+    apply_fn: Callable, params, x, y, eps, *, norm: str = "inf", targeted: bool = False, loss="softmax", clip=None
+):
     """Fast gradient sign method (Goodfellow et al. 2015).
 
     ``x' = x + eps sign(grad_x J(x, y))``; ``targeted=True`` reads ``y`` as the
@@ -131,12 +147,28 @@ def _pgd(key, apply_fn, params, x, y, eps, alpha, norm, steps, random_start, tar
     return best_x if keep_best else xa
 
 
-_pgd_jit = jax.jit(_pgd, static_argnames=("apply_fn", "norm", "steps", "random_start", "targeted", "keep_best",
-                                          "loss", "clip"))
+_pgd_jit = jax.jit(
+    _pgd, static_argnames=("apply_fn", "norm", "steps", "random_start", "targeted", "keep_best", "loss", "clip")
+)
 
 
-def pgd(key, apply_fn: Callable, params, x, y, eps, *, norm: str = "inf", steps: int = 10, step_size=None,
-        random_start: bool = True, targeted: bool = False, keep_best: bool = True, loss="softmax", clip=None):
+def pgd(
+    key,
+    apply_fn: Callable,
+    params,
+    x,
+    y,
+    eps,
+    *,
+    norm: str = "inf",
+    steps: int = 10,
+    step_size=None,
+    random_start: bool = True,
+    targeted: bool = False,
+    keep_best: bool = True,
+    loss="softmax",
+    clip=None,
+):
     """Projected gradient descent attack (Madry et al. 2018): ``steps`` iterations of
     ``x <- clip(x + P_eps(x + alpha d(grad) - x_0))`` with ``d = sign`` (l-inf) or
     ``g / ||g||_2`` (l2), the gradient taken at the current iterate.
@@ -155,20 +187,60 @@ def pgd(key, apply_fn: Callable, params, x, y, eps, *, norm: str = "inf", steps:
     if random_start and key is None:
         raise ValueError("`key` is required with random_start=True (or pass random_start=False).")
     key = jax.random.key(0) if key is None else key
-    return _pgd_jit(key, apply_fn, params, x, y, e, alpha, norm_name(norm), int(steps), bool(random_start),
-                    bool(targeted), bool(keep_best), _loss_fn(loss), clip_range(clip))
+    return _pgd_jit(
+        key,
+        apply_fn,
+        params,
+        x,
+        y,
+        e,
+        alpha,
+        norm_name(norm),
+        int(steps),
+        bool(random_start),
+        bool(targeted),
+        bool(keep_best),
+        _loss_fn(loss),
+        clip_range(clip),
+    )
 
 
-def bim(apply_fn: Callable, params, x, y, eps, *, steps: int = 10, norm: str = "inf", targeted: bool = False,
-        keep_best: bool = False, loss="softmax", clip=None):
+def bim(
+    apply_fn: Callable,
+    params,
+    x,
+    y,
+    eps,
+    *,
+    steps: int = 10,
+    norm: str = "inf",
+    targeted: bool = False,
+    keep_best: bool = False,
+    loss="softmax",
+    clip=None,
+):
     """Basic iterative method (Kurakin et al. 2017): ``steps`` signed steps of ``alpha = eps / steps`` from ``x``,
     the gradient taken at the current iterate, projected on the ``eps``-ball (the thesis prints the gradient at
     ``x``; this is the standard BIM). :func:`pgd` without random start; returns the last iterate by default."""
     x, y, e = _check_attack(x, y, eps)
     if int(steps) < 1:
         raise ValueError(f"`steps` must be >= 1, got {steps}.")
-    return _pgd_jit(None, apply_fn, params, x, y, e, e / int(steps), norm_name(norm), int(steps), False, bool(targeted),
-                    bool(keep_best), _loss_fn(loss), clip_range(clip))
+    return _pgd_jit(
+        None,
+        apply_fn,
+        params,
+        x,
+        y,
+        e,
+        e / int(steps),
+        norm_name(norm),
+        int(steps),
+        False,
+        bool(targeted),
+        bool(keep_best),
+        _loss_fn(loss),
+        clip_range(clip),
+    )
 
 
 def class_means(x, y, num_classes: int | None = None):
@@ -213,8 +285,9 @@ def _craft_fgsm(key, source_fn, source_params, x, y, means, target, norm, steps,
     return lambda e: _clip(x + e * d, clip)
 
 
-def _craft_iterative(key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip,
-                     random_start, *, pgd):
+def _craft_iterative(
+    key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip, random_start, *, pgd
+):
     labels = target if targeted else y
     rs = random_start if pgd else False
 
@@ -225,8 +298,7 @@ def _craft_iterative(key, source_fn, source_params, x, y, means, target, norm, s
     return run
 
 
-def _craft_average(key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip,
-                   random_start):
+def _craft_average(key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip, random_start):
     return lambda e: _average(x, y, means, target, e, clip)
 
 
@@ -240,12 +312,43 @@ ATTACKS = {
 }
 
 
-@jax.jit(static_argnames=("apply_fn", "source_fn", "attack", "norm", "steps", "targeted", "loss", "clip",
-                          "random_start", "vectorize"))
-def _robust_hits(key, apply_fn, params, source_fn, source_params, x, y, eps, means, target, attack, norm, steps,
-                 targeted, loss, clip, random_start, vectorize):
-    craft = ATTACKS[attack](key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip,
-                            random_start)
+@jax.jit(
+    static_argnames=(
+        "apply_fn",
+        "source_fn",
+        "attack",
+        "norm",
+        "steps",
+        "targeted",
+        "loss",
+        "clip",
+        "random_start",
+        "vectorize",
+    )
+)
+def _robust_hits(
+    key,
+    apply_fn,
+    params,
+    source_fn,
+    source_params,
+    x,
+    y,
+    eps,
+    means,
+    target,
+    attack,
+    norm,
+    steps,
+    targeted,
+    loss,
+    clip,
+    random_start,
+    vectorize,
+):
+    craft = ATTACKS[attack](
+        key, source_fn, source_params, x, y, means, target, norm, steps, targeted, loss, clip, random_start
+    )
 
     def one(e):
         pred = jnp.argmax(apply_fn(params, craft(e)), -1)
@@ -254,10 +357,28 @@ def _robust_hits(key, apply_fn, params, source_fn, source_params, x, y, eps, mea
     return jax.vmap(one)(eps) if vectorize else jax.lax.map(one, eps)
 
 
-def robust_accuracy(apply_fn: Callable, params, x, y, eps, attack: str = "fgsm", *, key=None, steps: int = 10,
-                    norm: str = "inf", targeted: bool = False, target=None, loss="softmax", clip=None,
-                    random_start: bool = True, means=None, source=None, batch_size: int | None = None,
-                    return_success: bool = False, vectorize: bool = True):
+def robust_accuracy(
+    apply_fn: Callable,
+    params,
+    x,
+    y,
+    eps,
+    attack: str = "fgsm",
+    *,
+    key=None,
+    steps: int = 10,
+    norm: str = "inf",
+    targeted: bool = False,
+    target=None,
+    loss="softmax",
+    clip=None,
+    random_start: bool = True,
+    means=None,
+    source=None,
+    batch_size: int | None = None,
+    return_success: bool = False,
+    vectorize: bool = True,
+):
     """Accuracy under ``attack`` at every budget in ``eps`` -- one jitted call ``vmap``-ped over the budgets.
 
     ``attack``: ``"fgsm"``, ``"bim"`` (``steps`` steps of ``eps/steps``),
@@ -303,9 +424,26 @@ def robust_accuracy(apply_fn: Callable, params, x, y, eps, attack: str = "fgsm",
     bs = x.shape[0] if batch_size is None else int(batch_size)
     hits, succ = np.zeros(e.size), np.zeros(e.size)
     for i in range(0, x.shape[0], bs):
-        h, s = _robust_hits(jax.random.fold_in(key, i), apply_fn, params, src_fn, src_params, x[i:i + bs],
-                            y[i:i + bs], jnp.asarray(e, x.dtype), means, tgt[i:i + bs], attack, n, int(steps),
-                            bool(targeted), _loss_fn(loss), clip_range(clip), bool(random_start), bool(vectorize))
+        h, s = _robust_hits(
+            jax.random.fold_in(key, i),
+            apply_fn,
+            params,
+            src_fn,
+            src_params,
+            x[i : i + bs],
+            y[i : i + bs],
+            jnp.asarray(e, x.dtype),
+            means,
+            tgt[i : i + bs],
+            attack,
+            n,
+            int(steps),
+            bool(targeted),
+            _loss_fn(loss),
+            clip_range(clip),
+            bool(random_start),
+            bool(vectorize),
+        )
         hits += np.asarray(h)
         succ += np.asarray(s)
     acc = hits / x.shape[0]

@@ -9,7 +9,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ['NORMS', 'project', 'project_batch']
+__all__ = ["NORMS", "project", "project_batch"]
 
 
 NORMS = ("inf", "2")
@@ -78,7 +78,9 @@ def ascent_direction(g, norm):
 def project_batch(delta, eps, norm: str = "inf"):
     """Project each example's perturbation ``delta[i]`` onto its own ``eps``-ball (``eps`` scalar or per example)."""
     delta = jnp.asarray(_c.array(delta, "delta", min_ndim=1, kind="f", nonempty=True))
-    return project_each(delta, jnp.reshape(jnp.asarray(eps, delta.dtype), (-1,) + (1,) * (delta.ndim - 1)), norm_name(norm))
+    return project_each(
+        delta, jnp.reshape(jnp.asarray(eps, delta.dtype), (-1,) + (1,) * (delta.ndim - 1)), norm_name(norm)
+    )
 
 
 def project_each(delta, e, norm):

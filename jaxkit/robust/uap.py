@@ -15,9 +15,7 @@ import optax
 from jaxkit import _checks as _c
 from jaxkit.robust.projection import norm_name, positive_eps, project
 
-__all__ = ['universal_perturbation', 'universal_evasion_rate', 'targeted_success_rate']
-
-
+__all__ = ["universal_perturbation", "universal_evasion_rate", "targeted_success_rate"]
 
 
 def _check_delta(delta, x):
@@ -28,9 +26,20 @@ def _check_delta(delta, x):
     return jnp.asarray(d)
 
 
-def universal_perturbation(key, apply_fn: Callable, params, data, eps: float, norm: str = "inf", target=None, *,
-                           steps: int = 100, batch_size: int = 200, step_size: float | None = None,
-                           clip: tuple[float, float] | None = None):
+def universal_perturbation(
+    key,
+    apply_fn: Callable,
+    params,
+    data,
+    eps: float,
+    norm: str = "inf",
+    target=None,
+    *,
+    steps: int = 100,
+    batch_size: int = 200,
+    step_size: float | None = None,
+    clip: tuple[float, float] | None = None,
+):
     """One perturbation ``delta`` (shape of one input) that fools the model on the whole data set.
 
     ``data = (x, y)``. Each of ``steps`` iterations draws ``batch_size`` samples
@@ -50,8 +59,9 @@ def universal_perturbation(key, apply_fn: Callable, params, data, eps: float, no
     lr = 2.5 * eps / int(steps) if step_size is None else float(step_size)
     targeted = target is not None
     tgt = jnp.asarray(0 if target is None else target, jnp.int32)
-    return _uap(key, apply_fn, params, x, y, tgt, eps, n, targeted, int(steps), min(int(batch_size), x.shape[0]),
-                lr, clip)
+    return _uap(
+        key, apply_fn, params, x, y, tgt, eps, n, targeted, int(steps), min(int(batch_size), x.shape[0]), lr, clip
+    )
 
 
 @jax.jit(static_argnames=("apply_fn", "norm", "targeted", "steps", "batch_size", "clip"))

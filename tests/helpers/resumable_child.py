@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxkit import data, evolution as evo, models
+from jaxkit import data, models
+from jaxkit import evolution as evo
 
 
 def sphere(x):
@@ -26,16 +27,28 @@ def sample(k):
 
 def main(directory):
     ga = evo.GA(16, sample)
-    state, hist = evo.optimize(ga, sphere, jax.random.key(0), 40, checkpoint_dir=os.path.join(directory, "ga"),
-                               progress=False)
+    state, hist = evo.optimize(
+        ga, sphere, jax.random.key(0), 40, checkpoint_dir=os.path.join(directory, "ga"), progress=False
+    )
     ds = data.make_classification(400, 8, 3, seed=0)
     ts = models.create_train_state(jax.random.key(1), models.MLP((32, 3)), ds.train.x[:1], optax.adam(1e-2))
-    ts, thist = models.train(ts, ds, key=jax.random.key(2), epochs=12, batch_size=32, progress=False,
-                             checkpoint_dir=os.path.join(directory, "train"), config={"lr": 1e-2})
-    out = {"ga_population": np.asarray(state.population), "ga_fitness": np.asarray(state.fitness),
-           "ga_history": np.asarray([h["fitness"] for h in hist], np.float64),
-           "train_history": np.asarray([[h["train_loss"], h["test_accuracy"]] for h in thist]),
-           **{f"param_{i}": np.asarray(p) for i, p in enumerate(jax.tree.leaves(ts.params))}}
+    ts, thist = models.train(
+        ts,
+        ds,
+        key=jax.random.key(2),
+        epochs=12,
+        batch_size=32,
+        progress=False,
+        checkpoint_dir=os.path.join(directory, "train"),
+        config={"lr": 1e-2},
+    )
+    out = {
+        "ga_population": np.asarray(state.population),
+        "ga_fitness": np.asarray(state.fitness),
+        "ga_history": np.asarray([h["fitness"] for h in hist], np.float64),
+        "train_history": np.asarray([[h["train_loss"], h["test_accuracy"]] for h in thist]),
+        **{f"param_{i}": np.asarray(p) for i, p in enumerate(jax.tree.leaves(ts.params))},
+    }
     tmp = os.path.join(directory, "result.tmp.npz")
     np.savez(tmp, **out)
     os.replace(tmp, os.path.join(directory, "result.npz"))

@@ -47,8 +47,11 @@ def multiclass(n, c, temperature, seed):
 
 def main():
     cases = {"binary": binary(5000, 2, 0), "multiclass": multiclass(3000, 5, 0.6, 1)}
-    out = {"netcal_version": np.array(netcal.__version__), "numpy_version": np.array(np.__version__),
-           "scipy_version": np.array(scipy.__version__)}
+    out = {
+        "netcal_version": np.array(netcal.__version__),
+        "numpy_version": np.array(np.__version__),
+        "scipy_version": np.array(scipy.__version__),
+    }
     for name, (p, y) in cases.items():
         out[f"{name}/probs"], out[f"{name}/labels"] = p, y
         for b in (10, 15):
