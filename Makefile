@@ -1,6 +1,6 @@
 # Two entry points for a fresh clone (only Python >= 3.10 and pip needed):
 #   make demo   -- create .venv, install jaxkit, train the digits CNN
-#   make test   -- create .venv, install jaxkit with test extras, run the whole suite
+#   make test   -- create .venv, install jaxkit with test and lint extras, run the linters, then the whole suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -16,7 +16,7 @@ WORKERS ?= 2
 UNIT_XLA_FLAGS ?= --xla_backend_optimization_level=0
 PYTEST = $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
-.PHONY: demo test test-fast bench clean
+.PHONY: demo test test-fast lint bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,14 +31,21 @@ $(VENV)/.installed-demo: $(BIN)/python setup.cfg pyproject.toml
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
-	$(PIP_INSTALL) -e ".[test]"
+	$(PIP_INSTALL) -e ".[test,lint]"
 	touch $@
 
 demo: $(VENV)/.installed-demo
 	$(BIN)/python experiments/train_digits.py
 
-test: test-fast
+test: lint test-fast
 	$(PYTEST) -m slow tests
+
+# the habits CONTRIBUTING.md names, checked before any test runs (configuration in pyproject.toml)
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/pyright
 
 test-fast: $(VENV)/.installed-test
 	XLA_FLAGS="$(UNIT_XLA_FLAGS) $$XLA_FLAGS" $(PYTEST) -m "not slow" tests

@@ -78,8 +78,7 @@ def main():
         )
         moved = jax.tree.map(lambda a: jnp.moveaxis(a, -1, 0) if a.ndim > 1 else a, params)
         moved_apply = lambda p, v, apply=apply: apply(
-            jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1) if a.ndim > 1 else a, p),
-            v,
+            jax.tree.map(lambda a: jnp.moveaxis(a, 0, -1) if a.ndim > 1 else a, p), v
         )
         report(
             f"(a) GC, {name}: jaxkit centralize_gradients vs optax.centralize on output-first kernels",

@@ -61,15 +61,7 @@ def main(argv=None):
         lp = lambda: loop(attack)
         np.testing.assert_allclose(vm(), lp(), atol=1.5 / len(y))  # same numbers (one flip of rounding allowed)
         sq = lambda: robust.robust_accuracy(
-            model.apply,
-            params,
-            x,
-            y,
-            eps,
-            attack,
-            clip=(0.0, 1.0),
-            vectorize=False,
-            **kw,
+            model.apply, params, x, y, eps, attack, clip=(0.0, 1.0), vectorize=False, **kw
         )
         t_loop, _ = best_time(lp, args.repeat)
         t_vm, _ = best_time(vm, args.repeat)

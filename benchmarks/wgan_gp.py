@@ -111,14 +111,7 @@ def main(argv=None):
     # 3. thorough preset throughput and extrapolation
     xt = np.asarray(jax.random.uniform(jax.random.key(4), (args.thorough_pixels, 20, 1, 1), minval=-1, maxval=1))
     th = lambda: anomaly.recreation_cost(
-        jax.random.key(0),
-        ga,
-        g_params,
-        xt,
-        noise_dim=4,
-        runs=16,
-        iterations=100,
-        chunk=args.thorough_pixels,
+        jax.random.key(0), ga, g_params, xt, noise_dim=4, runs=16, iterations=100, chunk=args.thorough_pixels
     )
     th()
     tt, _ = best_time(th, 1)

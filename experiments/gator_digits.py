@@ -68,7 +68,7 @@ RECIPES = {
         finetune_lr=1e-3,
         schedule="paper",
         alphas=[0.25, 0.5, 1.0, 2.0, 4.0],
-    ),
+    )
 }
 # step-decay points (fractions of a phase) of the paper's recipe, x0.1 at each
 PAPER_DECAY = {"pretrain": (0.5, 0.75), "gated": (2 / 3,), "finetune": (0.5, 0.75)}

@@ -19,7 +19,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["leading_size", "pad_to_multiple", "mesh", "members", "replicated", "put", "gather", "place"]
+__all__ = ["gather", "leading_size", "members", "mesh", "pad_to_multiple", "place", "put", "replicated"]
 
 PyTree = Any
 

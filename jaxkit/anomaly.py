@@ -38,24 +38,24 @@ from jaxkit import _checks as _c
 from jaxkit.metrics import auc, far_floor, lg_far, log_auc, log_auc_chance, partial_auc, roc_curve
 
 __all__ = [
-    "as_pixels",
-    "rx_fit",
-    "rx_scores",
-    "global_rx",
-    "local_rx",
-    "gmm_scores",
-    "discriminator_scores",
-    "recreation_cost",
     "anogan_scores",
-    "roc_curve",
+    "as_pixels",
     "auc",
-    "log_auc",
+    "discriminator_scores",
+    "evaluate_targets",
+    "global_rx",
+    "gmm_scores",
     "lg_far",
+    "local_rx",
+    "log_auc",
     "log_auc_chance",
     "partial_auc",
-    "evaluate_targets",
-    "plot_semilog_roc",
     "plot_heatmap",
+    "plot_semilog_roc",
+    "recreation_cost",
+    "roc_curve",
+    "rx_fit",
+    "rx_scores",
 ]
 
 

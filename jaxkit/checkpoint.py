@@ -48,14 +48,14 @@ import numpy as np
 from jaxkit import __version__
 
 __all__ = [
-    "Checkpointer",
-    "Run",
     "CheckpointError",
     "CheckpointMismatch",
-    "structure",
-    "fingerprint",
+    "Checkpointer",
+    "Run",
     "config_digest",
+    "fingerprint",
     "memo",
+    "structure",
 ]
 
 _STRUCTURE = "_structure"
@@ -197,8 +197,7 @@ class Checkpointer:
         for tmp in glob.glob(os.path.join(self.directory, "*.orbax-checkpoint-tmp*")):  # a killed save's leftovers
             shutil.rmtree(tmp, ignore_errors=True)
         self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(max_to_keep=int(max_to_keep), create=True),
+            self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=int(max_to_keep), create=True)
         )
 
     def latest_step(self) -> int | None:
@@ -218,10 +217,7 @@ class Checkpointer:
         meta[_STRUCTURE] = structure(state)
         self._manager.save(
             int(step),
-            args=ocp.args.Composite(
-                state=ocp.args.StandardSave(state),
-                metadata=ocp.args.JsonSave(meta),
-            ),
+            args=ocp.args.Composite(state=ocp.args.StandardSave(state), metadata=ocp.args.JsonSave(meta)),
             force=True,
         )
         self._manager.wait_until_finished()

@@ -52,19 +52,19 @@ from jaxkit import tree as jt
 from jaxkit._checks import is_concrete
 
 __all__ = [
+    "MONOTONE_FUNCTIONS",
+    "MONOTONE_ULPS",
     "Interval",
     "box",
     "check",
-    "convert",
-    "matmul",
-    "dense",
-    "relu",
-    "monotone",
-    "ibp",
-    "mlp_layers",
     "contains",
-    "MONOTONE_FUNCTIONS",
-    "MONOTONE_ULPS",
+    "convert",
+    "dense",
+    "ibp",
+    "matmul",
+    "mlp_layers",
+    "monotone",
+    "relu",
 ]
 
 
@@ -438,7 +438,7 @@ MONOTONE_ULPS: dict[str, dict[str, dict[str, int]]] = {
             "arctan": 10,
             "sqrt": 4,
         },
-    },
+    }
 }
 
 

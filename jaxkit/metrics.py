@@ -12,7 +12,7 @@ from scipy.stats import rankdata
 
 from jaxkit import _checks as _c
 
-__all__ = ["roc_curve", "auc", "log_auc", "lg_far", "log_auc_chance", "partial_auc", "far_floor"]
+__all__ = ["auc", "far_floor", "lg_far", "log_auc", "log_auc_chance", "partial_auc", "roc_curve"]
 
 
 def _scores_labels(scores, labels):

@@ -51,21 +51,21 @@ from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 
 __all__ = [
-    "center",
-    "standardize",
-    "unit_norm",
+    "TEST_MODES",
     "WEIGHT_TRANSFORMS",
-    "transform_weights",
-    "centralize_gradients",
-    "project_weights",
-    "reparameterize",
-    "Reparameterized",
     "LocalNorm",
+    "Reparameterized",
+    "bn_to_localnorm",
+    "center",
+    "centralize_gradients",
+    "dynamic_bn_apply",
     "localnorm_predict",
     "majority_vote",
-    "bn_to_localnorm",
-    "dynamic_bn_apply",
-    "TEST_MODES",
+    "project_weights",
+    "reparameterize",
+    "standardize",
+    "transform_weights",
+    "unit_norm",
 ]
 
 PyTree = Any
@@ -216,12 +216,7 @@ def _check_input(apply_fn, variables, x, kwargs, name="x"):
     _c.fits(lambda v, xx: apply_fn(v, xx, **kwargs), variables, _c.array(x, name, kind="r", nonempty=True), name)
 
 
-def Reparameterized(
-    module: nn.Module,
-    kind: str = "center",
-    mask=None,
-    straight_through: bool = False,
-) -> nn.Module:
+def Reparameterized(module: nn.Module, kind: str = "center", mask=None, straight_through: bool = False) -> nn.Module:
     """A copy of ``module`` whose ``params`` are WC / WS / WN-transformed on read (``nn.map_variables``).
 
     Params are created raw at ``init``; paths inside ``mask`` are relative to

@@ -24,7 +24,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ["bfrifp_decay", "warmup_cosine_sparsity", "gmp_sparsity", "temperature", "ramp"]
+__all__ = ["bfrifp_decay", "gmp_sparsity", "ramp", "temperature", "warmup_cosine_sparsity"]
 
 
 def _step(step, name="step"):

@@ -40,16 +40,16 @@ SEP = "/"
 
 __all__ = [
     "SEP",
+    "bool_mask",
+    "count_params",
+    "flatten",
+    "map_selected",
+    "match",
     "params_of",
     "path_str",
-    "flatten",
-    "unflatten",
     "paths",
-    "match",
     "select",
-    "bool_mask",
-    "map_selected",
-    "count_params",
+    "unflatten",
     "validate",
 ]
 

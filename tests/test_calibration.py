@@ -191,7 +191,7 @@ def test_bootstrap_quantiles_equal_numpy_nanquantile():
     rel = RNG.random((37, 11)).astype(np.float32)
     rel[[1, 5, 9], 2] = np.nan
     rel[:, 7] = np.nan  # a grid point with no valid replicate
-    grid, med, lo, hi = cal._quantiles(jnp.zeros(11), jnp.asarray(rel), 0.9)
+    grid, med, lo, hi = cal.kernel._quantiles(jnp.zeros(11), jnp.asarray(rel), 0.9)
     import warnings
 
     with warnings.catch_warnings():
@@ -200,7 +200,7 @@ def test_bootstrap_quantiles_equal_numpy_nanquantile():
     for got, w in zip((med, lo, hi), want):
         np.testing.assert_allclose(np.asarray(got), w, rtol=1e-6, equal_nan=True)
     x = jnp.asarray(RNG.standard_normal((3, 64)), jnp.float32)
-    np.testing.assert_array_equal(np.asarray(cal._bitonic_sort(x)), np.sort(np.asarray(x), axis=1))
+    np.testing.assert_array_equal(np.asarray(cal.kernel._bitonic_sort(x)), np.sort(np.asarray(x), axis=1))
 
 
 def test_estimators_jit_once_per_shape():

@@ -23,18 +23,8 @@ into train and test with a stratified split fixed by ``seed``.
 
 from __future__ import annotations
 
-from jaxkit.data.core import (
-    Dataset,
-    Split,
-    batches,
-    num_batches,
-)
-from jaxkit.data.cups import (
-    CUP_PARAMS,
-    CupMeshes,
-    cup_reference,
-    make_cups,
-)
+from jaxkit.data.core import Dataset, Split, batches, num_batches
+from jaxkit.data.cups import CUP_PARAMS, CupMeshes, cup_reference, make_cups
 from jaxkit.data.hyperspectral import (
     TARGET_NAMES,
     HyperspectralScene,
@@ -56,59 +46,45 @@ from jaxkit.data.shift import (
     make_rotated_digits,
     synthesize,
 )
-from jaxkit.data.sklearn import (
-    load_breast_cancer,
-    load_digits,
-    load_iris,
-    make_classification,
-    select_classes,
-)
-from jaxkit.data.tabular import (
-    FairTabular,
-    load_adult,
-    load_compas,
-    load_german,
-    make_fair_tabular,
-)
-from jaxkit.data.tfds import (
-    load_tfds,
-)
+from jaxkit.data.sklearn import load_breast_cancer, load_digits, load_iris, make_classification, select_classes
+from jaxkit.data.tabular import FairTabular, load_adult, load_compas, load_german, make_fair_tabular
+from jaxkit.data.tfds import load_tfds
 
 __all__ = [
-    "Split",
-    "Dataset",
-    "batches",
-    "num_batches",
-    "load_digits",
-    "select_classes",
-    "load_iris",
-    "load_breast_cancer",
-    "make_classification",
-    "load_tfds",
-    "CupMeshes",
     "CUP_PARAMS",
-    "cup_reference",
-    "make_cups",
-    "HyperspectralScene",
     "TARGET_NAMES",
-    "check_cube",
-    "make_hyperspectral_scene",
-    "scale_cube",
-    "pixel_windows",
-    "window_split",
-    "load_scene",
+    "CupMeshes",
+    "Dataset",
     "FairTabular",
-    "make_fair_tabular",
-    "load_german",
-    "load_compas",
-    "load_adult",
+    "HyperspectralScene",
     "RotatedDomains",
-    "make_rotated_digits",
-    "domain_batch_sampler",
-    "domain_batch_indices",
-    "make_imbalanced",
+    "Split",
     "balanced_sampler",
-    "injection_sampler",
+    "batches",
+    "check_cube",
+    "cup_reference",
+    "domain_batch_indices",
+    "domain_batch_sampler",
     "expected_wait",
+    "injection_sampler",
+    "load_adult",
+    "load_breast_cancer",
+    "load_compas",
+    "load_digits",
+    "load_german",
+    "load_iris",
+    "load_scene",
+    "load_tfds",
+    "make_classification",
+    "make_cups",
+    "make_fair_tabular",
+    "make_hyperspectral_scene",
+    "make_imbalanced",
+    "make_rotated_digits",
+    "num_batches",
+    "pixel_windows",
+    "scale_cube",
+    "select_classes",
     "synthesize",
+    "window_split",
 ]

@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ["Split", "Dataset", "batches", "num_batches"]
+__all__ = ["Dataset", "Split", "batches", "num_batches"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,10 +61,7 @@ def num_batches(n: int, batch_size: int, drop_remainder: bool = False) -> int:
 
 
 def batches(
-    key: jax.Array | None,
-    *arrays: np.ndarray,
-    batch_size: int,
-    drop_remainder: bool = False,
+    key: jax.Array | None, *arrays: np.ndarray, batch_size: int, drop_remainder: bool = False
 ) -> Iterator[tuple[np.ndarray, ...]]:
     """Yield tuples of aligned mini-batches from ``arrays``.
 

@@ -9,7 +9,7 @@ import numpy as np
 from jaxkit import _checks as _c
 from jaxkit.data.core import Split
 
-__all__ = ["CupMeshes", "CUP_PARAMS", "cup_reference", "make_cups"]
+__all__ = ["CUP_PARAMS", "CupMeshes", "cup_reference", "make_cups"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,14 +14,14 @@ from scipy.ndimage import gaussian_filter, maximum_filter
 from jaxkit import _checks as _c
 
 __all__ = [
-    "HyperspectralScene",
     "TARGET_NAMES",
+    "HyperspectralScene",
     "check_cube",
-    "make_hyperspectral_scene",
-    "scale_cube",
-    "pixel_windows",
-    "window_split",
     "load_scene",
+    "make_hyperspectral_scene",
+    "pixel_windows",
+    "scale_cube",
+    "window_split",
 ]
 
 

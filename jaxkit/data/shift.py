@@ -17,13 +17,13 @@ from jaxkit.data.sklearn import load_digits
 
 __all__ = [
     "RotatedDomains",
-    "make_rotated_digits",
-    "domain_batch_sampler",
-    "domain_batch_indices",
-    "make_imbalanced",
     "balanced_sampler",
-    "injection_sampler",
+    "domain_batch_indices",
+    "domain_batch_sampler",
     "expected_wait",
+    "injection_sampler",
+    "make_imbalanced",
+    "make_rotated_digits",
     "synthesize",
 ]
 

@@ -14,7 +14,7 @@ import numpy as np
 from jaxkit import _checks as _c
 from jaxkit.data.core import Dataset, Split
 
-__all__ = ["load_digits", "select_classes", "load_iris", "load_breast_cancer", "make_classification"]
+__all__ = ["load_breast_cancer", "load_digits", "load_iris", "make_classification", "select_classes"]
 
 
 def _split(name, x, y, test_size, seed, standardize) -> Dataset:

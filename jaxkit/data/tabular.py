@@ -16,7 +16,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ["FairTabular", "make_fair_tabular", "load_german", "load_compas", "load_adult"]
+__all__ = ["FairTabular", "load_adult", "load_compas", "load_german", "make_fair_tabular"]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,7 @@ from flax import struct
 from jaxkit import _checks as _c
 from jaxkit.evolution import operators as ops
 
-__all__ = ["Strategy", "SingleObjective", "EvoState", "STRATEGIES", "register", "make", "vary", "initial_first"]
+__all__ = ["STRATEGIES", "EvoState", "SingleObjective", "Strategy", "initial_first", "make", "register", "vary"]
 
 PyTree = Any
 

@@ -12,7 +12,7 @@ from flax import struct
 from jaxkit.evolution import operators as ops
 from jaxkit.evolution.base import EvoState, SingleObjective, register
 
-__all__ = ["DEParams", "DE"]
+__all__ = ["DE", "DEParams"]
 
 
 @struct.dataclass

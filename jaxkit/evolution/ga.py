@@ -14,7 +14,7 @@ from flax import struct
 from jaxkit.evolution import operators as ops
 from jaxkit.evolution.base import EvoState, SingleObjective, initial_first, register, vary
 
-__all__ = ["GAParams", "GA"]
+__all__ = ["GA", "GAParams"]
 
 PyTree = Any
 

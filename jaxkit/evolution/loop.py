@@ -15,7 +15,7 @@ from jaxkit.checkpoint import Run
 from jaxkit.evolution.base import EvoState, Strategy
 from jaxkit.evolution.evaluate import evaluate, warn_nan_members
 
-__all__ = ["run", "optimize", "step"]
+__all__ = ["optimize", "run", "step"]
 
 
 def _check_strategy(strategy) -> None:

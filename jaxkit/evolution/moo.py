@@ -32,44 +32,10 @@ module is their public face (``evolution.moo.<name>``) and re-exports every publ
 
 from __future__ import annotations
 
-from jaxkit.evolution.nsga2 import (
-    NSGA2,
-    MOState,
-    NSGA2Params,
-    box_nsga2,
-    pareto_front,
-    weight_noise,
-)
-from jaxkit.evolution.pareto import (
-    crowding_distance,
-    dominance_tournament,
-    dominates,
-    hypervolume,
-    non_dominated_sort,
-    polynomial_mutation,
-    pure_diversity,
-    rank_and_crowding,
-    sbx_crossover,
-    spacing,
-    survival_order,
-)
+from jaxkit.evolution import nsga2, pareto
+from jaxkit.evolution.nsga2 import *  # noqa: F403  (the face re-exports every public name)
+from jaxkit.evolution.pareto import *  # noqa: F403  (the face re-exports every public name)
 
-__all__ = [
-    "dominates",
-    "non_dominated_sort",
-    "crowding_distance",
-    "rank_and_crowding",
-    "survival_order",
-    "hypervolume",
-    "pure_diversity",
-    "spacing",
-    "sbx_crossover",
-    "polynomial_mutation",
-    "MOState",
-    "NSGA2Params",
-    "NSGA2",
-    "weight_noise",
-    "box_nsga2",
-    "dominance_tournament",
-    "pareto_front",
-]
+__all__ = []
+__all__ += pareto.__all__
+__all__ += nsga2.__all__

@@ -33,7 +33,7 @@ from jaxkit.evolution.pareto import (
 
 PyTree = Any
 
-__all__ = ["MOState", "NSGA2Params", "NSGA2", "weight_noise", "box_nsga2", "pareto_front"]
+__all__ = ["NSGA2", "MOState", "NSGA2Params", "box_nsga2", "pareto_front", "weight_noise"]
 
 
 @struct.dataclass

@@ -23,22 +23,22 @@ from jaxkit import _checks as _c
 from jaxkit import _sharding
 
 __all__ = [
-    "check_rate",
-    "popsize",
-    "check_population",
-    "check_fitness",
-    "uniform_crossover",
-    "de_mutation",
     "binomial_crossover",
-    "gaussian_mutation",
-    "uniform_mutation",
     "categorical_mutation",
+    "check_fitness",
+    "check_population",
+    "check_rate",
+    "de_mutation",
     "drop",
-    "replace_fraction",
+    "elitist_merge",
+    "gaussian_mutation",
+    "popsize",
     "ranking_key",
+    "replace_fraction",
     "tournament_selection",
     "truncation_selection",
-    "elitist_merge",
+    "uniform_crossover",
+    "uniform_mutation",
 ]
 
 PyTree = Any

@@ -32,17 +32,17 @@ from jaxkit import _checks as _c
 from jaxkit.evolution import operators as ops
 
 __all__ = [
-    "dominates",
-    "non_dominated_sort",
     "crowding_distance",
-    "rank_and_crowding",
-    "survival_order",
-    "hypervolume",
-    "pure_diversity",
-    "spacing",
-    "sbx_crossover",
-    "polynomial_mutation",
     "dominance_tournament",
+    "dominates",
+    "hypervolume",
+    "non_dominated_sort",
+    "polynomial_mutation",
+    "pure_diversity",
+    "rank_and_crowding",
+    "sbx_crossover",
+    "spacing",
+    "survival_order",
 ]
 
 

@@ -7,41 +7,12 @@
   the outputs stay the same (T1-T4 of "How to Manipulate CNNs to Make Them Lie", BMVC-W 2019).
 """
 
-from . import manipulate
-from .entropy import detect, detection_report, entropy_scores, feature_response, fit_threshold, local_spatial_entropy
-from .maps import (
-    Tap,
-    cam,
-    features_and_logits,
-    gradcam,
-    gradcam_from_features,
-    guided_backprop,
-    guided_relu,
-    guided_relus,
-    layer_names,
-    normalize_maps,
-    resolve_layer,
-    saliency,
-)
+from __future__ import annotations
 
-__all__ = [
-    "Tap",
-    "cam",
-    "features_and_logits",
-    "gradcam",
-    "gradcam_from_features",
-    "guided_backprop",
-    "guided_relu",
-    "guided_relus",
-    "layer_names",
-    "normalize_maps",
-    "resolve_layer",
-    "saliency",
-    "local_spatial_entropy",
-    "entropy_scores",
-    "feature_response",
-    "fit_threshold",
-    "detect",
-    "detection_report",
-    "manipulate",
-]
+from jaxkit.explain import entropy, manipulate, maps
+from jaxkit.explain.entropy import *  # noqa: F403  (the face re-exports every public name)
+from jaxkit.explain.maps import *  # noqa: F403  (the face re-exports every public name)
+
+__all__ = ["manipulate"]
+__all__ += maps.__all__
+__all__ += entropy.__all__

@@ -31,7 +31,7 @@ from jaxkit import metrics
 
 from .maps import guided_backprop, normalize_maps
 
-__all__ = ["local_spatial_entropy", "entropy_scores", "feature_response", "fit_threshold", "detect", "detection_report"]
+__all__ = ["detect", "detection_report", "entropy_scores", "feature_response", "fit_threshold", "local_spatial_entropy"]
 
 
 def _check_maps(maps, bins, window, value_range):

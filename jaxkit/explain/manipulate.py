@@ -40,16 +40,16 @@ from jaxkit import tree as jtree
 from .maps import layer_names, module_path, resolve_layer
 
 __all__ = [
-    "widen",
-    "inject_constant_explanation",
-    "inject_target_explanation",
-    "inject_semi_random_explanation",
-    "inject_backdoor_explanation",
     "Manipulated",
     "SideBranch",
     "StickerDetector",
+    "inject_backdoor_explanation",
+    "inject_constant_explanation",
+    "inject_semi_random_explanation",
+    "inject_target_explanation",
     "place_stickers",
     "random_sticker",
+    "widen",
 ]
 
 

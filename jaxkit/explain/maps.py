@@ -41,16 +41,17 @@ from jaxkit.models import Tap
 
 __all__ = [
     "Tap",
-    "layer_names",
+    "cam",
     "features_and_logits",
     "gradcam",
     "gradcam_from_features",
-    "cam",
-    "saliency",
+    "guided_backprop",
     "guided_relu",
     "guided_relus",
-    "guided_backprop",
+    "layer_names",
     "normalize_maps",
+    "resolve_layer",
+    "saliency",
 ]
 
 

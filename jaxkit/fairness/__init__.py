@@ -38,56 +38,10 @@ count, selection rate, accuracy, TPR, FPR).
 
 from __future__ import annotations
 
-from jaxkit.fairness.learner import (
-    OBJECTIVES,
-    VARIANTS,
-    init_mlp,
-    member_key,
-    model_objectives,
-    moea_fitness,
-    partial_train,
-    predict_proba,
-)
-from jaxkit.fairness.metrics import (
-    CONVENTIONS,
-    benefits,
-    cross_groups,
-    demographic_parity_difference,
-    demographic_parity_ratio,
-    equal_opportunity_difference,
-    equal_opportunity_ratio,
-    equalized_odds_difference,
-    equalized_odds_ratio,
-    fairness_objectives,
-    ge_decomposition,
-    generalized_entropy_index,
-    group_rates,
-    group_unfairness,
-    individual_unfairness,
-)
+from jaxkit.fairness import learner, metrics
+from jaxkit.fairness.learner import *  # noqa: F403  (the face re-exports every public name)
+from jaxkit.fairness.metrics import *  # noqa: F403  (the face re-exports every public name)
 
-__all__ = [
-    "cross_groups",
-    "benefits",
-    "generalized_entropy_index",
-    "ge_decomposition",
-    "individual_unfairness",
-    "group_unfairness",
-    "fairness_objectives",
-    "group_rates",
-    "demographic_parity_difference",
-    "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
-    "equal_opportunity_difference",
-    "equal_opportunity_ratio",
-    "CONVENTIONS",
-    "OBJECTIVES",
-    "VARIANTS",
-    "init_mlp",
-    "predict_proba",
-    "partial_train",
-    "model_objectives",
-    "member_key",
-    "moea_fitness",
-]
+__all__ = []
+__all__ += metrics.__all__
+__all__ += learner.__all__

@@ -25,11 +25,11 @@ __all__ = [
     "OBJECTIVES",
     "VARIANTS",
     "init_mlp",
-    "predict_proba",
-    "partial_train",
-    "model_objectives",
     "member_key",
+    "model_objectives",
     "moea_fitness",
+    "partial_train",
+    "predict_proba",
 ]
 
 

@@ -1,30 +1,5 @@
-"""Fairness measures: benefit-based inequality indices (Speicher et al. 2018) and group metrics.
-
-Everything is jittable; groups are integer codes ``0 .. num_groups - 1``
-(``num_groups`` is static: pass it under ``jit``, it is inferred from concrete
-codes otherwise). Several sensitive attributes are crossed into one code with
-:func:`cross_groups`. Groups with no members are ignored by every measure.
-
-Inequality of benefits (Speicher et al., KDD 2018), as used by the
-multi-objective fairness paper (Zhang et al., ICANN 2021):
-
-* :func:`benefits` ``b_i = yhat_i - y_i + 1`` (predicted label by default, so
-  ``b in {0, 1, 2}``: 0 for a false negative, 2 for a false positive);
-* :func:`generalized_entropy_index` ``GE_a(b) = 1/(n a (a-1)) sum_i ((b_i/mu)^a - 1)``;
-* :func:`ge_decomposition` -- ``GE_a(b) = within + between`` exactly:
-  ``between = 1/(n a (a-1)) sum_g n_g ((mu_g/mu)^a - 1)`` (the paper's group
-  unfairness f_G) and ``within = sum_g (n_g/n) (mu_g/mu)^a GE_a(b^g)`` (its
-  individual unfairness f_I), computed as
-  ``sum_g sum_{i in g} (b_i^a - mu_g^a) / (n a (a-1) mu^a)``, which stays
-  finite for a group whose benefits are all 0;
-* :func:`fairness_objectives` -- the paper's three minimised objectives
-  ``[MSE of the predicted probability, f_I, f_G]`` for one model.
-
-Group metrics with fairlearn's definitions (its ``worst_case`` aggregation:
-largest minus smallest over groups): :func:`demographic_parity_difference`,
-:func:`demographic_parity_ratio`, :func:`equalized_odds_difference`,
-:func:`equal_opportunity_difference`, and :func:`group_rates` (per-group
-count, selection rate, accuracy, TPR, FPR).
+"""The fairness measures: benefit-based inequality indices (Speicher et al., KDD 2018) and group metrics with
+fairlearn's definitions and conventions. Their definitions are in the package docstring (:mod:`jaxkit.fairness`).
 """
 
 from __future__ import annotations
@@ -38,21 +13,21 @@ import numpy as np
 from jaxkit import _checks as _c
 
 __all__ = [
-    "cross_groups",
+    "CONVENTIONS",
     "benefits",
-    "generalized_entropy_index",
-    "ge_decomposition",
-    "individual_unfairness",
-    "group_unfairness",
-    "fairness_objectives",
-    "group_rates",
+    "cross_groups",
     "demographic_parity_difference",
     "demographic_parity_ratio",
-    "equalized_odds_difference",
-    "equalized_odds_ratio",
     "equal_opportunity_difference",
     "equal_opportunity_ratio",
-    "CONVENTIONS",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "fairness_objectives",
+    "ge_decomposition",
+    "generalized_entropy_index",
+    "group_rates",
+    "group_unfairness",
+    "individual_unfairness",
 ]
 
 

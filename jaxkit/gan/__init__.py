@@ -13,17 +13,17 @@ from jaxkit.gan.thesis import BANDS, Critic, Generator
 from jaxkit.gan.train import PRESETS, GanState, Preset, init_state, make_train_step, thesis_lr
 
 __all__ = [
-    "gradient_penalty",
+    "BANDS",
+    "PRESETS",
+    "Critic",
+    "GanState",
+    "Generator",
+    "Preset",
     "critic_loss",
     "generator_loss",
-    "interpolate",
-    "Critic",
-    "Generator",
-    "BANDS",
-    "GanState",
-    "Preset",
-    "PRESETS",
+    "gradient_penalty",
     "init_state",
+    "interpolate",
     "make_train_step",
     "thesis_lr",
 ]

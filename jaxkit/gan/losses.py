@@ -22,7 +22,7 @@ from flax.errors import FlaxError
 
 from jaxkit import _checks as _c
 
-__all__ = ["gradient_penalty", "critic_loss", "generator_loss", "interpolate"]
+__all__ = ["critic_loss", "generator_loss", "gradient_penalty", "interpolate"]
 
 PyTree = Any
 

@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Critic", "Generator", "BANDS", "STRIDES"]
+__all__ = ["BANDS", "STRIDES", "Critic", "Generator"]
 
 BANDS = 20
 STRIDES = (2, 2, 1, 2, 2)  # depth strides of the five blocks (critic order)

@@ -21,7 +21,7 @@ from jaxkit import _checks as _c
 from jaxkit.gan.losses import critic_loss, generator_loss
 from jaxkit.models import init_variables
 
-__all__ = ["GanState", "Preset", "PRESETS", "init_state", "make_train_step", "thesis_lr"]
+__all__ = ["PRESETS", "GanState", "Preset", "init_state", "make_train_step", "thesis_lr"]
 
 PyTree = Any
 

@@ -32,14 +32,14 @@ from jaxkit.lipschitz.paper import PAPER_NETWORKS, PaperNetwork, paper_network
 from jaxkit.lipschitz.search import Result, search
 
 __all__ = [
-    "lipschitz_constant",
-    "Result",
-    "naive_upper_bound",
-    "jacobian_norm",
-    "to_net",
     "PAPER_NETWORKS",
     "PaperNetwork",
+    "Result",
+    "jacobian_norm",
+    "lipschitz_constant",
+    "naive_upper_bound",
     "paper_network",
+    "to_net",
 ]
 
 

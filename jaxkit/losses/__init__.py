@@ -35,22 +35,9 @@ sensitivities of visual learning; "Deep Learning in the Wild"):
 
 from __future__ import annotations
 
-from jaxkit.losses.balancing import (
-    BalancerState,
-    RunningMeanBalancer,
-    balanced_sum,
-)
-from jaxkit.losses.imbalance import (
-    class_balanced_focal_loss,
-    class_balanced_weights,
-    focal_loss,
-)
-from jaxkit.losses.shift import (
-    hir_loss,
-    median_bandwidths,
-    mk_mmd,
-    pairwise_kl,
-)
+from jaxkit.losses.balancing import BalancerState, RunningMeanBalancer, balanced_sum
+from jaxkit.losses.imbalance import class_balanced_focal_loss, class_balanced_weights, focal_loss
+from jaxkit.losses.shift import hir_loss, median_bandwidths, mk_mmd, pairwise_kl
 from jaxkit.losses.smoothing import (
     class_mean_pairwise_distance,
     class_similarity_matrix,
@@ -59,18 +46,18 @@ from jaxkit.losses.smoothing import (
 )
 
 __all__ = [
+    "BalancerState",
+    "RunningMeanBalancer",
+    "balanced_sum",
+    "class_balanced_focal_loss",
+    "class_balanced_weights",
     "class_mean_pairwise_distance",
     "class_similarity_matrix",
-    "similarity_smooth_labels",
-    "uniform_smooth_labels",
+    "focal_loss",
     "hir_loss",
-    "pairwise_kl",
     "median_bandwidths",
     "mk_mmd",
-    "class_balanced_weights",
-    "focal_loss",
-    "class_balanced_focal_loss",
-    "RunningMeanBalancer",
-    "BalancerState",
-    "balanced_sum",
+    "pairwise_kl",
+    "similarity_smooth_labels",
+    "uniform_smooth_labels",
 ]

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from jaxkit import _checks as _c
 
-__all__ = ["RunningMeanBalancer", "BalancerState", "balanced_sum"]
+__all__ = ["BalancerState", "RunningMeanBalancer", "balanced_sum"]
 
 
 class BalancerState(NamedTuple):

@@ -11,7 +11,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ["class_balanced_weights", "focal_loss", "class_balanced_focal_loss"]
+__all__ = ["class_balanced_focal_loss", "class_balanced_weights", "focal_loss"]
 
 
 def class_balanced_weights(counts, beta: float | None = None, normalize: bool = False):

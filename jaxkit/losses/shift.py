@@ -15,7 +15,7 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ["hir_loss", "pairwise_kl", "median_bandwidths", "mk_mmd"]
+__all__ = ["hir_loss", "median_bandwidths", "mk_mmd", "pairwise_kl"]
 
 
 def _logits_labels(logits, labels):

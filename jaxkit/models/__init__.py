@@ -12,25 +12,9 @@ experiments' networks: :class:`CCSANet`, :class:`LeNet`, :class:`NormCNN`). Ever
 
 from __future__ import annotations
 
-from jaxkit.models.im2col import (
-    im2col_conv,
-    with_im2col,
-)
-from jaxkit.models.nets import (
-    DIGITS_CFG,
-    MLP,
-    VGG,
-    BasicBlock,
-    ResNet,
-    SmallCNN,
-    Tap,
-    resnet56,
-)
-from jaxkit.models.papers import (
-    CCSANet,
-    LeNet,
-    NormCNN,
-)
+from jaxkit.models.im2col import im2col_conv, with_im2col
+from jaxkit.models.nets import DIGITS_CFG, MLP, VGG, BasicBlock, ResNet, SmallCNN, Tap, resnet56
+from jaxkit.models.papers import CCSANet, LeNet, NormCNN
 from jaxkit.models.training import (
     TrainState,
     create_train_state,
@@ -43,25 +27,25 @@ from jaxkit.models.training import (
 )
 
 __all__ = [
-    "Tap",
+    "DIGITS_CFG",
     "MLP",
     "VGG",
-    "SmallCNN",
-    "DIGITS_CFG",
     "BasicBlock",
-    "ResNet",
-    "resnet56",
-    "TrainState",
-    "init_variables",
-    "create_train_state",
-    "cross_entropy",
-    "train_step",
-    "eval_step",
-    "evaluate",
-    "train",
-    "im2col_conv",
-    "with_im2col",
     "CCSANet",
     "LeNet",
     "NormCNN",
+    "ResNet",
+    "SmallCNN",
+    "Tap",
+    "TrainState",
+    "create_train_state",
+    "cross_entropy",
+    "eval_step",
+    "evaluate",
+    "im2col_conv",
+    "init_variables",
+    "resnet56",
+    "train",
+    "train_step",
+    "with_im2col",
 ]

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-__all__ = ["Tap", "MLP", "VGG", "SmallCNN", "DIGITS_CFG", "BasicBlock", "ResNet", "resnet56"]
+__all__ = ["DIGITS_CFG", "MLP", "VGG", "BasicBlock", "ResNet", "SmallCNN", "Tap", "resnet56"]
 
 
 PyTree = Any

@@ -29,13 +29,13 @@ PyTree = Any
 
 __all__ = [
     "TrainState",
-    "init_variables",
     "create_train_state",
     "cross_entropy",
-    "train_step",
     "eval_step",
     "evaluate",
+    "init_variables",
     "train",
+    "train_step",
 ]
 
 

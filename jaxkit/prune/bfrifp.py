@@ -42,7 +42,7 @@ from jaxkit.prune.graph import Graph
 from jaxkit.prune.hooks import channel_hooks, intercept
 from jaxkit.prune.masks import expand
 
-__all__ = ["index_masks", "random_masks", "layer_order", "reorganize", "freeze_masks"]
+__all__ = ["freeze_masks", "index_masks", "layer_order", "random_masks", "reorganize"]
 
 PyTree = Any
 

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
-from typing import cast
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 
 from jaxkit import _checks as _c
 
-__all__ = ["rankdata", "spearman", "correlation_matrix", "kmeans", "blend"]
+__all__ = ["blend", "correlation_matrix", "kmeans", "rankdata", "score_groups", "spearman"]
 
 
 def rankdata(x: jax.Array) -> jax.Array:
@@ -116,6 +116,19 @@ def _kmeans(key, x, k, iters):
     return jnp.argmin(d2(centers), axis=1), centers
 
 
+def score_groups(scores: Mapping[str, Mapping[str, Any]], criteria: Sequence[str], name: str = "criteria") -> tuple:
+    """The channel groups every criterion of ``criteria`` scores, in order: ``ValueError`` naming ``name`` when a
+    criterion is missing from ``scores``, or when two criteria cover different groups."""
+    missing = [c for c in criteria if c not in scores]
+    if missing:
+        raise ValueError(f"`{name}` {missing} are not in `scores` (have {sorted(scores)}).")
+    groups = tuple(scores[criteria[0]])
+    for c in criteria:
+        if tuple(scores[c]) != groups:
+            raise ValueError(f"Criterion {c!r} covers groups {sorted(scores[c])}, expected {sorted(groups)}.")
+    return groups
+
+
 def blend(
     scores: Mapping[str, Mapping[str, jax.Array]], selected: Sequence[str], weights: Sequence[float] | jax.Array
 ) -> dict[str, jax.Array]:
@@ -124,13 +137,8 @@ def blend(
     w = jnp.asarray(_c.array(weights, "weights", ndim=1, kind="r"), jnp.float32)
     if w.shape != (len(sel),):
         raise ValueError(f"`weights` must have one entry per selected criterion ({len(sel)}), got shape {w.shape}.")
-    missing = [c for c in sel if c not in scores]
-    if missing:
-        raise ValueError(f"Selected criteria {missing} are not in `scores` (have {sorted(scores)}).")
-    groups = list(scores[sel[0]])
+    groups = list(score_groups(scores, sel, "selected"))
     for c in sel:
-        if list(scores[c]) != groups:
-            raise ValueError(f"`scores[{c!r}]` has groups {list(scores[c])}, expected {groups}.")
         for g in groups:
             a = _c.array(scores[c][g], f"scores[{c!r}][{g!r}]", ndim=1, kind="r", nonempty=True)
             if jnp.shape(a) != jnp.shape(scores[sel[0]][g]):

@@ -42,22 +42,22 @@ from flax import struct
 
 from jaxkit import evolution
 from jaxkit.models import with_im2col
-from jaxkit.prune.blend import correlation_matrix, kmeans
+from jaxkit.prune.blend import correlation_matrix, kmeans, score_groups
 from jaxkit.prune.graph import Graph
 from jaxkit.prune.masks import apply_masks, expand
 
 __all__ = [
     "BlendConfig",
     "BlendProblem",
+    "blended_scores",
+    "finetune_fitness",
+    "finetune_genes",
+    "gene_masks",
+    "masked_finetune",
     "problem",
     "sample_gene",
-    "blended_scores",
-    "gene_masks",
-    "strategy",
-    "masked_finetune",
-    "finetune_genes",
-    "finetune_fitness",
     "single_criterion_gene",
+    "strategy",
 ]
 
 PyTree = Any
@@ -145,13 +145,7 @@ def problem(
     criterion, so each gene entry always has a choice.
     """
     crit = tuple(criteria) if criteria is not None else tuple(scores)
-    missing = [c for c in crit if c not in scores]
-    if missing:
-        raise ValueError(f"`criteria` {missing} are not in `scores` (have {sorted(scores)}).")
-    groups = tuple(scores[crit[0]])
-    for c in crit:
-        if tuple(scores[c]) != groups:
-            raise ValueError(f"Criterion {c!r} covers groups {sorted(scores[c])}, expected {sorted(groups)}.")
+    groups = score_groups(scores, crit)
     if not 1 <= int(k) <= len(crit):
         raise ValueError(f"`k` must be in [1, {len(crit)}] (number of criteria), got {k}.")
     if (ratio is None) == (prune_counts is None):

@@ -53,12 +53,12 @@ __all__ = [
     "CRITERIA",
     "WEIGHT_CRITERIA",
     "Stats",
-    "collect_stats",
     "all_scores",
-    "scores",
-    "minmax",
-    "geometric_median",
     "bn_layer",
+    "collect_stats",
+    "geometric_median",
+    "minmax",
+    "scores",
 ]
 
 PyTree = Any

@@ -35,14 +35,14 @@ import numpy as np
 from jaxkit import tree as _tree
 
 __all__ = [
-    "connectivity",
-    "MaskedDense",
     "CupNet",
+    "MaskedDense",
     "RefNet",
+    "connectivity",
+    "count_params",
     "cupnet_params",
     "refnet_params",
     "refnet_width",
-    "count_params",
 ]
 
 

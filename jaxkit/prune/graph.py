@@ -48,7 +48,7 @@ import numpy as np
 from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 
-__all__ = ["Member", "Group", "Layer", "Graph", "build_graph"]
+__all__ = ["Graph", "Group", "Layer", "Member", "build_graph"]
 
 PyTree = Any
 

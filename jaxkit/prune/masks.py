@@ -30,14 +30,14 @@ from jaxkit import tree as _tree
 from jaxkit.prune.graph import Graph
 
 __all__ = [
+    "MaskedUpdatesState",
+    "apply_masks",
     "channel_masks",
     "expand",
-    "apply_masks",
+    "kept_counts",
     "magnitude_masks",
     "masked_updates",
-    "MaskedUpdatesState",
     "remove",
-    "kept_counts",
     "sparsity",
 ]
 

@@ -35,7 +35,7 @@ from jaxkit import _checks as _c
 from jaxkit import tree as _tree
 from jaxkit.prune.graph import Graph
 
-__all__ = ["importance", "global_masks", "bn_scale_mask", "bn_l1", "BnL1State", "soft_mask"]
+__all__ = ["BnL1State", "bn_l1", "bn_scale_mask", "global_masks", "importance", "soft_mask"]
 
 PyTree = Any
 

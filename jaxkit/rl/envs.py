@@ -26,7 +26,7 @@ from flax import struct
 
 from jaxkit import _checks as _c
 
-__all__ = ["EnvState", "MountainCarContinuous", "SparseNavigate", "step_autoreset", "check_action"]
+__all__ = ["EnvState", "MountainCarContinuous", "SparseNavigate", "check_action", "step_autoreset"]
 
 
 @struct.dataclass

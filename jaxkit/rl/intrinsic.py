@@ -39,11 +39,11 @@ __all__ = [
     "AGENTS",
     "IMState",
     "IntrinsicMotivation",
+    "agent_reward",
+    "gate",
     "prediction_error",
     "prediction_error_reward",
     "surprise_reward",
-    "gate",
-    "agent_reward",
 ]
 
 AGENTS = ("baseline", "fm", "mc", "gated")

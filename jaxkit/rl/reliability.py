@@ -30,16 +30,16 @@ import numpy as np
 from jaxkit import _checks as _c
 
 __all__ = [
-    "iqr",
     "cvar",
     "detrend",
-    "drawdown",
-    "moving_average",
     "dispersion_across_runs",
-    "risk_across_runs",
     "dispersion_across_time",
-    "short_term_risk_across_time",
+    "drawdown",
+    "iqr",
     "long_term_risk_across_time",
+    "moving_average",
+    "risk_across_runs",
+    "short_term_risk_across_time",
 ]
 
 

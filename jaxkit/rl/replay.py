@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-__all__ = ["ReplayState", "init", "add", "sample"]
+__all__ = ["ReplayState", "add", "init", "sample"]
 
 
 @struct.dataclass

@@ -42,7 +42,7 @@ from jaxkit.rl.ddpg import DDPG, DDPGState
 from jaxkit.rl.envs import EnvState, step_autoreset
 from jaxkit.rl.intrinsic import AGENTS, IMState, IntrinsicMotivation, agent_reward
 
-__all__ = ["RunState", "Trainer", "LOG_FIELDS", "kinds_index", "place_runs"]
+__all__ = ["LOG_FIELDS", "RunState", "Trainer", "kinds_index", "place_runs"]
 
 LOG_FIELDS = (
     "ext_reward",

@@ -40,61 +40,38 @@ from jaxkit.robust.attacks import (
     pgd,
     robust_accuracy,
 )
-from jaxkit.robust.jacobian import (
-    input_jacobians,
-    jacobian_cosine_similarity,
-    jacobian_frobenius_penalty,
-)
-from jaxkit.robust.margins import (
-    magnitude_margin_ratio,
-    prediction_margin,
-)
-from jaxkit.robust.noise import (
-    multiplicative_bernoulli_noise,
-    multiplicative_gaussian_noise,
-)
-from jaxkit.robust.projection import (
-    NORMS,
-    project,
-    project_batch,
-)
-from jaxkit.robust.softrmax import (
-    softrmax,
-    softrmax_cross_entropy,
-    softrmax_distances,
-    softrmax_log_probs,
-)
-from jaxkit.robust.uap import (
-    targeted_success_rate,
-    universal_evasion_rate,
-    universal_perturbation,
-)
+from jaxkit.robust.jacobian import input_jacobians, jacobian_cosine_similarity, jacobian_frobenius_penalty
+from jaxkit.robust.margins import magnitude_margin_ratio, prediction_margin
+from jaxkit.robust.noise import multiplicative_bernoulli_noise, multiplicative_gaussian_noise
+from jaxkit.robust.projection import NORMS, project, project_batch
+from jaxkit.robust.softrmax import softrmax, softrmax_cross_entropy, softrmax_distances, softrmax_log_probs
+from jaxkit.robust.uap import targeted_success_rate, universal_evasion_rate, universal_perturbation
 
 __all__ = [
-    "NORMS",
-    "project",
-    "project_batch",
-    "input_jacobians",
-    "jacobian_frobenius_penalty",
-    "jacobian_cosine_similarity",
-    "universal_perturbation",
-    "universal_evasion_rate",
-    "targeted_success_rate",
-    "multiplicative_gaussian_noise",
-    "multiplicative_bernoulli_noise",
-    "softrmax_distances",
-    "softrmax_log_probs",
-    "softrmax",
-    "softrmax_cross_entropy",
-    "LOSSES",
     "ATTACKS",
-    "margin_loss",
-    "fgsm",
-    "pgd",
+    "LOSSES",
+    "NORMS",
+    "average_sample_attack",
     "bim",
     "class_means",
-    "average_sample_attack",
-    "robust_accuracy",
-    "prediction_margin",
+    "fgsm",
+    "input_jacobians",
+    "jacobian_cosine_similarity",
+    "jacobian_frobenius_penalty",
     "magnitude_margin_ratio",
+    "margin_loss",
+    "multiplicative_bernoulli_noise",
+    "multiplicative_gaussian_noise",
+    "pgd",
+    "prediction_margin",
+    "project",
+    "project_batch",
+    "robust_accuracy",
+    "softrmax",
+    "softrmax_cross_entropy",
+    "softrmax_distances",
+    "softrmax_log_probs",
+    "targeted_success_rate",
+    "universal_evasion_rate",
+    "universal_perturbation",
 ]

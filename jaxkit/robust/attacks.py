@@ -18,14 +18,14 @@ from jaxkit.robust.projection import ascent_direction, batch_norms, clip_range, 
 from jaxkit.robust.softrmax import softrmax_cross_entropy
 
 __all__ = [
-    "LOSSES",
     "ATTACKS",
-    "margin_loss",
-    "fgsm",
-    "pgd",
+    "LOSSES",
+    "average_sample_attack",
     "bim",
     "class_means",
-    "average_sample_attack",
+    "fgsm",
+    "margin_loss",
+    "pgd",
     "robust_accuracy",
 ]
 

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from jaxkit import _checks as _c
 
-__all__ = ["input_jacobians", "jacobian_frobenius_penalty", "jacobian_cosine_similarity"]
+__all__ = ["input_jacobians", "jacobian_cosine_similarity", "jacobian_frobenius_penalty"]
 
 
 def input_jacobians(apply_fn: Callable, params, x):

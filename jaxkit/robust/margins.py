@@ -11,7 +11,7 @@ import jax.numpy as jnp
 
 from jaxkit import _checks as _c
 
-__all__ = ["prediction_margin", "magnitude_margin_ratio"]
+__all__ = ["magnitude_margin_ratio", "prediction_margin"]
 
 
 def prediction_margin(logits, y):

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 
 from jaxkit import _checks as _c
 
-__all__ = ["multiplicative_gaussian_noise", "multiplicative_bernoulli_noise"]
+__all__ = ["multiplicative_bernoulli_noise", "multiplicative_gaussian_noise"]
 
 
 def multiplicative_gaussian_noise(key, x, sigma: float):

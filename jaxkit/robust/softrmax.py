@@ -9,7 +9,7 @@ import jax.numpy as jnp
 
 from jaxkit import _checks as _c
 
-__all__ = ["softrmax_distances", "softrmax_log_probs", "softrmax", "softrmax_cross_entropy"]
+__all__ = ["softrmax", "softrmax_cross_entropy", "softrmax_distances", "softrmax_log_probs"]
 
 
 def softrmax_distances(z):

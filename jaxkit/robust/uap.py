@@ -15,7 +15,7 @@ import optax
 from jaxkit import _checks as _c
 from jaxkit.robust.projection import norm_name, positive_eps, project
 
-__all__ = ["universal_perturbation", "universal_evasion_rate", "targeted_success_rate"]
+__all__ = ["targeted_success_rate", "universal_evasion_rate", "universal_perturbation"]
 
 
 def _check_delta(delta, x):
