@@ -117,7 +117,7 @@ def _selector(mask):
     """Leaves of rank >= 2 selected by ``mask`` (None: all of them)."""
     if mask is None:
         return lambda path, leaf: np.ndim(leaf) >= 2
-    pred = _tree._predicate(mask)
+    pred = _tree.predicate(mask)
     return lambda path, leaf: np.ndim(leaf) >= 2 and pred(path, leaf)
 
 

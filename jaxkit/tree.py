@@ -48,6 +48,7 @@ __all__ = [
     "params_of",
     "path_str",
     "paths",
+    "predicate",
     "select",
     "unflatten",
     "validate",
@@ -203,7 +204,8 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     return re.compile(prefix + "".join(out))
 
 
-def _predicate(pattern: Pattern) -> Callable[[str, Any], bool]:
+def predicate(pattern: Pattern) -> Callable[[str, Any], bool]:
+    """``(path, leaf) -> bool`` for a pattern (glob string, compiled regex, callable, or a list of them: any)."""
     if isinstance(pattern, str):
         if not pattern.strip(SEP):
             raise ValueError(f"pattern {pattern!r} is empty.")
@@ -214,7 +216,7 @@ def _predicate(pattern: Pattern) -> Callable[[str, Any], bool]:
     if callable(pattern):
         return lambda path, leaf: bool(pattern(path, leaf))
     if isinstance(pattern, Iterable):
-        preds = [_predicate(p) for p in pattern]
+        preds = [predicate(p) for p in pattern]
         if not preds:
             raise ValueError("pattern list is empty; expected at least one pattern.")
         return lambda path, leaf: any(p(path, leaf) for p in preds)
@@ -225,7 +227,7 @@ def _predicate(pattern: Pattern) -> Callable[[str, Any], bool]:
 
 def match(pattern: Pattern, path: str, leaf: Any = None) -> bool:
     """Whether ``path`` is selected by ``pattern`` (see the module docstring)."""
-    return _predicate(pattern)(path, leaf)
+    return predicate(pattern)(path, leaf)
 
 
 def _no_match_error(pattern: Pattern, flat: list[tuple[str, Any]], name: str) -> ValueError:
@@ -240,7 +242,7 @@ def select(tree: PyTree, pattern: Pattern, *, name: str = "tree", allow_empty: b
     nothing matches, unless ``allow_empty``.
     """
     flat = validate(tree, name)
-    pred = _predicate(pattern)
+    pred = predicate(pattern)
     out = {p: leaf for p, leaf in flat if pred(p, leaf)}
     if not out and not allow_empty:
         raise _no_match_error(pattern, flat, name)

@@ -26,6 +26,7 @@ __all__ = [
     "binomial_crossover",
     "categorical_mutation",
     "check_fitness",
+    "check_pair",
     "check_population",
     "check_rate",
     "de_mutation",
@@ -71,7 +72,7 @@ def check_population(population: PyTree, name: str = "population", *, kind: str 
     return n
 
 
-def _pair(name_a: str, a: PyTree, name_b: str, b: PyTree, kind: str | None = "n") -> int:
+def check_pair(name_a: str, a: PyTree, name_b: str, b: PyTree, kind: str | None = "n") -> int:
     """Two populations of the same structure, shapes and size (parents, or a population and its replacements)."""
     n = check_population(a, name_a, kind=kind)
     check_population(b, name_b, kind=kind)
@@ -118,7 +119,7 @@ def uniform_crossover(
     """
     check_rate("rate", rate)
     check_rate("swap_prob", swap_prob)
-    n = _pair("a", a, "b", b)
+    n = check_pair("a", a, "b", b)
     leaves_a, treedef = jax.tree.flatten(a)
     leaves_b = treedef.flatten_up_to(b)
     dims = [block_ndim] * len(leaves_a) if block_ndim is None or isinstance(block_ndim, int) else list(block_ndim)
@@ -164,7 +165,7 @@ def binomial_crossover(key: jax.Array, target: jax.Array, donor: jax.Array, cros
     check_rate("crossover_rate", crossover_rate)
     _c.array(target, "target", ndim=2, kind="n")
     _c.array(donor, "donor", ndim=2, kind="n")
-    _pair("target", target, "donor", donor)
+    check_pair("target", target, "donor", donor)
     n, d = jnp.shape(target)
     if d == 0:
         raise ValueError("`target` has no variables (shape (N, 0)).")
@@ -238,7 +239,7 @@ def drop(key: jax.Array, population: PyTree, rate, value=0.0) -> PyTree:
 def replace_fraction(key: jax.Array, population: PyTree, fresh: PyTree, fraction) -> PyTree:
     """Replace ``round(fraction * N)`` randomly chosen members by the members of ``fresh`` (same shape)."""
     check_rate("fraction", fraction)
-    n = _pair("population", population, "fresh", fresh)
+    n = check_pair("population", population, "fresh", fresh)
     count = jnp.round(jnp.asarray(fraction, jnp.float32) * n)
     take = jnp.argsort(jax.random.uniform(key, (n,))) < count
     return jax.tree.map(lambda x, f: jnp.where(take.reshape((n,) + (1,) * (x.ndim - 1)), f, x), population, fresh)

@@ -386,7 +386,7 @@ def sbx_crossover(
     ops.check_rate("rate", rate)
     ops.check_rate("var_rate", var_rate)
     _check_bounds(lo, hi)
-    n = ops._pair("a", a, "b", b, kind="f")
+    n = ops.check_pair("a", a, "b", b, kind="f")
     k_pair, k_leaf = jax.random.split(key)
     crossed = jax.random.bernoulli(k_pair, rate, (n,))
     keys = _leafwise_keys(k_leaf, a)
