@@ -77,3 +77,18 @@ def test_fpgm_and_fermat_are_different_scores_that_rank_filters_alike(setup):
         a, b = np.asarray(raw["fpgm"][gname]), np.asarray(raw["fermat"][gname])
         assert not np.allclose(a / a.max(), b / b.max(), atol=1e-3)  # two criteria, not one computed twice
         assert spearmanr(a, b)[0] > 0.98
+
+
+def test_the_compiled_scorer_cache_is_bounded_and_least_recently_used(setup, monkeypatch):
+    from jaxkit.prune import criteria
+
+    m, g, xs, ys, perm, (v, _), _ = setup
+    monkeypatch.setattr(criteria, "_CACHE", type(criteria._CACHE)())
+    monkeypatch.setattr(criteria, "_CACHE_SIZE", 2)
+    for name in ("l1", "l2", "fpgm"):
+        prune.scores(name, g, v, groups=[GROUP])
+    assert len(criteria._CACHE) == 2  # "l1" evicted
+    plans = [key[1] for key in criteria._CACHE]
+    assert plans == [(("l2", GROUP),), (("fpgm", GROUP),)]
+    prune.scores("l2", g, v, groups=[GROUP])  # a hit moves it to the end
+    assert [key[1] for key in criteria._CACHE] == [(("fpgm", GROUP),), (("l2", GROUP),)]
