@@ -13,6 +13,9 @@ from jaxkit import tree as jtree
 
 GROUP = "params/Conv_1"
 
+# one worker runs the whole module, so the VGG and its statistics (the module fixture) are built once
+pytestmark = pytest.mark.xdist_group("criteria_contract")
+
 
 @pytest.fixture(scope="module")
 def setup(digits):

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 
 from conftest import REPO
 
@@ -52,3 +53,36 @@ def test_nothing_in_the_repository_reads_outside_it():
             if any(p in text for p in OUTSIDE):
                 bad.append(f)
     assert not bad, f"these files refer to a folder outside the repository: {bad}"
+
+
+def test_xdist_groups_keep_their_tests_on_one_worker(tmp_path):
+    """The Makefile runs `--dist loadgroup` so tests that share a module fixture or a compiled program
+    (`xdist_group`) run on one worker; with pytest 9 and pytest-xdist 3.8 the groups were silently ignored."""
+    (tmp_path / "test_grouped.py").write_text(
+        "import pytest\n\npytestmark = pytest.mark.xdist_group('g')\n\n"
+        "@pytest.mark.parametrize('i', range(6))\ndef test_a(i):\n    pass\n"
+    )
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-n",
+            "2",
+            "--dist",
+            "loadgroup",
+            "-v",
+            "-p",
+            "no:cacheprovider",
+            "test_grouped.py",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "PYTHONPATH": ""},
+    )
+    lines = [ln for ln in out.stdout.splitlines() if "PASSED" in ln]
+    assert len(lines) == 6, out.stdout + out.stderr
+    assert all("@g" in ln for ln in lines), out.stdout
+    assert len({ln.split()[0] for ln in lines}) == 1, out.stdout  # one worker ran them all
