@@ -138,7 +138,8 @@ def evaluate(
         mesh = _sharding.mesh(devices)
         assert mesh is not None  # several devices
         member, repl = _sharding.members(mesh), _sharding.replicated(mesh)
-        padded, _ = _sharding.place(population, devices, name="population")
+        padded, _ = _sharding.pad_to_multiple(population, mesh.size)  # the mesh above, not a second one
+        padded = jax.tree.map(lambda x: _sharding.put(x, member), padded)
         args = tuple(jax.tree.map(lambda x: _sharding.put(x, repl), a) for a in args)
         if tree:
             f = _vmapped_tree(len(args), (repl, member) + (repl,) * len(args), member, batch_size)
