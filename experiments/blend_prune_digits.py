@@ -289,6 +289,28 @@ def main(argv=None):
             axes[2].set_title("random genes, generation 0" + (f" (r = {r:+.2f})" if r is not None else ""))
         fig.tight_layout()
         fig.savefig(os.path.join(out, "blend_search.png"), dpi=120)
+    gap, text = expkit.paired(rows["blended (EA)"]["finetuned"], rows[best_single]["finetuned"])
+    result["verdict"] = expkit.verdict(
+        [
+            expkit.claim(
+                "the blended criterion beats the best single criterion after the same fine-tune",
+                "blended above every single criterion (VGG-16 / ResNet on CIFAR-10 and CIFAR-100)",
+                f"blended - best single ({best_single}): {text}",
+                gap > 0,
+                (
+                    "the EA's blend is better"
+                    if gap > 0
+                    else "the EA's blend is not better: on digits the single criteria differ by about a point "
+                    "after fine-tuning, so the fitness ranking is near the noise of one short fine-tune"
+                ),
+                comparable=True
+                if "cifar" in args.dataset
+                else f"{ds.name}: {len(rows) - 1} criteria within "
+                f"{(max(means.values()) - min(means.values())) * 100:.1f} points, not CIFAR",
+            )
+        ],
+        out,
+    )
     print(f"\ntotal {time.perf_counter() - t_all:.1f} s; outputs in {out}")
     return result
 

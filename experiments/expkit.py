@@ -116,6 +116,54 @@ def write_json(out: str, obj, name: str = "results.json") -> str:
     return path
 
 
+# ------------------------------------------------------------------------------------------- paper vs here
+SUPPORTS, DOES_NOT_SUPPORT, NOT_COMPARABLE = "supports", "does not support", "not comparable"
+
+
+def claim(what: str, paper: str, here: str, holds: bool | None, why: str, *, comparable: bool | str = True) -> dict:
+    """One row of an experiment's "paper vs here" block.
+
+    ``what``: the paper's claim in a few words; ``paper`` / ``here``: its headline number(s) and ours, as text;
+    ``holds``: whether our measurement shows the claim (``None``: nothing measured says either way); ``why``: the
+    measured reason, in words (e.g. "blended 97.2 < best single 99.4 over 2 seeds"). ``comparable=True`` when the
+    setting is the paper's in kind (same task, data of the same kind), else a short reason ("stand-in data",
+    "8x8 digits, not ImageNet"): the verdict is then ``not comparable (<reason>)`` and ``why`` still says whether
+    the direction holds here."""
+    if comparable is not True:
+        verdict = f"{NOT_COMPARABLE} ({comparable})"
+    elif holds is None:
+        verdict = f"{NOT_COMPARABLE} (not measured)"
+    else:
+        verdict = SUPPORTS if holds else DOES_NOT_SUPPORT
+    return {"claim": what, "paper": paper, "here": here, "verdict": verdict, "why": why}
+
+
+def paired(a: Sequence[float], b: Sequence[float], scale: float = 100.0, unit: str = "points") -> tuple[float, str]:
+    """Mean and std over seeds of ``a - b`` (paired by seed, times ``scale``): ``(mean, "+1.23 ± 0.45 points over
+    3 seeds")`` -- the figure a claim "a beats b" is judged on."""
+    d = (np.asarray(a, float) - np.asarray(b, float)) * scale
+    sd = float(np.std(d)) if len(d) > 1 else 0.0
+    return float(np.mean(d)), f"{float(np.mean(d)):+.2f} ± {sd:.2f} {unit} over {len(d)} seed{'s' * (len(d) != 1)}"
+
+
+def verdict(claims: Sequence[dict], out: str | None = None) -> list[dict]:
+    """Print the "paper vs here" block every experiment ends with (rows from :func:`claim`) and, with ``out``,
+    write it to ``out/verdict.json``. Returns the rows."""
+    claims = list(claims)
+    lines = ["", "paper vs here"]
+    for c in claims:
+        lines += [
+            f"- {c['claim']}",
+            f"    paper: {c['paper']}",
+            f"    here:  {c['here']}",
+            f"    -> {c['verdict']}: {c['why']}",
+        ]
+    print("\n".join(lines), flush=True)
+    if out is not None:
+        write_json(out, claims, "verdict.json")
+    return claims
+
+
 def state_dir(*parts: str) -> str:
     """A folder written in place (checkpoints, finished-run caches): what a later run resumes from."""
     path = os.path.abspath(os.path.join(*parts))

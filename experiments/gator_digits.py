@@ -206,6 +206,42 @@ def l1_masks_at(graph, variables, names, target_macs):
     return prune.channel_masks(all_s, ratio=lo)
 
 
+def _verdict(rows, base_acc, full_cost):
+    cut = {key: 1 - np.mean(r["macs"]) / full_cost.macs for key, r in rows.items()}
+    pruned = [key for key in rows if cut[key] >= 0.1]  # rows that removed at least 10 % of the MACs
+    vs_l1 = {key: expkit.paired(rows[key]["acc"], rows[key]["l1_acc"]) for key in pruned}
+    wins = [key for key in pruned if vs_l1[key][0] > 0]
+    drop = {key: expkit.paired(r["acc"], base_acc[: len(r["acc"])])[0] for key, r in rows.items()}
+    good = [key for key in rows if drop[key] >= -1.0]
+    best = max(good, key=lambda key: cut[key], default=None)
+    return [
+        expkit.claim(
+            "Gator's gates beat L1-norm pruning at the same MACs",
+            "ResNet-56 CIFAR-10: 93.58 % at -43.39 % FLOPs, above the magnitude baselines it compares with",
+            f"Gator above L1 in {len(wins)} of {len(pruned)} (cost, alpha) rows that cut >= 10 % of the MACs"
+            + (
+                f"; e.g. {pruned[0][0]} alpha {pruned[0][1]}: {vs_l1[pruned[0]][1]} at -{cut[pruned[0]]:.0%} MACs"
+                if pruned
+                else ""
+            ),
+            bool(pruned) and 2 * len(wins) > len(pruned),
+            "no row removed 10 % of the MACs: raise --alphas" if not pruned else "a majority of the rows decides",
+        ),
+        expkit.claim(
+            "a large MACs cut costs little accuracy",
+            "-43.39 % FLOPs for -0.05 points (FLOPs cost, alpha = 1)",
+            (
+                f"largest cut within 1 point of the unpruned net: {best[0]} alpha {best[1]}, -{cut[best]:.1%} MACs, "
+                f"{drop[best]:+.2f} points"
+                if best
+                else "every row lost more than 1 point"
+            ),
+            best is not None and cut[best] >= 0.3,
+            "a cut of >= 30 % within 1 point counts as support",
+        ),
+    ]
+
+
 @expkit.experiment
 def main(argv=None):
     args = parse_args(argv)
@@ -348,6 +384,7 @@ def main(argv=None):
         ax.legend(fontsize=8)
         fig.tight_layout()
         fig.savefig(os.path.join(out, "tradeoff.png"), dpi=120)
+    expkit.verdict(_verdict(rows, base_acc, full_cost), out)
     print(f"\ntotal {time.perf_counter() - t_all:.1f} s; outputs in {out}")
     return {"unpruned": base_acc, "rows": {f"{k}:{a}": r for (k, a), r in rows.items()}}
 

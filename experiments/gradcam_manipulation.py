@@ -63,7 +63,7 @@ def parse_args(argv=None):
     p.add_argument("--sticker", type=int, default=3, help="T4 sticker size (binary random pattern)")
     p.add_argument("--stickers", type=int, default=3, help="stickers pasted per image in the T4 evaluation")
     p.add_argument("--grid", type=int, default=6, help="examples in the image grid")
-    p.add_argument("--out", default="experiments/results/gradcam_manipulation")
+    p.add_argument("--out", default="results/gradcam_manipulation")
     return p.parse_args(argv)
 
 
@@ -238,7 +238,31 @@ def main(argv=None):
                 if i == 0:
                     axes[i, j].set_title(c, fontsize=8)
         expkit.save_figure(fig, out, "gradcam_grid.png")
-    expkit.write_json(out, {"config": vars(args), "results": results})
+    acc_change = max(abs(r[k]["acc"] - r["clean"]) for r in results for k in KINDS)
+    l1s = {k: float(np.mean([r[k]["l1"] for r in results])) for k in ("T1", "T2", "T3")}
+    l1s["T4 stickers"] = float(np.mean([r["T4"]["l1_stickers"] for r in results]))
+    verdict = expkit.verdict(
+        [
+            expkit.claim(
+                "the manipulations leave the predictions unchanged",
+                "ImageNet val accuracy 0.71592 -> 0.71594 / 0.71592 (T1-T4)",
+                f"largest accuracy change over T1-T4 and {len(results)} seeds: {100 * acc_change:.2f} points",
+                acc_change <= 0.005,
+                "within half a point (float32 rounding moves a few borderline inputs)"
+                if acc_change <= 0.005
+                else "accuracy moved by more than half a point",
+            ),
+            expkit.claim(
+                "Grad-CAM then shows the attacker's map",
+                "L1 to target 0.005 (T1), 0.011 (T2), 0.059 (T3), 0.00006 (T4 with stickers)",
+                "L1 to target " + ", ".join(f"{v:.4f} ({k})" for k, v in l1s.items()),
+                max(l1s.values()) <= 0.1,
+                "every map is within 0.1 mean L1 of its target (maps normalised to [0, 1])",
+            ),
+        ],
+        out,
+    )
+    expkit.write_json(out, {"config": vars(args), "results": results, "verdict": verdict})
     return results
 
 

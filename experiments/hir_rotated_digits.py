@@ -60,7 +60,7 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="paper: 10 repetitions")
     p.add_argument("--no-small-batch", action="store_true", help="skip the paired/unpaired comparison")
     p.add_argument("--alpha-small", type=float, default=1e-2, help="HIR weight for the 50-image batches")
-    p.add_argument("--out", default="experiments/results/hir_rotated_digits")
+    p.add_argument("--out", default="results/hir_rotated_digits")
     return p.parse_args(argv)
 
 
@@ -186,8 +186,40 @@ def main(argv=None):
         )
         print("paper (rotated MNIST, batch 50): unpaired 86.78 %, paired 64.21 %")
         res["small_batch"] = small
+    res["verdict"] = expkit.verdict(_verdict(acc, res.get("small_batch")), out)
     expkit.write_json(out, res)
     return res
+
+
+def _average(by):
+    return np.mean([v for v in by.values()], axis=0)  # per seed: mean over held-out domains
+
+
+def _verdict(acc, small):
+    rows = []
+    if "CE" in acc and "HIR" in acc:
+        d, text = expkit.paired(_average(acc["HIR"]), _average(acc["CE"]))
+        rows.append(
+            expkit.claim(
+                "HIR raises the leave-one-domain-out accuracy over plain CE",
+                "rotated MNIST: average 95.53 % (CE) -> 96.03 % (HIR)",
+                f"HIR - CE, average over held-out domains: {text}",
+                d > 0,
+                "HIR is higher on average" if d > 0 else "HIR is not higher on average",
+            )
+        )
+    if small is not None:
+        d, text = expkit.paired(_average(small["unpaired"]), _average(small["paired"]))
+        rows.append(
+            expkit.claim(
+                "with small batches, unpaired batches beat paired ones (pairs of the same digit collapse HIR)",
+                "batch 50: unpaired 86.78 % vs paired 64.21 %",
+                f"unpaired - paired: {text}",
+                d > 0,
+                "unpaired is higher" if d > 0 else "unpaired is not higher",
+            )
+        )
+    return rows
 
 
 if __name__ == "__main__":

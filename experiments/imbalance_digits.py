@@ -53,7 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--pool", type=int, default=300, help="synthesised images per rare class")
     p.add_argument("--inject", type=int, default=12, help="synthetic images appended to every minibatch")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--out", default="experiments/results/imbalance_digits")
+    p.add_argument("--out", default="results/imbalance_digits")
     return p.parse_args(argv)
 
 
@@ -152,13 +152,41 @@ def main(argv=None):
     if plt is not None:
         fig, axes = plt.subplots(1, len(conf), figsize=(3 * len(conf), 3))
         for ax, (m, cm) in zip(np.atleast_1d(axes), conf.items()):
-            ax.imshow(cm / np.maximum(cm.sum(1, keepdims=True), 1), vmin=0, vmax=1, cmap="viridis")
+            im = ax.imshow(cm / np.maximum(cm.sum(1, keepdims=True), 1), vmin=0, vmax=1, cmap="viridis")
             ax.set_title(m, fontsize=8)
             ax.set_xlabel("predicted")
             ax.set_ylabel("true")
+            ax.set_xticks(range(d.num_classes))
+            ax.set_yticks(range(d.num_classes))
+            ax.tick_params(labelsize=6)
+        fig.colorbar(im, ax=axes, label="share of the true class", shrink=0.8)
         expkit.save_figure(fig, out, "confusion_matrices.png")
+    rows = []
+    if "CE" in res:
+        base = res["CE"].mean(1)
+        for m in res:
+            if m == "CE":
+                continue
+            diff, text = expkit.paired(res[m].mean(1), base)
+            rows.append(
+                expkit.claim(
+                    f"{m} raises balanced accuracy over plain cross-entropy on long-tailed data",
+                    "long-tailed CIFAR-10 (imbalance 100): error 29.64 % (softmax CE) -> 25.43 % (class-balanced "
+                    "focal), Cui et al. 2019, Table 2; rare-class injection helps the thesis's case study",
+                    f"{m} - CE balanced accuracy: {text} (imbalance {args.imbalance:g})",
+                    diff > 0,
+                    "higher than CE" if diff > 0 else "not higher than CE",
+                )
+            )
+    verdict = expkit.verdict(rows, out)
     expkit.write_json(
-        out, {"config": vars(args), "class_sizes": counts.tolist(), "recall": {m: r.tolist() for m, r in res.items()}}
+        out,
+        {
+            "config": vars(args),
+            "class_sizes": counts.tolist(),
+            "recall": {m: r.tolist() for m, r in res.items()},
+            "verdict": verdict,
+        },
     )
     return res
 

@@ -53,7 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--convert", action="store_true", help="also convert the BN model to LocalNorm and fine-tune")
     p.add_argument("--finetune-epochs", type=int, default=5)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--out", default="experiments/results/localnorm_noise")
+    p.add_argument("--out", default="results/localnorm_noise")
     return p.parse_args(argv)
 
 
@@ -150,8 +150,35 @@ def main(argv=None):
         ax.set_ylabel("test accuracy %")
         ax.legend(fontsize=7)
         expkit.save_figure(fig, out, "accuracy_vs_noise.png")
-    expkit.write_json(out, {"config": vars(args), "accuracy": acc})
+    verdict = expkit.verdict(_verdict(args, acc), out)
+    expkit.write_json(out, {"config": vars(args), "accuracy": acc, "verdict": verdict})
     return acc
+
+
+def _verdict(args, acc):
+    vote = "LocalNorm batch_vote" if "LocalNorm batch_vote" in acc else "LocalNorm single_vote"
+    if "BN" not in acc or vote not in acc:
+        return []
+    sigma = min(args.sigmas, key=lambda x: abs(x - 1.0))
+    top, clean = f"gauss {sigma}", f"gauss {min(args.sigmas)}"
+    d0, t0 = expkit.paired(acc[vote][clean], acc["BN"][clean])
+    d1, t1 = expkit.paired(acc[vote][top], acc["BN"][top])
+    return [
+        expkit.claim(
+            f"LocalNorm with voting is at least as accurate as BatchNorm on clean inputs (sigma {min(args.sigmas)})",
+            "CIFAR-10 VGG19: BN 88.83 %, LocalNorm voting 95.29 %",
+            f"{vote} - BN, clean: {t0}",
+            d0 >= 0,
+            "at least as accurate" if d0 >= 0 else "less accurate",
+        ),
+        expkit.claim(
+            f"LocalNorm is far more robust to multiplicative Gaussian noise (sigma {sigma})",
+            "sigma = 1: BN 29 %, LocalNorm voting 83 %",
+            f"{vote} - BN at sigma {sigma}: {t1}",
+            d1 > 0,
+            "more accurate under noise" if d1 > 0 else "not more accurate under noise",
+        ),
+    ]
 
 
 if __name__ == "__main__":

@@ -141,6 +141,30 @@ def main(argv=None):
         fig.colorbar(im)
         fig.tight_layout()
         fig.savefig(os.path.join(out, "spearman.png"), dpi=120)
+    means = {c: float(np.mean(rows[c]["finetuned"])) for c in prune.CRITERIA}
+    order = sorted(means, key=lambda c: -means[c])
+    spread = 100 * (means[order[0]] - means[order[-1]])
+    magnitude = [c for c in ("l1", "l2", "fpgm") if c in order[: len(order) // 2]]
+    expkit.verdict(
+        [
+            expkit.claim(
+                "after the same fine-tune the 12 criteria end close together",
+                "VGG-16 / ResNet on CIFAR-10: a spread of about one point after fine-tuning (Table 1)",
+                f"spread of the fine-tuned means {spread:.2f} points ({order[0]} {100 * means[order[0]]:.2f} % ... "
+                f"{order[-1]} {100 * means[order[-1]]:.2f} %)",
+                spread <= 1.5,
+                "within 1.5 points" if spread <= 1.5 else "wider than 1.5 points",
+            ),
+            expkit.claim(
+                "the weight-magnitude criteria (L1, L2, FPGM) are among the best",
+                "FPGM, L1 and L2 among the top criteria after fine-tuning (Table 1)",
+                f"in the better half here: {', '.join(magnitude) or 'none of them'} (ranking: {', '.join(order)})",
+                len(magnitude) >= 2,
+                "at least two of the three in the better half" if len(magnitude) >= 2 else "fewer than two of three",
+            ),
+        ],
+        out,
+    )
     print(f"\ntotal {time.perf_counter() - t_all:.1f} s; outputs in {out}")
     return {
         "unpruned": base_acc,

@@ -63,7 +63,7 @@ def parse_args(argv=None):
         default=None,
         help="keep only this many training examples (small -> the one-hot model overfits, overconfident)",
     )
-    p.add_argument("--out", default="experiments/results/similarity_label_smoothing")
+    p.add_argument("--out", default="results/similarity_label_smoothing")
     return p.parse_args(argv)
 
 
@@ -111,6 +111,27 @@ def metrics(probs, y):
         "KDE-ECE triweight": float(cal.ece_kde_triweight(probs, y)),
         "ECE_d Gaussian": float(cal.ece_kde(probs, y)),
     }
+
+
+def _verdict(results):
+    ece = {m: float(np.mean([r["conf ECE"] for r in rs])) for m, rs in results.items() if rs}
+    sim = [m for m in ece if "similarity" in m]
+    best = min(sim, key=ece.get)
+    d, text = expkit.paired([r["conf ECE"] for r in results[best]], [r["conf ECE"] for r in results["one-hot"]])
+    over = ece["one-hot"] >= 0.05
+    return [
+        expkit.claim(
+            "class-similarity label smoothing lowers the ECE of an over-confident model",
+            "confidence ECE about 12 % (one-hot) -> about 1 % (similarity smoothing), CIFAR-100 / ImageNet CNNs",
+            f"one-hot {100 * ece['one-hot']:.2f} %, "
+            + ", ".join(f"{m} {100 * ece[m]:.2f} %" for m in sim)
+            + f"; {best} - one-hot {text}",
+            d < 0,
+            ("lower" if d < 0 else "not lower")
+            + ("" if over else f": the one-hot model is not over-confident here (ECE {100 * ece['one-hot']:.1f} %)"),
+            comparable=True if over else "the one-hot model is already calibrated, so there is nothing to correct",
+        )
+    ]
 
 
 @expkit.experiment
@@ -173,7 +194,8 @@ def main(argv=None):
     )
     print("temperature fitted on validation: " + ", ".join(f"{r['T']:.2f}" for r in results["temperature scaling"]))
     out = expkit.output_dir(args.out)
-    expkit.write_json(out, {"config": vars(args), "results": results})
+    verdict = expkit.verdict(_verdict(results), out)
+    expkit.write_json(out, {"config": vars(args), "results": results, "verdict": verdict})
     plt = expkit.pyplot()
     if plt is not None:
         fig, axes = plt.subplots(1, len(METHODS), figsize=(3 * len(METHODS), 3), sharey=True)

@@ -68,7 +68,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--out", default="experiments/results/weight_gradient_centralization")
+    p.add_argument("--out", default="results/weight_gradient_centralization")
     return p.parse_args(argv)
 
 
@@ -124,8 +124,40 @@ def main(argv=None):
         )
     )
     print("paper (CIFAR-10, no BN): baseline 81.87, WC 85.01, WC+GC 85.75, incl. dense 87.07, WN 71.74, WS 73.00 %")
-    expkit.write_json(out, {"config": vars(args), "accuracy": res})
+    verdict = expkit.verdict(_verdict(res), out)
+    expkit.write_json(out, {"config": vars(args), "accuracy": res, "verdict": verdict})
     return res
+
+
+def _verdict(res):
+    bn = "off" if any(k.endswith("BN off") for k in res) else "on"
+    acc = {k.split(" / ")[0]: v for k, v in res.items() if k.endswith(f"BN {bn}")}
+    rows = []
+    for v, paper in (("WC", "81.87 -> 85.01"), ("WC+GC", "81.87 -> 85.75")):
+        if "baseline" in acc and v in acc:
+            d, text = expkit.paired(acc[v], acc["baseline"])
+            rows.append(
+                expkit.claim(
+                    f"{v} raises test accuracy over the baseline (BN {bn})",
+                    f"small CNN without BN on CIFAR-10: {paper} %",
+                    f"{v} - baseline: {text}",
+                    d > 0,
+                    "higher" if d > 0 else "not higher",
+                )
+            )
+    for v in ("WN", "WS"):
+        if "WC" in acc and v in acc:
+            d, text = expkit.paired(acc["WC"], acc[v])
+            rows.append(
+                expkit.claim(
+                    f"WC beats {v} (BN {bn})",
+                    "WC 85.01 vs WN 71.74 / WS 73.00 %",
+                    f"WC - {v}: {text}",
+                    d > 0,
+                    "higher" if d > 0 else "not higher",
+                )
+            )
+    return rows
 
 
 if __name__ == "__main__":

@@ -17,7 +17,28 @@ def _load_experiment(name):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses (Flax modules) defined in the script look their module up
     spec.loader.exec_module(mod)
+    main = mod.main
+
+    def main_then_check_verdict(argv=None):  # every experiment ends with its "paper vs here" block
+        result = main(argv)
+        if argv and "--out" in argv:
+            _check_verdict(argv[argv.index("--out") + 1])
+        return result
+
+    mod.main = main_then_check_verdict
     return mod
+
+
+def _check_verdict(out):
+    import json
+
+    with open(os.path.join(out, "verdict.json")) as fh:
+        rows = json.load(fh)
+    assert rows, f"{out}: empty verdict"
+    for r in rows:
+        assert set(r) == {"claim", "paper", "here", "verdict", "why"}, r
+        assert r["verdict"] in ("supports", "does not support") or r["verdict"].startswith("not comparable ("), r
+        assert all(isinstance(v, str) and v for v in r.values()), r
 
 
 @pytest.mark.slow

@@ -86,3 +86,20 @@ def test_xdist_groups_keep_their_tests_on_one_worker(tmp_path):
     assert len(lines) == 6, out.stdout + out.stderr
     assert all("@g" in ln for ln in lines), out.stdout
     assert len({ln.split()[0] for ln in lines}) == 1, out.stdout  # one worker ran them all
+
+
+def test_every_experiment_ends_with_a_verdict_and_writes_under_results():
+    """Each script prints the "paper vs here" block (expkit.verdict; the end-to-end tests check its rows) and its
+    default --out is results/<script name>, where the README says results go."""
+    import glob
+    import re
+
+    scripts = sorted(glob.glob(os.path.join(REPO, "experiments", "*.py")))
+    scripts = [s for s in scripts if os.path.basename(s) != "expkit.py"]
+    assert len(scripts) >= 21
+    for path in scripts:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+        name = os.path.basename(path)[:-3]
+        assert "expkit.verdict(" in text, f"{name}: no verdict block"
+        assert re.search(rf'"--out", default="results/{name}"', text), f"{name}: default --out is not results/{name}"
