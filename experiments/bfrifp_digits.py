@@ -75,9 +75,13 @@ def reorganise(args, method, model, state, graph, masks, ds, key):
     frozen = bfrifp.freeze_masks(graph, masks, state.params)
     spe = len(ds.train) // args.batch_size
     tx = sgd(args, spe, frozen)
+    augment = expkit.augmentation(args)
 
     @jax.jit
     def step(params, stats, opt, x, y, epoch, k):
+        if augment is not None:
+            x = augment(jax.random.fold_in(k, 1), x)  # k itself drives RFPN's noise
+
         def loss_fn(p):
             logits, upd = apply(
                 {"params": p, "batch_stats": stats}, x, epoch=epoch, key=k, train=True, mutable=["batch_stats"]
@@ -120,7 +124,13 @@ def main(argv=None):
     base_acc = []
     for seed in args.seeds:
         model, state = expkit.pretrain_vgg(
-            ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size, lr=args.pretrain_lr
+            ds,
+            cfg,
+            seed,
+            epochs=args.pretrain_epochs,
+            batch_size=args.batch_size,
+            lr=args.pretrain_lr,
+            augment=expkit.augmentation(args),
         )
         base = models.evaluate(state, ds.test.x, ds.test.y)["accuracy"]
         base_acc.append(base)

@@ -117,6 +117,7 @@ def main(argv=None):
             batch_size=args.batch_size,
             lr=args.pretrain_lr,
             checkpoint_dir=part("pretrain"),
+            augment=expkit.augmentation(args),
         )
         v = state.variables
         base_acc.append(float(accuracy(model, v, x_te, y_te)))
@@ -138,7 +139,13 @@ def main(argv=None):
         ga, gp = bs.strategy(prob, config)
         data = (x_tr, y_tr, x_val, y_val)
         fit = bs.finetune_fitness(
-            model, graph, prob, epochs=args.fitness_epochs, batch_size=args.batch_size, learning_rate=args.fitness_lr
+            model,
+            graph,
+            prob,
+            epochs=args.fitness_epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.fitness_lr,
+            augment=expkit.augmentation(args),
         )
         fit0 = bs.finetune_fitness(model, graph, prob, epochs=0)
         seen = {}
@@ -198,6 +205,7 @@ def main(argv=None):
                 epochs=args.finetune_epochs,
                 batch_size=args.batch_size,
                 learning_rate=args.finetune_lr,
+                augment=expkit.augmentation(args),
             )
             tuned = bs.finetune_genes(tune, genes, v, (x_tr, y_tr), jax.random.fold_in(key, 4))  # compiled once
             pruned = jax.vmap(

@@ -416,10 +416,12 @@ def pretrain_vgg(
     lr: float,
     batch_norm: bool = True,
     checkpoint_dir: str | None = None,
+    augment=None,
 ):
     """Train ``VGG(cfg)`` with Adam (cosine decay) from ``jax.random.key(seed)``; returns ``(model, state)``.
 
-    The unpruned starting point shared by the pruning experiments (resumable with ``checkpoint_dir``).
+    The unpruned starting point shared by the pruning experiments (resumable with ``checkpoint_dir``);
+    ``augment``: see :func:`augmentation`.
     """
     import jax
     import optax
@@ -439,6 +441,7 @@ def pretrain_vgg(
         progress=False,
         checkpoint_dir=checkpoint_dir,
         config={"lr": lr, "epochs": epochs},
+        augment=augment,
     )
     return model, state
 
@@ -476,7 +479,28 @@ def pretrain_parser(doc: str):
     p.add_argument("--cfg", default="16,16,M,32,32,M", help="VGG config: conv widths and M for max-pool")
     p.add_argument("--pretrain-epochs", type=int, default=15)
     p.add_argument("--pretrain-lr", type=float, default=3e-3, help="Adam lr of the unpruned network (cosine)")
+    add_augment_flag(p)
     return p
+
+
+def add_augment_flag(p) -> None:
+    """``--augment auto|on|off``: the standard CIFAR augmentation of every training batch (see :func:`augmentation`)."""
+    p.add_argument(
+        "--augment",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="random 4-pixel-padded crop + horizontal flip of every training batch (jaxkit.data.random_crop_flip, "
+        "the CIFAR papers' augmentation); auto: on for tfds:cifar* datasets, off otherwise",
+    )
+
+
+def augmentation(args):
+    """``jaxkit.data.random_crop_flip`` when ``--augment`` asks for it (``auto``: a CIFAR dataset), else ``None``:
+    pass it as ``augment=`` to ``models.train`` / ``prune.blend_search.masked_finetune`` or call it in a step."""
+    from jaxkit import data
+
+    on = args.augment == "on" or (args.augment == "auto" and "cifar" in str(args.dataset).lower())
+    return data.random_crop_flip if on else None
 
 
 def narrow_resnet(model, graph, masks):
@@ -493,10 +517,11 @@ def narrow_resnet(model, graph, masks):
     )
 
 
-def make_epoch(step, x, y, *, batch_size: int):
+def make_epoch(step, x, y, *, batch_size: int, augment=None):
     """``epoch(state, key) -> (state, losses)``: ``step(state, xb, yb, key) -> (state, loss)`` over one epoch's
     shuffled minibatches (the last partial batch dropped), one jitted step per minibatch. Build it once per
-    configuration and reuse it for every seed (one compile).
+    configuration and reuse it for every seed (one compile). ``augment(key, xb) -> xb`` (:func:`augmentation`)
+    transforms each minibatch first, with its own key.
 
     The minibatches are *not* fused into one ``lax.scan``: on XLA:CPU a scanned training step with convolutions
     ran ~20x slower than the same step called from Python (jax 0.10; see docs/design-notes.md). Seeds are not
@@ -508,13 +533,17 @@ def make_epoch(step, x, y, *, batch_size: int):
     x, y = jnp.asarray(x), jnp.asarray(y)
     nb = len(x) // batch_size
     one = jax.jit(step)
+    aug = jax.jit(augment) if augment is not None else None
 
     def epoch(state, k):
         k_perm, k_steps = jax.random.split(k)
         idx = jax.random.permutation(k_perm, len(x))[: nb * batch_size].reshape(nb, batch_size)
         losses = []
         for b in range(nb):
-            state, loss = one(state, x[idx[b]], y[idx[b]], jax.random.fold_in(k_steps, b))
+            xb = x[idx[b]]
+            if aug is not None:
+                xb = aug(jax.random.fold_in(jax.random.fold_in(k_steps, b), 1), xb)
+            state, loss = one(state, xb, y[idx[b]], jax.random.fold_in(k_steps, b))
             losses.append(loss)
         return state, jnp.stack(losses)
 

@@ -84,6 +84,7 @@ def parse_args(argv=None):
     )
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
+    expkit.add_augment_flag(p)
     p.add_argument("--stages", default="1,1,1", help="blocks per stage")
     p.add_argument("--widths", default="16,32,32")
     p.add_argument("--kinds", nargs="+", default=["flops", "memory", "latency"])
@@ -172,6 +173,8 @@ def gated_phase(args, model, graph, cm, ds, key, state, alpha):
     opt = tx.init(params)
     step = gates.make_train_step(apply, cm, tx)
     stats = variables["batch_stats"]
+    augment = expkit.augmentation(args)
+    augment = jax.jit(augment) if augment is not None else None
     t = 0
     for e in range(args.gated_epochs):
         for i, (xb, yb) in enumerate(
@@ -180,6 +183,8 @@ def gated_phase(args, model, graph, cm, ds, key, state, alpha):
             )
         ):
             k = jax.random.fold_in(jax.random.fold_in(key, 99), e * 1000 + i)
+            if augment is not None:
+                xb = augment(jax.random.fold_in(k, 1), xb)
             params, opt, stats, _ = step(params, opt, stats, xb, yb, k, alpha_at(t), tau_at(t))
             t += 1
     return ({"params": params["model"], "batch_stats": stats}, params["gates"]), params["gates"]
@@ -188,7 +193,15 @@ def gated_phase(args, model, graph, cm, ds, key, state, alpha):
 def finetune(args, small, variables, ds, key):
     steps = max(args.finetune_epochs * (len(ds.train) // args.batch_size), 1)
     st = expkit.small_state(small, variables, ds.train.x[:1], weights_tx(args, args.finetune_lr, steps, "finetune"))
-    st, _ = models.train(st, ds, key=key, epochs=args.finetune_epochs, batch_size=args.batch_size, progress=False)
+    st, _ = models.train(
+        st,
+        ds,
+        key=key,
+        epochs=args.finetune_epochs,
+        batch_size=args.batch_size,
+        progress=False,
+        augment=expkit.augmentation(args),
+    )
     return models.evaluate(st, ds.test.x, ds.test.y)["accuracy"]
 
 
@@ -259,7 +272,13 @@ def main(argv=None):
         steps = max(args.pretrain_epochs * (len(ds.train) // args.batch_size), 1)
         st = models.create_train_state(k_init, model, ds.train.x[:1], weights_tx(args, args.lr, steps, "pretrain"))
         st, _ = models.train(
-            st, ds, key=k_train, epochs=args.pretrain_epochs, batch_size=args.batch_size, progress=False
+            st,
+            ds,
+            key=k_train,
+            epochs=args.pretrain_epochs,
+            batch_size=args.batch_size,
+            progress=False,
+            augment=expkit.augmentation(args),
         )
         base = models.evaluate(st, ds.test.x, ds.test.y)["accuracy"]
         base_acc.append(base)

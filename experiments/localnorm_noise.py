@@ -42,6 +42,7 @@ from jaxkit import normalize as nz
 def parse_args(argv=None):
     p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
+    expkit.add_augment_flag(p)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--widths", default="16,32", help="conv widths (each block halves the resolution)")
     p.add_argument("--groups", type=int, default=8, help="LocalNorm groups K")
@@ -57,7 +58,7 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def trainer(model, tx, ds, batch_size, bn):
+def trainer(model, tx, ds, batch_size, bn, augment=None):
     if bn:
         apply = model.apply
     else:  # LocalNorm has no train flag
@@ -66,7 +67,9 @@ def trainer(model, tx, ds, batch_size, bn):
             del train
             return model.apply(v, x)
 
-    return expkit.make_epoch(expkit.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=batch_size)
+    return expkit.make_epoch(
+        expkit.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=batch_size, augment=augment
+    )
 
 
 @expkit.experiment
@@ -82,8 +85,9 @@ def main(argv=None):
     steps = args.epochs * (len(ds.train) // batch)
     tx = optax.adam(optax.cosine_decay_schedule(args.lr, max(steps, 1)))
     tx_ft = optax.adam(args.lr / 10)
-    epoch_bn, epoch_ln = trainer(bn_net, tx, ds, batch, True), trainer(ln_net, tx, ds, batch, False)
-    epoch_ft = trainer(ln_net, tx_ft, ds, batch, False) if args.convert else None
+    aug = expkit.augmentation(args)
+    epoch_bn, epoch_ln = trainer(bn_net, tx, ds, batch, True, aug), trainer(ln_net, tx, ds, batch, False, aug)
+    epoch_ft = trainer(ln_net, tx_ft, ds, batch, False, aug) if args.convert else None
     n_test = (len(ds.test) // k) * k  # every test batch splits into K groups
     xte, yte = jnp.asarray(ds.test.x[:n_test]), np.asarray(ds.test.y[:n_test])
 

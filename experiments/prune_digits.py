@@ -29,6 +29,7 @@ from jaxkit import models, prune
 
 def parse_args(argv=None):
     p = expkit.parser(__doc__)
+    expkit.add_augment_flag(p)
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--cfg", default="16,16,M,32,32,M")
@@ -56,7 +57,9 @@ def main(argv=None):
     base_acc, spearman = [], None
     t_all = time.perf_counter()
     for seed in args.seeds:
-        model, state = expkit.pretrain_vgg(ds, cfg, seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr)
+        model, state = expkit.pretrain_vgg(
+            ds, cfg, seed, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, augment=expkit.augmentation(args)
+        )
         k_ft = jax.random.fold_in(jax.random.key(seed), 1)
         base = models.evaluate(state, ds.test.x, ds.test.y)["accuracy"]
         base_acc.append(base)
@@ -80,7 +83,13 @@ def main(argv=None):
             pruned = state.replace(params=prune.apply_masks(state.params, elem), tx=ft_tx, opt_state=opt_state)
             acc_p = models.evaluate(pruned, ds.test.x, ds.test.y)["accuracy"]
             tuned, _ = models.train(
-                pruned, ds, key=k_ft, epochs=args.finetune_epochs, batch_size=args.batch_size, progress=False
+                pruned,
+                ds,
+                key=k_ft,
+                epochs=args.finetune_epochs,
+                batch_size=args.batch_size,
+                progress=False,
+                augment=expkit.augmentation(args),
             )
             acc_f = models.evaluate(tuned, ds.test.x, ds.test.y)["accuracy"]
             assert all(

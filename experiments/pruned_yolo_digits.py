@@ -113,6 +113,7 @@ def run(args, method, ds, model, cfg, state, seed):
             batch_size=args.batch_size,
             progress=False,
             before_epoch=hook,
+            augment=expkit.augmentation(args),
         )
         acc_sparse = models.evaluate(st, ds.test.x, ds.test.y)["accuracy"]
         theta = pruned_yolo.importance(graph, st.variables)
@@ -131,6 +132,7 @@ def run(args, method, ds, model, cfg, state, seed):
             epochs=args.finetune_epochs,
             batch_size=args.batch_size,
             progress=False,
+            augment=expkit.augmentation(args),
         )
         variables = tuned.variables
         acc = models.evaluate(tuned, ds.test.x, ds.test.y)["accuracy"]
@@ -201,7 +203,13 @@ def main(argv=None):
     base_acc = []
     for seed in args.seeds:
         model, state = expkit.pretrain_vgg(
-            ds, cfg, seed, epochs=args.pretrain_epochs, batch_size=args.batch_size, lr=args.pretrain_lr
+            ds,
+            cfg,
+            seed,
+            epochs=args.pretrain_epochs,
+            batch_size=args.batch_size,
+            lr=args.pretrain_lr,
+            augment=expkit.augmentation(args),
         )
         base_acc.append(models.evaluate(state, ds.test.x, ds.test.y)["accuracy"])
         base_cost = prune.count(prune.build_graph(model, state.variables, ds.train.x[:1]))

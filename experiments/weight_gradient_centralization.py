@@ -48,6 +48,7 @@ VARIANTS = {
 def parse_args(argv=None):
     p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="digits", help="'digits' or 'tfds:NAME' (prepared offline)")
+    expkit.add_augment_flag(p)
     p.add_argument("--data-dir", default=None)
     p.add_argument("--cfg", default="16,M,32,M", help="VGG config (conv widths, M = max-pool)")
     p.add_argument("--hidden", type=int, default=64, help="penultimate dense width")
@@ -91,7 +92,13 @@ def run(args, ds, variant, bn):
         )
         return variables, tx.init(variables["params"])
 
-    epoch = expkit.make_epoch(expkit.classifier_step(apply, tx, bn), ds.train.x, ds.train.y, batch_size=args.batch_size)
+    epoch = expkit.make_epoch(
+        expkit.classifier_step(apply, tx, bn),
+        ds.train.x,
+        ds.train.y,
+        batch_size=args.batch_size,
+        augment=expkit.augmentation(args),
+    )
     predict = jax.jit(lambda v: apply(v, jnp.asarray(ds.test.x), train=False))
     accs = []
     for seed in args.seeds:

@@ -1525,6 +1525,13 @@ CASES += [
         y=np.asarray(YT),
         why={"x": "rows of any shape and dtype", "y": "any dtype"},
     ),
+    C(
+        "data.random_crop_flip",
+        lambda a: data.random_crop_flip(KEY, a["x"], padding=a["padding"]),
+        {"x": "nerd", "padding": "nd"},
+        x=X_IMG,
+        padding=2,
+    ),
     C("data.num_batches", lambda a: data.num_batches(a["n"], 4), {"n": "nd"}, n=10),
     C("data.cup_reference", lambda a: data.cup_reference(radius=a["radius"]), {"radius": "nd"}, radius=30.0),
     C("data.make_cups", lambda a: data.make_cups(20, noise=a["noise"]), {"noise": "nd"}, noise=0.0),

@@ -1,3 +1,4 @@
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -171,3 +172,21 @@ def test_a_second_seed_reuses_the_compiled_fitness_and_fine_tune(setup):
             first = sizes
     assert min(first) >= 1 and sizes == first, (first, sizes)  # compiled for seed 0, nothing new for seed 1
     assert not np.allclose(np.asarray(runs[0][0]), np.asarray(runs[1][0]))  # and it did use the new problem
+
+
+def test_masked_finetune_augments_each_minibatch(setup):
+    ds, model, v, graph, _, prob = setup
+    gene = bs.sample_gene(prob, jax.random.key(5))
+    x_tr, y_tr = jnp.asarray(ds.train.x[:128]), jnp.asarray(ds.train.y[:128])
+    key, kw = jax.random.key(9), dict(epochs=1, batch_size=64, learning_rate=0.05)
+    run = lambda aug, x: jax.jit(bs.masked_finetune(model, graph, prob, augment=aug, **kw))(gene, v, (x, y_tr), key)
+    plain = run(None, x_tr)
+    # identity = no augmentation; zeros = fine-tuning on zero images (other programs: rounding-level tolerance)
+    chex.assert_trees_all_close(run(lambda k, x: x, x_tr), plain, rtol=1e-5, atol=1e-6)
+    chex.assert_trees_all_close(
+        run(lambda k, x: jnp.zeros_like(x), x_tr), run(None, jnp.zeros_like(x_tr)), rtol=1e-5, atol=1e-6
+    )
+    crop = run(data.random_crop_flip, x_tr)
+    assert not np.allclose(crop["params"]["Dense_0"]["kernel"], plain["params"]["Dense_0"]["kernel"], atol=1e-5)
+    with pytest.raises(TypeError, match="`augment` must be a function"):
+        bs.masked_finetune(model, graph, prob, augment=3)

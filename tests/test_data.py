@@ -135,3 +135,74 @@ def test_load_scene_names_the_file_and_format_when_it_cannot_read_it(tmp_path):
         assert str(tmp_path / name) in msg and says in msg and "allow_pickle" not in msg, msg
     with pytest.raises(FileNotFoundError, match="missing.npy does not exist"):
         data.load_scene(str(tmp_path / "missing.npy"))
+
+
+# ------------------------------------------------------------------------------------- CIFAR augmentation
+def _candidates(img, p):
+    """Every crop of the zero-padded image and its mirror (float64 numpy, the brute-force reference)."""
+    h, w, _ = img.shape
+    padded = np.pad(np.asarray(img, np.float64), ((p, p), (p, p), (0, 0)))
+    out = {}
+    for dy in range(2 * p + 1):
+        for dx in range(2 * p + 1):
+            crop = padded[dy : dy + h, dx : dx + w]
+            out[(dy, dx, False)] = crop
+            out[(dy, dx, True)] = crop[:, ::-1]
+    return out
+
+
+def _which(aug, img, p):
+    hits = [k for k, c in _candidates(img, p).items() if np.array_equal(c, np.asarray(aug, np.float64))]
+    assert hits, "the output is no crop/flip of the padded input"
+    return hits
+
+
+def test_random_crop_flip_gives_a_crop_of_the_padded_image_or_its_mirror():
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0.1, 1.0, (64, 6, 5, 3)).astype(np.float32)  # no zeros: crops are told apart from padding
+    out = data.random_crop_flip(jax.random.key(1), x, padding=2)
+    assert out.shape == x.shape and out.dtype == x.dtype
+    seen = {_which(o, img, 2)[0] for o, img in zip(np.asarray(out), x)}
+    assert len(seen) > 20  # offsets and flips differ across the batch
+    # the same key, the same batch; another key, another batch; under jit the same values (pure data movement:
+    # no arithmetic touches a pixel, so exact equality is the stated tolerance)
+    np.testing.assert_array_equal(out, data.random_crop_flip(jax.random.key(1), x, padding=2))
+    assert not np.array_equal(out, data.random_crop_flip(jax.random.key(2), x, padding=2))
+    jitted = jax.jit(lambda k, b: data.random_crop_flip(k, b, padding=2))
+    np.testing.assert_array_equal(out, jitted(jax.random.key(1), x))
+    legacy = data.random_crop_flip(jax.random.PRNGKey(1), x, padding=2)  # raw uint32 keys work too
+    assert legacy.shape == x.shape
+
+
+def test_random_crop_flip_draws_every_offset_and_flips_half_the_images():
+    rng = np.random.default_rng(1)
+    x = rng.uniform(0.1, 1.0, (4000, 3, 3, 1)).astype(np.float32)
+    out = np.asarray(data.random_crop_flip(jax.random.key(0), x, padding=1))
+    counts = {}
+    for o, img in zip(out, x):
+        for k in _which(o, img, 1):
+            counts[k] = counts.get(k, 0) + 1 / len(_which(o, img, 1))
+    assert len(counts) == 18  # 3 x 3 offsets x 2 flips
+    share = np.array(list(counts.values())) / len(x)
+    np.testing.assert_allclose(share, 1 / 18, atol=0.02)  # ~5 sigma of a binomial share at n = 4000
+    flipped = sum(v for k, v in counts.items() if k[2]) / len(x)
+    assert abs(flipped - 0.5) < 0.04
+
+
+def test_random_crop_flip_edge_cases():
+    x = np.arange(2 * 4 * 4 * 1, dtype=np.uint8).reshape(2, 4, 4, 1)
+    same = data.random_crop_flip(jax.random.key(0), x, padding=0, flip=False)
+    np.testing.assert_array_equal(same, x)
+    assert same.dtype == np.uint8
+    mirrored = {
+        tuple(np.asarray(data.random_crop_flip(jax.random.key(s), x[:1], padding=0))[0, 0, :, 0]) for s in range(20)
+    }
+    assert mirrored == {(0, 1, 2, 3), (3, 2, 1, 0)}
+    with pytest.raises(ValueError, match="`x` must have 4 dimension"):
+        data.random_crop_flip(jax.random.key(0), x[0])
+    with pytest.raises(ValueError, match="`padding` must be an integer >= 0"):
+        data.random_crop_flip(jax.random.key(0), x, padding=-1)
+    with pytest.raises(TypeError, match="`key` must be a PRNG key"):
+        data.random_crop_flip(0, x)
+    with pytest.raises(ValueError, match="`x` is NaN"):
+        data.random_crop_flip(jax.random.key(0), np.full((1, 2, 2, 1), np.nan, np.float32))

@@ -736,3 +736,60 @@ def test_notebook_runs_top_to_bottom(path):
     client.execute(env=dict(os.environ, XLA_FLAGS=flags))
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+
+# ------------------------------------------------------------------------- full-size (CIFAR) paths, on mock data
+_CIFAR_TINY = ["--seeds", "0", "--batch-size", "16"]
+CIFAR_PATHS = {
+    "prune_digits": ["--dataset", "tfds:cifar10", "--cfg", "8,M,8,M", "--epochs", "1", "--finetune-epochs", "1"]
+    + ["--spearman-layer", "params/Conv_1", "--stat-batches", "1"],
+    "bfrifp_digits": ["--dataset", "tfds:cifar10", "--cfg", "8,M,8", "--pretrain-epochs", "1", "--epochs", "1"],
+    "pruned_yolo_digits": ["--dataset", "tfds:cifar10", "--cfg", "8,M,8", "--pretrain-epochs", "1"]
+    + ["--iterations", "1", "--sparsity-epochs", "1", "--finetune-epochs", "1"],
+    "blend_prune_digits": ["--dataset", "tfds:cifar100", "--cfg", "8,M,8", "--pretrain-epochs", "1", "--popsize", "4"]
+    + ["--generations", "1", "--fitness-epochs", "1", "--finetune-epochs", "1", "--top", "1", "--stat-batches", "1"],
+    "gator_digits": ["--recipe", "cifar-resnet56", "--stages", "1,1,1", "--widths", "8,8,8", "--pretrain-epochs", "1"]
+    + ["--gated-epochs", "1", "--finetune-epochs", "1", "--alphas", "1", "--kinds", "flops"],
+    "weight_gradient_centralization": ["--dataset", "tfds:cifar10", "--cfg", "8,M", "--epochs", "1"]
+    + ["--variants", "baseline", "WC", "--bn", "off"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(CIFAR_PATHS))
+def test_cifar_paths_run_on_tfds_mock_data_with_the_standard_augmentation(name, tmp_path, monkeypatch):
+    """Each CIFAR recipe (tfds cifar10/cifar100, ResNet-56 recipe for Gator) runs end to end on TFDS's mock data
+    (random 32x32x3 images) and trains on randomly cropped and flipped batches (``--augment auto``)."""
+    import tensorflow_datasets as tfds
+
+    from jaxkit import data
+
+    calls = []
+    real = data.random_crop_flip
+
+    def spy(key, x, **kw):
+        calls.append(x.shape)
+        return real(key, x, **kw)
+
+    monkeypatch.setattr(data, "random_crop_flip", spy)
+    exp = _load_experiment(name)
+    with tfds.testing.mock_data(num_examples=64):
+        exp.main(CIFAR_PATHS[name] + _CIFAR_TINY + ["--out", str(tmp_path)])
+    assert calls and all(s[1:] == (32, 32, 3) for s in calls), calls[:3]
+
+
+def test_augmentation_flag_is_on_for_cifar_only():
+    sys.path.insert(0, os.path.join(REPO, "experiments"))
+    import expkit
+
+    from jaxkit import data
+
+    p = expkit.parser("x")
+    p.add_argument("--dataset", default="digits")
+    expkit.add_augment_flag(p)
+    got = {
+        argv: expkit.augmentation(p.parse_args(list(argv)))
+        for argv in [(), ("--dataset", "tfds:cifar10"), ("--dataset", "tfds:cifar100", "--augment", "off")]
+        + [("--augment", "on"), ("--dataset", "tfds:mnist")]
+    }
+    assert [v is data.random_crop_flip for v in got.values()] == [False, True, False, True, False]

@@ -188,3 +188,38 @@ def test_im2col_conv_equals_xla_conv_also_under_vmap(kw):
     g_got = jax.vmap(jax.grad(loss(models.with_im2col(conv.apply))))(vs)
     for a, b in zip(jax.tree.leaves(g_got), jax.tree.leaves(g_ref)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)
+
+
+def _zero_x(ds):
+    return data.Dataset(ds.name, data.Split(np.zeros_like(ds.train.x), ds.train.y), ds.test, ds.num_classes)
+
+
+def test_train_augments_every_minibatch_inside_the_step(small_state, digits):
+    kw = dict(key=jax.random.key(0), epochs=1, batch_size=64, progress=False)
+    plain, _ = models.train(small_state, digits, **kw)
+    # an identity augmentation is the plain run (another compiled program: rounding-level tolerance)
+    same, _ = models.train(small_state, digits, augment=lambda k, x: x, **kw)
+    chex.assert_trees_all_close(same.params, plain.params, rtol=1e-5, atol=1e-6)
+    # the augmentation's output is what the step trains on: zeroing it = training on zero images
+    zeroed, _ = models.train(small_state, digits, augment=lambda k, x: jnp.zeros_like(x), **kw)
+    on_zeros, _ = models.train(small_state, _zero_x(digits), **kw)
+    chex.assert_trees_all_close(zeroed.params, on_zeros.params, rtol=1e-5, atol=1e-6)
+    # a keyed augmentation: the same key repeats the run, and it differs from the plain run
+    a1, _ = models.train(small_state, digits, augment=data.random_crop_flip, **kw)
+    a2, _ = models.train(small_state, digits, augment=data.random_crop_flip, **kw)
+    chex.assert_trees_all_equal(a1.params, a2.params)
+    assert not np.allclose(a1.params["Dense_0"]["kernel"], plain.params["Dense_0"]["kernel"], atol=1e-4)
+    with pytest.raises(TypeError, match="`augment` must be a function"):
+        models.train(small_state, digits, augment="crop", **kw)
+
+
+def test_train_draws_a_fresh_augmentation_key_per_batch_and_epoch(small_state, digits):
+    seen = []
+
+    def spy(k, x):
+        jax.debug.callback(lambda kd: seen.append(tuple(np.asarray(kd))), jax.random.key_data(k))
+        return x
+
+    models.train(small_state, digits, key=jax.random.key(0), epochs=2, batch_size=256, progress=False, augment=spy)
+    jax.effects_barrier()
+    assert len(seen) == 2 * (len(digits.train) // 256) and len(set(seen)) == len(seen)

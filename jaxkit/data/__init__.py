@@ -14,7 +14,8 @@ and UCI Adult files (:func:`load_german`, :func:`load_compas`,
 
 Modules: :mod:`~jaxkit.data.core` (containers, batching), :mod:`~jaxkit.data.sklearn`,
 :mod:`~jaxkit.data.tfds`, :mod:`~jaxkit.data.cups`, :mod:`~jaxkit.data.hyperspectral`,
-:mod:`~jaxkit.data.tabular`, :mod:`~jaxkit.data.shift`; every public name is importable from
+:mod:`~jaxkit.data.tabular`, :mod:`~jaxkit.data.shift`, :mod:`~jaxkit.data.augment` (the CIFAR crop + flip,
+keyed and jittable); every public name is importable from
 ``jaxkit.data``.
 
 Every loader returns a :class:`Dataset` of float32 inputs and int32 labels, split
@@ -23,6 +24,7 @@ into train and test with a stratified split fixed by ``seed``.
 
 from __future__ import annotations
 
+from jaxkit.data.augment import random_crop_flip
 from jaxkit.data.core import Dataset, Split, batches, num_batches
 from jaxkit.data.cups import CUP_PARAMS, CupMeshes, cup_reference, make_cups
 from jaxkit.data.hyperspectral import (
@@ -92,6 +94,7 @@ __all__ = [
     "make_rotated_digits",
     "num_batches",
     "pixel_windows",
+    "random_crop_flip",
     "scale_cube",
     "select_classes",
     "shipped_data_file",

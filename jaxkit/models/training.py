@@ -8,6 +8,7 @@ after its last finished epoch and ends with the same parameters as an uninterrup
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -143,6 +144,15 @@ def train_step(state: TrainState, x: jax.Array, y: jax.Array) -> tuple[TrainStat
     return new_state, metrics
 
 
+_AUGMENT_STREAM = 0x61756721  # fold_in tag of the augmentation keys ("aug!"), apart from the shuffle's
+
+
+@functools.partial(jax.jit, static_argnames=("augment",))
+def _augmented_step(state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array, augment) -> tuple[TrainState, dict]:
+    """:func:`train_step` on ``augment(key, x)``: one compiled program per ``augment`` function."""
+    return train_step(state, augment(key, x), y)
+
+
 @jax.jit
 def eval_step(state: TrainState, x: jax.Array, y: jax.Array, weight: jax.Array) -> dict:
     """Weighted sums of loss and correct predictions (``weight`` 0 marks padding rows)."""
@@ -194,6 +204,7 @@ def train(
     before_epoch: Callable[[int, TrainState], TrainState] | None = None,
     config: dict | None = None,
     overwrite: bool = False,
+    augment: Callable[[jax.Array, jax.Array], jax.Array] | None = None,
 ) -> tuple[TrainState, list[dict]]:
     """Train for ``epochs`` epochs; returns the final state and one record per epoch.
 
@@ -210,13 +221,18 @@ def train(
     record)`` runs after each epoch's checkpoint (raise in it to stop early).
     ``before_epoch(epoch, state) -> state`` (0-based ``epoch``) may transform
     the state before each epoch's steps (e.g. Pruned-YOLO's soft mask); keep
-    it a deterministic function so a resumed run stays identical.
+    it a deterministic function so a resumed run stays identical. ``augment(key, x_batch) -> x_batch`` (e.g.
+    :func:`jaxkit.data.random_crop_flip`, the CIFAR crop + flip) transforms every training minibatch inside the
+    jitted step, keyed by ``key``, the epoch and the batch index (so a resumed run augments the same way);
+    evaluation sees the data as it is.
 
     Records hold ``epoch`` (1-based), ``train_loss``, ``train_accuracy``,
     ``test_loss``, ``test_accuracy``, ``seconds`` (epoch wall time).
     """
     if int(epochs) < 0:
         raise ValueError(f"`epochs` must be >= 0, got {epochs}.")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"`augment` must be a function (key, x) -> x or None, got {type(augment).__name__}.")
     n_train = len(dataset.train)
     if not 1 <= int(batch_size) <= n_train:
         raise ValueError(f"`batch_size` must lie in [1, {n_train}] (the training set size), got {batch_size}.")
@@ -228,6 +244,7 @@ def train(
         "n_train": n_train,
         "data": [dataset.train.x, dataset.train.y, dataset.test.x, dataset.test.y],
         "before_epoch": before_epoch,
+        **({"augment": augment} if augment is not None else {}),  # absent when unused: older checkpoints still match
         **dict(config or {}),
     }
     run = Run(
@@ -257,14 +274,17 @@ def train(
             t0 = time.perf_counter()
             if before_epoch is not None:
                 state = before_epoch(epoch, state)
-            for xb, yb in _data.batches(
-                jax.random.fold_in(key, epoch),
-                dataset.train.x,
-                dataset.train.y,
-                batch_size=int(batch_size),
-                drop_remainder=True,
+            k_epoch = jax.random.fold_in(key, epoch)
+            k_aug = jax.random.fold_in(k_epoch, _AUGMENT_STREAM)
+            for i, (xb, yb) in enumerate(
+                _data.batches(
+                    k_epoch, dataset.train.x, dataset.train.y, batch_size=int(batch_size), drop_remainder=True
+                )
             ):
-                state, _ = train_step(state, xb, yb)
+                if augment is None:
+                    state, _ = train_step(state, xb, yb)
+                else:
+                    state, _ = _augmented_step(state, xb, yb, jax.random.fold_in(k_aug, i), augment)
             tr = evaluate(state, dataset.train.x, dataset.train.y)
             te = evaluate(state, dataset.test.x, dataset.test.y)
             record = {

@@ -274,6 +274,7 @@ def masked_finetune(
     weight_decay: float = 1e-4,
     optimizer: str = "sgd",
     im2col: bool = True,
+    augment=None,
 ):
     """``tune(gene, variables, (x_train, y_train), key) -> variables``: prune by the gene, fine-tune, keep pruned at 0.
 
@@ -285,7 +286,9 @@ def masked_finetune(
     fixes the batch order (drop-last batches of ``batch_size``). Traceable and
     vmappable over genes. ``im2col``: convolutions as shifted slices @ kernel
     (:func:`jaxkit.models.with_im2col`, same numbers), faster than the grouped
-    convolution ``vmap`` otherwise produces on CPU.
+    convolution ``vmap`` otherwise produces on CPU. ``augment(key, x_batch) -> x_batch`` (e.g.
+    :func:`jaxkit.data.random_crop_flip` on CIFAR) transforms every minibatch inside the scan, with a key derived
+    from ``key`` and the step index.
 
     The result is a ``jax.tree_util.Partial`` holding ``prob``'s arrays as data: pass it to ``jit`` as an
     argument (:func:`finetune_genes`, :func:`jaxkit.evolution.evaluate` do) and a new problem of the same shapes
@@ -295,6 +298,8 @@ def masked_finetune(
         raise ValueError(f"`epochs` must be >= 0, got {epochs}.")
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"`optimizer` must be 'sgd' or 'adam', got {optimizer!r}.")
+    if augment is not None and not callable(augment):
+        raise TypeError(f"`augment` must be a function (key, x) -> x or None, got {type(augment).__name__}.")
     core = _tune_core(
         model,
         _ByValue(graph),
@@ -305,12 +310,18 @@ def masked_finetune(
         float(weight_decay),
         optimizer,
         bool(im2col),
+        augment,
     )
     return jax.tree_util.Partial(core, prob)
 
 
+_AUGMENT_STREAM = 0x61756721  # fold_in tag of the augmentation keys ("aug!"), apart from the epochs' 0, 1, ...
+
+
 @functools.lru_cache(maxsize=16)
-def _tune_core(model, graph_key: _ByValue, epochs, bs, learning_rate, momentum, weight_decay, optimizer, im2col):
+def _tune_core(
+    model, graph_key: _ByValue, epochs, bs, learning_rate, momentum, weight_decay, optimizer, im2col, augment
+):
     graph = graph_key.graph
     base = optax.sgd(learning_rate, momentum) if optimizer == "sgd" else optax.adam(learning_rate)
     tx = optax.chain(optax.add_decayed_weights(weight_decay), base) if weight_decay else base
@@ -330,17 +341,19 @@ def _tune_core(model, graph_key: _ByValue, epochs, bs, learning_rate, momentum, 
             [jax.random.permutation(jax.random.fold_in(key, e), x_tr.shape[0])[:n] for e in range(epochs)]
         ).reshape(-1, bs)
 
-        def step(carry, idx):
+        k_aug = jax.random.fold_in(key, _AUGMENT_STREAM)
+
+        def step(carry, inp):
             params, stats, opt = carry
+            i, idx = inp
+            xb = x_tr[idx] if augment is None else augment(jax.random.fold_in(k_aug, i), x_tr[idx])
 
             def loss(p):
                 if stats:
-                    logits, upd = apply(
-                        {"params": p, "batch_stats": stats}, x_tr[idx], train=True, mutable=["batch_stats"]
-                    )
+                    logits, upd = apply({"params": p, "batch_stats": stats}, xb, train=True, mutable=["batch_stats"])
                     new = upd["batch_stats"]
                 else:
-                    logits, new = apply({"params": p}, x_tr[idx], train=True), stats
+                    logits, new = apply({"params": p}, xb, train=True), stats
                 return optax.softmax_cross_entropy_with_integer_labels(logits, y_tr[idx]).mean(), new
 
             grads, new_stats = jax.grad(loss, has_aux=True)(params)
@@ -348,7 +361,9 @@ def _tune_core(model, graph_key: _ByValue, epochs, bs, learning_rate, momentum, 
             upd = jax.tree.map(lambda u, m: jnp.where(m, u, 0.0), upd, elem["params"])
             return (optax.apply_updates(params, upd), new_stats, opt), None
 
-        (params, stats, _), _ = jax.lax.scan(step, (params, stats, tx.init(params)), perms)
+        (params, stats, _), _ = jax.lax.scan(
+            step, (params, stats, tx.init(params)), (jnp.arange(perms.shape[0]), perms)
+        )
         return {"params": params, **({"batch_stats": stats} if stats else {})}
 
     return tune
