@@ -138,12 +138,53 @@ def claim(what: str, paper: str, here: str, holds: bool | None, why: str, *, com
     return {"claim": what, "paper": paper, "here": here, "verdict": verdict, "why": why}
 
 
-def paired(a: Sequence[float], b: Sequence[float], scale: float = 100.0, unit: str = "points") -> tuple[float, str]:
-    """Mean and std over seeds of ``a - b`` (paired by seed, times ``scale``): ``(mean, "+1.23 ± 0.45 points over
-    3 seeds")`` -- the figure a claim "a beats b" is judged on."""
-    d = (np.asarray(a, float) - np.asarray(b, float)) * scale
-    sd = float(np.std(d)) if len(d) > 1 else 0.0
-    return float(np.mean(d)), f"{float(np.mean(d)):+.2f} ± {sd:.2f} {unit} over {len(d)} seed{'s' * (len(d) != 1)}"
+class Diff:
+    """A paired difference over seeds, compared with its noise: ``d > x`` is true only when the mean exceeds ``x``
+    by more than two standard errors (``d < x`` likewise below), so a verdict never rests on seed noise; with one
+    seed there is no noise estimate and no comparison holds. ``float(d)`` / ``format(d)`` give the mean."""
+
+    def __init__(self, values):
+        v = np.asarray(values, float)
+        self.n = len(v)
+        self.mean = float(np.mean(v))
+        self.sd = float(np.std(v, ddof=1)) if self.n > 1 else float("nan")
+        self.se = self.sd / np.sqrt(self.n) if self.n > 1 else float("inf")
+
+    def __gt__(self, x):
+        return self.mean - 2 * self.se > x
+
+    def __ge__(self, x):
+        return self.mean - 2 * self.se >= x
+
+    def __lt__(self, x):
+        return self.mean + 2 * self.se < x
+
+    def __le__(self, x):
+        return self.mean + 2 * self.se <= x
+
+    def __float__(self):
+        return self.mean
+
+    def __abs__(self):
+        return abs(self.mean)
+
+    def __format__(self, spec):
+        return format(self.mean, spec)
+
+    @property
+    def noise(self) -> str:
+        if self.n < 2:
+            return "one seed: no noise estimate"
+        return "beyond 2 standard errors" if abs(self.mean) > 2 * self.se else "within 2 standard errors: seed noise"
+
+
+def paired(a: Sequence[float], b: Sequence[float], scale: float = 100.0, unit: str = "points") -> tuple[Diff, str]:
+    """``a - b`` paired by seed, times ``scale``: ``(Diff, "+1.23 ± 0.45 points over 3 seeds (within seed
+    noise ...)")`` -- what a claim "a beats b" is judged on (see :class:`Diff`: comparisons count only beyond
+    two standard errors)."""
+    d = Diff((np.asarray(a, float) - np.asarray(b, float)) * scale)
+    sd = 0.0 if d.n < 2 else d.sd
+    return d, f"{d.mean:+.2f} ± {sd:.2f} {unit} over {d.n} seed{'s' * (d.n != 1)} ({d.noise})"
 
 
 def verdict(claims: Sequence[dict], out: str | None = None) -> list[dict]:

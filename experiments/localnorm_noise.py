@@ -172,8 +172,8 @@ def _verdict(args, acc):
             f"LocalNorm with voting is at least as accurate as BatchNorm on clean inputs (sigma {min(args.sigmas)})",
             "CIFAR-10 VGG19: BN 88.83 %, LocalNorm voting 95.29 %",
             f"{vote} - BN, clean: {t0}",
-            d0 >= 0,
-            "at least as accurate" if d0 >= 0 else "less accurate",
+            not d0 < 0,
+            "not clearly less accurate" if not d0 < 0 else "clearly less accurate",
         ),
         expkit.claim(
             f"LocalNorm is far more robust to multiplicative Gaussian noise (sigma {sigma})",

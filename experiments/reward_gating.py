@@ -62,6 +62,13 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=1_000, help="transitions before learning starts (our choice)")
     p.add_argument("--noise-init", type=float, default=1.0, help="exploration std at step 0 (our choice)")
     p.add_argument("--noise-final", type=float, default=0.05, help="exploration std at the end (our choice)")
+    p.add_argument(
+        "--noise",
+        choices=["gaussian", "ou"],
+        default="gaussian",
+        help="exploration noise: independent Gaussian draws, or an Ornstein-Uhlenbeck process (Lillicrap et al.)",
+    )
+    p.add_argument("--noise-theta", type=float, default=0.15, help="OU mean-reversion rate per step")
     p.add_argument("--bins", type=int, default=100, help="points of each learning curve")
     p.add_argument("--alpha", type=float, default=0.05, help="CVaR tail fraction")
     p.add_argument("--chunk", type=int, default=5_000, help="steps per compiled call / checkpoint")
@@ -99,6 +106,8 @@ def make_trainer(args):
         warmup_steps=args.warmup,
         noise_init=args.noise_init,
         noise_final=args.noise_final,
+        noise=args.noise,
+        noise_theta=args.noise_theta,
     )
 
 

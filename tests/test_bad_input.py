@@ -1310,6 +1310,14 @@ CASES += [
         why={"agents": "strings: unknown names are an error (test_rl)"},
     ),
     C(
+        "rl.ou_step",
+        lambda a: rl.ou_step(KEY, a["x"], a["theta"]),
+        {"x": "nd", "theta": "nd"},
+        x=jnp.zeros(2),
+        theta=0.15,
+        why={"x": "any shape: one value per action dimension (an empty process stays empty)"},
+    ),
+    C(
         "rl.place_runs",
         lambda a: rl.place_runs(a["tree"]),
         {"tree": "e"},

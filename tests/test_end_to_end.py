@@ -750,6 +750,8 @@ CIFAR_PATHS = {
     + ["--generations", "1", "--fitness-epochs", "1", "--finetune-epochs", "1", "--top", "1", "--stat-batches", "1"],
     "gator_digits": ["--recipe", "cifar-resnet56", "--stages", "1,1,1", "--widths", "8,8,8", "--pretrain-epochs", "1"]
     + ["--gated-epochs", "1", "--finetune-epochs", "1", "--alphas", "1", "--kinds", "flops"],
+    "localnorm_noise": ["--dataset", "tfds:cifar10", "--widths", "8", "--groups", "2", "--group-size", "8"]
+    + ["--epochs", "1", "--sigmas", "0", "1", "--rates", "0.2"],
     "weight_gradient_centralization": ["--dataset", "tfds:cifar10", "--cfg", "8,M", "--epochs", "1"]
     + ["--variants", "baseline", "WC", "--bn", "off"],
 }

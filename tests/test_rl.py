@@ -26,6 +26,51 @@ def _mountain_car_np(x, v, a):
     return x, v, reward, term
 
 
+def test_mountain_car_equals_gymnax_step_for_step_except_at_the_left_wall():
+    """Cross-check against gymnax 1.0.1's ``MountainCarContinuous-v0`` (``step_env``, same states and actions).
+    Equal to float32 rounding everywhere but one place: when the car hits the left wall (x clipped to -1.2 while
+    moving left) Gym sets v = 0 (``if position == min_position and velocity < 0``, our transcription above) and we
+    do too; gymnax instead zeroes v at the *goal* side (``position >= goal_position and velocity < 0``) and lets the
+    car keep pushing into the wall -- a deviation of gymnax from Gym, asserted here so a change on either side shows."""
+    from gymnax.environments.classic_control import continuous_mountain_car as gx
+
+    genv, gp = gx.ContinuousMountainCar(), gx.ContinuousMountainCar().default_params
+    env = rl.MountainCarContinuous()
+    # the states a run visits: 64 episodes of 400 steps under random pushes (persisting 10-step actions, so the car
+    # swings far enough to reach both the wall and the flag), actions beyond the bounds included
+    rng = np.random.default_rng(0)
+    n, t_max = 64, 400
+    acts = np.repeat(rng.uniform(-2, 2, (n, t_max // 10)), 10, axis=1).astype(np.float32)
+    step = jax.jit(jax.vmap(lambda p, a: env.step(rl.EnvState(p, jnp.int32(0)), a[None])))
+    gstep = jax.jit(
+        jax.vmap(
+            lambda p, a: genv.step_env(jax.random.key(0), gx.EnvState(position=p[0], velocity=p[1], time=0), a, gp)
+        )
+    )
+    phys = np.stack([rng.uniform(-0.6, -0.4, n), np.zeros(n)], 1).astype(np.float32)
+    alive = np.ones(n, bool)
+    wall = goal = 0
+    for t in range(t_max):
+        obs, _, rew, term, _ = step(jnp.asarray(phys), jnp.asarray(acts[:, t]))
+        gobs, _, grew, gdone, _ = gstep(jnp.asarray(phys), jnp.asarray(acts[:, t]))
+        obs, gobs = np.asarray(obs), np.asarray(gobs)
+        at_wall = (obs[:, 0] == np.float32(-1.2)) & (np.asarray(gobs)[:, 1] < 0)
+        ok = alive & ~at_wall
+        np.testing.assert_allclose(obs[ok], gobs[ok], atol=1e-7, err_msg=f"step {t}")
+        np.testing.assert_allclose(np.asarray(rew)[ok], np.asarray(grew)[ok], rtol=1e-6, atol=1e-5)
+        np.testing.assert_array_equal(np.asarray(term)[ok], np.asarray(gdone)[ok])
+        hit = alive & at_wall  # Gym's rule (ours): stopped at the wall; gymnax: still moving left
+        assert np.all(obs[hit, 1] == 0) and np.all(gobs[hit, 0] == obs[hit, 0])
+        for i in np.flatnonzero(hit):
+            ref = _mountain_car_np(float(phys[i, 0]), float(phys[i, 1]), float(acts[i, t]))
+            assert ref[1] == 0.0 and ref[0] == pytest.approx(-1.2)
+        wall += int(hit.sum())
+        goal += int((alive & np.asarray(term)).sum())
+        alive &= ~np.asarray(term)
+        phys = obs
+    assert wall > 20 and goal > 5, (wall, goal)  # both special cases were exercised
+
+
 def test_mountain_car_matches_float64_transcription():
     env = rl.MountainCarContinuous()
     rng = np.random.default_rng(0)
@@ -423,3 +468,40 @@ def test_across_time_measures_equal_numpy():
         rel.dispersion_across_time(c, 1)
     with pytest.raises(ValueError, match="curves"):
         rel.detrend(np.zeros(5))
+
+
+def test_ou_noise_has_unit_stationary_std_and_geometric_autocorrelation():
+    theta = 0.15
+
+    def run(key):
+        def body(x, k):
+            x = rl.ou_step(k, x, theta)
+            return x, x
+
+        return jax.lax.scan(body, jnp.zeros(()), jax.random.split(key, 60_000))[1]
+
+    xs = np.asarray(jax.jit(jax.vmap(run))(jax.random.split(jax.random.key(0), 8)), np.float64)[:, 200:]  # burn-in
+    assert np.std(xs) == pytest.approx(1.0, abs=0.03)
+    for lag in (1, 5, 20):  # float64 reference: correlation (1 - theta)^lag
+        r = np.mean([np.corrcoef(x[:-lag], x[lag:])[0, 1] for x in xs])
+        assert r == pytest.approx((1 - theta) ** lag, abs=0.02), lag
+    with pytest.raises(ValueError, match="`theta`"):
+        rl.ou_step(jax.random.key(0), jnp.zeros(1), 0.0)
+
+
+def test_trainer_with_ou_noise_keeps_the_process_and_restarts_it_each_episode():
+    env = rl.MountainCarContinuous(max_steps=50)
+    kw = dict(total_steps=120, warmup_steps=1000, buffer_size=200)
+    mk = lambda noise: rl.Trainer(
+        env, rl.DDPG(2, 1, hidden=(8,)), rl.IntrinsicMotivation(2, 1, hidden=(8,)), noise=noise, **kw
+    )
+    tr = mk("ou")
+    st = tr.init(jax.random.key(0))
+    st49, _ = tr.run(st, 0, 49)
+    assert float(jnp.abs(st49.noise).max()) > 0  # a running process ...
+    st50, logs = tr.run(st49, 0, 1)
+    assert bool(logs["done"][0]) and float(jnp.abs(st50.noise).max()) == 0.0  # ... restarted at the time limit
+    g, _ = mk("gaussian").run(mk("gaussian").init(jax.random.key(0)), 0, 49)
+    assert float(jnp.abs(g.noise).max()) == 0.0
+    with pytest.raises(ValueError, match="`noise` must be 'gaussian' or 'ou'"):
+        mk("pink")

@@ -26,7 +26,7 @@ from jaxkit.rl.intrinsic import (
     prediction_error_reward,
     surprise_reward,
 )
-from jaxkit.rl.train import LOG_FIELDS, RunState, Trainer, kinds_index, place_runs
+from jaxkit.rl.train import LOG_FIELDS, RunState, Trainer, kinds_index, ou_step, place_runs
 
 __all__ = [
     "AGENTS",
@@ -46,6 +46,7 @@ __all__ = [
     "gate",
     "intrinsic",
     "kinds_index",
+    "ou_step",
     "place_runs",
     "prediction_error",
     "prediction_error_reward",

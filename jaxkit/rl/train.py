@@ -6,9 +6,12 @@ intrinsic module, budget). :meth:`Trainer.init` builds a run's whole state
 :meth:`Trainer.run` advances it ``num_steps`` environment steps in one
 ``lax.scan``; per step it
 
-1. acts with Gaussian exploration noise whose standard deviation decays
-   linearly from ``noise_init`` to ``noise_final`` over ``total_steps``
-   (:func:`jaxkit.schedules.temperature`, ``kind="linear"``);
+1. acts with exploration noise whose standard deviation decays linearly from
+   ``noise_init`` to ``noise_final`` over ``total_steps``
+   (:func:`jaxkit.schedules.temperature`, ``kind="linear"``): independent Gaussian draws
+   (``noise="gaussian"``), or an Ornstein-Uhlenbeck process of unit stationary std and mean-reversion rate
+   ``noise_theta`` per step, restarted at 0 every episode (``noise="ou"``, Lillicrap et al. 2016's DDPG noise:
+   the pushes persist for ~1/theta steps, which is what reaching MountainCar's flag needs);
 2. steps the environment (new episode on termination or time limit) and
    stores the transition;
 3. after ``warmup_steps`` transitions, draws three independent replay batches
@@ -36,13 +39,14 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from jaxkit import _checks as _c
 from jaxkit import _sharding, schedules
 from jaxkit.rl import replay
 from jaxkit.rl.ddpg import DDPG, DDPGState
 from jaxkit.rl.envs import EnvState, step_autoreset
 from jaxkit.rl.intrinsic import AGENTS, IMState, IntrinsicMotivation, agent_reward
 
-__all__ = ["LOG_FIELDS", "RunState", "Trainer", "kinds_index", "place_runs"]
+__all__ = ["LOG_FIELDS", "RunState", "Trainer", "kinds_index", "ou_step", "place_runs"]
 
 LOG_FIELDS = (
     "ext_reward",
@@ -68,6 +72,16 @@ class RunState:
     step: jax.Array
     episode_return: jax.Array
     diverged: jax.Array
+    noise: jax.Array  # the OU process's state (zeros with Gaussian noise)
+
+
+def ou_step(key, x, theta: float):
+    """One step of the unit-variance Ornstein-Uhlenbeck process ``x' = (1 - theta) x + sqrt(1 - (1 - theta)^2) eps``,
+    ``eps ~ N(0, I)``: stationary std 1 and lag-k correlation ``(1 - theta)^k`` (the DDPG paper's exploration noise,
+    Lillicrap et al. 2016, with dt = 1 and its sigma folded into the noise schedule)."""
+    x = _c.array(x, "x", kind="r")
+    th = jnp.float32(_c.number(theta, "theta", lo=0.0, hi=1.0, lo_open=True))
+    return (1 - th) * x + jnp.sqrt(1 - (1 - th) ** 2) * jax.random.normal(key, jnp.shape(x))
 
 
 def _where(c, a, b):
@@ -92,6 +106,8 @@ class Trainer:
     warmup_steps: int = 1_000
     noise_init: float = 1.0
     noise_final: float = 0.05
+    noise: str = "gaussian"
+    noise_theta: float = 0.15
 
     def __post_init__(self):
         e, a, m = self.env, self.agent, self.motivation
@@ -106,6 +122,10 @@ class Trainer:
             raise ValueError(f"`warmup_steps` must be >= 0, got {self.warmup_steps}.")
         if not (0 < self.noise_final <= self.noise_init):
             raise ValueError(f"need 0 < `noise_final` <= `noise_init`, got {self.noise_final}, {self.noise_init}.")
+        if self.noise not in ("gaussian", "ou"):
+            raise ValueError(f"`noise` must be 'gaussian' or 'ou', got {self.noise!r}.")
+        if not (0 < float(self.noise_theta) <= 1):
+            raise ValueError(f"`noise_theta` must lie in (0, 1], got {self.noise_theta}.")
 
     @property
     def noise_schedule(self):
@@ -131,13 +151,19 @@ class Trainer:
             jnp.zeros((), jnp.int32),
             jnp.float32(0),
             jnp.bool_(False),
+            jnp.zeros((self.env.act_dim,), jnp.float32),
         )
 
     def _step(self, kind, state: RunState, _):
         ag, im = self.agent, self.motivation
         key = jax.random.wrap_key_data(state.key)
         key, k_noise, k_reset, k_a, k_f, k_m = jax.random.split(key, 6)
-        action = ag.act(state.agent, state.obs, k_noise, self.noise_schedule(state.step))
+        std = self.noise_schedule(state.step)
+        if self.noise == "gaussian":
+            action, ou = ag.act(state.agent, state.obs, k_noise, std), state.noise
+        else:
+            ou = ou_step(k_noise, state.noise, self.noise_theta)
+            action = jnp.clip(ag.policy(state.agent.actor, state.obs) + std * ou, -ag.max_action, ag.max_action)
         next_obs, obs, env_state, r_ext, terminated, done = step_autoreset(self.env, k_reset, state.env, action)
         sig = im.rewards(state.motivation, state.obs, action, next_obs)
         fm_term = im.eps_fm * jnp.tanh(sig["r_fm"])
@@ -168,6 +194,7 @@ class Trainer:
             state.step + 1,
             jnp.where(done, 0.0, ep_ret),
             state.diverged | ~finite,
+            jnp.where(done, 0.0, ou),
         )
         log = {
             "ext_reward": r_ext,
