@@ -237,6 +237,8 @@ def main(argv=None):
                 axes[i, j].axis("off")
                 if i == 0:
                     axes[i, j].set_title(c, fontsize=8)
+        maps = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1))
+        fig.colorbar(maps, ax=axes, shrink=0.6, label="normalised Grad-CAM")
         expkit.save_figure(fig, out, "gradcam_grid.png")
     acc_change = max(abs(r[k]["acc"] - r["clean"]) for r in results for k in KINDS)
     l1s = {k: float(np.mean([r[k]["l1"] for r in results])) for k in ("T1", "T2", "T3")}

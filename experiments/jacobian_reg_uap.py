@@ -177,6 +177,7 @@ def main(argv=None):
                 np.concatenate([r["similarity"] for r in results[m]]), bins=50, alpha=0.5, density=True, label=NAMES[m]
             )
         ax.set_xlabel("Jacobian cosine similarity of test pairs")
+        ax.set_ylabel("density")
         ax.legend()
         expkit.save_figure(fig, out, "jacobian_similarity.png")
     summary = {

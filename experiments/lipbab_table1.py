@@ -224,6 +224,7 @@ def main(argv=None):
             ax.plot(h[:, 0], h[:, 3], label="upper bound")
             ax.plot(h[:, 0], h[:, 2], label="lower bound")
             ax.set_xlabel("nodes bounded")
+            ax.xaxis.get_major_locator().set_params(integer=True)
             ax.set_title(f"p = {'inf' if p == np.inf else p}")
             ax.grid(alpha=0.3)
             ax.set_yscale("log")

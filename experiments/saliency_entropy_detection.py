@@ -181,6 +181,8 @@ def main(argv=None):
                 axes[i, j].axis("off")
                 if i == 0:
                     axes[i, j].set_title(c, fontsize=8)
+        maps = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1))
+        fig.colorbar(maps, ax=axes, shrink=0.6, label=f"normalised {args.maps} map")
         expkit.save_figure(fig, out, "maps_grid.png")
         fig, ax = plt.subplots(figsize=(4.5, 4))
         for k in keys:

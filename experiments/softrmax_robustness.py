@@ -231,6 +231,7 @@ def main(argv=None):
                 c = np.mean([r["posterior_curve"] for r in results[(task, head)]], 0)
                 axes[2 * i + 1].plot(args.curve_eps, c, marker="o", label=head)
             axes[2 * i].set_xlabel(f"[{task}] log10 R (magnitude / margin)")
+            axes[2 * i].set_ylabel("density")
             axes[2 * i + 1].set_xlabel(f"[{task}] FGSM eps (unclipped)")
             axes[2 * i + 1].set_ylabel("mean top posterior")
             axes[2 * i].legend()

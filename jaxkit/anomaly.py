@@ -488,12 +488,14 @@ def plot_semilog_roc(ax, curves: dict[str, tuple[np.ndarray, np.ndarray]], *, n_
     return ax
 
 
-def plot_heatmap(ax, scores, *, title: str = ""):
-    """``log10`` of (shifted-positive) scores as an image."""
+def plot_heatmap(ax, scores, *, title: str = "", colorbar: bool = True):
+    """``log10`` of (shifted-positive) scores as an image, with a colour bar (``colorbar=False``: none)."""
     s = np.asarray(scores, np.float64)
     s = s - s.min() + 1e-12 * (np.ptp(s) + 1)
     im = ax.imshow(np.log10(s), cmap="inferno")
     ax.set_title(title)
     ax.set_xticks([])
     ax.set_yticks([])
+    if colorbar:
+        ax.figure.colorbar(im, ax=ax, shrink=0.8, label="log10 score (shifted)")
     return im
