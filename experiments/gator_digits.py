@@ -87,8 +87,20 @@ def parse_args(argv=None):
     expkit.add_augment_flag(p)
     p.add_argument("--stages", default="1,1,1", help="blocks per stage")
     p.add_argument("--widths", default="16,32,32")
-    p.add_argument("--kinds", nargs="+", default=["flops", "memory", "latency"])
-    p.add_argument("--alphas", type=float, nargs="+", default=[1.0, 2.0, 4.0, 8.0], help="increasing; iterative")
+    p.add_argument(
+        "--kinds",
+        nargs="+",
+        default=["flops"],
+        choices=["flops", "memory", "latency"],
+        help="cost kinds (the paper's headline is FLOPs; all three: --kinds flops memory latency)",
+    )
+    p.add_argument(
+        "--alphas",
+        type=float,
+        nargs="+",
+        default=[2.0, 4.0, 8.0],
+        help="increasing; iterative (alpha 1 prunes nothing here)",
+    )
     p.add_argument("--pretrain-epochs", type=int, default=12)
     p.add_argument("--gated-epochs", type=int, default=5)
     p.add_argument("--finetune-epochs", type=int, default=3)

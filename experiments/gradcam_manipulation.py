@@ -250,9 +250,7 @@ def main(argv=None):
                 "ImageNet val accuracy 0.71592 -> 0.71594 / 0.71592 (T1-T4)",
                 f"largest accuracy change over T1-T4 and {len(results)} seeds: {100 * acc_change:.2f} points",
                 acc_change <= 0.005,
-                "within half a point (float32 rounding moves a few borderline inputs)"
-                if acc_change <= 0.005
-                else "accuracy moved by more than half a point",
+                "within half a point" if acc_change <= 0.005 else "accuracy moved by more than half a point",
             ),
             expkit.claim(
                 "Grad-CAM then shows the attacker's map",

@@ -55,7 +55,7 @@ def parse_args(argv=None):
     p.add_argument("--alpha", type=float, default=1e-3, help="HIR weight (paper: 1e-3 at batch 250)")
     p.add_argument("--alpha-mmd", type=float, default=1.0, help="MK-MMD weight (our choice)")
     p.add_argument("--per-class", type=int, default=5, help="images per class per training domain in a batch")
-    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--steps", type=int, default=300)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="paper: 10 repetitions")
     p.add_argument("--no-small-batch", action="store_true", help="skip the paired/unpaired comparison")

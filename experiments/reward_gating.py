@@ -18,11 +18,31 @@ across time (IQR of detrended curve in windows, median over runs), short- and
 long-term risk across time (CVaR of differences / of drawdown). Learning-curve
 and reliability plots are saved in ``--out``.
 
-    python experiments/reward_gating.py                    # 4 agents x 15 seeds x 20k steps, minutes on CPU
-    python experiments/reward_gating.py --full             # 100k steps per run
+    python experiments/reward_gating.py                    # 4 agents x 5 seeds x 100k steps, ~4 min on 2 cores
+    python experiments/reward_gating.py --full             # 15 seeds per agent (the paper's count)
+    python experiments/reward_gating.py --noise ou         # temporally correlated exploration (see below)
     python experiments/reward_gating.py --env navigate     # sparse lidar-style task (eps = 0.01)
 
 Interrupted runs resume from ``--out/checkpoints`` (chunks of ``--chunk`` steps).
+
+Why our rewards are far below the paper's (measured on 2 cores, 15 seeds per agent; reward per episode, share of
+episodes at the flag). The environment is not the cause: it equals Gym's equations (float64 transcription) and
+gymnax 1.0.1's step for step (except at the left wall, where gymnax departs from Gym). Exploration is:
+
+* iid Gaussian noise (std 1.0 -> 0.05, the default): 20k steps -- all four negative (-24.8 ... -27.6), 0-0.7 %
+  of episodes at the flag; 100k steps -- the paper's order, gated MC 8.3 (31 %) > MC -15.7 > FM -18.3 >
+  Baseline -19.0 (6-10 %). Independent pushes rarely carry the car up the hill.
+* Ornstein-Uhlenbeck noise (``--noise ou``, theta 0.15, the same std schedule): the baseline alone solves the task
+  -- 20k: Baseline 41.3 (67 %) > FM 26.5 (61 %) > gated MC -10.3 (40 %) > MC -15.5 (37 %); 100k: Baseline 85.6
+  (97 %) > FM 52.9 (81 %) > gated MC 32.5 (66 %) > MC 28.8 (63 %). Smaller OU scales reach the flag less
+  (noise-init 0.5: Baseline 29.8, 47 %; 0.3: 2.2, 6 %), with the same order.
+* OU with the intrinsic terms scaled down (``--eps 0.1``): Baseline 41.3 > FM 35.7 > MC 33.8 > gated MC 24.9.
+
+So intrinsic motivation helps here only where exploration is poor (iid noise), and there gated MC is best, as in
+the paper; once exploration reaches the flag, the intrinsic terms (up to eps per step against the flag's +100
+once) distract. The surprise term wins the gate far more often than in the paper early on (first quarter: 5.7 %
+of all steps at 100k, 8-14 % of the learning steps at 20k, vs 0.36 %) and almost never afterwards, as in the
+paper. The default therefore runs the paper's length (100k steps) with 5 seeds per agent (~4 min).
 """
 
 from __future__ import annotations
@@ -49,9 +69,9 @@ def parse_args(argv=None):
     p = expkit.parser(__doc__.split("\n\n")[0])
     p.add_argument("--env", default="mountaincar", choices=["mountaincar", "navigate"])
     p.add_argument("--agents", nargs="+", default=list(rl.AGENTS), choices=rl.AGENTS)
-    p.add_argument("--seeds", type=int, default=15, help="runs per agent (paper: 15)")
+    p.add_argument("--seeds", type=int, default=5, help="runs per agent (paper: 15, --full)")
     p.add_argument("--seed", type=int, default=0, help="run s of every agent uses key seed + s")
-    p.add_argument("--steps", type=int, default=20_000, help="environment steps per run")
+    p.add_argument("--steps", type=int, default=100_000, help="environment steps per run (100k: our paper length)")
     p.add_argument("--hidden", default="32,32", help="hidden widths of all four networks (our choice)")
     p.add_argument("--sigma", type=float, default=0.01, help="surprise threshold (our choice, see docs)")
     p.add_argument("--eps", type=float, default=None, help="eps_fm = eps_mc (paper: 1; 0.01 in the sparse task)")
@@ -72,13 +92,13 @@ def parse_args(argv=None):
     p.add_argument("--bins", type=int, default=100, help="points of each learning curve")
     p.add_argument("--alpha", type=float, default=0.05, help="CVaR tail fraction")
     p.add_argument("--chunk", type=int, default=5_000, help="steps per compiled call / checkpoint")
-    p.add_argument("--full", action="store_true", help="100k steps per run (the paper's length is not printed)")
+    p.add_argument("--full", action="store_true", help="15 seeds per agent, as the paper")
     p.add_argument("--out", default="results/reward_gating")
     p.add_argument("--restart", action="store_true", help="discard this configuration's checkpoints and start over")
     p.add_argument("--no-progress", action="store_true")
     args = p.parse_args(argv)
     if args.full:
-        args.steps = 100_000
+        args.seeds = 15
     if args.eps is None:
         args.eps = 0.01 if args.env == "navigate" else 1.0
     if args.steps % args.bins or (args.steps // args.bins) < 2:
@@ -270,6 +290,19 @@ def _verdict(args, res):
     here_order = sorted(mean, key=lambda a: -mean[a])
     goal = {a: 100 * float(np.mean(r["success_rate"])) for a, r in agents.items()}
     rows = []
+    if args.env == "mountaincar" and "gated" in mean and len(mean) >= 2:
+        runner_up = max((a for a in mean if a != "gated"), key=mean.get)
+        d, text = expkit.paired(agents["gated"]["avg_return"], agents[runner_up]["avg_return"], scale=1.0, unit="reward")
+        rows.append(
+            expkit.claim(
+                "reward gating (gated MC) gives the highest external reward",
+                "gated MC 66.1 ± 55.6 vs MC 60.2, FM 54.8, Baseline 53.4 (reward per episode, 15 runs)",
+                f"gated MC {mean['gated']:.1f} vs the next best, {NAMES[runner_up]} {mean[runner_up]:.1f}: "
+                f"paired difference {text}",
+                d > 0,
+                "gated MC is best beyond seed noise" if d > 0 else "gated MC is not best beyond seed noise",
+            )
+        )
     if args.env == "mountaincar" and len(paper_order) >= 2:
         rows.append(
             expkit.claim(
@@ -281,7 +314,7 @@ def _verdict(args, res):
                 + ", ".join(f"{NAMES[a]} {goal[a]:.0f} %" for a in here_order)
                 + f"); {args.seeds} seeds x {args.steps:,} steps",
                 here_order == paper_order,
-                ("the paper's order" if here_order == paper_order else "another order")
+                ("the paper's order of the means" if here_order == paper_order else "another order of the means")
                 + (
                     "; rewards below the paper's: most episodes end without reaching the goal"
                     if max(mean.values()) < 0.5 * min(PAPER_REWARD.values())

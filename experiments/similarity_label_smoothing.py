@@ -17,6 +17,13 @@ Reliability diagrams of the first seed are saved.
 
     python experiments/similarity_label_smoothing.py            # ~2 min on CPU
     python experiments/similarity_label_smoothing.py --seeds 0 1 2 3 4 --epochs 100 --beta 4
+    python experiments/similarity_label_smoothing.py --train-size 200 --epochs 300   # over-confident one-hot, 80 s
+
+Measured (3 seeds): by default the one-hot MLP is calibrated (confidence ECE 2.0 %), so there is nothing for
+smoothing to correct; the smallest offline setting that makes it over-confident (200 training images, 300
+epochs: ECE 5.0 %, fitted temperature 1.65-1.83) still does not show the paper's effect -- every smoothing
+(alpha = 0.1) over-corrects into under-confidence (ECE 16-17 %). The paper's regime is a deep CNN on
+CIFAR-100 / ImageNet starting at ~12 % ECE.
 """
 
 from __future__ import annotations
@@ -106,6 +113,7 @@ def train(key, x, targets, args, features, kind="ce"):
 def metrics(probs, y):
     return {
         "accuracy": float(np.mean(np.argmax(probs, 1) == y)),
+        "confidence": float(np.mean(np.max(probs, 1))),
         "conf ECE": float(cal.ece(probs, y, "confidence", n_bins=15)),
         "output ECE": float(cal.ece(probs, y, "output", n_bins=15)),
         "KDE-ECE triweight": float(cal.ece_kde_triweight(probs, y)),
@@ -118,7 +126,9 @@ def _verdict(results):
     sim = [m for m in ece if "similarity" in m]
     best = min(sim, key=ece.get)
     d, text = expkit.paired([r["conf ECE"] for r in results[best]], [r["conf ECE"] for r in results["one-hot"]])
-    over = ece["one-hot"] >= 0.05
+    over = ece["one-hot"] >= 0.04  # the paper's models start at ~12 %; below ~4 % there is little to correct
+    gap = {m: float(np.mean([r["confidence"] - r["accuracy"] for r in rs])) for m, rs in results.items() if rs}
+    way = "under-confident" if gap[best] < 0 else "over-confident"
     return [
         expkit.claim(
             "class-similarity label smoothing lowers the ECE of an over-confident model",
@@ -127,8 +137,13 @@ def _verdict(results):
             + ", ".join(f"{m} {100 * ece[m]:.2f} %" for m in sim)
             + f"; {best} - one-hot {text}",
             d < 0,
-            ("lower" if d < 0 else "not lower")
-            + ("" if over else f": the one-hot model is not over-confident here (ECE {100 * ece['one-hot']:.1f} %)"),
+            (
+                "lower"
+                if d < 0
+                else f"not lower: smoothed, the model is {way} (confidence - accuracy {100 * gap[best]:+.1f} "
+                f"points; one-hot {100 * gap['one-hot']:+.1f})"
+            )
+            + ("" if over else f"; the one-hot model is hardly over-confident here (ECE {100 * ece['one-hot']:.1f} %)"),
             comparable=True if over else "the one-hot model is already calibrated, so there is nothing to correct",
         )
     ]
