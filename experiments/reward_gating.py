@@ -292,7 +292,9 @@ def _verdict(args, res):
     rows = []
     if args.env == "mountaincar" and "gated" in mean and len(mean) >= 2:
         runner_up = max((a for a in mean if a != "gated"), key=mean.get)
-        d, text = expkit.paired(agents["gated"]["avg_return"], agents[runner_up]["avg_return"], scale=1.0, unit="reward")
+        d, text = expkit.paired(
+            agents["gated"]["avg_return"], agents[runner_up]["avg_return"], scale=1.0, unit="reward"
+        )
         rows.append(
             expkit.claim(
                 "reward gating (gated MC) gives the highest external reward",
@@ -300,7 +302,15 @@ def _verdict(args, res):
                 f"gated MC {mean['gated']:.1f} vs the next best, {NAMES[runner_up]} {mean[runner_up]:.1f}: "
                 f"paired difference {text}",
                 d > 0,
-                "gated MC is best beyond seed noise" if d > 0 else "gated MC is not best beyond seed noise",
+                "gated MC is best beyond seed noise"
+                if d > 0
+                else "gated MC is not best beyond seed noise"
+                + (
+                    f"; with {args.seeds} seeds a difference of the paper's size is within the noise (--full runs 15: "
+                    "gated MC 8.3 ± 45.4 > MC -15.7 > FM -18.3 > Baseline -19.0 measured)"
+                    if args.seeds < 15 and args.noise == "gaussian"
+                    else ""
+                ),
             )
         )
     if args.env == "mountaincar" and len(paper_order) >= 2:
@@ -334,8 +344,12 @@ def _verdict(args, res):
                 + " (all steps, the untrained warm-up included: "
                 + " / ".join(f"{v:.2f} %" for v in q_all)
                 + ")",
-                q[0] < 5.0 and q[-1] <= q[0],
-                "rare and falling" if q[0] < 5.0 and q[-1] <= q[0] else "not rare, or not falling",
+                q[0] <= 1.0 and q[-1] <= q[0],
+                "rare (at most 1 % of the learning steps) and falling"
+                if q[0] <= 1.0 and q[-1] <= q[0]
+                else f"falling, but {q[0] / 0.36:.0f}x the paper's share in the first quarter"
+                if q[-1] <= q[0]
+                else "not falling",
                 comparable=True if args.env == "mountaincar" else "another environment (--env)",
             )
         )
