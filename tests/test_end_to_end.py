@@ -1,4 +1,5 @@
-"""End-to-end runs of the demo and the notebooks (marked slow; CI runs them too)."""
+"""End-to-end runs of the experiments and the notebooks (marked slow; CI runs them too), and the CIFAR paths on TFDS
+mock data (unmarked: compilation-bound, they run in the -O0 unit pass)."""
 
 import glob
 import importlib.util
@@ -742,21 +743,24 @@ def test_notebook_runs_top_to_bottom(path):
 
 
 # ------------------------------------------------------------------------- full-size (CIFAR) paths, on mock data
-_CIFAR_TINY = ["--seeds", "0", "--batch-size", "16"]
+_CIFAR_TINY = ["--seeds", "0"]  # and a batch of 16 (LocalNorm: 2 groups of 8)
 CIFAR_PATHS = {
-    "prune_digits": ["--dataset", "tfds:cifar10", "--cfg", "8,M,8,M", "--epochs", "1", "--finetune-epochs", "1"]
-    + ["--spearman-layer", "params/Conv_1", "--stat-batches", "1"],
-    "bfrifp_digits": ["--dataset", "tfds:cifar10", "--cfg", "8,M,8", "--pretrain-epochs", "1", "--epochs", "1"],
-    "pruned_yolo_digits": ["--dataset", "tfds:cifar10", "--cfg", "8,M,8", "--pretrain-epochs", "1"]
-    + ["--iterations", "1", "--sparsity-epochs", "1", "--finetune-epochs", "1"],
-    "blend_prune_digits": ["--dataset", "tfds:cifar100", "--cfg", "8,M,8", "--pretrain-epochs", "1", "--popsize", "4"]
-    + ["--generations", "1", "--fitness-epochs", "1", "--finetune-epochs", "1", "--top", "1", "--stat-batches", "1"],
-    "gator_digits": ["--recipe", "cifar-resnet56", "--stages", "1,1,1", "--widths", "8,8,8", "--pretrain-epochs", "1"]
-    + ["--gated-epochs", "1", "--finetune-epochs", "1", "--alphas", "1", "--kinds", "flops"],
-    "localnorm_noise": ["--dataset", "tfds:cifar10", "--widths", "8", "--groups", "2", "--group-size", "8"]
-    + ["--epochs", "1", "--sigmas", "0", "1", "--rates", "0.2"],
-    "weight_gradient_centralization": ["--dataset", "tfds:cifar10", "--cfg", "8,M", "--epochs", "1"]
-    + ["--variants", "baseline", "WC", "--bn", "off"],
+    name: argv.split()
+    for name, argv in {
+        "prune_digits": "--batch-size 16 --dataset tfds:cifar10 --cfg 8,M,8,M --epochs 1 --finetune-epochs 1 "
+        "--spearman-layer params/Conv_1 --stat-batches 1",
+        "bfrifp_digits": "--batch-size 16 --dataset tfds:cifar10 --cfg 8,M,8 --pretrain-epochs 1 --epochs 1",
+        "pruned_yolo_digits": "--batch-size 16 --dataset tfds:cifar10 --cfg 8,M,8 --pretrain-epochs 1 --iterations 1 "
+        "--sparsity-epochs 1 --finetune-epochs 1",
+        "blend_prune_digits": "--batch-size 16 --dataset tfds:cifar100 --cfg 8,M,8 --pretrain-epochs 1 --popsize 4 "
+        "--generations 1 --fitness-epochs 1 --finetune-epochs 1 --top 1 --stat-batches 1",
+        "gator_digits": "--batch-size 16 --recipe cifar-resnet56 --stages 1,1,1 --widths 8,8,8 --pretrain-epochs 1 "
+        "--gated-epochs 1 --finetune-epochs 1 --alphas 1 --kinds flops",
+        "localnorm_noise": "--dataset tfds:cifar10 --widths 8 --groups 2 --group-size 8 --epochs 1 --sigmas 0 1 "
+        "--rates 0.2",
+        "weight_gradient_centralization": "--batch-size 16 --dataset tfds:cifar10 --cfg 8,M --epochs 1 "
+        "--variants baseline WC --bn off",
+    }.items()
 }
 
 
