@@ -289,10 +289,15 @@ def report(args, runs, out):
     res = {"config": {k: v for k, v in vars(args).items()}, "variants": {}}
 
     hv = {v: [_hv(f, norm) for f in final[v]] for v in variants}
-    rows = [[f"F_{v}", expkit.mean_std(hv[v], digits=5), "" if v == ref else _mark(hv[ref], hv[v])] for v in variants]
+    paper = PAPER_HV.get(args.data, {})
+    rows = [
+        [f"F_{v}", expkit.mean_std(hv[v], digits=5), "" if v == ref else _mark(hv[ref], hv[v])]
+        + ([f"{paper[v]:.5f}"] if paper else [])
+        for v in variants
+    ]
     print(
         expkit.format_table(
-            ["variant", "HV (test, 3 objectives)", f"F_{ref} vs"],
+            ["variant", "HV (test, 3 objectives)", f"F_{ref} vs"] + (["paper HV (its own scale)"] if paper else []),
             rows,
             "Table 1: final hypervolume (normalised by the pseudo-front of all runs, ref 1.1)",
         )
