@@ -630,7 +630,8 @@ def test_localnorm_noise_experiment(tmp_path, capsys):
 def test_hir_rotated_digits_experiment(tmp_path, capsys):
     exp = _load_experiment("hir_rotated_digits")
     res = exp.main(
-        ["--seeds", "0", "--steps", "50", "--test-domains", "0", "--methods", "CE", "MK-MMD", "--out", str(tmp_path)]
+        ["--seeds", "0", "--steps", "50", "--test-domains", "0", "--methods", "CE", "MK-MMD", "--small-batch"]
+        + ["--out", str(tmp_path)]
     )  # HIR runs in the small-batch comparison
     text = capsys.readouterr().out
     assert "Table 3.2 layout" in text and "unpaired vs paired" in text
