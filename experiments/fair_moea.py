@@ -273,7 +273,14 @@ def _verdict(args, variants, hv, ref):
             f"Table 1 ({args.data if paper else 'German, COMPAS, Adult'}): {paper_text}",
             f"normalised test HV over {args.trials} trials x {args.generations} generations: {here}",
             order[0] == ref,
-            f"F_{order[0]} is largest (the paper's absolute HV is on another scale; the order is what compares)"
+            f"F_{order[0]} is largest (the paper's absolute HV is on another scale; the order is what compares); "
+            + "rank-sum test vs F_"
+            + ref
+            + ": "
+            + ", ".join(f"F_{v} {_mark(hv[ref], hv[v])}" for v in variants if v != ref)
+            + " (+ F_"
+            + ref
+            + " better, = no significant difference)"
             + ("; fewer trials/generations than the paper's 15 x 500" if short else ""),
             comparable=True if paper else "stand-in data: synthetic tabular set (--data german|compas|adult)",
         )
