@@ -419,12 +419,30 @@ def pyplot():
     return plt
 
 
+def map_grid(plt, grid: dict, cols, rows: int, is_image, label: str):
+    """A ``rows x len(cols)`` figure of ``grid[col][i]`` maps in [0, 1]: inputs (``is_image(col)``) in grey, maps in
+    "jet" with one shared colour bar labelled ``label``. Returns the figure."""
+    fig, axes = plt.subplots(
+        rows, len(cols), figsize=(1.6 * len(cols) + 0.8, 1.6 * rows), squeeze=False, layout="constrained"
+    )
+    for i in range(rows):
+        for j, c in enumerate(cols):
+            axes[i, j].imshow(np.asarray(grid[c][i]), cmap="gray" if is_image(c) else "jet", vmin=0, vmax=1)
+            axes[i, j].axis("off")
+            if i == 0:
+                axes[i, j].set_title(c, fontsize=8)
+    fig.colorbar(plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1)), ax=axes, shrink=0.6, label=label)
+    return fig
+
+
 def save_figure(fig, out: str, name: str, dpi: int = 120) -> str:
-    """Save ``fig`` as ``out/name`` (tight layout), close it, print and return the path."""
+    """Save ``fig`` as ``out/name`` (tight layout unless it has a layout engine), close it, print and return the
+    path."""
     import matplotlib.pyplot as plt
 
     path = os.path.join(out, name)
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:
+        fig.tight_layout()
     fig.savefig(path, dpi=dpi)
     plt.close(fig)
     print(f"plot: {path}")

@@ -230,15 +230,7 @@ def main(argv=None):
     if plt is not None:
         cols = ["x", "original", "T1", "T2", "T3", "T4", "x + stickers", "T4 + stickers"]
         n = min(args.grid, grids["x"].shape[0])
-        fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n))
-        for i in range(n):
-            for j, c in enumerate(cols):
-                axes[i, j].imshow(np.asarray(grids[c][i]), cmap="gray" if c.startswith("x") else "jet", vmin=0, vmax=1)
-                axes[i, j].axis("off")
-                if i == 0:
-                    axes[i, j].set_title(c, fontsize=8)
-        maps = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1))
-        fig.colorbar(maps, ax=axes, shrink=0.6, label="normalised Grad-CAM")
+        fig = expkit.map_grid(plt, grids, cols, n, lambda c: c.startswith("x"), "normalised Grad-CAM")
         expkit.save_figure(fig, out, "gradcam_grid.png")
     acc_change = max(abs(r[k]["acc"] - r["clean"]) for r in results for k in KINDS)
     l1s = {k: float(np.mean([r[k]["l1"] for r in results])) for k in ("T1", "T2", "T3")}

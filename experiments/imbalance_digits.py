@@ -150,7 +150,7 @@ def main(argv=None):
     )
     plt = expkit.pyplot()
     if plt is not None:
-        fig, axes = plt.subplots(1, len(conf), figsize=(3 * len(conf), 3))
+        fig, axes = plt.subplots(1, len(conf), figsize=(3 * len(conf) + 1, 3.2), layout="constrained")
         for ax, (m, cm) in zip(np.atleast_1d(axes), conf.items()):
             im = ax.imshow(cm / np.maximum(cm.sum(1, keepdims=True), 1), vmin=0, vmax=1, cmap="viridis")
             ax.set_title(m, fontsize=8)

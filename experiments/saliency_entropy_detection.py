@@ -174,15 +174,7 @@ def main(argv=None):
     if plt is not None:
         cols = [c for c in grid]
         n = min(args.grid, grid["x"].shape[0])
-        fig, axes = plt.subplots(n, len(cols), figsize=(1.6 * len(cols), 1.6 * n))
-        for i in range(n):
-            for j, c in enumerate(cols):
-                axes[i, j].imshow(np.asarray(grid[c][i]), cmap="gray" if c.endswith("x") else "jet", vmin=0, vmax=1)
-                axes[i, j].axis("off")
-                if i == 0:
-                    axes[i, j].set_title(c, fontsize=8)
-        maps = plt.cm.ScalarMappable(cmap="jet", norm=plt.Normalize(0, 1))
-        fig.colorbar(maps, ax=axes, shrink=0.6, label=f"normalised {args.maps} map")
+        fig = expkit.map_grid(plt, grid, cols, n, lambda c: c.endswith("x"), f"normalised {args.maps} map")
         expkit.save_figure(fig, out, "maps_grid.png")
         fig, ax = plt.subplots(figsize=(4.5, 4))
         for k in keys:
