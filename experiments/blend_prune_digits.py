@@ -109,16 +109,7 @@ def main(argv=None):
         def part(name, ck=ck):
             return os.path.join(ck, name) if ck else None
 
-        model, state = expkit.pretrain_vgg(
-            ds,
-            cfg,
-            seed,
-            epochs=args.pretrain_epochs,
-            batch_size=args.batch_size,
-            lr=args.pretrain_lr,
-            checkpoint_dir=part("pretrain"),
-            augment=expkit.augmentation(args),
-        )
+        model, state = expkit.pretrain_from_args(args, ds, cfg, seed, part("pretrain"))
         v = state.variables
         base_acc.append(float(accuracy(model, v, x_te, y_te)))
         graph = prune.build_graph(model, v, ds.train.x[:1])

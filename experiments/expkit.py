@@ -505,6 +505,21 @@ def pretrain_vgg(
     return model, state
 
 
+def pretrain_from_args(args, ds, cfg, seed: int, checkpoint_dir: str | None = None):
+    """:func:`pretrain_vgg` with the flags of :func:`pretrain_parser` (``--pretrain-epochs``, ``--pretrain-lr``,
+    ``--batch-size``, ``--augment``)."""
+    return pretrain_vgg(
+        ds,
+        cfg,
+        seed,
+        epochs=args.pretrain_epochs,
+        batch_size=args.batch_size,
+        lr=args.pretrain_lr,
+        checkpoint_dir=checkpoint_dir,
+        augment=augmentation(args),
+    )
+
+
 def narrow_cfg(cfg, kept: dict) -> tuple:
     """The VGG config after pruning: conv ``i`` keeps ``kept["params/Conv_i"]`` channels."""
     out, i = [], 0

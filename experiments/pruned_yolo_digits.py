@@ -202,15 +202,7 @@ def main(argv=None):
     results = {m: [] for m in METHODS}
     base_acc = []
     for seed in args.seeds:
-        model, state = expkit.pretrain_vgg(
-            ds,
-            cfg,
-            seed,
-            epochs=args.pretrain_epochs,
-            batch_size=args.batch_size,
-            lr=args.pretrain_lr,
-            augment=expkit.augmentation(args),
-        )
+        model, state = expkit.pretrain_from_args(args, ds, cfg, seed)
         base_acc.append(models.evaluate(state, ds.test.x, ds.test.y)["accuracy"])
         base_cost = prune.count(prune.build_graph(model, state.variables, ds.train.x[:1]))
         print(f"seed {seed}: unpruned {base_acc[-1]:.4f}", flush=True)

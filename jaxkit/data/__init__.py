@@ -24,7 +24,7 @@ into train and test with a stratified split fixed by ``seed``.
 
 from __future__ import annotations
 
-from jaxkit.data.augment import random_crop_flip
+from jaxkit.data.augment import AUGMENT_KEY_TAG, random_crop_flip
 from jaxkit.data.core import Dataset, Split, batches, num_batches
 from jaxkit.data.cups import CUP_PARAMS, CupMeshes, cup_reference, make_cups
 from jaxkit.data.hyperspectral import (
@@ -61,6 +61,7 @@ from jaxkit.data.tabular import (
 from jaxkit.data.tfds import load_tfds
 
 __all__ = [
+    "AUGMENT_KEY_TAG",
     "CUP_PARAMS",
     "SHIPPED_DATA_COMMAND",
     "TARGET_NAMES",

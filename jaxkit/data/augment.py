@@ -15,7 +15,11 @@ import numpy as np
 
 from jaxkit import _checks
 
-__all__ = ["random_crop_flip"]
+__all__ = ["AUGMENT_KEY_TAG", "random_crop_flip"]
+
+# ``fold_in`` tag of the augmentation keys ("aug!") that the training loops derive from a run's key, kept apart from
+# the epoch / batch indices folded into the same key
+AUGMENT_KEY_TAG = 0x61756721
 
 
 def _key(key, name: str = "key"):

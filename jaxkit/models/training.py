@@ -144,9 +144,6 @@ def train_step(state: TrainState, x: jax.Array, y: jax.Array) -> tuple[TrainStat
     return new_state, metrics
 
 
-_AUGMENT_STREAM = 0x61756721  # fold_in tag of the augmentation keys ("aug!"), apart from the shuffle's
-
-
 @functools.partial(jax.jit, static_argnames=("augment",))
 def _augmented_step(state: TrainState, x: jax.Array, y: jax.Array, key: jax.Array, augment) -> tuple[TrainState, dict]:
     """:func:`train_step` on ``augment(key, x)``: one compiled program per ``augment`` function."""
@@ -275,7 +272,7 @@ def train(
             if before_epoch is not None:
                 state = before_epoch(epoch, state)
             k_epoch = jax.random.fold_in(key, epoch)
-            k_aug = jax.random.fold_in(k_epoch, _AUGMENT_STREAM)
+            k_aug = jax.random.fold_in(k_epoch, _data.AUGMENT_KEY_TAG)
             for i, (xb, yb) in enumerate(
                 _data.batches(
                     k_epoch, dataset.train.x, dataset.train.y, batch_size=int(batch_size), drop_remainder=True

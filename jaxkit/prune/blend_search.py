@@ -41,6 +41,7 @@ import optax
 from flax import struct
 
 from jaxkit import evolution
+from jaxkit.data import AUGMENT_KEY_TAG
 from jaxkit.models import with_im2col
 from jaxkit.prune.blend import correlation_matrix, kmeans, score_groups
 from jaxkit.prune.graph import Graph
@@ -315,9 +316,6 @@ def masked_finetune(
     return jax.tree_util.Partial(core, prob)
 
 
-_AUGMENT_STREAM = 0x61756721  # fold_in tag of the augmentation keys ("aug!"), apart from the epochs' 0, 1, ...
-
-
 @functools.lru_cache(maxsize=16)
 def _tune_core(
     model, graph_key: _ByValue, epochs, bs, learning_rate, momentum, weight_decay, optimizer, im2col, augment
@@ -341,7 +339,7 @@ def _tune_core(
             [jax.random.permutation(jax.random.fold_in(key, e), x_tr.shape[0])[:n] for e in range(epochs)]
         ).reshape(-1, bs)
 
-        k_aug = jax.random.fold_in(key, _AUGMENT_STREAM)
+        k_aug = jax.random.fold_in(key, AUGMENT_KEY_TAG)
 
         def step(carry, inp):
             params, stats, opt = carry
