@@ -803,3 +803,24 @@ def test_augmentation_flag_is_on_for_cifar_only():
         + [("--augment", "on"), ("--dataset", "tfds:mnist")]
     }
     assert [v is data.random_crop_flip for v in got.values()] == [False, True, False, True, False]
+
+
+def test_verdict_differences_count_only_beyond_two_standard_errors():
+    sys.path.insert(0, os.path.join(REPO, "experiments"))
+    import expkit
+
+    a, b = [0.90, 0.91, 0.92], [0.80, 0.805, 0.81]
+    d, text = expkit.paired(a, b)
+    diff = (np.asarray(a, np.float64) - np.asarray(b, np.float64)) * 100  # float64 reference
+    se = np.std(diff, ddof=1) / np.sqrt(3)
+    assert float(d) == pytest.approx(diff.mean()) and d.se == pytest.approx(se)
+    assert d > 0 and not d < 0 and d > diff.mean() - 2.1 * se and not d > diff.mean() - 1.9 * se
+    assert text.startswith("+10.50 ± 0.50 points over 3 seeds (beyond")
+    noisy, text = expkit.paired([0.9, 0.91, 0.92], [0.89, 0.905, 0.93])  # +0.17 ± 1.04: seed noise
+    assert not noisy > 0 and not noisy < 0 and "seed noise" in text
+    one, text = expkit.paired([0.9], [0.1])  # one seed: no noise estimate, nothing holds
+    assert not one > 0 and "one seed" in text
+    assert expkit.claim("c", "p", "h", True, "w")["verdict"] == "supports"
+    assert expkit.claim("c", "p", "h", False, "w")["verdict"] == "does not support"
+    assert expkit.claim("c", "p", "h", True, "w", comparable="stand-in")["verdict"] == "not comparable (stand-in)"
+    assert expkit.claim("c", "p", "h", None, "w")["verdict"] == "not comparable (not measured)"
