@@ -11,7 +11,13 @@ Lines printed (ratio > 1 = jaxkit faster):
 * the 200-resample bootstrap of the reliability curve on 2,000 scores,
   vmapped in one program (one bandwidth, one kernel matrix for all resamples,
   the default) vs a Python loop over resamples calling the jitted
-  single-resample curve with that bandwidth.
+  single-resample curve with that bandwidth;
+* netcal's ``ECE`` (uniform and adaptive bins, 15, top-label confidence of
+  10-class softmax outputs) on 10^4, 10^5, 10^6 samples, warm and first call
+  in a fresh process -- when netcal can be imported; otherwise "not run"
+  (netcal pulls torch; ``--netcal-from DIR`` imports its metrics from an
+  unpacked netcal wheel with torch, pyro and gpytorch replaced by empty
+  stubs: its ECE code is NumPy and SciPy only).
 
     python benchmarks/calibration.py     # ~1 min on 2 CPU cores
 """
@@ -20,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from benchkit import best_time, report
+from benchkit import best_time, first_call, report
 
 from jaxkit import calibration as cal
 
@@ -87,11 +95,86 @@ def np_kde_ece(s, y, kernel, g=1025):
     return np.trapezoid(np.abs(f1 - grid * f), grid)
 
 
+_STUB = """
+import sys, types
+class _Stub(types.ModuleType):  # any attribute is a do-nothing class: enough for netcal's imports
+    def __getattr__(self, k):
+        if k.startswith("__"):
+            raise AttributeError(k)
+        v = type(k, (), {"__init__": lambda self, *a, **kw: None})
+        setattr(self, k, v)
+        return v
+for _m in ["torch", "torch.nn", "torch.nn.functional", "torch.distributions", "torch.utils", "torch.optim",
+           "torch.utils.tensorboard", "pyro", "pyro.distributions", "pyro.infer", "pyro.nn", "gpytorch", "tensorboard"]:
+    sys.modules.setdefault(_m, _Stub(_m))
+sys.modules["torch"].nn = sys.modules["torch.nn"]
+sys.modules["torch.nn"].functional = sys.modules["torch.nn.functional"]
+sys.modules["torch"].distributions = sys.modules["torch.distributions"]
+"""
+
+_NETCAL_DATA = """
+import numpy as np
+rng = np.random.default_rng(0)
+z = rng.normal(size=({n}, 10)).astype(np.float32) * 2
+p = np.exp(z - z.max(1, keepdims=True)); p = (p / p.sum(1, keepdims=True)).astype(np.float32)
+hit = rng.random({n}) < np.clip(1.5 * p.max(1) - 0.25, 0, 1)  # over-confident below 0.5, under- above
+y = np.where(hit, p.argmax(1), rng.integers(0, 10, {n})).astype(np.int32)
+"""
+
+
+def bench_netcal(args):
+    """netcal's ECE vs ``cal.ece`` (top-label confidence, 15 bins), warm and first call; "not run" without netcal."""
+    if args.netcal_from:
+        exec(_STUB, {})
+        sys.path.insert(0, os.path.abspath(args.netcal_from))
+    try:
+        from netcal.metrics import ECE
+    except ImportError as e:
+        print(f"netcal ECE: not run (netcal not importable: {e}; see --netcal-from)", flush=True)
+        return
+    for n in (10**4, 10**5, 10**6):
+        env = {}
+        exec(_NETCAL_DATA.format(n=n), env)
+        p_np, y_np = env["p"], env["y"]
+        p_j, y_j = jnp.asarray(p_np), jnp.asarray(y_np)
+        for binning in ("uniform", "adaptive"):
+            peer = ECE(15, equal_intervals=binning == "uniform")
+            ours = lambda: cal.ece(p_j, y_j, n_bins=15, binning=binning).block_until_ready()
+            v, ref = float(ours()), float(peer.measure(p_np, y_np))
+            assert abs(v - ref) < 1e-5, (n, binning, v, ref)
+            t_j, _ = best_time(ours, args.repeat)
+            t_n, _ = best_time(lambda: peer.measure(p_np, y_np), args.repeat)
+            report(f"ECE ({binning}, 15 bins, top-label) on {n:,} samples: jaxkit vs netcal (ECE {v:.5f})", t_n, t_j)
+            if n == 10**6:  # first call: a fresh process, compilation included, vs netcal's (warm) time
+                setup = (
+                    "import jax, jax.numpy as jnp\nfrom jaxkit import calibration as cal\n"
+                    + _NETCAL_DATA.format(n=n)
+                    + f"def run():\n    cal.ece(jnp.asarray(p), jnp.asarray(y), n_bins=15, binning={binning!r})"
+                    + ".block_until_ready()\n"
+                )
+                t_f, n_c = first_call(setup)
+                report(
+                    f"ECE ({binning}, 15 bins) on {n:,} samples, first call in a fresh process (no compilation "
+                    f"cache; {n_c} XLA compilations) vs netcal",
+                    t_n,
+                    t_f,
+                )
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=1_000_000)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--netcal-from",
+        metavar="DIR",
+        help="an unpacked netcal wheel (pip download --no-deps netcal==1.4.0; unzip): its metrics are imported "
+        "with torch, pyro and gpytorch stubbed (default: netcal as installed, else 'not run')",
+    )
     args = p.parse_args(argv)
+    if args.netcal_from and not os.path.isdir(os.path.join(args.netcal_from, "netcal")):
+        p.error(f"--netcal-from: no netcal/ package in {args.netcal_from!r}")
+    bench_netcal(args)
     rng = np.random.default_rng(0)
     s = rng.random(args.n).astype(np.float32)
     y = (rng.random(args.n) < s**2).astype(np.int32)
