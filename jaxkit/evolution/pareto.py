@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxkit import _checks as _c
+from jaxkit import _sort
 from jaxkit.evolution import operators as ops
 
 __all__ = [
@@ -96,7 +97,7 @@ def _nds(f, bs):
     valid = ~jnp.any(jnp.isnan(f), axis=1)
     # lexicographic order, NaN rows last: a dominator always precedes what it dominates
     keys = [jnp.where(valid, f[:, j], 0.0) for j in reversed(range(m))] + [~valid]
-    order = jnp.lexsort(keys)
+    order = _sort.lexsort(keys)
     nb = -(-n // bs)
     pad = nb * bs - n
     fs = jnp.concatenate([f[order], jnp.zeros((pad, m), f.dtype)]).reshape(nb, bs, m)
@@ -161,7 +162,7 @@ def crowding_distance(
 def _later_duplicates(f, ranks):
     """Rows equal to an earlier row (by index) of the same front: sorted by front, then row values (stably)."""
     n, m = f.shape
-    order = jnp.lexsort([f[:, j] for j in reversed(range(m))] + [ranks])
+    order = _sort.lexsort([f[:, j] for j in reversed(range(m))] + [ranks])
     fs, rs = f[order], ranks[order]
     same = jnp.concatenate([jnp.array([False]), jnp.all(fs[1:] == fs[:-1], axis=1) & (rs[1:] == rs[:-1])])
     return jnp.zeros((n,), bool).at[order].set(same)
@@ -179,7 +180,7 @@ def _crowding(f, ranks, filter_duplicates=False):
     norm = (hi - lo)[work]  # [n, m]: the front's range
 
     def one(col, nrm):
-        order = jnp.lexsort((col, work))  # by front, then value; stable -> ties by index
+        order = _sort.lexsort((col, work))  # by front, then value; stable -> ties by index
         v, r = col[order], work[order]
         same_prev = jnp.concatenate([jnp.array([False]), r[1:] == r[:-1]])
         same_next = jnp.concatenate([r[:-1] == r[1:], jnp.array([False])])
@@ -215,7 +216,7 @@ def survival_order(ranks: jax.Array, crowding: jax.Array) -> jax.Array:
         raise ValueError(
             f"`ranks` and `crowding` must have the same shape, got {jnp.shape(ranks)} and {jnp.shape(crowding)}."
         )
-    return jnp.lexsort((-jnp.asarray(crowding), jnp.asarray(ranks)))
+    return _sort.lexsort((-jnp.asarray(crowding), jnp.asarray(ranks)))
 
 
 def hypervolume(
@@ -255,7 +256,7 @@ def hypervolume(
 
 @jax.jit
 def _hv2(f, ref):
-    order = jnp.argsort(f[:, 0], stable=True)
+    order = _sort.argsort(f[:, 0])
     x, y = f[order, 0], f[order, 1]
     ymin = jax.lax.cummin(y)
     width = jnp.concatenate([x[1:], ref[:1]]) - x
@@ -264,7 +265,7 @@ def _hv2(f, ref):
 
 @jax.jit
 def _hv3(f, ref):
-    order = jnp.argsort(f[:, 2], stable=True)
+    order = _sort.argsort(f[:, 2])
     f = f[order]
     n = f.shape[0]
     z_next = jnp.concatenate([f[1:, 2], ref[2:]])
