@@ -425,3 +425,27 @@ def test_lp_solvers_agree_and_the_simplex_compiles_once():
     assert fast.upper == pytest.approx(gold, rel=1e-9) and slow.upper == pytest.approx(gold, rel=1e-9)
     assert fast.lp_calls > 0 and fast.highs_calls < fast.lp_calls and slow.highs_calls == slow.lp_calls
     assert 0 < len(traces) <= 4  # one trace per (problems, rows) size bucket, not per step
+
+
+def test_simplex_shapes_form_one_small_family_and_chunking_changes_nothing():
+    """Problem counts pad to 8, 32, 128 or a multiple of 128 solved in chunks of 128 (rows to a power of two,
+    at least 16): the first SDnet search compiled 8 simplex programs with power-of-two counts, now at most 3.
+    Chunked and one-call solutions agree (different programs: stated tolerance 1e-12)."""
+    assert [lplib._problem_rows(k) for k in (1, 8, 9, 32, 33, 128, 129, 300)] == [8, 8, 32, 32, 128, 128, 256, 384]
+    rng = np.random.default_rng(0)
+    k, m, n = 300, 16, 6
+    g = rng.normal(size=(k, m, n))
+    g /= np.linalg.norm(g, axis=2, keepdims=True)
+    h = rng.normal(size=(k, m)) * 0.3
+    live = rng.random((k, m)) < 0.7
+    g, h, live = (np.concatenate([x, np.zeros((384 - k,) + x.shape[1:], x.dtype)]) for x in (g, h, live))
+    chunked = lplib._phase1_chunked(g, h, live, 200)
+    with jax.enable_x64(True):
+        whole = jax.device_get(simplex.phase1(g, h, live, max_iter=200))
+    for a, b in zip(chunked, whole):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    net = lb.paper_network("sd_10-30-30-30-3")
+    before = simplex.phase1._cache_size()
+    res = lb.lipschitz_constant(net.params, net.box, p=2, batch=128)
+    assert simplex.phase1._cache_size() - before <= 3
+    assert res.exact and abs(res.upper - net.exact[2.0]) <= 1e-9 * net.exact[2.0]

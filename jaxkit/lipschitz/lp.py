@@ -44,6 +44,7 @@ region HiGHS would keep; a region it certifies non-empty may be thinner than
 from __future__ import annotations
 
 import threading
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -177,6 +178,39 @@ def _bucket(n: int, least: int = 8) -> int:
     return max(least, 1 << (max(n, 1) - 1).bit_length())
 
 
+LP_ROWS_LEAST = 16  # rows of a problem: padded to a power of two, at least this many
+LP_CHUNK = 128  # problems per simplex call; fewer are padded to 8 or 32 (sizes a factor 4 apart)
+
+
+def _problem_rows(kn: int) -> int:
+    """Padded problem count: 8, 32 or 128, or a multiple of :data:`LP_CHUNK` solved in chunks of it.
+
+    Each simplex shape is one XLA compilation (~0.6 s, as much as the whole warm search of a paper net): powers
+    of two from 8 to 256 problems times rows 8/16 compiled 8 programs in the first SDnet search; this family
+    keeps it to 3 (problems are independent under ``vmap``, so padding and chunking change no result).
+    """
+    if kn > LP_CHUNK:
+        return -(-kn // LP_CHUNK) * LP_CHUNK
+    return next(size for size in (8, 32, LP_CHUNK) if kn <= size)
+
+
+def _phase1_chunked(g, h, live, max_iter):
+    chunk = min(len(g), LP_CHUNK)
+    with jax.enable_x64(True):
+        parts = [
+            jax.device_get(simplex.phase1(g[i : i + chunk], h[i : i + chunk], live[i : i + chunk], max_iter=max_iter))
+            for i in range(0, len(g), chunk)
+        ]
+    return _Solution(*(np.concatenate(field) for field in zip(*parts)))
+
+
+class _Solution(NamedTuple):  # simplex.Phase1 on the host
+    y: np.ndarray
+    x0: np.ndarray
+    lam: np.ndarray
+    done: np.ndarray
+
+
 def certified_empty(a: np.ndarray, c: np.ndarray, lam: np.ndarray, region: Region) -> np.ndarray:
     """Farkas check per problem: ``min over the box of lam . (a x - c) > delta`` (float64).
 
@@ -246,7 +280,7 @@ def decide(problems: list, region: Region, tol: float = 1e-9, max_iter: int = 20
     out: list = [None] * kn
     if region.bounded and kn:
         extra = [len(q) > 3 and q[3] is not None for q in problems]
-        m, kb = _bucket(max(len(q[1]) + e for q, e in zip(problems, extra))), _bucket(kn)
+        m, kb = _bucket(max(len(q[1]) + e for q, e in zip(problems, extra)), LP_ROWS_LEAST), _problem_rows(kn)
         a = np.zeros((kb, m, n))
         c = np.zeros((kb, m))
         valid = np.zeros((kb, m), bool)
@@ -264,8 +298,7 @@ def decide(problems: list, region: Region, tol: float = 1e-9, max_iter: int = 20
         dead = np.any(valid & (norms == 0) & (cy <= 0), axis=1)  # a row 0 . x < c <= 0: empty
         safe = np.where(live, norms, 1.0)
         g, h = np.where(live[..., None], ay / safe[..., None], 0.0), np.where(live, cy / safe, 0.0)
-        with jax.enable_x64(True):
-            sol = jax.device_get(simplex.phase1(g, h, live, max_iter=max_iter))
+        sol = _phase1_chunked(g, h, live, max_iter)
         x = region.lo + region.scale * sol.y
         pts = _blend_batch(a, c, valid, x, w)
         fine = np.all(np.isfinite(pts), axis=1)
