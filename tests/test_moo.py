@@ -357,3 +357,16 @@ def test_box_preset_matches_pymoo_nsga2_on_zdt(which):
     # the old default (mutation_rate 1.0 read by PM as its per-variable rate: every variable mutates) is far worse
     assert params.mutation_rate is None and evo.NSGA2Params().mutation_rate is None
     assert hv_of(evo.NSGA2Params(0.9, 1.0)) < 0.97 * ours
+
+
+def test_large_populations_sorted_on_the_host_equal_pymoo():
+    """From 1,024 members the lexicographic sorts run in NumPy on CPU (jaxkit._sort): ranks and crowding still
+    equal pymoo's, with many ties (values on a grid) and duplicated rows."""
+    rng = np.random.default_rng(7)
+    f = np.round(rng.random((1500, 3)) * 20) / 20
+    f[1000:1100] = f[:100]  # duplicates
+    f = f.astype(np.float32)
+    _, rank = NonDominatedSorting().do(f.astype(np.float64), return_rank=True)
+    r, cd = jax.jit(moo.rank_and_crowding)(jnp.asarray(f))
+    np.testing.assert_array_equal(np.asarray(r), rank)
+    np.testing.assert_allclose(np.asarray(cd), _pymoo_crowding(f.astype(np.float64), rank), rtol=1e-5)
