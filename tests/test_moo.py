@@ -98,6 +98,11 @@ def test_hypervolume_equals_pymoo(m):
         )
     # by hand: one point (0.5, 0.5[, 0.5]) with reference 1 -> 0.5^m
     assert float(moo.hypervolume(np.full((1, m), 0.5), np.ones(m))) == pytest.approx(0.5**m)
+    # 1,100 points: the sorts run in NumPy on CPU (jaxkit._sort), vmapped over slabs for m = 3
+    big = np.random.default_rng(m).random((1100, m))
+    big[:, -1] = 1 - big[:, :-1].mean(1) + 0.02 * big[:, -1]  # many points on or near the front
+    ref = np.full(m, 1.1)
+    np.testing.assert_allclose(float(moo.hypervolume(big.astype(np.float32), ref)), HV(ref_point=ref)(big), rtol=1e-5)
 
 
 def test_hypervolume_monte_carlo_4d():
