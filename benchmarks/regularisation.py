@@ -6,7 +6,7 @@ shows as a ratio below 1 and is also printed as ``overhead = jaxkit / baseline``
 (a) gradient centralisation: a jitted SGD+momentum training step (50 steps in one ``lax.scan``) of the
     digits CNN and of an MLP, with ``optax.chain(centralize_gradients(), sgd)`` vs plain ``sgd`` (target:
     overhead < 1.1x); WC as a forward reparameterisation (``reparameterize``) vs plain; our GC vs
-    ``optax.centralize`` (same arithmetic on other slices);
+    ``optax.centralize`` (same arithmetic on other slices), warm and first call of one MLP step in a fresh process;
 (b) the projected Jacobian penalty (1 projection, lambda = 0.05) added to the loss vs the plain loss;
 (c) LocalNorm voting over K = 8 groups for 128 test images: one vmapped program
     (``localnorm_predict(..., "single_vote" / "batch_vote")``) vs a Python loop over the groups calling a
@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from benchkit import best_time, report
+from benchkit import best_time, first_call, report
 
 from jaxkit import data, models, robust
 from jaxkit import normalize as nz
@@ -55,6 +55,38 @@ def overhead(what, base, ours):
     print(f"  overhead = {ours / base:.3f}x", flush=True)
 
 
+FIRST_GC = """
+import jax, jax.numpy as jnp, optax
+from jaxkit import data, models
+from jaxkit import normalize as nz
+ds = data.load_digits(seed=0)
+x, y = jnp.asarray(ds.train.x[:64]).reshape(64, -1), jnp.asarray(ds.train.y[:64])
+mlp = models.MLP((256, 256, 10))
+params = mlp.init(jax.random.key(0), x)
+tx = optax.chain({gc}, optax.sgd(0.05, momentum=0.9))
+o = tx.init(params)
+@jax.jit
+def step(p, o):
+    g = jax.grad(lambda p: optax.softmax_cross_entropy_with_integer_labels(mlp.apply(p, x), y).mean())(p)
+    u, o = tx.update(g, o, p)
+    return optax.apply_updates(p, u), o
+def run():
+    jax.block_until_ready(step(params, o))
+"""
+
+
+def first_call_gc():
+    """One jitted GC + SGD step of the MLP, first call in a fresh process: jaxkit's vs optax.centralize."""
+    t_o, n_o = first_call(FIRST_GC.format(gc="optax.centralize()"))
+    t_j, n_j = first_call(FIRST_GC.format(gc="nz.centralize_gradients()"))
+    report(
+        f"(a) GC step, MLP 64-256-256-10, first call in a fresh process (no compilation cache; {n_j} vs {n_o} XLA "
+        "compilations): jaxkit centralize_gradients vs optax.centralize",
+        t_o,
+        t_j,
+    )
+
+
 def main():
     ds = data.load_digits(seed=0)
     x, y = jnp.asarray(ds.train.x[:64]), jnp.asarray(ds.train.y[:64])
@@ -85,6 +117,7 @@ def main():
             scan_steps(moved_apply, optax.chain(optax.centralize(), sgd), moved, xx, y),
             scan_steps(apply, gc, params, xx, y),
         )
+    first_call_gc()
     params = cnn.init(jax.random.key(0), x)
     apply = lambda p, v: cnn.apply(p, v)
     overhead(

@@ -151,3 +151,21 @@ def test_unflatten_rejects_conflicting_paths():
         jt.unflatten({"a": 1, "a/b": 2})
     with pytest.raises(ValueError, match="mapping"):
         jt.unflatten([1, 2])
+
+
+def test_validate_does_not_import_flax_nnx():
+    """Checking for an nnx.Module must not import flax.nnx (0.2 s on every first call that selects leaves): a user
+    holding an nnx.Module has imported it already. Run in a fresh interpreter, where nothing else imported it."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jax.numpy as jnp, optax\n"
+        "from jaxkit import normalize as nz, tree as jt\n"
+        "jt.flatten({'a': jnp.ones((2, 2))})\n"
+        "nz.centralize_gradients().update({'k': jnp.ones((3, 2))}, optax.EmptyState())\n"
+        "print('flax.nnx' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "False"
