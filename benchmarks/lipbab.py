@@ -14,7 +14,11 @@ Also prints absolute times next to the paper's (Colab, sequential Python + GLPK:
 79 s for p = 2), and the first call in a fresh process with the compilation cache off (tracing and every XLA
 compilation included; the count is printed) against the paper's time.
 
-    python benchmarks/lipbab.py [--batches 8 32 128] [--repeat 3]
+Last, node throughput over 1, 2 and 4 forced host CPU devices (each count in its own process): a random
+(10,40,40,40,3) net on [-0.1, 0.1]^10, p = 2, batch 128, stopped at ``--nodes`` nodes; nodes/s and the share of
+the search spent in device batches (node bounds + simplex) vs on the host.
+
+    python benchmarks/lipbab.py [--batches 8 32 128] [--repeat 3] [--nodes 20000]
 """
 
 from __future__ import annotations
@@ -31,11 +35,64 @@ NET = lipschitz.paper_network("sd_10-30-30-30-3")
 EXACT, PAPER_S = NET.exact, NET.paper_seconds
 
 
+def throughput_child(nodes: int) -> None:
+    """In a process with forced devices: nodes/s of a budgeted search sharded over all of them."""
+    import jax
+
+    rng = np.random.default_rng(0)
+    sizes = (10, 40, 40, 40, 3)
+    params = [(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1) for a, b in zip(sizes, sizes[1:])]
+    box = (np.full(10, -0.1), np.full(10, 0.1))
+    go = lambda: lipschitz.lipschitz_constant(params, box, p=2, batch=128, max_nodes=nodes)
+    go()  # compile
+    t, r = best_time(go, 2)
+    print(
+        f"THROUGHPUT {len(jax.devices())} {r.nodes / t:.0f} {r.device_seconds / r.seconds:.3f} {r.upper:.12g}",
+        flush=True,
+    )
+
+
+def throughput(nodes: int) -> None:
+    import os
+    import subprocess
+    import sys
+
+    rows = {}
+    for n in (1, 2, 4):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
+        cmd = [sys.executable, os.path.abspath(__file__), "--throughput-child", "--nodes", str(nodes)]
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        line = next((ln for ln in r.stdout.splitlines() if ln.startswith("THROUGHPUT ")), None)
+        if r.returncode or line is None:
+            print(f"throughput on {n} devices failed:\n{r.stderr[-1500:]}", flush=True)
+            return
+        _, _, rate, share, upper = line.split()
+        rows[n] = (float(rate), float(share), upper)
+        print(
+            f"lipbab nodes/s, (10,40,40,40,3) p=2 batch 128, {nodes} nodes, {n} forced host device(s): {rate} "
+            f"(device batches {100 * float(share):.0f} % of the time, host {100 - 100 * float(share):.0f} %; "
+            f"upper bound {upper})",
+            flush=True,
+        )
+    assert len({u for _, _, u in rows.values()}) == 1, rows  # the same search on every device count
+    for n in (2, 4):
+        report(
+            f"lipbab {nodes} nodes sharded over {n} vs 1 forced host devices (same bounds)",
+            nodes / rows[1][0],
+            nodes / rows[n][0],
+        )
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--batches", type=int, nargs="+", default=[8, 32, 128])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--nodes", type=int, default=20000, help="node budget of the throughput runs")
+    ap.add_argument("--throughput-child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.throughput_child:
+        throughput_child(args.nodes)
+        return
     params, box = NET.params, NET.box
 
     def run(b, p=2, lp="batched"):
@@ -89,6 +146,7 @@ def main(argv=None):
         PAPER_S[2],
         t_cached,
     )
+    throughput(args.nodes)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["gather", "leading_size", "members", "mesh", "pad_to_multiple", "place", "put", "replicated"]
+__all__ = ["fetch", "gather", "leading_size", "members", "mesh", "pad_to_multiple", "place", "put", "replicated"]
 
 PyTree = Any
 
@@ -70,6 +70,13 @@ def gather(x: jax.Array) -> jax.Array:
     if jax.process_count() > 1:  # pragma: no cover -- needs several processes
         return jnp.asarray(multihost_utils.process_allgather(x, tiled=True))
     return jax.device_put(x, jax.devices()[0]) if len(x.sharding.device_set) > 1 else x
+
+
+def fetch(tree: PyTree) -> PyTree:
+    """NumPy copies of (possibly sharded) results on every process: :func:`gather`, then ``jax.device_get``."""
+    if jax.process_count() > 1:  # pragma: no cover -- needs several processes
+        tree = jax.tree.map(lambda x: multihost_utils.process_allgather(x, tiled=True), tree)
+    return jax.device_get(tree)
 
 
 def place(

@@ -449,3 +449,41 @@ def test_simplex_shapes_form_one_small_family_and_chunking_changes_nothing():
     res = lb.lipschitz_constant(net.params, net.box, p=2, batch=128)
     assert simplex.phase1._cache_size() - before <= 3
     assert res.exact and abs(res.upper - net.exact[2.0]) <= 1e-9 * net.exact[2.0]
+
+
+def test_node_and_lp_batches_shard_over_devices_with_the_same_constants():
+    """On 4 forced host devices every node batch and simplex batch is split over a "nodes" mesh (checked on the
+    evaluator's and the simplex's inputs); constants, node counts and LP counts equal the one-device search
+    (nodes are bounded independently; tolerance 1e-12 relative: two different programs)."""
+    from conftest import run_forced_devices
+
+    run_forced_devices(
+        4,
+        """
+        import jax, numpy as np
+        from jaxkit import lipschitz as lb
+        from jaxkit.lipschitz import bounds, simplex
+        seen = {"evaluate": set(), "phase1": set()}
+        ev, ph = bounds.evaluate, simplex.phase1
+        def evaluate(*a, **k):
+            seen["evaluate"].add(len(a[4].sharding.device_set) if hasattr(a[4], "sharding") else 1)
+            return ev(*a, **k)
+        def phase1(*a, **k):
+            seen["phase1"].add(len(a[0].sharding.device_set) if hasattr(a[0], "sharding") else 1)
+            return ph(*a, **k)
+        bounds.evaluate, simplex.phase1 = evaluate, phase1
+        net = lb.paper_network("sd_10-30-30-30-3")
+        for p in (2.0,):  # p = 1 and inf run the same batches (CI time)
+            one = lb.lipschitz_constant(net.params, net.box, p=p, batch=32, devices=jax.devices()[:1])
+            assert seen == {"evaluate": {1}, "phase1": {1}}, seen
+            seen = {"evaluate": set(), "phase1": set()}
+            four = lb.lipschitz_constant(net.params, net.box, p=p, batch=32)
+            assert seen == {"evaluate": {4}, "phase1": {4}}, seen
+            seen = {"evaluate": set(), "phase1": set()}
+            assert one.exact and four.exact
+            np.testing.assert_allclose(four.upper, one.upper, rtol=1e-12)
+            np.testing.assert_allclose(four.upper, net.exact[p], rtol=1e-9)
+            assert (four.nodes, four.lp_calls) == (one.nodes, one.lp_calls), (four, one)
+        print("ok")
+        """,
+    )

@@ -22,6 +22,7 @@ Example::
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -112,6 +113,7 @@ def lipschitz_constant(
     tol: float = 1e-9,
     lp: str = "batched",
     lookahead: int = 3,
+    devices: Sequence[Any] | None = None,
 ) -> Result:
     """Exact (k = 1) or k-approximate Lipschitz constant of a ReLU MLP.
 
@@ -135,6 +137,10 @@ def lipschitz_constant(
       lookahead: per node and step, how many further ``*`` neurons' LPs are asked speculatively in the
         batched call (our choice; more means fewer rounds but some LPs that turn out unneeded); ignored
         (0) when the LPs go to HiGHS one at a time.
+      devices: devices each round's node batch and LP batch are split over (a one-axis ``"nodes"`` mesh,
+        weights replicated; default: every device of every process -- under ``jax.distributed`` each process
+        runs the same host search on the gathered results). With one device nothing is sharded; the constants
+        do not depend on the split (nodes are bounded independently).
 
     Returns:
       :class:`Result` with ``lower``, ``upper``, ``exact``, ``status``, ``nodes``,
@@ -196,6 +202,7 @@ def lipschitz_constant(
         mode=mode,
         lp=lp,
         lookahead=int(lookahead),
+        devices=devices,
     )
 
 

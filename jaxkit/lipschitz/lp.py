@@ -44,12 +44,14 @@ region HiGHS would keep; a region it certifies non-empty may be thinner than
 from __future__ import annotations
 
 import threading
+import time
 from typing import NamedTuple
 
 import jax
 import numpy as np
 from scipy.optimize import linprog
 
+from jaxkit import _sharding
 from jaxkit.lipschitz import simplex
 
 try:
@@ -194,13 +196,16 @@ def _problem_rows(kn: int) -> int:
     return next(size for size in (8, 32, LP_CHUNK) if kn <= size)
 
 
-def _phase1_chunked(g, h, live, max_iter):
+def _phase1_chunked(g, h, live, max_iter, mesh=None):
+    """The simplex over chunks of at most :data:`LP_CHUNK` problems (each split over ``mesh`` when given)."""
     chunk = min(len(g), LP_CHUNK)
+    parts = []
     with jax.enable_x64(True):
-        parts = [
-            jax.device_get(simplex.phase1(g[i : i + chunk], h[i : i + chunk], live[i : i + chunk], max_iter=max_iter))
-            for i in range(0, len(g), chunk)
-        ]
+        for i in range(0, len(g), chunk):
+            args = (g[i : i + chunk], h[i : i + chunk], live[i : i + chunk])
+            if mesh is not None and chunk % mesh.size == 0:
+                args = tuple(_sharding.put(x, _sharding.members(mesh)) for x in args)
+            parts.append(_sharding.fetch(simplex.phase1(*args, max_iter=max_iter)))
     return _Solution(*(np.concatenate(field) for field in zip(*parts)))
 
 
@@ -269,12 +274,15 @@ def stack_rows(problem) -> tuple[np.ndarray, np.ndarray]:
     return a, c
 
 
-def decide(problems: list, region: Region, tol: float = 1e-9, max_iter: int = 200):
+def decide(
+    problems: list, region: Region, tol: float = 1e-9, max_iter: int = 200, mesh=None, timing: dict | None = None
+):
     """Batched feasibility of ``problems = [(a, c, witnesses[, (ar, cr)]), ...]`` (``{x in box : a x < c}``,
     with the optional extra row ``ar . x < cr``).
 
     Returns ``(results, highs_calls)`` with ``results[i] = (feasible, witness_or_None)``: one vmapped
     simplex call (:mod:`.simplex`), every answer checked in float64, HiGHS for the rest (see module doc).
+    ``mesh``: split each simplex chunk over it; ``timing["device_seconds"]`` accumulates the simplex's wall time.
     """
     n, kn = region.n, len(problems)
     out: list = [None] * kn
@@ -298,7 +306,10 @@ def decide(problems: list, region: Region, tol: float = 1e-9, max_iter: int = 20
         dead = np.any(valid & (norms == 0) & (cy <= 0), axis=1)  # a row 0 . x < c <= 0: empty
         safe = np.where(live, norms, 1.0)
         g, h = np.where(live[..., None], ay / safe[..., None], 0.0), np.where(live, cy / safe, 0.0)
-        sol = _phase1_chunked(g, h, live, max_iter)
+        t = time.perf_counter()
+        sol = _phase1_chunked(g, h, live, max_iter, mesh)
+        if timing is not None:
+            timing["device_seconds"] = timing.get("device_seconds", 0.0) + time.perf_counter() - t
         x = region.lo + region.scale * sol.y
         pts = _blend_batch(a, c, valid, x, w)
         fine = np.all(np.isfinite(pts), axis=1)

@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from jaxkit import _sharding
 from jaxkit.lipschitz import bounds as _b
 from jaxkit.lipschitz import lp as _lp
 
@@ -64,7 +65,9 @@ class Result:
     time budget ran out first). ``first_estimate`` is the root node's bound,
     ``nodes`` the number of sub-problems bounded, ``lp_calls`` the feasibility LPs
     solved (``highs_calls`` of them by HiGHS, the rest by the checked batched simplex),
-    ``history`` rows ``(nodes, seconds, lower, upper)`` for convergence plots.
+    ``history`` rows ``(nodes, seconds, lower, upper)`` for convergence plots. ``device_seconds`` is the
+    part of ``seconds`` spent in the device batches (node bounds and the batched simplex, transfers included);
+    the rest is the host's share (heap, LP set-up, witness and Farkas checks, HiGHS fallbacks).
     """
 
     lower: float
@@ -81,6 +84,7 @@ class Result:
     batch: int
     history: tuple = ()
     highs_calls: int = 0
+    device_seconds: float = 0.0
 
     @property
     def value(self) -> float:
@@ -90,9 +94,20 @@ class Result:
 
 class _Search:
     def __init__(
-        self, net: _b.Net, box_lo, box_hi, p: float, batch: int, tol: float, lp: str = "batched", lookahead: int = 3
+        self,
+        net: _b.Net,
+        box_lo,
+        box_hi,
+        p: float,
+        batch: int,
+        tol: float,
+        lp: str = "batched",
+        lookahead: int = 3,
+        devices=None,
     ):
         self.net, self.p, self.batch = net, p, int(batch)
+        # node and LP batches split over a one-axis "nodes" mesh (weights replicated); None: one device
+        self.mesh = _sharding.mesh(devices, "nodes")
         self.n0, self.H = net.sizes[0], net.n_hidden
         self.layer_of = np.repeat(np.arange(len(net.hidden)), net.hidden)
         self.region = _lp.Region(box_lo, box_hi, self.n0)
@@ -103,12 +118,18 @@ class _Search:
         self.lp_calls = 0
         self.highs_calls = 0
         self.nodes = 0
+        self.device_seconds = 0.0
         with jax.enable_x64(True):
             self.w = tuple(jnp.asarray(w, jnp.float64) for w in net.weights)
             self.bias = tuple(jnp.asarray(b, jnp.float64) for b in net.biases)
             inf = np.full(self.n0, np.inf)
             self.lo = jnp.asarray(box_lo if box_lo is not None else -inf, jnp.float64)
             self.hi = jnp.asarray(box_hi if box_hi is not None else inf, jnp.float64)
+            if self.mesh is not None:
+                rep = _sharding.replicated(self.mesh)
+                self.w, self.bias, self.lo, self.hi = jax.tree.map(
+                    lambda x: _sharding.put(x, rep), (self.w, self.bias, self.lo, self.hi)
+                )
 
     def bound(self, nodes: list[_Node]) -> None:
         """Evaluate ``nodes`` in place, in chunks of at most ``2 * batch``.
@@ -124,10 +145,16 @@ class _Search:
             rows = size
             while rows // 4 >= max(8, len(chunk)):
                 rows //= 4
+            if self.mesh is not None:
+                rows = -(-rows // self.mesh.size) * self.mesh.size
             pats = np.full((rows, self.H), -1, np.int8)
             pats[: len(chunk)] = [nd.pattern for nd in chunk]
+            t = time.perf_counter()
             with jax.enable_x64(True):
-                out = jax.device_get(_b.evaluate(self.w, self.bias, self.lo, self.hi, pats, p=self.p))
+                if self.mesh is not None:
+                    pats = _sharding.put(pats, _sharding.members(self.mesh))
+                out = _sharding.fetch(_b.evaluate(self.w, self.bias, self.lo, self.hi, pats, p=self.p))
+            self.device_seconds += time.perf_counter() - t
             for nd, pat, up, ex, zk, zc in zip(
                 chunk, out.pattern, out.upper.tolist(), out.exact.tolist(), out.z_coef, out.z_const
             ):
@@ -138,7 +165,9 @@ class _Search:
         """Feasibility of ``[(a, c, witnesses, (ar, cr)), ...]``: one batched call, or one HiGHS LP each."""
         self.lp_calls += len(problems)
         if self.lp == "batched" and self.region.bounded:
-            out, highs = _lp.decide(problems, self.region, self.tol)
+            timing = {"device_seconds": 0.0}
+            out, highs = _lp.decide(problems, self.region, self.tol, mesh=self.mesh, timing=timing)
+            self.device_seconds += timing["device_seconds"]
             self.highs_calls += highs
             return out
         self.highs_calls += len(problems)
@@ -301,9 +330,10 @@ def search(
     mode: str,
     lp: str = "batched",
     lookahead: int = 3,
+    devices=None,
 ) -> Result:
     t0 = time.perf_counter()
-    s = _Search(net, box_lo, box_hi, p, batch, tol, lp, lookahead)
+    s = _Search(net, box_lo, box_hi, p, batch, tol, lp, lookahead, devices)
     center = (np.asarray(box_lo) + np.asarray(box_hi)) / 2 if box_lo is not None else np.zeros(s.n0)
     root = _Node(np.full(s.H, -1, np.int8), np.zeros((0, s.n0)), np.zeros(0), [center])
     s.bound([root])
@@ -377,6 +407,7 @@ def search(
         nodes=s.nodes,
         lp_calls=s.lp_calls,
         highs_calls=s.highs_calls,
+        device_seconds=s.device_seconds,
         seconds=time.perf_counter() - t0,
         first_estimate=first,
         p=p,
