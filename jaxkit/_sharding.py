@@ -10,6 +10,7 @@ every process.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,7 +20,19 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["fetch", "gather", "leading_size", "members", "mesh", "pad_to_multiple", "place", "put", "replicated"]
+__all__ = [
+    "check_same",
+    "fetch",
+    "fingerprint",
+    "gather",
+    "leading_size",
+    "members",
+    "mesh",
+    "pad_to_multiple",
+    "place",
+    "put",
+    "replicated",
+]
 
 PyTree = Any
 
@@ -72,6 +85,34 @@ def gather(x: jax.Array) -> jax.Array:
     return jax.device_put(x, jax.devices()[0]) if len(x.sharding.device_set) > 1 else x
 
 
+def fingerprint(tree: PyTree) -> np.ndarray:
+    """Eight bytes (as ``int32 [2]``) hashing every leaf's shape, dtype and bytes, in tree order."""
+    h = hashlib.blake2b(digest_size=8)
+    h.update(str(jax.tree.structure(tree)).encode())
+    for x in jax.tree.leaves(tree):
+        a = np.ascontiguousarray(np.asarray(x))
+        h.update(f"{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return np.frombuffer(h.digest(), np.int32).copy()
+
+
+def check_same(tree: PyTree, name: str) -> None:
+    """Under ``jax.distributed``, raise ``ValueError`` naming ``name`` unless every process holds the same ``tree``.
+
+    Sharded inputs are built from each process's own copy (:func:`put`), so different values in different
+    processes would silently mix members. One all-gather of an 8-byte fingerprint; nothing with one process.
+    """
+    if jax.process_count() == 1:
+        return
+    fps = np.asarray(multihost_utils.process_allgather(fingerprint(tree)))  # pragma: no cover -- several processes
+    if not (fps == fps[0]).all():  # pragma: no cover
+        differ = [i for i in range(len(fps)) if not (fps[i] == fps[0]).all()]
+        raise ValueError(
+            f"`{name}` differs between processes (process(es) {differ} disagree with process 0): under "
+            "jax.distributed every process must pass the same values, e.g. drawn from the same key."
+        )
+
+
 def fetch(tree: PyTree) -> PyTree:
     """NumPy copies of (possibly sharded) results on every process: :func:`gather`, then ``jax.device_get``."""
     if jax.process_count() > 1:  # pragma: no cover -- needs several processes
@@ -88,5 +129,6 @@ def place(
     n = leading_size(tree, name)
     if m is None:
         return tree, n
+    check_same(tree, name)
     padded, _ = pad_to_multiple(tree, m.size, name)
     return jax.tree.map(lambda x: put(x, members(m)), padded), n

@@ -99,7 +99,9 @@ def evaluate(
       warn_nan: warn (with the count and indices) when some fitness is NaN;
         strategies rank NaN last.
 
-    Raises ``ValueError`` if ``fitness_fn`` does not return one scalar or vector per member.
+    Raises ``ValueError`` if ``fitness_fn`` does not return one scalar or vector per member, or, under
+    ``jax.distributed``, if the processes pass different populations or arguments (each process's copy fills
+    its own shards, so they would silently mix).
     """
     n = ops.popsize(population)
     one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), population)
@@ -137,6 +139,10 @@ def evaluate(
     else:
         mesh = _sharding.mesh(devices)
         assert mesh is not None  # several devices
+        _sharding.check_same(population, "population")  # several processes: the same members everywhere
+        _sharding.check_same(args, "args")
+        if tree:
+            _sharding.check_same(fitness_fn, "fitness_fn")
         member, repl = _sharding.members(mesh), _sharding.replicated(mesh)
         padded, _ = _sharding.pad_to_multiple(population, mesh.size)  # the mesh above, not a second one
         padded = jax.tree.map(lambda x: _sharding.put(x, member), padded)

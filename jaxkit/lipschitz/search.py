@@ -126,6 +126,7 @@ class _Search:
             self.lo = jnp.asarray(box_lo if box_lo is not None else -inf, jnp.float64)
             self.hi = jnp.asarray(box_hi if box_hi is not None else inf, jnp.float64)
             if self.mesh is not None:
+                _sharding.check_same((net.weights, net.biases, box_lo, box_hi), "params and box")
                 rep = _sharding.replicated(self.mesh)
                 self.w, self.bias, self.lo, self.hi = jax.tree.map(
                     lambda x: _sharding.put(x, rep), (self.w, self.bias, self.lo, self.hi)

@@ -26,7 +26,7 @@ from jaxkit.rl.intrinsic import (
     prediction_error_reward,
     surprise_reward,
 )
-from jaxkit.rl.train import LOG_FIELDS, RunState, Trainer, kinds_index, ou_step, place_runs
+from jaxkit.rl.train import LOG_FIELDS, RunState, Trainer, gather_runs, kinds_index, ou_step, place_runs
 
 __all__ = [
     "AGENTS",
@@ -44,6 +44,7 @@ __all__ = [
     "ddpg",
     "envs",
     "gate",
+    "gather_runs",
     "intrinsic",
     "kinds_index",
     "ou_step",

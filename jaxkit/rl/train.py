@@ -46,7 +46,7 @@ from jaxkit.rl.ddpg import DDPG, DDPGState
 from jaxkit.rl.envs import EnvState, step_autoreset
 from jaxkit.rl.intrinsic import AGENTS, IMState, IntrinsicMotivation, agent_reward
 
-__all__ = ["LOG_FIELDS", "RunState", "Trainer", "kinds_index", "ou_step", "place_runs"]
+__all__ = ["LOG_FIELDS", "RunState", "Trainer", "gather_runs", "kinds_index", "ou_step", "place_runs"]
 
 LOG_FIELDS = (
     "ext_reward",
@@ -250,3 +250,13 @@ def place_runs(tree, devices=None):
     Returns ``(placed, n)``: slice results with ``[:n]``. One device: unchanged.
     """
     return _sharding.place(tree, devices, axis="runs", name="tree")
+
+
+def gather_runs(tree, n: int | None = None):
+    """NumPy copies of (sharded) run outputs on every process, the first ``n`` runs (``place_runs``'s ``n``).
+
+    Under ``jax.distributed`` a process holds only its devices' runs, so ``np.asarray`` on ``run_many``'s
+    outputs raises; this all-gathers them first (one device or process: a plain ``jax.device_get``).
+    """
+    out = _sharding.fetch(tree)
+    return out if n is None else jax.tree.map(lambda x: x[: int(n)], out)
