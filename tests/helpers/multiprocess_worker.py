@@ -30,10 +30,6 @@ out: dict = {"processes": jax.process_count(), "devices": jax.device_count()}
 pop = jax.random.normal(jax.random.key(0), (10, 5))
 out["fitness"] = np.asarray(evo.evaluate(fitness, pop, jnp.arange(5.0))).tolist()
 
-ga = evo.GA(8, lambda k: jax.random.normal(k, (3,)))
-state, _ = evo.optimize(ga, lambda x: jnp.sum(x**2), jax.random.key(1), 3, progress=False)
-out["ga_best"] = float(state.best_fitness)
-
 env = rl.MountainCarContinuous()
 tr = rl.Trainer(
     env,
