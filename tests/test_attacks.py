@@ -206,6 +206,14 @@ def test_robust_accuracy_is_one_compiled_call_that_matches_a_loop(net):
             assert_accuracy_close(a, logits, y)
     bim = robust.robust_accuracy(apply, v, x, y, [0.1], "bim", steps=4)
     assert_accuracy_close(bim[0], apply(v, robust.bim(apply, v, x, y, 0.1, steps=4)), y)
+    # batch counts are summed on the device and fetched once (4 batches), not synced per batch
+    fetched, real = [], jax.device_get
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jax, "device_get", lambda t: fetched.append(1) or real(t))
+        chunked = robust.robust_accuracy(apply, v, x, y, eps, "fgsm", batch_size=5)
+    assert len(fetched) == 1
+    for a, logits in zip(chunked, loop):
+        assert_accuracy_close(a, logits, y)
 
 
 def test_transfer_and_average_attacks_in_robust_accuracy(net):

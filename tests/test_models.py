@@ -84,6 +84,13 @@ def test_evaluate_matches_a_direct_computation(small_state, digits):
     logp = logp - np.log(np.exp(logp).sum(1, keepdims=True))
     np.testing.assert_allclose(out["loss"], -logp[np.arange(len(y)), y].mean(), rtol=1e-5)
     assert out["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == y))
+    # sums stay on the device and come back in one transfer, not one host sync per batch (a transfer guard
+    # cannot see float() on CPU, where device buffers are host memory: count the fetches instead)
+    fetched, real = [], jax.device_get
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jax, "device_get", lambda t: fetched.append(1) or real(t))
+        again = models.evaluate(small_state, x, y, batch_size=100)
+    assert len(fetched) == 1 and again == pytest.approx(out, rel=1e-6)
 
 
 def test_checkpointer_round_trip_keeps_structure_and_dtypes(tmp_path, small_state):

@@ -422,7 +422,7 @@ def robust_accuracy(
     src_fn, src_params = (apply_fn, params) if source is None else source
     key = jax.random.key(0) if key is None else key
     bs = x.shape[0] if batch_size is None else int(batch_size)
-    hits, succ = np.zeros(e.size), np.zeros(e.size)
+    hits = succ = jnp.zeros(e.size, jnp.int32)  # counts summed on the device: one transfer at the end
     for i in range(0, x.shape[0], bs):
         h, s = _robust_hits(
             jax.random.fold_in(key, i),
@@ -444,8 +444,8 @@ def robust_accuracy(
             bool(random_start),
             bool(vectorize),
         )
-        hits += np.asarray(h)
-        succ += np.asarray(s)
+        hits, succ = hits + h, succ + s
+    hits, succ = (np.asarray(v, np.float64) for v in jax.device_get((hits, succ)))
     acc = hits / x.shape[0]
     if return_success:
         return acc, succ / x.shape[0]
