@@ -164,6 +164,22 @@ def _structure_difference(saved: list, now: list) -> str | None:
     return None
 
 
+def _spans_processes(x: Any) -> bool:
+    return isinstance(x, jax.Array) and not x.is_fully_addressable
+
+
+def _host_or_global(x: Any) -> Any:
+    """A NumPy copy, or the array itself when it spans processes (only its shards are here; orbax saves those)."""
+    return x if _spans_processes(x) else np.asarray(x)
+
+
+def _abstract(x: Any) -> Any:
+    """What ``restore`` fills: zeros like a host leaf, or the global shape, dtype and sharding of a spanning one."""
+    if _spans_processes(x):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding)
+    return np.zeros(np.shape(x), np.asarray(x).dtype)
+
+
 class Checkpointer:
     """Save and restore ``(pytree, metadata)`` pairs under ``directory``.
 
@@ -210,9 +226,14 @@ class Checkpointer:
         return sorted(self._manager.all_steps())
 
     def save(self, step: int, state: Any, metadata: dict | None = None) -> None:
-        """Save ``state`` (a pytree of arrays) and JSON-serialisable ``metadata`` at ``step``."""
+        """Save ``state`` (a pytree of arrays) and JSON-serialisable ``metadata`` at ``step``.
+
+        Under ``jax.distributed`` every process calls it with the same step: arrays sharded across processes
+        are written shard by shard by the processes that hold them (orbax's multi-process path), one process
+        writes the metadata.
+        """
         ocp = self._ocp
-        state = jax.tree.map(np.asarray, state)
+        state = jax.tree.map(_host_or_global, state)
         meta = dict(metadata or {})
         meta[_STRUCTURE] = structure(state)
         self._manager.save(
@@ -228,10 +249,10 @@ class Checkpointer:
         meta = dict(meta["metadata"])
         saved = meta.pop(_STRUCTURE, None)
         if saved is not None:
-            diff = _structure_difference(saved, structure(jax.tree.map(np.asarray, like)))
+            diff = _structure_difference(saved, structure(jax.tree.map(_host_or_global, like)))
             if diff:
                 raise CheckpointMismatch(f"checkpoint step {step} in {self.directory} does not fit this run: {diff}.")
-        abstract = jax.tree.map(lambda x: np.zeros(np.shape(x), np.asarray(x).dtype), like)
+        abstract = jax.tree.map(_abstract, like)
         out = self._manager.restore(int(step), args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract)))
         leaves = jax.tree.leaves(out["state"])
         for got, ref, (path, *_) in zip(leaves, jax.tree.leaves(abstract), structure(abstract)):
@@ -249,7 +270,8 @@ class Checkpointer:
 
         ``step=None`` restores the newest *readable* checkpoint: one that fails to load (truncated or missing
         files) is skipped with a warning naming it. Leaves come back as numpy arrays with ``like``'s dtypes and
-        shapes, in ``like``'s tree structure (namedtuple optimizer states included); a checkpoint whose
+        shapes, in ``like``'s tree structure (namedtuple optimizer states included) -- except leaves of ``like``
+        that span several processes, which come back as arrays with ``like``'s sharding; a checkpoint whose
         structure, shapes or dtypes differ from ``like`` is a :class:`CheckpointMismatch`.
         """
         steps = [int(step)] if step is not None else sorted(self.all_steps(), reverse=True)

@@ -1,5 +1,6 @@
 """Two local processes joined by jax.distributed (gloo CPU collectives), started by the launcher docs/scaling.md
-shows: fitness, RL logs and a LipBaB constant equal the single-process results."""
+shows: fitness, RL logs and a LipBaB constant equal the single-process results, and a checkpoint of sharded RL
+states saves and restores from both processes."""
 
 from __future__ import annotations
 
@@ -23,12 +24,12 @@ def _results(cmd, env) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_two_processes_give_the_single_process_results():
+def test_two_processes_give_the_single_process_results(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)  # one device alone; the launcher forces 2 per process
     (single,) = _results([sys.executable, WORKER], env)
     launch = [sys.executable, "-m", "jaxkit.launch", "--processes", "2", "--devices", "2", "--timeout", "360"]
-    multi = _results([*launch, "--", WORKER], env)
+    multi = _results([*launch, "--", WORKER, str(tmp_path / "ckpt")], env)
     assert len(multi) == 2 and single["processes"] == 1
     for got in multi:
         assert (got["processes"], got["devices"]) == (2, 4)
@@ -39,6 +40,8 @@ def test_two_processes_give_the_single_process_results():
         np.testing.assert_allclose(got["lipbab"][0], single["lipbab"][0], rtol=1e-12)
         assert got["lipbab"][1:] == single["lipbab"][1:]  # exact, same node count
         assert "`population` differs between processes" in got["mismatch"], got["mismatch"]
+        # the sharded RL states, saved from 2 processes (each its shards) and restored with their sharding
+        assert got["checkpoint"][:2] == [True, 3] and got["checkpoint"][2] > 10, got["checkpoint"]
     assert multi[0] == multi[1]  # every process holds the same gathered results
 
 

@@ -9,6 +9,7 @@ differ between processes.
 from __future__ import annotations
 
 import json
+import sys
 
 import jaxkit.launch
 
@@ -42,8 +43,20 @@ tr = rl.Trainer(
 keys = jnp.stack([jax.random.key_data(jax.random.key(s)) for s in range(3)])
 placed, n = rl.place_runs(tr.init_many(keys))
 kinds, _ = rl.place_runs(jnp.asarray(rl.kinds_index(["fm", "mc", "gated"])))
-_, logs = tr.run_many(placed, kinds, 12)
+final, logs = tr.run_many(placed, kinds, 12)
 out["rl_logs"] = {k: np.asarray(v, np.float64).tolist() for k, v in rl.gather_runs(logs, n).items()}
+
+if len(sys.argv) > 1:  # a checkpoint of the sharded RL states: every process writes its shards, then all restore
+    from jaxkit.checkpoint import Checkpointer
+
+    with Checkpointer(sys.argv[1]) as ck:
+        ck.save(1, final, {"runs": n})
+        back, meta = ck.restore(final)
+    same = [
+        bool(np.array_equal(a, b))
+        for a, b in zip(jax.tree.leaves(rl.gather_runs(final)), jax.tree.leaves(rl.gather_runs(back)))
+    ]
+    out["checkpoint"] = [all(same), meta["runs"], len(jax.tree.leaves(final))]
 
 net = lipschitz.paper_network("sd_10-30-30-30-3")
 res = lipschitz.lipschitz_constant(net.params, net.box, p=2, batch=32)
