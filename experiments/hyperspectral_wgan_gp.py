@@ -145,22 +145,29 @@ def train_gan(args, x_train: np.ndarray, generator, critic, eval_fn, progress: b
         disable=not progress,
     )
     metrics = {}
+    # No host sync per iteration: the NaN check runs on the device (the state stops advancing at the first
+    # non-finite loss, which is recorded) and is read only where the host needs values anyway -- the progress
+    # postfix every 50 iterations and each checkpoint, before anything is saved.
+    good, bad_at, bad_metrics = jnp.bool_(True), jnp.int32(0), {}
     try:
         for it in bar:
             k = jax.random.fold_in(key, it + 1)
             new, metrics = step(state, sample(jax.random.fold_in(k, 1)), k)
-            if not all(np.isfinite(float(v)) for v in metrics.values()):
+            bad_metrics = bad_metrics or {name: jnp.float32(0.0) for name in metrics}  # one pytree shape: one trace
+            state, good, bad_at, bad_metrics = _keep_finite(state, new, metrics, good, bad_at, bad_metrics, it + 1)
+            save_now = (it + 1) % args.checkpoint_every == 0 or it + 1 == args.iterations
+            if (it % 50 == 0 or save_now) and not bool(good):
                 print(
-                    f"\nloss turned NaN/inf at iteration {it + 1} ({ {k: float(v) for k, v in metrics.items()} }); "
+                    f"\nloss turned NaN/inf at iteration {int(bad_at)} "
+                    f"({ {k: float(v) for k, v in bad_metrics.items()} }); "
                     f"stopping. The last good checkpoint is kept"
                     f"{' in ' + args.checkpoint_dir if ckpt else ''}.",
                     flush=True,
                 )
                 break
-            state = new
             if it % 50 == 0:
                 bar.set_postfix(W=f"{float(metrics['wasserstein']):.3f}", gp=f"{float(metrics['gp']):.3f}")
-            if (it + 1) % args.checkpoint_every == 0 or it + 1 == args.iterations:
+            if save_now:
                 rec = {"iteration": it + 1, **{k: float(v) for k, v in metrics.items()}, **eval_fn(state)}
                 history.append(rec)
                 print(
@@ -173,6 +180,20 @@ def train_gan(args, x_train: np.ndarray, generator, critic, eval_fn, progress: b
         bar.close()
         run.close()
     return state, history
+
+
+@jax.jit
+def _keep_finite(state, new, metrics, good, bad_at, bad_metrics, it):
+    """``new`` while every loss so far was finite, else the last good state (frozen); the first bad iteration and
+    its losses are kept for the report."""
+    finite = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(metrics)]))
+    first_bad = good & ~finite
+    good = good & finite
+    state = jax.tree.map(lambda a, b: jnp.where(good, a, b), new, state)
+    bad_metrics = {
+        name: jnp.where(first_bad, jnp.asarray(v, jnp.float32), bad_metrics[name]) for name, v in metrics.items()
+    }
+    return state, good, jnp.where(first_bad, it, bad_at), bad_metrics
 
 
 def _verdict(args, tables):
