@@ -241,3 +241,24 @@ def test_run_is_one_compiled_program_initial_population_included(caplog):
     assert len(compiled) == 1 and "_run" in compiled[0], compiled
     ref, _ = evo.optimize(ga, lambda x: jnp.sum(x**2), key, 4, progress=False)
     np.testing.assert_allclose(float(state.best_fitness), float(ref.best_fitness), rtol=1e-6)
+
+
+def test_a_new_fitness_lambda_each_call_is_reported_once():
+    """A lambda made every generation recompiles every time (programs are cached per function object): evaluate
+    says so once, with the fix; the same function object, or a Partial, never warns."""
+    import warnings
+
+    pop = jnp.ones((4, 3))
+
+    def same(g):
+        return jnp.sum(g) * 2.0
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(4):
+            evo.evaluate(same, pop)
+            evo.evaluate(jax.tree_util.Partial(lambda g, w: jnp.sum(g * w), jnp.ones(3)), pop)
+    with pytest.warns(RuntimeWarning, match="new function object on each call") as rec:
+        for _ in range(5):
+            evo.evaluate(lambda g: jnp.sum(g) + 0.5, pop)
+    assert len([w for w in rec if "new function object" in str(w.message)]) == 1

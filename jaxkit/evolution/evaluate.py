@@ -39,6 +39,28 @@ def pad_population(population: PyTree, multiple: int) -> tuple[PyTree, int]:
 
 
 _CHECKED: set = set()  # fitness signatures whose output shape was already checked
+_FN_OBJECTS: dict = {}  # code object -> ids of the distinct function objects seen with it (recompilations)
+_WARNED: set = set()
+RECOMPILE_WARNING_AFTER = 3
+
+
+def _warn_new_function_objects(fitness_fn) -> None:
+    """Warn once per code object when new function objects of the same code keep arriving: each compiles anew
+    (the compiled programs are cached per function object; a lambda made every generation recompiles every time)."""
+    code = getattr(fitness_fn, "__code__", None)
+    if code is None or code in _WARNED:
+        return
+    seen = _FN_OBJECTS.setdefault(code, set())
+    seen.add(id(fitness_fn))
+    if len(seen) >= RECOMPILE_WARNING_AFTER:
+        _WARNED.add(code)
+        warnings.warn(
+            f"evaluate: `fitness_fn` is a new function object on each call ({len(seen)} so far, same code: "
+            f"{code.co_name} in {code.co_filename}:{code.co_firstlineno}), so each call compiles again. Pass the same "
+            "function every generation, or a jax.tree_util.Partial whose arrays are data (one compilation).",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 @functools.lru_cache(maxsize=64)
@@ -104,6 +126,7 @@ def evaluate(
     its own shards, so they would silently mix).
     """
     n = ops.popsize(population)
+    _warn_new_function_objects(fitness_fn)
     one = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape[1:], x.dtype), population)
     sig = (
         fitness_fn,
