@@ -214,6 +214,10 @@ def test_robust_accuracy_is_one_compiled_call_that_matches_a_loop(net):
     assert len(fetched) == 1
     for a, logits in zip(chunked, loop):
         assert_accuracy_close(a, logits, y)
+    # 16 examples in batches of 5: the last batch (1 example) is padded, so the batches share one program
+    before = robust.attacks._robust_hits._cache_size()
+    robust.robust_accuracy(apply, v, x, y, [0.0, 0.1], "fgsm", batch_size=5)
+    assert robust.attacks._robust_hits._cache_size() - before <= 1
 
 
 def test_transfer_and_average_attacks_in_robust_accuracy(net):

@@ -337,6 +337,7 @@ def _robust_hits(
     eps,
     means,
     target,
+    valid,
     attack,
     norm,
     steps,
@@ -352,7 +353,7 @@ def _robust_hits(
 
     def one(e):
         pred = jnp.argmax(apply_fn(params, craft(e)), -1)
-        return jnp.sum(pred == y), jnp.sum(pred == target)
+        return jnp.sum((pred == y) & valid), jnp.sum((pred == target) & valid)
 
     return jax.vmap(one)(eps) if vectorize else jax.lax.map(one, eps)
 
@@ -391,7 +392,7 @@ def robust_accuracy(
     the target class(es); ``return_success=True`` then also returns the share
     of examples classified as the target. For FGSM the input gradient does not
     depend on ``eps`` and is computed once for all budgets. ``batch_size``
-    splits the examples into chunks (one compile per chunk shape).
+    splits the examples into chunks (the last one padded and masked, so one compile).
     ``vectorize=False`` runs the budgets one after another inside the same
     compiled call (``lax.map``) -- on a CPU, where an iterative attack is
     compute-bound, that can beat ``vmap``'s eps-times larger batches.
@@ -423,6 +424,10 @@ def robust_accuracy(
     key = jax.random.key(0) if key is None else key
     bs = x.shape[0] if batch_size is None else int(batch_size)
     hits = succ = jnp.zeros(e.size, jnp.int32)  # counts summed on the device: one transfer at the end
+    pad = (-x.shape[0]) % bs  # the last batch is padded (rows masked out of the counts): one compile per call
+    if pad:
+        x, y, tgt = (jnp.concatenate([a, jnp.zeros((pad,) + a.shape[1:], a.dtype)]) for a in (x, y, tgt))
+    valid = jnp.arange(x.shape[0]) < x.shape[0] - pad
     for i in range(0, x.shape[0], bs):
         h, s = _robust_hits(
             jax.random.fold_in(key, i),
@@ -435,6 +440,7 @@ def robust_accuracy(
             jnp.asarray(e, x.dtype),
             means,
             tgt[i : i + bs],
+            valid[i : i + bs],
             attack,
             n,
             int(steps),
@@ -446,7 +452,7 @@ def robust_accuracy(
         )
         hits, succ = hits + h, succ + s
     hits, succ = (np.asarray(v, np.float64) for v in jax.device_get((hits, succ)))
-    acc = hits / x.shape[0]
+    acc = hits / (x.shape[0] - pad)
     if return_success:
-        return acc, succ / x.shape[0]
+        return acc, succ / (x.shape[0] - pad)
     return acc
