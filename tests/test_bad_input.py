@@ -1639,6 +1639,7 @@ CASES += [
 
 # Public names that take no array input a user could get wrong in these ways, with the reason.
 NO_ARRAY_INPUT = {
+    "data.prefetch": "moves the items of any iterable to a device: nothing is computed from the values",
     "rl.gather_runs": "copies any pytree (empty arrays included) to the host: nothing is computed from the values",
     "interval.Interval": "a plain pytree container; every function that takes one validates it (interval.check)",
     "lipschitz.Result": "a result record",

@@ -206,3 +206,22 @@ def test_random_crop_flip_edge_cases():
         data.random_crop_flip(0, x)
     with pytest.raises(ValueError, match="`x` is NaN"):
         data.random_crop_flip(jax.random.key(0), np.full((1, 2, 2, 1), np.nan, np.float32))
+
+
+def test_prefetch_keeps_order_values_and_at_most_size_in_flight():
+    taken = []
+
+    def source():
+        for i in range(7):
+            taken.append(i)
+            yield (np.full((2, 3), i, np.float32), np.arange(2) + i)
+
+    got = []
+    for j, (x, y) in enumerate(data.prefetch(source(), size=3)):
+        assert len(taken) - j <= 3  # items drawn ahead of the one in use
+        assert isinstance(x, jax.Array) and isinstance(y, jax.Array)
+        got.append((float(x[0, 0]), int(y[0])))
+    assert got == [(i, i) for i in range(7)]
+    assert list(data.prefetch(iter([]))) == []
+    with pytest.raises(ValueError, match="`size`"):
+        list(data.prefetch(source(), size=0))

@@ -25,7 +25,7 @@ into train and test with a stratified split fixed by ``seed``.
 from __future__ import annotations
 
 from jaxkit.data.augment import AUGMENT_KEY_TAG, random_crop_flip
-from jaxkit.data.core import Dataset, Split, batches, num_batches
+from jaxkit.data.core import Dataset, Split, batches, num_batches, prefetch
 from jaxkit.data.cups import CUP_PARAMS, CupMeshes, cup_reference, make_cups
 from jaxkit.data.hyperspectral import (
     TARGET_NAMES,
@@ -95,6 +95,7 @@ __all__ = [
     "make_rotated_digits",
     "num_batches",
     "pixel_windows",
+    "prefetch",
     "random_crop_flip",
     "scale_cube",
     "select_classes",

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import math
 from collections.abc import Iterator
@@ -58,6 +59,26 @@ def num_batches(n: int, batch_size: int, drop_remainder: bool = False) -> int:
     n = _c.positive_int(n, "n", minimum=0)
     batch_size = _c.positive_int(batch_size, "batch_size")
     return n // batch_size if drop_remainder else math.ceil(n / batch_size)
+
+
+def prefetch(iterable, size: int = 2, device=None) -> Iterator:
+    """Yield the items of ``iterable`` (pytrees of arrays) already on ``device``, ``size`` of them in flight.
+
+    ``jax.device_put`` returns before the copy ends, so the next batches travel while the current step runs (on
+    an accelerator the host-to-device copy overlaps compute; on CPU it is a cheap copy). Items come out in order,
+    as ``jax.Array`` s; at most ``size`` items are taken from ``iterable`` ahead of the one being used.
+    """
+    if int(size) < 1:
+        raise ValueError(f"`size` must be >= 1, got {size}.")
+    device = jax.devices()[0] if device is None else device
+    queue: collections.deque = collections.deque()
+    it = iter(iterable)
+    for item in it:
+        queue.append(jax.device_put(item, device))
+        if len(queue) >= int(size):
+            yield queue.popleft()
+    while queue:
+        yield queue.popleft()
 
 
 def batches(

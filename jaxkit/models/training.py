@@ -274,8 +274,10 @@ def train(
             k_epoch = jax.random.fold_in(key, epoch)
             k_aug = jax.random.fold_in(k_epoch, _data.AUGMENT_KEY_TAG)
             for i, (xb, yb) in enumerate(
-                _data.batches(
-                    k_epoch, dataset.train.x, dataset.train.y, batch_size=int(batch_size), drop_remainder=True
+                _data.prefetch(
+                    _data.batches(
+                        k_epoch, dataset.train.x, dataset.train.y, batch_size=int(batch_size), drop_remainder=True
+                    )
                 )
             ):
                 if augment is None:
