@@ -14,6 +14,8 @@ prune the digits VGG by a gene, fine-tune ``--epochs`` epochs (SGD, in a
   (a jitted train step per batch, as one-off scripts do);
 * population sharded over 2 forced host CPU devices vs 1 device (a
   subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``);
+* the memory table: XLA's temporaries of a toy fine-tune fitness for 256-16,384 members, the whole population
+  at once vs ``evaluate``'s default chunk (1 GiB budget) and a 64 MiB budget (``--memory-only``: just this);
 * the roofline: the population's FLOPs (XLA's cost analysis of one train step
   and one evaluation, times the steps run) per second of the vmapped
   evaluation, as a percentage of the measured peak of a 2048^2 float32 matmul.
@@ -73,13 +75,45 @@ def matmul_peak(n: int = 2048, repeat: int = 5) -> float:
     return 2 * n**3 / t / 1e9
 
 
+def memory_table(sizes=(256, 1024, 4096, 16384)) -> None:
+    """Temporaries (XLA's memory analysis, per device) of a toy fine-tune fitness as the population grows: the whole
+    population at once vs evaluate's default chunk (memory_budget 1 GiB) and a 64 MiB budget."""
+    import importlib
+
+    ev = importlib.import_module("jaxkit.evolution.evaluate")
+    rng = np.random.default_rng(0)
+    xs, ys = jnp.asarray(rng.normal(size=(256, 16)), jnp.float32), jnp.asarray(rng.integers(0, 4, 256))
+
+    def toy(gene, x, y):  # 20 SGD steps of a 16-64-4 MLP from the gene's weights, then the loss
+        def loss(p):
+            return optax.softmax_cross_entropy_with_integer_labels(jnp.tanh(x @ p[0]) @ p[1], y).mean()
+
+        p = jax.lax.fori_loop(0, 20, lambda _, p: jax.tree.map(lambda a, g: a - 0.1 * g, p, jax.grad(loss)(p)), gene)
+        return loss(p)
+
+    print("members | whole population | default (1 GiB) chunk | 64 MiB budget chunk")
+    for n in sizes:
+        pop = (jnp.zeros((n, 16, 64)), jnp.zeros((n, 64, 4)))
+        whole = ev.temp_bytes(ev._vmapped(toy, 2), pop, xs, ys)
+        row = [f"{whole / 2**20:,.1f} MiB"]
+        for budget in (ev.MEMORY_BUDGET, 64 * 2**20):
+            k = ev._auto_batch(lambda b: ev._vmapped(toy, 2, batch_size=b), (pop, xs, ys), (n, budget), n, budget)
+            t = whole if k is None else ev.temp_bytes(ev._vmapped(toy, 2, batch_size=k), pop, xs, ys)
+            row.append(f"{t / 2**20:,.1f} MiB ({'all' if k is None else k} at a time)")
+        print(f"{n:7d} | " + " | ".join(row), flush=True)
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--popsize", type=int, default=16)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--devices-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--memory-only", action="store_true", help="only the memory table (compiles, runs nothing)")
     args = p.parse_args(argv)
+    if args.memory_only:
+        memory_table()
+        return
     ds, model, v, graph, prob, pop, data = setup(args.popsize, args.epochs)
     key = jax.random.key(3)
     kw = dict(epochs=args.epochs, batch_size=64, learning_rate=0.05)
@@ -195,6 +229,7 @@ def main(argv=None):
         text=True,
     )
     print(r.stdout.strip().splitlines()[-1] if r.returncode == 0 else f"2-device run failed:\n{r.stderr[-2000:]}")
+    memory_table()
 
 
 if __name__ == "__main__":

@@ -262,3 +262,30 @@ def test_a_new_fitness_lambda_each_call_is_reported_once():
         for _ in range(5):
             evo.evaluate(lambda g: jnp.sum(g) + 0.5, pop)
     assert len([w for w in rec if "new function object" in str(w.message)]) == 1
+
+
+def test_default_chunk_keeps_the_compiled_temporaries_within_the_memory_budget():
+    """Each member builds a 1 MiB intermediate: 64 members at once need ~64 MiB of temporaries; with an 8 MiB
+    budget evaluate picks a power-of-two chunk whose compiled program fits (XLA's memory analysis), with the
+    same fitness as the whole population at once (two different programs summing 2^18 float32 terms in different
+    orders: rtol 1e-4)."""
+    import importlib
+
+    ev = importlib.import_module("jaxkit.evolution.evaluate")  # the module (the face exports the function)
+
+    def fit(g, w):
+        return jnp.sum(jnp.tanh(jnp.outer(g, w * g)) @ w)  # a materialised [512, 512] float32 per member
+
+    pop = jax.random.normal(jax.random.key(0), (64, 512))
+    w = jnp.linspace(0.5, 1.5, 512)
+    whole = evo.evaluate(fit, pop, w, memory_budget=float("inf"))
+    assert ev.temp_bytes(ev._vmapped(fit, 1), pop, w) > 32 * 2**20
+    budget = 8 * 2**20
+    chunked = evo.evaluate(fit, pop, w, memory_budget=budget)
+    np.testing.assert_allclose(np.asarray(chunked), np.asarray(whole), rtol=1e-4)
+    key = next(k for k in ev._AUTO if k[0][0] is fit and k[3] == budget)
+    k = ev._AUTO[key]
+    assert k is not None and k & (k - 1) == 0 and 1 <= k <= 8
+    assert ev.temp_bytes(ev._vmapped(fit, 1, batch_size=k), pop, w) <= budget
+    with pytest.raises(ValueError, match="memory_budget"):
+        evo.evaluate(fit, pop, w, memory_budget=0)

@@ -44,6 +44,35 @@ _WARNED: set = set()
 RECOMPILE_WARNING_AFTER = 3
 
 
+MEMORY_BUDGET = float(1 << 30)  # bytes of temporaries per device before evaluate chunks the population
+_AUTO: dict = {}  # (signature, members, devices, budget) -> chosen batch size
+
+
+def temp_bytes(jitted, *args) -> int:
+    """XLA's temporary-buffer bytes (per device) of ``jitted`` compiled for ``args`` (the compilation is cached,
+    so a later call with the same arguments does not compile again)."""
+    return int(jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes)
+
+
+def _auto_batch(make, call, key, members: int, budget: float):
+    """``None`` (the whole population at once) if its program's temporaries fit ``budget``, else the largest
+    power-of-two chunk whose program fits (or 1); decided once per key."""
+    if key in _AUTO:
+        return _AUTO[key]
+    whole = temp_bytes(make(None), *call)
+    choice = None
+    if whole > budget and members > 1:
+        k = 1 << max(0, int(np.floor(np.log2(max(1.0, members * budget / whole)))))
+        k = min(k, members // 2 or 1)
+        while k > 1 and temp_bytes(make(k), *call) > budget:
+            k //= 2
+        choice = k
+    if len(_AUTO) > 256:
+        _AUTO.clear()
+    _AUTO[key] = choice
+    return choice
+
+
 def _warn_new_function_objects(fitness_fn) -> None:
     """Warn once per code object when new function objects of the same code keep arriving: each compiles anew
     (the compiled programs are cached per function object; a lambda made every generation recompiles every time)."""
@@ -99,6 +128,7 @@ def evaluate(
     devices: Sequence[Any] | None = None,
     batch_size: int | None = None,
     warn_nan: bool = True,
+    memory_budget: float | None = None,
 ) -> jax.Array:
     """``[N]`` fitness (``[N, M]`` objectives) of every member: ``vmap(fitness_fn)(population, *args)``, sharded.
 
@@ -113,11 +143,15 @@ def evaluate(
       *args: shared inputs, broadcast to every member (replicated on devices).
       devices: default ``jax.devices()`` (all, every process); one device
         gives the unsharded path.
-      batch_size: ``None`` vmaps the whole population (per device); ``k``
+      batch_size: ``None`` (default) vmaps the whole population (per device) when the compiled program's
+        temporaries fit ``memory_budget``, else the largest power-of-two chunk that fits (measured with XLA's
+        memory analysis of the compiled program, decided once per signature); ``k``
         vmaps ``k`` members at a time and loops over the chunks inside the
         same jitted call (``lax.map``) -- less memory, and on CPU, where a
         small network's training step is already compute-bound, often faster
         (``1`` is a compiled sequential loop).
+      memory_budget: bytes of temporaries per device for the automatic chunk (default
+        :data:`MEMORY_BUDGET`, 1 GiB; ``float("inf")``: always the whole population).
       warn_nan: warn (with the count and indices) when some fitness is NaN;
         strategies rank NaN last.
 
@@ -151,14 +185,23 @@ def evaluate(
         _CHECKED.add(sig)
     if batch_size is not None and int(batch_size) < 1:
         raise ValueError(f"`batch_size` must be >= 1 or None, got {batch_size}.")
+    budget = MEMORY_BUDGET if memory_budget is None else float(memory_budget)
+    if not budget > 0:
+        raise ValueError(f"`memory_budget` must be a positive number of bytes, got {memory_budget}.")
+    auto = batch_size is None
     batch_size = None if batch_size is None else int(batch_size)
     devices = list(devices) if devices is not None else jax.devices()
     tree = isinstance(fitness_fn, jax.tree_util.Partial)
     if len(devices) <= 1:
         if tree:
-            fit = _vmapped_tree(len(args), batch_size=batch_size)(fitness_fn, population, *args)
+            make = lambda b: _vmapped_tree(len(args), batch_size=b)
+            call = (fitness_fn, population, *args)
         else:
-            fit = _vmapped(fitness_fn, len(args), batch_size=batch_size)(population, *args)
+            make = lambda b: _vmapped(fitness_fn, len(args), batch_size=b)
+            call = (population, *args)
+        if auto:
+            batch_size = _auto_batch(make, call, (sig, n, 1, budget), n, budget)
+        fit = make(batch_size)(*call)
     else:
         mesh = _sharding.mesh(devices)
         assert mesh is not None  # several devices
@@ -171,11 +214,17 @@ def evaluate(
         padded = jax.tree.map(lambda x: _sharding.put(x, member), padded)
         args = tuple(jax.tree.map(lambda x: _sharding.put(x, repl), a) for a in args)
         if tree:
-            f = _vmapped_tree(len(args), (repl, member) + (repl,) * len(args), member, batch_size)
-            fit = f(jax.tree.map(lambda x: _sharding.put(x, repl), fitness_fn), padded, *args)
+            shard = (repl, member) + (repl,) * len(args)
+            make = lambda b: _vmapped_tree(len(args), shard, member, b)
+            call = (jax.tree.map(lambda x: _sharding.put(x, repl), fitness_fn), padded, *args)
         else:
-            f = _vmapped(fitness_fn, len(args), (member,) + (repl,) * len(args), member, batch_size)
-            fit = f(padded, *args)
+            shard = (member,) + (repl,) * len(args)
+            make = lambda b: _vmapped(fitness_fn, len(args), shard, member, b)
+            call = (padded, *args)
+        if auto:
+            per_device = ops.popsize(padded) // mesh.size
+            batch_size = _auto_batch(make, call, (sig, n, tuple(devices), budget), per_device, budget)
+        fit = make(batch_size)(*call)
         fit = _sharding.gather(fit)[:n]
     if warn_nan:
         warn_nan_members(fit, "evaluate", stacklevel=3)
