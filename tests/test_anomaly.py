@@ -358,3 +358,35 @@ def test_rx_on_a_constant_band_names_it_and_suggests_reg():
     dup = np.concatenate([cube[..., :2], cube[..., :1]], -1)  # band 2 repeats band 0: singular, not constant
     with pytest.raises(ValueError, match="singular .* pass reg > 0"):
         anomaly.global_rx(dup, reg=0)
+
+
+def test_recreation_cost_default_chunk_fits_the_memory_budget():
+    """chunk=None halves 4,096 (capped at the pixel count) until the compiled loop's temporaries fit the budget:
+    the result is the explicit-chunk result for that chunk (same program), and the chunk's program fits."""
+    import importlib
+
+    an = importlib.import_module("jaxkit.anomaly")
+    ga, p = _tiny_generator()
+    x = np.asarray(ga(p, jax.random.normal(jax.random.key(3), (64, 3))))
+    opts = dict(runs=4, iterations=3, noise_dim=3, lr=0.1, momentum=0.9, w=0.0)
+
+    def temp(c):
+        probe = jax.ShapeDtypeStruct((c,) + x.shape[1:], jnp.float32)
+        return (
+            an._recreate.lower(jax.random.key(0), ga, p, probe, **opts).compile().memory_analysis().temp_size_in_bytes
+        )
+
+    budget = int(temp(64) * 0.6)  # the whole image does not fit; a power-of-two chunk does (few compilations)
+    k = next(c for c in (32, 16, 8, 4, 2, 1) if temp(c) <= budget)
+    assert k < 64
+    auto = anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, runs=4, iterations=3, memory_budget=budget)
+    fixed = anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, runs=4, iterations=3, chunk=k)
+    np.testing.assert_allclose(auto, fixed, rtol=1e-6)
+    whole = anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, runs=4, iterations=3)
+    np.testing.assert_allclose(
+        whole,
+        anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, runs=4, iterations=3, chunk=64),
+        rtol=1e-6,
+    )
+    with pytest.raises(ValueError, match="memory_budget"):
+        anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, memory_budget=-1)
