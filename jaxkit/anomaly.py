@@ -387,8 +387,8 @@ def recreation_cost(
         chunk = min(4096, len(x))
         while chunk > 1:
             probe = jax.ShapeDtypeStruct((chunk,) + x.shape[1:], jnp.float32)
-            low = _recreate.lower(key, generator_apply, g_params, probe, **opts)
-            if low.compile().memory_analysis().temp_size_in_bytes <= budget:
+            mem = _recreate.lower(key, generator_apply, g_params, probe, **opts).compile().memory_analysis()
+            if mem is None or mem.temp_size_in_bytes <= budget:  # None: a backend without memory analysis
                 break
             chunk //= 2
     chunk = min(int(chunk), len(x))

@@ -51,7 +51,8 @@ _AUTO: dict = {}  # (signature, members, devices, budget) -> chosen batch size
 def temp_bytes(jitted, *args) -> int:
     """XLA's temporary-buffer bytes (per device) of ``jitted`` compiled for ``args`` (the compilation is cached,
     so a later call with the same arguments does not compile again)."""
-    return int(jitted.lower(*args).compile().memory_analysis().temp_size_in_bytes)
+    mem = jitted.lower(*args).compile().memory_analysis()
+    return 0 if mem is None else int(mem.temp_size_in_bytes)  # None: a backend without memory analysis
 
 
 def _auto_batch(make, call, key, members: int, budget: float):
