@@ -487,3 +487,31 @@ def test_node_and_lp_batches_shard_over_devices_with_the_same_constants():
         print("ok")
         """,
     )
+
+
+def test_node_chunk_is_halved_to_fit_the_memory_budget_with_the_same_result():
+    """When the evaluator's program for 2 * batch nodes exceeds memory_budget, calls carry fewer nodes: the largest
+    call stays within the budget, and the constant, node and LP counts are those of the default search."""
+    import importlib
+
+    srch = importlib.import_module("jaxkit.lipschitz.search")  # the module (the face exports a function)
+
+    net = lb.paper_network("sd_10-30-30-30-3")
+    ref = lb.lipschitz_constant(net.params, net.box, p=2, batch=64)
+    s = srch._Search(lb.to_net(net.params), *map(np.asarray, net.box), 2.0, 64, 1e-9)
+    budget = s._temp_bytes(128) * 0.6
+    rows = []
+    ev = bounds.evaluate
+
+    def spy(*a, **k):
+        rows.append(a[4].shape[0])
+        return ev(*a, **k)
+
+    spy.lower = ev.lower  # the chunk check measures the real program (a spy without it skips the check)
+    bounds.evaluate = spy
+    try:
+        got = lb.lipschitz_constant(net.params, net.box, p=2, batch=64, memory_budget=budget)
+    finally:
+        bounds.evaluate = ev
+    assert max(rows) == 64 and s._temp_bytes(64) <= budget
+    assert got.upper == pytest.approx(ref.upper, rel=1e-12) and (got.nodes, got.lp_calls) == (ref.nodes, ref.lp_calls)

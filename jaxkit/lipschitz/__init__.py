@@ -114,6 +114,7 @@ def lipschitz_constant(
     lp: str = "batched",
     lookahead: int = 3,
     devices: Sequence[Any] | None = None,
+    memory_budget: float | None = None,
 ) -> Result:
     """Exact (k = 1) or k-approximate Lipschitz constant of a ReLU MLP.
 
@@ -141,6 +142,9 @@ def lipschitz_constant(
         weights replicated; default: every device of every process -- under ``jax.distributed`` each process
         runs the same host search on the gathered results). With one device nothing is sharded; the constants
         do not depend on the split (nodes are bounded independently).
+      memory_budget: bytes of the node evaluator's temporaries per device (default 1 GiB): when the largest
+        node bucket (``2 * batch`` nodes) is first needed, its compiled program is measured (XLA's memory
+        analysis) and the nodes per call halved until it fits. Results do not depend on it.
 
     Returns:
       :class:`Result` with ``lower``, ``upper``, ``exact``, ``status``, ``nodes``,
@@ -166,6 +170,8 @@ def lipschitz_constant(
         raise ValueError(f"`lp` must be 'batched' or 'highs', got {lp!r}.")
     if int(lookahead) < 0:
         raise ValueError(f"`lookahead` must be >= 0, got {lookahead}.")
+    if memory_budget is not None and not float(memory_budget) > 0:
+        raise ValueError(f"`memory_budget` must be a positive number of bytes, got {memory_budget}.")
     for name, v in (("max_nodes", max_nodes), ("time_limit", time_limit)):
         if v is not None and v <= 0:
             raise ValueError(f"`{name}` must be positive or None, got {v}.")
@@ -203,6 +209,7 @@ def lipschitz_constant(
         lp=lp,
         lookahead=int(lookahead),
         devices=devices,
+        memory_budget=memory_budget,
     )
 
 

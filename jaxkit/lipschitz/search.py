@@ -40,6 +40,7 @@ from jaxkit.lipschitz import bounds as _b
 from jaxkit.lipschitz import lp as _lp
 
 MAX_WITNESSES = 8
+MEMORY_BUDGET = float(1 << 30)  # bytes of evaluator temporaries per device before the node chunk is halved
 ROOT_SAMPLES = 32  # the box centre and 31 fixed random interior points seed the lower bound
 
 
@@ -104,8 +105,12 @@ class _Search:
         lp: str = "batched",
         lookahead: int = 3,
         devices=None,
+        memory_budget: float | None = None,
     ):
         self.net, self.p, self.batch = net, p, int(batch)
+        self.memory_budget = MEMORY_BUDGET if memory_budget is None else float(memory_budget)
+        self.node_chunk = 2 * self.batch  # nodes per evaluator call; halved if its program exceeds the budget
+        self._chunk_checked = False
         # node and LP batches split over a one-axis "nodes" mesh (weights replicated); None: one device
         self.mesh = _sharding.mesh(devices, "nodes")
         self.n0, self.H = net.sizes[0], net.n_hidden
@@ -140,14 +145,17 @@ class _Search:
         the evaluator compiles once per size used (two or three per search; each compile costs about as
         much as bounding a few thousand nodes, so finer buckets do not pay in short searches).
         """
-        size = 2 * self.batch
+        if not self._chunk_checked and len(nodes) > self.node_chunk // 4:  # the largest bucket is needed now
+            self._chunk_checked = True
+            while self.node_chunk > 8 and self._temp_bytes(self.node_chunk) > self.memory_budget:
+                self.node_chunk //= 2
+        size = self.node_chunk
         for start in range(0, len(nodes), size):
             chunk = nodes[start : start + size]
             rows = size
             while rows // 4 >= max(8, len(chunk)):
                 rows //= 4
-            if self.mesh is not None:
-                rows = -(-rows // self.mesh.size) * self.mesh.size
+            rows = self._rows(rows)
             pats = np.full((rows, self.H), -1, np.int8)
             pats[: len(chunk)] = [nd.pattern for nd in chunk]
             t = time.perf_counter()
@@ -161,6 +169,20 @@ class _Search:
             ):
                 nd.pattern, nd.upper, nd.exact, nd.z_coef, nd.z_const = pat, up, ex, zk, zc
             self.nodes += len(chunk)
+
+    def _rows(self, rows: int) -> int:
+        return rows if self.mesh is None else -(-rows // self.mesh.size) * self.mesh.size
+
+    def _temp_bytes(self, rows: int) -> int:
+        """XLA's temporaries of the evaluator for ``rows`` nodes (the compilation is the one the call reuses)."""
+        sharding = None if self.mesh is None else _sharding.members(self.mesh)
+        pats = jax.ShapeDtypeStruct((self._rows(rows), self.H), np.int8, sharding=sharding)
+        lower = getattr(_b.evaluate, "lower", None)
+        if lower is None:  # the evaluator was replaced by a plain function (a test's spy): nothing to measure
+            return 0
+        with jax.enable_x64(True):
+            mem = lower(self.w, self.bias, self.lo, self.hi, pats, p=self.p).compile().memory_analysis()
+        return 0 if mem is None else int(mem.temp_size_in_bytes)
 
     def _solve(self, problems: list) -> list:
         """Feasibility of ``[(a, c, witnesses, (ar, cr)), ...]``: one batched call, or one HiGHS LP each."""
@@ -332,9 +354,10 @@ def search(
     lp: str = "batched",
     lookahead: int = 3,
     devices=None,
+    memory_budget: float | None = None,
 ) -> Result:
     t0 = time.perf_counter()
-    s = _Search(net, box_lo, box_hi, p, batch, tol, lp, lookahead, devices)
+    s = _Search(net, box_lo, box_hi, p, batch, tol, lp, lookahead, devices, memory_budget)
     center = (np.asarray(box_lo) + np.asarray(box_hi)) / 2 if box_lo is not None else np.zeros(s.n0)
     root = _Node(np.full(s.H, -1, np.int8), np.zeros((0, s.n0)), np.zeros(0), [center])
     s.bound([root])
