@@ -289,3 +289,21 @@ def test_default_chunk_keeps_the_compiled_temporaries_within_the_memory_budget()
     assert ev.temp_bytes(ev._vmapped(fit, 1, batch_size=k), pop, w) <= budget
     with pytest.raises(ValueError, match="memory_budget"):
         evo.evaluate(fit, pop, w, memory_budget=0)
+
+
+def test_step_reports_nan_fitness_from_inside_the_program():
+    """step's NaN warning comes from a debug callback in the compiled generation (no host sync in step itself):
+    it is raised by the time the generation's values are read, and never without NaN."""
+    import warnings
+
+    ga = evo.GA(4, _uniform)
+    st = ga.init(jax.random.key(0))
+    with pytest.warns(RuntimeWarning, match="step: 4 of 4 fitness values are NaN"):
+        st2, fit = evo.step(ga, lambda x: jnp.nan * _sphere(x), jax.random.key(1), st)
+        assert np.isnan(np.asarray(fit)).all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, fit = evo.step(ga, _sphere, jax.random.key(2), st)
+        np.asarray(fit)
+        _, fit = evo.step(ga, lambda x: jnp.nan * _sphere(x), jax.random.key(1), st, warn_nan=False)
+        np.asarray(fit)

@@ -81,7 +81,8 @@ def step(
     multiple of their number and sharded along a one-axis mesh inside the
     program (``args`` replicated); the numbers match one device. The program
     is compiled once per (strategy, fitness, argument shapes). ``warn_nan``
-    warns when members got NaN fitness (strategies rank them last).
+    warns when members got NaN fitness (strategies rank them last) -- from inside the program
+    (``jax.debug.callback``), so ``step`` returns without waiting for the generation to finish.
     """
     _check_strategy(strategy)
     params = strategy.default_params if params is None else params
@@ -90,14 +91,16 @@ def step(
     if mesh is not None:
         repl = _sharding.replicated(mesh)
         args = tuple(jax.tree.map(lambda x: jax.device_put(x, repl), a) for a in args)
-    state, fit = _step(strategy, fitness_fn, bool(has_aux), mesh, key, state, params, *args)
-    if warn_nan:
-        warn_nan_members(fit, "step", stacklevel=2)
+    state, fit = _step(strategy, fitness_fn, bool(has_aux), mesh, bool(warn_nan), key, state, params, *args)
     return state, fit
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _step(strategy, fitness_fn, has_aux, mesh, key, state, params, *args):
+def _warn_from_device(fit) -> None:
+    warn_nan_members(fit, "step", stacklevel=1)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _step(strategy, fitness_fn, has_aux, mesh, warn_nan, key, state, params, *args):
     pop, state = strategy.ask(key, state, params)
     n = jax.tree.leaves(pop)[0].shape[0]
     work = pop
@@ -110,6 +113,8 @@ def _step(strategy, fitness_fn, has_aux, mesh, key, state, params, *args):
     fit = fit[:n]
     if has_aux:
         new = jax.tree.map(lambda x: x[:n], new)
+    if warn_nan:  # checked on the host when the values exist; no sync of the caller's Python loop
+        jax.debug.callback(_warn_from_device, fit)
     return strategy.tell(new, fit, state, params), fit
 
 
