@@ -46,8 +46,10 @@ def throughput_child(nodes: int) -> None:
     go = lambda: lipschitz.lipschitz_constant(params, box, p=2, batch=128, max_nodes=nodes)
     go()  # compile
     t, r = best_time(go, 2)
+    host = np.array([1 - d / w for w, d in r.rounds if w > 0])
     print(
-        f"THROUGHPUT {len(jax.devices())} {r.nodes / t:.0f} {r.device_seconds / r.seconds:.3f} {r.upper:.12g}",
+        f"THROUGHPUT {len(jax.devices())} {r.nodes / t:.0f} {r.device_seconds / r.seconds:.3f} {r.upper:.12g} "
+        f"{np.median(host):.3f} {np.percentile(host, 90):.3f} {len(host)}",
         flush=True,
     )
 
@@ -66,12 +68,13 @@ def throughput(nodes: int) -> None:
         if r.returncode or line is None:
             print(f"throughput on {n} devices failed:\n{r.stderr[-1500:]}", flush=True)
             return
-        _, _, rate, share, upper = line.split()
+        _, _, rate, share, upper, host_med, host_p90, n_rounds = line.split()
         rows[n] = (float(rate), float(share), upper)
         print(
             f"lipbab nodes/s, (10,40,40,40,3) p=2 batch 128, {nodes} nodes, {n} forced host device(s): {rate} "
-            f"(device batches {100 * float(share):.0f} % of the time, host {100 - 100 * float(share):.0f} %; "
-            f"upper bound {upper})",
+            f"(device batches {100 * float(share):.0f} % of the time, host {100 - 100 * float(share):.0f} %; host "
+            f"share per round: median {100 * float(host_med):.0f} %, 90th percentile {100 * float(host_p90):.0f} % "
+            f"over {n_rounds} rounds; upper bound {upper})",
             flush=True,
         )
     assert len({u for _, _, u in rows.values()}) == 1, rows  # the same search on every device count

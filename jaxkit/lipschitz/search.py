@@ -68,7 +68,8 @@ class Result:
     solved (``highs_calls`` of them by HiGHS, the rest by the checked batched simplex),
     ``history`` rows ``(nodes, seconds, lower, upper)`` for convergence plots. ``device_seconds`` is the
     part of ``seconds`` spent in the device batches (node bounds and the batched simplex, transfers included);
-    the rest is the host's share (heap, LP set-up, witness and Farkas checks, HiGHS fallbacks).
+    the rest is the host's share (heap, LP set-up, witness and Farkas checks, HiGHS fallbacks); ``rounds`` has
+    one ``(seconds, device_seconds)`` row per expansion round (a round expands up to ``batch`` nodes).
     """
 
     lower: float
@@ -86,6 +87,7 @@ class Result:
     history: tuple = ()
     highs_calls: int = 0
     device_seconds: float = 0.0
+    rounds: tuple = ()
 
     @property
     def value(self) -> float:
@@ -377,6 +379,7 @@ def search(
     else:
         heap.append((-root.upper, 0, root))
     history = [(s.nodes, time.perf_counter() - t0, glb, max(first, glb))]
+    rounds: list = []
     bar = tqdm(desc="LipBaB", unit="node", disable=not progress, leave=False)
     status = "exact"
     try:
@@ -393,6 +396,7 @@ def search(
             ):
                 status = "budget"
                 break
+            t_round, dev_round = time.perf_counter(), s.device_seconds
             popped = [heapq.heappop(heap)[2] for _ in range(min(s.batch, len(heap)))]
             children = s.expand_all(popped)
             s.bound(children)
@@ -414,6 +418,7 @@ def search(
                 heapq.heappop(heap)
             gub = max(-heap[0][0], glb) if heap else glb
             history.append((s.nodes, time.perf_counter() - t0, glb, gub))
+            rounds.append((time.perf_counter() - t_round, s.device_seconds - dev_round))
             bar.update(len(children))
             bar.set_postfix(lower=f"{glb:.6g}", upper=f"{gub:.6g}", frontier=len(heap))
             if heap and heap[0][2].exact:
@@ -439,4 +444,5 @@ def search(
         mode=mode,
         batch=batch,
         history=tuple(history),
+        rounds=tuple(rounds),
     )
