@@ -309,7 +309,8 @@ def _verdict(args, res):
                 else "gated MC is not best beyond seed noise"
                 + (
                     f"; with {args.seeds} seeds a difference of the paper's size is within the noise (--full runs 15: "
-                    "gated MC 8.3 ± 45.4 > MC -15.7 > FM -18.3 > Baseline -19.0 measured, +24.0 ± 44.2 over MC: supports)"
+                    "gated MC 8.3 ± 45.4 > MC -15.7 > FM -18.3 > Baseline -19.0 measured, "
+                    "+24.0 ± 44.2 over MC: supports)"
                     if args.seeds < 15 and args.noise == "gaussian"
                     else ""
                 ),
