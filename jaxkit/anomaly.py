@@ -35,6 +35,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxkit import _checks as _c
+from jaxkit._memory import MEMORY_BUDGET, temp_bytes
 from jaxkit.metrics import auc, far_floor, lg_far, log_auc, log_auc_chance, partial_auc, roc_curve
 
 __all__ = [
@@ -257,9 +258,6 @@ def _chunks(n: int, chunk: int):
         yield s, min(s + chunk, n)
 
 
-MEMORY_BUDGET = float(1 << 30)  # bytes of temporaries for recreation_cost's automatic chunk
-
-
 def _padded(x: np.ndarray, chunk: int):
     """Yield ``(start, stop, batch)`` with every batch padded to ``chunk`` rows (one compilation)."""
     for s, e in _chunks(len(x), chunk):
@@ -387,8 +385,7 @@ def recreation_cost(
         chunk = min(4096, len(x))
         while chunk > 1:
             probe = jax.ShapeDtypeStruct((chunk,) + x.shape[1:], jnp.float32)
-            mem = _recreate.lower(key, generator_apply, g_params, probe, **opts).compile().memory_analysis()
-            if mem is None or mem.temp_size_in_bytes <= budget:  # None: a backend without memory analysis
+            if temp_bytes(_recreate, key, generator_apply, g_params, probe, **opts) <= budget:
                 break
             chunk //= 2
     chunk = min(int(chunk), len(x))

@@ -26,6 +26,7 @@ import jax
 import numpy as np
 
 from jaxkit import _sharding
+from jaxkit._memory import MEMORY_BUDGET, temp_bytes
 from jaxkit.evolution import operators as ops
 
 __all__ = ["evaluate", "pad_population"]
@@ -44,15 +45,7 @@ _WARNED: set = set()
 RECOMPILE_WARNING_AFTER = 3
 
 
-MEMORY_BUDGET = float(1 << 30)  # bytes of temporaries per device before evaluate chunks the population
 _AUTO: dict = {}  # (signature, members, devices, budget) -> chosen batch size
-
-
-def temp_bytes(jitted, *args) -> int:
-    """XLA's temporary-buffer bytes (per device) of ``jitted`` compiled for ``args`` (the compilation is cached,
-    so a later call with the same arguments does not compile again)."""
-    mem = jitted.lower(*args).compile().memory_analysis()
-    return 0 if mem is None else int(mem.temp_size_in_bytes)  # None: a backend without memory analysis
 
 
 def _auto_batch(make, call, key, members: int, budget: float):

@@ -36,11 +36,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from jaxkit import _sharding
+from jaxkit._memory import MEMORY_BUDGET, temp_bytes
 from jaxkit.lipschitz import bounds as _b
 from jaxkit.lipschitz import lp as _lp
 
 MAX_WITNESSES = 8
-MEMORY_BUDGET = float(1 << 30)  # bytes of evaluator temporaries per device before the node chunk is halved
 ROOT_SAMPLES = 32  # the box centre and 31 fixed random interior points seed the lower bound
 
 
@@ -179,12 +179,12 @@ class _Search:
         """XLA's temporaries of the evaluator for ``rows`` nodes (the compilation is the one the call reuses)."""
         sharding = None if self.mesh is None else _sharding.members(self.mesh)
         pats = jax.ShapeDtypeStruct((self._rows(rows), self.H), np.int8, sharding=sharding)
-        lower = getattr(_b.evaluate, "lower", None)
-        if lower is None:  # the evaluator was replaced by a plain function (a test's spy): nothing to measure
+        if not hasattr(
+            _b.evaluate, "lower"
+        ):  # the evaluator was replaced by a plain function (a test's spy): nothing to measure
             return 0
         with jax.enable_x64(True):
-            mem = lower(self.w, self.bias, self.lo, self.hi, pats, p=self.p).compile().memory_analysis()
-        return 0 if mem is None else int(mem.temp_size_in_bytes)
+            return temp_bytes(_b.evaluate, self.w, self.bias, self.lo, self.hi, pats, p=self.p)
 
     def _solve(self, problems: list) -> list:
         """Feasibility of ``[(a, c, witnesses, (ar, cr)), ...]``: one batched call, or one HiGHS LP each."""
