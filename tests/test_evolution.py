@@ -1,3 +1,4 @@
+import functools
 import os
 import subprocess
 import sys
@@ -225,6 +226,22 @@ def test_sharded_evaluation_matches_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "OK" in r.stdout, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("as_partial", [False, True])
+def test_chunked_and_one_at_a_time_evaluation_match_the_whole_vmap(as_partial):
+    """batch_size = 1 is a plain compiled lax.map (no vmap of one member), k a lax.map over vmapped chunks; a
+    population of 7 (not a multiple of 3); a plain function and a Partial (the compiled-as-data path)."""
+    w = jax.random.normal(jax.random.key(0), (5, 3))
+
+    def fitness(scale, gene, w):
+        return jnp.sum(jnp.tanh(gene @ w) ** 2) * scale
+
+    fit = jax.tree_util.Partial(fitness, 2.0) if as_partial else functools.partial(fitness, 2.0)
+    pop = jax.random.normal(jax.random.key(1), (7, 5))
+    ref = np.asarray([fitness(2.0, g, w) for g in pop])
+    for b in (None, 1, 3):
+        np.testing.assert_allclose(np.asarray(evo.evaluate(fit, pop, w, batch_size=b)), ref, rtol=1e-5)
 
 
 def test_run_is_one_compiled_program_initial_population_included(caplog):

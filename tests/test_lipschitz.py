@@ -195,6 +195,25 @@ def test_batched_and_one_node_at_a_time_agree():
     assert len(one.history) > len(many.history)  # fewer, larger steps
 
 
+def test_rounds_grow_with_the_frontier_and_the_constant_does_not_change(monkeypatch):
+    """round_size: batch while the frontier is small, then an eighth of it, capped at GROW * batch; batch = 1 is
+    never grown (the paper's search). Growing changes the visiting order only: same exact constant as without."""
+    import importlib
+
+    srch = importlib.import_module("jaxkit.lipschitz.search")  # the module (the face exports a function)
+    assert [srch.round_size(4, f) for f in (0, 8, 32, 40, 64, 1000)] == [4, 4, 4, 5, 8, 4 * srch.GROW]
+    assert srch.round_size(1, 10**6) == 1
+    params = golden_params("sd_10-30-30-30-3")
+    box = (np.zeros(10), np.full(10, 0.1))
+    grown = lb.lipschitz_constant(params, box, p=2, batch=2)
+    monkeypatch.setattr(srch, "GROW", 1)
+    fixed = lb.lipschitz_constant(params, box, p=2, batch=2)
+    assert grown.exact and fixed.exact
+    assert grown.upper == pytest.approx(fixed.upper, rel=1e-12)
+    assert grown.upper == pytest.approx(GOLDEN["sd_10-30-30-30-3"][1][1], rel=1e-9)
+    assert len(grown.rounds) < len(fixed.rounds)  # some rounds expanded more than `batch` nodes
+
+
 def test_node_evaluator_compiles_once_per_search(monkeypatch):
     calls = []
     orig = bounds._evaluate_one

@@ -86,6 +86,13 @@ def _warn_new_function_objects(fitness_fn) -> None:
         )
 
 
+def _map(f, pop, batch_size):
+    """``lax.map`` over chunks of ``batch_size`` vmapped members; ``1``: a plain ``lax.map`` (a vmap of one member
+    still rewrites every convolution and matmul into its batched form: 1.33 vs 1.12 s for the digits-VGG fitness
+    of 16 genes on 2 CPU cores)."""
+    return jax.lax.map(f, pop) if batch_size == 1 else jax.lax.map(f, pop, batch_size=batch_size)
+
+
 @functools.lru_cache(maxsize=64)
 def _vmapped(fitness_fn, n_args, in_shardings=None, out_shardings=None, batch_size=None):
     if batch_size is None:
@@ -93,7 +100,7 @@ def _vmapped(fitness_fn, n_args, in_shardings=None, out_shardings=None, batch_si
     else:  # lax.map over chunks of batch_size vmapped members
 
         def f(pop, *args):
-            return jax.lax.map(lambda g: fitness_fn(g, *args), pop, batch_size=batch_size)
+            return _map(lambda g: fitness_fn(g, *args), pop, batch_size)
 
     if in_shardings is None:
         return jax.jit(f)
@@ -108,7 +115,7 @@ def _vmapped_tree(n_args, in_shardings=None, out_shardings=None, batch_size=None
     def f(fn, pop, *args):
         if batch_size is None:
             return jax.vmap(lambda g: fn(g, *args))(pop)
-        return jax.lax.map(lambda g: fn(g, *args), pop, batch_size=batch_size)
+        return _map(lambda g: fn(g, *args), pop, batch_size)
 
     if in_shardings is None:
         return jax.jit(f)

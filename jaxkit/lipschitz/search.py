@@ -41,6 +41,7 @@ from jaxkit.lipschitz import bounds as _b
 from jaxkit.lipschitz import lp as _lp
 
 MAX_WITNESSES = 8
+GROW = 8  # rounds grow up to GROW * batch nodes on a large frontier (round_size)
 ROOT_SAMPLES = 32  # the box centre and 31 fixed random interior points seed the lower bound
 
 
@@ -340,6 +341,16 @@ def point_lower_bound(net: _b.Net, points: np.ndarray, p: float, box_lo=None, bo
     return float(norms.max()) * (1.0 - 1e-12)
 
 
+def round_size(batch: int, frontier: int) -> int:
+    """Nodes expanded in one round: ``batch`` while the frontier is small, then an eighth of the frontier, up to
+    ``GROW * batch`` (``batch = 1`` stays the paper's one node at a time). A large frontier means a hard net whose
+    search is long: bigger rounds amortise each round's device calls (node bounds, each LP batch) over more nodes,
+    and the best-first order changes only among nodes that are all expanded anyway."""
+    if batch <= 1:
+        return 1
+    return int(min(GROW * batch, max(batch, frontier // 8)))
+
+
 def search(
     net: _b.Net,
     box_lo,
@@ -397,7 +408,7 @@ def search(
                 status = "budget"
                 break
             t_round, dev_round = time.perf_counter(), s.device_seconds
-            popped = [heapq.heappop(heap)[2] for _ in range(min(s.batch, len(heap)))]
+            popped = [heapq.heappop(heap)[2] for _ in range(min(round_size(s.batch, len(heap)), len(heap)))]
             children = s.expand_all(popped)
             s.bound(children)
             wits = [kid.witnesses[-1] for kid in children if kid.witnesses and not kid.exact]
