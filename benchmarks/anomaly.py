@@ -20,7 +20,7 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-from benchkit import best_time, report
+from benchkit import best_time, parse, report
 
 from jaxkit import anomaly
 
@@ -45,12 +45,16 @@ def loop_local_rx(c, inner=3, outer=9, reg=1e-3):
     return out
 
 
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"size": 1024, "bands": 200}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=512)
     ap.add_argument("--bands", type=int, default=100)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, FULL)
     rng = np.random.default_rng(0)
     cube = (rng.normal(size=(args.size, args.size, args.bands)) + 5).astype(np.float32)
     what = f"global RX {args.size}x{args.size}x{args.bands} vs SPy spectral.rx"

@@ -74,3 +74,24 @@ def first_call(setup: str, timeout: float = 900, cache_dir: str | None = None) -
         raise RuntimeError(f"first-call run failed:\n{r.stdout[-1500:]}\n{r.stderr[-1500:]}")
     seconds, compiles = __import__("json").loads(line.split(" ", 1)[1])
     return float(seconds), int(compiles)
+
+
+def parse(ap, argv=None, full: dict | None = None):
+    """``ap.parse_args(argv)`` with a ``--full`` flag: the sizes meant for an accelerator.
+
+    ``full`` maps argument names (``dest``) to their ``--full`` values; with ``--full`` each replaces its default
+    unless the command line set that argument explicitly. ``run_all.py --full`` passes the flag to every script;
+    the help text lists what it changes.
+    """
+    full = dict(full or {})
+    unknown = sorted(set(full) - {a.dest for a in ap._actions})
+    if unknown:
+        raise ValueError(f"full: no argument named {unknown}")
+    sizes = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in full.items()) or "nothing else"
+    ap.add_argument("--full", action="store_true", help=f"the sizes meant for an accelerator: {sizes}")
+    args = ap.parse_args(argv)
+    if args.full:
+        for dest, value in full.items():
+            if getattr(args, dest) == ap.get_default(dest):
+                setattr(args, dest, value)
+    return args

@@ -32,7 +32,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
-from benchkit import best_time, first_call, report
+from benchkit import best_time, first_call, parse, report
 
 from jaxkit import calibration as cal
 
@@ -161,6 +161,10 @@ def bench_netcal(args):
                 )
 
 
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"n": 10_000_000}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=1_000_000)
@@ -171,7 +175,7 @@ def main(argv=None):
         help="an unpacked netcal wheel (pip download --no-deps netcal==1.4.0; unzip): its metrics are imported "
         "with torch, pyro and gpytorch stubbed (default: netcal as installed, else 'not run')",
     )
-    args = p.parse_args(argv)
+    args = parse(p, argv, FULL)
     if args.netcal_from and not os.path.isdir(os.path.join(args.netcal_from, "netcal")):
         p.error(f"--netcal-from: no netcal/ package in {args.netcal_from!r}")
     bench_netcal(args)

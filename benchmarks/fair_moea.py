@@ -39,7 +39,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from benchkit import best_time, first_call, report
+from benchkit import best_time, first_call, parse, report
 
 from jaxkit import data
 from jaxkit import evolution as evo
@@ -283,13 +283,17 @@ def bench_sort(args):
             )
 
 
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"popsize": 200, "seeds": 5}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--popsize", type=int, default=50)
     p.add_argument("--seeds", type=int, default=3, help="(a): runs per library")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--only", choices=["a", "b", "c"], help="run one part ((b) includes (d))")
-    args = p.parse_args(argv)
+    args = parse(p, argv, FULL)
     print(f"devices: {jax.devices()}", flush=True)
     if args.only in (None, "a"):
         bench_zdt1(args)

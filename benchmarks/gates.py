@@ -19,9 +19,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from benchkit import best_time, report
+from benchkit import best_time, parse, report
 
 from jaxkit import gates, models, prune
+
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"batch": 256, "steps": 20}
 
 
 def main(argv=None):
@@ -29,7 +32,7 @@ def main(argv=None):
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=10)
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, FULL)
     model = models.ResNet((2, 2, 2), (16, 32, 64), 10, "B")
     x = jax.random.normal(jax.random.key(0), (args.batch, 32, 32, 3))
     y = jax.random.randint(jax.random.key(1), (args.batch,), 0, 10)

@@ -25,6 +25,7 @@ import sys
 import jax
 import jax.numpy as jnp
 import numpy as np
+from benchkit import parse
 
 from jaxkit import interval as iv
 
@@ -95,10 +96,14 @@ def measure(n: int = 2**21) -> dict:
     return table
 
 
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"points": 2**24}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--points", type=int, default=2**21, help="points per function and dtype (default %(default)s)")
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, FULL)
     if args.points < 1000:
         ap.error("--points: expected at least 1000")
     backend = jax.default_backend()

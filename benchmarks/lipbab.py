@@ -18,7 +18,16 @@ Last, node throughput over 1, 2 and 4 forced host CPU devices (each count in its
 (10,40,40,40,3) net on [-0.1, 0.1]^10, p = 2, batch 128, stopped at ``--nodes`` nodes; nodes/s and the share of
 the search spent in device batches (node bounds + simplex) vs on the host.
 
-    python benchmarks/lipbab.py [--batches 8 32 128] [--repeat 3] [--nodes 20000]
+Then the scaling table (``--scaling small``, the default: random nets of widths 20 and 40, depth 3, p = 2, a 10 s
+cap; ``--scaling grid``:
+widths 20, 40, 64, 100, depths 3-5, p = 1, 2, inf, about an hour on 2 CPU cores; ``--scaling only``: the grid
+alone): random and trained (10, width x depth, 3) nets on [0, 0.1]^10, exact and k-approximate (lower >= 0.9
+upper), each search capped at ``--cap`` seconds after a short compiling search; columns nodes explored, node
+batches, time to the first bound (the root's), time to the final certificate, status and final relative gap; then
+the largest width exactly certified within the cap per depth and p.
+
+    python benchmarks/lipbab.py [--batches 8 32 128] [--repeat 3] [--nodes 5000]
+    python benchmarks/lipbab.py --scaling only --cap 60
 """
 
 from __future__ import annotations
@@ -27,9 +36,12 @@ import argparse
 import tempfile
 
 import numpy as np
-from benchkit import best_time, first_call, report
+from benchkit import best_time, first_call, parse, report
 
 from jaxkit import lipschitz
+
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"nodes": 20000}
 
 NET = lipschitz.paper_network("sd_10-30-30-30-3")
 EXACT, PAPER_S = NET.exact, NET.paper_seconds
@@ -86,16 +98,114 @@ def throughput(nodes: int) -> None:
         )
 
 
+def scaling_net(width: int, depth: int, kind: str, seed: int = 0) -> list:
+    """A (10, width x depth, 3) ReLU MLP on the box [0, 0.1]^10: ``"random"`` (normal / sqrt(fan-in) weights,
+    biases N(0, 0.1^2)) or ``"trained"`` (that net after 300 full-batch Adam steps on 2,048 points of the box
+    labelled by a random linear teacher, 3 classes)."""
+    rng = np.random.default_rng(seed)
+    sizes = (10,) + (width,) * depth + (3,)
+    params = [(rng.normal(size=(a, b)) / np.sqrt(a), rng.normal(size=b) * 0.1) for a, b in zip(sizes, sizes[1:])]
+    if kind == "random":
+        return params
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    x = rng.uniform(0, 0.1, (2048, 10)).astype(np.float32)
+    y = np.argmax((x - 0.05) @ rng.normal(size=(10, 3)), 1)
+    x, y = jnp.asarray(x * 10), jnp.asarray(y)  # the net sees the box scaled to [0, 1]; folded back below
+
+    def loss(ps):
+        h = x
+        for w, b in ps[:-1]:
+            h = jax.nn.relu(h @ w + b)
+        return optax.softmax_cross_entropy_with_integer_labels(h @ ps[-1][0] + ps[-1][1], y).mean()
+
+    ps = [(jnp.asarray(w, jnp.float32), jnp.asarray(b, jnp.float32)) for w, b in params]
+    tx = optax.adam(1e-2)
+
+    @jax.jit
+    def step(ps, opt):
+        g = jax.grad(loss)(ps)
+        u, opt = tx.update(g, opt, ps)
+        return optax.apply_updates(ps, u), opt
+
+    opt = tx.init(ps)
+    for _ in range(300):
+        ps, opt = step(ps, opt)
+    out = [(np.asarray(w, np.float64), np.asarray(b, np.float64)) for w, b in ps]
+    out[0] = (out[0][0] * 10, out[0][1])  # x in [0, 0.1]: the first layer absorbs the scale
+    return out
+
+
+def scaling_table(widths, depths, ps, cap, batch, kinds=("random", "trained")) -> None:
+    """Nodes, batches, time to the first bound, time to the final certificate and final gap, exact and
+    k-approximate (lower >= 0.9 upper, k = 1/0.9), random and trained nets; then the largest width exactly
+    certified within ``cap`` seconds per depth."""
+    box = (np.zeros(10), np.full(10, 0.1))
+    k_approx = 1 / 0.9
+    print(
+        "kind    | net | p | target | nodes | batches | first bound s | final s | status | final gap | "
+        "original LipBaB (not a dependency; needs GLPK and its checkout)",
+        flush=True,
+    )
+    certified: dict = {(kind, d, p): [] for kind in kinds for d in depths for p in ps}
+    for kind in kinds:
+        for depth in depths:
+            for width in widths:
+                params = scaling_net(width, depth, kind)
+                name = f"(10,{','.join([str(width)] * depth)},3)"
+                for p in ps:
+                    # compile this net's programs first (a search of a quarter of the cap: the node bounds and
+                    # most LP shapes), so the times below are warm
+                    lipschitz.lipschitz_constant(params, box, p=p, batch=batch, time_limit=cap / 4)
+                    for k in (1.0, k_approx):
+                        r = lipschitz.lipschitz_constant(params, box, p=p, k=k, batch=batch, time_limit=cap)
+                        gap = (r.upper - r.lower) / r.upper if r.upper > 0 else 0.0
+                        if k == 1.0 and r.exact:
+                            certified[kind, depth, p].append(width)
+                        print(
+                            f"{kind:7s} | {name} | {p:g} | "
+                            f"{'exact' if k == 1 else 'k=0.9'} | {r.nodes} | {len(r.rounds)} | "
+                            f"{r.history[0][1]:.3f} | {r.seconds:.2f} | {r.status} | {gap:.1e} | not run",
+                            flush=True,
+                        )
+    for (kind, depth, p), ws in certified.items():
+        print(
+            f"lipbab largest width exactly certified in <= {cap:g} s, {kind} nets of depth {depth}, "
+            f"p={p:g}: {max(ws) if ws else 'none'} (of {', '.join(map(str, widths))})",
+            flush=True,
+        )
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--batches", type=int, nargs="+", default=[8, 32, 128])
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--nodes", type=int, default=20000, help="node budget of the throughput runs")
+    ap.add_argument("--nodes", type=int, default=5000, help="node budget of the throughput runs")
+    ap.add_argument(
+        "--scaling",
+        choices=["small", "grid", "only", "off"],
+        default="small",
+        help="the scaling table: small (widths 20 40, depth 3, p=2), grid (widths 20 40 64 100, depths 3-5, "
+        "p = 1, 2, inf; about an hour on 2 CPU cores), only (the grid and nothing else), off",
+    )
+    ap.add_argument("--widths", type=int, nargs="+", default=[20, 40, 64, 100], help="widths of the grid")
+    ap.add_argument("--depths", type=int, nargs="+", default=[3, 4, 5], help="hidden layers of the grid")
+    ap.add_argument("--ps", type=float, nargs="+", default=[1, 2, np.inf], help="norms of the grid (inf allowed)")
+    ap.add_argument(
+        "--cap", type=float, default=None, help="seconds per search in the scaling table (default 10 small, 60 grid)"
+    )
+    ap.add_argument("--scaling-batch", type=int, default=64, help="node batch of the scaling table's searches")
     ap.add_argument("--throughput-child", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, FULL)
     if args.throughput_child:
         throughput_child(args.nodes)
         return
+    if args.scaling in ("grid", "only"):
+        scaling_table(args.widths, args.depths, args.ps, args.cap or 60.0, args.scaling_batch)
+        if args.scaling == "only":
+            return
     params, box = NET.params, NET.box
 
     def run(b, p=2, lp="batched"):
@@ -150,6 +260,8 @@ def main(argv=None):
         t_cached,
     )
     throughput(args.nodes)
+    if args.scaling == "small":
+        scaling_table((20, 40), (3,), (2,), args.cap or 10.0, args.scaling_batch, kinds=("random",))
 
 
 if __name__ == "__main__":

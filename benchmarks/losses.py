@@ -6,10 +6,12 @@ NumPy. Lines printed as ``<what>: <ratio>x (baseline <t> s, jaxkit <t> s)`` (rat
 
 from __future__ import annotations
 
+import argparse
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-from benchkit import best_time, report
+from benchkit import best_time, parse, report
 
 from jaxkit import losses
 
@@ -37,7 +39,17 @@ def mmd_numpy(xs, xt, bw):
     return (kss.sum() - np.trace(kss)) / (n * (n - 1)) + (ktt.sum() - np.trace(ktt)) / (m * (m - 1)) - 2 * kst.mean()
 
 
-def main():
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"mmd_n": 16384}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--mmd-n", type=int, default=4096, help="source and target features of MK-MMD (default %(default)s)"
+    )
+    args = parse(ap, argv, FULL)
+    n = args.mmd_n
     rng = np.random.default_rng(0)
     z = rng.normal(size=(250, 10)).astype(np.float32)
     y = np.repeat(np.arange(10), 25)
@@ -48,15 +60,15 @@ def main():
     t_jit, _ = best_time(lambda: jax.block_until_ready(hir(zj, yj)), 20)
     report("HIR loss, batch 250 x 10 classes: jitted pairwise-KL matrix vs Python double loop", t_loop, t_jit)
 
-    xs = rng.normal(size=(4096, 64)).astype(np.float32)
-    xt = (rng.normal(size=(4096, 64)) + 0.1).astype(np.float32)
+    xs = rng.normal(size=(n, 64)).astype(np.float32)
+    xt = (rng.normal(size=(n, 64)) + 0.1).astype(np.float32)
     bw = np.asarray(losses.median_bandwidths(xs, xt))
     mmd = jax.jit(losses.mk_mmd)
     xsj, xtj, bwj = jnp.asarray(xs), jnp.asarray(xt), jnp.asarray(bw)
     np.testing.assert_allclose(float(mmd(xsj, xtj, bwj)), mmd_numpy(xs, xt, bw), rtol=1e-2, atol=1e-5)
     t_np, _ = best_time(lambda: mmd_numpy(xs, xt, bw), 3)
     t_j, _ = best_time(lambda: jax.block_until_ready(mmd(xsj, xtj, bwj)), 5)
-    report("MK-MMD^2 (unbiased, 5 kernels), 4096 x 4096 x 64 features: jitted vs NumPy", t_np, t_j)
+    report(f"MK-MMD^2 (unbiased, 5 kernels), {n} x {n} x 64 features: jitted vs NumPy", t_np, t_j)
 
 
 if __name__ == "__main__":

@@ -16,18 +16,22 @@ import argparse
 
 import jax
 import optax
-from benchkit import best_time, report
+from benchkit import best_time, parse, report
 
 from jaxkit import models, prune
 
 CFG = (32, 32, "M", 64, 64, "M", 128, 128, "M")
 
 
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"batch": 256}
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch", type=int, default=64)
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, FULL)
     model = models.VGG(CFG, num_classes=10)
     x = jax.random.uniform(jax.random.key(0), (args.batch, 32, 32, 3))
     y = jax.random.randint(jax.random.key(1), (args.batch,), 0, 10)

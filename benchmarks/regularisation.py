@@ -17,11 +17,13 @@ shows as a ratio below 1 and is also printed as ``overhead = jaxkit / baseline``
 
 from __future__ import annotations
 
+import argparse
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from benchkit import best_time, first_call, report
+from benchkit import best_time, first_call, parse, report
 
 from jaxkit import data, models, robust
 from jaxkit import normalize as nz
@@ -87,19 +89,27 @@ def first_call_gc():
     )
 
 
-def main():
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"batch": 512}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--batch", type=int, default=64, help="training batch of (a) and (b) (default %(default)s)")
+    args = parse(ap, argv, FULL)
+    b = args.batch
     ds = data.load_digits(seed=0)
-    x, y = jnp.asarray(ds.train.x[:64]), jnp.asarray(ds.train.y[:64])
+    x, y = jnp.asarray(ds.train.x[:b]), jnp.asarray(ds.train.y[:b])
     sgd = optax.sgd(0.05, momentum=0.9)
     gc = optax.chain(nz.centralize_gradients(), sgd)
     cnn = models.VGG(cfg=(16, "M", 32, "M"), num_classes=10, batch_norm=False, hidden=(64,))
     mlp = models.MLP((256, 256, 10))
-    for name, model, xx in (("digits CNN", cnn, x), ("MLP 64-256-256-10", mlp, x.reshape(64, -1))):
+    for name, model, xx in (("digits CNN", cnn, x), ("MLP 64-256-256-10", mlp, x.reshape(b, -1))):
         params = model.init(jax.random.key(0), xx)
         apply = lambda p, v, model=model: model.apply(p, v)
         base = scan_steps(apply, sgd, params, xx, y)
         overhead(
-            f"(a) GC step, {name}, batch 64: centralize_gradients+sgd vs sgd",
+            f"(a) GC step, {name}, batch {b}: centralize_gradients+sgd vs sgd",
             base,
             scan_steps(apply, gc, params, xx, y),
         )

@@ -33,7 +33,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from benchkit import best_time, report
+from benchkit import best_time, parse, report
 
 from jaxkit import rl
 
@@ -91,13 +91,17 @@ def bench(hidden, steps, runs, repeat):
     print("\n".join(lines), flush=True)
 
 
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"runs": 64, "steps": 2000}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--steps", type=int, default=1000)
     p.add_argument("--runs", type=int, default=15)
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--hidden", nargs="+", default=["32,32"], help="hidden widths to try, e.g. 16,16 32,32 64,64")
-    args = p.parse_args(argv)
+    args = parse(p, argv, FULL)
     print(f"devices: {jax.devices()}")
     for h in args.hidden:
         bench(tuple(int(x) for x in h.split(",")), args.steps, args.runs, args.repeat)

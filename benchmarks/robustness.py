@@ -25,9 +25,12 @@ import jax.numpy as jnp
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchkit import best_time, report
+from benchkit import best_time, parse, report
 
 from jaxkit import data, explain, models, robust
+
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"n_eps": 20, "bim_steps": 40}
 
 
 def main(argv=None):
@@ -35,7 +38,7 @@ def main(argv=None):
     p.add_argument("--repeat", type=int, default=10)
     p.add_argument("--n-eps", type=int, default=10)
     p.add_argument("--bim-steps", type=int, default=10)
-    args = p.parse_args(argv)
+    args = parse(p, argv, FULL)
     ds = data.load_digits()
     x, y = jnp.asarray(ds.test.x), jnp.asarray(ds.test.y)
     model = models.SmallCNN()

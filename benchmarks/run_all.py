@@ -72,8 +72,10 @@ def machine() -> dict:
 
 
 def accepts_full(path: str) -> bool:
+    """The script defines ``--full``: itself, or through ``benchkit.parse(..., FULL)``."""
     with open(path) as fh:
-        return '"--full"' in fh.read()
+        src = fh.read()
+    return '"--full"' in src or ("FULL = " in src and "parse(" in src)
 
 
 def run_one(name: str, full: bool, folder: str = HERE) -> tuple[int, float, list[str]]:

@@ -24,9 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from benchkit import best_time, report
+from benchkit import best_time, parse, report
 
 from jaxkit import anomaly, gan
+
+# --full: the sizes meant for an accelerator (run_all.py --full passes it)
+FULL = {"pixels": 512, "thorough_pixels": 1024, "batch": 256}
 
 
 def main(argv=None):
@@ -37,7 +40,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--thorough-pixels", type=int, default=256)
     ap.add_argument("--repeat", type=int, default=3)
-    args = ap.parse_args(argv)
+    args = parse(ap, argv, FULL)
     print(f"devices: {jax.devices()}")
     generator, critic = gan.Generator(), gan.Critic()
     g_params = generator.init(jax.random.key(0), jnp.zeros((1, 4)))["params"]

@@ -45,3 +45,47 @@ def test_run_all_collects_ratio_lines_machine_and_failures(tmp_path, capsys):
     assert "True" not in capsys.readouterr().out  # without --full the scripts get no --full
     assert run_all.main(["--dir", str(bench), "--out", str(tmp_path / "res"), "--only", "fast", "--full"]) == 0
     assert "fast.py" in (tmp_path / "res" / out.name.replace(".txt", "-full.txt")).read_text()
+
+
+def _benchkit():
+    spec = importlib.util.spec_from_file_location("bench_benchkit", os.path.join(REPO, "benchmarks", "benchkit.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_full_replaces_defaults_but_not_what_the_command_line_set(capsys):
+    import argparse
+
+    import pytest
+
+    parse = _benchkit().parse
+
+    def ap():
+        a = argparse.ArgumentParser()
+        a.add_argument("--n", type=int, default=10)
+        a.add_argument("--repeat", type=int, default=3)
+        return a
+
+    assert vars(parse(ap(), [], {"n": 1000})) == {"n": 10, "repeat": 3, "full": False}
+    assert vars(parse(ap(), ["--full"], {"n": 1000})) == {"n": 1000, "repeat": 3, "full": True}
+    assert parse(ap(), ["--full", "--n", "7"], {"n": 1000}).n == 7  # explicit beats --full
+    with pytest.raises(SystemExit):
+        parse(ap(), ["--help"], {"n": 1000})
+    assert "accelerator: --n 1000" in capsys.readouterr().out  # the help says what --full changes
+    with pytest.raises(ValueError, match="no argument named"):
+        parse(ap(), [], {"size": 1})
+
+
+def test_every_benchmark_script_defines_full_sizes():
+    """run_all.py --full passes --full to the scripts that accept it: every benchmark does (the accelerator sizes)."""
+    folder = os.path.join(REPO, "benchmarks")
+    names = [f for f in sorted(os.listdir(folder)) if f.endswith(".py") and f not in ("benchkit.py", "run_all.py")]
+    assert len(names) >= 13
+    runner = _runner()
+    lacking = [n for n in names if not runner.accepts_full(os.path.join(folder, n))]
+    assert lacking == []
+    for n in names:
+        with open(os.path.join(folder, n)) as fh:
+            src = fh.read()
+        assert "parse(" in src and "FULL = {" in src, n
