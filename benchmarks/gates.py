@@ -50,7 +50,7 @@ def main(argv=None):
             def loss_fn(p):
                 variables = {"params": p["model"], "batch_stats": stats}
                 if gated_run:
-                    g = gates.sample_gates(p["gates"], key, x.shape[0])
+                    g = gates.sample_gates(key, p["gates"], x.shape[0])
                     logits, upd = apply(variables, x, gates=g, train=True, mutable=["batch_stats"])
                     extra = gates.cost_loss(cm, g, 1.0)
                 else:

@@ -80,7 +80,7 @@ def main(argv=None):
     def critic_step(s, r, key):
         kz, kg = jax.random.split(key)
         fake = ga(s.g_params, jax.random.normal(kz, (r.shape[0], 4)))
-        grads = jax.grad(lambda p: gan.critic_loss(ca, p, r, fake, kg)[0])(s.d_params)
+        grads = jax.grad(lambda p: gan.critic_loss(ca, kg, p, r, fake)[0])(s.d_params)
         upd, d_opt = d_tx.update(grads, s.d_opt, s.d_params)
         return s.replace(d_params=optax.apply_updates(s.d_params, upd), d_opt=d_opt)
 

@@ -198,7 +198,7 @@ def main(argv=None):
                 learning_rate=args.finetune_lr,
                 augment=expkit.augmentation(args),
             )
-            tuned = bs.finetune_genes(tune, genes, v, (x_tr, y_tr), jax.random.fold_in(key, 4))  # compiled once
+            tuned = bs.finetune_genes(tune, jax.random.fold_in(key, 4), genes, v, (x_tr, y_tr))  # compiled once
             pruned = jax.vmap(
                 lambda g: accuracy(
                     model, bs.masked_finetune(model, graph, prob, epochs=0)(g, v, (x_tr, y_tr), key), x_te, y_te

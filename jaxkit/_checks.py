@@ -8,6 +8,7 @@ plausible finite number computed from bad input. Value checks (NaN, ranges) run 
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -342,3 +343,42 @@ def fraction(ratio, what="ratio"):
     r = np.asarray(ratio, np.float64)
     if not np.all((r >= 0) & (r < 1)):
         raise ValueError(f"`{what}` must lie in [0, 1) (fraction of channels to remove), got {ratio}.")
+
+
+def is_key(x: Any) -> bool:
+    """A PRNG key: a typed key array (``jax.random.key``) or a raw ``uint32`` key (``jax.random.PRNGKey``: last
+    axis 2). Works on tracers (dtype and shape only)."""
+    dtype = getattr(x, "dtype", None)
+    if dtype is None:
+        return False
+    if jnp.issubdtype(dtype, jax.dtypes.prng_key):
+        return True
+    return dtype == jnp.uint32 and tuple(getattr(x, "shape", ()))[-1:] == (2,)
+
+
+def key_first(new: int, old: int, name: str = "key"):
+    """The decorated function takes its key at positional index ``new``; until the next release a call in the
+    old order (the key at index ``old > new``, or passed as ``name=`` after positional data) still works, with a
+    ``DeprecationWarning`` that shows the new call. Which order a call uses is read from the arguments' types."""
+
+    def deco(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kw):
+            if len(args) > new and not is_key(args[new]):
+                if name in kw:  # old order with the key by name: f(data, key=k)
+                    args = args[:new] + (kw.pop(name),) + args[new:]
+                elif len(args) > old and is_key(args[old]):  # old order, positional: f(data, ..., k)
+                    args = args[:new] + (args[old],) + args[new:old] + args[old + 1 :]
+                else:
+                    return fn(*args, **kw)  # not a key anywhere: the function's own checks say what is wrong
+                warnings.warn(
+                    f"{fn.__name__}: the key now comes at argument {new + 1} (key first); the old order works "
+                    "until the next release.",
+                    DeprecationWarning,
+                    stacklevel=2,
+                )
+            return fn(*args, **kw)
+
+        return wrapper
+
+    return deco

@@ -235,7 +235,7 @@ CASES = [
     # --------------------------------------------------------------------------------------------------- gan
     C(
         "gan.gradient_penalty",
-        lambda a: gan.gradient_penalty(Critic().apply, a["params"], a["real"], a["fake"], KEY),
+        lambda a: gan.gradient_penalty(Critic().apply, KEY, a["params"], a["real"], a["fake"]),
         {"params": "n", "real": "nerd", "fake": "nerd"},
         params=CRITIC_V,
         real=REAL,
@@ -243,7 +243,7 @@ CASES = [
     ),
     C(
         "gan.critic_loss",
-        lambda a: gan.critic_loss(Critic().apply, a["params"], a["real"], a["fake"], KEY),
+        lambda a: gan.critic_loss(Critic().apply, KEY, a["params"], a["real"], a["fake"]),
         {"params": "n", "real": "nerd", "fake": "nerd"},
         params=CRITIC_V,
         real=REAL,
@@ -389,7 +389,7 @@ CASES = [
     # ------------------------------------------------------------------------------------------------- gates
     C(
         "gates.sample_gates",
-        lambda a: gates.sample_gates(a["gate_params"], KEY, 3),
+        lambda a: gates.sample_gates(KEY, a["gate_params"], 3),
         {"gate_params": "nerd"},
         gate_params=THETA,
     ),
@@ -950,6 +950,14 @@ CASES = [
         x=FEATS,
         y=YT,
         groups=GROUPS,
+    ),
+    C(
+        "fairness.partial_train",
+        lambda a: fairness.partial_train(KEY, a["params"], a["x"], a["y"], steps=2, batch_size=4),
+        {"params": "n", "x": "nerd", "y": "nerd"},
+        params=fairness.init_mlp(KEY, 3, 4),
+        x=FEATS,
+        y=YT,
     ),
     C(
         "fairness.member_key",

@@ -22,13 +22,13 @@ def test_gradient_penalty_of_a_linear_critic(one_sided):
     fake = jnp.asarray(rng.normal(size=(16, 3, 2)), jnp.float32)
     for w in (rng.normal(size=6) * 0.1, rng.normal(size=6) * 2, np.zeros(6)):
         w = jnp.asarray(w, jnp.float32)
-        gp = gan.gradient_penalty(linear_critic(w), w, real, fake, jax.random.key(0), one_sided=one_sided)
+        gp = gan.gradient_penalty(linear_critic(w), jax.random.key(0), w, real, fake, one_sided=one_sided)
         n = float(np.linalg.norm(np.asarray(w, np.float64)))
         expected = max(n - 1, 0) ** 2 if one_sided else (n - 1) ** 2
         assert float(gp) == pytest.approx(expected, rel=1e-5, abs=1e-6)
     # zero gradient: finite penalty and finite gradient (eps inside the sqrt)
     zero = jnp.zeros(6)
-    g = jax.grad(lambda p: gan.gradient_penalty(linear_critic(p), p, real, fake, jax.random.key(0)))(zero)
+    g = jax.grad(lambda p: gan.gradient_penalty(linear_critic(p), jax.random.key(0), p, real, fake))(zero)
     assert np.all(np.isfinite(np.asarray(g)))
 
 
@@ -42,18 +42,18 @@ def test_gradient_penalty_norm_spans_all_non_batch_axes_and_uses_uniform_weights
     a = (1 - np.asarray(xhat)[:, 0, 0]) / 2  # xhat = 1 - 2a
     assert np.all((a >= 0) & (a <= 1)) and np.std(a) > 0.1  # U[0, 1], one per sample
     expected = np.mean((np.sqrt(6) * np.abs(1 - 2 * a) - 1) ** 2)
-    assert float(gan.gradient_penalty(d, None, real, fake, key)) == pytest.approx(expected, rel=1e-4)
+    assert float(gan.gradient_penalty(d, key, None, real, fake)) == pytest.approx(expected, rel=1e-4)
 
 
 def test_losses_and_bad_input():
     w = jnp.asarray([1.0, -2.0])
     real, fake = jnp.ones((4, 2)), jnp.zeros((4, 2))
-    loss, aux = gan.critic_loss(linear_critic(w), w, real, fake, jax.random.key(0), lambda_gp=10.0)
+    loss, aux = gan.critic_loss(linear_critic(w), jax.random.key(0), w, real, fake, lambda_gp=10.0)
     assert float(aux["wasserstein"]) == pytest.approx(-1.0)
     assert float(loss) == pytest.approx(1.0 + 10 * (np.sqrt(5) - 1) ** 2, rel=1e-5)
     assert float(gan.generator_loss(linear_critic(w), w, real)) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="same shape"):
-        gan.gradient_penalty(linear_critic(w), w, real, fake[:2], jax.random.key(0))
+        gan.gradient_penalty(linear_critic(w), jax.random.key(0), w, real, fake[:2])
 
 
 @pytest.mark.parametrize("window", [1, 3])

@@ -24,21 +24,21 @@ def test_init_and_sampled_frequencies_match_sigmoid(small):
     assert float(jax.nn.sigmoid(th["params/Conv_0"][0])) == pytest.approx(0.995)
     theta = {"e": jnp.asarray([-2.0, -0.5, 0.0, 1.0, 3.0])}
     n = 40_000
-    freq = np.asarray(gates.sample_gates(theta, jax.random.key(0), n)["e"]).mean(0)
+    freq = np.asarray(gates.sample_gates(jax.random.key(0), theta, n)["e"]).mean(0)
     p = np.asarray(jax.nn.sigmoid(theta["e"]))
     assert np.all(np.abs(freq - p) < 4 * np.sqrt(p * (1 - p) / n))
-    assert set(np.unique(np.asarray(gates.sample_gates(theta, jax.random.key(1), 8)["e"]))) <= {0.0, 1.0}
+    assert set(np.unique(np.asarray(gates.sample_gates(jax.random.key(1), theta, 8)["e"]))) <= {0.0, 1.0}
 
 
 def test_straight_through_gradient_is_the_sigmoid_derivative():
     theta = {"e": jnp.asarray([-1.0, 0.3, 2.0])}
     key = jax.random.key(7)
-    grad = jax.grad(lambda t: jnp.sum(gates.sample_gates(t, key, 16)["e"]))(theta)["e"]
+    grad = jax.grad(lambda t: jnp.sum(gates.sample_gates(key, t, 16)["e"]))(theta)["e"]
     x = jax.random.logistic(jax.random.fold_in(key, 0), (16, 3))  # the same noise (edge index 0)
     s = jax.nn.sigmoid(theta["e"] + x)
     np.testing.assert_allclose(grad, np.sum(s * (1 - s), 0), rtol=1e-5)
     # temperature: d sigmoid(z / tau) = s (1 - s) / tau
-    g2 = jax.grad(lambda t: jnp.sum(gates.sample_gates(t, key, 16, temperature=2.0)["e"]))(theta)["e"]
+    g2 = jax.grad(lambda t: jnp.sum(gates.sample_gates(key, t, 16, temperature=2.0)["e"]))(theta)["e"]
     s2 = jax.nn.sigmoid((theta["e"] + x) / 2)
     np.testing.assert_allclose(g2, np.sum(s2 * (1 - s2), 0) / 2, rtol=1e-5)
 
@@ -69,7 +69,7 @@ def test_cost_is_one_at_initialisation(small):
     for kind in ("memory", "flops"):
         cm = gates.cost_model(g, kind)
         assert float(cm(gates.deterministic_gates(th))) == pytest.approx(1.0)
-        sampled = float(cm(gates.sample_gates(th, jax.random.key(0), 256)))
+        sampled = float(cm(gates.sample_gates(jax.random.key(0), th, 256)))
         assert 0.97 < sampled <= 1.0  # 0.5 % of gates closed per sample
 
 
@@ -156,10 +156,10 @@ def test_killed_channels_stay_pruned():
     opt = tx.init(theta)
     theta = gates.kill(theta)
     for i in range(30):  # the loss wants every gate open
-        g = jax.grad(lambda t: -jnp.sum(gates.sample_gates(t, jax.random.key(i), 32)["e"]))(theta)
+        g = jax.grad(lambda t: -jnp.sum(gates.sample_gates(jax.random.key(i), t, 32)["e"]))(theta)
         upd, opt = tx.update(g, opt, theta)
         theta = gates.kill(optax.apply_updates(theta, upd))
-        assert float(jnp.sum(gates.sample_gates(theta, jax.random.key(100 + i), 64)["e"][:, 0])) == 0
+        assert float(jnp.sum(gates.sample_gates(jax.random.key(100 + i), theta, 64)["e"][:, 0])) == 0
     assert float(theta["e"][0]) <= 0 and float(theta["e"][1]) > 2.0
     assert list(np.asarray(gates.fold(theta)["e"])) == [False, True, True]
     assert list(np.asarray(gates.fold({"e": jnp.asarray([-1.0, -0.5])})["e"])) == [False, True]  # min_keep
@@ -210,7 +210,7 @@ def test_gated_step_compiles_once(small):
     @jax.jit
     @chex.assert_max_traces(n=1)
     def f(v, th, key):
-        return apply(v, jnp.ones((3, 8, 8, 1)), gates=gates.sample_gates(th, key, 3))
+        return apply(v, jnp.ones((3, 8, 8, 1)), gates=gates.sample_gates(key, th, 3))
 
     th = gates.init_gates(g)
     for i in range(3):
@@ -255,7 +255,7 @@ def test_train_step_temperature_is_traced(small):
     for tau in (1.0, 4.0):  # same compiled step; the cost's gate gradient is the one at temperature tau
         p0, *_ = step(params, opt, v.get("batch_stats", {}), x, y, key, 0.0, tau)
         p1, *_ = step(params, opt, v.get("batch_stats", {}), x, y, key, 1.0, tau)
-        ref = jax.grad(lambda t: cm(gates.sample_gates(t, key, 4, temperature=tau)))(params["gates"])
+        ref = jax.grad(lambda t: cm(gates.sample_gates(key, t, 4, temperature=tau)))(params["gates"])
         for n in ref:
             np.testing.assert_allclose(
                 np.asarray(p0["gates"][n] - p1["gates"][n]), np.asarray(ref[n]), rtol=1e-3, atol=1e-6

@@ -10,6 +10,8 @@ from jaxkit import rl
 from jaxkit.rl import reliability as rel
 from jaxkit.rl import replay
 
+KEY = jax.random.key(0)
+
 
 # ---------------------------------------------------------------- environments
 def _mountain_car_np(x, v, a):
@@ -24,6 +26,34 @@ def _mountain_car_np(x, v, a):
     term = bool(x >= 0.45 and v >= 0)
     reward = (100.0 if term else 0.0) - a**2 * 0.1
     return x, v, reward, term
+
+
+def test_environments_take_gymnax_signatures_and_the_old_step_warns():
+    """reset(key, params) / step(key, state, action, params) as gymnax; default_params is the environment; params
+    change the physics; the same calls drive gymnax's environment; step(state, action) still works (deprecated) and
+    gives the same transition."""
+    import dataclasses
+
+    from gymnax.environments.classic_control import continuous_mountain_car as gx
+
+    for env in (rl.MountainCarContinuous(), rl.SparseNavigate()):
+        obs, s = env.reset(KEY, env.default_params)
+        a = jnp.ones(env.act_dim) * 0.5
+        new = env.step(KEY, s, a, env.default_params)
+        assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.all(x == y)), new, env.step(KEY, s, a)))
+        with pytest.warns(DeprecationWarning, match="gymnax"):
+            old = env.step(s, a)
+        assert jax.tree.all(jax.tree.map(lambda x, y: bool(jnp.all(x == y)), new, old))
+    car = rl.MountainCarContinuous()
+    _, s = car.reset(KEY)
+    strong = dataclasses.replace(car, power=0.015)  # ten times the engine
+    v_default = float(car.step(KEY, s, jnp.ones(1))[0][1])
+    v_strong = float(car.step(KEY, s, jnp.ones(1), strong)[0][1])
+    assert v_strong - v_default == pytest.approx(0.0135, abs=1e-6)
+    # the same calls drive gymnax's own environment (its step resets by itself and returns (.., done, info))
+    genv = gx.ContinuousMountainCar()
+    obs, gs = genv.reset(KEY, genv.default_params)
+    assert genv.step(KEY, gs, jnp.ones(1), genv.default_params)[0].shape == car.step(KEY, s, jnp.ones(1))[0].shape
 
 
 def test_mountain_car_equals_gymnax_step_for_step_except_at_the_left_wall():
@@ -41,7 +71,7 @@ def test_mountain_car_equals_gymnax_step_for_step_except_at_the_left_wall():
     rng = np.random.default_rng(0)
     n, t_max = 64, 400
     acts = np.repeat(rng.uniform(-2, 2, (n, t_max // 10)), 10, axis=1).astype(np.float32)
-    step = jax.jit(jax.vmap(lambda p, a: env.step(rl.EnvState(p, jnp.int32(0)), a[None])))
+    step = jax.jit(jax.vmap(lambda p, a: env.step(KEY, rl.EnvState(p, jnp.int32(0)), a[None])))
     gstep = jax.jit(
         jax.vmap(
             lambda p, a: genv.step_env(jax.random.key(0), gx.EnvState(position=p[0], velocity=p[1], time=0), a, gp)
@@ -81,7 +111,7 @@ def test_mountain_car_matches_float64_transcription():
     vs = rng.uniform(-0.07, 0.07, n)
     vs[:20] = -np.abs(vs[:20])  # moving into the wall: the car stops
     acts = rng.uniform(-2, 2, n)  # beyond the bounds: force clipped, cost not
-    step = jax.jit(jax.vmap(lambda p, a: env.step(rl.EnvState(p, jnp.int32(5)), a)))
+    step = jax.jit(jax.vmap(lambda p, a: env.step(KEY, rl.EnvState(p, jnp.int32(5)), a)))
     obs, st, rew, term, trunc = step(
         jnp.asarray(np.stack([xs, vs], 1), jnp.float32), jnp.asarray(acts[:, None], jnp.float32)
     )
@@ -107,7 +137,7 @@ def test_mountain_car_reset_and_time_limit():
     s1 = jax.tree.map(lambda x: x[0], s)
     truncs = []
     for _ in range(3):
-        _, s1, _, _, tr = env.step(s1, jnp.zeros(1))
+        _, s1, _, _, tr = env.step(KEY, s1, jnp.zeros(1))
         truncs.append(bool(tr))
     assert truncs == [False, False, True]
 
@@ -119,12 +149,12 @@ def test_sparse_navigate_lidar_goal_and_bounds():
     expect = np.array([1, np.sqrt(2)] * 4) / (2 * np.sqrt(2))
     np.testing.assert_allclose(np.asarray(obs[2:]), expect, rtol=1e-5)
     s = rl.EnvState(jnp.array([0.7, 0.7]), jnp.int32(0))
-    o, s2, r, term, _ = env.step(s, jnp.array([1.0, 1.0]))
+    o, s2, r, term, _ = env.step(KEY, s, jnp.array([1.0, 1.0]))
     assert float(r) == 1.0 and bool(term)
-    o, s3, r, term, _ = env.step(rl.EnvState(jnp.array([-0.99, -0.99]), jnp.int32(0)), jnp.array([-5.0, 0.0]))
+    o, s3, r, term, _ = env.step(KEY, rl.EnvState(jnp.array([-0.99, -0.99]), jnp.int32(0)), jnp.array([-5.0, 0.0]))
     assert float(r) == 0.0 and not bool(term) and np.allclose(np.asarray(s3.physics), [-1.0, -0.99])
     with pytest.raises(ValueError, match="action"):
-        env.step(s, jnp.zeros(3))
+        env.step(KEY, s, jnp.zeros(3))
 
 
 def test_step_autoreset_returns_the_true_successor_and_a_fresh_episode():
@@ -204,7 +234,7 @@ def test_intrinsic_module_predicts_and_learns():
     obs = obs.at[:, 1].set(jax.random.uniform(k, (512,), minval=-0.07, maxval=0.07))
     s = s.replace(physics=obs)
     act = jax.random.uniform(jax.random.key(1), (512, 1), minval=-1, maxval=1)
-    nxt = jax.vmap(lambda st, a: env.step(st, a)[0])(s, act)
+    nxt = jax.vmap(lambda st, a: env.step(KEY, st, a)[0])(s, act)
     data = {"obs": obs, "action": act, "next_obs": nxt}
     state = im.init(jax.random.key(2))
     r = im.rewards(state, obs, act, nxt)

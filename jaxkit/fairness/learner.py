@@ -75,16 +75,29 @@ def _logit(params: Any, x) -> jax.Array:
     return cast(jax.Array, MLP((hidden, 1)).apply({"params": params}, x))[:, 0]
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "batch_size", "learning_rate"))
+@_c.key_first(0, 1)
 def partial_train(
-    params: Any, key: jax.Array, x, y, *, steps: int = 10, batch_size: int = 64, learning_rate: float = 0.01
+    key: jax.Array, params: Any, x, y, *, steps: int = 10, batch_size: int = 64, learning_rate: float = 0.01
 ) -> Any:
     """``steps`` Adam steps on the binary cross-entropy, minibatches drawn uniformly (fresh optimiser state).
 
     The paper's local search: every new model is trained a little before it
     is evaluated and keeps the trained weights. It gives no step count or batch
-    size: both are parameters (our defaults: 10 steps of 64).
+    size: both are parameters (our defaults: 10 steps of 64). Jitted (one compilation per shapes and settings).
     """
+    x = _c.array(x, "x", ndim=2, kind="r", nonempty=True)
+    _c.finite(x, "x")
+    y = _c.per_example(y, "y", n=x.shape[0], ref="x", values="binary")
+    _c.tree_finite(params, "params")
+    if x.shape[1] != params["Dense_0"]["kernel"].shape[0]:
+        raise ValueError(f"`x` has {x.shape[1]} features but the network takes {params['Dense_0']['kernel'].shape[0]}.")
+    steps = _c.positive_int(steps, "steps", minimum=0)
+    batch_size = _c.positive_int(batch_size, "batch_size")
+    return _partial_train(key, params, x, y, steps=steps, batch_size=batch_size, learning_rate=float(learning_rate))
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "batch_size", "learning_rate"))
+def _partial_train(key, params, x, y, *, steps, batch_size, learning_rate):
     tx = optax.adam(learning_rate)
     x, y = jnp.asarray(x, jnp.float32), jnp.asarray(y, jnp.float32)
 
@@ -169,7 +182,7 @@ def _moea_fitness(
 ):
     k = key if shared else member_key(key, params)
     trained = partial_train(
-        params, k, train[0], train[1], steps=steps, batch_size=batch_size, learning_rate=learning_rate
+        k, params, train[0], train[1], steps=steps, batch_size=batch_size, learning_rate=learning_rate
     )
     objs = model_objectives(trained, val[0], val[1], val[2], num_groups, alpha=alpha, benefit=benefit)
     return objs[jnp.asarray(cols)], trained

@@ -58,12 +58,13 @@ def interpolate(key: jax.Array, real: jax.Array, fake: jax.Array) -> jax.Array:
     return (1 - a) * real + a * fake
 
 
+@_c.key_first(1, 4)
 def gradient_penalty(
     critic_apply: Callable,
+    key: jax.Array,
     params: PyTree,
     real: jax.Array,
     fake: jax.Array,
-    key: jax.Array,
     one_sided: bool = False,
     eps: float = 1e-12,
 ) -> jax.Array:
@@ -78,12 +79,13 @@ def gradient_penalty(
     return jnp.where(jnp.isnan(total), jnp.nan, jnp.mean(gap**2))
 
 
+@_c.key_first(1, 4)
 def critic_loss(
     critic_apply: Callable,
+    key: jax.Array,
     params: PyTree,
     real: jax.Array,
     fake: jax.Array,
-    key: jax.Array,
     *,
     lambda_gp: float = 10.0,
     one_sided: bool = False,
@@ -92,7 +94,7 @@ def critic_loss(
     _check_pair(real, fake)
     d_real = _scores(critic_apply, params, real, "real")
     d_fake = _scores(critic_apply, params, fake, "fake")
-    gp = gradient_penalty(critic_apply, params, real, fake, key, one_sided)
+    gp = gradient_penalty(critic_apply, key, params, real, fake, one_sided)
     w = jnp.mean(d_real) - jnp.mean(d_fake)
     return -w + lambda_gp * gp, {"wasserstein": w, "gp": gp}
 

@@ -140,7 +140,7 @@ def make_train_step(
         z = jax.random.normal(kz, (real.shape[0], int(noise_dim)), real.dtype)
         fake = jax.lax.stop_gradient(generator_apply(g_params, z))
         (loss, aux), grads = jax.value_and_grad(
-            lambda p: critic_loss(critic_apply, p, real, fake, kgp, lambda_gp=lambda_gp, one_sided=one_sided),
+            lambda p: critic_loss(critic_apply, kgp, p, real, fake, lambda_gp=lambda_gp, one_sided=one_sided),
             has_aux=True,
         )(d_params)
         upd, d_opt = d_tx.update(grads, d_opt, d_params)

@@ -40,6 +40,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from jaxkit import _checks as _c
 from jaxkit import evolution
 from jaxkit.data import AUGMENT_KEY_TAG
 from jaxkit.models import with_im2col
@@ -367,8 +368,9 @@ def _tune_core(
     return tune
 
 
+@_c.key_first(1, 4)
 @jax.jit
-def finetune_genes(tune, genes, variables, data, key):
+def finetune_genes(tune, key, genes, variables, data):
     """``tune`` (from :func:`masked_finetune`) applied to every gene of ``genes`` (a leading gene axis) in one
     jitted ``vmap``; compiled once per shapes, shared by every problem of those shapes."""
     return jax.vmap(tune, in_axes=(0, None, None, None))(genes, variables, data, key)

@@ -101,8 +101,9 @@ def _check_gates(gate_params, name="gate_params"):
         _c.no_nan(theta, f"{name}[{edge!r}]")  # NaN would read as a closed gate; +-inf are valid (dead / open)
 
 
+@_c.key_first(0, 1)
 def sample_gates(
-    gate_params: Mapping[str, jax.Array], key: jax.Array, batch: int, *, temperature: float | jax.Array = 1.0
+    key: jax.Array, gate_params: Mapping[str, jax.Array], batch: int, *, temperature: float | jax.Array = 1.0
 ) -> dict[str, jax.Array]:
     """Per-sample binary gates ``[batch, C]`` with the straight-through gradient of ``sigmoid((theta + x) / tau)``.
 
@@ -262,7 +263,7 @@ def make_train_step(apply: Callable, cost: CostModel, tx, *, task_loss: Callable
     @jax.jit
     def step(params, opt_state, batch_stats, x, y, key, alpha, temperature=1.0):
         def loss_fn(p):
-            g = sample_gates(p["gates"], key, x.shape[0], temperature=temperature)
+            g = sample_gates(key, p["gates"], x.shape[0], temperature=temperature)
             variables = {"params": p["model"]}
             if batch_stats:
                 variables["batch_stats"] = batch_stats

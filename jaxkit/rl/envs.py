@@ -1,4 +1,5 @@
-"""Pure-JAX continuous-control environments (gymnax-style ``reset(key)`` / ``step(state, action)``).
+"""Pure-JAX continuous-control environments with gymnax's signatures: ``reset(key, params)`` /
+``step(key, state, action, params)``.
 
 * :class:`MountainCarContinuous` -- the classic ``MountainCarContinuous-v0``
   dynamics, reward and termination (Moore 1990; OpenAI Gym), with Gym's
@@ -9,16 +10,22 @@
   0 otherwise.
 
 An environment is a frozen (hashable) dataclass: pass it as a static argument
-to ``jit``. ``reset(key) -> (obs, state)``;
-``step(state, action) -> (obs, state, reward, terminated, truncated)``, all
-jittable and ``vmap``-able. ``terminated`` is a true end (no bootstrapping);
-``truncated`` is the time limit (bootstrap). :func:`step_autoreset` resets
-finished episodes inside a ``lax.scan``.
+to ``jit``. As in gymnax, ``reset(key, params=None) -> (obs, state)`` and
+``step(key, state, action, params=None)``; ``params`` are the physical
+constants (``env.default_params``, the environment itself; ``dataclasses.replace(env, power=...)`` gives
+others, and ``None`` means the default). Unlike gymnax, ``step`` returns
+``(obs, state, reward, terminated, truncated)`` (Gymnasium's split of ``done``) and does not reset by itself:
+``terminated`` is a true end (no bootstrapping), ``truncated`` the time limit (bootstrap), and
+:func:`step_autoreset` resets finished episodes inside a ``lax.scan``. Both environments are deterministic given
+the state: ``step``'s key is accepted for gymnax's signature and unused. The pre-gymnax call ``step(state, action)``
+still works until the next release, with a ``DeprecationWarning``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +42,25 @@ class EnvState:
 
     physics: jax.Array
     t: jax.Array
+
+
+def _gymnax_step(step):
+    """``step(key, state, action, params=None)``; a call in the old order ``step(state, action)`` is moved over
+    (key None) with a DeprecationWarning."""
+
+    @functools.wraps(step)
+    def wrapper(self, *args, **kw):
+        if args and isinstance(args[0], EnvState):
+            warnings.warn(
+                f"{type(self).__name__}.step: the signature is now gymnax's step(key, state, action, params); "
+                "step(state, action) works until the next release.",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            args = (None, *args)
+        return step(self, *args, **kw)
+
+    return wrapper
 
 
 def check_action(env, action) -> jax.Array:
@@ -70,23 +96,29 @@ class MountainCarContinuous:
     max_speed = 0.07
     goal_position = 0.45
 
-    def reset(self, key):
+    @property
+    def default_params(self) -> MountainCarContinuous:
+        return self
+
+    def reset(self, key, params: MountainCarContinuous | None = None):
         x = jax.random.uniform(key, (), jnp.float32, -0.6, -0.4)
         physics = jnp.stack([x, jnp.zeros((), jnp.float32)])
         return physics, EnvState(physics, jnp.zeros((), jnp.int32))
 
-    def step(self, state: EnvState, action):
+    @_gymnax_step
+    def step(self, key, state: EnvState, action, params: MountainCarContinuous | None = None):
+        p = self if params is None else params
         a = check_action(self, action)[0]
         x, v = state.physics[0], state.physics[1]
         force = jnp.clip(a, -1.0, 1.0)
-        v = jnp.clip(v + force * self.power - 0.0025 * jnp.cos(3 * x), -self.max_speed, self.max_speed)
-        x = jnp.clip(x + v, self.min_position, self.max_position)
-        v = jnp.where((x == self.min_position) & (v < 0), 0.0, v)
-        terminated = (x >= self.goal_position) & (v >= self.goal_velocity)
+        v = jnp.clip(v + force * p.power - 0.0025 * jnp.cos(3 * x), -p.max_speed, p.max_speed)
+        x = jnp.clip(x + v, p.min_position, p.max_position)
+        v = jnp.where((x == p.min_position) & (v < 0), 0.0, v)
+        terminated = (x >= p.goal_position) & (v >= p.goal_velocity)
         reward = jnp.where(terminated, 100.0, 0.0) - 0.1 * a**2
         t = state.t + 1
         physics = jnp.stack([x, v]).astype(jnp.float32)
-        return physics, EnvState(physics, t), reward.astype(jnp.float32), terminated, t >= self.max_steps
+        return physics, EnvState(physics, t), reward.astype(jnp.float32), terminated, t >= p.max_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -129,28 +161,36 @@ class SparseNavigate:
         lidar = jnp.minimum(tx, ty) / (2 * jnp.sqrt(2.0))
         return jnp.concatenate([pos, lidar]).astype(jnp.float32)
 
-    def reset(self, key):
+    @property
+    def default_params(self) -> SparseNavigate:
+        return self
+
+    def reset(self, key, params: SparseNavigate | None = None):
         pos = jnp.float32(-0.8) + jax.random.uniform(key, (2,), jnp.float32, -0.05, 0.05)
         return self._observe(pos), EnvState(pos, jnp.zeros((), jnp.int32))
 
-    def step(self, state: EnvState, action):
+    @_gymnax_step
+    def step(self, key, state: EnvState, action, params: SparseNavigate | None = None):
+        p = self if params is None else params
         a = jnp.clip(check_action(self, action), -1.0, 1.0)
-        pos = jnp.clip(state.physics + self.speed * a, -1.0, 1.0)
-        terminated = jnp.sum((pos - 0.8) ** 2) <= self.goal_radius**2
+        pos = jnp.clip(state.physics + p.speed * a, -1.0, 1.0)
+        terminated = jnp.sum((pos - 0.8) ** 2) <= p.goal_radius**2
         t = state.t + 1
-        return (self._observe(pos), EnvState(pos, t), terminated.astype(jnp.float32), terminated, t >= self.max_steps)
+        return (self._observe(pos), EnvState(pos, t), terminated.astype(jnp.float32), terminated, t >= p.max_steps)
 
 
-def step_autoreset(env, key, state: EnvState, action):
+def step_autoreset(env, key, state: EnvState, action, params=None):
     """``env.step`` that starts a new episode (with ``key``) when this one ends.
 
     Returns ``(next_obs, obs, state, reward, terminated, done)``: ``next_obs``
     is the true successor (for the replay buffer), ``obs`` / ``state`` where to
     continue from (a fresh episode's first observation after ``done``).
     """
-    next_obs, state2, reward, terminated, truncated = env.step(state, action)
+    # the step gets its own key (fold_in), the reset the key itself: this package's deterministic environments
+    # ignore the step key, so their episodes are those of the pre-gymnax signature
+    next_obs, state2, reward, terminated, truncated = env.step(jax.random.fold_in(key, 1), state, action, params)
     done = terminated | truncated
-    reset_obs, reset_state = env.reset(key)
+    reset_obs, reset_state = env.reset(key, params)
     obs = jnp.where(done, reset_obs, next_obs)
     state2 = jax.tree.map(lambda r, s: jnp.where(done, r, s), reset_state, state2)
     return next_obs, obs, state2, reward, terminated, done
