@@ -262,12 +262,14 @@ def test_focal_loss_gradient_is_finite_and_right_at_saturated_logits(gamma):
 
 
 @pytest.mark.parametrize("gamma", [0.0, 1.0, 2.0])
-def test_focal_loss_equals_optax_sigmoid_focal_loss(gamma):
-    """Where the two coincide: a sum of per-class binary focal terms with one-hot labels (optax, alpha=None)."""
+def test_focal_loss_reuses_optax_and_equals_the_float64_definition(gamma):
+    """focal_loss is optax.sigmoid_focal_loss (alpha=None) on one-hot labels, summed over classes: equal to the
+    float64 definition on random logits, multi-class and binary (one logit, the true class = optax's label 1)."""
     z = jax.random.normal(jax.random.key(2), (16, 4)) * 3
     y = jax.random.randint(jax.random.key(3), (16,), 0, 4)
-    ref = optax.sigmoid_focal_loss(z, jax.nn.one_hot(y, 4), gamma=gamma).sum(-1)
-    np.testing.assert_allclose(focal_loss(z, y, gamma), ref, rtol=1e-5, atol=1e-7)
-    zb = z[:, :1]  # the binary case: one logit per example, our single class "true" = optax's label 1
+    np.testing.assert_allclose(focal_loss(z, y, gamma), _focal64(z, np.asarray(y), gamma), rtol=1e-5, atol=1e-7)
+    zb = z[:, :1]
+    yb = np.zeros(16, np.int32)
+    np.testing.assert_allclose(focal_loss(zb, yb, gamma), _focal64(zb, yb, gamma), rtol=1e-5, atol=1e-7)
     refb = optax.sigmoid_focal_loss(zb[:, 0], jnp.ones(16), gamma=gamma)
-    np.testing.assert_allclose(focal_loss(zb, jnp.zeros(16, jnp.int32), gamma), refb, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(focal_loss(zb, yb, gamma), refb, rtol=1e-6)

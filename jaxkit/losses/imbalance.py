@@ -8,6 +8,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from jaxkit import _checks as _c
 
@@ -43,11 +44,8 @@ def focal_loss(logits, labels, gamma: float = 2.0):
     if not float(gamma) >= 0:
         raise ValueError(f"`gamma` must be >= 0, got {gamma}.")
     y, _ = _c.class_labels(labels, z.shape[0], z.shape[1], ref="logits")
-    onehot = jax.nn.one_hot(y, z.shape[1], dtype=bool)
-    t = jnp.where(onehot, z, -z)  # p^t = sigmoid(t), 1 - p^t = sigmoid(-t)
-    # all in log space: (1 - p^t)^gamma = exp(gamma log sigmoid(-t)) has a finite gradient at saturated logits,
-    # where (1 - exp(log p^t))^gamma gave NaN (gamma = 0: 0 * inf) or inf (0 < gamma < 1)
-    return jnp.sum(jnp.exp(gamma * jax.nn.log_sigmoid(-t)) * -jax.nn.log_sigmoid(t), axis=-1)
+    # optax's elementwise loss (computed in log space: finite gradients at saturated logits), summed over classes
+    return jnp.sum(optax.sigmoid_focal_loss(z, jax.nn.one_hot(y, z.shape[1], dtype=z.dtype), gamma=gamma), axis=-1)
 
 
 def class_balanced_focal_loss(

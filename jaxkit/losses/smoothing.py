@@ -18,6 +18,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import optax
 
 from jaxkit import _checks as _c
 
@@ -115,4 +116,4 @@ def uniform_smooth_labels(labels, num_classes: int, alpha: float = 0.1) -> jax.A
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
     y, c = _c.class_labels(labels, jnp.shape(labels)[0] if jnp.ndim(labels) == 1 else -1, num_classes)
-    return (1.0 - alpha) * jax.nn.one_hot(y, c) + alpha / c
+    return optax.smooth_labels(jax.nn.one_hot(y, c), alpha)

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import struct
+from flax.training import train_state
 from tqdm.auto import tqdm
 
 from jaxkit import _checks as _c
@@ -40,19 +41,13 @@ __all__ = [
 ]
 
 
-class TrainState(struct.PyTreeNode):
-    """Everything a training step changes, as one pytree.
-
-    ``batch_stats`` is ``{}`` for models without BatchNorm. ``apply_fn`` and
-    ``tx`` are static (part of the tree structure, not leaves).
+class TrainState(train_state.TrainState):
+    """Everything a training step changes, as one pytree: Flax's ``flax.training.train_state.TrainState``
+    (``step``, ``params``, ``opt_state``, static ``apply_fn`` and ``tx``; ``apply_gradients``, ``create``) plus
+    ``batch_stats`` (``{}`` for models without BatchNorm), :attr:`variables` and :meth:`apply`.
     """
 
-    step: jax.Array
-    params: PyTree
-    batch_stats: PyTree
-    opt_state: optax.OptState
-    apply_fn: Callable = struct.field(pytree_node=False)
-    tx: optax.GradientTransformation = struct.field(pytree_node=False)
+    batch_stats: PyTree = struct.field(default_factory=dict)
 
     @property
     def variables(self) -> dict:
