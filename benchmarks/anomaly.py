@@ -7,7 +7,7 @@ warm call does. jaxkit fits the background with a chunked centred Gram matrix an
 product and a fused multiply-sum per chunk). On float64 input the scores equal SPy's to 1e-12 relative
 (``tests/test_anomaly.py::test_global_rx_equals_spy``); on this float32 cube SPy keeps part of its arithmetic in
 float32, and the line prints the measured difference (3.8e-5). Without ``spectral`` installed (``pip install
-'jaxkit[bench]'``) the line says "not run".
+'jaxkit-papers[bench]'``) the line says "not run".
 
 Local RX (inner 3, outer 9) streams over rows: memory ``O(rows * W * B^2)`` with ``rows`` chosen from a 256 MiB
 budget, whatever the image height; the line prints tracemalloc's peak on a 32 x 512 x 100 cube too.
@@ -62,7 +62,7 @@ def main(argv=None):
     try:
         import spectral
     except ImportError:
-        print(f"{what}: not run (spectral is not installed; pip install 'jaxkit[bench]'); jaxkit {t_j:.3f} s")
+        print(f"{what}: not run (spectral is not installed; pip install 'jaxkit-papers[bench]'); jaxkit {t_j:.3f} s")
         t_s = None
     else:
         t_s, theirs = best_time(lambda: spectral.rx(cube), args.repeat)

@@ -414,7 +414,7 @@ def pyplot():
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        print("matplotlib is not installed: skipping plots (pip install 'jaxkit[plot]').")
+        print("matplotlib is not installed: skipping plots (pip install 'jaxkit-papers[plot]').")
         return None
     return plt
 

@@ -1,7 +1,7 @@
 """TensorFlow-Datasets datasets already prepared on disk, read offline.
 
 :func:`load_tfds` uses TFDS's ``array_record`` data sources (no TensorFlow needed) with
-``download=False``; tensorflow-datasets is an optional dependency (``jaxkit[tfds]``).
+``download=False``; tensorflow-datasets is an optional dependency (``jaxkit-papers[tfds]``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def load_tfds(
     try:
         import tensorflow_datasets as tfds  # noqa: PLC0415
     except ImportError as e:  # pragma: no cover - exercised only without the extra
-        raise ImportError("load_tfds needs tensorflow-datasets: `pip install 'jaxkit[tfds]'`.") from e
+        raise ImportError("load_tfds needs tensorflow-datasets: `pip install 'jaxkit-papers[tfds]'`.") from e
     if len(splits) != 2:
         raise ValueError(f"`splits` must name a train and a test split, got {splits!r}.")
     if max_examples is not None and int(max_examples) < 1:
