@@ -4,6 +4,8 @@ The fitness is the blending EA's (``jaxkit.prune.blend_search.finetune_fitness``
 prune the digits VGG by a gene, fine-tune ``--epochs`` epochs (SGD, in a
 ``lax.scan``), return validation accuracy. Lines printed:
 
+* the blend search's second seed (a new problem of the same shapes) vs its first: the first call of each, the
+  second reusing the first's compiled program (issue 33: each seed recompiled, ~14 s);
 * vmapped population (convolutions as im2col, the default) vs a loop over
   genes calling a jitted per-gene fitness (the whole fine-tune in one
   ``lax.scan``, no Python per step) -- once with XLA's convolution (what
@@ -29,6 +31,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 
 import jax
 import jax.numpy as jnp
@@ -202,7 +205,21 @@ def main(argv=None):
         f"devices {jax.devices()}",
         flush=True,
     )
+    # the first seed pays the compilation; the next seed's problem (other scores, same shapes) reuses it
+    t = time.perf_counter()
     evolution.evaluate(fit, pop, v, data, key).block_until_ready()
+    t_seed0 = time.perf_counter() - t
+    prob1 = bs.problem(jax.random.key(1), jax.tree.map(lambda s: s + 0.01, prune.all_scores(graph, v)), ratio=0.5, k=3)
+    pop1 = jax.vmap(lambda k: bs.sample_gene(prob1, k))(jax.random.split(jax.random.key(2), args.popsize))
+    fit1 = bs.finetune_fitness(model, graph, prob1, **kw)
+    t = time.perf_counter()
+    evolution.evaluate(fit1, pop1, v, data, key).block_until_ready()
+    t_seed1 = time.perf_counter() - t
+    report(
+        "blend fitness, second seed's first call (its own problem, compiled program reused) vs first seed's",
+        t_seed0,
+        t_seed1,
+    )
     t_vmap, f_vmap = best_time(lambda: evolution.evaluate(fit, pop, v, data, key).block_until_ready(), args.repeat)
 
     genes = [jax.tree.map(lambda x, i=i: x[i], pop) for i in range(args.popsize)]

@@ -192,6 +192,7 @@ def main(argv=None):
     )
     ap.add_argument("--widths", type=int, nargs="+", default=[20, 40, 64, 100], help="widths of the grid")
     ap.add_argument("--depths", type=int, nargs="+", default=[3, 4, 5], help="hidden layers of the grid")
+    ap.add_argument("--kinds", nargs="+", choices=["random", "trained"], default=["random", "trained"])
     ap.add_argument("--ps", type=float, nargs="+", default=[1, 2, np.inf], help="norms of the grid (inf allowed)")
     ap.add_argument(
         "--cap", type=float, default=None, help="seconds per search in the scaling table (default 10 small, 60 grid)"
@@ -203,7 +204,7 @@ def main(argv=None):
         throughput_child(args.nodes)
         return
     if args.scaling in ("grid", "only"):
-        scaling_table(args.widths, args.depths, args.ps, args.cap or 60.0, args.scaling_batch)
+        scaling_table(args.widths, args.depths, args.ps, args.cap or 60.0, args.scaling_batch, tuple(args.kinds))
         if args.scaling == "only":
             return
     params, box = NET.params, NET.box
