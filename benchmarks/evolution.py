@@ -15,7 +15,8 @@ prune the digits VGG by a gene, fine-tune ``--epochs`` epochs (SGD, in a
 * vmapped population vs a loop over genes with a per-step Python training loop
   (a jitted train step per batch, as one-off scripts do);
 * population sharded over 2 forced host CPU devices vs 1 device (a
-  subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``);
+  subprocess with ``XLA_FLAGS=--xla_force_host_platform_device_count=2``; this line and the XLA-convolution
+  loop only with ``--all-baselines`` or ``--full``: ~60 s of the 10-minute ``make bench``);
 * the memory table: XLA's temporaries of a toy fine-tune fitness for 256-16,384 members, the whole population
   at once vs ``evaluate``'s default chunk (1 GiB budget) and a 64 MiB budget (``--memory-only``: just this);
 * the roofline: the population's FLOPs (XLA's cost analysis of one train step
@@ -169,7 +170,7 @@ def memory_table(sizes=(256, 1024, 4096, 16384)) -> None:
 
 
 # --full: the sizes meant for an accelerator (run_all.py --full passes it)
-FULL = {"popsize": 128, "epochs": 2}
+FULL = {"popsize": 128, "epochs": 2, "all_baselines": True}
 
 
 def main(argv=None):
@@ -177,6 +178,11 @@ def main(argv=None):
     p.add_argument("--popsize", type=int, default=16)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument(
+        "--all-baselines",
+        action="store_true",
+        help="also the XLA-convolution loop (the slow path, ~30 s) and the 2-device run (~30 s); on with --full",
+    )
     p.add_argument("--devices-child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--memory-only", action="store_true", help="only the memory table (compiles, runs nothing)")
     args = parse(p, argv, FULL)
@@ -224,7 +230,8 @@ def main(argv=None):
 
     genes = [jax.tree.map(lambda x, i=i: x[i], pop) for i in range(args.popsize)]
     loops = {}
-    for name, im2col in (("XLA conv in a rolled lax.scan, the slow path", False), ("same im2col conv", True)):
+    paths = (("XLA conv in a rolled lax.scan, the slow path", False),) if args.all_baselines else ()
+    for name, im2col in (*paths, ("same im2col conv", True)):
         one = jax.jit(bs.finetune_fitness(model, graph, prob, im2col=im2col, **kw))
         one(genes[0], v, data, key).block_until_ready()
         # the slow path is ~9x slower: one timed run is enough to place it (and saves ~40 s of make bench)
@@ -298,6 +305,9 @@ def main(argv=None):
     )
     roofline(fit, pop, v, data, key, flops, peak, t_vmap, loops["same im2col conv"][0], args)
 
+    memory_table()
+    if not args.all_baselines:
+        return
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2", JAX_PLATFORMS="cpu")
     r = subprocess.run(
         [
@@ -316,7 +326,6 @@ def main(argv=None):
         text=True,
     )
     print(r.stdout.strip().splitlines()[-1] if r.returncode == 0 else f"2-device run failed:\n{r.stderr[-2000:]}")
-    memory_table()
 
 
 if __name__ == "__main__":

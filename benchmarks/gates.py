@@ -8,7 +8,7 @@
 
 Compile time excluded (one warm-up call each), best of ``--repeat``.
 
-    python benchmarks/gates.py [--repeat 5]
+    python benchmarks/gates.py [--repeat 3]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ FULL = {"batch": 256, "steps": 20}
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--steps", type=int, default=10)
     args = parse(ap, argv, FULL)

@@ -2,8 +2,8 @@
 
 ``jaxkit.interval.monotone`` widens ``fn(lo)`` / ``fn(hi)`` by ``MONOTONE_ULPS[backend][dtype][name]`` steps of
 the interval module's own outward rounding. This script finds, for each function and dtype, the smallest number
-of steps that contains the exact value at every point of a dense sweep (2**21 points: log-uniform magnitudes
-over the whole finite range with both signs, uniform points in [-40, 40], values around 0, ±1 and the ends of
+of steps that contains the exact value at every point of a dense sweep (2**20 points by default: log-uniform
+magnitudes over the whole finite range with both signs, uniform points in [-40, 40], values around 0, ±1 and the ends of
 each function's domain), and prints the table to paste into ``jaxkit/interval.py`` (measured steps, the margin
 the library adds, and the value it stores).
 
@@ -102,7 +102,7 @@ FULL = {"points": 2**24}
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--points", type=int, default=2**21, help="points per function and dtype (default %(default)s)")
+    ap.add_argument("--points", type=int, default=2**20, help="points per function and dtype (default %(default)s)")
     args = parse(ap, argv, FULL)
     if args.points < 1000:
         ap.error("--points: expected at least 1000")

@@ -14,9 +14,9 @@ Also prints absolute times next to the paper's (Colab, sequential Python + GLPK:
 79 s for p = 2), and the first call in a fresh process with the compilation cache off (tracing and every XLA
 compilation included; the count is printed) against the paper's time.
 
-Last, node throughput over 1, 2 and 4 forced host CPU devices (each count in its own process): a random
-(10,40,40,40,3) net on [-0.1, 0.1]^10, p = 2, batch 128, stopped at ``--nodes`` nodes; nodes/s and the share of
-the search spent in device batches (node bounds + simplex) vs on the host.
+Last, node throughput over 1 and 2 forced host CPU devices (1, 2 and 4 with --full; each count in its own
+process): a random (10,40,40,40,3) net on [-0.1, 0.1]^10, p = 2, batch 128, stopped at ``--nodes`` nodes;
+nodes/s and the share of the search spent in device batches (node bounds + simplex) vs on the host.
 
 Then the scaling table (``--scaling small``, the default: random nets of widths 20 and 40, depth 3, p = 2, a 10 s
 cap; ``--scaling grid``:
@@ -26,7 +26,7 @@ upper), each search capped at ``--cap`` seconds after a short compiling search; 
 batches, time to the first bound (the root's), time to the final certificate, status and final relative gap; then
 the largest width exactly certified within the cap per depth and p.
 
-    python benchmarks/lipbab.py [--batches 8 32 128] [--repeat 3] [--nodes 5000]
+    python benchmarks/lipbab.py [--batches 32 128] [--repeat 3] [--nodes 5000] [--device-counts 1 2]
     python benchmarks/lipbab.py --scaling only --cap 60
 """
 
@@ -41,7 +41,7 @@ from benchkit import best_time, first_call, parse, report
 from jaxkit import lipschitz
 
 # --full: the sizes meant for an accelerator (run_all.py --full passes it)
-FULL = {"nodes": 20000}
+FULL = {"nodes": 20000, "device_counts": [1, 2, 4], "batches": [8, 32, 128]}
 
 NET = lipschitz.paper_network("sd_10-30-30-30-3")
 EXACT, PAPER_S = NET.exact, NET.paper_seconds
@@ -66,13 +66,13 @@ def throughput_child(nodes: int) -> None:
     )
 
 
-def throughput(nodes: int) -> None:
+def throughput(nodes: int, counts=(1, 2)) -> None:
     import os
     import subprocess
     import sys
 
     rows = {}
-    for n in (1, 2, 4):
+    for n in counts:
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={n}", JAX_PLATFORMS="cpu")
         cmd = [sys.executable, os.path.abspath(__file__), "--throughput-child", "--nodes", str(nodes)]
         r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -90,7 +90,7 @@ def throughput(nodes: int) -> None:
             flush=True,
         )
     assert len({u for _, _, u in rows.values()}) == 1, rows  # the same search on every device count
-    for n in (2, 4):
+    for n in counts[1:]:
         report(
             f"lipbab {nodes} nodes sharded over {n} vs 1 forced host devices (same bounds)",
             nodes / rows[1][0],
@@ -180,7 +180,10 @@ def scaling_table(widths, depths, ps, cap, batch, kinds=("random", "trained")) -
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--batches", type=int, nargs="+", default=[8, 32, 128])
+    ap.add_argument("--batches", type=int, nargs="+", default=[32, 128])
+    ap.add_argument(
+        "--device-counts", type=int, nargs="+", default=[1, 2], help="forced host devices of the throughput runs"
+    )
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--nodes", type=int, default=5000, help="node budget of the throughput runs")
     ap.add_argument(
@@ -260,7 +263,7 @@ def main(argv=None):
         PAPER_S[2],
         t_cached,
     )
-    throughput(args.nodes)
+    throughput(args.nodes, tuple(args.device_counts))
     if args.scaling == "small":
         scaling_table((20, 40), (3,), (2,), args.cap or 10.0, args.scaling_batch, kinds=("random",))
 

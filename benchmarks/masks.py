@@ -7,7 +7,7 @@
 
 Compile time excluded (one warm-up call each), best of ``--repeat``.
 
-    python benchmarks/masks.py [--repeat 5]
+    python benchmarks/masks.py [--repeat 3]
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ FULL = {"batch": 256}
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--batch", type=int, default=64)
     args = parse(ap, argv, FULL)
     model = models.VGG(CFG, num_classes=10)

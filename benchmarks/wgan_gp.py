@@ -38,7 +38,7 @@ def main(argv=None):
     ap.add_argument("--runs", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--thorough-pixels", type=int, default=256)
+    ap.add_argument("--thorough-pixels", type=int, default=128)
     ap.add_argument("--repeat", type=int, default=3)
     args = parse(ap, argv, FULL)
     print(f"devices: {jax.devices()}")
