@@ -97,15 +97,15 @@ def roofline(fit, pop, v, data, key, flops, peak, t_vmap, t_loop, args) -> None:
     """Why the population fitness stays far from the matmul peak, measured three ways.
 
     1. The same fitness restructured: the whole population vmapped (one batched ``dot_general`` per layer, the
-       default), chunks of 2 and 4 vmapped members in a ``lax.map``, one member at a time in a compiled ``lax.map``
-       (``evaluate(batch_size=1)``), against the fair loop over genes.
+       default), chunks of 4 (and of 2 with ``--all-baselines``) vmapped members in a ``lax.map``, one member at
+       a time in a compiled ``lax.map`` (``evaluate(batch_size=1)``), against the fair loop over genes.
     2. The layers' matmul shapes alone, batched over the population as one ``einsum`` (genes a batch axis): the
        ceiling the contractions reach on this machine at these shapes (columns of 16-32 output channels).
     3. XLA's count of FLOPs and bytes of the vmapped program: its arithmetic intensity, and the operand traffic
        that 40 % of the peak would need, beside the streaming rate measured here.
     """
     times = {"whole population vmapped (default)": t_vmap}
-    for b in (4, 2, 1):
+    for b in (4, 2, 1) if args.all_baselines else (4, 1):
         f = lambda b=b: evolution.evaluate(fit, pop, v, data, key, batch_size=b).block_until_ready()
         f()
         what = "one gene at a time, compiled lax.map" if b == 1 else f"chunks of {b} vmapped genes in a lax.map"

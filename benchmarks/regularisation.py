@@ -48,7 +48,7 @@ def scan_steps(apply, tx, params, x, y, n=50, penalty=0.0):
 
     o = tx.init(params)
     jax.block_until_ready(run(params, o))
-    t, _ = best_time(lambda: jax.block_until_ready(run(params, o)), 10)
+    t, _ = best_time(lambda: jax.block_until_ready(run(params, o)), 5)
     return t
 
 

@@ -35,7 +35,7 @@ FULL = {"n_eps": 20, "bim_steps": 40}
 
 def main(argv=None):
     p = argparse.ArgumentParser()
-    p.add_argument("--repeat", type=int, default=10)
+    p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--n-eps", type=int, default=10)
     p.add_argument("--bim-steps", type=int, default=10)
     args = parse(p, argv, FULL)
