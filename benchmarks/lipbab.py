@@ -18,7 +18,7 @@ Last, node throughput over 1 and 2 forced host CPU devices (1, 2 and 4 with --fu
 process): a random (10,40,40,40,3) net on [-0.1, 0.1]^10, p = 2, batch 128, stopped at ``--nodes`` nodes;
 nodes/s and the share of the search spent in device batches (node bounds + simplex) vs on the host.
 
-Then the scaling table (``--scaling small``, the default: random nets of widths 20 and 40, depth 3, p = 2, a 5 s
+Then the scaling table (``--scaling small``, the default: random nets of widths 20 and 40, depth 3, p = 2, an 8 s
 cap; ``--scaling grid``:
 widths 20, 40, 64, 100, depths 3-5, p = 1, 2, inf, about an hour on 2 CPU cores; ``--scaling only``: the grid
 alone): random and trained (10, width x depth, 3) nets on [0, 0.1]^10, exact and k-approximate (lower >= 0.9
@@ -201,7 +201,7 @@ def main(argv=None):
     ap.add_argument("--kinds", nargs="+", choices=["random", "trained"], default=["random", "trained"])
     ap.add_argument("--ps", type=float, nargs="+", default=[1, 2, np.inf], help="norms of the grid (inf allowed)")
     ap.add_argument(
-        "--cap", type=float, default=None, help="seconds per search in the scaling table (default 5 small, 60 grid)"
+        "--cap", type=float, default=None, help="seconds per search in the scaling table (default 8 small, 60 grid)"
     )
     ap.add_argument("--scaling-batch", type=int, default=64, help="node batch of the scaling table's searches")
     ap.add_argument("--throughput-child", action="store_true", help=argparse.SUPPRESS)
@@ -269,7 +269,7 @@ def main(argv=None):
     )
     throughput(args.nodes, tuple(args.device_counts))
     if args.scaling == "small":
-        scaling_table((20, 40), (3,), (2,), args.cap or 5.0, args.scaling_batch, kinds=("random",))
+        scaling_table((20, 40), (3,), (2,), args.cap or 8.0, args.scaling_batch, kinds=("random",))
 
 
 if __name__ == "__main__":
