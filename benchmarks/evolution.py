@@ -62,12 +62,17 @@ def setup(popsize, epochs):
     return ds, model, v, graph, prob, pop, data
 
 
+def _cost(fn, *args) -> dict:
+    """XLA's cost analysis (``flops``, ``bytes accessed``, ...) of one call of a jitted ``fn``; a loop body is
+    counted once, however many iterations run."""
+    cost = fn.lower(*args).compile().cost_analysis()
+    return cost[0] if isinstance(cost, (list, tuple)) else cost
+
+
 def _flops(fn, *args) -> float:
     """XLA's FLOP count of one call of a jitted ``fn`` (a program without loops, so nothing is counted once for
     many iterations)."""
-    cost = fn.lower(*args).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
-    return float(cost["flops"])
+    return float(_cost(fn, *args)["flops"])
 
 
 def matmul_peak(n: int = 2048, repeat: int = 5) -> float:
@@ -128,8 +133,7 @@ def roofline(fit, pop, v, data, key, flops, peak, t_vmap, t_loop, args) -> None:
         rates.append(f"{m}x{k}x{n} {2 * g * m * k * n / t / 1e9:.0f}")
     print(f"layer matmuls batched over {g} genes alone, GFLOP/s: {', '.join(rates)} (peak {peak:.0f})", flush=True)
     vm = jax.jit(jax.vmap(fit, in_axes=(0, None, None, None)))
-    cost = vm.lower(pop, v, data, key).compile().cost_analysis()
-    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    cost = _cost(vm, pop, v, data, key)
     intensity = float(cost["flops"]) / float(cost["bytes accessed"])
     bw = stream_bandwidth()
     achieved = flops / t_vmap / 1e9 / intensity

@@ -60,13 +60,18 @@ def init_mlp(key: jax.Array, num_features: int, hidden: int = 64) -> dict:
 
 def predict_proba(params: Any, x) -> jax.Array:
     """Probability of the favourable class, ``[N]``, from :func:`init_mlp`-shaped parameters."""
+    return jax.nn.sigmoid(_logit(params, _checked_features(params, x)))
+
+
+def _checked_features(params: Any, x) -> jax.Array:
+    """``x`` as a real, non-empty, NaN-free ``[N, features]`` batch that :func:`init_mlp`-shaped ``params`` take."""
     x = _c.array(x, "x", ndim=2, kind="r", nonempty=True)
     _c.finite(x, "x")
     _c.tree_finite(params, "params")
-    n_in, hidden = params["Dense_0"]["kernel"].shape
+    n_in = params["Dense_0"]["kernel"].shape[0]
     if x.shape[1] != n_in:
         raise ValueError(f"`x` has {x.shape[1]} features but the network takes {n_in}.")
-    return jax.nn.sigmoid(_logit(params, x))
+    return x
 
 
 def _logit(params: Any, x) -> jax.Array:
@@ -85,12 +90,8 @@ def partial_train(
     is evaluated and keeps the trained weights. It gives no step count or batch
     size: both are parameters (our defaults: 10 steps of 64). Jitted (one compilation per shapes and settings).
     """
-    x = _c.array(x, "x", ndim=2, kind="r", nonempty=True)
-    _c.finite(x, "x")
+    x = _checked_features(params, x)
     y = _c.per_example(y, "y", n=x.shape[0], ref="x", values="binary")
-    _c.tree_finite(params, "params")
-    if x.shape[1] != params["Dense_0"]["kernel"].shape[0]:
-        raise ValueError(f"`x` has {x.shape[1]} features but the network takes {params['Dense_0']['kernel'].shape[0]}.")
     steps = _c.positive_int(steps, "steps", minimum=0)
     batch_size = _c.positive_int(batch_size, "batch_size")
     return _partial_train(key, params, x, y, steps=steps, batch_size=batch_size, learning_rate=float(learning_rate))
