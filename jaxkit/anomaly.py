@@ -442,8 +442,8 @@ def evaluate_targets(scores, inner, outer, *, names: Sequence[str] | None = None
 
     Args:
       scores: ``[H, W]`` anomaly scores.
-      inner, outer: bool ``[T, H, W]`` target masks (inner = target pixels,
-        outer = target plus its mixed border).
+      inner: bool ``[T, H, W]`` target masks (the target pixels).
+      outer: bool ``[T, H, W]`` masks of each target plus its mixed border.
 
     Negatives are all pixels outside every outer mask; positives are inner-mask
     pixels (outer-only pixels are dropped). Row ``"all"`` pools every target's

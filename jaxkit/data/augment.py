@@ -53,8 +53,8 @@ def random_crop_flip(key: jax.Array, x: jax.Array, *, padding: int = 4, flip: bo
       The augmented batch, same shape and dtype as ``x``.
 
     Raises:
-      TypeError / ValueError naming ``key``, ``x`` (not ``[N, H, W, C]``, not real, empty, NaN when concrete) or
-      ``padding``.
+      TypeError: ``key`` or ``x`` of the wrong kind (``x`` not a real ``[N, H, W, C]`` array).
+      ValueError: ``x`` empty or NaN (when concrete), or a bad ``padding``; the message names the argument.
 
     References:
       He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016, Sec. 4.2 (CIFAR-10).

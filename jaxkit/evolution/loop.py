@@ -136,7 +136,8 @@ def optimize(
 
     Args:
       strategy: e.g. :class:`~jaxkit.evolution.GA`; ``params`` its hyper-parameters.
-      fitness_fn, *args: as for :func:`evaluate` (vmapped, sharded over ``devices``).
+      fitness_fn: as for :func:`evaluate` (vmapped, sharded over ``devices``).
+      *args: the fitness function's further arguments, as for :func:`evaluate`.
       key: generation ``g`` asks with ``fold_in(key, g)``, so a resumed run
         continues exactly as an uninterrupted one.
       checkpoint_dir: save ``(state, history)`` with orbax after every

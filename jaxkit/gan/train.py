@@ -118,15 +118,22 @@ def make_train_step(
     Args:
       generator_apply: ``(params, z [B, noise_dim]) -> x [B, ...]``.
       critic_apply: ``(params, x) -> scores [B]`` (or ``[B, 1]``).
-      real: ``[n_critic, B, ...]`` -- one real batch per critic step.
-      key: fresh per iteration; ``z`` and the interpolation weights come from it.
+      g_tx: the generator's optax optimiser.
+      d_tx: the critic's optax optimiser.
+      noise_dim: length of the generator's input ``z``.
+      n_critic: critic steps per generator step.
+      lambda_gp: weight of the gradient penalty.
+      order: ``"critic_first"`` (Gulrajani et al.) or ``"generator_first"``.
+      one_sided: penalise only gradient norms above 1.
+      unroll: the critic ``lax.scan``'s unroll (``True``: fully unrolled --
+        XLA's CPU backend runs convolutions inside a rolled loop body several times
+        slower; pass 1 to keep the program small).
 
-    ``unroll``: the critic ``lax.scan``'s unroll (``True``: fully unrolled --
-    XLA's CPU backend runs convolutions inside a rolled loop body several times
-    slower; pass 1 to keep the program small).
-
-    Metrics (means over the critic steps): ``critic_loss``, ``wasserstein``
-    (``mean D(x) - mean D(G(z))``), ``gp``, ``generator_loss``.
+    Returns:
+      ``step(state, real, key) -> (state, metrics)``, jitted: ``real`` is ``[n_critic, B, ...]`` (one real batch
+      per critic step); ``key`` is fresh per iteration (``z`` and the interpolation weights come from it).
+      Metrics (means over the critic steps): ``critic_loss``, ``wasserstein`` (``mean D(x) - mean D(G(z))``),
+      ``gp``, ``generator_loss``.
     """
     if order not in ("critic_first", "generator_first"):
         raise ValueError(f"`order` must be 'critic_first' or 'generator_first', got {order!r}.")

@@ -128,8 +128,9 @@ def lipschitz_constant(
       k: stop when ``upper <= k * lower`` (k >= 1; 1 means exact).
       batch: nodes expanded per iteration; all their children are bounded in one
         vmapped call (``batch=1`` is the paper's sequential search).
-      max_nodes / time_limit: budgets (sub-problems / seconds); on expiry the
-        result still holds valid bounds, with ``exact=False, status="budget"``.
+      max_nodes: budget of sub-problems; on expiry the result still holds valid
+        bounds, with ``exact=False, status="budget"``.
+      time_limit: budget in seconds, as ``max_nodes``.
       progress: show a tqdm bar with the current bounds.
       tol: feasibility tolerance, relative to the box (see :mod:`.lp`).
       lp: ``"batched"`` (default): each step's feasibility LPs are solved together by a vmapped simplex

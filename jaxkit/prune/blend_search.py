@@ -138,8 +138,8 @@ def problem(
       key: k-means++ seeding (one subkey per layer).
       scores: ``{criterion: {group: scores[C]}}`` from :func:`jaxkit.prune.all_scores`
         (normalised). Every criterion must cover the same groups.
-      ratio / prune_counts: a uniform fraction of filters removed per layer,
-        or an explicit ``{group: count}`` (e.g. Li et al.'s configuration).
+      ratio: a uniform fraction of filters removed per layer.
+      prune_counts: instead of ``ratio``, an explicit ``{group: count}`` (e.g. Li et al.'s configuration).
       k: clusters per layer (<= number of criteria).
       criteria: which criteria (default: all in ``scores``).
 

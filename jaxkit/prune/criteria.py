@@ -326,7 +326,8 @@ def collect_stats(
       model: the Flax module (its ``apply`` is called with
         ``capture_intermediates=True`` to read each group's activations).
       variables: ``{"params": ..., ...}``.
-      xs, ys: stacked batches ``[B, N, ...]`` and labels ``[B, N]``.
+      xs: stacked batches ``[B, N, ...]``.
+      ys: their labels ``[B, N]``.
       graph: the model's graph.
       loss_fn: ``loss(logits, y) -> scalar`` (default: softmax cross-entropy
         with integer labels).

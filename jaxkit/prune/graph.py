@@ -547,7 +547,8 @@ def build_graph(apply_fn: Callable[..., Any] | Any, variables: PyTree, *args, **
         is accepted, and only ``output`` counts as the model output.
       variables: the variables pytree (``{"params": ..., "batch_stats": ...}``)
         or bare params; member paths are relative to it.
-      *args, **kwargs: an example input (one example is enough; shapes only).
+      *args: an example input (one example is enough; shapes only).
+      **kwargs: further keyword arguments of ``apply_fn``.
 
     Returns:
       A :class:`Graph`. ``graph.prunable`` lists the groups that can be pruned.
