@@ -186,10 +186,26 @@ def _prep(x: Interval) -> Interval:
 def check(x: Any, name: str = "x") -> Interval:
     """``x`` as a valid :class:`Interval`, or a clear error.
 
-    Concrete intervals are checked now: ``TypeError`` if ``x`` is not an ``Interval`` of floats, ``ValueError``
-    naming ``name`` for different ``lo`` / ``hi`` shapes, a NaN end point or ``lo > hi``. Inside a trace the
-    values cannot be inspected: NaN end points stay NaN and inverted entries become NaN, so no finite bound
-    comes out of them.
+    Concrete intervals are checked now. Inside a trace the values cannot be inspected: NaN end points stay NaN
+    and inverted entries become NaN, so no finite bound comes out of them.
+
+    Args:
+      x: the value to check.
+      name: the argument's name in error messages.
+
+    Returns:
+      ``x`` (inverted entries of a traced interval replaced by NaN).
+
+    Raises:
+      TypeError: ``x`` is not an ``Interval`` of floats.
+      ValueError: ``lo`` / ``hi`` of different shapes, a NaN end point or ``lo > hi`` (naming ``name``).
+
+    Example:
+      >>> iv = jaxkit.interval
+      >>> iv.check(iv.Interval(jnp.array([2.0]), jnp.array([1.0])), "x0")
+      Traceback (most recent call last):
+      ...
+      ValueError: `x0` ...
     """
     if not isinstance(x, Interval):
         raise TypeError(f"`{name}` must be a jaxkit.interval.Interval, got {type(x).__name__}.")
@@ -225,8 +241,26 @@ def convert(x: Any, dtype, name: str = "x") -> tuple[jax.Array, jax.Array]:
 
     ``lo == hi == x`` where ``x`` is representable; otherwise ``lo`` is rounded down and ``hi`` up (Python floats,
     float64 or wide integers into float32). Beyond the range: an infinite bound on that side. Subnormal results
-    are moved outward to ``0`` / ``±tiny`` (see the module docstring). NaN stays NaN. ``name`` is the argument's
-    name in error messages (``TypeError`` for anything but real numbers).
+    are moved outward to ``0`` / ``±tiny`` (see the module docstring). NaN stays NaN.
+
+    Args:
+      x: real numbers (Python, NumPy or JAX; any shape).
+      dtype: the floating dtype of the result.
+      name: the argument's name in error messages.
+
+    Returns:
+      ``(lo, hi)``, arrays of ``dtype`` and ``x``'s shape.
+
+    Raises:
+      TypeError: ``x`` is not real numbers (naming ``name``).
+
+    References:
+      IEEE 754-2019, Sec. 4.3 (directed rounding, here emulated by ``nextafter`` from round-to-nearest).
+
+    Example:
+      >>> lo, hi = jaxkit.interval.convert(0.1, jnp.float32)
+      >>> bool(lo < hi), float(lo) <= 0.1 <= float(hi)
+      (True, True)
     """
     dtype = _canonical_float(dtype)
     kind = np.dtype(jnp.result_type(x)).kind if hasattr(x, "dtype") else None
@@ -276,8 +310,24 @@ def _as_interval(x, dtype, name: str = "other") -> Interval:
 def box(lo, hi, dtype=None) -> Interval:
     """An input box ``[lo, hi]``, converted outward to ``dtype`` (default: JAX's default float).
 
+    Args:
+      lo: lower end points (broadcast with ``hi``).
+      hi: upper end points.
+      dtype: the interval's float dtype; ``None``: JAX's default float.
+
+    Returns:
+      An :class:`Interval` containing every point of the real box (rounded outward, see :func:`convert`).
+
     Raises:
       ValueError: ``lo`` / ``hi`` empty, not finite, of shapes that do not broadcast, or ``lo > hi``.
+
+    References:
+      Moore, Kearfott & Cloud, *Introduction to Interval Analysis*, SIAM 2009, Ch. 2 (intervals and boxes).
+
+    Example:
+      >>> x = jaxkit.interval.box(jnp.array([-1.0, 0.0]), jnp.array([1.0, 2.0]))
+      >>> print(x.lo, x.hi)
+      [-1.  0.] [1. 2.]
     """
     for name, v in (("lo", lo), ("hi", hi)):
         k = np.asarray(v).dtype.kind if not isinstance(v, jax.Array) else np.dtype(v.dtype).kind
@@ -305,15 +355,34 @@ def box(lo, hi, dtype=None) -> Interval:
 
 
 def matmul(w: jax.Array, x: Interval) -> Interval:
-    """Sound bounds on ``w @ v`` for every ``v`` in ``x`` (``w`` a point matrix ``[m, n]``,
-    ``x`` of shape ``[n]`` or ``[n, k]``).
+    """Sound bounds on ``w @ v`` for every ``v`` in the interval ``x``.
 
+    ``lo = W+ @ x.lo + W- @ x.hi - e``, ``hi = W+ @ x.hi + W- @ x.lo + e`` (``W+``, ``W-`` the positive and
+    negative parts of ``w``) with the a-priori rounding bound ``e = gamma_{n+2} |w| @ max(|x.lo|, |x.hi|) + n tiny``,
+    ``gamma_n = n u / (1 - n u)``; then one ulp outward.
     ``w`` of a wider type than ``x`` (float64 weights, float32 interval) is converted outward, and the
     conversion's error is part of the bound.
 
+    Args:
+      w: a point matrix ``[m, n]``.
+      x: an interval of shape ``[n]`` or ``[n, k]``.
+
+    Returns:
+      An :class:`Interval` of shape ``[m]`` or ``[m, k]`` containing ``w @ v`` for every ``v`` in ``x``.
+
     Raises:
-      ValueError / TypeError: ``w`` not a 2-D real matrix, inner sizes that differ, or an invalid ``x``
-        (see :func:`check`).
+      TypeError: ``w`` not real, ``x`` not an interval.
+      ValueError: ``w`` not a 2-D matrix, inner sizes that differ, or an invalid ``x`` (see :func:`check`).
+
+    References:
+      Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., SIAM 2002, Thm 3.5 (the dot product's
+      error bound); Moore, Kearfott & Cloud, *Introduction to Interval Analysis*, SIAM 2009, Ch. 2.
+
+    Example:
+      >>> x = jaxkit.interval.box(jnp.array([-1.0, 0.0]), jnp.array([1.0, 2.0]))
+      >>> y = jaxkit.interval.matmul(jnp.array([[1.0, -1.0]]), x)  # [-3, 1], widened for rounding
+      >>> bool(y.lo[0] <= -3.0), bool(y.hi[0] >= 1.0), round(float(y.lo[0]), 3), round(float(y.hi[0]), 3)
+      (True, True, -3.0, 1.0)
     """
     x = check(x, "x")
     _check_matrix(w, "w")
@@ -349,11 +418,31 @@ def _matmul(w, x: Interval, name: str) -> Interval:
 
 
 def dense(x: Interval, kernel: jax.Array, bias: jax.Array | None = None) -> Interval:
-    """Bounds on a Flax ``nn.Dense`` layer, ``x @ kernel + bias`` (``kernel`` is ``[in, out]``).
+    """Bounds on a Flax ``nn.Dense`` layer, ``x @ kernel + bias``, for every point of ``x``.
+
+    ``[z] = kernel^T [x] + bias`` by :func:`matmul`, the bias added with outward rounding.
+
+    Args:
+      x: the input interval ``[in]`` (or ``[in, k]``).
+      kernel: the layer's ``[in, out]`` kernel (Flax layout).
+      bias: its ``[out]`` bias, or ``None``.
+
+    Returns:
+      An :class:`Interval` of shape ``[out]`` (or ``[out, k]``).
 
     Raises:
-      ValueError / TypeError: an invalid ``x`` (see :func:`check`), ``kernel`` not ``[len(x), out]``, ``bias``
-        not ``[out]``, or non-real weights.
+      TypeError: non-real weights or ``x`` not an interval.
+      ValueError: an invalid ``x`` (see :func:`check`), ``kernel`` not ``[len(x), out]``, ``bias`` not ``[out]``.
+
+    References:
+      Gowal et al., "On the Effectiveness of Interval Bound Propagation for Training Verifiably Robust Models",
+      arXiv:1810.12715, 2018, Eq. (6) (an affine layer's interval bounds).
+
+    Example:
+      >>> x = jaxkit.interval.box(jnp.array([-1.0, 0.0]), jnp.array([1.0, 2.0]))
+      >>> z = jaxkit.interval.dense(x, jnp.array([[1.0], [-1.0]]), jnp.array([0.5]))
+      >>> round(float(z.lo[0]), 3), round(float(z.hi[0]), 3)  # [-2.5, 1.5], widened by a few ulps
+      (-2.5, 1.5)
     """
     x = check(x, "x")
     _check_matrix(kernel, "kernel")
@@ -375,7 +464,27 @@ def _dense(x: Interval, kernel, bias) -> Interval:
 
 
 def relu(x: Interval) -> Interval:
-    """``[max(0, lo), max(0, hi)]`` (exact)."""
+    """The ReLU of an interval, ``[max(0, lo), max(0, hi)]`` (exact: no rounding).
+
+    Args:
+      x: the input interval.
+
+    Returns:
+      An :class:`Interval` of ``x``'s shape.
+
+    Raises:
+      TypeError: ``x`` not an interval.
+      ValueError: an invalid ``x`` (see :func:`check`).
+
+    References:
+      Gowal et al., arXiv:1810.12715, 2018, Sec. 3 (monotone activations map end points to end points).
+
+    Example:
+      >>> x = jaxkit.interval.box(jnp.array([-1.0, -2.0]), jnp.array([1.0, -1.0]))
+      >>> y = jaxkit.interval.relu(x)
+      >>> print(y.lo, y.hi)
+      [0. 0.] [1. 0.]
+    """
     return _relu(check(x, "x"))
 
 
@@ -470,6 +579,15 @@ def monotone(
 
     Raises:
       ValueError: no measured bound for ``fn`` on this dtype / back-end and no ``ulps``; ``ulps < 0``.
+
+    References:
+      Moore, Kearfott & Cloud, *Introduction to Interval Analysis*, SIAM 2009, Sec. 5.1 (monotone functions at
+      the end points); the widening is measured by ``benchmarks/interval_ulps.py``.
+
+    Example:
+      >>> y = jaxkit.interval.monotone("tanh", jaxkit.interval.box(0.0, 1.0))
+      >>> bool(y.lo <= 0.0), bool(y.hi >= np.tanh(1.0)), round(float(y.hi), 4)
+      (True, True, 0.7616)
     """
     name = _monotone_name(fn)
     if isinstance(fn, str) and name is None:
@@ -503,7 +621,24 @@ def _widen(_, ends):  # module level: one compiled loop per shape and dtype, sha
 
 
 def contains(outer: Interval, x: jax.Array) -> jax.Array:
-    """Whether every element of the point array ``x`` lies in ``outer`` (False if anything is NaN)."""
+    """Whether every element of the point array ``x`` lies in ``outer`` (False if anything is NaN).
+
+    Args:
+      outer: the interval.
+      x: a point array of ``outer``'s shape (or broadcasting to it).
+
+    Returns:
+      A boolean scalar array (jittable).
+
+    Raises:
+      TypeError: ``outer`` not an interval.
+      ValueError: an invalid concrete ``outer`` (see :func:`check`).
+
+    Example:
+      >>> x = jaxkit.interval.box(jnp.array([-1.0, 0.0]), jnp.array([1.0, 2.0]))
+      >>> bool(jaxkit.interval.contains(x, jnp.array([0.0, 1.0]))), bool(jaxkit.interval.contains(x, jnp.array([0.0, 3.0])))
+      (True, False)
+    """
     outer = check(outer, "outer")
     return jnp.all((outer.lo <= x) & (x <= outer.hi))
 
@@ -511,9 +646,20 @@ def contains(outer: Interval, x: jax.Array) -> jax.Array:
 def mlp_layers(params: Any) -> list[tuple[jax.Array, jax.Array]]:
     """``[(kernel, bias), ...]`` of a Flax MLP's ``Dense_0 ... Dense_{L-1}`` layers, validated.
 
-    Accepts Linen params or variables (``{"params": ...}``), NNX state, or a list of
-    ``(kernel, bias)`` pairs. Raises ``ValueError`` for anything that is not a chain
-    of dense layers with matching shapes.
+    Args:
+      params: Linen params or variables (``{"params": ...}``), NNX state, or a list of ``(kernel, bias)`` pairs.
+
+    Returns:
+      The layers in order, kernels ``[in, out]`` and biases ``[out]``.
+
+    Raises:
+      ValueError: anything that is not a chain of dense layers with matching shapes.
+
+    Example:
+      >>> mlp = jaxkit.models.MLP((4, 2))
+      >>> params = mlp.init(jax.random.key(0), jnp.zeros((1, 3)))
+      >>> [k.shape for k, b in jaxkit.interval.mlp_layers(params)]
+      [(3, 4), (4, 2)]
     """
     if isinstance(params, (list, tuple)):
         layers = [tuple(p) for p in params]
@@ -565,10 +711,36 @@ def mlp_layers(params: Any) -> list[tuple[jax.Array, jax.Array]]:
 
 
 def ibp(params: Any, x: Interval, activation: str = "relu") -> tuple[Interval, list[Interval]]:
-    """Interval bound propagation through an MLP; returns ``(output, pre_activations)``.
+    """Interval bound propagation (IBP) through an MLP: bounds on its output over an input box.
 
-    ``pre_activations[i]`` bounds the input of the i-th hidden ReLU. No activation
-    after the last layer (as :class:`jaxkit.models.MLP`).
+    ``[z_i] = W_i [x_{i-1}] + b_i`` (:func:`dense`), ``[x_i] = relu([z_i])``; no activation after the last layer
+    (as :class:`jaxkit.models.MLP`).
+
+    Args:
+      params: the MLP's params (anything :func:`mlp_layers` accepts).
+      x: the input interval ``[in]``.
+      activation: ``"relu"`` (the only one supported).
+
+    Returns:
+      ``(output, pre_activations)``: the output's :class:`Interval`, and ``pre_activations[i]`` bounding the
+      input of the i-th hidden ReLU.
+
+    Raises:
+      ValueError: params that are not an MLP, an input of the wrong size, an unknown ``activation``.
+      TypeError: ``x`` not an interval.
+
+    References:
+      Gowal et al., "On the Effectiveness of Interval Bound Propagation for Training Verifiably Robust Models",
+      arXiv:1810.12715, 2018, Sec. 3, Eq. (6).
+
+    Example:
+      >>> mlp = jaxkit.models.MLP((8, 2))
+      >>> params = mlp.init(jax.random.key(0), jnp.zeros((1, 3)))
+      >>> x = jaxkit.interval.box(-0.1 * jnp.ones(3), 0.1 * jnp.ones(3))
+      >>> out, pre = jaxkit.interval.ibp(params, x)
+      >>> y = mlp.apply(params, jnp.zeros((1, 3)))[0]  # the box's centre stays inside the bounds
+      >>> bool(jaxkit.interval.contains(out, y)), len(pre)
+      (True, 1)
     """
     if activation != "relu":
         raise ValueError(f"`activation` must be 'relu', got {activation!r}.")

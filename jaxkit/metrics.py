@@ -30,7 +30,32 @@ def _scores_labels(scores, labels):
 
 
 def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(fpr, tpr, thresholds)`` at every distinct score (descending), starting at ``(0, 0, +inf)``."""
+    """The ROC curve: ``(fpr, tpr, thresholds)`` at every distinct score, descending, from ``(0, 0, +inf)``.
+
+    A point per distinct score ``t``: ``fpr = #(negatives with score >= t) / N_neg``, ``tpr`` likewise over
+    positives; tied scores make one point (as scikit-learn's ``roc_curve(drop_intermediate=False)``).
+
+    Args:
+      scores: real scores of any shape, higher = more likely positive; finite.
+      labels: booleans (or 0/1) of the same size; both classes present.
+
+    Returns:
+      ``(fpr, tpr, thresholds)``, float64 arrays of equal length (number of distinct scores + 1).
+
+    Raises:
+      ValueError: ``scores`` / ``labels`` of different sizes, non-finite scores, non-binary labels, or labels
+        of one class only (the message names the argument).
+
+    References:
+      Fawcett, "An introduction to ROC analysis", Pattern Recognition Letters 27, 2006, Algorithm 1.
+
+    Example:
+      >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+      >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
+      >>> fpr, tpr, thr = jaxkit.metrics.roc_curve(scores, labels)
+      >>> print(fpr, tpr)
+      [0.   0.   0.25 0.25 0.5  0.75 1.  ] [0.  0.5 0.5 1.  1.  1.  1. ]
+    """
     s, y = _scores_labels(scores, labels)
     order = np.argsort(-s, kind="mergesort")
     s, y = s[order], y[order]
@@ -41,7 +66,34 @@ def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def auc(scores, labels) -> float:
-    """Area under the ROC curve: P(score of a positive > a negative), ties counting 1/2 (Mann-Whitney)."""
+    """Area under the ROC curve, rank-based: ``P(positive's score > negative's)``, ties counting 1/2.
+
+    ``AUC = (R_pos - n_1 (n_1 + 1) / 2) / (n_1 n_0)`` with ``R_pos`` the sum of the positives' average ranks
+    (the Mann-Whitney U statistic over ``n_1 n_0``); equal to scikit-learn's ``roc_auc_score``.
+
+    Args:
+      scores: real scores of any shape, higher = more likely positive; finite.
+      labels: booleans (or 0/1) of the same size; both classes present.
+
+    Returns:
+      The AUC in ``[0, 1]`` (0.5: chance), a Python float.
+
+    Raises:
+      ValueError: ``scores`` / ``labels`` of different sizes, non-finite scores, non-binary labels, or labels
+        of one class only (the message names the argument).
+
+    References:
+      Hanley & McNeil, "The meaning and use of the area under a receiver operating characteristic (ROC)
+      curve", Radiology 143, 1982 (the AUC as the Wilcoxon-Mann-Whitney statistic).
+
+    Example:
+      >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+      >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
+      >>> jaxkit.metrics.auc(scores, labels)
+      0.875
+      >>> jaxkit.metrics.auc([1.0, 1.0, 0.0], [1, 0, 0])  # a tie counts 1/2
+      0.75
+    """
     s, y = _scores_labels(scores, labels)
     r = rankdata(s)  # average ranks for ties
     n1, n0 = int(y.sum()), int((~y).sum())
@@ -49,18 +101,65 @@ def auc(scores, labels) -> float:
 
 
 def far_floor(n_neg: int, l: float | None = None) -> float:
-    """The lowest false-alarm rate a curve is drawn from: ``l``, or half of one negative (``0.5 / n_neg``)."""
+    """The lowest false-alarm rate a semi-log curve is drawn from: ``l``, or half of one negative.
+
+    ``l`` when given, else ``0.5 / n_neg``: below one negative's share, so a detector with no false alarm at
+    some threshold still has a finite ``log10`` FPR there.
+
+    Args:
+      n_neg: the number of negatives.
+      l: an explicit floor (returned as given).
+
+    Returns:
+      The floor, a Python float.
+
+    References:
+      The convention of :func:`log_auc` and :func:`lg_far` (the hyperspectral thesis reproduced in
+      ``experiments/hyperspectral_wgan_gp.py``, MSc thesis, NTNU/FFI, 2018).
+
+    Example:
+      >>> jaxkit.metrics.far_floor(4)
+      0.125
+      >>> jaxkit.metrics.far_floor(4, 1e-3)
+      0.001
+    """
     return 0.5 / n_neg if l is None else float(l)
 
 
 def log_auc(scores, labels, *, l: float | None = None) -> float:
-    """Normalised area under TPR vs log10(FPR) over ``[l, 1]``: ``int TPR d(log10 FPR) / |log10 l|``.
+    """Normalised area under the semi-log ROC curve (TPR against log10 FPR) over FPR in ``[l, 1]``.
 
-    ``l = 0.5 / N_neg`` by default. While ``l`` lies below the smallest non-zero FPR (always so for the
+    ``logAUC = int_l^1 TPR d(log10 FPR) / |log10 l|`` (1: perfect; :func:`log_auc_chance`: random).
+
+    ``l = 0.5 / N_neg`` by default (:func:`far_floor`). While ``l`` lies below the smallest non-zero FPR (always so for the
     default), thresholds with zero false positives are placed at FPR = ``l`` (so a perfect detector scores 1).
     A larger ``l`` truncates the curve at ``l``: TPR(l) is interpolated on the ROC segment that crosses it
     (as :func:`partial_auc`) and the points below ``l`` are dropped. Trapezoids in log10(FPR) between
     consecutive points.
+
+    Args:
+      scores: real scores of any shape, higher = more likely positive; finite.
+      labels: booleans (or 0/1) of the same size; both classes present.
+      l: the lowest FPR of the integral, in ``(0, 1)``; default ``0.5 / N_neg``.
+
+    Returns:
+      The normalised area, a Python float in ``[0, 1]``.
+
+    Raises:
+      ValueError: ``scores`` / ``labels`` of different sizes, non-finite scores, non-binary labels, or labels
+        of one class only (the message names the argument).
+      ValueError: ``l`` outside ``(0, 1)``.
+
+    References:
+      Mysinger & Shoichet, "Rapid context-dependent ligand desolvation in molecular docking", J. Chem. Inf.
+      Model. 50, 2010 (logAUC); its use for hyperspectral anomaly detection as in the thesis reproduced by
+      ``experiments/hyperspectral_wgan_gp.py`` (MSc thesis, NTNU/FFI, 2018).
+
+    Example:
+      >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+      >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
+      >>> round(jaxkit.metrics.log_auc(scores, labels), 4)
+      0.8333
     """
     s, y = _scores_labels(scores, labels)
     fpr, tpr, _ = roc_curve(s, y)
@@ -79,7 +178,27 @@ def log_auc(scores, labels, *, l: float | None = None) -> float:
 
 
 def log_auc_chance(n_neg: int, *, l: float | None = None) -> float:
-    """``log_auc`` of a random detector (TPR = FPR): ``(1 - l) / (ln 10 * |log10 l|)`` (~0.07 for 10^6 negatives)."""
+    """The :func:`log_auc` of a random detector (TPR = FPR).
+
+    ``int_l^1 FPR d(log10 FPR) / |log10 l| = (1 - l) / (ln 10 * |log10 l|)`` (about 0.07 for 10^6 negatives).
+
+    Args:
+      n_neg: the number of negatives (a positive integer).
+      l: the lowest FPR, in ``(0, 1)``; default ``0.5 / n_neg``.
+
+    Returns:
+      The chance level, a Python float.
+
+    Raises:
+      ValueError: ``n_neg`` not a positive integer, ``l`` outside ``(0, 1)``.
+
+    References:
+      Mysinger & Shoichet, J. Chem. Inf. Model. 50, 2010 (logAUC of random selection).
+
+    Example:
+      >>> round(jaxkit.metrics.log_auc_chance(10**6), 4)
+      0.0689
+    """
     lo = far_floor(_c.positive_int(n_neg, "n_neg"), l)
     if not 0 < lo < 1:
         raise ValueError(f"`l` must lie in (0, 1), got {lo}.")
@@ -87,7 +206,33 @@ def log_auc_chance(n_neg: int, *, l: float | None = None) -> float:
 
 
 def lg_far(scores, labels, *, l: float | None = None) -> float:
-    """log10 of the false-alarm rate at the threshold that first detects a positive (FPR 0 -> ``l``)."""
+    """``log10`` of the false-alarm rate at the highest threshold that detects a positive.
+
+    ``lgFAR = log10 max(FPR(t*), l)`` with ``t*`` the highest positive's score: how many false alarms the
+    first detection costs (lower is better; an FPR of 0 counts as ``l``).
+
+    Args:
+      scores: real scores of any shape, higher = more likely positive; finite.
+      labels: booleans (or 0/1) of the same size; both classes present.
+      l: the floor for an FPR of 0; default ``0.5 / N_neg`` (:func:`far_floor`).
+
+    Returns:
+      A Python float <= 0.
+
+    Raises:
+      ValueError: ``scores`` / ``labels`` of different sizes, non-finite scores, non-binary labels, or labels
+        of one class only (the message names the argument).
+
+    References:
+      The hyperspectral thesis reproduced by ``experiments/hyperspectral_wgan_gp.py`` (MSc thesis, NTNU/FFI,
+      2018; its per-target tables).
+
+    Example:
+      >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+      >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
+      >>> round(jaxkit.metrics.lg_far(scores, labels), 4)  # no false alarm above 0.9: log10(0.5 / 4)
+      -0.9031
+    """
     s, y = _scores_labels(scores, labels)
     fpr, tpr, _ = roc_curve(s, y)
     first = int(np.argmax(tpr > 0))
@@ -97,7 +242,30 @@ def lg_far(scores, labels, *, l: float | None = None) -> float:
 def partial_auc(scores, labels, max_fpr: float) -> float:
     """Area under the ROC curve for FPR in ``[0, max_fpr]``, divided by ``max_fpr`` (so 1 is perfect).
 
-    (Not McClish-standardised as scikit-learn's ``roc_auc_score(max_fpr=...)``.)
+    ``pAUC = int_0^max_fpr TPR dFPR / max_fpr``, TPR interpolated linearly at ``max_fpr``. Not
+    McClish-standardised as scikit-learn's ``roc_auc_score(max_fpr=...)`` (which maps chance to 0.5).
+
+    Args:
+      scores: real scores of any shape, higher = more likely positive; finite.
+      labels: booleans (or 0/1) of the same size; both classes present.
+      max_fpr: the upper end of the FPR range, in ``(0, 1]``.
+
+    Returns:
+      The normalised partial area, a Python float in ``[0, 1]``.
+
+    Raises:
+      ValueError: ``scores`` / ``labels`` of different sizes, non-finite scores, non-binary labels, or labels
+        of one class only (the message names the argument).
+      ValueError: ``max_fpr`` outside ``(0, 1]``.
+
+    References:
+      McClish, "Analyzing a portion of the ROC curve", Medical Decision Making 9, 1989 (the partial area).
+
+    Example:
+      >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
+      >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
+      >>> jaxkit.metrics.partial_auc(scores, labels, 0.5)
+      0.75
     """
     if not 0 < max_fpr <= 1:
         raise ValueError(f"`max_fpr` must lie in (0, 1], got {max_fpr}.")

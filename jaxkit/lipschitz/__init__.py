@@ -57,7 +57,26 @@ def _norm_p(p) -> float:
 
 
 def to_net(params: Any) -> Net:
-    """Float64 ``Net`` (``W = kernel.T``) from Flax ``nn.Dense``-MLP params (see ``interval.mlp_layers``)."""
+    """The float64 ``Net`` (``W x + b`` layout, ``W = kernel.T``) that the search works on, from Flax MLP params.
+
+    Args:
+      params: Flax ``nn.Dense`` MLP params (anything :func:`jaxkit.interval.mlp_layers` accepts).
+
+    Returns:
+      A ``Net`` of float64 NumPy ``weights`` (``[out, in]``) and ``biases``; ``sizes`` lists the layer widths.
+
+    Raises:
+      ValueError: params that are not an MLP, or non-finite weights (naming the layer).
+
+    References:
+      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021
+      (the networks ``f(x) = W_L relu(... relu(W_1 x + b_1) ...) + b_L`` it bounds).
+
+    Example:
+      >>> net = jaxkit.lipschitz.to_net(jaxkit.lipschitz.paper_network("iris_4-5-5-3").params)
+      >>> net.sizes, net.weights[0].shape
+      ((4, 5, 5, 3), (5, 4))
+    """
     layers = mlp_layers(params)
     ws = tuple(np.asarray(k, np.float64).T for k, _ in layers)
     bs = tuple(np.asarray(b, np.float64) for _, b in layers)
@@ -116,11 +135,16 @@ def lipschitz_constant(
     devices: Sequence[Any] | None = None,
     memory_budget: float | None = None,
 ) -> Result:
-    """Exact (k = 1) or k-approximate Lipschitz constant of a ReLU MLP.
+    """Exact (k = 1) or k-approximate Lipschitz constant of a ReLU MLP, by best-first branch-and-bound.
+
+    ``L_p(f, X) = sup over differentiable x in X of ||J_f(x)||_p`` (induced norm), found by splitting ``X`` by
+    neuron signs: nodes are bounded with interval Jacobians (``||max(|J_lo|, |J_hi|)||_p``), the largest upper
+    bound is split first, and the search stops when ``upper <= k * lower``.
 
     Args:
       params: Flax ``nn.Dense`` MLP params (``Dense_0 ... Dense_{L-1}``; Linen
         variables and NNX state accepted) or a list of ``(kernel, bias)``.
+      mode: ``"local"`` (over ``box``) or ``"global"`` (over all of R^n).
       box: ``(lo, hi)`` input bounds (arrays or scalars) or an
         :class:`jaxkit.interval.Interval`; required for ``mode="local"``, must be
         ``None`` for ``mode="global"`` (Lipschitz constant over all of R^n).
@@ -151,6 +175,22 @@ def lipschitz_constant(
       :class:`Result` with ``lower``, ``upper``, ``exact``, ``status``, ``nodes``,
       ``lp_calls`` (feasibility LPs asked), ``highs_calls`` (of which solved by HiGHS), ``seconds``,
       ``first_estimate`` and ``history``.
+
+    Raises:
+      ValueError: ``p`` not 1, 2 or inf; ``k < 1``; ``batch < 1``; an unknown ``mode`` or ``lp``; a ``box`` of
+        the wrong size, with NaN or ``lo > hi``, missing in local mode or given in global mode; non-positive
+        budgets; params that are not an MLP.
+
+    References:
+      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021 (the best-first
+      search with interval Jacobians and LP feasibility; its Table 1 gives the reference networks of
+      :func:`paper_network`).
+
+    Example:
+      >>> net = jaxkit.lipschitz.paper_network("iris_4-5-5-3")
+      >>> res = jaxkit.lipschitz.lipschitz_constant(net.params, net.box, p=2)
+      >>> res.status, round(res.upper, 6), round(net.exact[2], 6)
+      ('exact', 6.771455, 6.771455)
     """
     p = _norm_p(p)
     if not np.isfinite(k) or float(k) < 1.0:
@@ -215,14 +255,61 @@ def lipschitz_constant(
 
 
 def naive_upper_bound(params: Any, p: float | str = 2) -> float:
-    """Product of the layers' operator norms, ``prod_l ||W_l||_p``: a global upper bound."""
+    """The product of the layers' operator norms, ``prod_l ||W_l||_p``: a global upper bound.
+
+    Valid because ReLU is 1-Lipschitz; usually far above the exact constant (the baseline LipBaB improves on).
+
+    Args:
+      params: Flax ``nn.Dense`` MLP params.
+      p: 1, 2 or ``inf``.
+
+    Returns:
+      The bound, a Python float.
+
+    Raises:
+      ValueError: ``p`` not 1, 2 or inf; params that are not an MLP.
+
+    References:
+      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021 (the naive product
+      bound it improves on); Szegedy et al., "Intriguing properties of neural networks", ICLR 2014, Sec. 4.3.
+
+    Example:
+      >>> net = jaxkit.lipschitz.paper_network("iris_4-5-5-3")
+      >>> round(jaxkit.lipschitz.naive_upper_bound(net.params, 2), 4)  # the exact constant is 6.7715
+      7.6757
+    """
     p = _norm_p(p)
     net = to_net(params)
     return float(np.prod([np_op_norm(w, p) for w in net.weights]))
 
 
 def jacobian_norm(params: Any, x: np.ndarray, p: float | str = 2) -> float:
-    """``||J_f(x)||_p`` at a point (float64); a lower bound on the local constant of any box holding ``x``."""
+    """The norm of the network's Jacobian at a point, ``||J_f(x)||_p`` (float64).
+
+    ``J_f(x) = W_L Λ_{L-1}(x) ... Λ_1(x) W_1`` with ``Λ_l(x)`` the ReLUs' 0/1 activation pattern at ``x``; a
+    lower bound on the local constant of any box holding ``x`` (when ``x`` is a differentiable point).
+
+    Args:
+      params: Flax ``nn.Dense`` MLP params.
+      x: the input point, shape ``[n_inputs]``.
+      p: 1, 2 or ``inf``.
+
+    Returns:
+      The norm, a Python float.
+
+    Raises:
+      TypeError: ``x`` not real.
+      ValueError: ``x`` of the wrong shape or not finite; ``p`` not 1, 2 or inf.
+
+    References:
+      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021 (the Jacobian
+      of a ReLU network for a fixed activation pattern).
+
+    Example:
+      >>> net = jaxkit.lipschitz.paper_network("iris_4-5-5-3")
+      >>> round(jaxkit.lipschitz.jacobian_norm(net.params, np.full(4, 0.5), 2), 4)
+      1.7979
+    """
     p = _norm_p(p)
     net = to_net(params)
     if np.asarray(x).dtype.kind not in "iuf":
