@@ -636,7 +636,8 @@ def contains(outer: Interval, x: jax.Array) -> jax.Array:
 
     Example:
       >>> x = jaxkit.interval.box(jnp.array([-1.0, 0.0]), jnp.array([1.0, 2.0]))
-      >>> bool(jaxkit.interval.contains(x, jnp.array([0.0, 1.0]))), bool(jaxkit.interval.contains(x, jnp.array([0.0, 3.0])))
+      >>> inside = jaxkit.interval.contains
+      >>> bool(inside(x, jnp.array([0.0, 1.0]))), bool(inside(x, jnp.array([0.0, 3.0])))
       (True, False)
     """
     outer = check(outer, "outer")

@@ -131,8 +131,8 @@ def log_auc(scores, labels, *, l: float | None = None) -> float:
 
     ``logAUC = int_l^1 TPR d(log10 FPR) / |log10 l|`` (1: perfect; :func:`log_auc_chance`: random).
 
-    ``l = 0.5 / N_neg`` by default (:func:`far_floor`). While ``l`` lies below the smallest non-zero FPR (always so for the
-    default), thresholds with zero false positives are placed at FPR = ``l`` (so a perfect detector scores 1).
+    ``l = 0.5 / N_neg`` by default (:func:`far_floor`). While ``l`` lies below the smallest non-zero FPR (always so
+    for the default), thresholds with zero false positives are placed at FPR = ``l`` (so a perfect detector scores 1).
     A larger ``l`` truncates the curve at ``l``: TPR(l) is interpolated on the ROC segment that crosses it
     (as :func:`partial_auc`) and the points below ``l`` are dropped. Trapezoids in log10(FPR) between
     consecutive points.

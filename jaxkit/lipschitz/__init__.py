@@ -182,8 +182,8 @@ def lipschitz_constant(
         budgets; params that are not an MLP.
 
     References:
-      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021 (the best-first
-      search with interval Jacobians and LP feasibility; its Table 1 gives the reference networks of
+      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021
+      (the best-first search with interval Jacobians and LP feasibility; its Table 1 gives the reference networks of
       :func:`paper_network`).
 
     Example:
@@ -270,8 +270,9 @@ def naive_upper_bound(params: Any, p: float | str = 2) -> float:
       ValueError: ``p`` not 1, 2 or inf; params that are not an MLP.
 
     References:
-      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021 (the naive product
-      bound it improves on); Szegedy et al., "Intriguing properties of neural networks", ICLR 2014, Sec. 4.3.
+      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021
+      (the naive product bound it improves on); Szegedy et al., "Intriguing properties of neural networks",
+      ICLR 2014, Sec. 4.3.
 
     Example:
       >>> net = jaxkit.lipschitz.paper_network("iris_4-5-5-3")
@@ -302,8 +303,8 @@ def jacobian_norm(params: Any, x: np.ndarray, p: float | str = 2) -> float:
       ValueError: ``x`` of the wrong shape or not finite; ``p`` not 1, 2 or inf.
 
     References:
-      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021 (the Jacobian
-      of a ReLU network for a fixed activation pattern).
+      Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021
+      (the Jacobian of a ReLU network for a fixed activation pattern).
 
     Example:
       >>> net = jaxkit.lipschitz.paper_network("iris_4-5-5-3")
