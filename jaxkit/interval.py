@@ -200,7 +200,7 @@ def check(x: Any, name: str = "x") -> Interval:
       TypeError: ``x`` is not an ``Interval`` of floats.
       ValueError: ``lo`` / ``hi`` of different shapes, a NaN end point or ``lo > hi`` (naming ``name``).
 
-    Example:
+    Examples:
       >>> iv = jaxkit.interval
       >>> iv.check(iv.Interval(jnp.array([2.0]), jnp.array([1.0])), "x0")
       Traceback (most recent call last):
@@ -257,7 +257,7 @@ def convert(x: Any, dtype, name: str = "x") -> tuple[jax.Array, jax.Array]:
     References:
       IEEE 754-2019, Sec. 4.3 (directed rounding, here emulated by ``nextafter`` from round-to-nearest).
 
-    Example:
+    Examples:
       >>> lo, hi = jaxkit.interval.convert(0.1, jnp.float32)
       >>> bool(lo < hi), float(lo) <= 0.1 <= float(hi)
       (True, True)
@@ -324,7 +324,7 @@ def box(lo, hi, dtype=None) -> Interval:
     References:
       Moore, Kearfott & Cloud, *Introduction to Interval Analysis*, SIAM 2009, Ch. 2 (intervals and boxes).
 
-    Example:
+    Examples:
       >>> x = jaxkit.interval.box(jnp.array([-1.0, 0.0]), jnp.array([1.0, 2.0]))
       >>> print(x.lo, x.hi)
       [-1.  0.] [1. 2.]
@@ -378,7 +378,7 @@ def matmul(w: jax.Array, x: Interval) -> Interval:
       Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., SIAM 2002, Thm 3.5 (the dot product's
       error bound); Moore, Kearfott & Cloud, *Introduction to Interval Analysis*, SIAM 2009, Ch. 2.
 
-    Example:
+    Examples:
       >>> x = jaxkit.interval.box(jnp.array([-1.0, 0.0]), jnp.array([1.0, 2.0]))
       >>> y = jaxkit.interval.matmul(jnp.array([[1.0, -1.0]]), x)  # [-3, 1], widened for rounding
       >>> bool(y.lo[0] <= -3.0), bool(y.hi[0] >= 1.0), round(float(y.lo[0]), 3), round(float(y.hi[0]), 3)
@@ -438,7 +438,7 @@ def dense(x: Interval, kernel: jax.Array, bias: jax.Array | None = None) -> Inte
       Gowal et al., "On the Effectiveness of Interval Bound Propagation for Training Verifiably Robust Models",
       arXiv:1810.12715, 2018, Eq. (6) (an affine layer's interval bounds).
 
-    Example:
+    Examples:
       >>> x = jaxkit.interval.box(jnp.array([-1.0, 0.0]), jnp.array([1.0, 2.0]))
       >>> z = jaxkit.interval.dense(x, jnp.array([[1.0], [-1.0]]), jnp.array([0.5]))
       >>> round(float(z.lo[0]), 3), round(float(z.hi[0]), 3)  # [-2.5, 1.5], widened by a few ulps
@@ -479,7 +479,7 @@ def relu(x: Interval) -> Interval:
     References:
       Gowal et al., arXiv:1810.12715, 2018, Sec. 3 (monotone activations map end points to end points).
 
-    Example:
+    Examples:
       >>> x = jaxkit.interval.box(jnp.array([-1.0, -2.0]), jnp.array([1.0, -1.0]))
       >>> y = jaxkit.interval.relu(x)
       >>> print(y.lo, y.hi)
@@ -584,7 +584,7 @@ def monotone(
       Moore, Kearfott & Cloud, *Introduction to Interval Analysis*, SIAM 2009, Sec. 5.1 (monotone functions at
       the end points); the widening is measured by ``benchmarks/interval_ulps.py``.
 
-    Example:
+    Examples:
       >>> y = jaxkit.interval.monotone("tanh", jaxkit.interval.box(0.0, 1.0))
       >>> bool(y.lo <= 0.0), bool(y.hi >= np.tanh(1.0)), round(float(y.hi), 4)
       (True, True, 0.7616)
@@ -634,7 +634,7 @@ def contains(outer: Interval, x: jax.Array) -> jax.Array:
       TypeError: ``outer`` not an interval.
       ValueError: an invalid concrete ``outer`` (see :func:`check`).
 
-    Example:
+    Examples:
       >>> x = jaxkit.interval.box(jnp.array([-1.0, 0.0]), jnp.array([1.0, 2.0]))
       >>> inside = jaxkit.interval.contains
       >>> bool(inside(x, jnp.array([0.0, 1.0]))), bool(inside(x, jnp.array([0.0, 3.0])))
@@ -656,7 +656,7 @@ def mlp_layers(params: Any) -> list[tuple[jax.Array, jax.Array]]:
     Raises:
       ValueError: anything that is not a chain of dense layers with matching shapes.
 
-    Example:
+    Examples:
       >>> mlp = jaxkit.models.MLP((4, 2))
       >>> params = mlp.init(jax.random.key(0), jnp.zeros((1, 3)))
       >>> [k.shape for k, b in jaxkit.interval.mlp_layers(params)]
@@ -734,7 +734,7 @@ def ibp(params: Any, x: Interval, activation: str = "relu") -> tuple[Interval, l
       Gowal et al., "On the Effectiveness of Interval Bound Propagation for Training Verifiably Robust Models",
       arXiv:1810.12715, 2018, Sec. 3, Eq. (6).
 
-    Example:
+    Examples:
       >>> mlp = jaxkit.models.MLP((8, 2))
       >>> params = mlp.init(jax.random.key(0), jnp.zeros((1, 3)))
       >>> x = jaxkit.interval.box(-0.1 * jnp.ones(3), 0.1 * jnp.ones(3))

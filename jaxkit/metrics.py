@@ -49,7 +49,7 @@ def roc_curve(scores, labels) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     References:
       Fawcett, "An introduction to ROC analysis", Pattern Recognition Letters 27, 2006, Algorithm 1.
 
-    Example:
+    Examples:
       >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
       >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
       >>> fpr, tpr, thr = jaxkit.metrics.roc_curve(scores, labels)
@@ -86,7 +86,7 @@ def auc(scores, labels) -> float:
       Hanley & McNeil, "The meaning and use of the area under a receiver operating characteristic (ROC)
       curve", Radiology 143, 1982 (the AUC as the Wilcoxon-Mann-Whitney statistic).
 
-    Example:
+    Examples:
       >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
       >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
       >>> jaxkit.metrics.auc(scores, labels)
@@ -117,7 +117,7 @@ def far_floor(n_neg: int, l: float | None = None) -> float:
       The convention of :func:`log_auc` and :func:`lg_far` (the hyperspectral thesis reproduced in
       ``experiments/hyperspectral_wgan_gp.py``, MSc thesis, NTNU/FFI, 2018).
 
-    Example:
+    Examples:
       >>> jaxkit.metrics.far_floor(4)
       0.125
       >>> jaxkit.metrics.far_floor(4, 1e-3)
@@ -155,7 +155,7 @@ def log_auc(scores, labels, *, l: float | None = None) -> float:
       Model. 50, 2010 (logAUC); its use for hyperspectral anomaly detection as in the thesis reproduced by
       ``experiments/hyperspectral_wgan_gp.py`` (MSc thesis, NTNU/FFI, 2018).
 
-    Example:
+    Examples:
       >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
       >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
       >>> round(jaxkit.metrics.log_auc(scores, labels), 4)
@@ -195,7 +195,7 @@ def log_auc_chance(n_neg: int, *, l: float | None = None) -> float:
     References:
       Mysinger & Shoichet, J. Chem. Inf. Model. 50, 2010 (logAUC of random selection).
 
-    Example:
+    Examples:
       >>> round(jaxkit.metrics.log_auc_chance(10**6), 4)
       0.0689
     """
@@ -227,7 +227,7 @@ def lg_far(scores, labels, *, l: float | None = None) -> float:
       The hyperspectral thesis reproduced by ``experiments/hyperspectral_wgan_gp.py`` (MSc thesis, NTNU/FFI,
       2018; its per-target tables).
 
-    Example:
+    Examples:
       >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
       >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
       >>> round(jaxkit.metrics.lg_far(scores, labels), 4)  # no false alarm above 0.9: log10(0.5 / 4)
@@ -261,7 +261,7 @@ def partial_auc(scores, labels, max_fpr: float) -> float:
     References:
       McClish, "Analyzing a portion of the ROC curve", Medical Decision Making 9, 1989 (the partial area).
 
-    Example:
+    Examples:
       >>> scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4])
       >>> labels = np.array([1, 0, 1, 0, 0, 0], bool)
       >>> jaxkit.metrics.partial_auc(scores, labels, 0.5)

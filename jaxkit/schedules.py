@@ -76,7 +76,7 @@ def bfrifp_decay(
       Qiu et al., "BFRIFP: Brain Functional Reorganization Inspired Filter Pruning", ICANN 2021 (the decay of
       the pruned filters' outputs; used by :mod:`jaxkit.prune.bfrifp`).
 
-    Example:
+    Examples:
       >>> d = jaxkit.schedules.bfrifp_decay(13)
       >>> print(np.round(d(jnp.array([0.0, 1.0, 2.0]), 13), 3))
       [1.    0.135 0.018]
@@ -125,7 +125,7 @@ def warmup_cosine_sparsity(peak: float, total_steps: int, warmup_steps: int = 0,
       Zhang et al., "Pruned-YOLO: Learning Efficient Object Detector Using Model Pruning", ICANN 2021 (the
       sparsity-training schedule; used with :func:`jaxkit.prune.pruned_yolo.bn_l1`).
 
-    Example:
+    Examples:
       >>> s = jaxkit.schedules.warmup_cosine_sparsity(1e-3, total_steps=100, warmup_steps=10)
       >>> print([round(float(s(t)), 6) for t in (5, 10, 55, 100)])
       [0.0005, 0.001, 0.0005, 0.0]
@@ -169,7 +169,7 @@ def gmp_sparsity(final: float, begin_step: int, end_step: int, initial: float = 
       Zhu & Gupta, "To prune, or not to prune: exploring the efficacy of pruning for model compression",
       arXiv:1710.01878, 2017, Eq. (1) (with its pruning frequency ``Delta t = 1``).
 
-    Example:
+    Examples:
       >>> s = jaxkit.schedules.gmp_sparsity(0.9, begin_step=0, end_step=100)
       >>> print([round(float(s(t)), 4) for t in (0, 50, 100, 200)])
       [0.0, 0.7875, 0.9, 0.9]
@@ -211,7 +211,7 @@ def temperature(init: float, final: float, total_steps: int, kind: str = "expone
       Jang, Gu & Poole, "Categorical Reparameterization with Gumbel-Softmax", ICLR 2017, Sec. 4 (annealing the
       temperature exponentially); the temperature of :func:`jaxkit.gates.sample_gates`.
 
-    Example:
+    Examples:
       >>> t = jaxkit.schedules.temperature(1.0, 0.1, total_steps=100)
       >>> print([round(float(t(s)), 4) for s in (0, 50, 100, 150)])
       [1.0, 0.3162, 0.1, 0.1]
@@ -260,7 +260,7 @@ def ramp(final: float, ramp_steps: int, *, initial: float = 0.0, delay: int = 0)
       Our extension: Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with
       Gating", ICANN 2021, hold ``alpha`` fixed per gated phase (``ramp_steps=0``).
 
-    Example:
+    Examples:
       >>> w = jaxkit.schedules.ramp(0.5, ramp_steps=10, delay=5)
       >>> print([round(float(w(t)), 3) for t in (0, 5, 10, 15, 30)])
       [0.0, 0.0, 0.25, 0.5, 0.5]

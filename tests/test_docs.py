@@ -6,7 +6,7 @@ format; their examples run.
   ``objects.inv`` (the inventory mkdocstrings writes for the objects it rendered).
 * The docstring format (optax's): a one-line summary, the formula or rule where there is one, ``Args:`` naming
   every parameter, ``Returns:``, ``Raises:`` where the function checks its input, ``References:`` (paper and
-  equation / section) where it implements a published method, ``Example:`` with ``>>>`` lines. Modules are
+  equation / section) where it implements a published method, ``Examples:`` with ``>>>`` lines. Modules are
   converted one at a time: every public function of a module in ``FORMATTED`` must follow it, and the number of
   public functions that follow it anywhere may only grow (``FORMATTED_AT_LEAST``).
 * Every ``>>>`` example of a public object runs as a doctest (float output compared as printed, so examples round
@@ -112,8 +112,8 @@ def format_problems(qualname: str, obj) -> list[str]:
         problems.append("Returns")
     if "References" not in sec and qualname not in NO_PAPER:
         problems.append("References")
-    if ">>>" not in sec.get("Example", "") + sec.get("Examples", ""):
-        problems.append("an Example with >>>")
+    if ">>>" not in sec.get("Examples", ""):  # griffe renders the >>> lines of an "Examples:" section as code
+        problems.append("Examples with >>>")
     return problems
 
 
@@ -152,7 +152,7 @@ def test_the_format_check_can_fail():
         References:
           Nobody, 2026.
 
-        Example:
+        Examples:
           >>> good(1)
           2
         """
@@ -163,7 +163,7 @@ def test_the_format_check_can_fail():
         "Args for ['x', 'y']",
         "Returns",
         "References",
-        "an Example with >>>",
+        "Examples with >>>",
     }
     assert format_problems("t.good", good) == []
 

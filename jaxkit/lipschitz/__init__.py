@@ -72,7 +72,7 @@ def to_net(params: Any) -> Net:
       Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021
       (the networks ``f(x) = W_L relu(... relu(W_1 x + b_1) ...) + b_L`` it bounds).
 
-    Example:
+    Examples:
       >>> net = jaxkit.lipschitz.to_net(jaxkit.lipschitz.paper_network("iris_4-5-5-3").params)
       >>> net.sizes, net.weights[0].shape
       ((4, 5, 5, 3), (5, 4))
@@ -186,7 +186,7 @@ def lipschitz_constant(
       (the best-first search with interval Jacobians and LP feasibility; its Table 1 gives the reference networks of
       :func:`paper_network`).
 
-    Example:
+    Examples:
       >>> net = jaxkit.lipschitz.paper_network("iris_4-5-5-3")
       >>> res = jaxkit.lipschitz.lipschitz_constant(net.params, net.box, p=2)
       >>> res.status, round(res.upper, 6), round(net.exact[2], 6)
@@ -274,7 +274,7 @@ def naive_upper_bound(params: Any, p: float | str = 2) -> float:
       (the naive product bound it improves on); Szegedy et al., "Intriguing properties of neural networks",
       ICLR 2014, Sec. 4.3.
 
-    Example:
+    Examples:
       >>> net = jaxkit.lipschitz.paper_network("iris_4-5-5-3")
       >>> round(jaxkit.lipschitz.naive_upper_bound(net.params, 2), 4)  # the exact constant is 6.7715
       7.6757
@@ -306,7 +306,7 @@ def jacobian_norm(params: Any, x: np.ndarray, p: float | str = 2) -> float:
       Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021
       (the Jacobian of a ReLU network for a fixed activation pattern).
 
-    Example:
+    Examples:
       >>> net = jaxkit.lipschitz.paper_network("iris_4-5-5-3")
       >>> round(jaxkit.lipschitz.jacobian_norm(net.params, np.full(4, 0.5), 2), 4)
       1.7979

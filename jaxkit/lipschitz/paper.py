@@ -67,7 +67,7 @@ def paper_network(name: str) -> PaperNetwork:
       Bhowmick, D'Souza & Raghavan, "LipBaB: Computing Exact Lipschitz Constant of ReLU Networks", ICANN 2021,
       Table 1 (the networks, boxes and exact constants); provenance in ``paper_nets/README.md``.
 
-    Example:
+    Examples:
       >>> net = jaxkit.lipschitz.paper_network("sd_10-30-30-30-3")
       >>> net.box[1][:3], round(net.exact[2], 4), net.paper_seconds[2]
       (array([0.1, 0.1, 0.1]), 19.4628, 79.0)
