@@ -16,7 +16,7 @@ WORKERS ?= 2
 UNIT_XLA_FLAGS ?= --xla_backend_optimization_level=0
 PYTEST = $(BIN)/python -m pytest -n $(WORKERS) --dist loadgroup
 
-.PHONY: demo test test-fast lint bench docs clean
+.PHONY: demo test test-fast lint bench docs notebook-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,16 @@ test-fast: $(VENV)/.installed-test
 # suite builds it too (tests/test_docs.py) and checks every public name is in it
 docs: $(VENV)/.installed-test
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
+# a notebook as a new user runs it: a fresh venv with only Jupyter, where the notebook's first cell must install
+# jaxkit (from this checkout; on Colab from the repository) -- the release checklist's step (CONTRIBUTING.md)
+NOTEBOOK ?= quickstart
+notebook-check:
+	@tmp=$$(mktemp -d) && $(PYTHON) -m venv $$tmp/venv && $$tmp/venv/bin/python -m pip install -q notebook nbconvert ipykernel \
+	&& (cd $$tmp && ! venv/bin/python -c "import jaxkit" 2>/dev/null) \
+	&& (cd colabs && $$tmp/venv/bin/jupyter nbconvert --to notebook --execute $(NOTEBOOK).ipynb --output-dir $$tmp/out) \
+	&& (cd $$tmp && venv/bin/python -c "import importlib.metadata as m, jaxkit; print('installed by the notebook:', \
+	m.version('jaxkit-papers'), jaxkit.__file__)") && rm -rf $$tmp
 
 # every benchmark in its own process; ratio lines + machine -> benchmarks/results/<date>-<backend>.txt
 bench: $(VENV)/.installed-test

@@ -267,3 +267,24 @@ def test_first_call_compiles_two_programs(setting, caplog):
     compiled = [r.getMessage() for r in caplog.records if "Finished XLA compilation" in r.getMessage()]
     assert len(compiled) == 2, compiled
     assert np.isfinite(float(v))
+
+
+def test_bin_weights_and_kde_density_refuse_bad_input():
+    with pytest.raises(ValueError, match=r"`s` must lie in \[0, 1\]"):
+        cal.bin_weights(jnp.array([1.5]), 1)
+    with pytest.raises(ValueError, match="must not exceed the number of samples"):
+        cal.bin_weights(jnp.array([0.5]), 3, "adaptive")
+    with pytest.raises(ValueError, match="`binning` must be"):
+        cal.bin_weights(jnp.array([0.5]), 1, "quantile")
+    s = jnp.array([0.5, 0.2])
+    with pytest.raises(ValueError, match="`weights` must be >= 0"):
+        cal.kde_density(s, jnp.array([-1.0, 1.0]))
+    with pytest.raises(ValueError, match="`weights` must have the shape of `s`"):
+        cal.kde_density(s, jnp.array([1.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="`bandwidth` must be > 0"):
+        cal.kde_density(s, bandwidth=0.0)
+    with pytest.raises(ValueError, match=r"`s` must lie in \[0, 1\]"):
+        cal.kde_density(jnp.array([0.5, 1.2]))
+    # inside jit the checks that need values step aside (no error, as every jittable estimator)
+    grid, f = jax.jit(lambda w: cal.kde_density(s, w, grid_size=5))(jnp.array([1.0, 1.0]))
+    assert np.isfinite(np.asarray(f)).all()

@@ -19,6 +19,7 @@ import doctest
 import importlib
 import importlib.util
 import inspect
+import json
 import os
 import re
 import subprocess
@@ -36,9 +37,9 @@ import jaxkit
 ROOT = Path(__file__).resolve().parent.parent
 
 # modules whose every public function follows the format (References optional in NO_PAPER: no published method)
-FORMATTED = ("interval", "lipschitz", "metrics", "schedules")
+FORMATTED = ("calibration", "interval", "lipschitz", "losses", "metrics", "schedules")
 NO_PAPER = {"jaxkit.interval.check", "jaxkit.interval.contains", "jaxkit.interval.mlp_layers"}
-FORMATTED_AT_LEAST = 27  # raised as modules are converted (see test_formatted_count_only_grows)
+FORMATTED_AT_LEAST = 51  # raised as modules are converted (see test_formatted_count_only_grows)
 
 SECTIONS = ("Args", "Returns", "Raises", "References", "Example", "Examples", "Attributes", "Yields", "Note")
 
@@ -223,3 +224,87 @@ def test_site_builds_strict_and_lists_every_public_name(tmp_path):
     assert not missing, missing
     for nb in (ROOT / "colabs").glob("*.ipynb"):
         assert (site / "colabs" / nb.stem / "index.html").exists(), nb.name
+
+
+# ---- notebooks: the install cell and the Colab badge (colabs/install_cell.py) ----
+
+
+def _install_cell():
+    spec = importlib.util.spec_from_file_location("jaxkit_install_cell", ROOT / "colabs" / "install_cell.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+cells = _install_cell()
+
+
+@pytest.mark.parametrize("path", cells.notebooks(), ids=lambda p: p.name)
+def test_every_notebook_starts_with_the_install_cell(path):
+    nb = json.loads(path.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert "".join(code[0]["source"]) == cells.cell_source(cells.metadata()), (
+        f"{path.name}: run `python colabs/install_cell.py` (the first code cell must be the install cell)"
+    )
+    assert sum("".join(c["source"]).startswith(cells.MARK) for c in code) == 1
+    assert cells.synced(nb, path.name, cells.metadata()) == nb  # badge and cell as setup.cfg says
+
+
+def _run_cell(meta, cwd, colab=False):
+    """Execute the install cell as a kernel would where jaxkit is missing; returns the pip command it ran."""
+    calls = []
+    code = cells.cell_source(meta)
+    fake_util = type("util", (), {"find_spec": staticmethod(lambda name: None)})
+    fake_importlib = type("importlib", (), {"util": fake_util, "invalidate_caches": staticmethod(lambda: None)})
+    fake_subprocess = type("subprocess", (), {"check_call": staticmethod(calls.append)})
+    modules = {"importlib": fake_importlib, "importlib.util": fake_util, "subprocess": fake_subprocess}
+    if colab:
+        modules["google.colab"] = object()
+    code = code.replace("import importlib, importlib.util, pathlib, subprocess, sys\n", "")
+    old = os.getcwd()
+    os.chdir(cwd)
+    saved = {k: sys.modules.get(k) for k in ("google.colab",)}
+    try:
+        if colab:
+            sys.modules["google.colab"] = modules["google.colab"]  # type: ignore[assignment]
+        exec(
+            code,
+            {"importlib": fake_importlib, "pathlib": __import__("pathlib"), "subprocess": fake_subprocess, "sys": sys},
+        )
+    finally:
+        os.chdir(old)
+        for k, v in saved.items():
+            if v is None:
+                sys.modules.pop(k, None)
+            else:
+                sys.modules[k] = v
+    return calls
+
+
+def test_install_cell_installs_from_the_checkout_or_the_repository(tmp_path):
+    meta = cells.metadata()
+    (cmd,) = _run_cell(meta, ROOT / "colabs")  # a local kernel without jaxkit: the checkout, not editable
+    assert cmd[1:5] == ["-m", "pip", "install", "-q"]
+    assert cmd[5] == f"{meta['name']}[{cells.EXTRAS}] @ {ROOT.as_uri()}"
+    # on Colab (no checkout around it): the repository at the release tag, when setup.cfg names one
+    github = {**meta, "url": "https://github.com/someone/jaxkit"}
+    (cmd,) = _run_cell(github, tmp_path, colab=True)
+    assert cmd[5] == f"{meta['name']}[{cells.EXTRAS}] @ git+https://github.com/someone/jaxkit@{meta['tag']}"
+    with pytest.raises(RuntimeError, match="no url"):
+        _run_cell({**meta, "url": None}, tmp_path, colab=True)
+
+
+def test_colab_badge_is_built_from_the_repository_url():
+    meta = {**cells.metadata(), "url": "https://github.com/someone/jaxkit.git"}
+    assert cells.badge(meta, "quickstart.ipynb") == (
+        "[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+        f"(https://colab.research.google.com/github/someone/jaxkit/blob/{meta['tag']}/colabs/quickstart.ipynb)"
+    )
+    assert cells.badge({**meta, "url": None}, "quickstart.ipynb") is None
+    nb = json.loads((ROOT / "colabs" / "quickstart.ipynb").read_text())
+    with_badge = cells.synced(nb, "quickstart.ipynb", meta)
+    assert "".join(with_badge["cells"][0]["source"]).startswith("[![Open In Colab]")
+    assert cells.synced(with_badge, "quickstart.ipynb", {**meta, "url": None}) == cells.synced(
+        nb, "quickstart.ipynb", {**meta, "url": None}
+    )

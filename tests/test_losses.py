@@ -273,3 +273,17 @@ def test_focal_loss_reuses_optax_and_equals_the_float64_definition(gamma):
     np.testing.assert_allclose(focal_loss(zb, yb, gamma), _focal64(zb, yb, gamma), rtol=1e-5, atol=1e-7)
     refb = optax.sigmoid_focal_loss(zb[:, 0], jnp.ones(16), gamma=gamma)
     np.testing.assert_allclose(focal_loss(zb, yb, gamma), refb, rtol=1e-6)
+
+
+def test_smoothing_and_mmd_refuse_inputs_their_formulas_do_not_cover():
+    with pytest.raises(ValueError, match=r"no example of class\(es\) \[1\]"):  # its distances would read 0
+        losses.class_mean_pairwise_distance(jnp.zeros((3, 1)), jnp.array([0, 0, 2]))
+    with pytest.raises(ValueError, match="`beta` must be >= 0"):
+        losses.class_similarity_matrix(jnp.ones((3, 3)), beta=-1.0)
+    with pytest.raises(ValueError, match="`similarity` must be row-stochastic"):
+        losses.similarity_smooth_labels(jnp.array([0]), jnp.array([[0.0, 2.0], [1.0, 0.0]]))
+    with pytest.raises(ValueError, match="`factors` must be a non-empty sequence of positive numbers"):
+        losses.median_bandwidths(jnp.zeros((3, 1)), jnp.ones((3, 1)), factors=(0.0, 1.0))
+    # the matrix class_similarity_matrix gives passes the new check
+    s = losses.class_similarity_matrix(jnp.array([[0.0, 1.0, 3.0], [1.0, 0.0, 2.0], [3.0, 2.0, 0.0]]))
+    np.testing.assert_allclose(np.asarray(losses.similarity_smooth_labels(jnp.array([1]), s, 0.2)).sum(), 1.0, 1e-6)

@@ -62,9 +62,33 @@ def bin_count(n_bins, n):
 
 
 def scores_and_events(probs, labels, setting: str = "confidence", cls: int | None = None):
-    """``(s, y)``: ``[K, N]`` scores and 0/1 events of each calibration problem in a setting.
+    """The scores and 0/1 events ``(s, y)``, each ``[K, N']``, of every calibration problem of a setting.
 
-    ``K = 1`` for confidence, class and output (``N C`` pairs) settings, ``C`` for classwise.
+    ``"confidence"``: ``s = max_c p_c``, ``y = 1{argmax = label}`` (``K = 1``); ``"class"``: ``p_cls`` against
+    ``1{label = cls}``; ``"classwise"``: one row per class (``K = C``); ``"output"``: all ``N C`` pairs pooled.
+
+    Args:
+      probs: ``[N, C]`` predicted probabilities (rows summing to 1), or ``[N]`` scores of the positive class.
+      labels: ``[N]`` integer class labels in ``0..C-1``.
+      setting: ``"confidence"``, ``"class"`` (with ``cls``), ``"classwise"`` or ``"output"`` (module docstring).
+      cls: the class of the ``"class"`` setting.
+
+    Returns:
+      ``(s, y)``, float arrays of shape ``[K, N']``.
+
+    Raises:
+      ValueError: ``probs`` not in [0, 1] or not ``[N]`` / ``[N, C]``, labels out of range or of another length,
+        an unknown setting / option, ``cls`` missing for ``"class"`` (the message names the argument).
+
+    References:
+      Posocco & Bonnefoy, "Estimating Expected Calibration Errors", ICANN 2021, Sec. 2 (the settings); Kull et al.,
+      "Beyond temperature scaling", NeurIPS 2019 (classwise).
+
+    Examples:
+      >>> probs = jnp.array([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.6, 0.4]])
+      >>> s, y = jaxkit.calibration.scores_and_events(probs, jnp.array([0, 1, 1, 0]))
+      >>> print(s, y)
+      [[0.9 0.8 0.7 0.6]] [[1. 0. 1. 1.]]
     """
     p, lab = _check(probs, labels)
     c = p.shape[1]

@@ -35,10 +35,30 @@ def _fit_temperature(logits, labels):
 
 
 def fit_temperature(logits, labels) -> jax.Array:
-    """Temperature ``T`` minimising the NLL of ``softmax(logits / T)`` (Guo et al.), ``T in [1e-3, 1e3]``, jitted.
+    """Temperature scaling: the ``T`` minimising the NLL of ``softmax(logits / T)``, jitted.
 
-    The NLL is convex in ``1/T``: 60 bisection steps on the sign of its
-    derivative (in log space) give ``T`` to float precision.
+    The NLL is convex in ``1/T``: 60 bisection steps on the sign of its derivative (in log space) give ``T`` to
+    float precision, within ``[1e-3, 1e3]``.
+
+    Args:
+      logits: ``[N, C]`` logits.
+      labels: ``[N]`` integer labels in ``0..C-1``.
+
+    Returns:
+      ``T``, a scalar array (divide the logits by it).
+
+    Raises:
+      ValueError: logits not ``[N, C]`` or not finite, labels out of range or of another length.
+
+    References:
+      Guo et al., "On Calibration of Modern Neural Networks", ICML 2017, Sec. 4.2 (temperature scaling).
+
+    Examples:
+      >>> rng = np.random.default_rng(0)
+      >>> z = rng.normal(size=(5000, 3))
+      >>> labels = np.argmax(z + rng.gumbel(size=z.shape), axis=1)  # drawn from softmax(z)
+      >>> round(float(jaxkit.calibration.fit_temperature(3 * z, labels)), 1)  # logits 3x too confident
+      3.0
     """
     z = _c.array(logits, "logits", ndim=2, kind="r", nonempty=True)
     if z.shape[1] < 2:

@@ -49,7 +49,27 @@ class RunningMeanBalancer(NamedTuple):
 
 
 def balanced_sum(losses, weights):
-    """``sum_t w_t L_t`` with the weights held constant (no gradient through them)."""
+    """The weighted total ``sum_t w_t L_t`` with the weights held constant (no gradient through them).
+
+    Args:
+      losses: ``[T]`` task losses.
+      weights: ``[T]`` weights, e.g. from :class:`RunningMeanBalancer` ``.update``.
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: losses and weights of different shapes or not vectors.
+
+    References:
+      The running-mean loss balancing of the case study behind :class:`RunningMeanBalancer` (a weighted sum of
+      task losses, as in Kendall, Gal & Cipolla, "Multi-Task Learning Using Uncertainty to Weigh Losses", CVPR
+      2018, with the weights as constants).
+
+    Examples:
+      >>> float(jaxkit.losses.balanced_sum(jnp.array([2.0, 10.0]), jnp.array([0.5, 0.1])))
+      2.0
+    """
     losses = jnp.asarray(_c.array(losses, "losses", ndim=1, kind="r", nonempty=True))
     weights = jnp.asarray(_c.array(weights, "weights", ndim=1, kind="r", nonempty=True))
     if losses.shape != weights.shape:

@@ -18,6 +18,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from jaxkit import _checks as _c
@@ -33,16 +34,47 @@ __all__ = [
 def class_mean_pairwise_distance(
     x, labels, num_classes: int | None = None, *, p: int = 2, chunk: int = 256
 ) -> jax.Array:
-    """``[C, C]`` mean distance between examples of each pair of classes (``p`` = 1 or 2, on flattened ``x``).
+    """The ``[C, C]`` mean distance ``d_k(k')`` between examples of each pair of classes.
 
-    Off-diagonal entries average all cross-class pairs; the diagonal averages
-    the distinct pairs ``i != j`` within a class (0 for a class of one).
+    ``d_k(k') = mean over i in k, j in k' of ||x_i - x_j||_p`` on flattened ``x``; the diagonal averages the
+    distinct pairs ``i != j`` within a class (0 for a class of one). L2 by the Gram trick, L1 in row chunks
+    (memory bounded by ``chunk``).
+
+    Args:
+      x: ``[N, ...]`` examples.
+      labels: ``[N]`` integer labels.
+      num_classes: ``C`` (default ``max(labels) + 1``).
+      p: 1 or 2.
+      chunk: rows per block of the L1 computation.
+
+    Returns:
+      ``[C, C]`` symmetric float array.
+
+    Raises:
+      ValueError: ``x`` empty or NaN, labels out of range or of another length, ``p`` not 1 or 2, a class with
+        no example.
+
+    References:
+      Liu & JaJa, "Class-similarity based label smoothing for confidence calibration", ICANN 2021, Sec. 3 (the class
+      distance).
+
+    Examples:
+      >>> x = jnp.array([[0.0], [0.0], [1.0], [3.0]])
+      >>> d = jaxkit.losses.class_mean_pairwise_distance(x, jnp.array([0, 0, 1, 2]))
+      >>> print(np.asarray(d, float).round(2))
+      [[0. 1. 3.]
+       [1. 0. 2.]
+       [3. 2. 0.]]
     """
     x = _c.real_batch(x, "x")
     x = x.reshape(x.shape[0], -1)
     y, c = _c.class_labels(labels, x.shape[0], num_classes)
     if p not in (1, 2):
         raise ValueError(f"`p` must be 1 or 2, got {p}.")
+    if _c.is_concrete(y):
+        missing = np.setdiff1d(np.arange(c), np.asarray(y))
+        if missing.size:  # its distances are undefined (they would read 0: the most similar class)
+            raise ValueError(f"`labels` has no example of class(es) {missing.tolist()} of the {c} classes.")
     return _pairwise(x, y, c, int(p), int(chunk))
 
 
@@ -75,14 +107,39 @@ def _pairwise(x, y, c, p, chunk):
 def class_similarity_matrix(
     distances, beta: float = 1.0, *, standardize: bool = True, include_diagonal: bool = False
 ) -> jax.Array:
-    """``S[k, k'] = softmax_{k'}(-beta d_k(k'))`` over ``k' != k`` (rows sum to 1, zero diagonal).
+    """Class similarities ``S[k, k'] = softmax_{k'}(-beta d_k(k'))`` over ``k' != k`` (rows sum to 1).
 
-    ``standardize`` z-scores each row first, over the off-diagonal entries
-    (``include_diagonal=False``, our default) or the whole row. ``beta = 0``
-    gives the uniform distribution over the other classes.
+    ``standardize`` z-scores each row first, over the off-diagonal entries (``include_diagonal=False``, our
+    default: the paper does not say) or the whole row; the diagonal is zeroed and each row renormalised.
+    ``beta = 0`` gives the uniform distribution over the other classes.
+
+    Args:
+      distances: ``[C, C]`` class distances (:func:`class_mean_pairwise_distance`), ``C >= 2``.
+      beta: inverse temperature (>= 0).
+      standardize: z-score each row before the softmax.
+      include_diagonal: include the diagonal in the row statistics.
+
+    Returns:
+      ``[C, C]`` row-stochastic array with a zero diagonal.
+
+    Raises:
+      ValueError: ``distances`` not a finite square matrix with ``C >= 2``, ``beta < 0``.
+
+    References:
+      Liu & JaJa, "Class-similarity based label smoothing for confidence calibration", ICANN 2021, Sec. 3 (the
+      similarity-based smoothing distribution).
+
+    Examples:
+      >>> d = jnp.array([[0.0, 1.0, 3.0], [1.0, 0.0, 2.0], [3.0, 2.0, 0.0]])
+      >>> print(np.asarray(jaxkit.losses.class_similarity_matrix(d), float).round(3))
+      [[0.    0.881 0.119]
+       [0.881 0.    0.119]
+       [0.119 0.881 0.   ]]
     """
     d = _c.array(distances, "distances", ndim=2, kind="r")
     _c.finite(d, "distances")
+    if not float(beta) >= 0:
+        raise ValueError(f"`beta` must be >= 0 (0: uniform over the other classes), got {beta}.")
     d = jnp.asarray(d, jnp.float32)
     if d.ndim != 2 or d.shape[0] != d.shape[1] or d.shape[0] < 2:
         raise ValueError(f"`distances` must be a square [C, C] matrix with C >= 2, got shape {d.shape}.")
@@ -99,7 +156,32 @@ def class_similarity_matrix(
 
 
 def similarity_smooth_labels(labels, similarity, alpha: float = 0.1) -> jax.Array:
-    """``[N, C]`` soft targets ``(1 - alpha) e_y + alpha S[y]`` (``S`` from :func:`class_similarity_matrix`)."""
+    """Similarity-based soft targets ``(1 - alpha) e_y + alpha S[y]`` (``S`` from :func:`class_similarity_matrix`).
+
+    ``alpha`` is exactly the mass put on the other classes, spread by class similarity. Plug into
+    ``optax.softmax_cross_entropy(logits, targets)``.
+
+    Args:
+      labels: ``[N]`` integer labels.
+      similarity: ``[C, C]`` row-stochastic matrix with a zero diagonal.
+      alpha: the smoothing mass in ``[0, 1]``.
+
+    Returns:
+      ``[N, C]`` targets, rows summing to 1.
+
+    Raises:
+      ValueError: labels out of range, ``similarity`` not row-stochastic ``[C, C]``, ``alpha`` outside
+        ``[0, 1]``.
+
+    References:
+      Liu & JaJa, "Class-similarity based label smoothing for confidence calibration", ICANN 2021, Sec. 3.
+
+    Examples:
+      >>> s = jnp.array([[0.0, 0.881, 0.119], [0.881, 0.0, 0.119], [0.119, 0.881, 0.0]])
+      >>> t = jaxkit.losses.similarity_smooth_labels(jnp.array([0]), s, alpha=0.2)
+      >>> print(np.asarray(t, float).round(3))
+      [[0.8   0.176 0.024]]
+    """
     s = _c.array(similarity, "similarity", ndim=2, kind="r")
     _c.finite(s, "similarity")
     s = jnp.asarray(s)
@@ -107,12 +189,42 @@ def similarity_smooth_labels(labels, similarity, alpha: float = 0.1) -> jax.Arra
         raise ValueError(f"`similarity` must be a square [C, C] matrix, got shape {s.shape}.")
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
+    if _c.is_concrete(s):
+        rows = np.asarray(s, np.float64)
+        if np.any(rows < 0) or not np.allclose(rows.sum(1), 1.0, atol=1e-4):
+            raise ValueError(
+                "`similarity` must be row-stochastic (non-negative rows summing to 1, as class_similarity_matrix "
+                f"gives), got row sums {rows.sum(1).round(4).tolist()}."
+            )
     y, c = _c.class_labels(labels, jnp.shape(labels)[0] if jnp.ndim(labels) == 1 else -1, s.shape[0])
     return (1.0 - alpha) * jax.nn.one_hot(y, c) + alpha * s[y]
 
 
 def uniform_smooth_labels(labels, num_classes: int, alpha: float = 0.1) -> jax.Array:
-    """``[N, C]`` soft targets ``(1 - alpha) e_y + alpha / C`` (uniform label smoothing)."""
+    """Uniform label smoothing: ``[N, C]`` soft targets ``(1 - alpha) e_y + alpha / C``.
+
+    ``optax.smooth_labels`` applied to one-hot labels.
+
+    Args:
+      labels: ``[N]`` integer labels.
+      num_classes: ``C``.
+      alpha: the smoothing mass in ``[0, 1]``.
+
+    Returns:
+      ``[N, C]`` targets, rows summing to 1.
+
+    Raises:
+      ValueError: labels out of ``0..C-1``, ``alpha`` outside ``[0, 1]``.
+
+    References:
+      Szegedy et al., "Rethinking the Inception Architecture for Computer Vision", CVPR 2016, Sec. 7.
+
+    Examples:
+      >>> t = jaxkit.losses.uniform_smooth_labels(jnp.array([0, 2]), 3, alpha=0.3)
+      >>> print(np.asarray(t, float).round(2))
+      [[0.8 0.1 0.1]
+       [0.1 0.1 0.8]]
+    """
     if not 0.0 <= float(alpha) <= 1.0:
         raise ValueError(f"`alpha` must lie in [0, 1], got {alpha}.")
     y, c = _c.class_labels(labels, jnp.shape(labels)[0] if jnp.ndim(labels) == 1 else -1, num_classes)
