@@ -72,8 +72,19 @@ def _key_name(key: Any) -> str:
 def path_str(keypath: tuple) -> str:
     """The ``/``-joined name of a key path from ``jax.tree_util.tree_flatten_with_path``.
 
-    A trailing ``.value`` attribute (how Flax NNX ``Variable`` wrappers flatten) is
-    dropped so that NNX state and Linen dicts give the same names.
+    A trailing ``.value`` attribute (how Flax NNX ``Variable`` wrappers flatten) is dropped so that NNX state and
+    Linen dicts give the same names.
+
+    Args:
+      keypath: a key path (a tuple of ``DictKey`` / ``SequenceKey`` / ``GetAttrKey`` / ...).
+
+    Returns:
+      The path, e.g. ``"Conv_0/kernel"``.
+
+    Examples:
+      >>> keypath = jax.tree_util.tree_flatten_with_path({"Conv_0": {"kernel": 0}})[0][0][0]
+      >>> jaxkit.tree.path_str(keypath)
+      'Conv_0/kernel'
     """
     keys = list(keypath)
     if keys and isinstance(keys[-1], jax.tree_util.GetAttrKey) and keys[-1].name == "value":
@@ -88,9 +99,21 @@ def _is_arraylike(x: Any) -> bool:
 
 
 def validate(tree: PyTree, name: str = "tree") -> list[tuple[str, Any]]:
-    """Flatten ``tree`` to ``[(path, leaf)]``, raising ``ValueError`` if it is not a pytree of arrays.
+    """Flatten ``tree`` to ``[(path, leaf)]``, checking that it is a pytree of arrays.
 
-    ``name`` is the argument name used in error messages.
+    Args:
+      tree: the pytree.
+      name: the argument name used in error messages.
+
+    Returns:
+      ``[(path, leaf), ...]`` in tree-flatten order.
+
+    Raises:
+      ValueError: a leaf that is not an array or number (naming ``name`` and the path).
+
+    Examples:
+      >>> [path for path, _ in jaxkit.tree.validate({"Dense_0": {"kernel": jnp.ones((2, 2))}})]
+      ['Dense_0/kernel']
     """
     if tree is None:
         raise ValueError(f"`{name}` is None; expected a pytree of arrays (e.g. Flax params).")
@@ -123,6 +146,16 @@ def params_of(variables: PyTree) -> PyTree:
     * ``{"params": p, ...}`` (Linen ``init`` output) -> ``p``
     * ``nnx.State`` -> its pure-dict form, filtered to ``nnx.Param`` when possible
     * anything else -> returned unchanged (already a params tree)
+
+    Args:
+      variables: Linen variables, NNX state or params.
+
+    Returns:
+      The params pytree.
+
+    Examples:
+      >>> jaxkit.tree.params_of({"params": {"Dense_0": {"bias": 0.0}}, "batch_stats": {}})
+      {'Dense_0': {'bias': 0.0}}
     """
     try:
         from flax import nnx  # noqa: PLC0415
@@ -142,12 +175,41 @@ def params_of(variables: PyTree) -> PyTree:
 
 
 def flatten(tree: PyTree, name: str = "tree") -> dict[str, Any]:
-    """``{path: leaf}`` in tree-flatten order."""
+    """The leaves of ``tree`` as ``{path: leaf}``, in tree-flatten order.
+
+    Args:
+      tree: a pytree of arrays (Linen variables, NNX state or plain params).
+      name: the argument's name in error messages.
+
+    Returns:
+      A dict from ``/``-joined paths to leaves.
+
+    Raises:
+      ValueError: ``tree`` is not a pytree of arrays.
+
+    Examples:
+      >>> jaxkit.tree.flatten({"Dense_0": {"kernel": 1.0, "bias": 0.0}})
+      {'Dense_0/bias': 0.0, 'Dense_0/kernel': 1.0}
+    """
     return dict(validate(tree, name))
 
 
 def unflatten(flat: Mapping[str, Any]) -> dict:
-    """Nested dicts from ``{path: leaf}``; the inverse of :func:`flatten` for dict trees."""
+    """Nested dicts from ``{path: leaf}``; the inverse of :func:`flatten` for dict trees.
+
+    Args:
+      flat: a mapping from ``/``-joined paths to leaves.
+
+    Returns:
+      Nested dicts.
+
+    Raises:
+      ValueError: a path that goes through another path's leaf.
+
+    Examples:
+      >>> jaxkit.tree.unflatten({"a/b": 1, "a/c": 2})
+      {'a': {'b': 1, 'c': 2}}
+    """
     if not isinstance(flat, Mapping):
         raise ValueError(f"`flat` must be a mapping from '/'-joined paths to leaves, got {type(flat).__name__}.")
     root: dict = {}
@@ -168,7 +230,20 @@ def unflatten(flat: Mapping[str, Any]) -> dict:
 
 
 def paths(tree: PyTree) -> list[str]:
-    """All leaf paths of ``tree``."""
+    """All leaf paths of ``tree``, in tree-flatten order.
+
+    Args:
+      tree: a pytree of arrays (Linen variables, NNX state or plain params).
+
+    Returns:
+      A list of ``/``-joined paths.
+
+    Examples:
+      >>> params = {"Conv_0": {"kernel": jnp.ones((3, 3, 1, 4)), "bias": jnp.zeros(4)},
+      ...           "Dense_0": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)}}
+      >>> jaxkit.tree.paths(params)
+      ['Conv_0/bias', 'Conv_0/kernel', 'Dense_0/bias', 'Dense_0/kernel']
+    """
     return [p for p, _ in validate(tree)]
 
 
@@ -203,7 +278,22 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 
 
 def predicate(pattern: Pattern) -> Callable[[str, Any], bool]:
-    """``(path, leaf) -> bool`` for a pattern (glob string, compiled regex, callable, or a list of them: any)."""
+    """A pattern as a function ``(path, leaf) -> bool`` (glob, compiled regex, callable, or a list of them: any).
+
+    Args:
+      pattern: as :func:`match`.
+
+    Returns:
+      The predicate.
+
+    Raises:
+      ValueError: ``pattern`` of another kind.
+
+    Examples:
+      >>> keep = jaxkit.tree.predicate(["*/bias", re.compile(r".*Dense.*")])
+      >>> keep("Dense_0/kernel", None), keep("Conv_0/kernel", None)
+      (True, False)
+    """
     if isinstance(pattern, str):
         if not pattern.strip(SEP):
             raise ValueError(f"pattern {pattern!r} is empty.")
@@ -224,7 +314,25 @@ def predicate(pattern: Pattern) -> Callable[[str, Any], bool]:
 
 
 def match(pattern: Pattern, path: str, leaf: Any = None) -> bool:
-    """Whether ``path`` is selected by ``pattern`` (see the module docstring)."""
+    """Whether ``path`` is selected by ``pattern`` (see the module docstring for the pattern language).
+
+    Args:
+      pattern: a glob, a compiled regex, a callable ``(path, leaf) -> bool`` or a list of these.
+      path: a ``/``-joined leaf path.
+      leaf: the leaf, passed to a callable pattern.
+
+    Returns:
+      ``True`` or ``False``.
+
+    Raises:
+      ValueError: ``pattern`` of another kind.
+
+    Examples:
+      >>> jaxkit.tree.match("Conv_*/kernel", "params/Block_1/Conv_2/kernel")  # any trailing run of segments
+      True
+      >>> jaxkit.tree.match("/Conv_*/kernel", "params/Conv_0/kernel")  # a leading / anchors at the root
+      False
+    """
     return predicate(pattern)(path, leaf)
 
 
@@ -236,8 +344,25 @@ def _no_match_error(pattern: Pattern, flat: list[tuple[str, Any]], name: str) ->
 def select(tree: PyTree, pattern: Pattern, *, name: str = "tree", allow_empty: bool = False) -> dict[str, Any]:
     """``{path: leaf}`` for the leaves of ``tree`` selected by ``pattern``.
 
-    Raises ``ValueError`` naming the pattern (and listing the available paths) if
-    nothing matches, unless ``allow_empty``.
+    Args:
+      tree: a pytree of arrays (Linen variables, NNX state or plain params).
+      pattern: a glob over paths (``"Conv_*/kernel"``, ``"**"``), a compiled regex (full match), a callable
+        ``(path, leaf) -> bool``, or a list of these (their union); see the module docstring.
+      name: the argument's name in error messages.
+      allow_empty: return an empty selection instead of raising when nothing matches.
+
+    Returns:
+      A dict from paths to the selected leaves.
+
+    Raises:
+      ValueError: ``tree`` is not a pytree of arrays, or nothing matches ``pattern`` (the message lists the
+        available paths) unless ``allow_empty``.
+
+    Examples:
+      >>> params = {"Conv_0": {"kernel": jnp.ones((3, 3, 1, 4)), "bias": jnp.zeros(4)},
+      ...           "Dense_0": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)}}
+      >>> list(jaxkit.tree.select(params, "*/kernel"))
+      ['Conv_0/kernel', 'Dense_0/kernel']
     """
     flat = validate(tree, name)
     pred = predicate(pattern)
@@ -251,6 +376,26 @@ def bool_mask(tree: PyTree, pattern: Pattern, *, name: str = "tree", allow_empty
     """A tree of Python bools with ``tree``'s structure: ``True`` where ``pattern`` selects.
 
     This is the static leaf-selection mask that ``optax.masked`` expects.
+
+    Args:
+      tree: a pytree of arrays (Linen variables, NNX state or plain params).
+      pattern: a glob over paths (``"Conv_*/kernel"``, ``"**"``), a compiled regex (full match), a callable
+        ``(path, leaf) -> bool``, or a list of these (their union); see the module docstring.
+      name: the argument's name in error messages.
+      allow_empty: return an empty selection instead of raising when nothing matches.
+
+    Returns:
+      A pytree of bools.
+
+    Raises:
+      ValueError: ``tree`` is not a pytree of arrays, or nothing matches ``pattern`` (the message lists the
+        available paths) unless ``allow_empty``.
+
+    Examples:
+      >>> params = {"Conv_0": {"kernel": jnp.ones((3, 3, 1, 4)), "bias": jnp.zeros(4)},
+      ...           "Dense_0": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)}}
+      >>> jaxkit.tree.bool_mask(params, "*/bias")
+      {'Conv_0': {'bias': True, 'kernel': False}, 'Dense_0': {'bias': True, 'kernel': False}}
     """
     chosen = select(tree, pattern, name=name, allow_empty=allow_empty)
     return jax.tree_util.tree_map_with_path(lambda kp, _: path_str(kp) in chosen, tree)
@@ -267,10 +412,32 @@ def map_selected(
 ) -> PyTree:
     """Apply ``fn`` to the leaves selected by ``pattern``; other leaves pass through.
 
-    ``rest`` are trees with the same structure as ``tree`` whose corresponding
-    leaves are passed as extra arguments (like ``jax.tree.map``). With
-    ``with_path=True`` ``fn`` receives the path string first. Jittable when used
-    inside a jitted function (selection is on static paths).
+    Jittable when used inside a jitted function (selection is on static paths).
+
+    Args:
+      fn: ``fn(leaf, *rest_leaves) -> new leaf`` (``fn(path, leaf, ...)`` with ``with_path``).
+      tree: a pytree of arrays (Linen variables, NNX state or plain params).
+      pattern: a glob over paths (``"Conv_*/kernel"``, ``"**"``), a compiled regex (full match), a callable
+        ``(path, leaf) -> bool``, or a list of these (their union); see the module docstring.
+      *rest: trees with the same structure as ``tree`` whose corresponding leaves are passed as extra arguments
+        (like ``jax.tree.map``).
+      with_path: pass the path string first.
+      name: the argument's name in error messages.
+      allow_empty: return an empty selection instead of raising when nothing matches.
+
+    Returns:
+      A tree of ``tree``'s structure.
+
+    Raises:
+      ValueError: ``tree`` is not a pytree of arrays, or nothing matches ``pattern`` (the message lists the
+        available paths) unless ``allow_empty``.
+
+    Examples:
+      >>> params = {"Conv_0": {"kernel": jnp.ones((3, 3, 1, 4)), "bias": jnp.zeros(4)},
+      ...           "Dense_0": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)}}
+      >>> out = jaxkit.tree.map_selected(lambda k: 0.5 * k, params, "Dense_*/kernel")
+      >>> float(out["Dense_0"]["kernel"][0, 0]), float(out["Conv_0"]["kernel"][0, 0, 0, 0])
+      (0.5, 1.0)
     """
     chosen = select(tree, pattern, name=name, allow_empty=allow_empty)
 
@@ -284,6 +451,25 @@ def map_selected(
 
 
 def count_params(tree: PyTree, pattern: Pattern | None = None, *, name: str = "tree") -> int:
-    """Number of scalar entries in ``tree`` (or in the leaves ``pattern`` selects)."""
+    """The number of scalar entries in ``tree`` (or in the leaves ``pattern`` selects).
+
+    Args:
+      tree: a pytree of arrays (Linen variables, NNX state or plain params).
+      pattern: as :func:`select`; ``None`` counts every leaf.
+      name: the argument's name in error messages.
+
+    Returns:
+      An ``int``.
+
+    Raises:
+      ValueError: ``tree`` is not a pytree of arrays, or nothing matches ``pattern`` (the message lists the
+        available paths) unless ``allow_empty``.
+
+    Examples:
+      >>> params = {"Conv_0": {"kernel": jnp.ones((3, 3, 1, 4)), "bias": jnp.zeros(4)},
+      ...           "Dense_0": {"kernel": jnp.ones((4, 2)), "bias": jnp.zeros(2)}}
+      >>> jaxkit.tree.count_params(params), jaxkit.tree.count_params(params, "Conv_*/**")
+      (50, 40)
+    """
     leaves = select(tree, pattern, name=name) if pattern is not None else dict(validate(tree, name))
     return int(sum(int(np.prod(np.shape(x))) for x in leaves.values()))

@@ -39,7 +39,24 @@ class GanState(struct.PyTreeNode):
 def thesis_lr(iterations: int, n_steps_per_iteration: int = 1) -> optax.Schedule:
     """The thesis's learning rate: 5e-6, then 1e-6 after 1/3 and 5e-7 after 2/3 of the iterations.
 
-    ``n_steps_per_iteration`` converts iterations to optimiser steps (5 for the critic).
+    Args:
+      iterations: the run's length in iterations.
+      n_steps_per_iteration: optimiser steps per iteration (5 for a critic with ``n_critic=5``).
+
+    Returns:
+      An optax schedule of the optimiser step.
+
+    Raises:
+      ValueError: ``iterations`` or ``n_steps_per_iteration`` not a positive integer.
+
+    References:
+      the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces.
+
+    Examples:
+      >>> lr = jaxkit.gan.thesis_lr(300)
+      >>> [round(float(lr(t)), 8) for t in (0, 100, 200)]
+      [5e-06, 1e-06, 5e-07]
     """
     if int(iterations) < 1:
         raise ValueError(f"`iterations` must be >= 1, got {iterations}.")
@@ -83,7 +100,33 @@ def init_state(
     g_tx: optax.GradientTransformation,
     d_tx: optax.GradientTransformation,
 ) -> GanState:
-    """Initialise Flax ``generator`` / ``critic`` modules (their ``"params"``) and both optimisers."""
+    """Initialise Flax ``generator`` / ``critic`` modules (their ``"params"``) and both optimisers.
+
+    Args:
+      key: PRNG key (split between the two networks).
+      generator: a Flax module ``z [B, noise_dim] -> x``.
+      critic: a Flax module ``x -> scores``.
+      noise_dim: length of ``z``.
+      sample_x: real samples ``[N, ...]`` (the first one fixes the critic's input shape).
+      g_tx: the generator's optax optimiser.
+      d_tx: the critic's optax optimiser.
+
+    Returns:
+      A :class:`GanState` at step 0.
+
+    Raises:
+      ValueError: ``sample_x`` empty or not floating point, ``noise_dim`` not a positive integer.
+
+    References:
+      Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017, Algorithm 1 (two networks, two Adam
+      optimisers).
+
+    Examples:
+      >>> state = jaxkit.gan.init_state(jax.random.key(0), jaxkit.gan.Generator(noise_dim=8),
+      ...     jaxkit.gan.Critic(), 8, jnp.zeros((2, 20, 1, 1)), optax.adam(1e-4), optax.adam(1e-4))
+      >>> int(state.step)
+      0
+    """
     x = _c.array(sample_x, "sample_x", min_ndim=1, kind="f", nonempty=True)
     _c.positive_int(noise_dim, "noise_dim")
     kg, kd = jax.random.split(key)
@@ -116,7 +159,7 @@ def make_train_step(
     """A jitted ``step(state, real, key) -> (state, metrics)`` running one WGAN-GP iteration.
 
     Args:
-      generator_apply: ``(params, z [B, noise_dim]) -> x [B, ...]``.
+      generator_apply: ``(params, z [B, noise_dim]) -> x [B, ...]`` (``params``: the ``"params"`` collection).
       critic_apply: ``(params, x) -> scores [B]`` (or ``[B, 1]``).
       g_tx: the generator's optax optimiser.
       d_tx: the critic's optax optimiser.
@@ -134,6 +177,26 @@ def make_train_step(
       per critic step); ``key`` is fresh per iteration (``z`` and the interpolation weights come from it).
       Metrics (means over the critic steps): ``critic_loss``, ``wasserstein`` (``mean D(x) - mean D(G(z))``),
       ``gp``, ``generator_loss``.
+
+    Raises:
+      ValueError: an unknown ``order``, ``n_critic < 1``.
+
+    References:
+      Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017, Algorithm 1 (``n_critic`` critic steps,
+      then a generator step); the thesis's order
+      (``generator_first``): the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces.
+
+    Examples:
+      >>> gen, crit = jaxkit.gan.Generator(noise_dim=8), jaxkit.gan.Critic()
+      >>> tx = optax.adam(1e-4)
+      >>> state = jaxkit.gan.init_state(jax.random.key(0), gen, crit, 8, jnp.zeros((2, 20, 1, 1)), tx, tx)
+      >>> g_apply = lambda p, z: gen.apply({"params": p}, z)  # the steps work on params, not variables
+      >>> d_apply = lambda p, x: crit.apply({"params": p}, x)
+      >>> step = jaxkit.gan.make_train_step(g_apply, d_apply, tx, tx, noise_dim=8, n_critic=2)
+      >>> state, metrics = step(state, jnp.ones((2, 16, 20, 1, 1)), jax.random.key(1))  # 2 batches of 16 pixels
+      >>> int(state.step), sorted(metrics)
+      (1, ['critic_loss', 'generator_loss', 'gp', 'wasserstein'])
     """
     if order not in ("critic_first", "generator_first"):
         raise ValueError(f"`order` must be 'critic_first' or 'generator_first', got {order!r}.")
