@@ -64,7 +64,23 @@ PyTree = Any
 
 
 def as_pixels(x, name: str = "cube", bands: int | None = None) -> np.ndarray:
-    """``[H, W, B]`` or ``[N, B]`` -> float64 ``[N, B]``; rejects non-real, empty, NaN / inf and a wrong band count."""
+    """Pixels as a float64 ``[N, B]`` matrix, from a cube ``[H, W, B]`` or pixels ``[N, B]``.
+
+    Args:
+      x: the cube or pixels.
+      name: the argument's name in error messages.
+      bands: the expected band count ``B`` (``None``: any).
+
+    Returns:
+      ``[N, B]`` float64.
+
+    Raises:
+      ValueError: non-real, empty, NaN / inf, not 2-D / 3-D, or a band count other than ``bands``.
+
+    Examples:
+      >>> jaxkit.anomaly.as_pixels(np.zeros((4, 3, 5))).shape
+      (12, 5)
+    """
     _c.real_dtype(x, name)
     a = np.asarray(x, np.float64)
     if a.ndim not in (2, 3):
@@ -80,7 +96,30 @@ def as_pixels(x, name: str = "cube", bands: int | None = None) -> np.ndarray:
 
 
 def rx_fit(background, *, reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
-    """Background mean and inverse covariance (float64). ``reg`` adds ``reg * trace / B`` to the diagonal."""
+    """The background's mean and inverse covariance (float64), the RX detector's model.
+
+    ``mu = mean(x)``, ``S = cov(x) + reg * trace(cov) / B * I`` (sample covariance, ``1/(N - 1)``).
+
+    Args:
+      background: background pixels ``[N, B]`` (or a cube), ``N >= 2``.
+      reg: diagonal loading, relative to the mean variance.
+
+    Returns:
+      ``(mu [B], S^-1 [B, B])``.
+
+    Raises:
+      ValueError: non-real, empty or non-finite pixels, or a band count that differs (naming the argument).
+      ValueError: no more pixels than bands, ``reg < 0``.
+
+    References:
+      Reed & Yu, "Adaptive multiple-band CFAR detection of an optical pattern with unknown spectral distribution", IEEE
+      Trans. ASSP 38(10), 1990.
+
+    Examples:
+      >>> mu, cov_inv = jaxkit.anomaly.rx_fit(np.random.default_rng(0).normal(size=(1000, 5)))
+      >>> mu.shape, cov_inv.shape
+      ((5,), (5, 5))
+    """
     x = as_pixels(background, "background")
     if len(x) <= x.shape[1]:
         raise ValueError(f"`background` needs more pixels than bands ({x.shape[1]}), got {len(x)}.")
@@ -111,7 +150,32 @@ def rx_fit(background, *, reg: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
 
 
 def rx_scores(x, mu: np.ndarray, cov_inv: np.ndarray) -> np.ndarray:
-    """Mahalanobis distances ``(x - mu)^T S^-1 (x - mu)`` of pixels (cube -> ``[H, W]``)."""
+    """Mahalanobis distances ``(x - mu)^T S^-1 (x - mu)`` of pixels to a fitted background (:func:`rx_fit`).
+
+    Args:
+      x: pixels ``[N, B]`` or a cube ``[H, W, B]``.
+      mu: the background mean ``[B]``.
+      cov_inv: its inverse covariance ``[B, B]``.
+
+    Returns:
+      ``[N]`` or ``[H, W]`` float64 scores.
+
+    Raises:
+      ValueError: non-real, empty or non-finite pixels, or a band count that differs (naming the argument).
+
+    References:
+      Reed & Yu, "Adaptive multiple-band CFAR detection of an optical pattern with unknown spectral distribution", IEEE
+      Trans. ASSP 38(10), 1990.
+
+    Examples:
+      >>> rng = np.random.default_rng(0)
+      >>> cube = rng.normal(size=(16, 16, 5))
+      >>> cube[8, 8] += 6.0  # one anomalous pixel
+      >>> mu, cov_inv = jaxkit.anomaly.rx_fit(cube)
+      >>> r = jaxkit.anomaly.rx_scores(cube, mu, cov_inv)
+      >>> r.shape, np.unravel_index(np.argmax(r), r.shape) == (8, 8)
+      ((16, 16), True)
+    """
     mu, cov_inv = np.asarray(mu), np.asarray(cov_inv)
     for name, v in (("mu", mu), ("cov_inv", cov_inv)):
         _c.real_dtype(v, name)
@@ -136,7 +200,35 @@ def _mahalanobis(pixels: np.ndarray, mu: np.ndarray, cov_inv: np.ndarray, chunk:
 
 
 def global_rx(cube, background_mask=None, *, reg: float = 1e-6) -> np.ndarray:
-    """Global RX over a cube ``[H, W, B]``: background = ``background_mask`` pixels (default: all)."""
+    """Global RX over a cube ``[H, W, B]``: each pixel's Mahalanobis distance to the background.
+
+    The background model (:func:`rx_fit`) is fitted to the ``background_mask`` pixels (default: all); equal to
+    SPy's ``spectral.rx`` with the same background.
+
+    Args:
+      cube: ``[H, W, B]`` image.
+      background_mask: bool ``[H, W]`` of background pixels (default: all).
+      reg: diagonal loading, as :func:`rx_fit`.
+
+    Returns:
+      ``[H, W]`` float64 scores.
+
+    Raises:
+      ValueError: non-real, empty or non-finite pixels, or a band count that differs (naming the argument).
+      ValueError: a mask of another shape or with no more pixels than bands.
+
+    References:
+      Reed & Yu, "Adaptive multiple-band CFAR detection of an optical pattern with unknown spectral distribution", IEEE
+      Trans. ASSP 38(10), 1990.
+
+    Examples:
+      >>> rng = np.random.default_rng(0)
+      >>> cube = rng.normal(size=(16, 16, 5))
+      >>> cube[8, 8] += 6.0  # one anomalous pixel
+      >>> r = jaxkit.anomaly.global_rx(cube)
+      >>> np.unravel_index(np.argmax(r), r.shape) == (8, 8)
+      True
+    """
     c = np.asarray(cube)
     if c.ndim != 3:
         raise ValueError(f"`cube` must be [H, W, B], got shape {c.shape}.")
@@ -155,7 +247,7 @@ LOCAL_RX_MEMORY = 256 * 2**20  # peak bytes local_rx aims for when ``rows`` is n
 
 
 def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3, rows: int | None = None) -> np.ndarray:
-    """Dual-window RX: each pixel against the ring between an ``inner`` (guard) and ``outer`` window.
+    """Dual-window (local) RX: each pixel against the ring between an ``inner`` (guard) and ``outer`` window.
 
     Windows are odd side lengths; near borders the ring is clipped to the image. ``reg`` adds
     ``reg * trace / B`` to each local covariance (rings have few pixels); the covariance is the ring's biased
@@ -168,6 +260,34 @@ def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3, rows: i
     64 x 64 x 20 cube; measured peak 407 MiB at 32 x 512 x 100 with the per-row box-sum temporaries), and it
     does not grow with the image height.
     Float64.
+
+    Args:
+      cube: ``[H, W, B]`` image.
+      inner: the guard window's side (odd).
+      outer: the outer window's side (odd, > ``inner``).
+      reg: diagonal loading of each local covariance, relative to its mean variance.
+      rows: output rows solved together (default: as many as fit :data:`LOCAL_RX_MEMORY`).
+
+    Returns:
+      ``[H, W]`` float64 scores.
+
+    Raises:
+      ValueError: non-real, empty or non-finite pixels, or a band count that differs (naming the argument).
+      ValueError: even or inverted window sizes, an ``outer`` window larger than the image, ``reg < 0``,
+        ``rows < 1``.
+
+    References:
+      Reed & Yu, "Adaptive multiple-band CFAR detection of an optical pattern with unknown spectral distribution", IEEE
+      Trans. ASSP 38(10), 1990 (the local, dual-window form); Kwon & Nasrabadi, "Kernel RX-algorithm", IEEE TGRS 43(2),
+      2005.
+
+    Examples:
+      >>> rng = np.random.default_rng(0)
+      >>> cube = rng.normal(size=(16, 16, 5))
+      >>> cube[8, 8] += 6.0  # one anomalous pixel
+      >>> r = jaxkit.anomaly.local_rx(cube, inner=3, outer=9)
+      >>> np.unravel_index(np.argmax(r), r.shape) == (8, 8)
+      True
     """
     _c.real_dtype(cube, "cube")
     c = np.asarray(cube, np.float64)
@@ -181,6 +301,8 @@ def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3, rows: i
         raise ValueError(f"`outer` ({outer}) must be larger than `inner` ({inner}).")
     if outer > min(c.shape[:2]):
         raise ValueError(f"`outer` window {outer} is larger than the image {c.shape[:2]}.")
+    if not (np.isfinite(reg) and reg >= 0):
+        raise ValueError(f"`reg` must be a finite number >= 0, got {reg}.")
     if rows is None:
         rows = max(1, LOCAL_RX_MEMORY // (3 * c.shape[1] * c.shape[2] ** 2 * 8))  # block, solve's copy, slack
     if int(rows) < 1:
@@ -235,13 +357,44 @@ def local_rx(cube, inner: int = 3, outer: int = 9, *, reg: float = 1e-3, rows: i
 def gmm_scores(
     x, background, *, n_components: int = 5, seed: int = 0, max_fit: int | None = 50_000, **kwargs
 ) -> np.ndarray:
-    """Negative log-likelihood under a ``GaussianMixture`` fitted to ``background`` (cube -> ``[H, W]``).
+    """Negative log-likelihood under a Gaussian mixture fitted to ``background`` (scikit-learn).
 
-    ``max_fit`` subsamples the background (seeded) to bound the fit time;
-    other keyword arguments go to scikit-learn.
+    ``score(x) = -log sum_k pi_k N(x; mu_k, Sigma_k)``; ``max_fit`` subsamples the background (seeded) to bound
+    the fit time; other keyword arguments go to ``sklearn.mixture.GaussianMixture``.
+
+    Args:
+      x: pixels ``[N, B]`` or a cube ``[H, W, B]`` to score.
+      background: background pixels ``[M, B]`` (or a cube) to fit.
+      n_components: mixture components.
+      seed: the fit's and the subsample's seed.
+      max_fit: at most this many background pixels are fitted (``None``: all).
+      **kwargs: further ``GaussianMixture`` arguments.
+
+    Returns:
+      ``[N]`` or ``[H, W]`` float64 scores.
+
+    Raises:
+      ValueError: non-real, empty or non-finite pixels, or a band count that differs (naming the argument).
+      ValueError: ``n_components`` or ``max_fit`` not a positive integer.
+
+    References:
+      the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces (the mixture baseline that did better than the GAN there).
+
+    Examples:
+      >>> rng = np.random.default_rng(0)
+      >>> cube = rng.normal(size=(16, 16, 5))
+      >>> cube[8, 8] += 6.0  # one anomalous pixel
+      >>> g = jaxkit.anomaly.gmm_scores(cube, rng.normal(size=(2000, 5)), n_components=2)
+      >>> np.unravel_index(np.argmax(g), g.shape) == (8, 8)
+      True
     """
     from sklearn.mixture import GaussianMixture  # noqa: PLC0415
 
+    if int(n_components) < 1:
+        raise ValueError(f"`n_components` must be >= 1, got {n_components}.")
+    if max_fit is not None and int(max_fit) < 1:
+        raise ValueError(f"`max_fit` must be >= 1 or None, got {max_fit}.")
     shape = np.shape(x)[:-1]
     bg = as_pixels(background, "background")
     px = as_pixels(x, "x", bg.shape[1])
@@ -279,18 +432,43 @@ def _samples(x, name: str) -> np.ndarray:
 
 
 def discriminator_scores(critic_apply: Callable, params: PyTree, x, *, chunk: int = 65_536) -> np.ndarray:
-    """``-D(x)`` for samples ``x [N, ...]``, streamed in chunks.
+    """The critic's anomaly score ``-D(x)`` for samples ``x [N, ...]``, streamed in chunks.
 
-    ``critic_apply`` is a static argument of the jitted scorer: pass the same
-    function object across calls to reuse the compilation.
+    ``critic_apply`` is a static argument of the jitted scorer: pass the same function object across calls to
+    reuse the compilation.
+
+    Args:
+      critic_apply: ``(params, x) -> scores [N]`` (or ``[N, 1]``).
+      params: the critic's params.
+      x: ``[N, ...]`` samples.
+      chunk: samples per jitted call.
+
+    Returns:
+      ``[N]`` float64 scores (higher = more anomalous).
+
+    Raises:
+      ValueError: empty or non-finite ``x``, ``chunk < 1``, a critic that does not return one score per sample.
+
+    References:
+      the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces (the critic score, which "fares very poorly" there).
+
+    Examples:
+      >>> critic = lambda w, x: x @ w
+      >>> jaxkit.anomaly.discriminator_scores(critic, jnp.ones(2), np.array([[1.0, 2.0], [0.0, -1.0]]))
+      array([-3.,  1.])
     """
     x = _samples(x, "x")
+    if int(chunk) < 1:
+        raise ValueError(f"`chunk` must be >= 1, got {chunk}.")
     try:
-        jax.eval_shape(critic_apply, params, jax.ShapeDtypeStruct((1,) + x.shape[1:], x.dtype))
+        probe = jax.eval_shape(critic_apply, params, jax.ShapeDtypeStruct((2,) + x.shape[1:], x.dtype))
     except Exception as e:
         raise ValueError(
             f"`x` of sample shape {x.shape[1:]} does not fit `critic_apply`: {type(e).__name__}: {str(e)[:200]}"
         ) from e
+    if tuple(probe.shape) not in ((2,), (2, 1)):
+        raise ValueError(f"`critic_apply` must return one score per sample ([N] or [N, 1]), got shape {probe.shape}.")
     out = np.empty(len(x), np.float64)
     for s, e, b in _padded(x, min(chunk, len(x))):
         out[s:e] = np.asarray(_neg_critic(critic_apply, params, b))[: e - s]
@@ -360,11 +538,47 @@ def recreation_cost(
     ``generator_apply`` is a static argument of the jitted loop: pass the same
     function object across calls to reuse the compilation.
 
-    Returns ``[N]`` costs (and the best ``z`` ``[N, noise_dim]`` with ``return_z``).
+    Args:
+      key: PRNG key of the starts (chunk ``c`` uses ``fold_in(key, c)``).
+      generator_apply: ``(g_params, z [M, noise_dim]) -> x [M, ...]``.
+      g_params: the generator's params.
+      x: ``[N, ...]`` samples (pixels).
+      noise_dim: the length of ``z``.
+      runs: starts per sample.
+      iterations: SGD steps per start.
+      lr: SGD learning rate.
+      momentum: SGD momentum.
+      noise_weight: ``w = 10^-noise_weight`` weighs ``mean(z^2)``.
+      chunk: samples per jitted loop (default: 4,096, halved to fit ``memory_budget``).
+      return_z: also return the best ``z``.
+      progress: show a progress bar over the chunks.
+      memory_budget: bytes for the loop's temporaries (default 1 GiB).
+
+    Returns:
+      ``[N]`` float64 costs, and the best ``z`` ``[N, noise_dim]`` with ``return_z``.
+
+    Raises:
+      ValueError: empty or non-finite ``x``, or of another sample shape than the generator makes; non-positive
+        ``runs``, ``iterations``, ``noise_dim``, ``chunk``, ``lr``, ``memory_budget``; ``momentum`` outside ``[0, 1)``.
+
+    References:
+      the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces (the recreation cost and its 4 x 50 / 16 x 100 settings).
+
+    Examples:
+      >>> gen = lambda p, z: z @ p  # a generator whose outputs span the first 3 of 5 bands
+      >>> x = np.random.default_rng(0).normal(size=(4, 5))
+      >>> r = jaxkit.anomaly.recreation_cost(jax.random.key(0), gen, jnp.eye(3, 5), x, noise_dim=3, iterations=200)
+      >>> np.allclose(r, (x[:, 3:] ** 2).sum(1) / 5, atol=1e-4)  # what no z can recreate
+      True
     """
     for name, v in (("runs", runs), ("iterations", iterations), ("chunk", chunk), ("noise_dim", noise_dim)):
         if v is not None and int(v) < 1:
             raise ValueError(f"`{name}` must be >= 1, got {v}.")
+    if not (np.isfinite(lr) and lr > 0):
+        raise ValueError(f"`lr` must be a finite number > 0, got {lr}.")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"`momentum` must lie in [0, 1), got {momentum}.")
     budget = MEMORY_BUDGET if memory_budget is None else float(memory_budget)
     if not budget > 0:
         raise ValueError(f"`memory_budget` must be a positive number of bytes, got {memory_budget}.")
@@ -413,10 +627,40 @@ def anogan_scores(
     lam: float = 0.1,
     **kwargs,
 ) -> np.ndarray:
-    """AnoGAN's ``A(x) = (1 - lam) R(x) + lam * mean|f(x) - f(G(z*))|`` (Schlegl et al., 2017).
+    """AnoGAN's score ``A(x) = (1 - lam) R(x) + lam * mean|f(x) - f(G(z*))|``.
 
-    ``f = critic_features(d_params, x)`` (e.g. ``critic.apply(v, x, method=Critic.features)``);
-    ``z*`` is the recreation-cost minimiser. An extension: the thesis used R and -D only.
+    ``R`` is :func:`recreation_cost` and ``z*`` its minimiser; ``f = critic_features(d_params, x)`` (e.g.
+    ``critic.apply(v, x, method=Critic.features)``). An extension: the thesis used R and -D only.
+
+    Args:
+      key: PRNG key of the recreation starts.
+      generator_apply: ``(g_params, z) -> x``.
+      g_params: the generator's params.
+      critic_features: ``(d_params, x) -> features [N, ...]``.
+      d_params: the critic's params.
+      x: ``[N, ...]`` samples.
+      noise_dim: the length of ``z``.
+      lam: the feature term's weight in ``[0, 1]``.
+      **kwargs: further :func:`recreation_cost` arguments (``runs``, ``iterations``, ...).
+
+    Returns:
+      ``[N]`` float64 scores.
+
+    Raises:
+      ValueError: ``lam`` outside ``[0, 1]``; as :func:`recreation_cost`.
+
+    References:
+      Schlegl et al., "Unsupervised Anomaly Detection with Generative Adversarial Networks to Guide Marker
+      Discovery", IPMI 2017, Sec. 2.2 (the residual and discrimination losses).
+
+    Examples:
+      >>> gen, features = (lambda p, z: z @ p), (lambda p, x: x)
+      >>> x = np.random.default_rng(0).normal(size=(4, 5))
+      >>> a = jaxkit.anomaly.anogan_scores(jax.random.key(0), gen, jnp.eye(3, 5), features, None, x,
+      ...                                  noise_dim=3, lam=0.5, iterations=200)
+      >>> expected = 0.5 * (x[:, 3:] ** 2).sum(1) / 5 + 0.5 * np.abs(x[:, 3:]).sum(1) / 5
+      >>> np.allclose(a, expected, atol=1e-4)
+      True
     """
     if not 0 <= lam <= 1:
         raise ValueError(f"`lam` must lie in [0, 1], got {lam}.")
@@ -444,11 +688,35 @@ def evaluate_targets(scores, inner, outer, *, names: Sequence[str] | None = None
       scores: ``[H, W]`` anomaly scores.
       inner: bool ``[T, H, W]`` target masks (the target pixels).
       outer: bool ``[T, H, W]`` masks of each target plus its mixed border.
+      names: the targets' names (default ``T1 ... TT``).
 
     Negatives are all pixels outside every outer mask; positives are inner-mask
     pixels (outer-only pixels are dropped). Row ``"all"`` pools every target's
     inner pixels; each target row uses all negatives vs that target's inner
     pixels. Each row also reports ``chance`` (logAUC of a random detector).
+
+    Returns:
+      A list of dicts ``{"target", "pixels", "auc", "log_auc", "lg_far", "chance"}``, ``"all"`` first.
+
+    Raises:
+      ValueError: masks of another shape than ``[T, *scores.shape]``, no negative pixel, ``names`` of another
+        length. (A target with no inner pixel, e.g. outside a crop, is left out of the table.)
+
+    References:
+      the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces (its per-target tables).
+
+    Examples:
+      >>> rng = np.random.default_rng(0)
+      >>> cube = rng.normal(size=(16, 16, 5))
+      >>> cube[8, 8] += 6.0  # one anomalous pixel
+      >>> inner = np.zeros((1, 16, 16), bool)
+      >>> inner[0, 8, 8] = True
+      >>> outer = np.zeros((1, 16, 16), bool)
+      >>> outer[0, 7:10, 7:10] = True
+      >>> rows = jaxkit.anomaly.evaluate_targets(jaxkit.anomaly.global_rx(cube), inner, outer, names=["T1"])
+      >>> [(r["target"], r["pixels"], r["auc"]) for r in rows]
+      [('all', 1, 1.0), ('T1', 1, 1.0)]
     """
     _c.real_dtype(scores, "scores")
     s = np.asarray(scores, np.float64)
@@ -461,7 +729,11 @@ def evaluate_targets(scores, inner, outer, *, names: Sequence[str] | None = None
     if i_m.shape != o_m.shape:
         raise ValueError(f"`inner` and `outer` must have the same shape, got {i_m.shape} and {o_m.shape}.")
     names = list(names) if names is not None else [f"T{i + 1}" for i in range(len(i_m))]
+    if len(names) != len(i_m):
+        raise ValueError(f"`names` has {len(names)} entries for {len(i_m)} targets.")
     neg = ~o_m.any(0)
+    if not neg.any():
+        raise ValueError("`outer` covers every pixel: no negative (background) pixel is left to score against.")
     rows = []
     for name, pos in [("all", i_m.any(0))] + list(zip(names, i_m)):
         if not pos.any():
@@ -482,7 +754,32 @@ def evaluate_targets(scores, inner, outer, *, names: Sequence[str] | None = None
 
 
 def plot_semilog_roc(ax, curves: dict[str, tuple[np.ndarray, np.ndarray]], *, n_neg: int | None = None):
-    """Semi-log ROC (TPR vs log10 FPR) for ``{label: (scores, labels)}``; zero FPR drawn at ``l``."""
+    """Draw semi-log ROC curves (TPR against log10 FPR) on a matplotlib axis; zero FPR drawn at ``l``.
+
+    Args:
+      ax: a matplotlib ``Axes``.
+      curves: ``{label: (scores, labels)}``.
+      n_neg: the negatives' count that sets ``l = 0.5 / n_neg`` (default: from each curve's labels).
+
+    Returns:
+      ``ax``.
+
+    Raises:
+      ValueError: as :func:`roc_curve` for any curve.
+
+    References:
+      The semi-log ROC of :func:`log_auc` (Mysinger & Shoichet, J. Chem. Inf. Model. 50, 2010).
+
+    Examples:
+      >>> import matplotlib
+      >>> matplotlib.use("Agg")
+      >>> import matplotlib.pyplot as plt
+      >>> fig, ax = plt.subplots()
+      >>> s, y = np.array([0.9, 0.8, 0.7, 0.6]), np.array([1, 0, 1, 0], bool)
+      >>> jaxkit.anomaly.plot_semilog_roc(ax, {"RX": (s, y)}).get_xscale()
+      'log'
+      >>> plt.close(fig)
+    """
     for label, (sc, lab) in curves.items():
         fpr, tpr, _ = roc_curve(sc, lab)
         lo = far_floor(int((~np.asarray(lab, bool)).sum()) if n_neg is None else n_neg, None)
@@ -500,8 +797,38 @@ def plot_semilog_roc(ax, curves: dict[str, tuple[np.ndarray, np.ndarray]], *, n_
 
 
 def plot_heatmap(ax, scores, *, title: str = "", colorbar: bool = True):
-    """``log10`` of (shifted-positive) scores as an image, with a colour bar (``colorbar=False``: none)."""
+    """Show ``log10`` of (shifted-positive) scores as an image, with a colour bar (``colorbar=False``: none).
+
+    ``log10(s - min(s) + eps)``: the heavy right tail of detection scores stays visible.
+
+    Args:
+      ax: a matplotlib ``Axes``.
+      scores: ``[H, W]`` scores.
+      title: the axis title.
+      colorbar: add a colour bar.
+
+    Returns:
+      The ``AxesImage``.
+
+    Raises:
+      ValueError: scores not ``[H, W]`` or not finite.
+
+    References:
+      the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces (its log-score heatmaps).
+
+    Examples:
+      >>> import matplotlib
+      >>> matplotlib.use("Agg")
+      >>> import matplotlib.pyplot as plt
+      >>> fig, ax = plt.subplots()
+      >>> jaxkit.anomaly.plot_heatmap(ax, np.arange(12.0).reshape(3, 4)).get_array().shape
+      (3, 4)
+      >>> plt.close(fig)
+    """
     s = np.asarray(scores, np.float64)
+    if s.ndim != 2 or s.size == 0 or not np.all(np.isfinite(s)):
+        raise ValueError(f"`scores` must be a finite, non-empty [H, W] map, got shape {s.shape}.")
     s = s - s.min() + 1e-12 * (np.ptp(s) + 1)
     im = ax.imshow(np.log10(s), cmap="inferno")
     ax.set_title(title)

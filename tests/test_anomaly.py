@@ -390,3 +390,31 @@ def test_recreation_cost_default_chunk_fits_the_memory_budget():
     )
     with pytest.raises(ValueError, match="memory_budget"):
         anomaly.recreation_cost(jax.random.key(0), ga, p, x, noise_dim=3, memory_budget=-1)
+
+
+def test_scorers_and_the_target_table_refuse_what_they_cannot_use():
+    cube = np.random.default_rng(0).normal(size=(12, 12, 2))
+    with pytest.raises(ValueError, match="`reg` must be a finite number >= 0"):
+        anomaly.local_rx(cube, reg=-1.0)
+    with pytest.raises(ValueError, match="`n_components` must be >= 1"):
+        anomaly.gmm_scores(cube, cube, n_components=0)
+    with pytest.raises(ValueError, match="`max_fit` must be >= 1 or None"):
+        anomaly.gmm_scores(cube, cube, max_fit=0)
+    critic = lambda w, x: x @ w
+    with pytest.raises(ValueError, match="`chunk` must be >= 1"):
+        anomaly.discriminator_scores(critic, jnp.ones(2), np.ones((3, 2)), chunk=0)
+    with pytest.raises(ValueError, match="one score per sample"):
+        anomaly.discriminator_scores(lambda w, x: jnp.stack([x @ w] * 2, 1), jnp.ones(2), np.ones((3, 2)))
+    gen = lambda p, z: z @ p
+    for kw, msg in ((dict(lr=0.0), "`lr` must be a finite number > 0"), (dict(momentum=1.0), "`momentum` must lie")):
+        with pytest.raises(ValueError, match=msg):
+            anomaly.recreation_cost(jax.random.key(0), gen, jnp.eye(3, 5), np.ones((2, 5)), noise_dim=3, **kw)
+    scores = cube[..., 0]
+    inner = np.zeros((1, 12, 12), bool)
+    inner[0, 3, 3] = True
+    with pytest.raises(ValueError, match="`names` has 2 entries for 1 targets"):
+        anomaly.evaluate_targets(scores, inner, inner, names=["a", "b"])
+    with pytest.raises(ValueError, match="no negative"):
+        anomaly.evaluate_targets(scores, inner, np.ones_like(inner))
+    with pytest.raises(ValueError, match="finite, non-empty"):
+        anomaly.plot_heatmap(None, np.full((2, 2), np.nan))

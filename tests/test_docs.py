@@ -38,14 +38,15 @@ import jaxkit
 ROOT = Path(__file__).resolve().parent.parent
 
 # modules whose every public function follows the format (References optional in NO_PAPER: no published method)
-FORMATTED = ("calibration", "interval", "lipschitz", "losses", "metrics", "schedules", "tree", "gan")
+FORMATTED = ("calibration", "interval", "lipschitz", "losses", "metrics", "schedules", "tree", "gan", "anomaly")
 NO_PAPER = {
     "jaxkit.tree",  # path utilities
+    "jaxkit.anomaly.as_pixels",
     "jaxkit.interval.check",
     "jaxkit.interval.contains",
     "jaxkit.interval.mlp_layers",
 }
-FORMATTED_AT_LEAST = 70  # raised as modules are converted (see test_formatted_count_only_grows)
+FORMATTED_AT_LEAST = 82  # raised as modules are converted (see test_formatted_count_only_grows)
 
 SECTIONS = ("Args", "Returns", "Raises", "References", "Example", "Examples", "Attributes", "Yields", "Note")
 
