@@ -85,13 +85,58 @@ def _kernel(w):
 
 
 def center(w):
-    """WC: subtract each output filter's mean (all axes but the last)."""
+    """WC: subtract each output filter's mean, ``W_j <- W_j - mean(W_j)`` (all axes but the last).
+
+    Args:
+      w: a kernel in the Flax layout, output axis last (Conv ``(kh, kw, in, out)``, Dense ``(in, out)``).
+
+    Returns:
+      The centred kernel.
+
+    Raises:
+      TypeError: ``w`` not real.
+      ValueError: ``w`` empty (a 1-D ``w`` is a row of one-entry filters).
+
+    References:
+      Fuhl & Kasneci, "Weight and Gradient Centralization in Deep Neural Networks", ICANN 2021 (WC).
+
+    Examples:
+      >>> w = jnp.arange(6.0).reshape(3, 2)  # a Dense kernel (in=3, out=2): one filter per column
+      >>> print(jaxkit.normalize.center(w))
+      [[-2. -2.]
+       [ 0.  0.]
+       [ 2.  2.]]
+    """
     w = _kernel(w)
     return w - jnp.mean(w, axis=_filter_axes(w), keepdims=True)
 
 
 def standardize(w, eps: float = 1e-5):
-    """WS: ``(w - mean) / sqrt(var + eps)`` per output filter."""
+    """WS: ``W_j <- (W_j - mean(W_j)) / sqrt(var(W_j) + eps)`` per output filter (all axes but the last).
+
+    Args:
+      w: a kernel in the Flax layout, output axis last.
+      eps: added to the variance.
+
+    Returns:
+      The standardised kernel.
+
+    Raises:
+      TypeError: ``w`` not real.
+      ValueError: ``w`` empty (a 1-D ``w`` is a row of one-entry filters).
+
+    References:
+      Fuhl & Kasneci, "Weight and Gradient Centralization in Deep Neural Networks", ICANN 2021 (WS); Qiao et al.,
+      "Micro-Batch Training with Batch-Channel Normalization and Weight
+      Standardization", arXiv:1903.10520, 2019.
+
+    Examples:
+      >>> w = jnp.arange(6.0).reshape(3, 2)  # a Dense kernel (in=3, out=2): one filter per column
+      >>> print(np.asarray(jaxkit.normalize.standardize(w), float).round(3))
+      [[-1.225 -1.225]
+       [ 0.     0.   ]
+       [ 1.225  1.225]]
+    """
     w = _kernel(w)
     ax = _filter_axes(w)
     c = w - jnp.mean(w, axis=ax, keepdims=True)
@@ -99,7 +144,30 @@ def standardize(w, eps: float = 1e-5):
 
 
 def unit_norm(w, eps: float = 1e-12):
-    """WN: divide each output filter by its L2 norm."""
+    """WN: ``W_j <- W_j / ||W_j||_2`` per output filter (all axes but the last).
+
+    Args:
+      w: a kernel in the Flax layout, output axis last.
+      eps: added to the norm.
+
+    Returns:
+      The normalised kernel.
+
+    Raises:
+      TypeError: ``w`` not real.
+      ValueError: ``w`` empty (a 1-D ``w`` is a row of one-entry filters).
+
+    References:
+      Fuhl & Kasneci, "Weight and Gradient Centralization in Deep Neural Networks", ICANN 2021 (WN); Salimans & Kingma,
+      "Weight Normalization", NeurIPS 2016 (the direction ``v / ||v||``).
+
+    Examples:
+      >>> w = jnp.arange(6.0).reshape(3, 2)  # a Dense kernel (in=3, out=2): one filter per column
+      >>> print(np.asarray(jaxkit.normalize.unit_norm(w), float).round(3))
+      [[0.    0.169]
+       [0.447 0.507]
+       [0.894 0.845]]
+    """
     w = _kernel(w)
     return w * jax.lax.rsqrt(jnp.sum(w * w, axis=_filter_axes(w), keepdims=True) + eps)
 
@@ -130,10 +198,29 @@ def _map_filters(fn, tree: PyTree, mask, name: str, *rest) -> PyTree:
 
 
 def transform_weights(params: PyTree, kind: str = "center", mask=None) -> PyTree:
-    """Apply WC / WS / WN (``kind`` = ``"center"`` / ``"standardize"`` / ``"normalize"``) to the selected kernels.
+    """Apply WC / WS / WN to the selected kernels of a params tree (other leaves unchanged).
 
-    ``mask``: a :mod:`jaxkit.tree` pattern (e.g. ``["Conv_*/kernel", "Dense_0/kernel"]``), default every leaf of
-    rank >= 2. Leaves of rank < 2 are never touched.
+    Leaves of rank < 2 (biases, norm scales) are never touched.
+
+    Args:
+      params: a params pytree.
+      kind: ``"center"`` (WC), ``"standardize"`` (WS) or ``"normalize"`` (WN).
+      mask: a :mod:`jaxkit.tree` pattern of the kernels to transform (default: every leaf of rank >= 2).
+
+    Returns:
+      A params tree of the same structure.
+
+    Raises:
+      ValueError: an unknown ``kind``, a ``mask`` that selects nothing.
+
+    References:
+      Fuhl & Kasneci, "Weight and Gradient Centralization in Deep Neural Networks", ICANN 2021.
+
+    Examples:
+      >>> params = {"Dense_0": {"kernel": jnp.arange(6.0).reshape(3, 2), "bias": jnp.ones(2)}}
+      >>> out = jaxkit.normalize.transform_weights(params, "center")
+      >>> print(out["Dense_0"]["kernel"].mean(0), out["Dense_0"]["bias"])
+      [0. 0.] [1. 1.]
     """
     return _map_filters(_kind(kind), params, mask, "params")
 
@@ -141,9 +228,30 @@ def transform_weights(params: PyTree, kind: str = "center", mask=None) -> PyTree
 def centralize_gradients(mask=None) -> optax.GradientTransformation:
     """GC as an optax transform: subtract each output filter's mean from the selected updates.
 
-    Put it first in an ``optax.chain`` (before momentum / Adam), as in the paper:
-    ``optax.chain(centralize_gradients(), optax.sgd(0.1, momentum=0.9))``.
+    ``dW_j <- dW_j - mean(dW_j)`` over all axes but the last (``optax.centralize`` averages over all axes but
+    the first: PyTorch's layout). Put it first in an ``optax.chain`` (before momentum / Adam), as in the paper.
     Stateless (``optax.EmptyState``).
+
+    Args:
+      mask: a :mod:`jaxkit.tree` pattern of the kernels to transform (default: every leaf of rank >= 2).
+
+    Returns:
+      An ``optax.GradientTransformation``.
+
+    Raises:
+      ValueError: a ``mask`` that selects nothing (at the first update).
+
+    References:
+      Fuhl & Kasneci, "Weight and Gradient Centralization in Deep Neural Networks", ICANN 2021 (GC); Yong et al.,
+      "Gradient Centralization: A New Optimization Technique for Deep Neural
+      Networks", ECCV 2020, Eq. (1).
+
+    Examples:
+      >>> params = {"Dense_0": {"kernel": jnp.arange(6.0).reshape(3, 2), "bias": jnp.ones(2)}}
+      >>> tx = optax.chain(jaxkit.normalize.centralize_gradients(), optax.sgd(0.1))
+      >>> updates, _ = tx.update(params, tx.init(params), params)  # the params as their own gradient
+      >>> print(updates["Dense_0"]["kernel"].mean(0), updates["Dense_0"]["bias"])
+      [0. 0.] [-0.1 -0.1]
     """
 
     def init(params):
@@ -160,8 +268,30 @@ def centralize_gradients(mask=None) -> optax.GradientTransformation:
 def project_weights(kind: str = "center", mask=None) -> optax.GradientTransformation:
     """An optax transform whose updates land the selected kernels on WC / WS / WN's constraint set.
 
-    ``update' = T(params + update) - params`` for the selected leaves (others
-    unchanged); put it **last** in the chain. Needs ``params``.
+    ``update' = T(params + update) - params`` for the selected leaves (others unchanged); put it **last** in the
+    chain. Needs ``params``.
+
+    Args:
+      kind: ``"center"`` (WC), ``"standardize"`` (WS) or ``"normalize"`` (WN).
+      mask: a :mod:`jaxkit.tree` pattern of the kernels to transform (default: every leaf of rank >= 2).
+
+    Returns:
+      An ``optax.GradientTransformation``.
+
+    Raises:
+      ValueError: an unknown ``kind``; ``params`` not given to ``update``.
+
+    References:
+      Fuhl & Kasneci, "Weight and Gradient Centralization in Deep Neural Networks", ICANN 2021 (the weight transforms;
+      the projection is our cheap alternative to the reparameterisation).
+
+    Examples:
+      >>> params = {"Dense_0": {"kernel": jnp.arange(6.0).reshape(3, 2), "bias": jnp.ones(2)}}
+      >>> tx = jaxkit.normalize.project_weights("center")
+      >>> zero = jax.tree.map(jnp.zeros_like, params)
+      >>> updates, _ = tx.update(zero, tx.init(params), params)
+      >>> print(optax.apply_updates(params, updates)["Dense_0"]["kernel"].mean(0))
+      [0. 0.]
     """
     fn = _kind(kind)
 
@@ -194,6 +324,31 @@ def reparameterize(apply_fn: Callable, kind: str = "center", mask=None, straight
     implementations of GC). ``straight_through=True`` uses the transformed
     weights forward but passes the gradient to the raw weights unchanged
     (``w + stop_gradient(T(w) - w)``).
+
+    Args:
+      apply_fn: a Flax ``apply`` (or any ``fn(variables, *args, **kw)``).
+      kind: ``"center"`` (WC), ``"standardize"`` (WS) or ``"normalize"`` (WN).
+      mask: a :mod:`jaxkit.tree` pattern of the kernels to transform (default: every leaf of rank >= 2).
+      straight_through: forward the transformed weights, pass gradients to the raw ones unchanged.
+
+    Returns:
+      The wrapped function.
+
+    Raises:
+      ValueError: an unknown ``kind`` (at once), a ``mask`` that selects nothing (at the first call).
+
+    References:
+      Fuhl & Kasneci, "Weight and Gradient Centralization in Deep Neural Networks", ICANN 2021 (the forward-pass
+      centralisation).
+
+    Examples:
+      >>> model = nn.Dense(2)
+      >>> variables = model.init(jax.random.key(0), jnp.ones((1, 3)))
+      >>> f = jaxkit.normalize.reparameterize(model.apply, "center")
+      >>> kernel = jaxkit.normalize.center(variables["params"]["kernel"])
+      >>> centred = {"params": {**variables["params"], "kernel": kernel}}
+      >>> bool(jnp.allclose(f(variables, jnp.ones((1, 3))), model.apply(centred, jnp.ones((1, 3)))))
+      True
     """
     fn = _kind(kind)
     if straight_through:
@@ -219,9 +374,29 @@ def _check_input(apply_fn, variables, x, kwargs, name="x"):
 def Reparameterized(module: nn.Module, kind: str = "center", mask=None, straight_through: bool = False) -> nn.Module:
     """A copy of ``module`` whose ``params`` are WC / WS / WN-transformed on read (``nn.map_variables``).
 
-    Params are created raw at ``init``; paths inside ``mask`` are relative to
-    ``module``. The result has the same variable structure as ``module``.
-    ``straight_through`` as in :func:`reparameterize`.
+    Params are created raw at ``init``; paths inside ``mask`` are relative to ``module``. The result has the same
+    variable structure as ``module``.
+
+    Args:
+      module: a Flax Linen module.
+      kind: ``"center"`` (WC), ``"standardize"`` (WS) or ``"normalize"`` (WN).
+      mask: a :mod:`jaxkit.tree` pattern of the kernels to transform (default: every leaf of rank >= 2).
+      straight_through: as in :func:`reparameterize`.
+
+    Returns:
+      A Linen module.
+
+    Raises:
+      ValueError: an unknown ``kind``.
+
+    References:
+      Fuhl & Kasneci, "Weight and Gradient Centralization in Deep Neural Networks", ICANN 2021.
+
+    Examples:
+      >>> layer = jaxkit.normalize.Reparameterized(nn.Dense(2), "center")
+      >>> variables = layer.init(jax.random.key(0), jnp.ones((1, 3)))
+      >>> jax.tree.map(jnp.shape, variables)  # the same structure as nn.Dense(2)'s
+      {'params': {'bias': (2,), 'kernel': (3, 2)}}
     """
     fn = _kind(kind)
     if straight_through:
@@ -292,8 +467,28 @@ TEST_MODES = ("single", "single_vote", "groups", "batch_vote")
 
 
 def majority_vote(logits):
-    """Majority vote over the leading axis of ``(V, N, C)`` logits: the most frequent argmax per sample
-    (ties broken by the summed softmax probabilities). Returns ``(N,)`` class indices."""
+    """Majority vote over the leading axis of ``(V, N, C)`` logits: the most frequent argmax per sample.
+
+    Ties are broken by the summed softmax probabilities.
+
+    Args:
+      logits: ``[V, N, C]``, one ``[N, C]`` prediction per voter.
+
+    Returns:
+      ``[N]`` class indices.
+
+    Raises:
+      ValueError: ``logits`` not a real ``[V, N, C]`` array.
+
+    References:
+      Yin, Scholte & Bohté, "LocalNorm: Robust Image Classification through Dynamically Regularized Normalization",
+      ICANN 2021 (voting over the groups' affine parameters).
+
+    Examples:
+      >>> votes = jnp.array([[[5.0, 0, 0]], [[0, 1.0, 0]], [[0, 0.5, 0.4]], [[3.0, 0, 0]]])  # 0, 1, 1, 0
+      >>> jaxkit.normalize.majority_vote(votes)  # a tie: class 0 has the larger summed probability
+      Array([0], dtype=int32)
+    """
     logits = _c.array(logits, "logits", ndim=3, kind="r", nonempty=True)
     if 0 in jnp.shape(logits):
         raise ValueError(f"`logits` is empty (shape {tuple(jnp.shape(logits))}); expected (V, N, C).")
@@ -317,6 +512,37 @@ def localnorm_predict(
     * ``"single_vote"`` -- each image alone through every group, majority vote;
     * ``"groups"`` -- the test batch split into ``num_groups`` groups like in training (``N`` divisible);
     * ``"batch_vote"`` -- the whole batch as one group through every group's affine, majority vote.
+
+    Args:
+      apply_fn: ``apply_fn(variables, x, group=...)``, passing ``group`` on to its LocalNorm layers.
+      variables: the model's variables.
+      x: ``[N, ...]`` inputs.
+      num_groups: ``K``, the LocalNorm layers' group count.
+      mode: ``"single"``, ``"single_vote"``, ``"groups"`` or ``"batch_vote"``.
+      group: the group of ``"single"``.
+      **kwargs: further ``apply_fn`` arguments.
+
+    Returns:
+      ``[N]`` class indices.
+
+    Raises:
+      ValueError: an unknown ``mode``; ``N`` not divisible by ``num_groups`` in ``"groups"``.
+
+    References:
+      Yin, Scholte & Bohté, "LocalNorm: Robust Image Classification through Dynamically Regularized Normalization",
+      ICANN 2021 (the four test modes).
+
+    Examples:
+      >>> class Net(nn.Module):
+      ...     @nn.compact
+      ...     def __call__(self, x, group=None):
+      ...         x = jaxkit.normalize.LocalNorm(2, name="norm")(nn.Dense(4)(x), group)
+      ...         return nn.Dense(3)(nn.relu(x))
+      >>> net, x = Net(), jax.random.normal(jax.random.key(1), (6, 5))
+      >>> variables = net.init(jax.random.key(0), x)
+      >>> [jaxkit.normalize.localnorm_predict(net.apply, variables, x, 2, m).shape
+      ...  for m in ("single", "single_vote", "groups", "batch_vote")]
+      [(6,), (6,), (6,), (6,)]
     """
     if mode not in TEST_MODES:
         raise ValueError(f"`mode` must be one of {TEST_MODES}, got {mode!r}.")
@@ -345,11 +571,35 @@ def localnorm_predict(
 def bn_to_localnorm(variables: PyTree, num_groups: int) -> dict:
     """LocalNorm params from a trained BatchNorm model: every BN layer's ``scale`` / ``bias`` copied to all groups.
 
-    ``variables``: ``{"params": ..., "batch_stats": ...}``; a BN layer is a
-    params sub-dict whose path also appears in ``batch_stats``. Its ``(C,)``
-    scale and bias become ``(K, C)``; running statistics are dropped (LocalNorm
-    keeps none). The LocalNorm model must name its norm layers like the BN
-    model (e.g. ``name="norm0"``) so the paths agree. Returns ``{"params": ...}``.
+    A BN layer is a params sub-dict whose path also appears in ``batch_stats``. Its ``(C,)`` scale and bias
+    become ``(K, C)``; running statistics are dropped (LocalNorm keeps none). The LocalNorm model must name its
+    norm layers like the BN model (e.g. ``name="norm0"``) so the paths agree.
+
+    Args:
+      variables: ``{"params": ..., "batch_stats": ...}`` of the BN model.
+      num_groups: ``K``.
+
+    Returns:
+      ``{"params": ...}`` for the LocalNorm model.
+
+    Raises:
+      ValueError: no ``batch_stats``, ``num_groups < 1``.
+
+    References:
+      Yin, Scholte & Bohté, "LocalNorm: Robust Image Classification through Dynamically Regularized Normalization",
+      ICANN 2021 (LocalNorm initialised from a BN model).
+
+    Examples:
+      >>> class BNNet(nn.Module):
+      ...     @nn.compact
+      ...     def __call__(self, x, train=False):
+      ...         x = nn.BatchNorm(use_running_average=not train, name="norm")(nn.Dense(4)(x))
+      ...         return nn.Dense(3)(nn.relu(x))
+      >>> net, x = BNNet(), jax.random.normal(jax.random.key(1), (6, 5))
+      >>> variables = net.init(jax.random.key(0), x)
+      >>> local = jaxkit.normalize.bn_to_localnorm(variables, 2)
+      >>> jax.tree.map(jnp.shape, local["params"]["norm"])
+      {'bias': (2, 4), 'scale': (2, 4)}
     """
     if not (isinstance(variables, dict) and "params" in variables and "batch_stats" in variables):
         raise ValueError("`variables` must hold 'params' and 'batch_stats' (a trained BatchNorm model).")
@@ -374,10 +624,39 @@ def bn_to_localnorm(variables: PyTree, num_groups: int) -> dict:
 def dynamic_bn_apply(apply_fn: Callable, variables: PyTree, x, *args, train_kwarg: str = "train", **kwargs):
     """Evaluate a Flax model with BatchNorm using the *current batch's* statistics ("dynamic BN").
 
-    Calls ``apply_fn(variables, x, *args, train=True, mutable=["batch_stats"])``
-    and discards the updated running averages, so the stored model is not
-    changed. ``train_kwarg`` names the model's train flag; a model whose train
-    flag also enables dropout needs ``rngs=`` in ``kwargs``.
+    Calls ``apply_fn(variables, x, *args, train=True, mutable=["batch_stats"])`` and discards the updated
+    running averages, so the stored model is not changed.
+
+    Args:
+      apply_fn: the model's ``apply``.
+      variables: ``{"params": ..., "batch_stats": ...}`` (the running averages are not used).
+      x: the batch.
+      *args: further positional arguments of ``apply_fn``.
+      train_kwarg: the name of the model's train flag.
+      **kwargs: further keyword arguments (a model whose train flag also enables dropout needs ``rngs=``).
+
+    Returns:
+      The model's output on ``x``.
+
+    Raises:
+      ValueError: an ``x`` that does not fit the model (naming ``x``).
+
+    References:
+      Yin, Scholte & Bohté, "LocalNorm: Robust Image Classification through Dynamically Regularized Normalization",
+      ICANN 2021 (test-time batch statistics); Nado et al., "Evaluating Prediction-Time Batch Normalization for
+      Robustness under Covariate Shift", arXiv:2006.10963, 2020.
+
+    Examples:
+      >>> class BNNet(nn.Module):
+      ...     @nn.compact
+      ...     def __call__(self, x, train=False):
+      ...         x = nn.BatchNorm(use_running_average=not train, name="norm")(nn.Dense(4)(x))
+      ...         return nn.Dense(3)(nn.relu(x))
+      >>> net, x = BNNet(), jax.random.normal(jax.random.key(1), (6, 5))
+      >>> variables = net.init(jax.random.key(0), x)
+      >>> out = jaxkit.normalize.dynamic_bn_apply(net.apply, variables, x)
+      >>> out.shape, bool(jnp.allclose(out, net.apply(variables, x)))  # batch vs running statistics
+      ((6, 3), False)
     """
     x = _c.array(x, "x", kind="r", nonempty=True)
     _c.fits(
