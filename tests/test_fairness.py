@@ -204,3 +204,21 @@ def test_the_defined_only_convention_leaves_undefined_rates_out():
     assert float(fair.demographic_parity_ratio(*nothing, convention="defined_only")) == 0.0
     with pytest.raises(ValueError, match="`convention` must be one of"):
         fair.demographic_parity_ratio(*nothing, convention="sklearn")
+
+
+def test_learner_and_crossing_refuse_bad_settings():
+    with pytest.raises(ValueError, match=r"`codes\[0\]` \(attribute 0\) must lie in \[0, 2\)"):
+        fair.cross_groups(jnp.array([0, 2]), sizes=(2,))  # code 2 would collide with another combination
+    with pytest.raises(ValueError, match=r"`codes\[0\]` \(attribute 0\) must lie in \[0, 2\), got range \[-1, 0\]"):
+        fair.cross_groups(jnp.array([0, -1]), jnp.array([0, 1]), sizes=(2, 2))
+    with pytest.raises(ValueError, match="`num_features` must be an integer >= 1"):
+        fair.init_mlp(jax.random.key(0), 0)
+    params = fair.init_mlp(jax.random.key(0), 3, hidden=4)
+    x, y = jnp.ones((4, 3)), jnp.array([0, 1, 0, 1])
+    with pytest.raises(ValueError, match="`learning_rate` must be a finite number > 0"):
+        fair.partial_train(jax.random.key(0), params, x, y, learning_rate=0.0)
+    same = fair.partial_train(jax.random.key(0), params, x, y, steps=0)  # no local search: params unchanged
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(same), jax.tree.leaves(params)))
+    for kw, msg in ((dict(num_groups=0), "`num_groups`"), (dict(num_groups=2, batch_size=0), "`batch_size`")):
+        with pytest.raises(ValueError, match=msg):
+            fair.moea_fitness(**kw)

@@ -69,9 +69,27 @@ def ge_alpha(alpha) -> float:
 def cross_groups(*codes, sizes=None) -> tuple[jax.Array, int]:
     """One code per combination of several sensitive attributes: ``(codes, num_groups)``.
 
-    ``sizes`` gives each attribute's number of categories (inferred from
-    concrete codes when omitted); the combined code is mixed-radix, first
-    attribute most significant.
+    The combined code is mixed-radix, first attribute most significant: ``c = c_1 * n_2 + c_2`` for two.
+
+    Args:
+      *codes: ``[N]`` integer codes, one array per attribute.
+      sizes: each attribute's number of categories (inferred from concrete codes when omitted).
+
+    Returns:
+      ``(codes [N], num_groups)`` with ``num_groups = prod(sizes)``.
+
+    Raises:
+      ValueError: no attribute, codes of different lengths, codes outside ``[0, size)`` (when concrete), ``sizes``
+        of another length.
+
+    References:
+      Zhang et al., "Fairer Machine Learning Through Multi-objective Evolutionary Learning", ICANN 2021 (crossed
+      sensitive attributes); Kearns et al., "Preventing Fairness Gerrymandering", ICML 2018
+      (subgroups of several attributes).
+
+    Examples:
+      >>> jaxkit.fairness.cross_groups(jnp.array([0, 1, 1]), jnp.array([2, 0, 1]))
+      (Array([2, 3, 4], dtype=int32), 6)
     """
     if not codes:
         raise ValueError("`cross_groups` needs at least one attribute.")
@@ -93,6 +111,15 @@ def cross_groups(*codes, sizes=None) -> tuple[jax.Array, int]:
         sizes = [int(np.max(np.asarray(a))) + 1 for a in arrs]
     if len(sizes) != len(arrs):
         raise ValueError(f"`sizes` must give one size per attribute ({len(arrs)}), got {sizes}.")
+    for i, (a, s) in enumerate(zip(arrs, sizes)):
+        if int(s) < 1:
+            raise ValueError(f"`sizes[{i}]` must be >= 1, got {s}.")
+        if _c.is_concrete(a) and (np.min(np.asarray(a)) < 0 or np.max(np.asarray(a)) >= int(s)):
+            # a code outside its attribute's range would collide with another combination's code
+            raise ValueError(
+                f"`codes[{i}]` (attribute {i}) must lie in [0, {int(s)}), got range "
+                f"[{np.min(np.asarray(a))}, {np.max(np.asarray(a))}]."
+            )
     out = jnp.zeros(n, jnp.int32)
     for a, s in zip(arrs, sizes):
         out = out * int(s) + a
@@ -100,10 +127,30 @@ def cross_groups(*codes, sizes=None) -> tuple[jax.Array, int]:
 
 
 def benefits(y_true, y_pred) -> jax.Array:
-    """``b = y_pred - y_true + 1``: with 0/1 predictions 0 = false negative, 1 = correct, 2 = false positive.
+    """Per-person benefits ``b = y_pred - y_true + 1``.
 
-    Pass predicted labels (the paper's reading) or scores in [0, 1] (the
-    paper's printed formula ``theta x_i``) as ``y_pred``.
+    With 0/1 predictions: 0 = false negative, 1 = correct, 2 = false positive.
+
+    Pass predicted labels (the paper's reading) or scores in [0, 1] (the paper's printed formula ``theta x_i``)
+    as ``y_pred``.
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` predicted labels or scores in ``[0, 1]``.
+
+    Returns:
+      ``[N]`` float benefits in ``[0, 2]``.
+
+    Raises:
+      ValueError: different lengths, labels not 0/1, predictions outside ``[0, 1]`` (when concrete).
+
+    References:
+      Speicher et al., "A Unified Approach to Quantifying Algorithmic Unfairness: Measuring Individual & Group
+      Unfairness via Inequality Indices", KDD 2018, Sec. 2 (the benefit function).
+
+    Examples:
+      >>> jaxkit.fairness.benefits(jnp.array([1, 0, 1]), jnp.array([1, 1, 0]))
+      Array([1., 2., 0.], dtype=float32)
     """
     y = _c.per_example(y_true, "y_true", dtype=jnp.float32, values="binary")
     p = _c.per_example(y_pred, "y_pred", y.shape[0], jnp.float32, values="unit")
@@ -111,7 +158,29 @@ def benefits(y_true, y_pred) -> jax.Array:
 
 
 def generalized_entropy_index(b, alpha: float = 2.0) -> jax.Array:
-    """``GE_alpha(b) = 1/(n alpha (alpha - 1)) sum_i ((b_i / mu)^alpha - 1)``; 0 when every benefit is 0."""
+    """The generalised entropy index of benefits, ``GE_a(b) = 1/(n a (a - 1)) sum_i ((b_i / mu)^a - 1)``.
+
+    0 when every benefit is 0 (no inequality among equals).
+
+    Args:
+      b: ``[N]`` non-negative benefits (:func:`benefits`).
+      alpha: ``a``, not 0 or 1.
+
+    Returns:
+      A scalar array (0: perfectly equal benefits).
+
+    Raises:
+      ValueError: negative or non-finite benefits (when concrete), empty ``b``, ``alpha`` in ``{0, 1}``.
+
+    References:
+      Speicher et al., "A Unified Approach to Quantifying Algorithmic Unfairness: Measuring Individual & Group
+      Unfairness via Inequality Indices", KDD 2018, Eq. (4) (``alpha = 2``: half the squared coefficient of variation).
+
+    Examples:
+      >>> b = jnp.array([1.0, 2.0, 0.0, 1.0, 1.0, 1.0])
+      >>> round(float(jaxkit.fairness.generalized_entropy_index(b)), 4)
+      0.1667
+    """
     a = ge_alpha(alpha)
     b = _benefit_vec(b)
     mu = jnp.mean(b)
@@ -128,7 +197,35 @@ def _benefit_vec(b):
 
 
 def ge_decomposition(b, groups, num_groups: int | None = None, alpha: float = 2.0) -> tuple[jax.Array, jax.Array]:
-    """``(within, between)`` parts of ``GE_alpha(b)`` over the groups; ``within + between == GE_alpha(b)``."""
+    """The exact within- and between-group parts of ``GE_a(b)``: ``within + between == GE_a(b)``.
+
+    ``between = 1/(n a (a-1)) sum_g n_g ((mu_g/mu)^a - 1)`` and ``within = sum_g (n_g/n) (mu_g/mu)^a GE_a(b^g)``,
+    computed as ``sum_g sum_{i in g} (b_i^a - mu_g^a) / (n a (a-1) mu^a)`` (finite for a group whose benefits
+    are all 0). Groups with no members are ignored.
+
+    Args:
+      b: ``[N]`` non-negative benefits.
+      groups: ``[N]`` integer group codes.
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      alpha: ``a``, not 0 or 1.
+
+    Returns:
+      ``(within, between)``, scalar arrays.
+
+    Raises:
+      ValueError: as :func:`generalized_entropy_index`; group codes out of range or of another length.
+
+    References:
+      Speicher et al., "A Unified Approach to Quantifying Algorithmic Unfairness: Measuring Individual & Group
+      Unfairness via Inequality Indices", KDD 2018, Sec. 3 (the subgroup decomposition); Zhang et al., "Fairer Machine
+      Learning Through Multi-objective Evolutionary Learning", ICANN 2021 (f_I and f_G).
+
+    Examples:
+      >>> b = jnp.array([1.0, 2.0, 0.0, 1.0, 1.0, 1.0])
+      >>> within, between = jaxkit.fairness.ge_decomposition(b, jnp.array([0, 0, 0, 1, 1, 1]))
+      >>> round(float(within), 4), round(float(between), 4)  # equal group means: no between-group part
+      (0.1667, 0.0)
+    """
     a = ge_alpha(alpha)
     b = _benefit_vec(b)
     g, k = _groups(groups, b.shape[0], num_groups, ref="b")
@@ -146,12 +243,66 @@ def ge_decomposition(b, groups, num_groups: int | None = None, alpha: float = 2.
 
 
 def individual_unfairness(y_true, y_pred, groups, num_groups: int | None = None, alpha: float = 2.0) -> jax.Array:
-    """f_I: the within-group part of the generalised entropy of the benefits."""
+    """f_I: the within-group part of the generalised entropy of the benefits (:func:`ge_decomposition`).
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` 0/1 predictions.
+      groups: ``[N]`` integer group codes ``0 .. num_groups - 1`` (:func:`cross_groups` for several attributes).
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      alpha: the index's ``a``.
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: inputs of different lengths, labels or predictions not 0/1, group codes out of range, an unknown
+        ``convention`` (checks that need values run when the inputs are concrete).
+
+    References:
+      Zhang et al., "Fairer Machine Learning Through Multi-objective Evolutionary Learning", ICANN 2021 (the
+      individual-unfairness objective); Speicher et al., "A Unified Approach to Quantifying Algorithmic Unfairness:
+      Measuring Individual & Group Unfairness via Inequality Indices", KDD 2018.
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> round(float(jaxkit.fairness.individual_unfairness(y, y_hat, groups)), 4)
+      0.1667
+    """
     return ge_decomposition(benefits(y_true, y_pred), groups, num_groups, alpha)[0]
 
 
 def group_unfairness(y_true, y_pred, groups, num_groups: int | None = None, alpha: float = 2.0) -> jax.Array:
-    """f_G: the between-group part of the generalised entropy of the benefits."""
+    """f_G: the between-group part of the generalised entropy of the benefits (:func:`ge_decomposition`).
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` 0/1 predictions.
+      groups: ``[N]`` integer group codes ``0 .. num_groups - 1`` (:func:`cross_groups` for several attributes).
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      alpha: the index's ``a``.
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: inputs of different lengths, labels or predictions not 0/1, group codes out of range, an unknown
+        ``convention`` (checks that need values run when the inputs are concrete).
+
+    References:
+      Zhang et al., "Fairer Machine Learning Through Multi-objective Evolutionary Learning", ICANN 2021 (the
+      group-unfairness objective); Speicher et al., "A Unified Approach to Quantifying Algorithmic Unfairness: Measuring
+      Individual & Group Unfairness via Inequality Indices", KDD 2018.
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> round(float(jaxkit.fairness.group_unfairness(y, y_hat, groups)), 4)
+      0.0
+    """
     return ge_decomposition(benefits(y_true, y_pred), groups, num_groups, alpha)[1]
 
 
@@ -165,12 +316,39 @@ def fairness_objectives(
     threshold: float = 0.5,
     benefit: str = "label",
 ) -> jax.Array:
-    """The paper's minimised objectives ``[error, f_I, f_G]`` for one model.
+    """The paper's three minimised objectives ``[error, f_I, f_G]`` for one model.
 
-    ``error`` is the mean squared error of the predicted probability of the
-    positive class against the 0/1 label (our reading of the paper's "MSE");
-    benefits use the predicted label ``prob > threshold`` (``benefit="label"``,
-    default) or the probability itself (``benefit="score"``).
+    ``error`` is the mean squared error of the predicted probability of the positive class against the 0/1
+    label (our reading of the paper's "MSE"); benefits use the predicted label ``prob > threshold``
+    (``benefit="label"``, default) or the probability itself (``benefit="score"``).
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      prob: ``[N]`` predicted probabilities of the positive class.
+      groups: ``[N]`` integer group codes.
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      alpha: the entropy index's ``a``.
+      threshold: the decision threshold of ``benefit="label"``.
+      benefit: ``"label"`` or ``"score"``.
+
+    Returns:
+      ``[3]`` array ``[error, f_I, f_G]``.
+
+    Raises:
+      ValueError: probabilities outside ``[0, 1]`` (when concrete), an unknown ``benefit``; as
+        :func:`ge_decomposition`.
+
+    References:
+      Zhang et al., "Fairer Machine Learning Through Multi-objective Evolutionary Learning", ICANN 2021 (its three
+      objectives).
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> prob = jnp.array([0.9, 0.6, 0.4, 0.2, 0.8, 0.1])
+      >>> print(np.asarray(jaxkit.fairness.fairness_objectives(y, prob, groups), float).round(4))
+      [0.1367 0.1667 0.    ]
     """
     if benefit not in ("label", "score"):
         raise ValueError(f"`benefit` must be 'label' or 'score', got {benefit!r}.")
@@ -182,7 +360,33 @@ def fairness_objectives(
 
 
 def group_rates(y_true, y_pred, groups, num_groups: int | None = None) -> dict[str, jax.Array]:
-    """Per group: ``count``, ``selection_rate``, ``accuracy``, ``tpr``, ``fpr`` (NaN where undefined), each ``[G]``."""
+    """Per-group rates: ``count``, ``selection_rate``, ``accuracy``, ``tpr``, ``fpr`` (NaN where undefined).
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` 0/1 predictions.
+      groups: ``[N]`` integer group codes ``0 .. num_groups - 1`` (:func:`cross_groups` for several attributes).
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+
+    Returns:
+      A dict of ``[G]`` arrays.
+
+    Raises:
+      ValueError: inputs of different lengths, labels or predictions not 0/1, group codes out of range, an unknown
+        ``convention`` (checks that need values run when the inputs are concrete).
+
+    References:
+      Weerts et al., "Fairlearn: Assessing and Improving Fairness of AI Systems", JMLR 24, 2023 (fairlearn.metrics)
+      (``MetricFrame`` by group).
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> r = jaxkit.fairness.group_rates(y, y_hat, groups)
+      >>> print(np.asarray(r["tpr"]), np.asarray(r["fpr"]))
+      [0.5 1. ] [1. 0.]
+    """
     y = _c.per_example(y_true, "y_true", dtype=jnp.float32, values="binary")
     p = _c.per_example(y_pred, "y_pred", y.shape[0], jnp.float32, values="binary")
     g, k = _groups(groups, y.shape[0], num_groups)
@@ -252,24 +456,105 @@ def _py_min(a, b):
 def demographic_parity_difference(
     y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
 ) -> jax.Array:
-    """Largest minus smallest selection rate over groups (fairlearn's ``between_groups`` difference)."""
+    """Largest minus smallest selection rate over groups (fairlearn's ``between_groups`` difference).
+
+    ``max_g P(yhat = 1 | g) - min_g P(yhat = 1 | g)``; groups with no members are ignored.
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` 0/1 predictions.
+      groups: ``[N]`` integer group codes ``0 .. num_groups - 1`` (:func:`cross_groups` for several attributes).
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      convention: ``"fairlearn"`` (fairlearn's handling of undefined rates) or ``"defined_only"``.
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: inputs of different lengths, labels or predictions not 0/1, group codes out of range, an unknown
+        ``convention`` (checks that need values run when the inputs are concrete).
+
+    References:
+      Weerts et al., "Fairlearn: Assessing and Improving Fairness of AI Systems", JMLR 24, 2023 (fairlearn.metrics);
+      Dwork et al., "Fairness Through Awareness", ITCS 2012 (statistical parity).
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> round(float(jaxkit.fairness.demographic_parity_difference(y, y_hat, groups)), 4)
+      0.3333
+    """
     return _spread(_summary_rates(y_true, y_pred, groups, num_groups, convention)["selection_rate"])
 
 
 def demographic_parity_ratio(
     y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
 ) -> jax.Array:
-    """Smallest over largest selection rate over groups; when no group is ever selected (0 / 0) NaN, as fairlearn
-    (``convention="defined_only"``: 0)."""
+    """Smallest over largest selection rate over groups.
+
+    When no group is ever selected (0 / 0): NaN, as fairlearn (``convention="defined_only"``: 0).
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` 0/1 predictions.
+      groups: ``[N]`` integer group codes ``0 .. num_groups - 1`` (:func:`cross_groups` for several attributes).
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      convention: ``"fairlearn"`` (fairlearn's handling of undefined rates) or ``"defined_only"``.
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: inputs of different lengths, labels or predictions not 0/1, group codes out of range, an unknown
+        ``convention`` (checks that need values run when the inputs are concrete).
+
+    References:
+      Weerts et al., "Fairlearn: Assessing and Improving Fairness of AI Systems", JMLR 24, 2023 (fairlearn.metrics).
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> round(float(jaxkit.fairness.demographic_parity_ratio(y, y_hat, groups)), 4)
+      0.5
+    """
     return _ratio(_summary_rates(y_true, y_pred, groups, num_groups, convention)["selection_rate"], convention)
 
 
 def equalized_odds_difference(
     y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
 ) -> jax.Array:
-    """The larger of the TPR spread and the FPR spread over groups (fairlearn's ``worst_case``). With
-    ``convention="fairlearn"`` a group without positives has TPR 0 (without negatives FPR 0), as in fairlearn;
-    ``"defined_only"`` leaves such groups out of that rate."""
+    """The larger of the TPR spread and the FPR spread over groups (fairlearn's ``worst_case``).
+
+    With ``convention="fairlearn"`` a group without positives has TPR 0 (without negatives FPR 0), as in fairlearn;
+    ``"defined_only"`` leaves such groups out of that rate.
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` 0/1 predictions.
+      groups: ``[N]`` integer group codes ``0 .. num_groups - 1`` (:func:`cross_groups` for several attributes).
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      convention: ``"fairlearn"`` (fairlearn's handling of undefined rates) or ``"defined_only"``.
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: inputs of different lengths, labels or predictions not 0/1, group codes out of range, an unknown
+        ``convention`` (checks that need values run when the inputs are concrete).
+
+    References:
+      Hardt, Price & Srebro, "Equality of Opportunity in Supervised Learning", NeurIPS 2016 (equalized odds); Weerts et
+      al., "Fairlearn: Assessing and Improving Fairness of AI Systems", JMLR 24, 2023 (fairlearn.metrics).
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> round(float(jaxkit.fairness.equalized_odds_difference(y, y_hat, groups)), 4)
+      1.0
+    """
     r = _summary_rates(y_true, y_pred, groups, num_groups, convention)
     return _py_max(_spread(r["tpr"]), _spread(r["fpr"]))
 
@@ -277,8 +562,35 @@ def equalized_odds_difference(
 def equalized_odds_ratio(
     y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
 ) -> jax.Array:
-    """The smaller of the TPR ratio and the FPR ratio over groups (fairlearn's ``worst_case``; a 0 / 0 ratio is
-    NaN and, as fairlearn's Python ``min``, wins only in first place: the TPR one)."""
+    """The smaller of the TPR ratio and the FPR ratio over groups (fairlearn's ``worst_case``).
+
+    A 0 / 0 ratio is NaN and, as fairlearn's Python ``min``, wins only in first place (the TPR one).
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` 0/1 predictions.
+      groups: ``[N]`` integer group codes ``0 .. num_groups - 1`` (:func:`cross_groups` for several attributes).
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      convention: ``"fairlearn"`` (fairlearn's handling of undefined rates) or ``"defined_only"``.
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: inputs of different lengths, labels or predictions not 0/1, group codes out of range, an unknown
+        ``convention`` (checks that need values run when the inputs are concrete).
+
+    References:
+      Hardt, Price & Srebro, "Equality of Opportunity in Supervised Learning", NeurIPS 2016; Weerts et al., "Fairlearn:
+      Assessing and Improving Fairness of AI Systems", JMLR 24, 2023 (fairlearn.metrics).
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> round(float(jaxkit.fairness.equalized_odds_ratio(y, y_hat, groups)), 4)
+      0.0
+    """
     r = _summary_rates(y_true, y_pred, groups, num_groups, convention)
     return _py_min(_ratio(r["tpr"], convention), _ratio(r["fpr"], convention))
 
@@ -286,13 +598,69 @@ def equalized_odds_ratio(
 def equal_opportunity_difference(
     y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
 ) -> jax.Array:
-    """Spread of the true-positive rate over groups (a group without positives: TPR 0 under ``"fairlearn"``,
-    left out under ``"defined_only"``)."""
+    """Spread of the true-positive rate over groups.
+
+    ``max_g TPR_g - min_g TPR_g``; a group without positives: TPR 0 under ``"fairlearn"``, left out under
+    ``"defined_only"``.
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` 0/1 predictions.
+      groups: ``[N]`` integer group codes ``0 .. num_groups - 1`` (:func:`cross_groups` for several attributes).
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      convention: ``"fairlearn"`` (fairlearn's handling of undefined rates) or ``"defined_only"``.
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: inputs of different lengths, labels or predictions not 0/1, group codes out of range, an unknown
+        ``convention`` (checks that need values run when the inputs are concrete).
+
+    References:
+      Hardt, Price & Srebro, "Equality of Opportunity in Supervised Learning", NeurIPS 2016 (equal opportunity); Weerts
+      et al., "Fairlearn: Assessing and Improving Fairness of AI Systems", JMLR 24, 2023 (fairlearn.metrics).
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> round(float(jaxkit.fairness.equal_opportunity_difference(y, y_hat, groups)), 4)
+      0.5
+    """
     return _spread(_summary_rates(y_true, y_pred, groups, num_groups, convention)["tpr"])
 
 
 def equal_opportunity_ratio(
     y_true, y_pred, groups, num_groups: int | None = None, *, convention: str = "fairlearn"
 ) -> jax.Array:
-    """Smallest over largest true-positive rate over groups (fairlearn's ``equal_opportunity_ratio``)."""
+    """Smallest over largest true-positive rate over groups (fairlearn's ``equal_opportunity_ratio``).
+
+    ``min_g TPR_g / max_g TPR_g``; 0 / 0 is NaN under ``"fairlearn"``.
+
+    Args:
+      y_true: ``[N]`` 0/1 labels.
+      y_pred: ``[N]`` 0/1 predictions.
+      groups: ``[N]`` integer group codes ``0 .. num_groups - 1`` (:func:`cross_groups` for several attributes).
+      num_groups: the number of groups (static; inferred from concrete codes when ``None``).
+      convention: ``"fairlearn"`` (fairlearn's handling of undefined rates) or ``"defined_only"``.
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: inputs of different lengths, labels or predictions not 0/1, group codes out of range, an unknown
+        ``convention`` (checks that need values run when the inputs are concrete).
+
+    References:
+      Hardt, Price & Srebro, "Equality of Opportunity in Supervised Learning", NeurIPS 2016; Weerts et al., "Fairlearn:
+      Assessing and Improving Fairness of AI Systems", JMLR 24, 2023 (fairlearn.metrics).
+
+    Examples:
+      >>> y = jnp.array([1, 0, 1, 0, 1, 0])
+      >>> y_hat = jnp.array([1, 1, 0, 0, 1, 0])
+      >>> groups = jnp.array([0, 0, 0, 1, 1, 1])
+      >>> round(float(jaxkit.fairness.equal_opportunity_ratio(y, y_hat, groups)), 4)
+      0.5
+    """
     return _ratio(_summary_rates(y_true, y_pred, groups, num_groups, convention)["tpr"], convention)
