@@ -108,7 +108,18 @@ def _jsonable(v: Any) -> Any:
 
 
 def structure(tree: Any) -> list[list]:
-    """``[[key path, shape, dtype], ...]`` of a pytree's leaves: what a checkpoint of it must match."""
+    """``[[key path, shape, dtype], ...]`` of a pytree's leaves: what a checkpoint of it must match.
+
+    Args:
+      tree: a pytree of arrays.
+
+    Returns:
+      A JSON-able list, in tree-flatten order.
+
+    Examples:
+      >>> jaxkit.checkpoint.structure({"w": jnp.ones((2, 3)), "b": jnp.zeros(3, jnp.int32)})
+      [["['b']", [3], 'int32'], ["['w']", [2, 3], 'float32']]
+    """
     out = []
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         if hasattr(leaf, "dtype") and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
@@ -119,13 +130,38 @@ def structure(tree: Any) -> list[list]:
 
 
 def fingerprint(config: dict | None) -> dict:
-    """The configuration part of a checkpoint's fingerprint: ``config`` in canonical JSON plus the jaxkit
-    version."""
+    """The configuration part of a checkpoint's fingerprint: ``config`` in canonical JSON plus the jaxkit version.
+
+    Args:
+      config: a JSON-able dict, or ``None``.
+
+    Returns:
+      A JSON-able dict (the configuration's values and ``"jaxkit"``: the version).
+
+    Examples:
+      >>> sorted(jaxkit.checkpoint.fingerprint({"lr": 0.1}))
+      ['jaxkit', 'lr']
+    """
     return {"jaxkit": __version__, **_jsonable(dict(config or {}))}
 
 
 def config_digest(config: dict, length: int = 12) -> str:
-    """A short stable hash of a configuration (e.g. to name a run's folder)."""
+    """A short stable hash of a configuration (e.g. to name a run's folder).
+
+    SHA-256 of the configuration's canonical JSON (sorted keys), so key order does not matter.
+
+    Args:
+      config: a JSON-able dict.
+      length: hex digits kept.
+
+    Returns:
+      A hex string of ``length`` characters.
+
+    Examples:
+      >>> digest = jaxkit.checkpoint.config_digest
+      >>> digest({"lr": 0.1, "epochs": 3}) == digest({"epochs": 3, "lr": 0.1}), len(digest({"lr": 0.1}))
+      (True, 12)
+    """
     text = json.dumps(_jsonable(dict(config)), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:length]
 
@@ -398,10 +434,31 @@ class Run:
 
 
 def memo(path: str | os.PathLike | None, config: dict, compute, *, verbose: bool = True):
-    """A finished part of a run, kept as JSON at ``path`` with its fingerprint: ``compute()`` runs only when
-    ``path`` holds no result of the same ``config`` (a different one is recomputed and replaced, as is an unreadable
-    file). ``compute`` returns JSON-able values (lists, not arrays). Written atomically (temporary file + rename),
-    so a killed write never leaves a half file. ``path=None`` just computes."""
+    """A finished part of a run, kept as JSON at ``path`` with its fingerprint.
+
+    ``compute()`` runs only when ``path`` holds no result of the same ``config`` (a different one is recomputed
+    and replaced, as is an unreadable file). Written atomically (temporary file + rename), so a killed write
+    never leaves a half file.
+
+    Args:
+      path: the JSON file; ``None`` just computes.
+      config: the part's configuration (JSON-able): what makes two results the same.
+      compute: ``() -> result``, JSON-able values (lists, not arrays).
+      verbose: say when a stored result is reused or replaced.
+
+    Returns:
+      The stored or computed result.
+
+    Examples:
+      >>> import os, tempfile
+      >>> path = os.path.join(tempfile.mkdtemp(), "part.json")
+      >>> calls = []
+      >>> compute = lambda: calls.append(1) or {"accuracy": 0.9}
+      >>> first = jaxkit.checkpoint.memo(path, {"seed": 0}, compute, verbose=False)
+      >>> again = jaxkit.checkpoint.memo(path, {"seed": 0}, compute, verbose=False)
+      >>> again, len(calls)  # the second call read the file
+      ({'accuracy': 0.9}, 1)
+    """
     if path is None:
         return compute()
     path = os.path.abspath(os.fspath(path))

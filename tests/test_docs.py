@@ -51,15 +51,25 @@ FORMATTED = (
     "anomaly",
     "normalize",
     "fairness",
+    "checkpoint",
+    "models",
 )
 NO_PAPER = {
     "jaxkit.tree",  # path utilities
     "jaxkit.anomaly.as_pixels",
+    "jaxkit.checkpoint",  # run bookkeeping
+    "jaxkit.models.create_train_state",  # the training utilities
+    "jaxkit.models.cross_entropy",
+    "jaxkit.models.eval_step",
+    "jaxkit.models.evaluate",
+    "jaxkit.models.init_variables",
+    "jaxkit.models.train",
+    "jaxkit.models.train_step",
     "jaxkit.interval.check",
     "jaxkit.interval.contains",
     "jaxkit.interval.mlp_layers",
 }
-FORMATTED_AT_LEAST = 114  # raised as modules are converted (see test_formatted_count_only_grows)
+FORMATTED_AT_LEAST = 128  # raised as modules are converted (see test_formatted_count_only_grows)
 
 SECTIONS = ("Args", "Returns", "Raises", "References", "Example", "Examples", "Attributes", "Yields", "Note")
 

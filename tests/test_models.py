@@ -230,3 +230,11 @@ def test_train_draws_a_fresh_augmentation_key_per_batch_and_epoch(small_state, d
     models.train(small_state, digits, key=jax.random.key(0), epochs=2, batch_size=256, progress=False, augment=spy)
     jax.effects_barrier()
     assert len(seen) == 2 * (len(digits.train) // 256) and len(set(seen)) == len(seen)
+
+
+def test_resnet56_refuses_settings_it_cannot_build():
+    with pytest.raises(ValueError, match="`shortcut` must be 'A' or 'B'"):
+        models.resnet56(shortcut="C")
+    with pytest.raises(ValueError, match="`widths` must be three positive integers"):
+        models.resnet56(widths=(16, 32))
+    assert models.resnet56(widths=(8, 16, 32)).widths == (8, 16, 32)

@@ -33,6 +33,33 @@ def im2col_conv(
     member (a population of networks) JAX lowers a convolution to a grouped
     one, which XLA:CPU runs far slower than the batched matrix product this
     becomes.
+
+    Args:
+      lhs: the input ``[N, H, W, C]``.
+      rhs: the kernel ``[kh, kw, C, O]``.
+      window_strides: as ``lax.conv_general_dilated``.
+      padding: as ``lax.conv_general_dilated``.
+      lhs_dilation: as ``lax.conv_general_dilated`` (not ``None``: falls back to it).
+      rhs_dilation: kernel dilation.
+      dimension_numbers: ``("NHWC", "HWIO", "NHWC")`` (others fall back).
+      feature_group_count: 1 (others fall back).
+      precision: as ``lax.conv_general_dilated``.
+      preferred_element_type: as ``lax.conv_general_dilated``.
+
+    Returns:
+      The convolution's output.
+
+    References:
+      Chellapilla, Puri & Simard, "High Performance Convolutional Neural Networks for Document Processing",
+      IWFHR 2006 (convolution unrolled into a matrix product).
+
+    Examples:
+      >>> x = jax.random.normal(jax.random.key(0), (1, 8, 8, 2))
+      >>> k = jax.random.normal(jax.random.key(1), (3, 3, 2, 4))
+      >>> dims = ("NHWC", "HWIO", "NHWC")
+      >>> out = jaxkit.models.im2col_conv(x, k, (1, 1), "SAME", dimension_numbers=dims)
+      >>> bool(jnp.allclose(out, jax.lax.conv_general_dilated(x, k, (1, 1), "SAME", dimension_numbers=dims), atol=1e-4))
+      True
     """
     nd = lhs.ndim - 2
     spatial = "HWD"[:nd]
@@ -92,6 +119,22 @@ def with_im2col(apply_fn: Callable) -> Callable:
     For populations of conv nets under ``vmap`` on CPU (see
     :func:`im2col_conv`); modules that set their own convolution function are
     left alone.
+
+    Args:
+      apply_fn: a Flax ``apply``.
+
+    Returns:
+      The wrapped ``apply``.
+
+    References:
+      Chellapilla, Puri & Simard, IWFHR 2006 (im2col).
+
+    Examples:
+      >>> conv = nn.Conv(4, (3, 3))
+      >>> x = jax.random.normal(jax.random.key(2), (1, 8, 8, 2))
+      >>> variables = conv.init(jax.random.key(0), x)
+      >>> bool(jnp.allclose(jaxkit.models.with_im2col(conv.apply)(variables, x), conv.apply(variables, x), atol=1e-4))
+      True
     """
 
     def interceptor(next_fun, args, kwargs, context):

@@ -19,6 +19,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 __all__ = ["DIGITS_CFG", "MLP", "VGG", "BasicBlock", "ResNet", "SmallCNN", "Tap", "resnet56"]
 
@@ -210,5 +211,34 @@ class ResNet(nn.Module):
 
 
 def resnet56(num_classes: int = 10, widths: Sequence[int] = (16, 32, 64), shortcut: str = "A") -> ResNet:
-    """ResNet-56 for 32x32 inputs: 853,018 parameters and 125.49M MACs with the default widths."""
-    return ResNet((9, 9, 9), tuple(widths), num_classes, shortcut)
+    """ResNet-56 for 32x32 inputs: 853,018 parameters and 125.49M MACs with the default widths.
+
+    Three stages of nine basic blocks (``6n + 2`` layers, ``n = 9``) of widths ``widths``.
+
+    Args:
+      num_classes: outputs.
+      widths: the three stages' widths (pruned models pass narrower ones).
+      shortcut: ``"A"`` (identity with zero padding, the paper's CIFAR option) or ``"B"`` (1x1 projections).
+
+    Returns:
+      A :class:`ResNet` module.
+
+    Raises:
+      ValueError: an unknown ``shortcut``, widths that are not three positive integers, ``num_classes < 1``.
+
+    References:
+      He et al., "Deep Residual Learning for Image Recognition", CVPR 2016, Sec. 4.2 (the CIFAR-10 ResNets).
+
+    Examples:
+      >>> net = jaxkit.models.resnet56()
+      >>> shapes = jax.eval_shape(lambda: net.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3))))
+      >>> sum(int(np.prod(leaf.shape)) for leaf in jax.tree.leaves(shapes["params"]))
+      853018
+    """
+    if shortcut not in ("A", "B"):
+        raise ValueError(f"`shortcut` must be 'A' or 'B', got {shortcut!r}.")
+    if len(tuple(widths)) != 3 or not all(isinstance(w, (int, np.integer)) and w >= 1 for w in widths):
+        raise ValueError(f"`widths` must be three positive integers (one per stage), got {tuple(widths)}.")
+    if int(num_classes) < 1:
+        raise ValueError(f"`num_classes` must be >= 1, got {num_classes}.")
+    return ResNet((9, 9, 9), tuple(int(w) for w in widths), int(num_classes), shortcut)

@@ -72,6 +72,20 @@ def init_variables(module: nn.Module, key: jax.Array, *inputs: Any, **kwargs: An
     ``inputs`` are traced (only their shapes and dtypes matter); ``kwargs`` are static Python values
     (``train=False``, ``group=0``...). Called inside a ``jit``/``vmap`` trace it is plain ``module.init`` (it is
     then part of the enclosing program).
+
+    Args:
+      module: a Flax Linen module.
+      key: PRNG key.
+      *inputs: example inputs (traced: shapes and dtypes).
+      **kwargs: static keyword arguments of the module's ``__call__``.
+
+    Returns:
+      The module's variables.
+
+    Examples:
+      >>> variables = jaxkit.models.init_variables(jaxkit.models.MLP((8, 3)), jax.random.key(0), jnp.zeros((1, 4)))
+      >>> jax.tree.map(jnp.shape, variables["params"]["Dense_1"])
+      {'bias': (3,), 'kernel': (8, 3)}
     """
     for i, x in enumerate(inputs):
         _c.array(x, "x" if i == 0 else f"inputs[{i}]", kind="r")
@@ -84,7 +98,27 @@ def init_variables(module: nn.Module, key: jax.Array, *inputs: Any, **kwargs: An
 def create_train_state(
     key: jax.Array, model: nn.Module, sample_input: jax.Array | np.ndarray, tx: optax.GradientTransformation
 ) -> TrainState:
-    """Initialise ``model`` on ``sample_input`` (a batch; only its shape matters) and ``tx``."""
+    """Initialise ``model`` on ``sample_input`` and ``tx``: a :class:`TrainState` at step 0.
+
+    Args:
+      key: PRNG key of the initialisation.
+      model: a Flax Linen module.
+      sample_input: a batch (only its shape and dtype matter).
+      tx: an optax optimiser.
+
+    Returns:
+      A :class:`TrainState` (params, ``batch_stats`` when the model has them, optimiser state).
+
+    Raises:
+      ValueError: a ``sample_input`` that does not fit the model (naming it).
+
+    Examples:
+      >>> state = jaxkit.models.create_train_state(jax.random.key(0), jaxkit.models.MLP((8, 3)), jnp.zeros((1, 4)),
+      ...                                          optax.sgd(0.1))
+      >>> x, y = jax.random.normal(jax.random.key(1), (16, 4)), jnp.arange(16) % 3
+      >>> int(state.step), sorted(state.params)
+      (0, ['Dense_0', 'Dense_1'])
+    """
     variables = init_variables(model, key, sample_input, train=False)
     params = variables["params"]
     return TrainState(
@@ -98,7 +132,20 @@ def create_train_state(
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Per-example softmax cross-entropy with integer labels (nats)."""
+    """Per-example softmax cross-entropy with integer labels (nats): ``-log softmax(logits)[y]``.
+
+    Args:
+      logits: ``[N, C]``.
+      labels: ``[N]`` integer labels.
+
+    Returns:
+      ``[N]`` losses.
+
+    Examples:
+      >>> loss = jaxkit.models.cross_entropy(jnp.array([[0.0, 0.0], [2.0, 0.0]]), jnp.array([0, 0]))
+      >>> print(np.asarray(loss).round(4))
+      [0.6931 0.1269]
+    """
     logits = _c.array(logits, "logits", min_ndim=1, kind="f")
     labels = _c.labels(labels, "labels", jnp.shape(logits)[-1])
     if jnp.shape(labels) != jnp.shape(logits)[:-1]:
@@ -113,7 +160,26 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
 
 @jax.jit
 def train_step(state: TrainState, x: jax.Array, y: jax.Array) -> tuple[TrainState, dict]:
-    """One optimiser step on mean cross-entropy; returns the new state and batch metrics."""
+    """One optimiser step on the mean cross-entropy; returns the new state and the batch's metrics.
+
+    Jitted; BatchNorm statistics are updated when the model has them.
+
+    Args:
+      state: a :class:`TrainState`.
+      x: a batch of inputs.
+      y: ``[N]`` integer labels.
+
+    Returns:
+      ``(state, {"loss", "accuracy"})``.
+
+    Examples:
+      >>> state = jaxkit.models.create_train_state(jax.random.key(0), jaxkit.models.MLP((8, 3)), jnp.zeros((1, 4)),
+      ...                                          optax.sgd(0.1))
+      >>> x, y = jax.random.normal(jax.random.key(1), (16, 4)), jnp.arange(16) % 3
+      >>> state, metrics = jaxkit.models.train_step(state, x, y)
+      >>> int(state.step), sorted(metrics)
+      (1, ['accuracy', 'loss'])
+    """
     has_bn = bool(state.batch_stats)
 
     def loss_fn(params):
@@ -147,7 +213,25 @@ def _augmented_step(state: TrainState, x: jax.Array, y: jax.Array, key: jax.Arra
 
 @jax.jit
 def eval_step(state: TrainState, x: jax.Array, y: jax.Array, weight: jax.Array) -> dict:
-    """Weighted sums of loss and correct predictions (``weight`` 0 marks padding rows)."""
+    """Weighted sums of loss and correct predictions (``weight`` 0 marks padding rows).
+
+    Args:
+      state: a :class:`TrainState`.
+      x: a batch of inputs.
+      y: ``[N]`` integer labels.
+      weight: ``[N]`` weights (1 for real rows, 0 for padding).
+
+    Returns:
+      ``{"loss", "correct", "count"}`` sums.
+
+    Examples:
+      >>> state = jaxkit.models.create_train_state(jax.random.key(0), jaxkit.models.MLP((8, 3)), jnp.zeros((1, 4)),
+      ...                                          optax.sgd(0.1))
+      >>> x, y = jax.random.normal(jax.random.key(1), (16, 4)), jnp.arange(16) % 3
+      >>> sums = jaxkit.models.eval_step(state, x, y, jnp.ones(16))
+      >>> float(sums["count"])
+      16.0
+    """
     logits = state.apply(x, train=False)
     return {
         "loss": jnp.sum(weight * cross_entropy(logits, y)),
@@ -157,7 +241,27 @@ def eval_step(state: TrainState, x: jax.Array, y: jax.Array, weight: jax.Array) 
 
 
 def evaluate(state: TrainState, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> dict[str, float]:
-    """Mean loss and accuracy over ``(x, y)``. The last batch is padded so ``eval_step`` compiles once."""
+    """Mean loss and accuracy over ``(x, y)``, in batches (the last one padded so ``eval_step`` compiles once).
+
+    Args:
+      state: a :class:`TrainState`.
+      x: ``[N, ...]`` inputs.
+      y: ``[N]`` integer labels.
+      batch_size: rows per jitted call.
+
+    Returns:
+      ``{"loss", "accuracy"}`` floats.
+
+    Raises:
+      ValueError: ``x`` and ``y`` of different lengths or empty, ``batch_size < 1``.
+
+    Examples:
+      >>> state = jaxkit.models.create_train_state(jax.random.key(0), jaxkit.models.MLP((8, 3)), jnp.zeros((1, 4)),
+      ...                                          optax.sgd(0.1))
+      >>> x, y = jax.random.normal(jax.random.key(1), (16, 4)), jnp.arange(16) % 3
+      >>> sorted(jaxkit.models.evaluate(state, np.asarray(x), np.asarray(y), batch_size=5))
+      ['accuracy', 'loss']
+    """
     x = _c.array(x, "x", min_ndim=1, kind="r")
     y = _c.labels(_c.array(y, "y", ndim=1), "y")
     n = len(y)
@@ -220,6 +324,36 @@ def train(
 
     Records hold ``epoch`` (1-based), ``train_loss``, ``train_accuracy``,
     ``test_loss``, ``test_accuracy``, ``seconds`` (epoch wall time).
+
+    Args:
+      state: the initial :class:`TrainState`.
+      dataset: a :class:`jaxkit.data.Dataset` (train and test splits).
+      key: PRNG key of the shuffles (and of ``augment``).
+      epochs: epochs to train (a resumed run trains the missing ones).
+      batch_size: minibatch size (<= the training set's size).
+      checkpoint_dir: save and resume here (``None``: no checkpoints).
+      progress: show a progress bar.
+      callback: ``callback(epoch, state, record)`` after each epoch.
+      before_epoch: ``before_epoch(epoch, state) -> state`` before each epoch's steps.
+      config: what the state does not show (learning rate, ...), part of the checkpoint's fingerprint.
+      overwrite: start over in a ``checkpoint_dir`` holding another run.
+      augment: ``augment(key, x_batch) -> x_batch`` inside the jitted step.
+
+    Returns:
+      ``(state, history)``: the final state and the per-epoch records.
+
+    Raises:
+      ValueError: ``epochs < 0``, ``batch_size`` outside ``[1, N_train]``.
+      TypeError: an ``augment`` that is not a function.
+      jaxkit.checkpoint.CheckpointMismatch: resuming a ``checkpoint_dir`` that holds another run.
+
+    Examples:
+      >>> ds = jaxkit.data.load_digits(seed=0)
+      >>> state = jaxkit.models.create_train_state(jax.random.key(0), jaxkit.models.MLP((32, 10)), ds.train.x[:1],
+      ...                                          optax.adam(3e-3))
+      >>> state, history = jaxkit.models.train(state, ds, key=jax.random.key(1), epochs=2, progress=False)
+      >>> len(history), history[-1]["test_accuracy"] > 0.8
+      (2, True)
     """
     if int(epochs) < 0:
         raise ValueError(f"`epochs` must be >= 0, got {epochs}.")
