@@ -261,3 +261,23 @@ def test_train_step_temperature_is_traced(small):
                 np.asarray(p0["gates"][n] - p1["gates"][n]), np.asarray(ref[n]), rtol=1e-3, atol=1e-6
             )
     assert step._cache_size() == 1
+
+
+def test_gate_settings_are_checked():
+    model = models.VGG(cfg=(4, "M", 8), num_classes=3)
+    x = jnp.zeros((1, 8, 8, 1))
+    graph = prune.build_graph(model, model.init(jax.random.key(0), x), x)
+    theta = gates.init_gates(graph)
+    with pytest.raises(ValueError, match="`init` must be a finite number"):
+        gates.init_gates(graph, init=float("nan"))
+    with pytest.raises(ValueError, match="`batch` must be >= 1"):
+        gates.sample_gates(jax.random.key(0), theta, 0)
+    with pytest.raises(ValueError, match="`temperature` must be > 0"):
+        gates.sample_gates(jax.random.key(0), theta, 2, temperature=0.0)
+    with pytest.raises(ValueError, match="`min_keep` must be >= 0"):
+        gates.fold(theta, min_keep=-1)
+    with pytest.raises(ValueError, match="`repeat` must be >= 1"):
+        gates.latency_factors(lambda m: lambda: 1, graph, repeat=0)
+    # a traced temperature (a schedule inside jit) is not inspected
+    g = jax.jit(lambda t: gates.sample_gates(jax.random.key(0), theta, 2, temperature=t))(0.5)
+    assert g["params/Conv_0"].shape == (2, 4)

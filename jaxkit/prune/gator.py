@@ -80,16 +80,63 @@ KINDS = ("memory", "flops", "latency")
 
 
 def edges(graph: Graph) -> list[str]:
-    """Names of the gateable edges: prunable groups with at least one producing layer."""
+    """Names of the gateable edges: prunable groups with at least one producing layer.
+
+    Args:
+      graph: a :func:`jaxkit.prune.build_graph` graph.
+
+    Returns:
+      A list of edge (group) names.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021 (gates
+      on the channels of each "edge" between layers).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> jaxkit.gates.edges(graph)
+      ['params/Conv_0', 'params/Conv_1']
+    """
     return [g.name for g in graph.prunable if any(m.role == "out" for m in g.members)]
 
 
 def init_gates(graph: Graph, *, init: float = THETA0, groups: Sequence[str] | None = None) -> dict[str, jax.Array]:
-    """``{edge: theta [C]}`` filled with ``init`` (default ``ln 199``)."""
+    """Gate parameters ``{edge: theta [C]}`` filled with ``init`` (default ``ln 199``: open with probability 0.995).
+
+    Args:
+      graph: a :func:`jaxkit.prune.build_graph` graph.
+      init: the initial ``theta``.
+      groups: the edges to gate (default: :func:`edges`).
+
+    Returns:
+      ``{edge: theta [C]}``.
+
+    Raises:
+      ValueError: an unknown or ungateable group, a non-finite ``init``.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021 (the
+      initialisation ``theta_0 = ln 199``).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> jax.tree.map(jnp.shape, theta), round(float(theta["params/Conv_0"][0]), 4)
+      ({'params/Conv_0': (4,), 'params/Conv_1': (8,)}, 5.2933)
+    """
     names = edges(graph) if groups is None else [graph.group(n).name for n in groups]
     for n in names:
         if not graph.group(n).prunable:
             raise ValueError(f"Edge {n!r} cannot be gated: {graph.group(n).reason}.")
+    if not np.isfinite(init):
+        raise ValueError(f"`init` must be a finite number, got {init}.")
     return {n: jnp.full((graph.group(n).size,), init, jnp.float32) for n in names}
 
 
@@ -110,8 +157,39 @@ def sample_gates(
     Forward: ``1[theta + x >= 0]``, ``x ~ Logistic(0, 1)``; backward:
     ``d sigmoid((theta + x) / tau)``. ``temperature`` (``tau``) is our
     extension, 1 in the paper (a schedule from :mod:`jaxkit.schedules` can drive it).
+
+    Args:
+      key: PRNG key of the logistic noise.
+      gate_params: ``{edge: theta [C]}`` (:func:`init_gates`).
+      batch: samples per batch.
+      temperature: ``tau`` (> 0).
+
+    Returns:
+      ``{edge: gates [batch, C]}`` of 0.0 / 1.0.
+
+    Raises:
+      ValueError: ``batch < 1``, a non-positive concrete ``temperature``.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021
+      (binary Gumbel gates with a straight-through estimator); Maddison, Mnih & Teh, "The Concrete
+      Distribution", ICLR 2017 (the binary relaxation).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> g = jaxkit.gates.sample_gates(jax.random.key(1), theta, 2)
+      >>> g["params/Conv_1"].shape, float(g["params/Conv_1"].mean())  # ln 199: open almost surely
+      ((2, 8), 1.0)
     """
     _check_gates(gate_params)
+    if int(batch) < 1:
+        raise ValueError(f"`batch` must be >= 1, got {batch}.")
+    if _c.is_concrete(temperature) and not float(temperature) > 0:
+        raise ValueError(f"`temperature` must be > 0, got {temperature}.")
     out = {}
     for i, (name, theta) in enumerate(sorted(gate_params.items())):
         x = jax.random.logistic(jax.random.fold_in(key, i), (int(batch),) + jnp.shape(theta))
@@ -123,7 +201,28 @@ def sample_gates(
 
 
 def deterministic_gates(gate_params: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-    """Inference gates ``1[theta > 0]`` (shape ``[C]``, broadcast over the batch)."""
+    """Inference gates ``1[theta > 0]`` (shape ``[C]``, broadcast over the batch).
+
+    Args:
+      gate_params: ``{edge: theta [C]}`` (:func:`init_gates`).
+
+    Returns:
+      ``{edge: gates [C]}`` of 0.0 / 1.0.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021
+      (deterministic gates at inference).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> theta = {k: v.at[:2].set(-1.0) for k, v in theta.items()}  # close two gates per edge
+      >>> print(jaxkit.gates.deterministic_gates(theta)["params/Conv_0"])
+      [0. 0. 1. 1.]
+    """
     _check_gates(gate_params)
     return {n: _c.nan_if(jnp.isnan(t), (t > 0).astype(jnp.float32)) for n, t in gate_params.items()}
 
@@ -132,13 +231,54 @@ def kill(gate_params: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
     """Prune for good: every ``theta <= 0`` becomes a large negative constant (zero gradient, never reopens).
 
     Apply after each optimiser step. Jittable; NaN stays NaN.
+
+    Args:
+      gate_params: ``{edge: theta [C]}`` (:func:`init_gates`).
+
+    Returns:
+      The new gate parameters.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021
+      (closed gates stay closed).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> theta = {k: v.at[:2].set(-1.0) for k, v in theta.items()}  # close two gates per edge
+      >>> killed = jaxkit.gates.kill(theta)["params/Conv_0"]
+      >>> print(killed < -1e8)
+      [ True  True False False]
     """
     _check_gates(gate_params)
     return {n: jnp.where(t <= 0, DEAD, t) for n, t in gate_params.items()}
 
 
 def open_fraction(gate_params: Mapping[str, jax.Array]) -> float:
-    """Fraction of channels with ``theta > 0``."""
+    """The fraction of channels with ``theta > 0``.
+
+    Args:
+      gate_params: ``{edge: theta [C]}`` (:func:`init_gates`).
+
+    Returns:
+      A Python float in ``[0, 1]``.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021.
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> theta = {k: v.at[:2].set(-1.0) for k, v in theta.items()}  # close two gates per edge
+      >>> round(jaxkit.gates.open_fraction(theta), 4)  # 8 of 12 channels
+      0.6667
+    """
     _check_gates(gate_params)
     leaves = [np.asarray(t) for t in gate_params.values()]
     return float(sum((t > 0).sum() for t in leaves) / sum(t.size for t in leaves))
@@ -150,6 +290,31 @@ def gated(apply_fn: Callable | nn.Module, graph: Graph, names: Sequence[str] | N
     ``gates``: ``{edge: [B, C]}`` per-sample (:func:`sample_gates`) or ``[C]``
     shared (:func:`deterministic_gates`). Every producer of a highway edge sees
     the same gate vector.
+
+    Args:
+      apply_fn: a Flax ``apply`` (or the module).
+      graph: the model's :func:`jaxkit.prune.build_graph` graph.
+      names: the gated edges (default: :func:`edges`).
+
+    Returns:
+      The gated ``apply``.
+
+    Raises:
+      ValueError: an unknown edge name.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021.
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> apply = jaxkit.gates.gated(model, graph)
+      >>> g = jaxkit.gates.sample_gates(jax.random.key(1), theta, 2)
+      >>> apply(variables, jnp.ones((2, 8, 8, 1)), gates=g).shape
+      (2, 3)
     """
     apply = apply_fn.apply if isinstance(apply_fn, nn.Module) else apply_fn
     names = list(names) if names is not None else edges(graph)
@@ -222,7 +387,33 @@ class CostModel:
 
 
 def cost_loss(model: CostModel, gates: Mapping[str, jax.Array], alpha: float | jax.Array) -> jax.Array:
-    """``alpha * model(gates)``: the term added to the task loss (``alpha >= 0``)."""
+    """The term added to the task loss: ``alpha * cost(gates)`` (``alpha >= 0``).
+
+    Args:
+      model: a ``CostModel`` (:func:`cost_model`).
+      gates: ``{edge: gates}``, sampled or deterministic.
+      alpha: the cost's weight (may be traced: a schedule never retraces).
+
+    Returns:
+      A scalar array.
+
+    Raises:
+      ValueError: a negative concrete ``alpha``.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021 (the
+      loss ``L_task + alpha * L_cost``).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> cost = jaxkit.gates.cost_model(graph, "flops")
+      >>> float(jaxkit.gates.cost_loss(cost, jaxkit.gates.deterministic_gates(theta), 0.5))
+      0.5
+    """
     if isinstance(alpha, (int, float)) and not alpha >= 0:
         raise ValueError(f"`alpha` must be >= 0, got {alpha}.")
     missing = set(model.names) - set(gates)
@@ -241,6 +432,24 @@ def split_optimizer(model_tx, gate_tx):
     The paper trains gates with SGD + momentum like the weights; with Adam
     every gate would move at about its learning rate per step whatever the
     gradient's size. ``optax.set_to_zero()`` as ``gate_tx`` freezes the gates.
+
+    Args:
+      model_tx: the weights' optax optimiser.
+      gate_tx: the gates' optax optimiser.
+
+    Returns:
+      An ``optax.GradientTransformation``.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021 (SGD
+      with momentum for weights and gates).
+
+    Examples:
+      >>> tx = jaxkit.gates.split_optimizer(optax.sgd(0.1, momentum=0.9), optax.set_to_zero())
+      >>> params = {"model": {"w": jnp.ones(2)}, "gates": {"e": jnp.ones(2)}}
+      >>> updates, _ = tx.update(params, tx.init(params), params)
+      >>> print(updates["model"]["w"], updates["gates"]["e"])
+      [-0.1 -0.1] [0. 0.]
     """
     return optax.multi_transform({"model": model_tx, "gates": gate_tx}, {"model": "model", "gates": "gates"})
 
@@ -257,6 +466,35 @@ def make_train_step(apply: Callable, cost: CostModel, tx, *, task_loss: Callable
     :func:`gated`; ``batch_stats`` is ``{}`` for models without BatchNorm.
     ``task_loss`` defaults to mean softmax cross-entropy with integer labels.
     Metrics: ``loss``, ``task_loss``, ``cost``.
+
+    Args:
+      apply: the gated ``apply`` (:func:`gated`).
+      cost: a ``CostModel``.
+      tx: an optax optimiser for ``{"model", "gates"}`` (:func:`split_optimizer`).
+      task_loss: ``task_loss(logits, y) -> scalar``.
+
+    Returns:
+      ``step(params, opt_state, batch_stats, x, y, key, alpha, temperature=1.0)``.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021 (the
+      gated training phase).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> apply, cost = jaxkit.gates.gated(model, graph), jaxkit.gates.cost_model(graph, "flops")
+      >>> tx = jaxkit.gates.split_optimizer(optax.sgd(0.1), optax.sgd(0.1))
+      >>> params = {"model": variables["params"], "gates": theta}
+      >>> step = jaxkit.gates.make_train_step(apply, cost, tx)
+      >>> x, y = jax.random.normal(jax.random.key(2), (4, 8, 8, 1)), jnp.array([0, 1, 2, 0])
+      >>> params, opt_state, stats, metrics = step(params, tx.init(params), variables["batch_stats"], x, y,
+      ...                                          jax.random.key(3), 0.1)
+      >>> sorted(metrics)
+      ['cost', 'loss', 'task_loss']
     """
     task_loss = task_loss or (lambda logits, y: optax.softmax_cross_entropy_with_integer_labels(logits, y).mean())
 
@@ -291,6 +529,37 @@ def cost_model(
     (a dense layer after a flatten reads each channel ``repeat`` times, which
     multiplies its terms). Latency needs ``latency = {edge: lambda_j}`` from
     :func:`latency_factors` (every edge present).
+
+    The cost is normalised to 1 with every gate open.
+
+    Args:
+      graph: a :func:`jaxkit.prune.build_graph` graph.
+      kind: ``"memory"``, ``"flops"`` or ``"latency"``.
+      names: the gated edges (default: :func:`edges`).
+      latency: ``{edge: lambda_j}`` for ``"latency"``.
+
+    Returns:
+      A ``CostModel``: ``cost(gates) -> scalar``, differentiable in the gates.
+
+    Raises:
+      ValueError: an unknown ``kind``, ``latency`` missing an edge.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021, Eq.
+      (5) (memory), Eq. (6) (FLOPs) and the latency model.
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> cost = jaxkit.gates.cost_model(graph, "flops")
+      >>> float(cost(jaxkit.gates.deterministic_gates(theta)))
+      1.0
+      >>> theta = {k: v.at[:2].set(-1.0) for k, v in theta.items()}  # close two gates per edge
+      >>> round(float(cost(jaxkit.gates.deterministic_gates(theta))), 4)
+      0.4007
     """
     if kind not in KINDS:
         raise ValueError(f"`kind` must be one of {KINDS}, got {kind!r}.")
@@ -342,8 +611,37 @@ def latency_factors(
     with the narrower module); it is warmed up, then timed (best of
     ``repeat``, ``jax.block_until_ready``). ``build({})`` is the full network.
     Negative drops (timing noise) are clipped to a small positive floor.
+
+    Args:
+      build: ``build(masks) -> run``, ``run()`` runs the physically pruned network once.
+      graph: a :func:`jaxkit.prune.build_graph` graph.
+      names: the edges (default: :func:`edges`).
+      repeat: timed runs per network (best of).
+
+    Returns:
+      ``{edge: lambda_j}``, positive floats (seconds).
+
+    Raises:
+      ValueError: ``repeat < 1``.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021 (the
+      latency factors ``lambda_j``, measured on the target device).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> build = lambda masks: (lambda: jnp.ones(10_000 if not masks else 100).sum())
+      >>> factors = jaxkit.gates.latency_factors(build, graph, repeat=2)
+      >>> sorted(factors) == jaxkit.gates.edges(graph), all(v > 0 for v in factors.values())
+      (True, True)
     """
     names = list(names) if names is not None else edges(graph)
+    if int(repeat) < 1:
+        raise ValueError(f"`repeat` must be >= 1, got {repeat}.")
 
     def timed(masks):
         fn = build(masks)
@@ -372,8 +670,34 @@ def fold(gate_params: Mapping[str, jax.Array], *, min_keep: int = 1) -> dict[str
     channels (0 allows empty edges; use only where the model tolerates them) --
     then the removed model equals the gated one run with these masks as gates,
     not with :func:`deterministic_gates`.
+
+    Args:
+      gate_params: ``{edge: theta [C]}`` (:func:`init_gates`).
+      min_keep: channels an all-closed edge keeps.
+
+    Returns:
+      ``{edge: bool [C]}``.
+
+    Raises:
+      ValueError: ``min_keep < 0``.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021
+      (folding the gates into a physically smaller network).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> theta = {k: v.at[:2].set(-1.0) for k, v in theta.items()}  # close two gates per edge
+      >>> print(jaxkit.gates.fold(theta)["params/Conv_0"])
+      [False False  True  True]
     """
     _check_gates(gate_params)
+    if int(min_keep) < 0:
+        raise ValueError(f"`min_keep` must be >= 0, got {min_keep}.")
     out = {}
     for n, t in gate_params.items():
         t = np.asarray(t)
@@ -404,6 +728,33 @@ def alpha_path(
     (weights, gates, optimizer state), passed through untouched.
 
     The paper's sequence is ``(0.25, 0.5, 1, 2, 4, 16, 20)``.
+
+    Args:
+      alphas: increasing cost weights.
+      gated_phase: ``(state, alpha) -> (state, theta)``, one gated training phase.
+      state: the initial state (passed through untouched).
+      finish: ``(state, masks, alpha) -> result`` (e.g. remove + fine-tune); ``None`` skips it.
+      min_keep: as :func:`fold`.
+
+    Yields:
+      ``(alpha, masks, state, result)`` per alpha.
+
+    Raises:
+      ValueError: ``alphas`` empty, negative or not increasing.
+
+    References:
+      Passov, David & Netanyahu, "Gator: Customizable Channel Pruning of Neural Networks with Gating", ICANN 2021 (the
+      alpha sequence and restarting from the gated state).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> theta = jaxkit.gates.init_gates(graph)
+      >>> phase = lambda state, alpha: (state, {k: v - 2.0 * alpha * jnp.arange(v.size) for k, v in state.items()})
+      >>> [(a, int(m["params/Conv_1"].sum())) for a, m, _, _ in jaxkit.gates.alpha_path((0.25, 1.0), phase, theta)]
+      [(0.25, 8), (1.0, 3)]
     """
     alphas = [float(a) for a in alphas]
     if not alphas:
