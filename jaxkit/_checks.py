@@ -261,6 +261,12 @@ def labels_for(logits, labels, name="labels"):
         raise ValueError(
             f"`{name}` must have shape {logits.shape[:-1]} (one per row of `logits`), got {jnp.shape(lab)}."
         )
+    if is_concrete(lab) and np.size(lab) and (np.min(lab) < 0 or np.max(lab) >= logits.shape[-1]):
+        # take_along_axis would clip them silently (or read NaN): a plausible number from a wrong label
+        raise ValueError(
+            f"`{name}` must lie in [0, {logits.shape[-1]}) (one of the logits' classes), got range "
+            f"[{np.min(lab)}, {np.max(lab)}]."
+        )
     return jnp.asarray(lab)
 
 

@@ -150,3 +150,24 @@ def test_robust_bad_input(small):
         robust.jacobian_frobenius_penalty(apply, v, x)
     with pytest.raises(ValueError, match="norm"):
         robust.project(jnp.ones(3), 0.1, "max")
+
+
+def test_targets_labels_and_radii_out_of_range_are_refused():
+    weights = jnp.array([[1.0, -1.0], [-1.0, 1.0]])
+    apply_fn = lambda w, x: x @ w
+    x, y = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.4]]), jnp.array([0, 1, 0])
+    means = robust.class_means(x, y)
+    with pytest.raises(ValueError, match=r"`target` must lie in \[0, 2\)"):
+        robust.average_sample_attack(x, y, means, 5, 0.1)
+    with pytest.raises(ValueError, match=r"`labels` must lie in \[0, 3\)"):  # was a silently clipped label
+        robust.softrmax_cross_entropy(jnp.ones((1, 3)), jnp.array([5]))
+    with pytest.raises(ValueError, match=r"`y` must lie in \[0, 2\)"):
+        robust.prediction_margin(x @ weights, jnp.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="`eps` must be finite and >= 0"):
+        robust.project(jnp.ones(2), -1.0)
+    with pytest.raises(ValueError, match="one radius per example"):
+        robust.project_batch(jnp.ones((2, 2)), jnp.ones(3))
+    with pytest.raises(ValueError, match=r"`target` must lie in \[0, 2\)"):
+        robust.universal_perturbation(jax.random.key(0), apply_fn, weights, (x, y), 0.1, target=5)
+    with pytest.raises(ValueError, match=r"`target` must lie in \[0, 2\)"):
+        robust.targeted_success_rate(apply_fn, weights, x, y, jnp.ones(2), 5)

@@ -31,9 +31,28 @@ __all__ = [
 
 
 def margin_loss(logits, labels):
-    """``max_{j != y} z_j - z_y`` per example (Carlini-Wagner's margin on the raw outputs; an attacker maximises
+    """The margin loss ``max_{j != y} z_j - z_y`` per example (an attacker maximises it).
     it). Independent of the head's loss: on a softRmax model (prediction ``argmax z``) it attacks the decision
-    directly and sidesteps gradient masking by the softRmax NLL."""
+    directly and sidesteps gradient masking by the softRmax NLL.
+
+    Args:
+      logits: ``[N, C]``.
+      labels: ``[N]`` integer labels.
+
+    Returns:
+      ``[N]`` margins (negative while correctly classified).
+
+    References:
+      Carlini & Wagner, "Towards Evaluating the Robustness of Neural Networks", IEEE S&P 2017, Sec. V.A
+      (objective f_6 on the logits, without confidence).
+
+    Examples:
+      >>> weights = jnp.array([[1.0, -1.0], [-1.0, 1.0]])  # a linear model: logits = x @ weights
+      >>> apply_fn = lambda w, x: x @ w
+      >>> x, y = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.4]]), jnp.array([0, 1, 0])
+      >>> print(np.asarray(jaxkit.robust.margin_loss(x @ weights, y), float).round(3))
+      [-2.  -2.  -0.4]
+    """
     logits = _c.logits(logits)
     return -prediction_margin(logits, _c.labels_for(logits, labels))
 
@@ -95,7 +114,7 @@ def _check_attack(x, y, eps):
 def fgsm(
     apply_fn: Callable, params, x, y, eps, *, norm: str = "inf", targeted: bool = False, loss="softmax", clip=None
 ):
-    """Fast gradient sign method (Goodfellow et al. 2015).
+    """Fast gradient sign method: ``x' = x + eps sign(grad_x J(x, y))``.
 
     ``x' = x + eps sign(grad_x J(x, y))``; ``targeted=True`` reads ``y`` as the
     target labels and steps ``x' = x - eps sign(grad_x J(x, y_t))``. ``norm="2"``
@@ -104,6 +123,37 @@ def fgsm(
     loss``. ``clip=(lo, hi)`` keeps the result in a valid input range (inputs
     are in the model's own scale). ``eps`` is a scalar or one value per example.
     ``"margin"`` (:func:`margin_loss`) attacks the decision whatever the head.
+
+    Args:
+      apply_fn: ``(params, x) -> logits [N, C]``.
+      params: the model's params.
+      x: ``[N, ...]`` inputs.
+      y: ``[N]`` integer labels (the target labels when ``targeted``).
+      eps: the budget, a scalar or one per example.
+      norm: ``"inf"`` or ``"2"``.
+      targeted: step towards ``y`` (read as targets) instead of away from it.
+      loss: ``"softmax"``, ``"softrmax"``, ``"margin"`` or a callable ``(logits, labels) -> [N]``.
+      clip: ``(lo, hi)`` valid input range, or ``None``.
+
+    Returns:
+      ``[N, ...]`` adversarial inputs.
+
+    Raises:
+      ValueError: inputs and labels of different lengths, labels out of range, a negative or non-finite ``eps``,
+        an unknown ``norm`` / ``loss``, an inverted ``clip`` (checks that need values run when concrete).
+
+    References:
+      Goodfellow, Shlens & Szegedy, "Explaining and Harnessing Adversarial Examples", ICLR 2015, Sec. 4 (FGSM);
+      Miyato et al., ICLR 2016 (the l2 fast gradient method).
+
+    Examples:
+      >>> weights = jnp.array([[1.0, -1.0], [-1.0, 1.0]])  # a linear model: logits = x @ weights
+      >>> apply_fn = lambda w, x: x @ w
+      >>> x, y = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.4]]), jnp.array([0, 1, 0])
+      >>> print(np.asarray(jaxkit.robust.fgsm(apply_fn, weights, x, y, 0.1), float).round(3))
+      [[0.9 0.1]
+       [0.1 0.9]
+       [0.5 0.5]]
     """
     x, y, e = _check_attack(x, y, eps)
     return _fgsm_jit(apply_fn, params, x, y, e, norm_name(norm), bool(targeted), _loss_fn(loss), clip_range(clip))
@@ -169,7 +219,10 @@ def pgd(
     loss="softmax",
     clip=None,
 ):
-    """Projected gradient descent attack (Madry et al. 2018): ``steps`` iterations of
+    """Projected gradient descent attack: ``steps`` projected steps from a random start in the ``eps``-ball.
+
+    ``x <- clip(x_0 + P_eps(x + alpha d(grad) - x_0))`` with ``d = sign`` (l-inf) or ``g / ||g||_2`` (l2), the
+    gradient taken at the current iterate.
     ``x <- clip(x + P_eps(x + alpha d(grad) - x_0))`` with ``d = sign`` (l-inf) or
     ``g / ||g||_2`` (l2), the gradient taken at the current iterate.
 
@@ -179,6 +232,40 @@ def pgd(
     (lowest target loss when ``targeted``) among the start and all steps -- so
     the attack never does worse than its start; ``False`` returns the last
     iterate. One jitted ``lax.fori_loop``; other arguments as in :func:`fgsm`.
+
+    Args:
+      key: PRNG key of the random start.
+      apply_fn: ``(params, x) -> logits [N, C]``.
+      params: the model's params.
+      x: ``[N, ...]`` inputs.
+      y: ``[N]`` integer labels (the target labels when ``targeted``).
+      eps: the budget, a scalar or one per example.
+      norm: ``"inf"`` or ``"2"``.
+      steps: iterations.
+      step_size: ``alpha`` (default ``2.5 eps / steps``).
+      random_start: start uniformly in the ball (else at ``x``).
+      targeted: step towards ``y`` (read as targets).
+      keep_best: return each example's best iterate (else the last).
+      loss: ``"softmax"``, ``"softrmax"``, ``"margin"`` or a callable ``(logits, labels) -> [N]``.
+      clip: ``(lo, hi)`` valid input range, or ``None``.
+
+    Returns:
+      ``[N, ...]`` adversarial inputs.
+
+    Raises:
+      ValueError: inputs and labels of different lengths, labels out of range, a negative or non-finite ``eps``,
+        an unknown ``norm`` / ``loss``, an inverted ``clip`` (checks that need values run when concrete).
+
+    References:
+      Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018, Sec. 2.1.
+
+    Examples:
+      >>> weights = jnp.array([[1.0, -1.0], [-1.0, 1.0]])  # a linear model: logits = x @ weights
+      >>> apply_fn = lambda w, x: x @ w
+      >>> x, y = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.4]]), jnp.array([0, 1, 0])
+      >>> adv = jaxkit.robust.pgd(jax.random.key(0), apply_fn, weights, x, y, 0.3, steps=5)
+      >>> print(np.asarray(adv @ weights, float).argmax(1))  # the third example's label flips
+      [0 1 1]
     """
     x, y, e = _check_attack(x, y, eps)
     if int(steps) < 1:
@@ -219,9 +306,42 @@ def bim(
     loss="softmax",
     clip=None,
 ):
-    """Basic iterative method (Kurakin et al. 2017): ``steps`` signed steps of ``alpha = eps / steps`` from ``x``,
+    """Basic iterative method: ``steps`` signed steps of ``eps / steps``, each projected on the ``eps``-ball.
     the gradient taken at the current iterate, projected on the ``eps``-ball (the thesis prints the gradient at
-    ``x``; this is the standard BIM). :func:`pgd` without random start; returns the last iterate by default."""
+    ``x``; this is the standard BIM). :func:`pgd` without random start; returns the last iterate by default.
+
+    Args:
+      apply_fn: ``(params, x) -> logits [N, C]``.
+      params: the model's params.
+      x: ``[N, ...]`` inputs.
+      y: ``[N]`` integer labels (the target labels when ``targeted``).
+      eps: the budget, a scalar or one per example.
+      steps: iterations.
+      norm: ``"inf"`` or ``"2"``.
+      targeted: step towards ``y`` (read as targets) instead of away from it.
+      keep_best: return each example's iterate with the highest loss instead of the last.
+      loss: ``"softmax"``, ``"softrmax"``, ``"margin"`` or a callable ``(logits, labels) -> [N]``.
+      clip: ``(lo, hi)`` valid input range, or ``None``.
+
+    Returns:
+      ``[N, ...]`` adversarial inputs.
+
+    Raises:
+      ValueError: inputs and labels of different lengths, labels out of range, a negative or non-finite ``eps``,
+        an unknown ``norm`` / ``loss``, an inverted ``clip`` (checks that need values run when concrete).
+
+    References:
+      Kurakin, Goodfellow & Bengio, "Adversarial examples in the physical world", ICLR Workshop 2017, Sec. 2.2.
+
+    Examples:
+      >>> weights = jnp.array([[1.0, -1.0], [-1.0, 1.0]])  # a linear model: logits = x @ weights
+      >>> apply_fn = lambda w, x: x @ w
+      >>> x, y = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.4]]), jnp.array([0, 1, 0])
+      >>> print(np.asarray(jaxkit.robust.bim(apply_fn, weights, x, y, 0.3, steps=3), float).round(3))
+      [[0.7 0.3]
+       [0.3 0.7]
+       [0.3 0.7]]
+    """
     x, y, e = _check_attack(x, y, eps)
     if int(steps) < 1:
         raise ValueError(f"`steps` must be >= 1, got {steps}.")
@@ -244,7 +364,31 @@ def bim(
 
 
 def class_means(x, y, num_classes: int | None = None):
-    """``Avg_c``: the mean training input of each class, shape ``(num_classes,) + x.shape[1:]``."""
+    """``Avg_c``: the mean training input of each class, shape ``(num_classes,) + x.shape[1:]``.
+
+    Args:
+      x: ``[N, ...]`` training inputs.
+      y: ``[N]`` integer labels.
+      num_classes: ``C`` (default ``max(y) + 1``).
+
+    Returns:
+      ``[C, ...]`` means (a class with no example: zeros).
+
+    Raises:
+      ValueError: inputs and labels of different lengths, labels out of range.
+
+    References:
+      the TU Delft dissertation on sensitivities of visual learning (its ch. 5 on robustness) (the average-sample
+      attack's class averages).
+
+    Examples:
+      >>> weights = jnp.array([[1.0, -1.0], [-1.0, 1.0]])  # a linear model: logits = x @ weights
+      >>> apply_fn = lambda w, x: x @ w
+      >>> x, y = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.4]]), jnp.array([0, 1, 0])
+      >>> print(np.asarray(jaxkit.robust.class_means(x, y), float).round(3))
+      [[0.8 0.2]
+       [0.  1. ]]
+    """
     x, y = _c.batch_and_labels(x, y)
     c = int(jnp.max(y)) + 1 if num_classes is None else int(num_classes)
     counts = np.bincount(np.asarray(y), minlength=c)
@@ -260,11 +404,38 @@ def _average(x, y, means, target, eps, clip):
 
 
 def average_sample_attack(x, y, means, target, eps, clip=None):
-    """Average-sample attack (thesis ch. 5): ``x'_y = x_y + eps sign(Avg_t - Avg_y)``.
+    """The average-sample attack: ``x'_y = x_y + eps sign(Avg_t - Avg_y)``.
 
     Semi-black-box: no gradients, but the class means ``means`` (from
     :func:`class_means` on training data). ``target`` is one class or one per
     example (examples already of class ``target`` move by ``sign(0) = 0``).
+
+    Args:
+      x: ``[N, ...]`` inputs.
+      y: ``[N]`` integer labels.
+      means: ``[C, ...]`` class means (:func:`class_means`).
+      target: the target class, or one per example.
+      eps: the budget, a scalar or one per example.
+      clip: ``(lo, hi)`` valid input range, or ``None``.
+
+    Returns:
+      ``[N, ...]`` adversarial inputs.
+
+    Raises:
+      ValueError: shapes that do not match, labels or targets out of range, a negative ``eps``.
+
+    References:
+      the TU Delft dissertation on sensitivities of visual learning (its ch. 5 on robustness).
+
+    Examples:
+      >>> weights = jnp.array([[1.0, -1.0], [-1.0, 1.0]])  # a linear model: logits = x @ weights
+      >>> apply_fn = lambda w, x: x @ w
+      >>> x, y = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.4]]), jnp.array([0, 1, 0])
+      >>> adv = jaxkit.robust.average_sample_attack(x, y, jaxkit.robust.class_means(x, y), 1, 0.1)
+      >>> print(np.asarray(adv, float).round(3))
+      [[0.9 0.1]
+       [0.  1. ]
+       [0.5 0.5]]
     """
     x, y, e = _check_attack(x, y, eps)
     means = _c.array(means, "means", kind="f", nonempty=True)
@@ -273,6 +444,8 @@ def average_sample_attack(x, y, means, target, eps, clip=None):
     if means.shape[1:] != x.shape[1:]:
         raise ValueError(f"`means` must have shape (num_classes,) + {x.shape[1:]}, got {means.shape}.")
     t = jnp.broadcast_to(jnp.asarray(target, jnp.int32), y.shape)
+    if _c.is_concrete(t) and (np.min(t) < 0 or np.max(t) >= means.shape[0]):
+        raise ValueError(f"`target` must lie in [0, {means.shape[0]}) (a class of `means`), got {target}.")
     return _average(x, y, means, t, e, clip_range(clip))
 
 
@@ -397,6 +570,47 @@ def robust_accuracy(
     compiled call (``lax.map``) -- on a CPU, where an iterative attack is
     compute-bound, that can beat ``vmap``'s eps-times larger batches.
     Returns a float64 numpy array, one accuracy per ``eps``.
+
+    Args:
+      apply_fn: ``(params, x) -> logits [N, C]``.
+      params: the model's params.
+      x: ``[N, ...]`` inputs.
+      y: ``[N]`` integer labels (the target labels when ``targeted``).
+      eps: the budgets, ``[E]`` (0: clean accuracy).
+      attack: ``"fgsm"``, ``"bim"``, ``"pgd"`` or ``"average"``.
+      key: PRNG key (``"pgd"``'s random start).
+      steps: iterations of ``"bim"`` / ``"pgd"``.
+      norm: ``"inf"`` or ``"2"``.
+      targeted: attack towards ``target``.
+      target: the target class(es) of a targeted or ``"average"`` attack.
+      loss: as :func:`fgsm`.
+      clip: ``(lo, hi)`` valid input range, or ``None``.
+      random_start: ``"pgd"``'s random start.
+      means: class means for ``"average"``.
+      source: ``(apply_fn, params)`` of a substitute model that crafts the attack (transfer).
+      batch_size: examples per chunk (``None``: all at once).
+      return_success: also return the targeted success rate per budget.
+      vectorize: ``vmap`` over the budgets (``False``: ``lax.map``).
+
+    Returns:
+      ``[E]`` float64 accuracies (and ``[E]`` success rates with ``return_success``).
+
+    Raises:
+      ValueError: inputs and labels of different lengths, labels out of range, a negative or non-finite ``eps``,
+        an unknown ``norm`` / ``loss``, an inverted ``clip`` (checks that need values run when concrete).
+      ValueError: an unknown ``attack``, ``"pgd"`` without ``key``, ``"average"`` without ``means`` / ``target``.
+
+    References:
+      the TU Delft dissertation on sensitivities of visual learning (its ch. 5 on robustness) (robust accuracy over
+      budgets); Goodfellow et al. 2015; Kurakin et al. 2017; Madry et al. 2018;
+      Papernot et al., "Practical Black-Box Attacks against Machine Learning", AsiaCCS 2017 (transfer).
+
+    Examples:
+      >>> weights = jnp.array([[1.0, -1.0], [-1.0, 1.0]])  # a linear model: logits = x @ weights
+      >>> apply_fn = lambda w, x: x @ w
+      >>> x, y = jnp.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.4]]), jnp.array([0, 1, 0])
+      >>> jaxkit.robust.robust_accuracy(apply_fn, weights, x, y, jnp.array([0.0, 0.05, 0.2])).round(3)
+      array([1.   , 1.   , 0.667])
     """
     if attack not in ATTACKS:
         raise ValueError(f"`attack` must be one of {tuple(ATTACKS)}, got {attack!r}.")

@@ -32,9 +32,33 @@ def positive_eps(eps) -> float:
 
 
 def project(delta, eps: float, norm: str = "inf"):
-    """Project one perturbation ``delta`` (any shape, taken as a whole) onto the ``eps``-ball of ``norm``:
-    clip for ``"inf"``, rescale to norm ``eps`` when longer for ``"2"``."""
+    """Project one perturbation ``delta`` (taken as a whole) onto the ``eps``-ball of ``norm``.
+
+    ``"inf"``: clip each entry to ``[-eps, eps]``; ``"2"``: rescale to norm ``eps`` when longer.
+
+    Args:
+      delta: a perturbation of any shape.
+      eps: the radius (>= 0).
+      norm: ``"inf"`` or ``"2"``.
+
+    Returns:
+      The projected perturbation.
+
+    Raises:
+      ValueError: an unknown ``norm``, a negative ``eps``.
+
+    References:
+      Madry et al., "Towards Deep Learning Models Resistant to Adversarial Attacks", ICLR 2018 (the projection
+      of PGD).
+
+    Examples:
+      >>> project = jaxkit.robust.project
+      >>> print(project(jnp.array([3.0, 4.0]), 1.0, "2"), project(jnp.array([3.0, -4.0]), 1.0))
+      [0.6 0.8] [ 1. -1.]
+    """
     n = norm_name(norm)
+    if _c.is_concrete(eps):
+        nonneg_eps(eps)
     delta = jnp.asarray(_c.array(delta, "delta", kind="f"))
     if n == "inf":
         return jnp.clip(delta, -eps, eps)
@@ -76,8 +100,34 @@ def ascent_direction(g, norm):
 
 
 def project_batch(delta, eps, norm: str = "inf"):
-    """Project each example's perturbation ``delta[i]`` onto its own ``eps``-ball (``eps`` scalar or per example)."""
+    """Project each example's perturbation ``delta[i]`` onto its own ``eps``-ball (``eps`` scalar or per example).
+
+    Args:
+      delta: ``[N, ...]`` perturbations.
+      eps: a radius, or ``[N]`` radii.
+      norm: ``"inf"`` or ``"2"``.
+
+    Returns:
+      ``[N, ...]`` projected perturbations.
+
+    Raises:
+      ValueError: an unknown ``norm``, negative radii, ``eps`` of another length.
+
+    References:
+      Madry et al., ICLR 2018.
+
+    Examples:
+      >>> print(jaxkit.robust.project_batch(jnp.array([[3.0, 4.0], [0.3, 0.4]]), 1.0, "2"))
+      [[0.6 0.8]
+       [0.3 0.4]]
+    """
     delta = jnp.asarray(_c.array(delta, "delta", min_ndim=1, kind="f", nonempty=True))
+    if jnp.size(eps) not in (1, delta.shape[0]):
+        raise ValueError(
+            f"`eps` must be a scalar or one radius per example ({delta.shape[0]}), got shape {jnp.shape(eps)}."
+        )
+    if _c.is_concrete(eps):
+        nonneg_eps(eps)
     return project_each(
         delta, jnp.reshape(jnp.asarray(eps, delta.dtype), (-1,) + (1,) * (delta.ndim - 1)), norm_name(norm)
     )
