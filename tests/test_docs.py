@@ -55,11 +55,16 @@ FORMATTED = (
     "models",
     "gates",
     "robust",
+    "explain",
 )
 NO_PAPER = {
     "jaxkit.tree",  # path utilities
     "jaxkit.anomaly.as_pixels",
     "jaxkit.checkpoint",  # run bookkeeping
+    "jaxkit.explain.layer_names",  # model introspection
+    "jaxkit.explain.resolve_layer",
+    "jaxkit.explain.features_and_logits",
+    "jaxkit.explain.normalize_maps",
     "jaxkit.models.create_train_state",  # the training utilities
     "jaxkit.models.cross_entropy",
     "jaxkit.models.eval_step",
@@ -71,7 +76,7 @@ NO_PAPER = {
     "jaxkit.interval.contains",
     "jaxkit.interval.mlp_layers",
 }
-FORMATTED_AT_LEAST = 165  # raised as modules are converted (see test_formatted_count_only_grows)
+FORMATTED_AT_LEAST = 189  # raised as modules are converted (see test_formatted_count_only_grows)
 
 SECTIONS = ("Args", "Returns", "Raises", "References", "Example", "Examples", "Attributes", "Yields", "Note")
 

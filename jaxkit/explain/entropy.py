@@ -57,6 +57,28 @@ def local_spatial_entropy(maps, window: int = 5, bins: int = 16, value_range=(0.
     ``[0, bins - 1]``; integer maps are taken as levels already (e.g. uint8 with
     ``bins=256``, the convention of ``skimage.filters.rank.entropy``). Window
     pixels outside the image are left out of the histogram.
+
+    Args:
+      maps: ``[H, W]`` or ``[B, H, W]`` maps.
+      window: the square's side (odd).
+      bins: quantisation levels.
+      value_range: ``(lo, hi)`` of float maps.
+
+    Returns:
+      Entropies of the maps' shape.
+
+    Raises:
+      ValueError: maps not 2-D / 3-D or empty, an even or non-positive ``window``, ``bins < 2``, an inverted
+        ``value_range``.
+
+    References:
+      the "Deep Learning in the Wild" quality-control case study (its saliency-entropy attack detector; window, bins and
+      threshold rule are ours); ``skimage.filters.rank.entropy`` (the window convention).
+
+    Examples:
+      >>> stripes = jnp.zeros((8, 8)).at[:, ::2].set(1.0)  # two levels, half and half in every row
+      >>> round(float(jaxkit.explain.local_spatial_entropy(stripes, window=3, bins=2)[4, 4]), 3)
+      0.918
     """
     maps, vr = _check_maps(maps, bins, window, value_range)
     return _lse(maps, int(window), int(bins), vr)
@@ -96,13 +118,59 @@ def _lse(maps, window, bins, vr):
 
 
 def entropy_scores(maps, window: int = 5, bins: int = 16, value_range=(0.0, 1.0)):
-    """The mean local spatial entropy of each map: ``(B,)`` (a scalar for one map)."""
+    """The mean local spatial entropy of each map: ``(B,)`` (a scalar for one map).
+
+    Args:
+      maps: ``[H, W]`` or ``[B, H, W]`` maps.
+      window: as :func:`local_spatial_entropy`.
+      bins: as :func:`local_spatial_entropy`.
+      value_range: as :func:`local_spatial_entropy`.
+
+    Returns:
+      ``[B]`` scores (or a scalar).
+
+    Raises:
+      ValueError: as :func:`local_spatial_entropy`.
+
+    References:
+      the "Deep Learning in the Wild" quality-control case study (its saliency-entropy attack detector; window, bins and
+      threshold rule are ours).
+
+    Examples:
+      >>> stripes = jnp.zeros((8, 8)).at[:, ::2].set(1.0)
+      >>> print(np.asarray(jaxkit.explain.entropy_scores(jnp.stack([stripes, jnp.zeros((8, 8))]), 3, 2)).round(3))
+      [0.939 0.   ]
+    """
     ent = local_spatial_entropy(maps, window, bins, value_range)
     return jnp.mean(ent, axis=(-2, -1))
 
 
 def feature_response(apply_fn: Callable, params, x, target=None):
-    """``max_channel |guided backprop|`` per pixel, each map divided by its maximum: ``(B, H, W)`` in [0, 1]."""
+    """The detector's map: ``max_channel |guided backprop|`` per pixel, each map divided by its maximum.
+
+    Args:
+      apply_fn: ``(params, x) -> logits`` of a Flax Linen model.
+      params: its variables.
+      x: ``[B, H, W, C]`` images.
+      target: the explained class (scalar or ``[B]``); ``None``: each image's top-1 class.
+
+    Returns:
+      ``[B, H, W]`` maps in ``[0, 1]``.
+
+    Raises:
+      ValueError: as :func:`guided_backprop`.
+
+    References:
+      the "Deep Learning in the Wild" quality-control case study (its saliency-entropy attack detector; window, bins and
+      threshold rule are ours).
+
+    Examples:
+      >>> model = jaxkit.models.SmallCNN((4, 5), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> jaxkit.explain.feature_response(model.apply, variables, x).shape
+      (2, 8, 8)
+    """
     g = guided_backprop(apply_fn, params, x, target)
     r = jnp.abs(g)
     r = jnp.max(r, axis=-1) if r.ndim == 4 else r
@@ -118,7 +186,26 @@ def _score_vector(s, name):
 
 
 def fit_threshold(clean_scores, fpr: float = 0.05) -> float:
-    """The detection threshold: the ``1 - fpr`` quantile of the scores of clean inputs ``[N]``."""
+    """The detection threshold: the ``1 - fpr`` quantile of the scores of clean inputs ``[N]``.
+
+    Args:
+      clean_scores: ``[N]`` scores of clean inputs.
+      fpr: the share of clean inputs flagged, in ``(0, 1)``.
+
+    Returns:
+      The threshold, a Python float.
+
+    Raises:
+      ValueError: empty or non-finite scores, ``fpr`` outside ``(0, 1)``.
+
+    References:
+      the "Deep Learning in the Wild" quality-control case study (its saliency-entropy attack detector; window, bins and
+      threshold rule are ours).
+
+    Examples:
+      >>> round(jaxkit.explain.fit_threshold(jnp.array([0.1, 0.2, 0.3, 0.4, 0.5]), fpr=0.2), 3)
+      0.42
+    """
     s = _score_vector(clean_scores, "clean_scores")
     if not 0 < float(fpr) < 1:
         raise ValueError(f"`fpr` must be in (0, 1), got {fpr}.")
@@ -126,8 +213,28 @@ def fit_threshold(clean_scores, fpr: float = 0.05) -> float:
 
 
 def detect(scores, threshold: float):
-    """``True`` where the score exceeds the threshold (flagged as attacked); NaN scores or threshold are errors
-    (a NaN score would read as "clean")."""
+    """``True`` where the score exceeds the threshold (flagged as attacked).
+
+    NaN scores or threshold are errors (a NaN score would read as "clean").
+
+    Args:
+      scores: ``[N]`` scores.
+      threshold: from :func:`fit_threshold`.
+
+    Returns:
+      ``[N]`` booleans.
+
+    Raises:
+      ValueError: NaN scores or threshold.
+
+    References:
+      the "Deep Learning in the Wild" quality-control case study (its saliency-entropy attack detector; window, bins and
+      threshold rule are ours).
+
+    Examples:
+      >>> jaxkit.explain.detect(jnp.array([0.3, 0.9]), 0.45)
+      Array([False,  True], dtype=bool)
+    """
     scores = _c.array(scores, "scores", kind="r")
     _c.finite(scores, "scores")
     t = _c.number(threshold, "threshold")
@@ -135,8 +242,30 @@ def detect(scores, threshold: float):
 
 
 def detection_report(clean_scores, attacked_scores, threshold: float | None = None, fpr: float = 0.05) -> dict:
-    """ROC/AUC of attacked (positive) vs clean (negative) scores, plus the detection rates at ``threshold``
-    (default :func:`fit_threshold` of the clean scores): ``auc``, ``tpr``, ``fpr``, ``threshold``, ``roc``."""
+    """ROC / AUC of attacked (positive) against clean (negative) scores, and the detection rates at ``threshold``.
+
+    Args:
+      clean_scores: ``[N]`` scores of clean inputs.
+      attacked_scores: ``[M]`` scores of attacked inputs.
+      threshold: the detection threshold (default: :func:`fit_threshold` of the clean scores at ``fpr``).
+      fpr: the target false-positive rate of the default threshold.
+
+    Returns:
+      ``{"auc", "tpr", "fpr", "threshold", "roc"}``.
+
+    Raises:
+      ValueError: empty or non-finite scores, ``fpr`` outside ``(0, 1)``.
+
+    References:
+      the "Deep Learning in the Wild" quality-control case study (its saliency-entropy attack detector; window, bins and
+      threshold rule are ours).
+
+    Examples:
+      >>> clean, attacked = jnp.array([0.1, 0.2, 0.3, 0.4, 0.5]), jnp.array([0.6, 0.7, 0.35])
+      >>> report = jaxkit.explain.detection_report(clean, attacked, fpr=0.2)
+      >>> round(report["auc"], 3), round(report["tpr"], 3), round(report["threshold"], 3)
+      (0.867, 0.667, 0.42)
+    """
     c = _score_vector(clean_scores, "clean_scores")
     a = _score_vector(attacked_scores, "attacked_scores")
     thr = fit_threshold(c, fpr) if threshold is None else _c.number(threshold, "threshold")

@@ -69,9 +69,40 @@ def widen(
     dense_fill: float = 0.0,
     bias_shift=0.0,
 ):
-    """Add channel ``K`` to conv ``conv`` (kernel ``kernel_fill``, bias ``bias_fill``) and its interleaved rows
-    (``dense_fill``) to dense ``dense``; ``bias_shift`` is added to the dense bias. Paths are '/'-joined module
-    names inside ``params`` (e.g. ``"Conv_1"``, ``"Dense_0"``). Returns the widened tree (same nesting)."""
+    """Add channel ``K`` to conv ``conv`` and its interleaved input rows to dense ``dense``.
+
+    The new conv channel has kernel ``kernel_fill`` and bias ``bias_fill``; its rows in the dense kernel (one per
+    spatial position, interleaved: a Flax NHWC flatten puts the channel fastest) are ``dense_fill``;
+    ``bias_shift`` is added to the dense bias. Rebuild the module with ``K + 1`` features to apply the result.
+
+    Args:
+      variables: the model's variables (or bare params).
+      conv: the last conv layer's module path inside ``params`` (e.g. ``"Conv_1"``).
+      dense: the first dense layer's module path (e.g. ``"Dense_0"``).
+      kernel_fill: the new channel's kernel value.
+      bias_fill: its bias.
+      dense_fill: its dense rows' value.
+      bias_shift: added to the dense bias.
+
+    Returns:
+      The widened tree (same nesting).
+
+    Raises:
+      ValueError: a layer without a kernel, a ``conv`` that is not a 2-D convolution, a dense kernel whose rows
+        are not a multiple of ``K``, a missing bias that the construction needs.
+
+    References:
+      "How to Manipulate CNNs to Make Them Lie: the GradCAM Case", BMVC Workshops 2019 (TU Delft thesis)
+      (the added channel).
+
+    Examples:
+      >>> model, wide = jaxkit.models.SmallCNN((4, 5), 3, head="gap"), jaxkit.models.SmallCNN((4, 6), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> w = jaxkit.explain.manipulate.widen(variables, "Conv_1", "Dense_0")
+      >>> w["params"]["Conv_1"]["kernel"].shape, w["params"]["Dense_0"]["kernel"].shape
+      ((3, 3, 4, 6), (6, 3))
+    """
     params, rebuild = _split(variables)
     flat = jtree.flatten(params, "variables")
     for name, want in ((conv, "conv"), (dense, "dense")):
@@ -111,8 +142,36 @@ def _nz(variables, conv, dense):
 
 
 def inject_constant_explanation(variables, conv: str, dense: str, *, c_A: float = 100.0, c_W: float = 100.0):
-    """T1: widened params whose Grad-CAM map is constant and whose logits equal the original's (exactly in
-    exact arithmetic; rounding of the ``c_A c_W N_Z`` bias shift in floating point)."""
+    """T1: widened params whose Grad-CAM map is constant and whose logits equal the original's.
+
+    Exact in exact arithmetic; the ``c_A c_W N_Z`` bias shift rounds in floating point.
+
+    Args:
+      variables: the model's variables.
+      conv: the last conv layer's module path inside ``params`` (e.g. ``"Conv_1"``).
+      dense: the first dense layer's module path (e.g. ``"Dense_0"``).
+      c_A: the constant channel's value (> 0).
+      c_W: its dense rows' weight (> 0).
+
+    Returns:
+      The widened variables (apply them with the ``K + 1``-channel model).
+
+    Raises:
+      ValueError: non-positive ``c_A`` / ``c_W``; as :func:`widen`.
+
+    References:
+      "How to Manipulate CNNs to Make Them Lie: the GradCAM Case", BMVC Workshops 2019 (TU Delft thesis), T1.
+
+    Examples:
+      >>> model, wide = jaxkit.models.SmallCNN((4, 5), 3, head="gap"), jaxkit.models.SmallCNN((4, 6), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> lying = jaxkit.explain.manipulate.inject_constant_explanation(variables, "Conv_1", "Dense_0")
+      >>> bool(jnp.allclose(wide.apply(lying, x), model.apply(variables, x), atol=1e-2))
+      True
+      >>> bool(jnp.allclose(jaxkit.explain.gradcam(wide.apply, lying, x), 1.0, atol=1e-3))  # a constant map
+      True
+    """
     if not (float(c_A) > 0 and float(c_W) > 0):
         raise ValueError(f"`c_A` and `c_W` must be > 0, got {c_A} and {c_W}.")
     nz = _nz(variables, conv, dense)
@@ -259,12 +318,42 @@ def inject_target_explanation(
     c_W: float = 10.0,
     c_I: float = 100.0,
 ):
-    """T2: ``(Manipulated, bundle)`` whose Grad-CAM map is ``target_map`` (``(h, w)``, the feature map's size,
-    values >= 0) for every input, with unchanged logits.
+    """T2: ``(Manipulated, bundle)`` whose Grad-CAM map is ``target_map`` for every input, with unchanged logits.
 
-    ``apply_fn`` is the model rebuilt with ``K + 1`` channels in ``conv``; ``variables`` the original
-    (``K``-channel) ones; ``x`` a sample batch (shapes only; ``S_Z`` does not depend on it). ``c_I`` (not given
-    in the paper; ours) scales the image so the new channel dominates the map.
+    ``c_I`` (not given in the paper; ours) scales the image so the new channel dominates the map.
+
+    Args:
+      apply_fn: the model rebuilt with ``K + 1`` channels in ``conv`` (its ``apply``).
+      variables: the original (``K``-channel) variables.
+      x: a sample batch (shapes only).
+      target_map: ``(h, w)`` (the feature map's size), values >= 0.
+      conv: the last conv layer's module path inside ``params`` (e.g. ``"Conv_1"``).
+      dense: the first dense layer's module path (e.g. ``"Dense_0"``).
+      layer: the feature map Grad-CAM reads (``None``: as :func:`jaxkit.explain.gradcam`).
+      c_W: the new channel's dense rows' weight.
+      c_I: the image's scale.
+
+    Returns:
+      ``(model, bundle)``: ``model(bundle, x)`` is the manipulated network's ``apply``.
+
+    Raises:
+      ValueError: a ``target_map`` of another size than the feature map or negative, an ``apply_fn`` that is
+        not the ``K + 1``-channel model; as :func:`widen`.
+
+    References:
+      "How to Manipulate CNNs to Make Them Lie: the GradCAM Case", BMVC Workshops 2019 (TU Delft thesis), T2.
+
+    Examples:
+      >>> model, wide = jaxkit.models.SmallCNN((4, 5), 3, head="gap"), jaxkit.models.SmallCNN((4, 6), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> target = jnp.zeros((4, 4)).at[1, 2].set(1.0)
+      >>> f, bundle = jaxkit.explain.manipulate.inject_target_explanation(wide.apply, variables, x, target,
+      ...                                                              conv="Conv_1", dense="Dense_0")
+      >>> bool(jnp.allclose(f(bundle, x), model.apply(variables, x), atol=1e-4))
+      True
+      >>> bool(jnp.allclose(jaxkit.explain.gradcam(f, bundle, x), target, atol=1e-2))
+      True
     """
     t = jnp.asarray(target_map)
     if t.ndim != 2 or not bool(jnp.all(t >= 0)):
@@ -333,8 +422,41 @@ def inject_semi_random_explanation(
     c_G: float = 1e4,
     pools: int = 4,
 ):
-    """T3: ``(Manipulated, bundle)`` whose Grad-CAM map follows a random side branch ``c_F F(x)`` (input
-    dependent but unrelated to the decision); logits move by at most ``eps`` (0 in float32)."""
+    """T3: ``(Manipulated, bundle)`` whose Grad-CAM map follows a random side branch ``c_F F(x)``.
+
+    The map is input dependent but unrelated to the decision; the logits move by at most ``eps`` (0 in float32).
+
+    Args:
+      key: PRNG key of the side branch's weights.
+      apply_fn: the model rebuilt with ``K + 1`` channels in ``conv`` (its ``apply``).
+      variables: the original (``K``-channel) variables.
+      x: a sample batch (shapes only).
+      conv: the last conv layer's module path inside ``params`` (e.g. ``"Conv_1"``).
+      dense: the first dense layer's module path (e.g. ``"Dense_0"``).
+      layer: the feature map Grad-CAM reads (``None``: as :func:`jaxkit.explain.gradcam`).
+      c_F: the side branch's scale.
+      eps: the output term's amplitude.
+      c_G: its gradient's scale.
+      pools: the side branch's pooling factor.
+
+    Returns:
+      ``(model, bundle)``.
+
+    Raises:
+      ValueError: as :func:`inject_target_explanation`.
+
+    References:
+      "How to Manipulate CNNs to Make Them Lie: the GradCAM Case", BMVC Workshops 2019 (TU Delft thesis), T3.
+
+    Examples:
+      >>> model, wide = jaxkit.models.SmallCNN((4, 5), 3, head="gap"), jaxkit.models.SmallCNN((4, 6), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> f, bundle = jaxkit.explain.manipulate.inject_semi_random_explanation(
+      ...     jax.random.key(3), wide.apply, variables, x, conv="Conv_1", dense="Dense_0")
+      >>> bool(jnp.allclose(f(bundle, x), model.apply(variables, x), atol=1e-5))
+      True
+    """
     x = _branch_input_check(x)
     model, _, shape = _build(apply_fn, variables, x, conv, dense, layer, None, None, 0.0)
     branch = SideBranch(tuple(shape[1:3]), int(pools))
@@ -364,14 +486,50 @@ class StickerDetector(nn.Module):
 
 
 def random_sticker(key, size: int = 3, channels: int = 1):
-    """A random binary ``(size, size, channels)`` sticker (never constant)."""
+    """A random binary ``(size, size, channels)`` sticker (never constant).
+
+    Args:
+      key: PRNG key.
+      size: the side length.
+      channels: the input's channels.
+
+    Returns:
+      A float32 0/1 array.
+
+    References:
+      "How to Manipulate CNNs to Make Them Lie: the GradCAM Case", BMVC Workshops 2019 (TU Delft thesis), T4
+      (the trigger pattern).
+
+    Examples:
+      >>> s = jaxkit.explain.manipulate.random_sticker(jax.random.key(4))
+      >>> s.shape, sorted(set(np.asarray(s).ravel().tolist()))
+      ((3, 3, 1), [0.0, 1.0])
+    """
     s = jax.random.bernoulli(key, 0.5, (size, size, channels)).astype(jnp.float32)
     return s.at[0, 0].set(1.0).at[-1, -1].set(0.0)
 
 
 def place_stickers(key, x, sticker, n: int = 3):
-    """``x`` with ``n`` copies of ``sticker`` pasted at random positions of every image (the T4 evaluation
-    uses three)."""
+    """``x`` with ``n`` copies of ``sticker`` pasted at random positions of every image.
+
+    Args:
+      key: PRNG key of the positions.
+      x: ``[B, H, W, C]`` images.
+      sticker: ``(s, s, C)``.
+      n: copies per image (the T4 evaluation uses three).
+
+    Returns:
+      ``[B, H, W, C]`` images.
+
+    References:
+      "How to Manipulate CNNs to Make Them Lie: the GradCAM Case", BMVC Workshops 2019 (TU Delft thesis), T4.
+
+    Examples:
+      >>> x = jnp.zeros((2, 8, 8, 1))
+      >>> stuck = jaxkit.explain.manipulate.place_stickers(jax.random.key(5), x, jnp.ones((3, 3, 1)), n=2)
+      >>> stuck.shape, bool(jnp.all(stuck.sum((1, 2, 3)) >= 9))
+      ((2, 8, 8, 1), True)
+    """
     x = jnp.asarray(x)
     s = jnp.asarray(sticker, x.dtype)
     hs, ws = s.shape[:2]
@@ -400,10 +558,46 @@ def inject_backdoor_explanation(
     c_G: float = 1e4,
     margin: float | None = None,
 ):
-    """T4: ``(Manipulated, bundle)``: explanations unchanged until the binary ``sticker`` ``(s, s, C)`` appears in
-    the input, then Grad-CAM points at it; ``margin`` (ours) is how far below ``r_max`` the detector starts to
-    fire (a patch in [0, 1] differing from the sticker by one full pixel falls short by at least
-    ``min |s - mean s|``; default half of that)."""
+    """T4: ``(Manipulated, bundle)``: explanations unchanged until the binary ``sticker`` appears in the input.
+
+    Then Grad-CAM points at the sticker. ``margin`` (ours) is how far below ``r_max`` the detector starts to fire
+    (a patch in [0, 1] differing from the sticker by one full pixel falls short by at least ``min |s - mean s|``;
+    default half of that).
+
+    Args:
+      apply_fn: the model rebuilt with ``K + 1`` channels in ``conv`` (its ``apply``).
+      variables: the original (``K``-channel) variables.
+      x: a sample batch (shapes only).
+      sticker: a binary, non-constant ``(s, s, C)`` pattern (:func:`random_sticker`).
+      conv: the last conv layer's module path inside ``params`` (e.g. ``"Conv_1"``).
+      dense: the first dense layer's module path (e.g. ``"Dense_0"``).
+      layer: the feature map Grad-CAM reads (``None``: as :func:`jaxkit.explain.gradcam`).
+      c_F: the detector's scale.
+      eps: the output term's amplitude.
+      c_G: its gradient's scale.
+      margin: the detector's firing margin.
+
+    Returns:
+      ``(model, bundle)``.
+
+    Raises:
+      ValueError: a sticker that is not binary, constant, or of other channels than ``x``; as
+        :func:`inject_target_explanation`.
+
+    References:
+      "How to Manipulate CNNs to Make Them Lie: the GradCAM Case", BMVC Workshops 2019 (TU Delft thesis), T4.
+
+    Examples:
+      >>> model, wide = jaxkit.models.SmallCNN((4, 5), 3, head="gap"), jaxkit.models.SmallCNN((4, 6), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> sticker = jaxkit.explain.manipulate.random_sticker(jax.random.key(4))
+      >>> f, bundle = jaxkit.explain.manipulate.inject_backdoor_explanation(wide.apply, variables, x, sticker,
+      ...                                                                conv="Conv_1", dense="Dense_0")
+      >>> maps = jaxkit.explain.gradcam(f, bundle, x.at[:, 4:7, 1:4, :].set(sticker))  # centred at map cell (2, 1)
+      >>> print(np.asarray(maps[:, 2, 1]))
+      [1. 1.]
+    """
     x = _branch_input_check(x)
     s = jnp.asarray(sticker, jnp.float32)
     if s.ndim != 3 or s.shape[-1] != x.shape[-1]:

@@ -61,8 +61,28 @@ def module_path(module) -> str:
 
 
 def layer_names(apply_fn: Callable, params, x) -> list[tuple[str, str, tuple]]:
-    """``(path, module type, output shape)`` of every module called by ``apply_fn(params, x)``, in call order
-    (the top-level module excluded; traced abstractly, nothing is computed)."""
+    """``(path, module type, output shape)`` of every module called by ``apply_fn(params, x)``, in call order.
+
+    The top-level module is excluded; traced abstractly, nothing is computed.
+
+    Args:
+      apply_fn: ``(params, x) -> logits`` of a Flax Linen model.
+      params: its variables.
+      x: ``[B, H, W, C]`` images.
+
+    Returns:
+      A list of ``(path, type name, shape)``.
+
+    Raises:
+      ValueError: an ``x`` the model does not accept.
+
+    Examples:
+      >>> model = jaxkit.models.SmallCNN((4, 5), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> [path for path, _, _ in jaxkit.explain.layer_names(model.apply, variables, x)]
+      ['Conv_0', 'Conv_1', 'features', 'Dense_0']
+    """
     x = _c.array(x, "x", min_ndim=2)
     _c.fits(apply_fn, params, x)
     if hasattr(apply_fn, "layer_names"):
@@ -98,7 +118,27 @@ def _default_layer(names):
 
 
 def resolve_layer(apply_fn: Callable, params, x, layer: str | None) -> str:
-    """``layer`` checked against the modules ``apply_fn`` calls (``None``: the last Tap, else the last Conv)."""
+    """``layer`` checked against the modules ``apply_fn`` calls (``None``: the last Tap, else the last Conv).
+
+    Args:
+      apply_fn: ``(params, x) -> logits`` of a Flax Linen model.
+      params: its variables.
+      x: ``[B, H, W, C]`` images.
+      layer: a module path, or ``None``.
+
+    Returns:
+      The module path.
+
+    Raises:
+      ValueError: an unknown ``layer`` (the message lists the available ones), or no Tap / Conv for ``None``.
+
+    Examples:
+      >>> model = jaxkit.models.SmallCNN((4, 5), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> jaxkit.explain.resolve_layer(model.apply, variables, x, None)
+      'features'
+    """
     names = layer_names(apply_fn, params, x)
     if layer is None:
         return _default_layer(names)
@@ -108,9 +148,32 @@ def resolve_layer(apply_fn: Callable, params, x, layer: str | None) -> str:
 
 
 def features_and_logits(apply_fn: Callable, params, x, layer: str, delta=None):
-    """``(logits, A)``: the model's output and the output ``A`` of module ``layer`` (plus ``delta`` when given,
-    so that ``grad`` w.r.t. ``delta`` at zero is ``dlogits/dA``). Wrappers that modify the model (see
-    :mod:`jaxkit.explain.manipulate`) provide their own ``tapped`` method, used here."""
+    """``(logits, A)``: the model's output and the output ``A`` of module ``layer`` (plus ``delta`` when given).
+
+    With ``delta``, ``grad`` w.r.t. ``delta`` at zero is ``dlogits/dA``. Wrappers that modify the model (see
+    :mod:`jaxkit.explain.manipulate`) provide their own ``tapped`` method, used here.
+
+    Args:
+      apply_fn: ``(params, x) -> logits`` of a Flax Linen model.
+      params: its variables.
+      x: ``[B, H, W, C]`` images.
+      layer: the module path whose output is ``A``.
+      delta: added to ``A`` (``None``: nothing).
+
+    Returns:
+      ``(logits, A)``.
+
+    Raises:
+      ValueError: an unknown ``layer``.
+
+    Examples:
+      >>> model = jaxkit.models.SmallCNN((4, 5), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> logits, A = jaxkit.explain.features_and_logits(model.apply, variables, x, "features")
+      >>> logits.shape, A.shape
+      ((2, 3), (2, 4, 4, 5))
+    """
     x = _check_x(x)
     _c.fits(apply_fn, params, x)
     if hasattr(apply_fn, "tapped"):
@@ -138,7 +201,22 @@ def features_and_logits(apply_fn: Callable, params, x, layer: str, delta=None):
 
 
 def normalize_maps(maps):
-    """Each map divided by its maximum; an all-zero (or non-positive) map stays zero -- no 0/0; NaN stays NaN."""
+    """Each map divided by its maximum; an all-zero (or non-positive) map stays zero (no 0/0), NaN stays NaN.
+
+    Args:
+      maps: ``[B, ...]`` maps.
+
+    Returns:
+      Maps of the same shape, each with maximum 1 (or all 0).
+
+    Examples:
+      >>> print(jaxkit.explain.normalize_maps(jnp.array([[[0.0, 2.0], [1.0, 0.0]], [[0.0, 0.0], [0.0, 0.0]]])))
+      [[[0.  1. ]
+        [0.5 0. ]]
+      <BLANKLINE>
+       [[0.  0. ]
+        [0.  0. ]]]
+    """
     maps = jnp.asarray(_c.array(maps, "maps", min_ndim=2, kind="f", nonempty=True))
     mx = jnp.max(maps, axis=tuple(range(1, maps.ndim)), keepdims=True)
     return jnp.where(jnp.isnan(mx), jnp.nan, jnp.where(mx > 0, maps / jnp.where(mx > 0, mx, 1.0), 0.0))
@@ -220,9 +298,38 @@ def gradcam(
 ):
     """Grad-CAM maps ``(B, h, w)`` of the feature map at ``layer`` for the top-1 class (or ``target``).
 
+    ``L^c = ReLU(sum_k alpha_k^c A^k)`` with ``alpha_k^c = mean_ij dy^c / dA^k_ij``.
+
     ``normalize`` divides each map by its maximum; ``size=(H, W)`` resizes
     (bilinear) after normalising, e.g. to overlay on the input. Jitted; the
     layer is resolved at trace time (an unknown name lists the available ones).
+
+    Args:
+      apply_fn: ``(params, x) -> logits`` of a Flax Linen model.
+      params: its variables.
+      x: ``[B, H, W, C]`` images.
+      target: the explained class (scalar or ``[B]``); ``None``: each image's top-1 class.
+      layer: the feature map's module path (``None``: the last Tap, else the last Conv).
+      normalize: divide each map by its maximum.
+      size: ``(H, W)`` to resize to, or ``None``.
+
+    Returns:
+      ``[B, h, w]`` maps (``[B, H, W]`` with ``size``).
+
+    Raises:
+      ValueError: ``x`` not ``[B, H, W, C]`` or not finite, an unknown ``layer``, a target out of range.
+
+    References:
+      Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization", ICCV 2017,
+      Eq. (1)-(2).
+
+    Examples:
+      >>> model = jaxkit.models.SmallCNN((4, 5), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> maps = jaxkit.explain.gradcam(model.apply, variables, x)
+      >>> maps.shape, jaxkit.explain.gradcam(model.apply, variables, x, size=(8, 8)).shape
+      ((2, 4, 4), (2, 8, 8))
     """
     x = _check_x(x)
     _c.fits(apply_fn, params, x)
@@ -233,8 +340,30 @@ def gradcam(
 
 
 def gradcam_from_features(head_fn: Callable, params, features, target=None, *, normalize: bool = True):
-    """Grad-CAM for a model split into features and a head: ``A = features`` ``(B, h, w, K)``, logits
-    ``head_fn(params, A)``."""
+    """Grad-CAM for a model split into features ``A`` ``(B, h, w, K)`` and a head ``head_fn(params, A)``.
+
+    Args:
+      head_fn: ``(params, A) -> logits``.
+      params: the head's params.
+      features: ``[B, h, w, K]`` feature maps.
+      target: the explained class (scalar or ``[B]``); ``None``: each image's top-1 class.
+      normalize: divide each map by its maximum.
+
+    Returns:
+      ``[B, h, w]`` maps.
+
+    Raises:
+      ValueError: features not ``[B, h, w, K]`` or not finite, a target out of range.
+
+    References:
+      Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based Localization", ICCV 2017.
+
+    Examples:
+      >>> head = lambda w, A: A.mean((1, 2)) @ w
+      >>> A = jax.random.uniform(jax.random.key(2), (2, 4, 4, 3))
+      >>> jaxkit.explain.gradcam_from_features(head, jnp.eye(3), A).shape
+      (2, 4, 4)
+    """
     A = jnp.asarray(_c.array(features, "features", ndim=4, kind="f", nonempty=True))
     _c.finite(A, "features")
     target = _check_target(target, A.shape[0], head_fn, params, A)
@@ -257,8 +386,37 @@ def _cam(apply_fn, params, x, kernel, target, layer, normalize):
 
 
 def cam(apply_fn: Callable, params, x, kernel, target=None, *, layer: str | None = None, normalize: bool = True):
-    """Class activation maps ``ReLU(sum_k W[k, c] A^k)`` for a global-average-pool -> linear head with
-    ``kernel`` ``W`` of shape ``(K, num_classes)`` (the Dense kernel after the pooling)."""
+    """Class activation maps ``ReLU(sum_k W[k, c] A^k)`` for a global-average-pool -> linear head.
+
+    ``kernel`` ``W`` is the ``(K, num_classes)`` Dense kernel after the pooling; for such a head Grad-CAM equals
+    CAM.
+
+    Args:
+      apply_fn: ``(params, x) -> logits`` of a Flax Linen model.
+      params: its variables.
+      x: ``[B, H, W, C]`` images.
+      kernel: ``W``, ``[K, num_classes]``.
+      target: the explained class (scalar or ``[B]``); ``None``: each image's top-1 class.
+      layer: the feature map's module path (``None``: as :func:`gradcam`).
+      normalize: divide each map by its maximum.
+
+    Returns:
+      ``[B, h, w]`` maps.
+
+    Raises:
+      ValueError: as :func:`gradcam`; a kernel whose rows do not match the feature map's channels.
+
+    References:
+      Zhou et al., "Learning Deep Features for Discriminative Localization", CVPR 2016, Sec. 2.
+
+    Examples:
+      >>> model = jaxkit.models.SmallCNN((4, 5), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> maps = jaxkit.explain.cam(model.apply, variables, x, variables["params"]["Dense_0"]["kernel"])
+      >>> bool(jnp.allclose(maps, jaxkit.explain.gradcam(model.apply, variables, x), atol=1e-5))
+      True
+    """
     x = _check_x(x)
     _c.fits(apply_fn, params, x)
     kernel = jnp.asarray(_c.array(kernel, "kernel", ndim=2, kind="f"))
@@ -288,8 +446,33 @@ _input_grad = jax.jit(_score_grad, static_argnames=("apply_fn",))
 
 
 def saliency(apply_fn: Callable, params, x, target=None):
-    """Gradient saliency ``max_channel |dy^c/dx|``: ``(B, H, W)`` for image batches ``(B, H, W, C)``, else
-    ``|dy^c/dx|`` in the input's shape."""
+    """Gradient saliency ``max_channel |dy^c/dx|``: ``(B, H, W)`` for image batches ``(B, H, W, C)``.
+
+    Other inputs give ``|dy^c/dx|`` in the input's shape.
+
+    Args:
+      apply_fn: ``(params, x) -> logits`` of a Flax Linen model.
+      params: its variables.
+      x: ``[B, H, W, C]`` images.
+      target: the explained class (scalar or ``[B]``); ``None``: each image's top-1 class.
+
+    Returns:
+      ``[B, H, W]`` maps.
+
+    Raises:
+      ValueError: an empty or non-finite ``x``, a target out of range.
+
+    References:
+      Simonyan, Vedaldi & Zisserman, "Deep Inside Convolutional Networks: Visualising Image Classification Models and
+      Saliency Maps", ICLR Workshop 2014, Sec. 3.
+
+    Examples:
+      >>> model = jaxkit.models.SmallCNN((4, 5), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> jaxkit.explain.saliency(model.apply, variables, x).shape
+      (2, 8, 8)
+    """
     x = _check_x(x)
     _c.fits(apply_fn, params, x)
     g = jnp.abs(_input_grad(apply_fn, params, x, _check_target(target, x.shape[0], apply_fn, params, x)))
@@ -298,7 +481,21 @@ def saliency(apply_fn: Callable, params, x, target=None):
 
 @jax.custom_vjp
 def guided_relu(x):
-    """``max(x, 0)`` whose backward pass keeps only positive gradients at positive inputs (guided backprop)."""
+    """``max(x, 0)`` whose backward pass keeps only positive gradients at positive inputs (guided backprop).
+
+    Args:
+      x: an array.
+
+    Returns:
+      ``max(x, 0)``.
+
+    References:
+      Springenberg et al., "Striving for Simplicity: The All Convolutional Net", ICLR Workshop 2015, Sec. 3.4.
+
+    Examples:
+      >>> jax.grad(lambda z: jaxkit.explain.guided_relu(z).sum())(jnp.array([-1.0, 2.0]))
+      Array([0., 1.], dtype=float32)
+    """
     return jnp.maximum(x, 0)
 
 
@@ -315,8 +512,23 @@ guided_relu.defvjp(_guided_fwd, _guided_bwd)
 
 @contextlib.contextmanager
 def guided_relus():
-    """Within the block, ``jax.nn.relu`` / ``flax.linen.relu`` are :func:`guided_relu` (models that call
-    ``nn.relu(x)`` at trace time pick it up; an already-compiled ``jax.jit`` of the model would not)."""
+    """A context in which ``jax.nn.relu`` / ``flax.linen.relu`` are :func:`guided_relu`.
+
+    Models that call ``nn.relu(x)`` at trace time pick it up; an already-compiled ``jax.jit`` of the model would
+    not.
+
+    Returns:
+      A context manager.
+
+    References:
+      Springenberg et al., "Striving for Simplicity: The All Convolutional Net", ICLR Workshop 2015, Sec. 3.4.
+
+    Examples:
+      >>> with jaxkit.explain.guided_relus():
+      ...     g = jax.grad(lambda z: nn.relu(z).sum())(jnp.array([-1.0, 2.0]))
+      >>> g
+      Array([0., 1.], dtype=float32)
+    """
     saved = (jax.nn.relu, nn.relu, getattr(act, "relu"))
     jax.nn.relu = nn.relu = guided_relu
     setattr(act, "relu", guided_relu)
@@ -328,8 +540,32 @@ def guided_relus():
 
 
 def guided_backprop(apply_fn: Callable, params, x, target=None):
-    """Guided-backpropagation gradient ``dy^c/dx`` (input shape) with every ReLU guided
-    (:func:`guided_relus`). Reduce with e.g. ``jnp.max(jnp.abs(g), -1)`` for a feature-response map."""
+    """The guided-backpropagation gradient ``dy^c/dx`` (input shape) with every ReLU guided.
+
+    Reduce with e.g. ``jnp.max(jnp.abs(g), -1)`` for a feature-response map.
+
+    Args:
+      apply_fn: ``(params, x) -> logits`` of a Flax Linen model.
+      params: its variables.
+      x: ``[B, H, W, C]`` images.
+      target: the explained class (scalar or ``[B]``); ``None``: each image's top-1 class.
+
+    Returns:
+      The gradient, shaped like ``x``.
+
+    Raises:
+      ValueError: an empty or non-finite ``x``, a target out of range.
+
+    References:
+      Springenberg et al., "Striving for Simplicity: The All Convolutional Net", ICLR Workshop 2015, Sec. 3.4.
+
+    Examples:
+      >>> model = jaxkit.models.SmallCNN((4, 5), 3, head="gap")
+      >>> x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(1), x)
+      >>> jaxkit.explain.guided_backprop(model.apply, variables, x).shape
+      (2, 8, 8, 1)
+    """
     x = _check_x(x)
     _c.fits(apply_fn, params, x)
     target = _check_target(target, x.shape[0], apply_fn, params, x)
