@@ -37,7 +37,23 @@ class DDPGState:
 
 
 def soft_update(target, online, tau):
-    """``tau * online + (1 - tau) * target`` leaf by leaf (Polyak averaging)."""
+    """Polyak averaging of target networks: ``tau * online + (1 - tau) * target`` leaf by leaf.
+
+    Args:
+      target: the target network's params.
+      online: the online network's params (same structure).
+      tau: the update rate in ``[0, 1]``.
+
+    Returns:
+      The new target params.
+
+    References:
+      Lillicrap et al., "Continuous control with deep reinforcement learning", ICLR 2016, Sec. 3 (soft target updates).
+
+    Examples:
+      >>> jaxkit.rl.ddpg.soft_update({"w": jnp.zeros(2)}, {"w": jnp.ones(2)}, 0.1)
+      {'w': Array([0.1, 0.1], dtype=float32)}
+    """
     return jax.tree.map(lambda t, o: tau * o + (1.0 - tau) * t, target, online)
 
 

@@ -64,7 +64,23 @@ def _gymnax_step(step):
 
 
 def check_action(env, action) -> jax.Array:
-    """``action`` as float32 of shape ``(env.act_dim,)`` or a clear error (static shape check, fine under jit)."""
+    """``action`` as float32 of shape ``(env.act_dim,)``, or a clear error (a static shape check, fine under jit).
+
+    Args:
+      env: the environment.
+      action: the action.
+
+    Returns:
+      A float32 ``[act_dim]`` array.
+
+    Raises:
+      ValueError: another shape.
+      TypeError: not real numbers.
+
+    Examples:
+      >>> jaxkit.rl.envs.check_action(jaxkit.rl.MountainCarContinuous(), jnp.array([0.5]))
+      Array([0.5], dtype=float32)
+    """
     action = jnp.asarray(_c.array(action, "action", kind="r"), jnp.float32)
     if action.shape != (env.act_dim,):
         raise ValueError(f"`action` must have shape ({env.act_dim},) for {type(env).__name__}, got {action.shape}.")
@@ -185,6 +201,27 @@ def step_autoreset(env, key, state: EnvState, action, params=None):
     Returns ``(next_obs, obs, state, reward, terminated, done)``: ``next_obs``
     is the true successor (for the replay buffer), ``obs`` / ``state`` where to
     continue from (a fresh episode's first observation after ``done``).
+
+    Args:
+      env: an environment with gymnax's signatures.
+      key: PRNG key (the step and a possible reset).
+      state: the environment state.
+      action: the action.
+      params: the environment's params (default: ``env.default_params``).
+
+    Returns:
+      ``(next_obs, obs, state, reward, terminated, done)``.
+
+    Raises:
+      ValueError: an action of the wrong shape.
+
+    Examples:
+      >>> env = jaxkit.rl.MountainCarContinuous()
+      >>> obs, state = env.reset(jax.random.key(0))
+      >>> next_obs, obs, state, reward, terminated, done = jaxkit.rl.step_autoreset(env, jax.random.key(1), state,
+      ...                                                                        jnp.array([1.0]))
+      >>> next_obs.shape, round(float(reward), 3), bool(done)  # Gym's reward: -0.1 a^2
+      ((2,), -0.1, False)
     """
     # the step gets its own key (fold_in), the reset the key itself: this package's deterministic environments
     # ignore the step key, so their episodes are those of the pre-gymnax signature

@@ -56,7 +56,23 @@ def _curves(curves, min_len=2):
 
 
 def iqr(x, axis=None):
-    """Inter-quartile range ``q75 - q25`` (linear interpolation); NaN in ``x`` gives NaN."""
+    """The inter-quartile range ``q75 - q25`` (linear interpolation); NaN in ``x`` gives NaN.
+
+    Args:
+      x: values.
+      axis: the axis (``None``: all values).
+
+    Returns:
+      The IQR.
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3 (dispersion as
+      the IQR).
+
+    Examples:
+      >>> float(jaxkit.rl.reliability.iqr(jnp.arange(5.0)))
+      2.0
+    """
     x = jnp.asarray(_c.array(x, "x", kind="r"), jnp.float32)
     if x.size == 0:
         raise ValueError(f"`x` is empty (shape {x.shape}).")
@@ -64,13 +80,34 @@ def iqr(x, axis=None):
 
 
 def cvar(x, alpha: float = 0.05, axis=None, tail: str = "lower"):
-    """Conditional value at risk, Chan et al.'s released definition.
+    """The conditional value at risk, Chan et al.'s released definition.
 
     ``VaR`` is the linearly interpolated ``100 alpha`` percentile (``tail="lower"``; ``100 (1 - alpha)`` for
     ``"upper"``), computed from the order statistics as ``scipy.stats.scoreatpercentile`` does (``a + (b - a) f``,
     so it is exactly an order statistic when ``alpha (n - 1)`` is whole); CVaR is the mean of every value at or
     below it (at or above it for ``"upper"``) -- with ties at the VaR, all of them count. NaN in ``x`` is an error
     when concrete and gives NaN inside a trace.
+
+    Args:
+      x: values.
+      alpha: the tail's share in ``(0, 1)``.
+      axis: the axis (``None``: all values).
+      tail: ``"lower"`` or ``"upper"``.
+
+    Returns:
+      The CVaR.
+
+    Raises:
+      ValueError: ``alpha`` outside ``(0, 1)``, an unknown ``tail``, NaN (when concrete).
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3 (risk as CVaR)
+      and its released code.
+
+    Examples:
+      >>> cvar = jaxkit.rl.reliability.cvar
+      >>> float(cvar(jnp.arange(10.0), 0.2)), float(cvar(jnp.arange(10.0), 0.2, tail="upper"))
+      (0.5, 8.5)
     """
     return _cvar(x, alpha, axis, tail, "x")
 
@@ -102,18 +139,78 @@ def _cvar(x, alpha, axis, tail, name):
 
 
 def detrend(curves):
-    """First differences along time: ``c[:, t+1] - c[:, t]`` (Chan et al.'s detrending)."""
+    """First differences along time, ``c[:, t+1] - c[:, t]`` (the detrending before the across-time metrics).
+
+    Args:
+      curves: ``[runs, T]`` performance curves.
+
+    Returns:
+      ``[runs, T - 1]`` differences.
+
+    Raises:
+      ValueError: curves not ``[runs, T]`` with ``T >= 2``, NaN (when concrete).
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3.
+
+    Examples:
+      >>> curves = jnp.array([[0.0, 1.0, 3.0, 2.0, 4.0], [0.0, 2.0, 2.0, 2.0, 5.0]])  # 2 runs x 5 points
+      >>> print(jaxkit.rl.reliability.detrend(curves))
+      [[ 1.  2. -1.  2.]
+       [ 2.  0.  0.  3.]]
+    """
     return jnp.diff(_curves(curves), axis=1)
 
 
 def drawdown(curves):
-    """Decline from the running peak, ``max_{s<=t} c[:, s] - c[:, t] >= 0``."""
+    """The decline from the running peak, ``max_{s<=t} c[:, s] - c[:, t] >= 0``.
+
+    Args:
+      curves: ``[runs, T]`` performance curves.
+
+    Returns:
+      ``[runs, T]`` drawdowns.
+
+    Raises:
+      ValueError: curves not ``[runs, T]``, NaN (when concrete).
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3 (long-term risk
+      across time).
+
+    Examples:
+      >>> curves = jnp.array([[0.0, 1.0, 3.0, 2.0, 4.0], [0.0, 2.0, 2.0, 2.0, 5.0]])  # 2 runs x 5 points
+      >>> print(jaxkit.rl.reliability.drawdown(curves))
+      [[0. 0. 0. 1. 0.]
+       [0. 0. 0. 0. 0.]]
+    """
     c = _curves(curves, 1)
     return jax.lax.cummax(c, axis=1) - c
 
 
 def moving_average(curves, window: int):
-    """Trailing moving average over ``window`` points (shorter at the start); a low-pass filter."""
+    """The trailing moving average over ``window`` points (shorter at the start); a low-pass filter.
+
+    Args:
+      curves: ``[runs, T]`` performance curves.
+      window: points averaged (>= 1).
+
+    Returns:
+      ``[runs, T]`` smoothed curves.
+
+    Raises:
+      ValueError: ``window < 1``; curves not ``[runs, T]``.
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3 (low-pass
+      filtering before the dispersion across time).
+
+    Examples:
+      >>> curves = jnp.array([[0.0, 1.0, 3.0, 2.0, 4.0], [0.0, 2.0, 2.0, 2.0, 5.0]])  # 2 runs x 5 points
+      >>> print(jaxkit.rl.reliability.moving_average(curves, 2))
+      [[0.  0.5 2.  2.5 3. ]
+       [0.  1.  2.  2.  3.5]]
+    """
     c = _curves(curves, 1)
     w = int(window)
     if w < 1:
@@ -125,18 +222,74 @@ def moving_average(curves, window: int):
 
 
 def dispersion_across_runs(curves):
-    """IQR over runs at every evaluation point: shape ``(T,)``."""
+    """Dispersion across runs: the IQR over runs at every evaluation point, shape ``(T,)``.
+
+    Args:
+      curves: ``[runs, T]`` performance curves.
+
+    Returns:
+      ``[T]`` IQRs.
+
+    Raises:
+      ValueError: curves not ``[runs, T]``, NaN (when concrete).
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3 (DR).
+
+    Examples:
+      >>> curves = jnp.array([[0.0, 1.0, 3.0, 2.0, 4.0], [0.0, 2.0, 2.0, 2.0, 5.0]])  # 2 runs x 5 points
+      >>> print(jaxkit.rl.reliability.dispersion_across_runs(curves))
+      [0.  0.5 0.5 0.  0.5]
+    """
     return iqr(_curves(curves, 1), axis=0)
 
 
 def risk_across_runs(final, alpha: float = 0.05):
-    """CVaR (lower tail) over runs of the final performance ``final`` (shape ``(runs,)``)."""
+    """Risk across runs: the CVaR (lower tail) over runs of the final performance.
+
+    Args:
+      final: ``[runs]`` final performances.
+      alpha: the tail's share.
+
+    Returns:
+      A scalar.
+
+    Raises:
+      ValueError: as :func:`cvar`.
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3 (RR).
+
+    Examples:
+      >>> float(jaxkit.rl.reliability.risk_across_runs(jnp.arange(10.0), 0.2))
+      0.5
+    """
     f = _c.array(final, "final", ndim=1, kind="r")
     return _cvar(f, alpha, None, "lower", "final")
 
 
 def dispersion_across_time(curves, window: int):
-    """IQR of the detrended curve in consecutive windows of ``window`` differences: ``(runs, T'//window)``."""
+    """Dispersion across time: the IQR of the detrended curve in consecutive windows of ``window`` differences.
+
+    Args:
+      curves: ``[runs, T]`` performance curves.
+      window: differences per window (>= 1).
+
+    Returns:
+      ``[runs, (T - 1) // window]`` IQRs.
+
+    Raises:
+      ValueError: ``window < 1`` or longer than the curve; curves not ``[runs, T]``.
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3 (DT).
+
+    Examples:
+      >>> curves = jnp.array([[0.0, 1.0, 3.0, 2.0, 4.0], [0.0, 2.0, 2.0, 2.0, 5.0]])  # 2 runs x 5 points
+      >>> print(jaxkit.rl.reliability.dispersion_across_time(curves, 2))
+      [[0.5 1.5]
+       [1.  1.5]]
+    """
     d = detrend(curves)
     w = int(window)
     if not 2 <= w <= d.shape[1]:
@@ -147,10 +300,48 @@ def dispersion_across_time(curves, window: int):
 
 
 def short_term_risk_across_time(curves, alpha: float = 0.05):
-    """CVaR (lower tail) of each run's first differences: ``(runs,)``; more negative = riskier."""
+    """Short-term risk across time: the CVaR (lower tail) of each run's first differences (more negative = riskier).
+
+    Args:
+      curves: ``[runs, T]`` performance curves.
+      alpha: the tail's share.
+
+    Returns:
+      ``[runs]`` CVaRs.
+
+    Raises:
+      ValueError: as :func:`detrend` and :func:`cvar`.
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3 (SRT).
+
+    Examples:
+      >>> curves = jnp.array([[0.0, 1.0, 3.0, 2.0, 4.0], [0.0, 2.0, 2.0, 2.0, 5.0]])  # 2 runs x 5 points
+      >>> print(jaxkit.rl.reliability.short_term_risk_across_time(curves, 0.25))
+      [-1.  0.]
+    """
     return _cvar(detrend(curves), alpha, 1, "lower", "curves")
 
 
 def long_term_risk_across_time(curves, alpha: float = 0.05):
-    """CVaR (upper tail) of each run's drawdown: ``(runs,)``; larger = deeper declines."""
+    """Long-term risk across time: the CVaR (upper tail) of each run's drawdown (larger = deeper declines).
+
+    Args:
+      curves: ``[runs, T]`` performance curves.
+      alpha: the tail's share.
+
+    Returns:
+      ``[runs]`` CVaRs.
+
+    Raises:
+      ValueError: as :func:`drawdown` and :func:`cvar`.
+
+    References:
+      Chan et al., "Measuring the Reliability of Reinforcement Learning Algorithms", ICLR 2020, Sec. 3 (LRT).
+
+    Examples:
+      >>> curves = jnp.array([[0.0, 1.0, 3.0, 2.0, 4.0], [0.0, 2.0, 2.0, 2.0, 5.0]])  # 2 runs x 5 points
+      >>> print(np.asarray(jaxkit.rl.reliability.long_term_risk_across_time(curves, 0.25), float).round(3))
+      [0.2 0. ]
+    """
     return _cvar(drawdown(curves), alpha, 1, "upper", "curves")

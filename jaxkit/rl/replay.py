@@ -29,7 +29,28 @@ class ReplayState:
 
 
 def init(capacity: int, example) -> ReplayState:
-    """An empty buffer for items shaped like ``example`` (a pytree of arrays or scalars)."""
+    """An empty ring buffer for items shaped like ``example`` (a pytree of arrays or scalars).
+
+    Args:
+      capacity: items held (the oldest are overwritten).
+      example: one item.
+
+    Returns:
+      A ``ReplayState`` (``data``, ``position``, ``size``).
+
+    Raises:
+      ValueError: ``capacity < 1``.
+
+    References:
+      Lin, "Self-improving reactive agents based on reinforcement learning, planning and teaching", Machine Learning 8,
+      1992 (experience replay).
+
+    Examples:
+      >>> buffer = jaxkit.rl.replay.init(3, {"obs": jnp.zeros(2), "reward": 0.0})
+      >>> buffer = jaxkit.rl.replay.add(buffer, {"obs": jnp.ones(2), "reward": 1.0})
+      >>> int(buffer.size), int(buffer.position)
+      (1, 1)
+    """
     if int(capacity) < 1:
         raise ValueError(f"`capacity` must be >= 1, got {capacity}.")
     leaves = jax.tree.leaves(example)
@@ -40,7 +61,28 @@ def init(capacity: int, example) -> ReplayState:
 
 
 def add(state: ReplayState, item) -> ReplayState:
-    """Write ``item`` (same structure, shapes and dtypes as the buffer's ``example``) at the ring position."""
+    """Write ``item`` (same structure, shapes and dtypes as the buffer's ``example``) at the ring position.
+
+    Args:
+      state: the buffer.
+      item: one item.
+
+    Returns:
+      The new buffer.
+
+    Raises:
+      ValueError: an item of another structure or shape.
+
+    References:
+      Lin, "Self-improving reactive agents based on reinforcement learning, planning and teaching", Machine Learning 8,
+      1992 (experience replay).
+
+    Examples:
+      >>> buffer = jaxkit.rl.replay.init(3, {"obs": jnp.zeros(2), "reward": 0.0})
+      >>> buffer = jaxkit.rl.replay.add(buffer, {"obs": jnp.ones(2), "reward": 1.0})
+      >>> print(buffer.data["reward"])
+      [1. 0. 0.]
+    """
     want = jax.tree.structure(state.data)
     got = jax.tree.structure(item)
     if want != got:
@@ -58,6 +100,28 @@ def add(state: ReplayState, item) -> ReplayState:
 
 
 def sample(key, state: ReplayState, batch_size: int):
-    """``batch_size`` items drawn uniformly with replacement from the ``size`` stored (slot 0 while empty)."""
+    """``batch_size`` items drawn uniformly with replacement from the ``size`` stored (slot 0 while empty).
+
+    Args:
+      key: PRNG key.
+      state: the buffer.
+      batch_size: items drawn.
+
+    Returns:
+      A batch: the item's structure with a leading ``batch_size`` axis.
+
+    Raises:
+      ValueError: ``batch_size < 1``.
+
+    References:
+      Lin, "Self-improving reactive agents based on reinforcement learning, planning and teaching", Machine Learning 8,
+      1992 (experience replay).
+
+    Examples:
+      >>> buffer = jaxkit.rl.replay.init(3, {"obs": jnp.zeros(2), "reward": 0.0})
+      >>> buffer = jaxkit.rl.replay.add(buffer, {"obs": jnp.ones(2), "reward": 1.0})
+      >>> print(jaxkit.rl.replay.sample(jax.random.key(0), buffer, 4)["reward"])
+      [1. 1. 1. 1.]
+    """
     idx = jax.random.randint(key, (int(batch_size),), 0, jnp.maximum(state.size, 1))
     return jax.tree.map(lambda buf: buf[idx], state.data)

@@ -76,9 +76,27 @@ class RunState:
 
 
 def ou_step(key, x, theta: float):
-    """One step of the unit-variance Ornstein-Uhlenbeck process ``x' = (1 - theta) x + sqrt(1 - (1 - theta)^2) eps``,
-    ``eps ~ N(0, I)``: stationary std 1 and lag-k correlation ``(1 - theta)^k`` (the DDPG paper's exploration noise,
-    Lillicrap et al. 2016, with dt = 1 and its sigma folded into the noise schedule)."""
+    """One step of the unit-variance Ornstein-Uhlenbeck process ``x' = (1 - theta) x + sqrt(1 - (1 - theta)^2) eps``.
+
+    ``eps ~ N(0, I)``: stationary std 1 and lag-k correlation ``(1 - theta)^k`` (with dt = 1 and the DDPG
+    paper's sigma folded into the noise schedule).
+
+    Args:
+      key: PRNG key.
+      x: the current noise.
+      theta: mean reversion in ``(0, 1]``.
+
+    Returns:
+      The next noise, of ``x``'s shape.
+
+    References:
+      Lillicrap et al., "Continuous control with deep reinforcement learning", ICLR 2016, Sec. 7 (exploration by an
+      Ornstein-Uhlenbeck process).
+
+    Examples:
+      >>> jaxkit.rl.ou_step(jax.random.key(0), jnp.zeros(2), 0.15).shape
+      (2,)
+    """
     x = _c.array(x, "x", kind="r")
     th = jnp.float32(_c.number(theta, "theta", lo=0.0, hi=1.0, lo_open=True))
     return (1 - th) * x + jnp.sqrt(1 - (1 - th) ** 2) * jax.random.normal(key, jnp.shape(x))
@@ -230,7 +248,21 @@ class Trainer:
 
 
 def kinds_index(names) -> np.ndarray:
-    """Agent names (see :data:`AGENTS`) as the int32 indices :meth:`Trainer.run` takes."""
+    """Agent names (see :data:`AGENTS`) as the int32 indices :meth:`Trainer.run` takes.
+
+    Args:
+      names: agent names.
+
+    Returns:
+      An int32 array.
+
+    Raises:
+      ValueError: an unknown name.
+
+    Examples:
+      >>> jaxkit.rl.kinds_index(["baseline", "gated"])
+      array([0, 3], dtype=int32)
+    """
     names = list(names)
     if not names:
         raise ValueError(f"`names` is empty; expected agent names from {AGENTS}.")
@@ -248,6 +280,18 @@ def place_runs(tree, devices=None):
     share in parallel (on a CPU host, set
     ``XLA_FLAGS=--xla_force_host_platform_device_count=N`` to use N cores).
     Returns ``(placed, n)``: slice results with ``[:n]``. One device: unchanged.
+
+    Args:
+      tree: a pytree of ``[runs, ...]`` arrays.
+      devices: the devices (default: every device of every process).
+
+    Returns:
+      ``(placed, n)``.
+
+    Examples:
+      >>> placed, n = jaxkit.rl.place_runs(jnp.arange(3.0))
+      >>> n, jaxkit.rl.gather_runs(placed, n)
+      (3, array([0., 1., 2.], dtype=float32))
     """
     return _sharding.place(tree, devices, axis="runs", name="tree")
 
@@ -257,6 +301,18 @@ def gather_runs(tree, n: int | None = None):
 
     Under ``jax.distributed`` a process holds only its devices' runs, so ``np.asarray`` on ``run_many``'s
     outputs raises; this all-gathers them first (one device or process: a plain ``jax.device_get``).
+
+    Args:
+      tree: a pytree of (sharded) ``[runs, ...]`` arrays.
+      n: the number of real runs (``None``: all).
+
+    Returns:
+      The pytree with NumPy leaves.
+
+    Examples:
+      >>> placed, n = jaxkit.rl.place_runs(jnp.arange(3.0))
+      >>> jaxkit.rl.gather_runs(placed, n)
+      array([0., 1., 2.], dtype=float32)
     """
     out = _sharding.fetch(tree)
     return out if n is None else jax.tree.map(lambda x: x[: int(n)], out)

@@ -32,7 +32,9 @@ __all__ = [
 
 def margin_loss(logits, labels):
     """The margin loss ``max_{j != y} z_j - z_y`` per example (an attacker maximises it).
-    it). Independent of the head's loss: on a softRmax model (prediction ``argmax z``) it attacks the decision
+
+    Carlini-Wagner's margin on the raw outputs. Independent of the head's loss: on a softRmax model (prediction ``argmax
+    z``) it attacks the decision
     directly and sidesteps gradient masking by the softRmax NLL.
 
     Args:
@@ -307,8 +309,9 @@ def bim(
     clip=None,
 ):
     """Basic iterative method: ``steps`` signed steps of ``eps / steps``, each projected on the ``eps``-ball.
-    the gradient taken at the current iterate, projected on the ``eps``-ball (the thesis prints the gradient at
-    ``x``; this is the standard BIM). :func:`pgd` without random start; returns the last iterate by default.
+
+    The gradient is taken at the current iterate (the thesis prints the gradient at ``x``; this is the standard
+    BIM). :func:`pgd` without random start; returns the last iterate by default.
 
     Args:
       apply_fn: ``(params, x) -> logits [N, C]``.
