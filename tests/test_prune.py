@@ -404,3 +404,12 @@ def test_blend_is_weighted_sum():
     np.testing.assert_allclose(prune.blend(s, ["l1", "fpgm"], [0.25, 0.75])["g"], [0.75, 0.625])
     with pytest.raises(ValueError, match="one entry per selected"):
         prune.blend(s, ["l1"], [0.5, 0.5])
+
+
+def test_remove_refuses_a_group_left_without_channels():
+    model = models.VGG(cfg=(4, "M", 8), num_classes=3)
+    x = jnp.zeros((1, 8, 8, 1))
+    v = model.init(jax.random.key(0), x)
+    g = prune.build_graph(model, v, x)
+    with pytest.raises(ValueError, match=r"keeps no channel of group\(s\) \['params/Conv_0'\]"):
+        prune.remove(g, {"params/Conv_0": jnp.zeros(4, bool)}, v)

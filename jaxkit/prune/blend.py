@@ -27,8 +27,24 @@ __all__ = ["blend", "correlation_matrix", "kmeans", "rankdata", "score_groups", 
 
 
 def rankdata(x: jax.Array) -> jax.Array:
-    """1-based ranks along the last axis, ties get their average rank (scipy's ``"average"``); a row holding NaN
-    gets NaN ranks (NaN has no rank)."""
+    """1-based ranks along the last axis, ties getting their average rank (scipy's ``"average"``).
+
+    A row holding NaN gets NaN ranks (NaN has no rank).
+
+    Args:
+      x: ``[..., C]`` values.
+
+    Returns:
+      ``[..., C]`` float ranks.
+
+    References:
+      Spearman, "The proof and measurement of association between two things", Am. J. Psychol. 15, 1904;
+      ``scipy.stats.rankdata(method="average")``.
+
+    Examples:
+      >>> print(jaxkit.prune.rankdata(jnp.array([3.0, 1.0, 3.0])))
+      [2.5 1.  2.5]
+    """
     x = _c.array(x, "x", min_ndim=1, kind="r")
     if x.shape[-1] == 0:
         raise ValueError(f"`x` is empty along its last axis (shape {x.shape}).")
@@ -47,7 +63,25 @@ def _pearson(a, b):
 
 @jax.jit
 def spearman(a: jax.Array, b: jax.Array) -> jax.Array:
-    """Spearman's rho along the last axis (NaN if either input is constant, as scipy)."""
+    """Spearman's rho along the last axis (NaN if either input is constant, as scipy).
+
+    The Pearson correlation of :func:`rankdata` ranks.
+
+    Args:
+      a: ``[..., C]`` values.
+      b: ``[..., C]`` values.
+
+    Returns:
+      ``[...]`` correlations.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Eq. (1) (with rank differences);
+      ``scipy.stats.spearmanr``.
+
+    Examples:
+      >>> float(jaxkit.prune.spearman(jnp.array([1.0, 2.0, 3.0, 4.0]), jnp.array([2.0, 4.0, 6.0, 9.0])))
+      1.0
+    """
     return _pearson(rankdata(a), rankdata(b))
 
 
@@ -58,10 +92,24 @@ def _corr(s):
 
 
 def correlation_matrix(scores: Mapping[str, jax.Array] | jax.Array) -> jax.Array:
-    """``[K, K]`` Spearman matrix between K criteria's scores of one layer.
+    """The ``[K, K]`` Spearman matrix between K criteria's scores of one layer.
 
     ``scores``: ``{criterion: scores[C]}`` (rows in the mapping's order) or a
     ``[K, C]`` array.
+
+    Args:
+      scores: ``{criterion: scores [C]}`` or ``[K, C]``.
+
+    Returns:
+      ``[K, K]`` correlations.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 3.1.
+
+    Examples:
+      >>> print(jaxkit.prune.correlation_matrix({"a": jnp.array([1.0, 2, 3]), "b": jnp.array([3.0, 2, 1])}))
+      [[ 1. -1.]
+       [-1.  1.]]
     """
     if isinstance(scores, Mapping):
         s = jnp.stack([jnp.asarray(_c.array(v, f"scores[{k!r}]", ndim=1, kind="r")) for k, v in scores.items()])
@@ -77,6 +125,28 @@ def kmeans(key: jax.Array, x: jax.Array, k: int, iters: int = 50) -> tuple[jax.A
 
     Jitted; ``key`` drives the seeding. NaN entries (constant criteria) are
     treated as 0 correlation.
+
+    Args:
+      key: PRNG key of the seeding.
+      x: ``[N, D]`` rows.
+      k: clusters (``1 <= k <= N``).
+      iters: Lloyd iterations.
+
+    Returns:
+      ``(labels [N], centers [k, D])``.
+
+    Raises:
+      ValueError: ``k`` outside ``[1, N]``, ``x`` not ``[N, D]``.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 3.1 (clustering the criteria); Arthur &
+      Vassilvitskii, "k-means++: The Advantages of Careful
+      Seeding", SODA 2007.
+
+    Examples:
+      >>> labels, centers = jaxkit.prune.kmeans(jax.random.key(0), jnp.array([[0.0, 0], [0.1, 0], [5, 5], [5.1, 5]]), 2)
+      >>> bool(labels[0] == labels[1]), bool(labels[1] != labels[2]), centers.shape
+      (True, True, (2, 2))
     """
     x = _c.array(x, "x", ndim=2, kind="r", nonempty=True)
     x = jnp.nan_to_num(jnp.asarray(x, jnp.float32))
@@ -132,7 +202,29 @@ def score_groups(scores: Mapping[str, Mapping[str, Any]], criteria: Sequence[str
 def blend(
     scores: Mapping[str, Mapping[str, jax.Array]], selected: Sequence[str], weights: Sequence[float] | jax.Array
 ) -> dict[str, jax.Array]:
-    """``{group: sum_i weights[i] * scores[selected[i]][group]}`` (criteria normalised beforehand)."""
+    """The blended score ``{group: sum_i weights[i] * scores[selected[i]][group]}``.
+
+    Criteria are min-max normalised beforehand (:func:`all_scores` with ``normalize=True``).
+
+    Args:
+      scores: ``{criterion: {group: scores [C]}}``.
+      selected: the blended criteria.
+      weights: one weight per selected criterion.
+
+    Returns:
+      ``{group: scores [C]}``.
+
+    Raises:
+      ValueError: an unknown criterion, weights of another length, criteria covering different groups.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Eq. (2).
+
+    Examples:
+      >>> scores = {"a": {"g": jnp.array([1.0, 0.0])}, "b": {"g": jnp.array([0.0, 1.0])}}
+      >>> jaxkit.prune.blend(scores, ["a", "b"], [0.25, 0.75])
+      {'g': Array([0.25, 0.75], dtype=float32)}
+    """
     sel = list(selected)
     w = jnp.asarray(_c.array(weights, "weights", ndim=1, kind="r"), jnp.float32)
     if w.shape != (len(sel),):

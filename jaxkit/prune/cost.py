@@ -65,6 +65,24 @@ def count(
         (bare params trees have no collection and always count).
       exclude: leaf-path substrings not to count (``exclude=("BatchNorm",)``
         gives the count without BN).
+
+    Returns:
+      A ``Cost`` (``params``, ``macs`` and per-layer ``layer_params`` / ``layer_macs``).
+
+    Raises:
+      ValueError: an unknown group, masks of the wrong length.
+
+    References:
+      Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017 (FLOPs of pruned models).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> masks = jaxkit.prune.channel_masks(jaxkit.prune.scores("l1", graph, variables), 0.5)
+      >>> jaxkit.prune.count(graph).macs, jaxkit.prune.count(graph, masks).macs
+      (6936, 2316)
     """
     gm = graph.group_masks(masks or {})
     kept = {g.id: (int(gm[g.id].sum()) if g.id in gm else g.size) for g in graph.groups}

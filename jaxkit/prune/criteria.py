@@ -86,7 +86,23 @@ class Stats:
 
 
 def bn_layer(graph: Graph, group: Group) -> tuple[str | None, str | None]:
-    """``(scale path, bias path)`` of the group's BatchNorm (None, None without one)."""
+    """``(scale path, bias path)`` of the group's BatchNorm (``(None, None)`` without one).
+
+    Args:
+      graph: the model's graph.
+      group: one of its groups.
+
+    Returns:
+      ``(scale path, bias path)``.
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> jaxkit.prune.bn_layer(graph, graph.group("params/Conv_0"))
+      ('params/BatchNorm_0/scale', 'params/BatchNorm_0/bias')
+    """
     elems = [m.path for m in group.members if m.role == "elem"]
     for p in elems:
         if p.endswith("/scale"):
@@ -105,7 +121,23 @@ def _filters(w, axis):
 
 
 def minmax(s: jax.Array) -> jax.Array:
-    """``(s - min) / (max - min)`` of a score vector ``[C]``; a constant vector maps to zeros, NaN gives NaN."""
+    """Min-max normalisation ``(s - min) / (max - min)`` of a score vector ``[C]``.
+
+    A constant vector maps to zeros; NaN gives NaN.
+
+    Args:
+      s: ``[C]`` scores.
+
+    Returns:
+      ``[C]`` scores in ``[0, 1]``.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021 (criteria normalised per layer before blending).
+
+    Examples:
+      >>> jaxkit.prune.minmax(jnp.array([1.0, 3.0, 2.0])), jaxkit.prune.minmax(jnp.ones(3))
+      (Array([0. , 1. , 0.5], dtype=float32), Array([0., 0., 0.], dtype=float32))
+    """
     s = _c.array(s, "s", ndim=1, kind="r", nonempty=True)
     lo, hi = jnp.min(s), jnp.max(s)
     span = hi - lo
@@ -115,7 +147,26 @@ def minmax(s: jax.Array) -> jax.Array:
 
 
 def geometric_median(points: jax.Array, iters: int = 50, eps: float = 1e-8) -> jax.Array:
-    """Weiszfeld iterations for ``argmin_y sum_i ||x_i - y||_2`` (rows of ``points`` ``[N, D]``), from the mean."""
+    """The geometric median ``argmin_y sum_i ||x_i - y||_2`` of the rows of ``points`` ``[N, D]``.
+
+    Weiszfeld iterations from the mean.
+
+    Args:
+      points: ``[N, D]``.
+      iters: iterations.
+      eps: distance floor (a point at the median).
+
+    Returns:
+      ``[D]``.
+
+    References:
+      Weiszfeld, "Sur le point pour lequel la somme des distances de n points donnés est minimum", Tôhoku Math.
+      J. 43, 1937; He et al., "Filter Pruning via Geometric Median", CVPR 2019 (FPGM).
+
+    Examples:
+      >>> jaxkit.prune.geometric_median(jnp.array([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [10.0, 10.0]]))
+      Array([0.5, 0.5], dtype=float32)
+    """
     points = _c.array(points, "points", ndim=2, kind="f", nonempty=True)
 
     def step(y, _):
@@ -258,7 +309,25 @@ def all_scores(
         ``stats``, and no BN criteria for groups without BatchNorm).
       groups: group names (default: all prunable groups).
       normalize: per-layer min-max to [0, 1].
-      fermat_iters: Weiszfeld iterations; bins: histogram bins of ``entropy``.
+      fermat_iters: Weiszfeld iterations.
+      bins: histogram bins of ``entropy``.
+
+    Returns:
+      ``{criterion: {group: scores [C]}}``.
+
+    Raises:
+      ValueError: an unknown criterion or group, a data criterion without ``stats``.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Table 1 (the 12 criteria).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> sorted(jaxkit.prune.all_scores(graph, variables))  # the weight criteria (no data statistics given)
+      ['bn_beta', 'bn_gamma', 'fermat', 'fpgm', 'l1', 'l2']
     """
     gs = [graph.group(n) for n in groups] if groups is not None else list(graph.prunable)
     if not gs:
@@ -300,7 +369,32 @@ def all_scores(
 
 
 def scores(criterion: str, graph: Graph, variables: PyTree, stats: Stats | None = None, **kw) -> dict[str, jax.Array]:
-    """``{group name: scores[C]}`` for one criterion (see :func:`all_scores`)."""
+    """``{group name: scores[C]}`` for one criterion (see :func:`all_scores`).
+
+    Args:
+      criterion: a criterion name (``"l1"``, ``"apoz"``, ...).
+      graph: the model's graph.
+      variables: its variables.
+      stats: :class:`Stats` for the data criteria.
+      **kw: further :func:`all_scores` options.
+
+    Returns:
+      ``{group: scores [C]}``.
+
+    Raises:
+      ValueError: as :func:`all_scores`.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Table 1.
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> {k: v.shape for k, v in jaxkit.prune.scores("l1", graph, variables).items()}
+      {'params/Conv_0': (4,), 'params/Conv_1': (8,)}
+    """
     return all_scores(graph, variables, stats, criteria=[criterion], **kw)[criterion]
 
 
@@ -333,6 +427,26 @@ def collect_stats(
         with integer labels).
       apply_kwargs: extra ``apply`` arguments (default ``{"train": False}``:
         running BatchNorm statistics, nothing mutated).
+
+    Returns:
+      A ``Stats`` for the data criteria of :func:`all_scores`.
+
+    Raises:
+      ValueError: batches and labels of different leading shapes, inputs the model does not accept.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Table 1 (APoZ, entropy and the Taylor criteria need
+      activations and gradients).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> xs, ys = jax.random.normal(jax.random.key(2), (2, 4, 8, 8, 1)), jnp.zeros((2, 4), jnp.int32)
+      >>> stats = jaxkit.prune.collect_stats(model, variables, xs, ys, graph)
+      >>> len(jaxkit.prune.all_scores(graph, variables, stats))
+      12
     """
     if not isinstance(variables, Mapping) or "params" not in variables:
         raise ValueError("`variables` must be the model's variables dict with a 'params' entry.")

@@ -667,7 +667,7 @@ def fold(gate_params: Mapping[str, jax.Array], *, min_keep: int = 1) -> dict[str
     """Channel masks ``theta > 0`` for :func:`jaxkit.prune.remove` (True = keep).
 
     An edge whose gates are all closed keeps its ``min_keep`` highest-``theta``
-    channels (0 allows empty edges; use only where the model tolerates them) --
+    channels (0 allows empty edges, which :func:`jaxkit.prune.remove` refuses) --
     then the removed model equals the gated one run with these masks as gates,
     not with :func:`deterministic_gates`.
 

@@ -552,6 +552,22 @@ def build_graph(apply_fn: Callable[..., Any] | Any, variables: PyTree, *args, **
 
     Returns:
       A :class:`Graph`. ``graph.prunable`` lists the groups that can be pruned.
+
+    Raises:
+      ValueError: ``variables`` with no array leaves; an example input the model does not accept.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021 (channel-level pruning of coupled layers); Fang et
+      al., "DepGraph: Towards Any Structural Pruning",
+      CVPR 2023 (dependency graphs for structured pruning).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> [g.name for g in graph.prunable]
+      ['params/Conv_0', 'params/Conv_1']
     """
     fn = apply_fn.apply if isinstance(apply_fn, nn.Module) else apply_fn
     flat = _tree.validate(variables, "variables")

@@ -80,6 +80,25 @@ def channel_masks(
 
     Ties are broken by channel index (earlier channels kept), so masks are
     deterministic.
+
+    Returns:
+      ``{group: bool [C]}`` (True = keep).
+
+    Raises:
+      ValueError: ``ratio`` outside ``[0, 1)`` or given with ``n_keep``, an unknown ``scope``, NaN scores.
+
+    References:
+      Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017 (layer-wise ranking); Liu et al.,
+      "Learning Efficient Convolutional Networks through Network Slimming", ICCV 2017 (global ranking).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> masks = jaxkit.prune.channel_masks(jaxkit.prune.scores("l1", graph, variables), 0.5)
+      >>> {k: int(v.sum()) for k, v in masks.items()}
+      {'params/Conv_0': 2, 'params/Conv_1': 4}
     """
     if not scores:
         raise ValueError("`scores` is empty; expected {group name: per-channel scores}.")
@@ -139,6 +158,28 @@ def expand(graph: Graph, masks: Mapping[str, Any], tree: PyTree, *, roles: Seque
 
     Traceable: channel masks may be traced arrays (e.g. computed from a gene
     inside ``jit``/``vmap``); the result then holds traced element masks.
+
+    Args:
+      graph: the model's graph.
+      masks: channel masks ``{group: bool [C]}``.
+      tree: the variables (or params) the graph was built from.
+      roles: the coupled leaves to mask.
+
+    Returns:
+      A tree of bool arrays with ``tree``'s structure.
+
+    Raises:
+      ValueError: an unknown group or role, masks of the wrong length.
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> masks = jaxkit.prune.channel_masks(jaxkit.prune.scores("l1", graph, variables), 0.5)
+      >>> element = jaxkit.prune.expand(graph, masks, variables)
+      >>> element["params"]["Conv_0"]["kernel"].shape, int(element["params"]["Conv_0"]["kernel"].sum())
+      ((3, 3, 1, 4), 18)
     """
     bad = set(roles) - set(ROLES)
     if bad:
@@ -168,6 +209,20 @@ def apply_masks(tree: PyTree, masks: PyTree) -> PyTree:
     ``masks`` must have ``tree``'s structure, leaves bool or 0/1 and
     broadcastable to the leaf shapes (:func:`expand` and
     :func:`magnitude_masks` build such trees).
+
+    Args:
+      tree: params or variables.
+      masks: element masks of ``tree``'s structure.
+
+    Returns:
+      The masked tree.
+
+    Raises:
+      ValueError: masks of another structure or shape.
+
+    Examples:
+      >>> jaxkit.prune.apply_masks({"w": jnp.arange(3.0)}, {"w": jnp.array([True, False, True])})
+      {'w': Array([0., 0., 2.], dtype=float32)}
     """
     ts, ms = jax.tree.structure(tree), jax.tree.structure(masks)
     if ts != ms:
@@ -190,6 +245,27 @@ def magnitude_masks(
 
     Leaves not selected by ``pattern`` get all-True masks. ``scope="global"``
     uses one threshold over all selected leaves.
+
+    Args:
+      tree: params.
+      sparsity: the fraction removed, in ``[0, 1)``.
+      pattern: the leaves pruned (a :mod:`jaxkit.tree` pattern).
+      scope: ``"layer"`` (a threshold per leaf) or ``"global"``.
+
+    Returns:
+      Element masks of ``tree``'s structure.
+
+    Raises:
+      ValueError: ``sparsity`` outside ``[0, 1)``, an unknown ``scope``, a pattern that selects nothing.
+
+    References:
+      Han et al., "Learning both Weights and Connections for Efficient Neural Networks", NeurIPS 2015.
+
+    Examples:
+      >>> masks = jaxkit.prune.magnitude_masks({"Dense_0": {"kernel": jnp.arange(8.0).reshape(2, 4)}}, 0.5)
+      >>> print(masks["Dense_0"]["kernel"])
+      [[False False False False]
+       [ True  True  True  True]]
     """
     _c.fraction(sparsity, "sparsity")
     if scope not in ("layer", "global"):
@@ -223,7 +299,7 @@ class MaskedUpdatesState(NamedTuple):
 
 
 def masked_updates(masks: PyTree) -> optax.GradientTransformation:
-    """Optax transform: zero every update entry whose mask is False.
+    """An optax transform that zeroes every update entry whose mask is False.
 
     Put it **last** in an ``optax.chain`` (after weight decay and momentum) so
     pruned weights that start at zero stay exactly zero. Pass masks from
@@ -232,6 +308,22 @@ def masked_updates(masks: PyTree) -> optax.GradientTransformation:
     selects whole leaves.) The masks live in the state, so one jitted train
     step serves any number of masks: ``optax.tree_utils.tree_set(opt_state,
     masks=new)`` swaps them.
+
+    Args:
+      masks: element masks of the params' structure.
+
+    Returns:
+      An ``optax.GradientTransformation``.
+
+    Raises:
+      ValueError: masks of another structure than the updates (at ``init``).
+
+    Examples:
+      >>> params = {"w": jnp.ones(3)}
+      >>> tx = optax.chain(optax.sgd(0.1), jaxkit.prune.masked_updates({"w": jnp.array([True, False, True])}))
+      >>> updates, _ = tx.update(params, tx.init(params))
+      >>> print(updates["w"])
+      [-0.1  0.  -0.1]
     """
     masks = jax.tree.map(jnp.asarray, masks)
 
@@ -256,8 +348,39 @@ def remove(graph: Graph, masks: Mapping[str, Any], tree: PyTree) -> PyTree:
     result has the same structure with narrower leaves. Build the narrower model
     from :func:`kept_counts` (e.g. ``VGG(cfg=...)`` or ``ResNet(inner_widths=...)``);
     its outputs equal the fully masked model's.
+
+    Args:
+      graph: the model's graph.
+      masks: channel masks.
+      tree: the variables (or params) the graph was built from.
+
+    Returns:
+      The narrower tree.
+
+    Raises:
+      ValueError: an unknown group, masks of the wrong length, a group that keeps no channel.
+
+    References:
+      Li et al., "Pruning Filters for Efficient ConvNets", ICLR 2017, Sec. 3 (removing filters and the next
+      layer's kernels).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> masks = jaxkit.prune.channel_masks(jaxkit.prune.scores("l1", graph, variables), 0.5)
+      >>> small = jaxkit.prune.remove(graph, masks, variables)
+      >>> narrow = jaxkit.models.VGG(cfg=(2, "M", 4), num_classes=3)  # the kept counts
+      >>> x = jax.random.normal(jax.random.key(1), (2, 8, 8, 1))
+      >>> masked = jaxkit.prune.apply_masks(variables, jaxkit.prune.expand(graph, masks, variables))
+      >>> bool(jnp.allclose(narrow.apply(small, x), model.apply(masked, x), atol=1e-5))
+      True
     """
     gm = graph.group_masks(masks)
+    empty = [g.name for g in graph.groups if g.id in gm and not np.any(gm[g.id])]
+    if empty:  # a zero-width layer: the narrower model cannot be built (and would output nothing)
+        raise ValueError(f"`masks` keeps no channel of group(s) {empty}; keep at least one per group.")
     _, prefix = graph.resolve(tree, "tree")
 
     def leaf(kp, x):
@@ -272,13 +395,44 @@ def remove(graph: Graph, masks: Mapping[str, Any], tree: PyTree) -> PyTree:
 
 
 def kept_counts(graph: Graph, masks: Mapping[str, Any]) -> dict[str, int]:
-    """``{group name: channels kept}`` (unmasked prunable groups keep all)."""
+    """``{group name: channels kept}`` (unmasked prunable groups keep all).
+
+    Args:
+      graph: the model's graph.
+      masks: channel masks.
+
+    Returns:
+      ``{group: int}``.
+
+    Raises:
+      ValueError: an unknown group.
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> masks = jaxkit.prune.channel_masks(jaxkit.prune.scores("l1", graph, variables), 0.5)
+      >>> jaxkit.prune.kept_counts(graph, masks)
+      {'params/Conv_0': 2, 'params/Conv_1': 4}
+    """
     gm = graph.group_masks(masks)
     return {g.name: int(gm[g.id].sum()) if g.id in gm else g.size for g in graph.groups if g.prunable}
 
 
 def sparsity(masks: PyTree) -> float:
-    """Fraction of masked-out entries over all leaves."""
+    """The fraction of masked-out entries over all leaves of a mask tree.
+
+    Args:
+      masks: a tree of bool (or 0/1) arrays.
+
+    Returns:
+      A Python float in ``[0, 1]``.
+
+    Examples:
+      >>> jaxkit.prune.sparsity({"a": jnp.array([True, False]), "b": jnp.array([False, False])})
+      0.75
+    """
     leaves = [np.asarray(m) for m in jax.tree.leaves(masks)]
     total = sum(m.size for m in leaves)
     return float(sum((~m.astype(bool)).sum() for m in leaves) / max(total, 1))

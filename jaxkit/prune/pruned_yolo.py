@@ -95,6 +95,18 @@ def global_masks(
 
     Returns:
       ``{group: bool[C]}`` (True = keep).
+
+    Raises:
+      ValueError: ``ratio`` outside ``[0, 1)``, an unknown ``policy``.
+
+    References:
+      Zhang et al., "Pruned-YOLO: Learning Efficient Object Detector Using Model Pruning", ICANN 2021 (the
+      global threshold and the shortcut policy ``"split"``).
+
+    Examples:
+      >>> masks = jaxkit.prune.global_masks({"a": jnp.array([1.0, 2, 3, 4]), "b": jnp.array([0.5, 5.0])}, 0.5)
+      >>> {k: v.tolist() for k, v in masks.items()}
+      {'a': [False, False, True, True], 'b': [False, True]}
     """
     if policy not in ("same", "split"):
         raise ValueError(f"`policy` must be 'same' or 'split', got {policy!r}.")
