@@ -88,7 +88,7 @@ NO_PAPER = {
     "jaxkit.interval.contains",
     "jaxkit.interval.mlp_layers",
 }
-FORMATTED_AT_LEAST = 236  # raised as modules are converted (see test_formatted_count_only_grows)
+FORMATTED_AT_LEAST = 250  # raised as modules are converted (see test_formatted_count_only_grows)
 
 SECTIONS = ("Args", "Returns", "Raises", "References", "Example", "Examples", "Attributes", "Yields", "Note")
 

@@ -348,3 +348,8 @@ def test_make_cups_deterministic_and_local():
     assert np.all((a.train.x >= 0) & (a.train.x <= 1))
     with pytest.raises(ValueError, match="k"):
         data.make_cups(10, k=0)
+
+
+def test_bn_l1_refuses_a_negative_strength():
+    with pytest.raises(ValueError, match="`strength` must be a finite number >= 0"):
+        pruned_yolo.bn_l1(-1.0, {"w": True})

@@ -65,6 +65,25 @@ def index_masks(graph: Graph, ratio: float | Mapping[str, float], *, groups=None
       ratio: fraction to prune, in ``[0, 1)``; one number or ``{group: ratio}``
         (groups absent from the mapping are not pruned).
       groups: group names to prune (default: every prunable group).
+
+    Returns:
+      ``{group: bool [C]}`` (True = keep).
+
+    Raises:
+      ValueError: a ratio outside ``[0, 1)``, an unknown group.
+
+    References:
+      Qiu et al., "BFRIFP: Brain Functional Reorganization Inspired Filter Pruning", ICANN 2021 (the index prune set:
+      the last ``alpha`` fraction of filters).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> {k: v.tolist() for k, v in jaxkit.prune.bfrifp.index_masks(graph, 0.5).items()}
+      {'params/Conv_0': [True, True, False, False], 'params/Conv_1': [True, True, True, True, False, False, False,
+      False]}
     """
     out = {}
     for g in _groups(graph, groups):
@@ -81,7 +100,31 @@ def index_masks(graph: Graph, ratio: float | Mapping[str, float], *, groups=None
 def random_masks(
     key: jax.Array, graph: Graph, ratio: float | Mapping[str, float], *, groups=None
 ) -> dict[str, jax.Array]:
-    """Prune set drawn uniformly at random: ``floor(ratio * C)`` channels per group."""
+    """Prune set drawn uniformly at random: ``floor(ratio * C)`` channels per group (True = keep).
+
+    Args:
+      key: PRNG key (one subkey per group).
+      graph: from :func:`jaxkit.prune.build_graph`.
+      ratio: fraction to prune, in ``[0, 1)``; one number or ``{group: ratio}``.
+      groups: group names to prune (default: every prunable group).
+
+    Returns:
+      ``{group: bool [C]}``.
+
+    Raises:
+      ValueError: as :func:`index_masks`.
+
+    References:
+      Qiu et al., "BFRIFP: Brain Functional Reorganization Inspired Filter Pruning", ICANN 2021 (the random prune set).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> {k: int(v.sum()) for k, v in jaxkit.prune.bfrifp.random_masks(jax.random.key(0), graph, 0.5).items()}
+      {'params/Conv_0': 2, 'params/Conv_1': 4}
+    """
     out = {}
     for i, g in enumerate(_groups(graph, groups)):
         r = ratio.get(g.name, 0.0) if isinstance(ratio, Mapping) else ratio
@@ -94,7 +137,30 @@ def random_masks(
 
 
 def layer_order(graph: Graph, names) -> dict[str, int]:
-    """``{group: l}`` with ``l = 1..n`` in forward (trace) order of the groups' first producer."""
+    """``{group: l}`` with ``l = 1..n`` in forward (trace) order of the groups' first producer.
+
+    Args:
+      graph: the model's graph.
+      names: the groups.
+
+    Returns:
+      ``{group: l}``.
+
+    Raises:
+      ValueError: an unknown group.
+
+    References:
+      Qiu et al., "BFRIFP: Brain Functional Reorganization Inspired Filter Pruning", ICANN 2021 (the layer index ``l``
+      of the decay ``D(l, e)``).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> jaxkit.prune.bfrifp.layer_order(graph, ["params/Conv_1", "params/Conv_0"])
+      {'params/Conv_0': 1, 'params/Conv_1': 2}
+    """
     pos = {}
     for i, layer in enumerate(graph.layers):
         if layer.out_group is not None and layer.out_group not in pos:
@@ -128,11 +194,34 @@ def reorganize(
       rfpn: Random Firing of Pruned Neurons: where ``D < rfpn_threshold`` the
         pruned outputs become ``noise_std * N(0, 1)`` (fresh per call, from the
         ``key`` passed to the wrapped function).
+      rfpn_threshold: the ``D`` below which RFPN fires.
+      noise_std: RFPN's noise scale.
 
     Returns:
       ``apply(variables, *args, epoch, key=None, **kwargs)`` -- ``model.apply``
       with the multipliers; ``epoch`` may be fractional and traced (jit it
       freely). ``key`` is required when ``rfpn`` is on.
+
+    Raises:
+      ValueError: an unknown group; a schedule or layer map that does not cover the masks.
+
+    References:
+      Qiu et al., "BFRIFP: Brain Functional Reorganization Inspired Filter Pruning", ICANN 2021 (the decaying multiplier
+      and RFPN).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> masks = jaxkit.prune.bfrifp.index_masks(graph, 0.5)
+      >>> apply = jaxkit.prune.bfrifp.reorganize(model, graph, masks)
+      >>> x = jax.random.normal(jax.random.key(1), (2, 8, 8, 1))
+      >>> bool(jnp.allclose(apply(variables, x, epoch=0.0), model.apply(variables, x), atol=1e-5))  # D = 1
+      True
+      >>> removed = jaxkit.prune.apply_masks(variables, jaxkit.prune.expand(graph, masks, variables))
+      >>> bool(jnp.allclose(apply(variables, x, epoch=30.0), model.apply(removed, x), atol=1e-5))  # D ~ 0
+      True
     """
     apply = apply_fn.apply if isinstance(apply_fn, nn.Module) else apply_fn
     gm = graph.group_masks(masks)
@@ -181,5 +270,29 @@ def freeze_masks(graph: Graph, masks: Mapping[str, Any], params: PyTree) -> PyTr
     The pruned filters' kernels, biases and BatchNorm entries get ``False``;
     the next layers' input rows stay trainable (they still see the decaying
     outputs). Use with :func:`jaxkit.prune.masked_updates`, last in the chain.
+
+    Args:
+      graph: the model's graph.
+      masks: ``{group: bool [C]}`` prune sets (True = keep).
+      params: the params the masks are shaped like.
+
+    Returns:
+      A bool tree of ``params``' structure.
+
+    Raises:
+      ValueError: an unknown group, masks of the wrong length.
+
+    References:
+      Qiu et al., "BFRIFP: Brain Functional Reorganization Inspired Filter Pruning", ICANN 2021, Eq. (3).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> frozen = jaxkit.prune.bfrifp.freeze_masks(graph, jaxkit.prune.bfrifp.index_masks(graph, 0.5),
+      ...                                          variables["params"])
+      >>> print(frozen["Conv_0"]["kernel"][0, 0, 0], frozen["Conv_1"]["kernel"][0, 0, :, 0])  # inputs stay trainable
+      [ True  True False False] [ True  True  True  True]
     """
     return expand(graph, masks, params, roles=("out", "elem"))

@@ -52,6 +52,21 @@ def connectivity(points: np.ndarray, alpha: Any) -> np.ndarray:
     Args:
       points: ``[m, dim]`` coordinates of the undeformed reference mesh.
       alpha: distance threshold, > 0, in the units of ``points``.
+
+    Returns:
+      ``[m, m]`` bool.
+
+    Raises:
+      ValueError: points not ``[m, dim]`` or not finite, ``alpha`` not > 0.
+
+    References:
+      Heese et al., "CupNet -- Pruning a Network for Geometric Data", ICANN 2021 (the structural mask ``C(alpha)``).
+
+    Examples:
+      >>> print(jaxkit.prune.cupnet.connectivity(np.array([[0.0], [1.0], [2.5]]), 1.0).astype(int))
+      [[1 1 0]
+       [1 1 0]
+       [0 0 1]]
     """
     p = np.asarray(points, np.float64)
     if p.ndim != 2 or p.shape[0] < 1:
@@ -145,7 +160,24 @@ def _check(k, m, h):
 
 
 def cupnet_params(k: int, m: int, h: int, c: int) -> int:
-    """``n_cup = (k d + d) + 3 h (c + m) + 3 (m^2 + m)``, ``d = 3m``; ``c = C(alpha).sum()``."""
+    """CupNet's parameter count ``n_cup = (k d + d) + 3 h (c + m) + 3 (m^2 + m)``, ``d = 3m``.
+
+    Args:
+      k: process parameters (inputs).
+      m: mesh points.
+      h: hidden masked layers.
+      c: ``C(alpha).sum()``, the structure's connections.
+
+    Returns:
+      An ``int``.
+
+    References:
+      Heese et al., "CupNet -- Pruning a Network for Geometric Data", ICANN 2021.
+
+    Examples:
+      >>> jaxkit.prune.cupnet.cupnet_params(2, 10, 3, 40)
+      870
+    """
     _check(k, m, h)
     if not 0 < c <= m * m:
         raise ValueError(f"`c` (connections) must lie in [1, m^2 = {m * m}], got {c}.")
@@ -154,15 +186,53 @@ def cupnet_params(k: int, m: int, h: int, c: int) -> int:
 
 
 def refnet_params(k: int, d: int, h: int, s: int) -> int:
-    """Parameters of :class:`RefNet`: ``h s^2 + (k + h + d + 1) s + d``."""
+    """Parameters of :class:`RefNet`: ``h s^2 + (k + h + d + 1) s + d``.
+
+    Args:
+      k: inputs.
+      d: outputs.
+      h: hidden layers of width ``s``.
+      s: the width.
+
+    Returns:
+      An ``int``.
+
+    References:
+      Heese et al., "CupNet -- Pruning a Network for Geometric Data", ICANN 2021 (the dense reference network of equal
+      size).
+
+    Examples:
+      >>> jaxkit.prune.cupnet.refnet_params(2, 30, 1, 20)
+      1110
+    """
     return h * s * s + (k + h + d + 1) * s + d
 
 
 def refnet_width(k: int, d: int, h: int, n_params: int) -> int:
-    """Smallest RefNet width ``s`` with at least ``n_params`` parameters.
+    """The smallest RefNet width ``s`` with at least ``n_params`` parameters.
 
     ``s = ceil((-u + sqrt(u^2 - 4 h (d - n))) / (2 h))``, ``u = k + h + d + 1``
     (for ``h = 0``: ``s = ceil((n - d) / u)``), checked in exact integers.
+
+    Args:
+      k: inputs.
+      d: outputs.
+      h: hidden layers.
+      n_params: the parameter budget to reach.
+
+    Returns:
+      ``s``, an ``int``.
+
+    Raises:
+      ValueError: negative sizes.
+
+    References:
+      Heese et al., "CupNet -- Pruning a Network for Geometric Data", ICANN 2021 (RefNet sized like CupNet).
+
+    Examples:
+      >>> s = jaxkit.prune.cupnet.refnet_width(2, 30, 1, 1000)
+      >>> s, jaxkit.prune.cupnet.refnet_params(2, 30, 1, s - 1) < 1000 <= jaxkit.prune.cupnet.refnet_params(2, 30, 1, s)
+      (19, True)
     """
     _check(k, d, h)
     u = k + h + d + 1
@@ -178,10 +248,30 @@ def refnet_width(k: int, d: int, h: int, n_params: int) -> int:
 
 
 def count_params(params, structure: np.ndarray | None = None, *, marker: str = "masked") -> int:
-    """Effective parameter count: the kernels of modules named ``*{marker}*`` count ``structure.sum()``.
+    """The effective parameter count: the kernels of modules named ``*{marker}*`` count ``structure.sum()``.
 
     With ``structure=None`` every entry counts (the stored size). For a
     :class:`CupNet` pass its ``C(alpha)``; the result equals :func:`cupnet_params`.
+
+    Args:
+      params: the params.
+      structure: ``C(alpha)`` (``None``: every entry counts).
+      marker: the name fragment of structurally masked modules.
+
+    Returns:
+      An ``int``.
+
+    Raises:
+      ValueError: a masked kernel of another shape than ``structure``.
+
+    References:
+      Heese et al., "CupNet -- Pruning a Network for Geometric Data", ICANN 2021 (parameter counts of CupNet).
+
+    Examples:
+      >>> params = {"masked_0": {"kernel": jnp.ones((3, 3)), "bias": jnp.ones(3)}}
+      >>> c = jaxkit.prune.cupnet.connectivity(np.array([[0.0], [1.0], [2.5]]), 1.0)
+      >>> jaxkit.prune.cupnet.count_params(params), jaxkit.prune.cupnet.count_params(params, c)  # 9 + 3, 5 + 3
+      (12, 8)
     """
     total = 0
     for path, x in _tree.validate(params, "params"):

@@ -59,6 +59,29 @@ def importance(graph: Graph, variables: PyTree, *, groups=None) -> dict[str, jax
     ``{group: float[C]}``, or ``float[P, C]`` for a group with ``P`` tied
     producers (one row per producer, in trace order; see :func:`global_masks`).
     Scores are not min-max normalised: the global ranking needs them comparable.
+
+    Args:
+      graph: the model's graph.
+      variables: its variables.
+      groups: the groups (default: every prunable group).
+
+    Returns:
+      ``{group: float [C]}`` (``float [P, C]`` for ``P`` tied producers).
+
+    Raises:
+      ValueError: an unknown group.
+
+    References:
+      Zhang et al., "Pruned-YOLO: Learning Efficient Object Detector Using Model Pruning", ICANN 2021 (the importance of
+      a channel).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> {k: v.shape for k, v in jaxkit.prune.pruned_yolo.importance(graph, variables).items()}
+      {'params/Conv_0': (4,), 'params/Conv_1': (8,)}
     """
     flat, prefix = graph.resolve(variables, "variables")
     leaves = {prefix + p: x for p, x in flat}
@@ -146,7 +169,27 @@ def global_masks(
 
 
 def bn_scale_mask(graph: Graph, params: PyTree) -> PyTree:
-    """Bool tree shaped like ``params``: True on the BatchNorm scale leaves of the graph's groups."""
+    """A bool tree shaped like ``params``: True on the BatchNorm scale leaves of the graph's groups.
+
+    Args:
+      graph: the model's graph.
+      params: its params.
+
+    Returns:
+      A bool tree (the ``mask`` of :func:`bn_l1` and :func:`soft_mask`).
+
+    References:
+      Liu et al., "Learning Efficient Convolutional Networks through Network Slimming", ICCV 2017 (L1 on the BN scales).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> mask = jaxkit.prune.pruned_yolo.bn_scale_mask(graph, variables["params"])
+      >>> mask["BatchNorm_0"], mask["Conv_0"]
+      ({'bias': False, 'scale': True}, {'kernel': False})
+    """
     flat, prefix = graph.resolve(params, "params")
     scales = {m.path for g in graph.groups for m in g.members if m.role == "elem" and m.path.endswith("/scale")}
     return jax.tree_util.tree_map_with_path(lambda kp, _: prefix + _tree.path_str(kp) in scales, params)
@@ -159,7 +202,7 @@ class BnL1State(NamedTuple):
 def bn_l1(
     strength: float | Callable[[jax.Array], jax.Array], mask: PyTree | Callable[[PyTree], PyTree]
 ) -> optax.GradientTransformation:
-    """Optax transform adding the L1 sub-gradient ``s(step) * sign(gamma)`` on masked leaves.
+    """An optax transform adding the L1 sub-gradient ``s(step) * sign(gamma)`` on masked leaves.
 
     Network-slimming / Pruned-YOLO sparsity training: put it **first** in the
     chain (it acts on gradients, like ``optax.add_decayed_weights``), e.g.
@@ -167,7 +210,36 @@ def bn_l1(
     optax.add_decayed_weights(5e-4, mask=kernels), optax.sgd(lr, 0.9))``.
     ``mask``: a bool tree of the params' structure, or a function of params
     returning one. Step 0 is the first update.
+
+    Args:
+      strength: ``s``, a number or a schedule ``step -> s``.
+      mask: a bool tree of the params' structure, or a function of params returning one.
+
+    Returns:
+      An ``optax.GradientTransformation`` (needs ``params`` in ``update``).
+
+    Raises:
+      ValueError: a negative constant ``strength``; ``params`` not given to ``update``.
+
+    References:
+      Liu et al., "Learning Efficient Convolutional Networks through Network Slimming", ICCV 2017, Eq. (1); Zhang et
+      al., "Pruned-YOLO: Learning Efficient Object Detector Using Model Pruning", ICANN 2021 (the scheduled
+      coefficient).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> params = variables["params"]
+      >>> tx = jaxkit.prune.pruned_yolo.bn_l1(1e-3, jaxkit.prune.pruned_yolo.bn_scale_mask(graph, params))
+      >>> grads = jax.tree.map(jnp.zeros_like, params)
+      >>> updates, _ = tx.update(grads, tx.init(params), params)
+      >>> print(updates["BatchNorm_0"]["scale"])  # gamma starts at 1: sign 1
+      [0.001 0.001 0.001 0.001]
     """
+    if not callable(strength) and not (np.isfinite(strength) and strength >= 0):
+        raise ValueError(f"`strength` must be a finite number >= 0 or a schedule, got {strength}.")
     sched = strength if callable(strength) else (lambda _: strength)
 
     def init(params):
@@ -197,6 +269,37 @@ def soft_mask(
     ``|gamma|`` (our choice: the paper's gammas are non-negative in practice;
     a negative gamma is as small as its magnitude). Returns the new params and
     the fraction of scales that were shrunk. Jittable.
+
+    Args:
+      params: the params.
+      mask: a bool tree selecting the BatchNorm scales (:func:`bn_scale_mask`).
+      divisor: the threshold is ``mean / divisor``.
+      factor: the shrink factor.
+      absolute: compare ``|gamma|``.
+
+    Returns:
+      ``(params, fraction shrunk)``.
+
+    Raises:
+      ValueError: a mask that selects nothing, non-positive ``divisor``, ``factor`` outside ``[0, 1]``.
+
+    References:
+      Zhang et al., "Pruned-YOLO: Learning Efficient Object Detector Using Model Pruning", ICANN 2021 (the soft mask
+      before each epoch).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> params = variables["params"]
+      >>> params = {**params, "BatchNorm_0": {**params["BatchNorm_0"], "scale": jnp.array([1.0, 0.01, 1.0, 1.0])}}
+      >>> mask = jaxkit.prune.pruned_yolo.bn_scale_mask(graph, params)
+      >>> new, shrunk = jaxkit.prune.pruned_yolo.soft_mask(params, mask)
+      >>> print(new["BatchNorm_0"]["scale"])
+      [1.    0.001 1.    1.   ]
+      >>> round(float(shrunk), 4)  # 1 of the 12 scales
+      0.0833
     """
     if not divisor > 0 or not 0 <= factor <= 1:
         raise ValueError(f"`divisor` must be > 0 and `factor` in [0, 1], got {divisor}, {factor}.")
