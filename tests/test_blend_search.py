@@ -193,3 +193,15 @@ def test_masked_finetune_augments_each_minibatch(setup):
     assert not np.allclose(crop["params"]["Dense_0"]["kernel"], plain["params"]["Dense_0"]["kernel"], atol=1e-5)
     with pytest.raises(TypeError, match="`augment` must be a function"):
         bs.masked_finetune(model, graph, prob, augment=3)
+
+
+def test_blend_search_settings_are_checked():
+    model = models.VGG(cfg=(4, "M", 8), num_classes=3)
+    x = jnp.zeros((1, 8, 8, 1))
+    v = model.init(jax.random.key(0), x)
+    g = prune.build_graph(model, v, x)
+    prob = bs.problem(jax.random.key(0), prune.all_scores(g, v), ratio=0.5, k=2)
+    with pytest.raises(ValueError, match="`criterion` must be one of the problem's criteria"):
+        bs.single_criterion_gene(prob, "foo")
+    with pytest.raises(ValueError, match="`batch_size` must be >= 1"):
+        bs.masked_finetune(model, g, prob, batch_size=0)

@@ -145,6 +145,27 @@ def problem(
 
     A cluster left empty by k-means (identical correlation rows) allows every
     criterion, so each gene entry always has a choice.
+
+    Returns:
+      A :class:`BlendProblem` (criteria, clusters, scores and prune counts as arrays).
+
+    Raises:
+      ValueError: both or neither of ``ratio`` / ``prune_counts``, ``k`` outside ``[1, criteria]``, criteria
+        covering different groups, an unknown criterion.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 3.1 (clustering the criteria per layer).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> scores = jaxkit.prune.all_scores(graph, variables)
+      >>> bs = jaxkit.prune.blend_search
+      >>> prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=2)
+      >>> prob.criteria, prob.prune_counts
+      (('bn_beta', 'bn_gamma', 'fermat', 'fpgm', 'l1', 'l2'), (2, 4))
     """
     crit = tuple(criteria) if criteria is not None else tuple(scores)
     groups = score_groups(scores, crit)
@@ -185,7 +206,29 @@ def problem(
 
 
 def sample_gene(prob: BlendProblem, key: jax.Array) -> dict[str, jax.Array]:
-    """A random gene: ``P ~ U[0, 1]``, each ``S[l, k]`` uniform over cluster ``k`` of layer ``l``."""
+    """A random gene: ``P ~ U[0, 1]``, each ``S[l, k]`` uniform over cluster ``k`` of layer ``l``.
+
+    Args:
+      prob: the :class:`BlendProblem` (:func:`problem`).
+      key: PRNG key.
+
+    Returns:
+      ``{"P": float [L, K], "S": int [L, K]}``.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 3.2 (the gene).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> scores = jaxkit.prune.all_scores(graph, variables)
+      >>> bs = jaxkit.prune.blend_search
+      >>> prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=2)
+      >>> jax.tree.map(jnp.shape, bs.sample_gene(prob, jax.random.key(1)))
+      {'P': (2, 2), 'S': (2, 2)}
+    """
     k_p, k_s = jax.random.split(key)
     p = jax.random.uniform(k_p, prob.shape)
     s = jax.random.categorical(k_s, jnp.where(prob.allowed, 0.0, -jnp.inf)).astype(jnp.int32)
@@ -193,7 +236,35 @@ def sample_gene(prob: BlendProblem, key: jax.Array) -> dict[str, jax.Array]:
 
 
 def single_criterion_gene(prob: BlendProblem, criterion: str) -> dict[str, jax.Array]:
-    """The gene that reproduces one criterion alone (factor 1 on its cluster's slot, 0 elsewhere)."""
+    """The gene that reproduces one criterion alone (factor 1 on its cluster's slot, 0 elsewhere).
+
+    Args:
+      prob: the :class:`BlendProblem` (:func:`problem`).
+      criterion: a criterion name.
+
+    Returns:
+      A gene.
+
+    Raises:
+      ValueError: a criterion not in the problem.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021 (single criteria as the baselines of the blend).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> scores = jaxkit.prune.all_scores(graph, variables)
+      >>> bs = jaxkit.prune.blend_search
+      >>> prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=2)
+      >>> blended = bs.blended_scores(prob, bs.single_criterion_gene(prob, "l1"))
+      >>> all(bool(jnp.allclose(blended[g], scores["l1"][g])) for g in blended)
+      True
+    """
+    if criterion not in prob.criteria:
+        raise ValueError(f"`criterion` must be one of the problem's criteria {prob.criteria}, got {criterion!r}.")
     c = prob.criteria.index(criterion)
     lab = np.asarray(prob.labels)[:, c]
     n_l, n_k = prob.shape
@@ -205,12 +276,56 @@ def single_criterion_gene(prob: BlendProblem, criterion: str) -> dict[str, jax.A
 
 
 def blended_scores(prob: BlendProblem, gene: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-    """``{group: sum_k P[l, k] * scores[S[l, k]]}`` (traceable)."""
+    """The blended scores ``{group: sum_k P[l, k] * scores[S[l, k]]}`` of a gene (traceable).
+
+    Args:
+      prob: the :class:`BlendProblem` (:func:`problem`).
+      gene: ``{"P": float [L, K], "S": int [L, K]}``.
+
+    Returns:
+      ``{group: scores [C]}``.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Eq. (2).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> scores = jaxkit.prune.all_scores(graph, variables)
+      >>> bs = jaxkit.prune.blend_search
+      >>> prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=2)
+      >>> {g: v.shape for g, v in bs.blended_scores(prob, bs.sample_gene(prob, jax.random.key(1))).items()}
+      {'params/Conv_0': (4,), 'params/Conv_1': (8,)}
+    """
     return {g: jnp.einsum("k,kc->c", gene["P"][i], prob.scores[g][gene["S"][i]]) for i, g in enumerate(prob.groups)}
 
 
 def gene_masks(prob: BlendProblem, gene: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-    """Keep masks: each layer drops its ``prune_counts`` lowest blended scores (ties: lower index first)."""
+    """Keep masks: each layer drops its ``prune_counts`` lowest blended scores (ties: lower index first).
+
+    Args:
+      prob: the :class:`BlendProblem` (:func:`problem`).
+      gene: ``{"P": float [L, K], "S": int [L, K]}``.
+
+    Returns:
+      ``{group: bool [C]}``: every gene gives the same pruned shapes.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 3.2.
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> scores = jaxkit.prune.all_scores(graph, variables)
+      >>> bs = jaxkit.prune.blend_search
+      >>> prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=2)
+      >>> {g: int(m.sum()) for g, m in bs.gene_masks(prob, bs.single_criterion_gene(prob, "l1")).items()}
+      {'params/Conv_0': 2, 'params/Conv_1': 4}
+    """
     out = {}
     for g, s, n in zip(prob.groups, blended_scores(prob, gene).values(), prob.prune_counts):
         rank = jnp.argsort(jnp.argsort(s, stable=True), stable=True)
@@ -230,7 +345,33 @@ def _mutate(prob: BlendProblem, drop_rate: float):
 
 
 def strategy(prob: BlendProblem, config: BlendConfig = BlendConfig()) -> tuple[evolution.GA, evolution.GAParams]:
-    """The GA of the blending EA (maximises fitness) and its params."""
+    """The GA of the blending EA (maximises fitness) and its params.
+
+    Args:
+      prob: the :class:`BlendProblem` (:func:`problem`).
+      config: a ``BlendConfig`` (population, generations, rates, crossover unit, selection).
+
+    Returns:
+      ``(GA, GAParams)`` for :func:`jaxkit.evolution.run` / :func:`jaxkit.evolution.optimize`.
+
+    Raises:
+      ValueError: rates outside ``[0, 1]``, an unknown crossover unit or selection.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 3.2-3.3 (the genetic operators).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> scores = jaxkit.prune.all_scores(graph, variables)
+      >>> bs = jaxkit.prune.blend_search
+      >>> prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=2)
+      >>> ga, params = bs.strategy(prob, bs.BlendConfig(popsize=4, generations=2))
+      >>> type(ga).__name__, type(params).__name__
+      ('GA', 'GAParams')
+    """
     block = 1 if config.crossover_unit == "layer" else None
 
     def crossover(key, a, b, rate):
@@ -295,9 +436,49 @@ def masked_finetune(
     The result is a ``jax.tree_util.Partial`` holding ``prob``'s arrays as data: pass it to ``jit`` as an
     argument (:func:`finetune_genes`, :func:`jaxkit.evolution.evaluate` do) and a new problem of the same shapes
     -- the next seed -- reuses the compiled program instead of embedding its scores as constants.
+
+    Args:
+      model: the Flax module.
+      graph: its graph.
+      prob: the :class:`BlendProblem` (:func:`problem`).
+      epochs: fine-tuning passes.
+      batch_size: minibatch size.
+      learning_rate: the optimiser's learning rate.
+      momentum: SGD momentum.
+      weight_decay: SGD weight decay.
+      optimizer: ``"sgd"`` or ``"adam"``.
+      im2col: convolutions as shifted slices @ kernel.
+      augment: ``augment(key, x_batch) -> x_batch``, or ``None``.
+
+    Returns:
+      ``tune``, a ``jax.tree_util.Partial``.
+
+    Raises:
+      ValueError: an unknown ``optimizer``, ``epochs < 0``, ``batch_size < 1``.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 4 (short fine-tuning before the fitness).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> scores = jaxkit.prune.all_scores(graph, variables)
+      >>> bs = jaxkit.prune.blend_search
+      >>> prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=2)
+      >>> tune = bs.masked_finetune(model, graph, prob, epochs=1, batch_size=16, optimizer="adam")
+      >>> x_train, y_train = jax.random.normal(jax.random.key(2), (32, 8, 8, 1)), jnp.arange(32) % 3
+      >>> gene = bs.single_criterion_gene(prob, "l1")
+      >>> tuned = tune(gene, variables, (x_train, y_train), jax.random.key(3))
+      >>> pruned = ~bs.gene_masks(prob, gene)["params/Conv_0"]
+      >>> float(jnp.abs(tuned["params"]["Conv_0"]["kernel"][..., pruned]).max())  # stays pruned
+      0.0
     """
     if int(epochs) < 0:
         raise ValueError(f"`epochs` must be >= 0, got {epochs}.")
+    if int(batch_size) < 1:
+        raise ValueError(f"`batch_size` must be >= 1, got {batch_size}.")
     if optimizer not in ("sgd", "adam"):
         raise ValueError(f"`optimizer` must be 'sgd' or 'adam', got {optimizer!r}.")
     if augment is not None and not callable(augment):
@@ -385,6 +566,35 @@ def finetune_fitness(model, graph: Graph, prob: BlendProblem, *, im2col: bool = 
     50 images per class (ImageNet). Pass it to :func:`jaxkit.evolution.evaluate`
     with ``variables, data, key`` as the shared args. Like :func:`masked_finetune`, a
     ``jax.tree_util.Partial`` over ``prob``: ``evaluate`` compiles it once for all problems of the same shapes.
+
+    Args:
+      model: the Flax module.
+      graph: its graph.
+      prob: the :class:`BlendProblem` (:func:`problem`).
+      im2col: as :func:`masked_finetune`.
+      **tune_kw: :func:`masked_finetune` options.
+
+    Returns:
+      ``fitness``, a ``jax.tree_util.Partial``.
+
+    Raises:
+      ValueError: as :func:`masked_finetune`.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 4 (fitness: accuracy after fine-tuning).
+
+    Examples:
+      >>> model = jaxkit.models.VGG(cfg=(4, "M", 8), num_classes=3)
+      >>> x = jnp.zeros((1, 8, 8, 1))
+      >>> variables = model.init(jax.random.key(0), x)
+      >>> graph = jaxkit.prune.build_graph(model, variables, x)
+      >>> scores = jaxkit.prune.all_scores(graph, variables)
+      >>> bs = jaxkit.prune.blend_search
+      >>> prob = bs.problem(jax.random.key(0), scores, ratio=0.5, k=2)
+      >>> fitness = bs.finetune_fitness(model, graph, prob, epochs=0)  # accuracy right after pruning
+      >>> x, y = jax.random.normal(jax.random.key(2), (32, 8, 8, 1)), jnp.arange(32) % 3
+      >>> 0.0 <= float(fitness(bs.single_criterion_gene(prob, "l1"), variables, (x, y, x, y), jax.random.key(4))) <= 1
+      True
     """
     tune = masked_finetune(model, graph, prob, im2col=im2col, **tune_kw)
     return jax.tree_util.Partial(_fitness_core(tune.func, model, bool(im2col)), prob)
