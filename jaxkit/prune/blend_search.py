@@ -142,6 +142,7 @@ def problem(
       prune_counts: instead of ``ratio``, an explicit ``{group: count}`` (e.g. Li et al.'s configuration).
       k: clusters per layer (<= number of criteria).
       criteria: which criteria (default: all in ``scores``).
+      kmeans_iters: Lloyd iterations of the clustering.
 
     A cluster left empty by k-means (identical correlation rows) allows every
     criterion, so each gene entry always has a choice.
