@@ -58,11 +58,17 @@ FORMATTED = (
     "explain",
     "rl",
     "prune",
+    "evolution",
 )
 NO_PAPER = {
     "jaxkit.tree",  # path utilities
     "jaxkit.anomaly.as_pixels",
     "jaxkit.checkpoint",  # run bookkeeping
+    "jaxkit.evolution.make",  # registry and argument checks
+    "jaxkit.evolution.register",
+    "jaxkit.evolution.pad_population",
+    "jaxkit.evolution.ranking_key",
+    "jaxkit.evolution.operators",
     "jaxkit.prune.apply_masks",  # mask plumbing
     "jaxkit.prune.bn_layer",
     "jaxkit.prune.expand",
@@ -89,7 +95,7 @@ NO_PAPER = {
     "jaxkit.interval.contains",
     "jaxkit.interval.mlp_layers",
 }
-FORMATTED_AT_LEAST = 258  # raised as modules are converted (see test_formatted_count_only_grows)
+FORMATTED_AT_LEAST = 296  # raised as modules are converted (see test_formatted_count_only_grows)
 
 SECTIONS = ("Args", "Returns", "Raises", "References", "Example", "Examples", "Attributes", "Yields", "Note")
 

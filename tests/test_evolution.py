@@ -324,3 +324,24 @@ def test_step_reports_nan_fitness_from_inside_the_program():
         np.asarray(fit)
         _, fit = evo.step(ga, lambda x: jnp.nan * _sphere(x), jax.random.key(1), st, warn_nan=False)
         np.asarray(fit)
+
+
+def test_operator_settings_are_checked():
+    k = jax.random.key(0)
+    with pytest.raises(ValueError, match="at least one category at every position"):
+        evo.categorical_mutation(k, jnp.zeros((2, 1), jnp.int32), 0.5, jnp.zeros((1, 3), bool))
+    with pytest.raises(ValueError, match="`sigma` must be a finite number >= 0"):
+        evo.gaussian_mutation(k, jnp.zeros((2, 2)), 0.5, -1.0)
+    with pytest.raises(ValueError, match=r"`num` must be in \[1, 3\]"):
+        evo.truncation_selection(jnp.zeros(3), 5)
+    with pytest.raises(ValueError, match="`lo` must be <= `hi`"):
+        evo.uniform_mutation(k, jnp.zeros((2, 2)), 0.5, 1.0, 0.0)
+    with pytest.raises(ValueError, match="`p` must be a finite number > 0"):
+        evo.pure_diversity(np.ones((3, 2)), p=0.0)
+    with pytest.raises(ValueError, match="`num` must be >= 1"):
+        evo.moo.dominance_tournament(k, jnp.ones((3, 2)), jnp.zeros(3), 0)
+    with pytest.raises(ValueError, match="`multiple` must be >= 1"):
+        evo.pad_population(jnp.zeros(3), 0)
+    ga = evo.GA(4, lambda key: jax.random.uniform(key, (2,)))
+    with pytest.raises(ValueError, match="multi-objective"):
+        evo.pareto_front(ga.init(k))

@@ -52,7 +52,21 @@ STRATEGIES: dict[str, type] = {}
 
 
 def register(name: str) -> Callable[[type], type]:
-    """Class decorator: add a :class:`Strategy` subclass to :data:`STRATEGIES` under ``name``."""
+    """Class decorator: add a :class:`Strategy` subclass to :data:`STRATEGIES` under ``name``.
+
+    Args:
+      name: the registry name.
+
+    Returns:
+      The decorator.
+
+    Raises:
+      ValueError: a name already registered.
+
+    Examples:
+      >>> sorted(jaxkit.evolution.STRATEGIES)
+      ['de', 'ga', 'nsga2']
+    """
 
     def deco(cls: type) -> type:
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):
@@ -67,7 +81,24 @@ def register(name: str) -> Callable[[type], type]:
 
 
 def make(name: str, *args: Any, **kwargs: Any) -> Strategy:
-    """The strategy registered as ``name``, built with ``args`` / ``kwargs`` (e.g. ``make("ga", 20, sample)``)."""
+    """The strategy registered as ``name``, built with ``args`` / ``kwargs``.
+
+    Args:
+      name: a registered name (:data:`STRATEGIES`).
+      *args: the strategy's constructor arguments.
+      **kwargs: its keyword arguments.
+
+    Returns:
+      The strategy.
+
+    Raises:
+      ValueError: an unknown name.
+
+    Examples:
+      >>> ga = jaxkit.evolution.make("ga", 16, lambda key: jax.random.uniform(key, (3,)))
+      >>> type(ga).__name__
+      'GA'
+    """
     cls = STRATEGIES[_c.one_of(name, "name", sorted(STRATEGIES))]
     return cls(*args, **kwargs)
 

@@ -35,7 +35,25 @@ PyTree = Any
 
 
 def pad_population(population: PyTree, multiple: int) -> tuple[PyTree, int]:
-    """Pad the member axis to a multiple of ``multiple`` by repeating the last member; returns ``(padded, n)``."""
+    """Pad the member axis to a multiple of ``multiple`` by repeating the last member; returns ``(padded, n)``.
+
+    Args:
+      population: a pytree with a leading member axis.
+      multiple: the multiple (e.g. the device count).
+
+    Returns:
+      ``(padded, n)`` with ``n`` the real size.
+
+    Raises:
+      ValueError: ``multiple < 1``.
+
+    Examples:
+      >>> padded, n = jaxkit.evolution.pad_population(jnp.arange(3.0), 4)
+      >>> print(padded, n)
+      [0. 1. 2. 2.] 3
+    """
+    if int(multiple) < 1:
+        raise ValueError(f"`multiple` must be >= 1, got {multiple}.")
     return _sharding.pad_to_multiple(population, multiple)
 
 
@@ -156,9 +174,21 @@ def evaluate(
       warn_nan: warn (with the count and indices) when some fitness is NaN;
         strategies rank NaN last.
 
-    Raises ``ValueError`` if ``fitness_fn`` does not return one scalar or vector per member, or, under
-    ``jax.distributed``, if the processes pass different populations or arguments (each process's copy fills
-    its own shards, so they would silently mix).
+    Returns:
+      ``[N]`` fitness (``[N, M]`` objectives).
+
+    Raises:
+      ValueError: a ``fitness_fn`` that does not return one scalar or vector per member, or, under
+        ``jax.distributed``, processes passing different populations or arguments (each process's copy fills
+        its own shards, so they would silently mix).
+
+    References:
+      Lange, "evosax: JAX-based Evolution Strategies", GECCO 2023 Companion (population fitness under
+      ``vmap``).
+
+    Examples:
+      >>> jaxkit.evolution.evaluate(lambda x: jnp.sum(x ** 2), jnp.ones((4, 3)))
+      Array([3., 3., 3., 3.], dtype=float32)
     """
     n = ops.popsize(population)
     _warn_new_function_objects(fitness_fn)

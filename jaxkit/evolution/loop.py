@@ -39,6 +39,30 @@ def run(
     dominate (benchmark functions, small models). Generation ``g`` uses
     ``fold_in(key, g)`` for ``ask``, as :func:`optimize` does, so both give the
     same result for the same key.
+
+    Args:
+      strategy: a strategy (:class:`~jaxkit.evolution.GA`, ...).
+      fitness_fn: ``gene -> fitness`` (or objectives).
+      key: PRNG key (generation ``g`` uses ``fold_in(key, g)``).
+      generations: generations to run.
+      params: the strategy's params (default: its defaults).
+
+    Returns:
+      ``(state, trace)``.
+
+    Raises:
+      ValueError: ``generations < 1``.
+      TypeError: an object that is not a strategy.
+
+    References:
+      Lange, "evosax: JAX-based Evolution Strategies", GECCO 2023 Companion (ask / tell in ``lax.scan``).
+
+    Examples:
+      >>> sphere = lambda x: jnp.sum(x ** 2)
+      >>> ga = jaxkit.evolution.GA(16, lambda key: jax.random.uniform(key, (3,), minval=-1.0, maxval=1.0))
+      >>> state, trace = jaxkit.evolution.run(ga, sphere, jax.random.key(0), 30)
+      >>> trace.shape, bool(trace[-1] <= trace[0])  # the best so far, per generation
+      ((30,), True)
     """
     if int(generations) < 1:
         raise ValueError(f"`generations` must be >= 1, got {generations}.")
@@ -83,6 +107,36 @@ def step(
     is compiled once per (strategy, fitness, argument shapes). ``warn_nan``
     warns when members got NaN fitness (strategies rank them last) -- from inside the program
     (``jax.debug.callback``), so ``step`` returns without waiting for the generation to finish.
+
+    Args:
+      strategy: a strategy.
+      fitness_fn: ``(gene, *args) -> fitness`` (``(fitness, gene)`` with ``has_aux``).
+      key: the generation's PRNG key.
+      state: the strategy's state.
+      *args: shared fitness arguments.
+      params: the strategy's params.
+      has_aux: Lamarckian: the fitness also returns the trained gene.
+      devices: devices to shard the offspring over (default: all).
+      warn_nan: warn when members got NaN fitness.
+
+    Returns:
+      ``(state, fitness)``.
+
+    Raises:
+      TypeError: an object that is not a strategy.
+      ValueError: a fitness of the wrong shape.
+
+    References:
+      Lange, "evosax: JAX-based Evolution Strategies", GECCO 2023 Companion; Whitley, Gordon & Mathias,
+      "Lamarckian Evolution, the Baldwin Effect and Function Optimization", PPSN 1994.
+
+    Examples:
+      >>> sphere = lambda x: jnp.sum(x ** 2)
+      >>> ga = jaxkit.evolution.GA(16, lambda key: jax.random.uniform(key, (3,), minval=-1.0, maxval=1.0))
+      >>> state = ga.init(jax.random.key(0))
+      >>> state, fitness = jaxkit.evolution.step(ga, sphere, jax.random.key(1), state)
+      >>> fitness.shape
+      (16,)
     """
     _check_strategy(strategy)
     params = strategy.default_params if params is None else params
@@ -135,7 +189,7 @@ def optimize(
     """Run ``generations`` of ask / :func:`evaluate` / tell; resumable, with a progress bar.
 
     Args:
-      strategy: e.g. :class:`~jaxkit.evolution.GA`; ``params`` its hyper-parameters.
+      strategy: e.g. :class:`~jaxkit.evolution.GA`.
       fitness_fn: as for :func:`evaluate` (vmapped, sharded over ``devices``).
       *args: the fitness function's further arguments, as for :func:`evaluate`.
       key: generation ``g`` asks with ``fold_in(key, g)``, so a resumed run
@@ -148,11 +202,32 @@ def optimize(
         :class:`jaxkit.checkpoint.CheckpointMismatch` (``overwrite=True``
         starts over; ``generations`` may grow).
       callback: ``callback(g, state, population, fitness)`` after each generation.
+      generations: generations to run in all (a resumed run runs the missing ones).
+      params: the strategy's hyper-parameters (default: its defaults).
+      progress: show a progress bar.
+      devices: devices the fitness is sharded over (default: all).
+      config: what the arguments do not show (part of the checkpoint's fingerprint).
+      overwrite: start over in a ``checkpoint_dir`` holding another run.
 
-    Returns ``(state, history)``; ``history[g]`` has ``best`` (best ever),
-    ``gen_best``, ``mean`` (NaN-aware) and ``fitness`` (this generation's
-    list), or for strategies with a ``summary`` method
-    (:class:`~jaxkit.evolution.NSGA2`) what it returns.
+    Returns:
+      ``(state, history)``; ``history[g]`` has ``best`` (best ever), ``gen_best``, ``mean`` (NaN-aware) and
+      ``fitness`` (this generation's list), or for strategies with a ``summary`` method
+      (:class:`~jaxkit.evolution.NSGA2`) what it returns.
+
+    Raises:
+      ValueError: ``generations < 1``.
+      TypeError: an object that is not a strategy.
+      jaxkit.checkpoint.CheckpointMismatch: resuming a ``checkpoint_dir`` that holds another run.
+
+    References:
+      Lange, "evosax: JAX-based Evolution Strategies", GECCO 2023 Companion (the ask / tell interface).
+
+    Examples:
+      >>> sphere = lambda x: jnp.sum(x ** 2)
+      >>> ga = jaxkit.evolution.GA(16, lambda key: jax.random.uniform(key, (3,), minval=-1.0, maxval=1.0))
+      >>> state, history = jaxkit.evolution.optimize(ga, sphere, jax.random.key(0), 3, progress=False)
+      >>> len(history), sorted(history[0])
+      (3, ['best', 'fitness', 'gen_best', 'generation', 'mean'])
     """
     if int(generations) < 1:
         raise ValueError(f"`generations` must be >= 1, got {generations}.")

@@ -59,8 +59,30 @@ class NSGA2Params:
 
 
 def weight_noise(key: jax.Array, population: PyTree, rate=1.0, *, sigma: float = 0.01) -> PyTree:
-    """NSGA-II's default mutation for network weights: ``N(0, sigma^2)`` noise on each entry with probability
-    ``rate`` (``None`` or 1: every entry; the fairness paper's operator, sigma 0.01)."""
+    """NSGA-II's default mutation for network weights: ``N(0, sigma^2)`` noise on each entry with probability ``rate``.
+
+    ``None`` or 1: every entry (the fairness paper's operator, sigma 0.01).
+
+    Args:
+      key: PRNG key.
+      population: a pytree with a leading member axis.
+      rate: the per-entry probability.
+      sigma: the noise's standard deviation.
+
+    Returns:
+      The population.
+
+    Raises:
+      ValueError: ``rate`` outside ``[0, 1]``, a negative ``sigma``.
+
+    References:
+      Zhang et al., "Fairer Machine Learning Through Multi-objective Evolutionary Learning", ICANN 2021.
+
+    Examples:
+      >>> out = jaxkit.evolution.moo.weight_noise(jax.random.key(0), jnp.zeros((2, 3)), sigma=0.01)
+      >>> bool(jnp.all(jnp.abs(out) < 0.1)), bool(jnp.all(out != 0))
+      (True, True)
+    """
     return ops.gaussian_mutation(key, population, 1.0 if rate is None else rate, sigma)
 
 
@@ -83,6 +105,35 @@ def box_nsga2(
     crossed with probability 0.9), polynomial mutation (``eta_mutation`` 20; a member mutated with probability
     0.9, each variable with probability ``1 / n_var``), rank-and-crowding survival. pymoo also drops duplicate
     offspring; this does not (continuous problems rarely produce any).
+
+    Args:
+      popsize: members.
+      num_objectives: ``M``.
+      lo: lower bounds of the variables.
+      hi: upper bounds.
+      eta_crossover: SBX's index.
+      eta_mutation: polynomial mutation's index.
+      crossover_rate: SBX's per-pair probability.
+      individual_rate: polynomial mutation's per-member probability.
+      num_offspring: offspring per generation (default ``popsize``).
+      maximize: per objective (or one flag for all).
+
+    Returns:
+      ``(NSGA2, params)``.
+
+    Raises:
+      ValueError: ``lo > hi``, ``popsize < 2``, ``num_objectives < 1``.
+
+    References:
+      Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II", IEEE TEVC 6(2), 2002; Blank & Deb,
+      "pymoo: Multi-Objective Optimization in Python", IEEE Access 8, 2020 (the defaults).
+
+    Examples:
+      >>> strategy, params = jaxkit.evolution.box_nsga2(8, 2, jnp.zeros(2), jnp.ones(2))
+      >>> zdt = lambda x: jnp.array([x[0], 1 - jnp.sqrt(x[0]) + x[1]])
+      >>> state, trace = jaxkit.evolution.run(strategy, zdt, jax.random.key(0), 20, params)
+      >>> trace.shape  # generations x members x objectives
+      (20, 8, 2)
     """
     lo, hi = np.asarray(lo, np.float32), np.asarray(hi, np.float32)
     if lo.shape != hi.shape or lo.ndim != 1 or lo.size == 0:
@@ -212,6 +263,29 @@ class NSGA2(Strategy):
 
 
 def pareto_front(state: MOState) -> tuple[PyTree, jax.Array]:
-    """The non-dominated members of a state and their objectives (host call: the size is data-dependent)."""
+    """The non-dominated members of a state and their objectives (host call: the size is data-dependent).
+
+    Args:
+      state: an NSGA-II state.
+
+    Returns:
+      ``(members, objectives)``.
+
+    Raises:
+      ValueError: a state that is not multi-objective.
+
+    References:
+      Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II", IEEE TEVC 6(2), 2002.
+
+    Examples:
+      >>> strategy, params = jaxkit.evolution.box_nsga2(8, 2, jnp.zeros(2), jnp.ones(2))
+      >>> zdt = lambda x: jnp.array([x[0], 1 - jnp.sqrt(x[0]) + x[1]])
+      >>> state, _ = jaxkit.evolution.run(strategy, zdt, jax.random.key(0), 20, params)
+      >>> members, objectives = jaxkit.evolution.pareto_front(state)
+      >>> bool(jnp.all(jaxkit.evolution.non_dominated_sort(objectives) == 0))
+      True
+    """
+    if not hasattr(state, "rank") or not hasattr(state, "objectives"):
+        raise ValueError(f"`state` must be a multi-objective (NSGA-II) state, got {type(state).__name__}.")
     keep = np.flatnonzero((np.asarray(state.rank) == 0) & ~np.isnan(np.asarray(state.objectives)).any(axis=1))
     return jax.tree.map(lambda x: x[keep], state.population), state.objectives[keep]

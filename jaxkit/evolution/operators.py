@@ -46,7 +46,24 @@ PyTree = Any
 
 
 def check_rate(name: str, rate) -> None:
-    """Raise if a concrete probability lies outside [0, 1] (traced values pass unchecked)."""
+    """Raise if a concrete probability lies outside ``[0, 1]`` (traced values pass unchecked).
+
+    Args:
+      name: the argument's name.
+      rate: the probability.
+
+    Returns:
+      ``None``.
+
+    Raises:
+      ValueError: a concrete ``rate`` outside ``[0, 1]``.
+
+    Examples:
+      >>> jaxkit.evolution.operators.check_rate("rate", 1.5)
+      Traceback (most recent call last):
+      ...
+      ValueError: `rate` must be a probability in [0, 1], got 1.5.
+    """
     try:
         r = np.asarray(rate, np.float64)
     except jax.errors.TracerArrayConversionError:
@@ -56,14 +73,46 @@ def check_rate(name: str, rate) -> None:
 
 
 def popsize(population: PyTree, name: str = "population") -> int:
-    """The leading axis shared by every leaf (``ValueError`` naming ``name`` if they disagree or it is < 1)."""
+    """The leading axis shared by every leaf of a population.
+
+    Args:
+      population: a pytree.
+      name: the argument's name in error messages.
+
+    Returns:
+      ``N``.
+
+    Raises:
+      ValueError: leaves that disagree, or ``N < 1``.
+
+    Examples:
+      >>> jaxkit.evolution.operators.popsize({"a": jnp.zeros((4, 3)), "b": jnp.zeros(4)})
+      4
+    """
     return _sharding.leading_size(population, name)
 
 
 def check_population(population: PyTree, name: str = "population", *, kind: str | None = "n") -> int:
-    """``popsize`` plus, per leaf, a numeric dtype (``kind``, see ``_checks.array``) and -- when concrete -- no
-    NaN in a floating leaf (a NaN gene is a broken member, not something to vary). Returns the population size.
-    Traced leaves are only shape- and dtype-checked."""
+    """``popsize`` plus, per leaf, a numeric dtype and -- when concrete -- no NaN in a floating leaf.
+
+    A NaN gene is a broken member, not something to vary; traced leaves are only shape- and dtype-checked.
+
+    Args:
+      population: a pytree.
+      name: the argument's name in error messages.
+      kind: the allowed dtype kinds (see ``_checks.array``).
+
+    Returns:
+      The population size.
+
+    Raises:
+      ValueError: NaN genes, leaves that disagree in size.
+      TypeError: a leaf of another dtype kind.
+
+    Examples:
+      >>> jaxkit.evolution.operators.check_population(jnp.zeros((4, 3)))
+      4
+    """
     n = popsize(population, name)
     for leaf in jax.tree.leaves(population):
         _c.array(leaf, name, kind=kind)
@@ -73,7 +122,25 @@ def check_population(population: PyTree, name: str = "population", *, kind: str 
 
 
 def check_pair(name_a: str, a: PyTree, name_b: str, b: PyTree, kind: str | None = "n") -> int:
-    """Two populations of the same structure, shapes and size (parents, or a population and its replacements)."""
+    """Two populations of the same structure, shapes and size (parents, or a population and its replacements).
+
+    Args:
+      name_a: the first argument's name.
+      a: the first population.
+      name_b: the second argument's name.
+      b: the second population.
+      kind: the allowed dtype kinds.
+
+    Returns:
+      The population size.
+
+    Raises:
+      ValueError: structures, shapes or sizes that differ.
+
+    Examples:
+      >>> jaxkit.evolution.operators.check_pair("a", jnp.zeros((4, 3)), "b", jnp.ones((4, 3)))
+      4
+    """
     n = check_population(a, name_a, kind=kind)
     check_population(b, name_b, kind=kind)
     ta, tb = jax.tree.structure(a), jax.tree.structure(b)
@@ -86,7 +153,24 @@ def check_pair(name_a: str, a: PyTree, name_b: str, b: PyTree, kind: str | None 
 
 
 def check_fitness(fitness, name: str = "fitness", n: int | None = None, of: str = "population"):
-    """A non-empty real ``[N]`` vector (NaN allowed: a failed evaluation, ranked last)."""
+    """A non-empty real ``[N]`` fitness vector (NaN allowed: a failed evaluation, ranked last).
+
+    Args:
+      fitness: the fitness.
+      name: the argument's name in error messages.
+      n: the expected length (``None``: any).
+      of: what the fitness belongs to, for messages.
+
+    Returns:
+      The fitness as an array.
+
+    Raises:
+      ValueError: not ``[N]`` or empty, another length than ``n``.
+
+    Examples:
+      >>> jaxkit.evolution.operators.check_fitness(jnp.array([1.0, jnp.nan])).shape
+      (2,)
+    """
     f = _c.array(fitness, name, ndim=1, kind="r", nonempty=True)
     if n is not None and f.shape[0] != n:
         raise ValueError(f"`{name}` must have one value per member of `{of}` ({n}), got shape {tuple(f.shape)}.")
@@ -116,6 +200,30 @@ def uniform_crossover(
     decision is shared by every leaf with the same leading gene shape, so rows
     of several leaves (e.g. a layer's factors and its criteria) travel
     together.
+
+    Args:
+      key: PRNG key.
+      a: first parents (a pytree with a leading pair axis).
+      b: second parents, same structure.
+      rate: the crossover probability of a pair.
+      swap_prob: the swap probability of a unit.
+      block_ndim: swap whole blocks of the first ``d`` gene axes (per leaf, or ``None``: elements).
+
+    Returns:
+      ``(children_a, children_b)``.
+
+    Raises:
+      ValueError: parents of different structures, probabilities outside ``[0, 1]``.
+
+    References:
+      Syswerda, "Uniform Crossover in Genetic Algorithms", ICGA 1989; He et al., "Blending Pruning Criteria for CNNs",
+      ICANN 2021 (layer-wise crossover).
+
+    Examples:
+      >>> kids_a, kids_b = jaxkit.evolution.uniform_crossover(jax.random.key(0), jnp.zeros((2, 4)), jnp.ones((2, 4)))
+      >>> print(kids_a + kids_b)  # every unit went to exactly one child
+      [[1. 1. 1. 1.]
+       [1. 1. 1. 1.]]
     """
     check_rate("rate", rate)
     check_rate("swap_prob", swap_prob)
@@ -143,7 +251,24 @@ def uniform_crossover(
 def de_mutation(key: jax.Array, population: jax.Array, differential_weight=0.5) -> jax.Array:
     """DE/rand/1 donors ``x_r1 + F (x_r2 - x_r3)`` with distinct ``r1, r2, r3`` different from ``i``.
 
-    ``population``: ``[N, D]`` floats, ``N >= 4``.
+    Args:
+      key: PRNG key.
+      population: ``[N, D]`` floats, ``N >= 4``.
+      differential_weight: ``F``.
+
+    Returns:
+      ``[N, D]`` donors.
+
+    Raises:
+      ValueError: ``N < 4``, a population that is not ``[N, D]`` floats.
+
+    References:
+      Storn & Price, "Differential Evolution -- A Simple and Efficient Heuristic for Global Optimization over Continuous
+      Spaces", J. Global Optim. 11, 1997.
+
+    Examples:
+      >>> jaxkit.evolution.de_mutation(jax.random.key(0), jnp.arange(8.0).reshape(4, 2), 0.5).shape
+      (4, 2)
     """
     x = _c.array(population, "population", ndim=2, kind="f")
     _c.no_nan(x, "population")
@@ -161,7 +286,29 @@ def de_mutation(key: jax.Array, population: jax.Array, differential_weight=0.5) 
 
 
 def binomial_crossover(key: jax.Array, target: jax.Array, donor: jax.Array, crossover_rate=0.9) -> jax.Array:
-    """DE's binomial crossover: each entry from ``donor`` with probability ``CR``, one forced entry per row."""
+    """DE's binomial crossover: each entry from ``donor`` with probability ``CR``, one forced entry per row.
+
+    Args:
+      key: PRNG key.
+      target: ``[N, D]`` current members.
+      donor: ``[N, D]`` donors (:func:`de_mutation`).
+      crossover_rate: ``CR`` in ``[0, 1]``.
+
+    Returns:
+      ``[N, D]`` trial vectors.
+
+    Raises:
+      ValueError: shapes that differ, ``CR`` outside ``[0, 1]``.
+
+    References:
+      Storn & Price, "Differential Evolution -- A Simple and Efficient Heuristic for Global Optimization over Continuous
+      Spaces", J. Global Optim. 11, 1997.
+
+    Examples:
+      >>> print(jaxkit.evolution.binomial_crossover(jax.random.key(0), jnp.zeros((2, 3)), jnp.ones((2, 3)), 0.0))
+      [[0. 0. 1.]
+       [0. 1. 0.]]
+    """
     check_rate("crossover_rate", crossover_rate)
     _c.array(target, "target", ndim=2, kind="n")
     _c.array(donor, "donor", ndim=2, kind="n")
@@ -189,9 +336,34 @@ def _mutate_where(key, population, rate, draw, kind="n"):
 
 
 def gaussian_mutation(key: jax.Array, population: PyTree, rate=0.1, sigma=0.1, *, lo=None, hi=None) -> PyTree:
-    """Each float entry gets ``N(0, sigma^2)`` noise with probability ``rate`` (``None``: the default 0.1), then
-    clipped to ``[lo, hi]``."""
+    """Each float entry gets ``N(0, sigma^2)`` noise with probability ``rate``, then is clipped to ``[lo, hi]``.
+
+    Args:
+      key: PRNG key.
+      population: a pytree with a leading member axis.
+      rate: the mutation probability (``None``: 0.1).
+      sigma: the noise's standard deviation.
+      lo: lower bound (``None``: none).
+      hi: upper bound (``None``: none).
+
+    Returns:
+      The population.
+
+    Raises:
+      ValueError: ``rate`` outside ``[0, 1]``, a negative ``sigma``, NaN genes (when concrete).
+
+    References:
+      Goldberg, *Genetic Algorithms in Search, Optimization and Machine Learning*, Addison-Wesley 1989 (real-coded
+      mutation); Bäck, 1996.
+
+    Examples:
+      >>> out = jaxkit.evolution.gaussian_mutation(jax.random.key(0), jnp.zeros((2, 3)), 1.0, 0.1, lo=-0.05, hi=0.05)
+      >>> bool(jnp.all(jnp.abs(out) <= jnp.float32(0.05)))
+      True
+    """
     rate = 0.1 if rate is None else rate
+    if _c.is_concrete(sigma) and not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"`sigma` must be a finite number >= 0, got {sigma}.")
 
     def draw(k, x):
         y = x + sigma * jax.random.normal(k, x.shape, x.dtype)
@@ -201,8 +373,32 @@ def gaussian_mutation(key: jax.Array, population: PyTree, rate=0.1, sigma=0.1, *
 
 
 def uniform_mutation(key: jax.Array, population: PyTree, rate=0.1, lo=0.0, hi=1.0) -> PyTree:
-    """Each float entry is redrawn from ``U[lo, hi]`` with probability ``rate`` (``None``: the default 0.1)."""
+    """Each float entry is redrawn from ``U[lo, hi]`` with probability ``rate`` (``None``: 0.1).
+
+    Args:
+      key: PRNG key.
+      population: a pytree with a leading member axis.
+      rate: the redraw probability.
+      lo: lower bound.
+      hi: upper bound.
+
+    Returns:
+      The population.
+
+    Raises:
+      ValueError: ``rate`` outside ``[0, 1]``, ``lo > hi``.
+
+    References:
+      Goldberg, *Genetic Algorithms in Search, Optimization and Machine Learning*, Addison-Wesley 1989.
+
+    Examples:
+      >>> out = jaxkit.evolution.uniform_mutation(jax.random.key(0), jnp.zeros((2, 3)), rate=1.0, lo=0.5, hi=1.0)
+      >>> bool(jnp.all((out >= 0.5) & (out <= 1.0)))
+      True
+    """
     rate = 0.1 if rate is None else rate
+    if _c.is_concrete(lo) and _c.is_concrete(hi) and np.any(np.asarray(lo) > np.asarray(hi)):
+        raise ValueError(f"`lo` must be <= `hi`, got lo={lo} and hi={hi}.")
     return _mutate_where(
         key, population, rate, lambda k, x: jax.random.uniform(k, x.shape, x.dtype, minval=lo, maxval=hi), kind="f"
     )
@@ -215,12 +411,35 @@ def categorical_mutation(key: jax.Array, population: jax.Array, rate, allowed: j
     categories each position may take (e.g. the criteria of one cluster of one
     layer). Every position must allow at least one category; a redrawn entry
     may equal the old one.
+
+    Args:
+      key: PRNG key.
+      population: ``[N, *S]`` integer genes.
+      rate: the redraw probability.
+      allowed: ``[*S, M]`` bools.
+
+    Returns:
+      ``[N, *S]`` genes.
+
+    Raises:
+      ValueError: a position with no allowed category, shapes that do not match, ``rate`` outside ``[0, 1]``.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021 (mutating the criterion picked from a cluster).
+
+    Examples:
+      >>> allowed = jnp.array([[True, False, True], [False, True, False]])  # position 1 can only be category 1
+      >>> genes = jaxkit.evolution.categorical_mutation(jax.random.key(0), jnp.zeros((3, 2), jnp.int32), 1.0, allowed)
+      >>> bool(jnp.all(allowed[jnp.arange(2), genes]))
+      True
     """
     check_rate("rate", rate)
     x = _c.array(population, "population", min_ndim=1, kind="i")
     popsize(x)
     allowed = _c.array(allowed, "allowed", min_ndim=1, kind="r")
     _c.no_nan(allowed, "allowed")
+    if _c.is_concrete(allowed) and not np.all(np.any(np.asarray(allowed) != 0, axis=-1)):
+        raise ValueError("`allowed` must allow at least one category at every position.")
     allowed = jnp.asarray(allowed, bool)
     if allowed.shape[:-1] != x.shape[1:]:
         raise ValueError(f"`allowed` must be [{', '.join(map(str, x.shape[1:]))}, M], got shape {allowed.shape}.")
@@ -232,12 +451,54 @@ def categorical_mutation(key: jax.Array, population: jax.Array, rate, allowed: j
 
 
 def drop(key: jax.Array, population: PyTree, rate, value=0.0) -> PyTree:
-    """Set each entry to ``value`` with probability ``rate`` (the blending EA's "drop" of a factor)."""
+    """Set each entry to ``value`` with probability ``rate`` (the blending EA's "drop" of a factor).
+
+    Args:
+      key: PRNG key.
+      population: a pytree with a leading member axis.
+      rate: the drop probability.
+      value: the value dropped entries take.
+
+    Returns:
+      The population.
+
+    Raises:
+      ValueError: ``rate`` outside ``[0, 1]``, NaN genes (when concrete).
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 3.3.
+
+    Examples:
+      >>> print(jaxkit.evolution.drop(jax.random.key(0), jnp.ones((2, 3)), 1.0))
+      [[0. 0. 0.]
+       [0. 0. 0.]]
+    """
     return _mutate_where(key, population, rate, lambda k, x: jnp.full_like(x, value))
 
 
 def replace_fraction(key: jax.Array, population: PyTree, fresh: PyTree, fraction) -> PyTree:
-    """Replace ``round(fraction * N)`` randomly chosen members by the members of ``fresh`` (same shape)."""
+    """Replace ``round(fraction * N)`` randomly chosen members by the members of ``fresh`` (same shape).
+
+    Args:
+      key: PRNG key.
+      population: ``N`` members.
+      fresh: ``N`` fresh members (only the chosen ones are used).
+      fraction: in ``[0, 1]``.
+
+    Returns:
+      The population.
+
+    Raises:
+      ValueError: populations of different shapes, ``fraction`` outside ``[0, 1]``.
+
+    References:
+      He et al., "Blending Pruning Criteria for CNNs", ICANN 2021, Sec. 3.3 (fresh genes).
+
+    Examples:
+      >>> out = jaxkit.evolution.replace_fraction(jax.random.key(0), jnp.zeros((4, 2)), jnp.ones((4, 2)), 0.5)
+      >>> float(out[:, 0].sum())  # two of four members replaced
+      2.0
+    """
     check_rate("fraction", fraction)
     n = check_pair("population", population, "fresh", fresh)
     count = jnp.round(jnp.asarray(fraction, jnp.float32) * n)
@@ -246,7 +507,19 @@ def replace_fraction(key: jax.Array, population: PyTree, fresh: PyTree, fraction
 
 
 def ranking_key(fitness: jax.Array, maximize: bool = False) -> jax.Array:
-    """Minimisation key: ``fitness`` (or ``-fitness``), NaN mapped to ``+inf`` so it ranks last."""
+    """The minimisation key: ``fitness`` (or ``-fitness``), NaN mapped to ``+inf`` so it ranks last.
+
+    Args:
+      fitness: ``[N]`` fitness.
+      maximize: negate (larger is better).
+
+    Returns:
+      ``[N]`` keys.
+
+    Examples:
+      >>> print(jaxkit.evolution.ranking_key(jnp.array([2.0, jnp.nan, 1.0])))
+      [ 2. inf  1.]
+    """
     f = jnp.asarray(_c.array(fitness, "fitness", kind="r"))  # elementwise: any shape
     if f.ndim and f.size == 0:
         raise ValueError(f"`fitness` is empty (shape {f.shape}).")
@@ -255,7 +528,27 @@ def ranking_key(fitness: jax.Array, maximize: bool = False) -> jax.Array:
 
 
 def tournament_selection(key: jax.Array, fitness: jax.Array, num: int, size: int = 2) -> jax.Array:
-    """Indices of ``num`` winners of ``size``-way tournaments (with replacement; lower fitness wins)."""
+    """Indices of ``num`` winners of ``size``-way tournaments (with replacement; lower fitness wins).
+
+    Args:
+      key: PRNG key.
+      fitness: ``[N]`` fitness (NaN loses).
+      num: winners.
+      size: contestants per tournament.
+
+    Returns:
+      ``[num]`` int32 indices.
+
+    Raises:
+      ValueError: ``size < 1`` or ``num < 1``.
+
+    References:
+      Goldberg, *Genetic Algorithms in Search, Optimization and Machine Learning*, Addison-Wesley 1989.
+
+    Examples:
+      >>> jaxkit.evolution.tournament_selection(jax.random.key(0), jnp.array([3.0, 1.0, 2.0, 0.5]), 3).shape
+      (3,)
+    """
     f = ranking_key(check_fitness(fitness))
     n = f.shape[0]
     if not 1 <= int(size) <= n:
@@ -265,14 +558,58 @@ def tournament_selection(key: jax.Array, fitness: jax.Array, num: int, size: int
 
 
 def truncation_selection(fitness: jax.Array, num: int) -> jax.Array:
-    """Indices of the ``num`` best (lowest) members, best first; ties keep the earlier index."""
-    return jnp.argsort(ranking_key(check_fitness(fitness)), stable=True)[: int(num)]
+    """Indices of the ``num`` best (lowest) members, best first; ties keep the earlier index.
+
+    Args:
+      fitness: ``[N]`` fitness (NaN last).
+      num: members kept, ``<= N``.
+
+    Returns:
+      ``[num]`` int32 indices.
+
+    Raises:
+      ValueError: ``num`` outside ``[1, N]``.
+
+    References:
+      Goldberg, *Genetic Algorithms in Search, Optimization and Machine Learning*, Addison-Wesley 1989.
+
+    Examples:
+      >>> print(jaxkit.evolution.truncation_selection(jnp.array([3.0, 1.0, 2.0, 1.0]), 2))
+      [1 3]
+    """
+    fitness = check_fitness(fitness)
+    if not 1 <= int(num) <= fitness.shape[0]:
+        raise ValueError(f"`num` must be in [1, {fitness.shape[0]}] (the population size), got {num}.")
+    return jnp.argsort(ranking_key(fitness), stable=True)[: int(num)]
 
 
 def elitist_merge(
     population: PyTree, fitness: jax.Array, offspring: PyTree, offspring_fitness: jax.Array
 ) -> tuple[PyTree, jax.Array]:
-    """(mu + lambda) survival: the best ``N`` of parents and offspring, best first (parents win ties)."""
+    """(mu + lambda) survival: the best ``N`` of parents and offspring, best first (parents win ties).
+
+    Args:
+      population: ``N`` parents.
+      fitness: ``[N]`` their fitness (lower is better; NaN last).
+      offspring: ``M`` children of the same structure.
+      offspring_fitness: ``[M]``.
+
+    Returns:
+      ``(population, fitness)`` of the ``N`` survivors.
+
+    Raises:
+      ValueError: populations of different structures, fitness of the wrong length.
+
+    References:
+      Goldberg, *Genetic Algorithms in Search, Optimization and Machine Learning*, Addison-Wesley 1989; Bäck,
+      *Evolutionary Algorithms in Theory and Practice*, 1996 (the (mu + lambda) scheme).
+
+    Examples:
+      >>> parents, kids = jnp.array([[0.0], [1.0]]), jnp.array([[5.0], [6.0]])
+      >>> pop, fit = jaxkit.evolution.elitist_merge(parents, jnp.array([2.0, 1.0]), kids, jnp.array([1.0, 0.5]))
+      >>> print(pop.ravel(), fit)
+      [6. 1.] [0.5 1. ]
+    """
     n = check_population(population, kind=None)
     check_fitness(fitness, n=n)
     m = check_population(offspring, "offspring", kind=None)

@@ -60,10 +60,31 @@ def _check_objectives(objectives, name="objectives") -> jax.Array:
 
 
 def dominates(a: jax.Array, b: jax.Array) -> jax.Array:
-    """``a`` Pareto-dominates ``b`` (minimisation): no worse in every objective, better in one. Broadcasts over
-    leading axes; the last axis holds the objectives. NaN objectives are an error when concrete (inside a trace a
-    NaN row dominates nothing and is dominated by nothing -- use :func:`non_dominated_sort` for populations with
-    failed evaluations)."""
+    """Whether ``a`` Pareto-dominates ``b`` (minimisation): no worse in every objective, better in one.
+
+    Broadcasts over leading axes; the last axis holds the objectives. NaN objectives are an error when concrete
+    (inside a trace a NaN row dominates nothing and is dominated by nothing -- use :func:`non_dominated_sort`
+    for populations with failed evaluations).
+
+    Args:
+      a: ``[..., M]`` objectives.
+      b: ``[..., M]`` objectives.
+
+    Returns:
+      Booleans of the broadcast leading shape.
+
+    Raises:
+      ValueError: NaN objectives (when concrete), objective counts that differ.
+
+    References:
+      Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II", IEEE TEVC 6(2), 2002.
+
+    Examples:
+      >>> dominates = jaxkit.evolution.dominates
+      >>> a, b, c = jnp.array([1.0, 2.0]), jnp.array([2.0, 2.0]), jnp.array([1.0, 3.0])
+      >>> bool(dominates(a, b)), bool(dominates(c, b))
+      (True, False)
+    """
     for name, v in (("a", a), ("b", b)):
         _c.array(v, name, min_ndim=1, kind="r")
         if jnp.shape(v)[-1] == 0:
@@ -79,11 +100,30 @@ def _dominates(a, b):
 
 
 def non_dominated_sort(objectives: jax.Array, *, block_size: int = 128) -> jax.Array:
-    """Front index of every member (0 = Pareto front), minimisation; ``int32 [N]``.
+    """The front index of every member (0 = Pareto front), minimisation; ``int32 [N]``.
 
     Equal rows do not dominate each other (same front); rows containing NaN
     are put in one front after all others. ``block_size`` trades tile size
     against the number of sequential steps (results do not depend on it).
+
+    Args:
+      objectives: ``[N, M]`` minimised objectives.
+      block_size: rows compared per tile.
+
+    Returns:
+      ``[N]`` int32 fronts.
+
+    Raises:
+      ValueError: objectives not ``[N, M]``, ``block_size < 1``.
+
+    References:
+      Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II", IEEE TEVC 6(2), 2002, Sec. III-A (fast
+      non-dominated sorting).
+
+    Examples:
+      >>> objectives = jnp.array([[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [4.0, 4.0]])  # minimised
+      >>> print(jaxkit.evolution.non_dominated_sort(objectives))
+      [0 0 0 1 2]
     """
     f = _check_objectives(objectives)
     if int(block_size) < 1:
@@ -135,7 +175,7 @@ def _nds(f, bs):
 def crowding_distance(
     objectives: jax.Array, ranks: jax.Array | None = None, *, filter_duplicates: bool = False
 ) -> jax.Array:
-    """NSGA-II crowding distance of every member within its front (pymoo's ``"cd"`` convention).
+    """The NSGA-II crowding distance of every member within its front (pymoo's ``"cd"`` convention).
 
     For each objective the front is sorted (stably, ties by index); a member's
     distance is the sum over objectives of the gap between its two neighbours
@@ -151,6 +191,26 @@ def crowding_distance(
     (:class:`NSGA2` survives this way). Rows with NaN are ranked after every front
     and get 0 (pymoo has no NaN convention: a NaN row there zeroes its whole front).
     ``ranks`` defaults to :func:`non_dominated_sort`.
+
+    Args:
+      objectives: ``[N, M]`` minimised objectives.
+      ranks: ``[N]`` fronts (default: :func:`non_dominated_sort`).
+      filter_duplicates: pymoo's survival handling of duplicate rows.
+
+    Returns:
+      ``[N]`` distances (``inf`` at the extremes).
+
+    Raises:
+      ValueError: objectives not ``[N, M]``, ranks of another length.
+
+    References:
+      Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II", IEEE TEVC 6(2), 2002, Sec. III-B;
+      Blank & Deb, "pymoo: Multi-Objective Optimization in Python", IEEE Access 8, 2020 (``calc_crowding_distance``).
+
+    Examples:
+      >>> objectives = jnp.array([[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [4.0, 4.0]])  # minimised
+      >>> print(jaxkit.evolution.crowding_distance(objectives))
+      [inf  1. inf inf inf]
     """
     f = _check_objectives(objectives)
     ranks = non_dominated_sort(f) if ranks is None else jnp.asarray(_c.array(ranks, "ranks", kind="i"), jnp.int32)
@@ -202,14 +262,55 @@ def _crowding(f, ranks, filter_duplicates=False):
 def rank_and_crowding(
     objectives: jax.Array, *, block_size: int = 128, filter_duplicates: bool = False
 ) -> tuple[jax.Array, jax.Array]:
-    """``(ranks, crowding)`` in one call (see :func:`non_dominated_sort`, :func:`crowding_distance`)."""
+    """``(ranks, crowding)`` in one call (see :func:`non_dominated_sort`, :func:`crowding_distance`).
+
+    Args:
+      objectives: ``[N, M]`` minimised objectives.
+      block_size: as :func:`non_dominated_sort`.
+      filter_duplicates: as :func:`crowding_distance`.
+
+    Returns:
+      ``(ranks [N], crowding [N])``.
+
+    Raises:
+      ValueError: as :func:`non_dominated_sort`.
+
+    References:
+      Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II", IEEE TEVC 6(2), 2002.
+
+    Examples:
+      >>> objectives = jnp.array([[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [4.0, 4.0]])  # minimised
+      >>> ranks, crowding = jaxkit.evolution.rank_and_crowding(objectives)
+      >>> print(ranks)
+      [0 0 0 1 2]
+    """
     f = _check_objectives(objectives)
     ranks = non_dominated_sort(f, block_size=block_size)
     return ranks, _crowding(f, ranks, bool(filter_duplicates))
 
 
 def survival_order(ranks: jax.Array, crowding: jax.Array) -> jax.Array:
-    """Members sorted best first: by front, then by crowding distance (larger first), then by index."""
+    """Members sorted best first: by front, then by crowding distance (larger first), then by index.
+
+    Args:
+      ranks: ``[N]`` fronts.
+      crowding: ``[N]`` crowding distances.
+
+    Returns:
+      ``[N]`` int32 indices.
+
+    Raises:
+      ValueError: inputs of different lengths.
+
+    References:
+      Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II", IEEE TEVC 6(2), 2002, Sec. III-C (the
+      crowded-comparison order).
+
+    Examples:
+      >>> objectives = jnp.array([[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [4.0, 4.0]])  # minimised
+      >>> print(jaxkit.evolution.survival_order(*jaxkit.evolution.rank_and_crowding(objectives)))
+      [0 2 1 3 4]
+    """
     ranks = _c.array(ranks, "ranks", ndim=1, kind="i", nonempty=True)
     crowding = _c.array(crowding, "crowding", ndim=1, kind="r", nonempty=True)
     if jnp.shape(ranks) != jnp.shape(crowding):
@@ -226,7 +327,7 @@ def hypervolume(
     key: jax.Array | None = None,
     num_samples: int = 200_000,
 ) -> jax.Array:
-    """Volume dominated by the points and bounded by ``ref_point`` (minimisation).
+    """The volume dominated by the points and bounded by ``ref_point`` (minimisation).
 
     Exact for 2 objectives (a sweep) and 3 (2-D sweeps over slabs in the third
     objective, ``O(N^2 log N)``); for more, a Monte-Carlo estimate from
@@ -234,6 +335,27 @@ def hypervolume(
     ``ref_point`` (needs ``key``; standard error ~ ``V sqrt(p(1-p)/num_samples)``).
     Points not strictly better than ``ref_point`` in every objective and
     rows with NaN contribute nothing (pymoo's ``HV`` convention).
+
+    Args:
+      objectives: ``[N, M]`` minimised objectives.
+      ref_point: ``[M]`` reference point.
+      key: PRNG key of the Monte-Carlo estimate (``M > 3``).
+      num_samples: its sample count.
+
+    Returns:
+      A scalar.
+
+    Raises:
+      ValueError: a reference point of another length, ``M > 3`` without ``key``.
+
+    References:
+      Zitzler & Thiele, "Multiobjective Evolutionary Algorithms: A Comparative Case Study and the Strength
+      Pareto Approach", IEEE TEVC 3(4), 1999; pymoo's ``HV`` (the convention for points beyond the reference).
+
+    Examples:
+      >>> objectives = jnp.array([[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [4.0, 4.0]])  # minimised
+      >>> float(jaxkit.evolution.hypervolume(objectives[:3], jnp.array([5.0, 5.0])))
+      11.0
     """
     f = _check_objectives(objectives)
     _c.finite(_c.array(ref_point, "ref_point", kind="r"), "ref_point")
@@ -292,9 +414,27 @@ def _hv_mc(key, f, ref, num_samples):
 
 
 def spacing(objectives: jax.Array) -> jax.Array:
-    """Schott's (1995) spacing: sample standard deviation of each point's L1 distance to its nearest other point.
+    """Schott's spacing: the sample standard deviation of each point's L1 distance to its nearest other point.
 
     0 for evenly spaced fronts (lower is better); needs at least 2 points.
+
+    Args:
+      objectives: ``[N, M]``, ``N >= 2``.
+
+    Returns:
+      A scalar.
+
+    Raises:
+      ValueError: fewer than 2 points.
+
+    References:
+      Schott, "Fault Tolerant Design Using Single and Multicriteria Genetic Algorithm Optimization", MSc thesis,
+      MIT, 1995.
+
+    Examples:
+      >>> objectives = jnp.array([[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [4.0, 4.0]])  # minimised
+      >>> float(jaxkit.evolution.spacing(objectives[:3]))  # (1, 4), (2, 2), (4, 1): all 3 apart in L1
+      0.0
     """
     f = _check_objectives(objectives)
     if f.shape[0] < 2:
@@ -310,7 +450,7 @@ def _spacing(f):
 
 
 def pure_diversity(objectives, p: float = 0.1) -> float:
-    """Pure diversity PD (Wang, Jin & Yao 2017), larger is more diverse (host / NumPy, float64).
+    """Pure diversity PD, larger is more diverse (host / NumPy, float64).
 
     ``PD(X) = max_{s in X} [PD(X - s) + d(s, X - s)]`` with ``d`` the
     Minkowski dissimilarity of order ``p`` (0.1, the paper's choice) to the
@@ -320,7 +460,28 @@ def pure_diversity(objectives, p: float = 0.1) -> float:
     farthest from its nearest neighbour, link it to that neighbour unless
     they are already connected, add the distance, retire the point; ``N - 1``
     links in all.
+
+    Args:
+      objectives: ``[N, M]`` points.
+      p: the Minkowski order of the dissimilarity.
+
+    Returns:
+      A Python float.
+
+    Raises:
+      ValueError: objectives not ``[N, M]`` or not finite, ``p <= 0``.
+
+    References:
+      Wang, Jin & Yao, "Diversity Assessment in Many-Objective Optimization", IEEE Trans. Cybern. 47(6),
+      2017; PlatEMO's ``PD`` (the greedy evaluation).
+
+    Examples:
+      >>> objectives = jnp.array([[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [4.0, 4.0]])  # minimised
+      >>> jaxkit.evolution.pure_diversity(np.asarray(objectives[:3])) > 0
+      True
     """
+    if not (np.isfinite(p) and p > 0):
+        raise ValueError(f"`p` must be a finite number > 0 (the Minkowski order), got {p}.")
     f = np.asarray(_c.array(np.asarray(objectives), "objectives", ndim=2, kind="r"), np.float64)  # host, float64
     if f.shape[0] < 1 or f.shape[1] < 1:
         raise ValueError(f"`objectives` must be [N, M] (one row of M objectives per member), got shape {f.shape}.")
@@ -375,7 +536,7 @@ def sbx_crossover(
     hi: Any = jnp.inf,
     eps: float = 1e-14,
 ) -> tuple[PyTree, PyTree]:
-    """Simulated binary crossover (Deb & Agrawal 1995) with bounds, as pymoo's ``SBX``.
+    """Simulated binary crossover with bounds, as pymoo's ``SBX``.
 
     Each pair is crossed with probability ``rate``; in a crossed pair each
     variable with probability ``var_rate`` (unless the parents nearly agree)
@@ -383,6 +544,33 @@ def sbx_crossover(
     with probability ``exchange_rate``; results are clipped to ``[lo, hi]``
     (scalars or arrays broadcastable to a gene; infinite bounds give the
     unbounded SBX).
+
+    Args:
+      key: PRNG key.
+      a: first parents.
+      b: second parents.
+      rate: the per-pair probability.
+      eta: the distribution index.
+      var_rate: the per-variable probability.
+      exchange_rate: the probability the children swap.
+      lo: lower bounds.
+      hi: upper bounds.
+      eps: parents closer than this are not crossed.
+
+    Returns:
+      ``(children_a, children_b)``.
+
+    Raises:
+      ValueError: parents of different structures, probabilities outside ``[0, 1]``.
+
+    References:
+      Deb & Agrawal, "Simulated Binary Crossover for Continuous Search Space", Complex Systems 9, 1995; pymoo's
+      ``SBX``.
+
+    Examples:
+      >>> a, b = jaxkit.evolution.sbx_crossover(jax.random.key(0), jnp.zeros((2, 3)), jnp.ones((2, 3)), lo=0.0, hi=1.0)
+      >>> a.shape, bool(jnp.all((a >= 0) & (a <= 1)))
+      ((2, 3), True)
     """
     ops.check_rate("rate", rate)
     ops.check_rate("var_rate", var_rate)
@@ -428,12 +616,36 @@ def sbx_crossover(
 def polynomial_mutation(
     key: jax.Array, population: PyTree, rate=None, *, lo, hi, eta: float = 20.0, individual_rate: float = 1.0
 ) -> PyTree:
-    """Polynomial mutation (Deb & Goyal 1996) within ``[lo, hi]``, as pymoo's ``PM``.
+    """Polynomial mutation within ``[lo, hi]``, as pymoo's ``PM``.
 
     Each member is mutated with probability ``individual_rate`` (pymoo: 0.9);
     in a mutated member each variable with probability ``rate`` (default
     ``1 / number of variables`` of the leaf's gene) moves by the bounded
     polynomial perturbation of index ``eta``.
+
+    Args:
+      key: PRNG key.
+      population: a pytree with a leading member axis.
+      rate: the per-variable probability (default ``1 / n_var``).
+      lo: lower bounds.
+      hi: upper bounds.
+      eta: the distribution index.
+      individual_rate: the per-member probability.
+
+    Returns:
+      The population.
+
+    Raises:
+      ValueError: ``lo > hi``, probabilities outside ``[0, 1]``, NaN genes (when concrete).
+
+    References:
+      Deb & Goyal, "A Combined Genetic Adaptive Search (GeneAS) for Engineering Design", Computer Science and
+      Informatics 26(4), 1996; pymoo's ``PM``.
+
+    Examples:
+      >>> out = jaxkit.evolution.polynomial_mutation(jax.random.key(0), jnp.full((2, 3), 0.5), lo=0.0, hi=1.0)
+      >>> bool(jnp.all((out >= 0) & (out <= 1)))
+      True
     """
     ops.check_rate("individual_rate", individual_rate)
     _check_bounds(lo, hi)
@@ -476,9 +688,33 @@ def dominance_tournament(key: jax.Array, objectives: jax.Array, crowding: jax.Ar
     Candidates are consecutive pairs of concatenated random permutations of the population (pymoo's
     ``TournamentSelection``); a candidate that dominates the other wins (minimisation), else the larger crowding
     distance, else a coin flip. A row with NaN loses against one without.
+
+    Args:
+      key: PRNG key.
+      objectives: ``[N, M]`` minimised objectives.
+      crowding: ``[N]`` crowding distances.
+      num: winners.
+
+    Returns:
+      ``[num]`` int32 indices.
+
+    Raises:
+      ValueError: inputs of different lengths, ``num < 1``.
+
+    References:
+      Deb et al., "A Fast and Elitist Multiobjective Genetic Algorithm: NSGA-II", IEEE TEVC 6(2), 2002; Blank & Deb,
+      "pymoo: Multi-Objective Optimization in Python", IEEE Access 8, 2020 (``TournamentSelection``).
+
+    Examples:
+      >>> objectives = jnp.array([[1.0, 4.0], [2.0, 2.0], [4.0, 1.0], [3.0, 3.0], [4.0, 4.0]])  # minimised
+      >>> jaxkit.evolution.moo.dominance_tournament(jax.random.key(0), objectives,
+      ...                                           jaxkit.evolution.crowding_distance(objectives), 4).shape
+      (4,)
     """
     f = _check_objectives(objectives)
     n = f.shape[0]
+    if int(num) < 1:
+        raise ValueError(f"`num` must be >= 1, got {num}.")
     crowding = _c.array(crowding, "crowding", ndim=1, kind="r")
     if jnp.shape(crowding) != (n,):
         raise ValueError(
