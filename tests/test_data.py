@@ -225,3 +225,15 @@ def test_prefetch_keeps_order_values_and_at_most_size_in_flight():
     assert list(data.prefetch(iter([]))) == []
     with pytest.raises(ValueError, match="`size`"):
         list(data.prefetch(source(), size=0))
+
+
+def test_loaders_and_synthesis_refuse_bad_settings():
+    with pytest.raises(ValueError, match="`dataset` must be 'german', 'compas' or 'adult'"):
+        data.shipped_data_file("mnist", "x")
+    with pytest.raises(ValueError, match="`index` must hold flat pixel indices"):
+        data.pixel_windows(np.ones((4, 4, 2)), 1, np.array([99]))
+    x = np.ones((1, 8, 8))
+    with pytest.raises(ValueError, match="`n` must be >= 1"):
+        data.synthesize(x, 0)
+    with pytest.raises(ValueError, match="`max_angle` must be a finite number >= 0"):
+        data.synthesize(x, 2, max_angle=-1.0)

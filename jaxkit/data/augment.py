@@ -59,9 +59,9 @@ def random_crop_flip(key: jax.Array, x: jax.Array, *, padding: int = 4, flip: bo
     References:
       He, Zhang, Ren, Sun, "Deep Residual Learning for Image Recognition", CVPR 2016, Sec. 4.2 (CIFAR-10).
 
-    Example::
-
-        xb = data.random_crop_flip(jax.random.fold_in(key, step), xb)  # inside the jitted step
+    Examples:
+      >>> jaxkit.data.random_crop_flip(jax.random.key(0), jnp.ones((2, 8, 8, 1))).shape
+      (2, 8, 8, 1)
     """
     key = _key(key)
     x = _checks.no_nan(_checks.array(x, "x", ndim=4, kind="r", nonempty=True), "x")

@@ -55,7 +55,23 @@ class Dataset:
 
 
 def num_batches(n: int, batch_size: int, drop_remainder: bool = False) -> int:
-    """How many batches :func:`batches` yields for ``n`` rows."""
+    """How many batches :func:`batches` yields for ``n`` rows.
+
+    Args:
+      n: rows.
+      batch_size: rows per batch.
+      drop_remainder: drop the last incomplete batch.
+
+    Returns:
+      An ``int``.
+
+    Raises:
+      ValueError: ``batch_size < 1``.
+
+    Examples:
+      >>> jaxkit.data.num_batches(5, 2), jaxkit.data.num_batches(5, 2, drop_remainder=True)
+      (3, 2)
+    """
     n = _c.positive_int(n, "n", minimum=0)
     batch_size = _c.positive_int(batch_size, "batch_size")
     return n // batch_size if drop_remainder else math.ceil(n / batch_size)
@@ -67,6 +83,21 @@ def prefetch(iterable, size: int = 2, device=None) -> Iterator:
     ``jax.device_put`` returns before the copy ends, so the next batches travel while the current step runs (on
     an accelerator the host-to-device copy overlaps compute; on CPU it is a cheap copy). Items come out in order,
     as ``jax.Array`` s; at most ``size`` items are taken from ``iterable`` ahead of the one being used.
+
+    Args:
+      iterable: pytrees of arrays.
+      size: items in flight.
+      device: the target device (default: the first).
+
+    Returns:
+      An iterator of pytrees of ``jax.Array``.
+
+    Raises:
+      ValueError: ``size < 1``.
+
+    Examples:
+      >>> [batch.shape for batch in jaxkit.data.prefetch(iter([np.ones(2), np.ones(3)]))]
+      [(2,), (3,)]
     """
     if int(size) < 1:
         raise ValueError(f"`size` must be >= 1, got {size}.")
@@ -90,6 +121,22 @@ def batches(
     The permutation is drawn once per call, so ``batches(jax.random.fold_in(key,
     epoch), ...)`` gives a reproducible order per epoch. Batches are numpy views,
     cheap to hand to a jitted step.
+
+    Args:
+      key: a ``jax.random`` key that fixes the shuffle (``None``: keep order).
+      *arrays: arrays of equal length.
+      batch_size: rows per batch.
+      drop_remainder: drop the last incomplete batch.
+
+    Returns:
+      An iterator of tuples of numpy views.
+
+    Raises:
+      ValueError: arrays of different lengths, none, ``batch_size < 1``.
+
+    Examples:
+      >>> list(jaxkit.data.batches(None, np.arange(5), np.arange(5) * 10, batch_size=2))
+      [(array([0, 1]), array([ 0, 10])), (array([2, 3]), array([20, 30])), (array([4]), array([40]))]
     """
     if not arrays:
         raise ValueError("`batches` needs at least one array.")

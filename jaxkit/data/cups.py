@@ -52,11 +52,32 @@ CUP_PARAMS = (
 def cup_reference(
     n_theta: int = 24, n_profile: int = 10, *, radius: float = 30.0, height: float = 25.0, flange: float = 10.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Reference cup mesh: a surface of revolution (bottom, wall, flange) in mm.
+    """The reference cup mesh: a surface of revolution (bottom, wall, flange) in mm.
 
     Returns ``(points [m, 3], theta [m], t [m])`` with ``m = n_theta * n_profile``;
     ``t`` in ``[0, 1]`` runs along the profile from the bottom centre (0) over the
     bottom edge (1/3) and the rim (2/3) to the flange's outer edge (1).
+
+    Args:
+      n_theta: points around.
+      n_profile: points along the profile.
+      radius: the cup's radius.
+      height: its height.
+      flange: the flange's width.
+
+    Returns:
+      ``(points [m, 3], theta [m], t [m])``.
+
+    Raises:
+      ValueError: non-positive sizes.
+
+    References:
+      Heese et al., "CupNet -- Pruning a Network for Geometric Data", ICANN 2021 (the deep-drawn cup geometry).
+
+    Examples:
+      >>> points, theta, t = jaxkit.data.cup_reference()
+      >>> points.shape, float(t.min()), float(t.max())
+      ((240, 3), 0.05, 0.95)
     """
     if int(n_theta) < 3 or int(n_profile) < 3:
         raise ValueError(f"`n_theta` and `n_profile` must be >= 3, got {n_theta}, {n_profile}.")
@@ -100,6 +121,30 @@ def make_cups(
 
     ``noise`` (mm, Gaussian, per coordinate) mimics simulation scatter. The
     ``y`` blocks are x, y, z displacements of all points (``[N, 3m]``).
+
+    Args:
+      n_samples: meshes in all.
+      k: process parameters (1..9).
+      n_theta: points around the cup.
+      n_profile: points along its profile.
+      test_size: the test split's share.
+      noise: Gaussian scatter (mm).
+      seed: the seed.
+
+    Returns:
+      ``CupMeshes`` (train / test splits of parameters ``x [N, k]`` and displacements ``y [N, 3m]``, the
+      reference points).
+
+    Raises:
+      ValueError: ``k`` outside ``1..9``, non-positive sizes, a negative ``noise``.
+
+    References:
+      Heese et al., "CupNet -- Pruning a Network for Geometric Data", ICANN 2021.
+
+    Examples:
+      >>> cups = jaxkit.data.make_cups(20)
+      >>> cups.train.x.shape
+      (18, 5)
     """
     if not 1 <= int(k) <= len(CUP_PARAMS):
         raise ValueError(f"`k` must lie in [1, {len(CUP_PARAMS)}], got {k}.")

@@ -83,7 +83,23 @@ class HyperspectralScene:
 
 
 def check_cube(cube, bands: int | None = None) -> np.ndarray:
-    """Validate a cube: ``[H, W, B]``, finite, non-negative (and ``bands`` bands)."""
+    """Validate a cube: ``[H, W, B]``, finite, non-negative (and ``bands`` bands).
+
+    Args:
+      cube: the cube.
+      bands: the expected band count (``None``: any).
+
+    Returns:
+      The cube as a float array.
+
+    Raises:
+      ValueError: another shape, non-finite or negative values, another band count.
+
+    Examples:
+      >>> scene = jaxkit.data.make_hyperspectral_scene(32, 32)
+      >>> jaxkit.data.check_cube(scene.cube, bands=20).shape
+      (32, 32, 20)
+    """
     c = np.asarray(_c.array(np.asarray(cube), "cube", ndim=3, kind="r"))
     if 0 in c.shape:
         raise ValueError(f"`cube` is empty (shape {c.shape}).")
@@ -143,6 +159,28 @@ def make_hyperspectral_scene(
     "in-ellipsoid" target whose spectrum is the scene's mean (inside the global
     background ellipsoid, so global RX misses it, but far from every cover
     class), and nine coloured panels/tarps of 2-5 px.
+
+    Args:
+      height: rows.
+      width: columns.
+      bands: spectral bands.
+      seed: the seed.
+      noise: the noise's scale.
+
+    Returns:
+      A ``HyperspectralScene`` (``cube [H, W, B]``, target masks ``inner`` / ``outer`` ``[14, H, W]``, names).
+
+    Raises:
+      ValueError: a scene too small for its targets, non-positive sizes, a negative ``noise``.
+
+    References:
+      the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces.
+
+    Examples:
+      >>> scene = jaxkit.data.make_hyperspectral_scene(32, 32)
+      >>> scene.cube.shape, scene.inner.shape
+      ((32, 32, 20), (14, 32, 32))
     """
     h, w = int(height), int(width)
     if h < 32 or w < 32:
@@ -247,7 +285,24 @@ def make_hyperspectral_scene(
 
 
 def scale_cube(cube, mode: str = "sqrt_radiance") -> np.ndarray:
-    """Scale to ``[-1, 1]`` for a tanh generator: ``x * 2 / 255.99 - 1`` (sqrt radiance) or ``"minmax"``."""
+    """Scale a cube to ``[-1, 1]`` for a tanh generator.
+
+    Args:
+      cube: the cube.
+      mode: ``"sqrt_radiance"`` (``x * 2 / 255.99 - 1``) or ``"minmax"``.
+
+    Returns:
+      The scaled cube.
+
+    Raises:
+      ValueError: an unknown ``mode``; as :func:`check_cube`.
+
+    Examples:
+      >>> scene = jaxkit.data.make_hyperspectral_scene(32, 32)
+      >>> x = jaxkit.data.scale_cube(scene.cube)
+      >>> bool(x.min() >= -1 and x.max() <= 1)
+      True
+    """
     c = check_cube(cube).astype(np.float32)
     if mode == "sqrt_radiance":
         if c.max() >= 256:
@@ -260,7 +315,28 @@ def scale_cube(cube, mode: str = "sqrt_radiance") -> np.ndarray:
 
 
 def pixel_windows(cube, window: int = 1, index: np.ndarray | None = None) -> np.ndarray:
-    """``[N, B, W, W]`` windows around pixels (row-major, or the flat ``index`` given); edges reflect."""
+    """``[N, B, W, W]`` windows around pixels (row-major, or the flat ``index`` given); edges reflect.
+
+    Args:
+      cube: the cube.
+      window: the window's side (odd).
+      index: flat pixel indices (default: all).
+
+    Returns:
+      ``[N, B, W, W]``.
+
+    Raises:
+      ValueError: an even or non-positive ``window``, indices out of range.
+
+    References:
+      the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces (windowed inputs).
+
+    Examples:
+      >>> scene = jaxkit.data.make_hyperspectral_scene(32, 32)
+      >>> jaxkit.data.pixel_windows(scene.cube, 3).shape
+      (1024, 20, 3, 3)
+    """
     c = np.asarray(_c.array(np.asarray(cube), "cube", ndim=3, kind="r"))  # scaled cubes may be negative
     if 0 in c.shape:
         raise ValueError(f"`cube` is empty (shape {c.shape}).")
@@ -270,6 +346,8 @@ def pixel_windows(cube, window: int = 1, index: np.ndarray | None = None) -> np.
     if w > min(c.shape[:2]):
         raise ValueError(f"`window` {w} is larger than the image {c.shape[:2]}.")
     idx = np.arange(c.shape[0] * c.shape[1]) if index is None else np.asarray(index)
+    if idx.size and (idx.min() < 0 or idx.max() >= c.shape[0] * c.shape[1]):
+        raise ValueError(f"`index` must hold flat pixel indices in [0, {c.shape[0] * c.shape[1]}).")
     r = w // 2
     pad = np.pad(c, ((r, r), (r, r), (0, 0)), mode="reflect") if r else c
     ys, xs = np.divmod(idx, c.shape[1])
@@ -279,13 +357,33 @@ def pixel_windows(cube, window: int = 1, index: np.ndarray | None = None) -> np.
 
 
 def window_split(scene: HyperspectralScene, window: int = 1, *, seed: int = 0, val_fraction: float = 0.2):
-    """The thesis's split of window centres (flat pixel indices).
+    """The thesis's split of window centres (flat pixel indices) into train, validation and anomalies.
 
     Windows with no inner- or outer-mask pixel are background: shuffled with
     ``seed`` and split ``1 - val_fraction`` / ``val_fraction`` into train /
     validation; windows touching only outer-mask pixels are dropped; windows
-    containing an inner-mask pixel are anomalies. Returns
-    ``{"train", "val", "anomaly"}`` index arrays.
+    containing an inner-mask pixel are anomalies.
+
+    Args:
+      scene: the scene.
+      window: the window's side.
+      seed: the shuffle's seed.
+      val_fraction: the validation share of the background.
+
+    Returns:
+      ``{"train", "val", "anomaly"}`` index arrays.
+
+    Raises:
+      ValueError: ``val_fraction`` outside ``(0, 1)``.
+
+    References:
+      the WGAN-GP hyperspectral anomaly-detection MSc thesis (NTNU/FFI, 2018) that
+      ``experiments/hyperspectral_wgan_gp.py`` reproduces.
+
+    Examples:
+      >>> scene = jaxkit.data.make_hyperspectral_scene(32, 32)
+      >>> {k: v.shape for k, v in jaxkit.data.window_split(scene).items()}
+      {'train': (628,), 'val': (157,), 'anomaly': (101,)}
     """
     w = int(window)
     if w < 1 or w % 2 == 0:
@@ -309,6 +407,28 @@ def load_scene(path: str, *, inner=None, outer=None, cube_key: str = "cube") -> 
     the optional ``tifffile`` package; bands first or last). Masks given as
     arguments (arrays ``[T, H, W]`` or paths to ``.npy``) override those in the
     file; a scene without masks gets zero targets.
+
+    Args:
+      path: the file.
+      inner: target masks ``[T, H, W]`` (or a ``.npy`` path) overriding the file's.
+      outer: outer masks, likewise.
+      cube_key: the cube's array name in ``.npz`` / ``.mat``.
+
+    Returns:
+      A ``HyperspectralScene``.
+
+    Raises:
+      ValueError: an unknown format, masks of another size; as :func:`check_cube`.
+      ImportError: a GeoTIFF without ``tifffile``.
+
+    Examples:
+      >>> scene = jaxkit.data.make_hyperspectral_scene(32, 32)
+      >>> import os, tempfile
+      >>> path = os.path.join(tempfile.mkdtemp(), "cube.npy")
+      >>> np.save(path, scene.cube)
+      >>> loaded = jaxkit.data.load_scene(path)
+      >>> loaded.cube.shape, loaded.inner.shape  # no masks in a bare .npy: zero targets
+      ((32, 32, 20), (0, 32, 32))
     """
     ext = os.path.splitext(path)[1].lower()
     if ext not in (".npy", ".npz", ".mat", ".hdr", ".tif", ".tiff"):

