@@ -45,6 +45,7 @@ LONG_TESTS = {
     "test_removal_through_flatten": 15,
     "test_vmapped_runs_equal": 14,
     "test_recreation_cost_finds": 14,
+    "test_site_builds_strict": 19,
 }
 
 
