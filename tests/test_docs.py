@@ -21,6 +21,7 @@ import importlib.util
 import inspect
 import json
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -305,48 +306,33 @@ def test_every_notebook_starts_with_the_install_cell(path):
     assert cells.synced(nb, path.name, cells.metadata()) == nb  # badge and cell as setup.cfg says
 
 
-def _run_cell(meta, cwd, colab=False):
-    """Execute the install cell as a kernel would where jaxkit is missing; returns the pip command it ran."""
+def _run_cell(meta, monkeypatch, cwd, colab=False):
+    """Execute the install cell as a kernel would where jaxkit is missing; returns the pip commands it ran."""
     calls = []
-    code = cells.cell_source(meta)
     fake_util = type("util", (), {"find_spec": staticmethod(lambda name: None)})
     fake_importlib = type("importlib", (), {"util": fake_util, "invalidate_caches": staticmethod(lambda: None)})
     fake_subprocess = type("subprocess", (), {"check_call": staticmethod(calls.append)})
-    modules = {"importlib": fake_importlib, "importlib.util": fake_util, "subprocess": fake_subprocess}
-    if colab:
-        modules["google.colab"] = object()
-    code = code.replace("import importlib, importlib.util, pathlib, subprocess, sys\n", "")
-    old = os.getcwd()
-    os.chdir(cwd)
-    saved = {k: sys.modules.get(k) for k in ("google.colab",)}
-    try:
+    code = cells.cell_source(meta).replace("import importlib, importlib.util, pathlib, subprocess, sys\n", "")
+    with monkeypatch.context() as m:
+        m.chdir(cwd)
         if colab:
-            sys.modules["google.colab"] = modules["google.colab"]  # type: ignore[assignment]
-        exec(
-            code,
-            {"importlib": fake_importlib, "pathlib": __import__("pathlib"), "subprocess": fake_subprocess, "sys": sys},
-        )
-    finally:
-        os.chdir(old)
-        for k, v in saved.items():
-            if v is None:
-                sys.modules.pop(k, None)
-            else:
-                sys.modules[k] = v
+            m.setitem(sys.modules, "google.colab", object())
+        globs = {"importlib": fake_importlib, "pathlib": pathlib, "subprocess": fake_subprocess, "sys": sys}
+        exec(code, globs)  # the cell's own code, with pip and the import machinery replaced by recorders
     return calls
 
 
-def test_install_cell_installs_from_the_checkout_or_the_repository(tmp_path):
+def test_install_cell_installs_from_the_checkout_or_the_repository(tmp_path, monkeypatch):
     meta = cells.metadata()
-    (cmd,) = _run_cell(meta, ROOT / "colabs")  # a local kernel without jaxkit: the checkout, not editable
+    (cmd,) = _run_cell(meta, monkeypatch, ROOT / "colabs")  # a local kernel without jaxkit: the checkout, not editable
     assert cmd[1:5] == ["-m", "pip", "install", "-q"]
     assert cmd[5] == f"{meta['name']}[{cells.EXTRAS}] @ {ROOT.as_uri()}"
     # on Colab (no checkout around it): the repository at the release tag, when setup.cfg names one
     github = {**meta, "url": "https://github.com/someone/jaxkit"}
-    (cmd,) = _run_cell(github, tmp_path, colab=True)
+    (cmd,) = _run_cell(github, monkeypatch, tmp_path, colab=True)
     assert cmd[5] == f"{meta['name']}[{cells.EXTRAS}] @ git+https://github.com/someone/jaxkit@{meta['tag']}"
     with pytest.raises(RuntimeError, match="no url"):
-        _run_cell({**meta, "url": None}, tmp_path, colab=True)
+        _run_cell({**meta, "url": None}, monkeypatch, tmp_path, colab=True)
 
 
 def test_colab_badge_is_built_from_the_repository_url():

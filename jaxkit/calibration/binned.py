@@ -9,11 +9,9 @@ import functools
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from jaxkit import _checks as _c
 from jaxkit import _sort
-from jaxkit.calibration.settings import bin_count, check_scores, scores_and_events
+from jaxkit.calibration.settings import bin_count, check_unit_scores, scores_and_events
 
 __all__ = ["bin_weights", "ece", "mce", "reliability_diagram"]
 
@@ -92,14 +90,12 @@ def bin_weights(s, n_bins: int, binning: str = "uniform", mapping: str = "hard")
        [0.6 0.4]
        [0.  1. ]]
     """
-    s = check_scores(s)
+    s = check_unit_scores(s)
     _check_names(binning, mapping)
     if int(n_bins) < 1:
         raise ValueError(f"`n_bins` must be >= 1, got {n_bins}.")
     if binning == "adaptive":  # equal-mass edges need a sample per bin; uniform edges do not depend on N
         _check_bin_count(int(n_bins), s.shape[0])
-    if _c.is_concrete(s) and not np.all((np.asarray(s) >= 0) & (np.asarray(s) <= 1)):  # numpy: no tracer in jit
-        raise ValueError(f"`s` must lie in [0, 1], got range [{np.min(s)}, {np.max(s)}].")
     idx, w = _sparse_bins(s, int(n_bins), binning, mapping)
     return jnp.sum(jax.nn.one_hot(idx, int(n_bins), dtype=s.dtype) * w[..., None], 1)
 

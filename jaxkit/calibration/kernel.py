@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxkit import _checks as _c
-from jaxkit.calibration.settings import check_scores, scores_and_events
+from jaxkit.calibration.settings import check_scores, check_unit_scores, scores_and_events
 
 __all__ = [
     "ece_kde",
@@ -106,9 +106,7 @@ def kde_density(
       >>> print(grid, np.asarray(f, float).round(1))
       [0.   0.25 0.5  0.75 1.  ] [1.1 1.1 1.  0.9 0.8]
     """
-    s = check_scores(s)
-    if _c.is_concrete(s) and not np.all((np.asarray(s) >= 0) & (np.asarray(s) <= 1)):  # numpy: no tracer in jit
-        raise ValueError(f"`s` must lie in [0, 1], got range [{np.min(s)}, {np.max(s)}].")
+    s = check_unit_scores(s)
     if weights is None:
         w = jnp.ones_like(s)
     else:

@@ -116,6 +116,14 @@ def _pairs(p, lab, setting, cls):
     return p.reshape(1, -1), onehot.reshape(1, -1)
 
 
+def check_unit_scores(s, name="s"):
+    """:func:`check_scores`, and in ``[0, 1]`` when concrete (NumPy on the value: no tracer inside ``jit``)."""
+    s = check_scores(s, name)
+    if _c.is_concrete(s) and not np.all((np.asarray(s) >= 0) & (np.asarray(s) <= 1)):
+        raise ValueError(f"`{name}` must lie in [0, 1], got range [{np.min(s)}, {np.max(s)}].")
+    return s
+
+
 def check_scores(s, name="s"):
     """Scores ``[N]``: real, at least ``1`` of them, finite when concrete."""
     s = _c.array(s, name, ndim=1, kind="r", nonempty=True)
