@@ -214,6 +214,49 @@ def test_rounds_grow_with_the_frontier_and_the_constant_does_not_change(monkeypa
     assert len(grown.rounds) < len(fixed.rounds)  # some rounds expanded more than `batch` nodes
 
 
+def test_sides_the_lookahead_proved_empty_are_fixed_in_both_children():
+    """A node's filter asks LPs for every candidate of its first * layer; when it branches on candidate j, a later
+    candidate q with one side proved empty is fixed to the other side in both children (their regions lie inside
+    the node's), and a later candidate with both sides empty means the node's region is empty: no children."""
+    import importlib
+
+    srch = importlib.import_module("jaxkit.lipschitz.search")  # the module (the face exports a function)
+    net = bounds.Net((np.eye(2), np.ones((1, 2))), (np.zeros(2), np.zeros(1)))  # 2 inputs, 2 hidden, 1 output
+    s = srch._Search(net, np.zeros(2), np.ones(2), 2.0, 4, 1e-9)
+
+    def state(known):
+        node = srch._Node(np.array([-1, -1], np.int8), np.zeros((0, 2)), np.zeros(0), [])
+        node.z_coef, node.z_const = np.eye(2), np.array([-0.5, -0.5])
+        st = {"node": node, "cands": np.array([0, 1]), "pos": 0, "pattern": node.pattern.copy(), "kids": None}
+        st["by_wit"], st["known"] = np.zeros((2, 2), bool), dict(known)
+        return st
+
+    both = {(0, 0): True, (0, 1): True}  # neuron 0: both sides feasible -> branched on
+    for later, fixed in ((False, 1), (True, 0)):  # neuron 1's side 0 (z < 0) / side 1 (z > 0) proved empty
+        st = state({**both, (1, 0 if later is False else 1): False})
+        asked = []
+        s._advance(st, asked)
+        assert not asked and [k.pattern.tolist() for k in st["kids"]] == [[0, fixed], [1, fixed]]
+    st = state(both)  # nothing known about neuron 1: it stays undecided in the children, as before
+    s._advance(st, [])
+    assert [k.pattern.tolist() for k in st["kids"]] == [[0, -1], [1, -1]]
+    st = state({**both, (1, 0): False, (1, 1): False})
+    s._advance(st, [])
+    assert st["kids"] == []
+
+
+@pytest.mark.parametrize("p", [1, 2, np.inf])
+def test_every_lookahead_finds_the_same_exact_constant(p):
+    """lookahead=None (the whole first * layer, with its answers inherited), 3 and 0 visit different trees but
+    certify the same constant (different searches: tolerance 1e-9 relative); the whole layer uses fewer nodes."""
+    params = golden_params("sd_10-30-30-30-3")
+    box = (np.zeros(10), np.full(10, 0.1))
+    runs = {la: lb.lipschitz_constant(params, box, p=p, batch=32, lookahead=la) for la in (None, 3, 0)}
+    for r in runs.values():
+        assert r.exact and r.upper == pytest.approx(GOLDEN["sd_10-30-30-30-3"][1][(1, 2, np.inf).index(p)], rel=1e-9)
+    assert runs[None].nodes < runs[0].nodes
+
+
 def test_node_evaluator_compiles_once_per_search(monkeypatch):
     calls = []
     orig = bounds._evaluate_one
@@ -319,7 +362,7 @@ def test_bad_inputs_raise_clear_errors():
         lb.lipschitz_constant([(np.ones((3, 4)), np.ones(4)), (np.ones((5, 2)), np.ones(2))], box)
     with pytest.raises(ValueError, match="`lp` must be 'batched' or 'highs'"):
         lb.lipschitz_constant(params, box, lp="glpk")
-    with pytest.raises(ValueError, match="`lookahead` must be >= 0"):
+    with pytest.raises(ValueError, match="`lookahead` must be None or an integer >= 0"):
         lb.lipschitz_constant(params, box, lookahead=-1)
     with pytest.raises(ValueError, match="`batch` must be >= 1"):
         lb.lipschitz_constant(params, box, batch=0)
@@ -411,6 +454,25 @@ def test_phase1_optimum_equals_scipy_on_the_same_auxiliary_lp():
         viol = g[i][v] @ sol.y[i] - h[i][v]
         assert np.max(viol, initial=-cap) <= sol.x0[i] + 1e-9  # y* attains the violation it reports
         assert np.all(sol.lam[i] >= 0) and np.all(sol.lam[i][~v] == 0)
+
+
+def test_phase1_in_groups_equals_one_vmap():
+    """Groups of problems solved in sequence (with padding problems filling the last group) give the one-vmap
+    answers: the same pivots on the same problems, compared to 1e-12 (different programs)."""
+    rng = np.random.default_rng(2)
+    k, m, n = 30, 16, 5
+    g = rng.normal(size=(k, m, n))
+    g /= np.linalg.norm(g, axis=2, keepdims=True)
+    h = rng.normal(size=(k, m)) * 0.3
+    valid = rng.random((k, m)) < 0.7
+    with jax.enable_x64(True):
+        whole = jax.device_get(simplex.phase1(g, h, valid, group=None))
+        for group in (4, 7, 64):  # 30 = 7 * 4 + 2: two padding problems; 64 > 30: one vmap
+            got = jax.device_get(simplex.phase1(g, h, valid, group=group))
+            assert got.y.shape == whole.y.shape == (k, n)
+            for a, b in zip(got, whole):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    assert whole.done.all() and (whole.x0 < 0).any() and (whole.x0 > 0).any()  # feasible and empty ones
 
 
 def test_farkas_certificate_hand_example_and_no_false_certificate():

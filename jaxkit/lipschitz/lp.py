@@ -205,7 +205,9 @@ def _phase1_chunked(g, h, live, max_iter, mesh=None):
             args = (g[i : i + chunk], h[i : i + chunk], live[i : i + chunk])
             if mesh is not None and chunk % mesh.size == 0:
                 args = tuple(_sharding.put(x, _sharding.members(mesh)) for x in args)
-            parts.append(_sharding.fetch(simplex.phase1(*args, max_iter=max_iter)))
+            # a sharded chunk stays one vmap (each device solves its share); one device solves it in groups
+            group = None if mesh is not None else simplex.GROUP
+            parts.append(_sharding.fetch(simplex.phase1(*args, max_iter=max_iter, group=group)))
     return _Solution(*(np.concatenate(field) for field in zip(*parts)))
 
 

@@ -106,7 +106,7 @@ class _Search:
         batch: int,
         tol: float,
         lp: str = "batched",
-        lookahead: int = 3,
+        lookahead: int | None = None,
         devices=None,
         memory_budget: float | None = None,
     ):
@@ -122,7 +122,9 @@ class _Search:
         self.tol = tol
         self.lp = lp
         batched = lp == "batched" and box_lo is not None
-        self.lookahead = int(lookahead) if batched else 0  # speculation only pays when LPs are solved together
+        # None: every candidate of the node's first * layer at once (their answers fix neurons in the children,
+        # see _advance); speculation only pays when LPs are solved together
+        self.lookahead = (self.H if lookahead is None else int(lookahead)) if batched else 0
         self.lp_calls = 0
         self.highs_calls = 0
         self.nodes = 0
@@ -245,10 +247,21 @@ class _Search:
             if neg is None or pos is None:
                 break
             if neg and pos:
+                # Sides of later candidates that this node's LPs (the lookahead) proved empty are empty in both
+                # children too (their regions are parts of this one): fix those neurons now, so the children are
+                # bounded with them decided and never ask the same LP again.
+                base = st["pattern"].copy()
+                for q in cands[st["pos"] + 1 :]:
+                    empty_neg, empty_pos = known.get((int(q), 0)) is False, known.get((int(q), 1)) is False
+                    if empty_neg and empty_pos:
+                        st["kids"] = []  # no side of q holds a point: the node's own region is empty
+                        return
+                    if empty_neg or empty_pos:
+                        base[q] = 1 if empty_neg else 0
                 kids = []
                 for side in (0, 1):
                     ar, cr = _side_row(node, j, side)
-                    pat = st["pattern"].copy()
+                    pat = base.copy()
                     pat[j] = side
                     wits = [w for w in node.witnesses if ar @ w - cr < 0]
                     kids.append(_Node(pat, np.vstack([node.a, ar[None]]), np.append(node.c, cr), wits))
@@ -365,7 +378,7 @@ def search(
     tol: float,
     mode: str,
     lp: str = "batched",
-    lookahead: int = 3,
+    lookahead: int | None = None,
     devices=None,
     memory_budget: float | None = None,
 ) -> Result:
