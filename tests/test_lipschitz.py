@@ -362,8 +362,9 @@ def test_bad_inputs_raise_clear_errors():
         lb.lipschitz_constant([(np.ones((3, 4)), np.ones(4)), (np.ones((5, 2)), np.ones(2))], box)
     with pytest.raises(ValueError, match="`lp` must be 'batched' or 'highs'"):
         lb.lipschitz_constant(params, box, lp="glpk")
-    with pytest.raises(ValueError, match="`lookahead` must be None or an integer >= 0"):
-        lb.lipschitz_constant(params, box, lookahead=-1)
+    for bad in (-1, True, 2.5, "3"):
+        with pytest.raises(ValueError, match="`lookahead` must be None or an integer >= 0"):
+            lb.lipschitz_constant(params, box, lookahead=bad)
     with pytest.raises(ValueError, match="`batch` must be >= 1"):
         lb.lipschitz_constant(params, box, batch=0)
     with pytest.raises(ValueError, match="`mode`"):

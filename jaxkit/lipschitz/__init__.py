@@ -211,7 +211,9 @@ def lipschitz_constant(
         lo = hi = None
     if lp not in ("batched", "highs"):
         raise ValueError(f"`lp` must be 'batched' or 'highs', got {lp!r}.")
-    if lookahead is not None and (isinstance(lookahead, bool) or int(lookahead) < 0):
+    if lookahead is not None and (
+        isinstance(lookahead, bool) or not isinstance(lookahead, (int, np.integer)) or lookahead < 0
+    ):
         raise ValueError(f"`lookahead` must be None or an integer >= 0, got {lookahead!r}.")
     if memory_budget is not None and not float(memory_budget) > 0:
         raise ValueError(f"`memory_budget` must be a positive number of bytes, got {memory_budget}.")
