@@ -28,6 +28,7 @@ the largest width exactly certified within the cap per depth and p.
 
     python benchmarks/lipbab.py [--batches 32 128] [--repeat 3] [--nodes 5000] [--device-counts 1 2]
     python benchmarks/lipbab.py --scaling only --cap 60
+    python benchmarks/lipbab.py --lipbab-from ../LipBaB --lipbab-cap 600   # beside the original (needs cvxopt)
 """
 
 from __future__ import annotations
@@ -141,7 +142,74 @@ def scaling_net(width: int, depth: int, kind: str, seed: int = 0) -> list:
     return out
 
 
-def scaling_table(widths, depths, ps, cap, batch, kinds=("random", "trained")) -> None:
+def original_lipbab(path: str, params, box, p: float, cap: float) -> dict:
+    """Run the original LipBaB (``LipBaB.py`` of https://github.com/pyrobits/LipBaB, from a local checkout at
+    ``path``; it needs cvxopt with GLPK) on ``params`` over ``box`` for the norm ``p``, stopped after ``cap``
+    seconds by the time limit its own loop has (commented out in its file; enabled here). Its code is not a
+    dependency and is not copied: its function definitions are executed as they are, our network replaces the one
+    it loads, and its main loop runs with its prints discarded. Returns ``{"status", "seconds", "lower", "upper",
+    "nodes"}``, or ``{"status": "not run (<why>)"}``."""
+    import contextlib
+    import os
+    import re
+    import time
+    from pathlib import Path
+
+    file = Path(path) / "LipBaB.py"
+    if not file.is_file():
+        return {"status": f"not run (no {file})"}
+    src = file.read_text()
+    load = re.search(r"^wts\s*=\s*np\.load", src, re.M)
+    main = re.search(r"^#\s*main algorithm", src, re.M | re.I)
+    if load is None or main is None:
+        return {"status": "not run (LipBaB.py has an unknown layout)"}
+    body, n_cap = re.subn(
+        r"#\s*if \(time\.time\(\) - (\w+)\)\s*>=\s*\d+\s*:[^\n]*\n(\s*)#\s*break",
+        r"if (time.time() - \1) >= __cap__:\n\2break",
+        src[main.start() :],
+    )
+    body, n_p = re.subn(r"^pnorm\s*=\s*\S+", "pnorm = __p__", body, flags=re.M)
+    if (n_cap, n_p) != (1, 1):
+        return {"status": "not run (LipBaB.py has an unknown layout)"}
+    ns: dict = {"__name__": "lipbab_original", "__cap__": float(cap), "__p__": p}
+    try:
+        exec(compile(src[: load.start()], str(file), "exec"), ns)  # imports cvxopt; defines the algorithm
+    except ImportError as e:
+        return {"status": f"not run ({e}; pip install cvxopt)"}
+    net = lipschitz.to_net(params)
+    ns["weights"] = [None] + [w.tolist() for w in net.weights]  # its layout: weights[l] is [out, in]
+    ns["biases"] = [None] + [b.tolist() for b in net.biases]
+    ns["ls"] = list(net.sizes)
+    ns["L"] = len(net.sizes) - 1
+    ns["X"] = [0] * net.sizes[0]
+    ns["act_pat"] = [[[1, 1] for _ in range(e)] for e in net.sizes]
+    ns["bnds"] = [[float(a), float(b)] for a, b in zip(*box)]
+    t = time.perf_counter()
+    with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):  # it prints every node's bound
+        exec(compile(body, str(file), "exec"), ns)
+    seconds = time.perf_counter() - t
+    queue = ns["pq"].queue
+    upper = max(-queue[0][0], ns["glb"]) if queue else ns["glb"]
+    return {
+        "status": "exact" if upper <= ns["glb"] else "budget",
+        "seconds": seconds,
+        "lower": ns["glb"],
+        "upper": upper,
+        "nodes": ns["pcnt"],
+    }
+
+
+def original_cell(path, params, box, p, cap) -> str:
+    """The scaling table's original-LipBaB column: time, status, bounds; "not run" without a checkout."""
+    if path is None:
+        return "not run (no --lipbab-from)"
+    r = original_lipbab(path, params, box, p, cap)
+    if "seconds" not in r:
+        return r["status"]
+    return f"{r['seconds']:.1f} s {r['status']} [{r['lower']:.6g}, {r['upper']:.6g}] {r['nodes']} nodes (cap {cap:g} s)"
+
+
+def scaling_table(widths, depths, ps, cap, batch, kinds=("random", "trained"), lipbab_from=None, lipbab_cap=600.0):
     """Nodes, batches, time to the first bound, time to the final certificate and final gap, exact and
     k-approximate (lower >= 0.9 upper, k = 1/0.9), random and trained nets; then the largest width exactly
     certified within ``cap`` seconds per depth."""
@@ -149,7 +217,7 @@ def scaling_table(widths, depths, ps, cap, batch, kinds=("random", "trained")) -
     k_approx = 1 / 0.9
     print(
         "kind    | net | p | target | nodes | batches | first bound s | final s | status | final gap | "
-        "original LipBaB (not a dependency; needs GLPK and its checkout)",
+        "original LipBaB, exact (not a dependency: --lipbab-from a checkout, with cvxopt)",
         flush=True,
     )
     certified: dict = {(kind, d, p): [] for kind in kinds for d in depths for p in ps}
@@ -167,10 +235,11 @@ def scaling_table(widths, depths, ps, cap, batch, kinds=("random", "trained")) -
                         gap = (r.upper - r.lower) / r.upper if r.upper > 0 else 0.0
                         if k == 1.0 and r.exact:
                             certified[kind, depth, p].append(width)
+                        orig = original_cell(lipbab_from, params, box, p, lipbab_cap) if k == 1.0 else "-"
                         print(
                             f"{kind:7s} | {name} | {p:g} | "
                             f"{'exact' if k == 1 else 'k=0.9'} | {r.nodes} | {len(r.rounds)} | "
-                            f"{r.history[0][1]:.3f} | {r.seconds:.2f} | {r.status} | {gap:.1e} | not run",
+                            f"{r.history[0][1]:.3f} | {r.seconds:.2f} | {r.status} | {gap:.1e} | {orig}",
                             flush=True,
                         )
     for (kind, depth, p), ws in certified.items():
@@ -204,13 +273,30 @@ def main(argv=None):
         "--cap", type=float, default=None, help="seconds per search in the scaling table (default 8 small, 60 grid)"
     )
     ap.add_argument("--scaling-batch", type=int, default=64, help="node batch of the scaling table's searches")
+    ap.add_argument(
+        "--lipbab-from",
+        default=None,
+        metavar="DIR",
+        help="a checkout of the original LipBaB (github.com/pyrobits/LipBaB; needs cvxopt): its time on SDnet p=2 "
+        "and in the scaling table's exact rows, each capped at --lipbab-cap",
+    )
+    ap.add_argument("--lipbab-cap", type=float, default=600.0, help="seconds per run of the original LipBaB")
     ap.add_argument("--throughput-child", action="store_true", help=argparse.SUPPRESS)
     args = parse(ap, argv, FULL)
     if args.throughput_child:
         throughput_child(args.nodes)
         return
     if args.scaling in ("grid", "only"):
-        scaling_table(args.widths, args.depths, args.ps, args.cap or 60.0, args.scaling_batch, tuple(args.kinds))
+        scaling_table(
+            args.widths,
+            args.depths,
+            args.ps,
+            args.cap or 60.0,
+            args.scaling_batch,
+            tuple(args.kinds),
+            args.lipbab_from,
+            args.lipbab_cap,
+        )
         if args.scaling == "only":
             return
     params, box = NET.params, NET.box
@@ -240,6 +326,13 @@ def main(argv=None):
         times[1, "batched"],
         best,
     )
+    if args.lipbab_from is not None:
+        orig = original_lipbab(args.lipbab_from, params, box, 2.0, args.lipbab_cap)
+        if "seconds" in orig and orig["status"] == "exact":
+            assert abs(orig["upper"] - EXACT[2]) <= 1e-6 * EXACT[2], orig  # the same constant (its rounding: 1e-15)
+            report("lipbab exact p=2 (10,30,30,30,3) vs the original LipBaB run here (GLPK)", orig["seconds"], best)
+        else:
+            print(f"lipbab exact p=2 (10,30,30,30,3) vs the original LipBaB: {orig['status']}", flush=True)
     for p in (1, 2, np.inf):
         run(best_b, p)()  # compile for this p
         t, r = best_time(run(best_b, p), args.repeat)
@@ -269,7 +362,9 @@ def main(argv=None):
     )
     throughput(args.nodes, tuple(args.device_counts))
     if args.scaling == "small":
-        scaling_table((20, 40), (3,), (2,), args.cap or 8.0, args.scaling_batch, kinds=("random",))
+        scaling_table(
+            (20, 40), (3,), (2,), args.cap or 8.0, args.scaling_batch, ("random",), args.lipbab_from, args.lipbab_cap
+        )
 
 
 if __name__ == "__main__":

@@ -89,3 +89,75 @@ def test_every_benchmark_script_defines_full_sizes():
         with open(os.path.join(folder, n)) as fh:
             src = fh.read()
         assert "parse(" in src and "FULL = {" in src, n
+
+
+FAKE_LIPBAB = """import numpy as np
+from queue import PriorityQueue
+import time
+
+
+def lip_bound(w):
+    return float(np.linalg.norm(np.asarray(w), pnorm))
+
+
+wts=np.load('saved_networks/SDnet_weights.npy',allow_pickle=True)
+weights=None
+
+# In[12]:
+
+#main algorithm
+
+start_time = time.time()
+pq=PriorityQueue()
+pcnt=0
+pnorm=2 #norm of choice (1,2,inf)
+glb=0.0
+pq.put((-99.0, 0, None))
+while(True):
+    #if (time.time() - start_time)>=300: #(setting execution time limit (in seconds))
+        #break
+    if(pq.empty()==True):
+        break
+    print("a line per node")
+    pq.get()
+    pcnt+=1
+    pq.put((-99.0, pcnt, None))
+    if FINISH and pcnt == 3:
+        glb = lip_bound(weights[1])
+        pq.get()
+    time.sleep(0.01)
+"""
+
+
+def test_original_lipbab_adapter_runs_its_file_with_our_net_and_its_time_limit(tmp_path, capsys):
+    """benchmarks/lipbab.py --lipbab-from: the original's own file is executed (not copied) with our network in
+    place of the one it loads, its commented-out time limit enabled at the cap, its norm set, its prints discarded;
+    checked on a stand-in with the original's layout. A missing checkout or another layout says "not run"."""
+    import importlib
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    try:
+        lipbab = importlib.import_module("lipbab")
+    finally:
+        sys.path.remove(os.path.join(REPO, "benchmarks"))
+    params = [(np.array([[3.0, 0.0], [0.0, 4.0]]), np.zeros(2)), (np.ones((2, 1)), np.zeros(1))]  # kernel layout
+    box = (np.zeros(2), np.ones(2))
+    for finish in (True, False):
+        d = tmp_path / str(finish)
+        d.mkdir()
+        (d / "LipBaB.py").write_text(FAKE_LIPBAB.replace("FINISH", str(finish)))
+        r = lipbab.original_lipbab(str(d), params, box, np.inf, cap=0.3)
+        assert r["nodes"] >= 3 and r["seconds"] < 5
+        if finish:  # its bound of our first layer's W = kernel.T = diag(3, 4) in the inf-norm
+            assert r["status"] == "exact" and r["lower"] == r["upper"] == 4.0
+        else:  # only the enabled time limit ends this loop
+            assert r["status"] == "budget" and r["seconds"] >= 0.3 and (r["lower"], r["upper"]) == (0.0, 99.0)
+    assert "a line per node" not in capsys.readouterr().out
+    assert lipbab.original_lipbab(str(tmp_path / "nowhere"), params, box, 2.0, 1.0)["status"].startswith("not run")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "LipBaB.py").write_text("print('a different program')\n")
+    assert "unknown layout" in lipbab.original_lipbab(str(tmp_path / "other"), params, box, 2.0, 1.0)["status"]
+    assert lipbab.original_cell(None, params, box, 2.0, 1.0) == "not run (no --lipbab-from)"
