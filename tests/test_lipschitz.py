@@ -457,15 +457,19 @@ def test_phase1_optimum_equals_scipy_on_the_same_auxiliary_lp():
         assert np.all(sol.lam[i] >= 0) and np.all(sol.lam[i][~v] == 0)
 
 
+def random_phase1_problems(seed, k, m, n):
+    """``k`` auxiliary LPs of ``m`` unit rows in ``n`` box coordinates, about 70 % of the rows valid."""
+    rng = np.random.default_rng(seed)
+    g = rng.normal(size=(k, m, n))
+    g /= np.linalg.norm(g, axis=2, keepdims=True)
+    return g, rng.normal(size=(k, m)) * 0.3, rng.random((k, m)) < 0.7
+
+
 def test_phase1_in_groups_equals_one_vmap():
     """Groups of problems solved in sequence (with padding problems filling the last group) give the one-vmap
     answers: the same pivots on the same problems, compared to 1e-12 (different programs)."""
-    rng = np.random.default_rng(2)
-    k, m, n = 30, 16, 5
-    g = rng.normal(size=(k, m, n))
-    g /= np.linalg.norm(g, axis=2, keepdims=True)
-    h = rng.normal(size=(k, m)) * 0.3
-    valid = rng.random((k, m)) < 0.7
+    k, n = 30, 5
+    g, h, valid = random_phase1_problems(2, k, 16, n)
     with jax.enable_x64(True):
         whole = jax.device_get(simplex.phase1(g, h, valid, group=None))
         for group in (4, 7, 64):  # 30 = 7 * 4 + 2: two padding problems; 64 > 30: one vmap
@@ -514,12 +518,8 @@ def test_simplex_shapes_form_one_small_family_and_chunking_changes_nothing():
     at least 16): the first SDnet search compiled 8 simplex programs with power-of-two counts, now at most 3.
     Chunked and one-call solutions agree (different programs: stated tolerance 1e-12)."""
     assert [lplib._problem_rows(k) for k in (1, 8, 9, 32, 33, 128, 129, 300)] == [8, 8, 32, 32, 128, 128, 256, 384]
-    rng = np.random.default_rng(0)
-    k, m, n = 300, 16, 6
-    g = rng.normal(size=(k, m, n))
-    g /= np.linalg.norm(g, axis=2, keepdims=True)
-    h = rng.normal(size=(k, m)) * 0.3
-    live = rng.random((k, m)) < 0.7
+    k = 300
+    g, h, live = random_phase1_problems(0, k, 16, 6)
     g, h, live = (np.concatenate([x, np.zeros((384 - k,) + x.shape[1:], x.dtype)]) for x in (g, h, live))
     chunked = lplib._phase1_chunked(g, h, live, 200)
     with jax.enable_x64(True):
