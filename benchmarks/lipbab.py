@@ -34,6 +34,7 @@ the largest width exactly certified within the cap per depth and p.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 
 import numpy as np
@@ -283,6 +284,10 @@ def main(argv=None):
     ap.add_argument("--lipbab-cap", type=float, default=600.0, help="seconds per run of the original LipBaB")
     ap.add_argument("--throughput-child", action="store_true", help=argparse.SUPPRESS)
     args = parse(ap, argv, FULL)
+    if args.lipbab_from is not None and not os.path.isfile(os.path.join(args.lipbab_from, "LipBaB.py")):
+        ap.error(f"--lipbab-from: no LipBaB.py in {args.lipbab_from!r} (a checkout of github.com/pyrobits/LipBaB)")
+    if not args.lipbab_cap > 0:
+        ap.error(f"--lipbab-cap: expected a positive number of seconds, got {args.lipbab_cap}")
     if args.throughput_child:
         throughput_child(args.nodes)
         return

@@ -161,3 +161,21 @@ def test_original_lipbab_adapter_runs_its_file_with_our_net_and_its_time_limit(t
     (tmp_path / "other" / "LipBaB.py").write_text("print('a different program')\n")
     assert "unknown layout" in lipbab.original_lipbab(str(tmp_path / "other"), params, box, 2.0, 1.0)["status"]
     assert lipbab.original_cell(None, params, box, 2.0, 1.0) == "not run (no --lipbab-from)"
+
+
+def test_lipbab_command_line_rejects_a_missing_checkout_and_a_bad_cap_before_any_work(tmp_path, capsys):
+    """Bad --lipbab-from / --lipbab-cap exit 2 with the argument named, before any search runs."""
+    import importlib
+    import sys
+
+    import pytest
+
+    sys.path.insert(0, os.path.join(REPO, "benchmarks"))
+    try:
+        lipbab = importlib.import_module("lipbab")
+    finally:
+        sys.path.remove(os.path.join(REPO, "benchmarks"))
+    for argv, name in ((["--lipbab-from", str(tmp_path)], "--lipbab-from"), (["--lipbab-cap", "0"], "--lipbab-cap")):
+        with pytest.raises(SystemExit) as e:
+            lipbab.main(argv)
+        assert e.value.code == 2 and name in capsys.readouterr().err
